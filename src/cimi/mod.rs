@@ -1,0 +1,3 @@
+//! The CIMI client and the shared CIMI resource model.
+
+pub mod model;

@@ -1,0 +1,1 @@
+//! The reconcilers and their shared machinery.

@@ -1,0 +1,1 @@
+//! Operator runtime: CLI, configuration, telemetry, metrics, health, leader election.

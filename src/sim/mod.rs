@@ -1,0 +1,1 @@
+//! cimi-sim: a CIMI provider that simulates an IaaS.
