@@ -1,1 +1,7 @@
-fn main() {}
+//! End-to-end tests on a real control plane (etcd + kube-apiserver + kube-controller-manager), one per test
+//! binary, shared by every test; each test works in its own namespace with its own clients.
+
+mod harness;
+
+mod devenv;
+mod smoke;

@@ -1,0 +1,89 @@
+//! The shared control plane and per-test helpers.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// The control plane of this test binary, started on first use. It runs until the binary exits; its supervisor
+/// stops every process then.
+pub fn control_plane() -> &'static ControlPlane {
+    let cp = CONTROL_PLANE.get_or_init(|| {
+        // Started on a runtime of its own: the clients made during start-up die with it, the processes do not.
+        std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            rt.block_on(ControlPlane::start(ControlPlaneConfig::default())).map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("control plane start-up panicked".into()))
+    });
+    match cp {
+        Ok(cp) => cp,
+        Err(e) => panic!("the control plane did not start: {e}"),
+    }
+}
+
+/// A new admin client for the current test's runtime.
+pub async fn client() -> kube::Client {
+    control_plane().client().await.expect("a client for the control plane")
+}
+
+/// A namespace of the test's own, deleted when dropped (best effort, in the background).
+pub struct TestNamespace {
+    pub name: String,
+    client: kube::Client,
+}
+
+impl TestNamespace {
+    /// Creates `<prefix>-<random>`.
+    pub async fn new(client: &kube::Client, prefix: &str) -> Self {
+        let name = format!("{prefix}-{}", random_suffix());
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns).await.expect("create test namespace");
+        Self { name, client: client.clone() }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let name = self.name.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = api.delete(&name, &DeleteParams::background()).await;
+            });
+        }
+    }
+}
+
+pub fn random_suffix() -> String {
+    use rand::Rng as _;
+    let n: u32 = rand::rng().random();
+    format!("{n:08x}")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
