@@ -5,3 +5,5 @@ pub mod model;
 pub mod query;
 
 pub use error::CimiError;
+pub mod normalize;
+pub mod xml;
