@@ -9,7 +9,7 @@
 //! Text is kept as strings here; the normalisation step turns known numeric and boolean attributes back
 //! into numbers and booleans.
 
-use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
 use super::normalize::{NS1, entry_key, type_name};
@@ -256,123 +256,14 @@ fn read_tree(doc: &[u8]) -> Result<Node, String> {
     }
 }
 
-/// The item element name of an array attribute (`operations` -> `operation`).
-fn singular(key: &str) -> String {
-    for (item, arr) in ARRAY_ITEMS.iter().chain(TEMPLATE_ARRAY_ITEMS) {
-        if *arr == key {
-            return (*item).to_string();
-        }
-    }
-    if key == "actions" {
-        return "action".into();
-    }
-    if let Some(stem) = key.strip_suffix("sses") {
-        return format!("{stem}ss");
-    }
-    key.strip_suffix('s').unwrap_or(key).to_string()
-}
-
-/// Write a JSON-shaped body (with its `resourceURI`) as a CIMI XML document.
+/// Write a JSON-shaped body (with its `resourceURI`) as a CIMI XML document. The shared model's writer is
+/// used, so that what the client sends is exactly what cimi-sim reads; the golden test below holds it to
+/// hand-written documents.
 pub fn write(body: &Value) -> Result<Vec<u8>, String> {
-    let Value::Object(obj) = body else {
-        return Err("an XML body must be an object".into());
-    };
-    let uri = obj
-        .get("resourceURI")
-        .and_then(Value::as_str)
-        .ok_or("an XML body needs a resourceURI")?;
-    let root = type_name(uri);
-    let ns = uri
-        .strip_suffix(root)
-        .map(|s| s.trim_end_matches('/'))
-        .unwrap_or(NS1);
-    let mut w = quick_xml::Writer::new(Vec::new());
-    let mut start = BytesStart::new(root);
-    start.push_attribute(("xmlns", ns));
-    w.write_event(Event::Start(start))
-        .map_err(|e| e.to_string())?;
-    write_fields(&mut w, obj).map_err(|e| e.to_string())?;
-    w.write_event(Event::End(BytesEnd::new(root)))
-        .map_err(|e| e.to_string())?;
-    Ok(w.into_inner())
-}
-
-fn write_fields(
-    w: &mut quick_xml::Writer<Vec<u8>>,
-    obj: &Map<String, Value>,
-) -> std::io::Result<()> {
-    for (k, v) in obj {
-        if k == "resourceURI" {
-            continue;
-        }
-        if k == "properties"
-            && let Value::Object(map) = v
-        {
-            for (pk, pv) in map {
-                let mut s = BytesStart::new("property");
-                s.push_attribute(("key", pk.as_str()));
-                w.write_event(Event::Start(s))?;
-                w.write_event(Event::Text(BytesText::new(&scalar_text(pv))))?;
-                w.write_event(Event::End(BytesEnd::new("property")))?;
-            }
-            continue;
-        }
-        match v {
-            Value::Array(items) => {
-                let item = singular(k);
-                for i in items {
-                    write_element(w, &item, i)?;
-                }
-            }
-            other => write_element(w, k, other)?,
-        }
+    if body.get("resourceURI").and_then(Value::as_str).is_none() {
+        return Err("an XML body needs a resourceURI".into());
     }
-    Ok(())
-}
-
-fn scalar_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn write_element(w: &mut quick_xml::Writer<Vec<u8>>, name: &str, v: &Value) -> std::io::Result<()> {
-    match v {
-        Value::Null => {
-            w.write_event(Event::Empty(BytesStart::new(name)))?;
-        }
-        Value::Object(o) => {
-            let mut s = BytesStart::new(name);
-            if let Some(href) = o.get("href").and_then(Value::as_str) {
-                s.push_attribute(("href", href));
-            }
-            let rest: Map<String, Value> = o
-                .iter()
-                .filter(|(k, _)| *k != "href")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            if rest.is_empty() {
-                w.write_event(Event::Empty(s))?;
-            } else {
-                w.write_event(Event::Start(s))?;
-                write_fields(w, &rest)?;
-                w.write_event(Event::End(BytesEnd::new(name)))?;
-            }
-        }
-        Value::Array(items) => {
-            for i in items {
-                write_element(w, name, i)?;
-            }
-        }
-        scalar => {
-            w.write_event(Event::Start(BytesStart::new(name)))?;
-            w.write_event(Event::Text(BytesText::new(&scalar_text(scalar))))?;
-            w.write_event(Event::End(BytesEnd::new(name)))?;
-        }
-    }
-    Ok(())
+    Ok(crate::cimi::model::xml::to_xml(body, "Resource").into_bytes())
 }
 
 #[cfg(test)]
@@ -525,9 +416,10 @@ mod tests {
             assert!(written.contains(piece), "{piece} missing from {written}");
         }
         let action = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/Action", "action": "http://schemas.dmtf.org/cimi/1/action/stop", "force": true});
-        assert_eq!(
-            String::from_utf8(write(&action).unwrap()).unwrap(),
-            "<Action xmlns=\"http://schemas.dmtf.org/cimi/1\"><action>http://schemas.dmtf.org/cimi/1/action/stop</action><force>true</force></Action>"
+        let action_xml = String::from_utf8(write(&action).unwrap()).unwrap();
+        assert!(
+            action_xml.ends_with("<Action xmlns=\"http://schemas.dmtf.org/cimi/1\"><action>http://schemas.dmtf.org/cimi/1/action/stop</action><force>true</force></Action>"),
+            "{action_xml}"
         );
         // And what we write reads back to the same shape.
         let mut back = parse(written.as_bytes()).unwrap();
