@@ -6,4 +6,5 @@ pub mod query;
 
 pub use error::CimiError;
 pub mod normalize;
+pub mod transport;
 pub mod xml;
