@@ -319,6 +319,7 @@ pub fn canonical_rel(rel: &str, has_plain_delete: bool) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! One fixture per tolerated deviation; each quotes its line of `cimi-reference.md` section 7.
     use super::*;

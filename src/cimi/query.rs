@@ -473,6 +473,7 @@ pub fn select_url(url: &Url, attrs: &[&str]) -> Url {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod grammar {
     //! A parser of the CIMI `$filter` grammar (reference section 2), used only to prove that the builder
     //! writes valid filters: it accepts exactly the grammar and rebuilds the tree.
@@ -657,6 +658,7 @@ pub(crate) mod grammar {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};

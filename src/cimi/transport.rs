@@ -690,6 +690,7 @@ pub fn decode_body(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -267,6 +267,7 @@ pub fn write(body: &Value) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! Golden fixtures written by hand from reference section 1.2 and the 1.x XSD, not by our writer.
     use super::*;
