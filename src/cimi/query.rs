@@ -279,8 +279,10 @@ impl Filter {
     }
 }
 
-/// Write a string literal the grammar accepts: single quotes unless the text has one (then double quotes);
-/// a backslash escapes the chosen quote and the backslash itself.
+/// Write a string literal the grammar accepts. The grammar has no escape, so the quote is chosen to avoid
+/// one: single quotes, or double quotes for text holding a single quote. Only text holding both kinds needs
+/// more: the chosen quote is then doubled inside (`'a''b"c'`), the convention cimi-sim reads. A backslash
+/// is an ordinary character.
 pub fn quote(s: &str) -> String {
     quote_preferring(s, '\'')
 }
@@ -295,8 +297,8 @@ fn quote_preferring(s: &str, preferred: char) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push(q);
     for c in s.chars() {
-        if c == q || c == '\\' {
-            out.push('\\');
+        if c == q {
+            out.push(q);
         }
         out.push(c);
     }
@@ -620,8 +622,9 @@ pub(crate) mod grammar {
             loop {
                 let c = *self.s.get(self.i).ok_or("unterminated string")?;
                 self.i += 1;
-                if c == b'\\' {
-                    out.push(*self.s.get(self.i).ok_or("dangling escape")?);
+                if c == q && self.s.get(self.i) == Some(&q) {
+                    // A doubled quote inside the string.
+                    out.push(q);
                     self.i += 1;
                 } else if c == q {
                     break;
@@ -696,8 +699,8 @@ mod tests {
     fn quoting_and_escaping() {
         assert_eq!(quote("it's"), "\"it's\"");
         assert_eq!(quote("say \"hi\""), "'say \"hi\"'");
-        assert_eq!(quote(r#"a'b"c\d"#), r#"'a\'b"c\\d'"#);
-        assert_eq!(quote(r"back\slash"), r"'back\\slash'");
+        assert_eq!(quote(r#"a'b"c\d"#), r#"'a''b"c\d'"#);
+        assert_eq!(quote(r"back\slash"), r"'back\slash'");
         assert_eq!(
             Filter::property("k'ey", "v\"al").unwrap().to_string(),
             r#"property["k'ey"]='v"al'"#
