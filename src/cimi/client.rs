@@ -513,8 +513,11 @@ impl CimiClient {
             })
             .await?;
         let body = self.normalized(&resp, None);
-        let location = resp.header_url(http::header::LOCATION.as_str());
-        let mut job = resp.header_url(JOB_HEADER);
+        // Header URIs, like every CIMI href, resolve against baseURI when relative.
+        let location = self
+            .header_href(&resp, http::header::LOCATION.as_str())
+            .await;
+        let mut job = self.header_href(&resp, JOB_HEADER).await;
         if job.is_none()
             && let Some(b) = &body
             && b.get("resourceURI").and_then(Value::as_str).map(type_name) == Some("Job")
@@ -535,6 +538,17 @@ impl CimiClient {
             job,
             body,
         })
+    }
+
+    async fn header_href(&self, resp: &Response, name: &str) -> Option<Url> {
+        let raw = resp.headers.get(name)?.to_str().ok()?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        match self.resolve(raw).await {
+            Ok(u) => Some(u),
+            Err(_) => resp.header_url(name),
+        }
     }
 
     /// POST a create body (a `…Create`, or a template, config, image or credential by value) to the `add`
