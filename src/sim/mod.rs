@@ -1,1 +1,217 @@
-//! cimi-sim: a CIMI provider that simulates an IaaS.
+//! cimi-sim: a CIMI provider that simulates an IaaS, for demos, tests and users' own CI.
+//!
+//! Start one in-process with [`Sim::start`]; the [`SimHandle`] gives its URL (the CloudEntryPoint), its
+//! statistics, its fault rules, and lets a test restart it (same port, same state) or stop it. The same
+//! simulator runs as the `cimi-sim` binary.
+//!
+//! - [`config`]: [`SimConfig`], profiles, timing and authentication;
+//! - [`catalog`]: the configurations, images and templates it starts with (the Primer's by default);
+//! - [`store`]: the resources, their state machines and Jobs;
+//! - [`machine`]: the state machines as pure functions;
+//! - [`query`]: `$filter`, `$select`, `$expand`, `$first`/`$last`, `$orderby`;
+//! - [`faults`]: fault rules (`GET/PUT /_sim/faults`);
+//! - [`stats`]: request statistics (`GET /_sim/stats`);
+//! - [`server`]: HTTP, content negotiation, profiles and the admin API.
+
+pub mod catalog;
+pub mod config;
+pub mod faults;
+pub mod machine;
+pub mod query;
+pub mod server;
+pub mod stats;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+pub use catalog::Catalog;
+pub use config::{Auth, Profile, SimConfig, Timing};
+pub use faults::{FaultKind, FaultRule, FaultSet};
+pub use stats::{RequestRecord, SimStats};
+
+use server::{App, ConnDrop, FaultState, lock};
+use store::Store;
+
+/// The simulator.
+pub struct Sim;
+
+/// A running simulator.
+pub struct SimHandle {
+    app: Arc<App>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Sim {
+    /// Binds `config.listen` and serves; returns once the port is bound.
+    pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let mut base = config
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/"));
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let catalog = config.catalog.clone().unwrap_or_else(Catalog::primer);
+        let loaded = config
+            .state_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<Store>(&bytes).ok())
+            .map(|mut s| {
+                s.reseed(config.seed);
+                s.base = base.clone();
+                s
+            });
+        let store = loaded.unwrap_or_else(|| {
+            Store::new(
+                base.clone(),
+                config.profile,
+                config.timing,
+                config.seed,
+                &catalog,
+            )
+        });
+        let app = Arc::new(App {
+            base,
+            store: Mutex::new(store),
+            faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
+            stats: Mutex::new(SimStats::default()),
+            config,
+        });
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone()));
+        Ok(SimHandle {
+            app,
+            addr,
+            shutdown,
+            task: Some(task),
+        })
+    }
+}
+
+async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+    let router = server::router(app);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let drop_conn = CancellationToken::new();
+            let token = drop_conn.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnDrop(token.clone()));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = drop_conn.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+impl SimHandle {
+    /// The CloudEntryPoint URL (the base URI, ending with `/`).
+    pub fn url(&self) -> String {
+        self.app.base.clone()
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A copy of the statistics.
+    pub fn stats(&self) -> SimStats {
+        lock(&self.app.stats).clone()
+    }
+
+    /// Replaces the fault rules.
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        lock(&self.app.faults).set = FaultSet { rules };
+    }
+
+    /// The fault rules now (with their remaining `times`).
+    pub fn faults(&self) -> Vec<FaultRule> {
+        lock(&self.app.faults).set.rules.clone()
+    }
+
+    /// Back to the catalog: resources, Jobs, faults and statistics cleared.
+    pub fn reset(&self) {
+        server::reset(&self.app);
+    }
+
+    /// Runs `f` on the provider state (for tests and benchmarks that need many resources quickly).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut lock(&self.app.store))
+    }
+
+    /// Simulates a provider restart: every connection is dropped and the port closed, then the same port is
+    /// bound again with the same state (pending transitions continue).
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let mut attempts = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if attempts < 50 => {
+                    attempts += 1;
+                    tracing::debug!(error = %e, "rebinding the simulator port");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.shutdown = CancellationToken::new();
+        self.task = Some(tokio::spawn(serve(
+            listener,
+            self.app.clone(),
+            self.shutdown.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Stops serving and closes every connection.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the simulator stops (for the binary).
+    pub async fn wait(&mut self) {
+        if let Some(task) = self.task.as_mut() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -133,6 +133,8 @@ pub trait Resource {
     fn resource_uri() -> String {
         type_uri(Self::TYPE_NAME)
     }
+    /// The attributes this model does not know, as received.
+    fn extra(&self) -> &Map<String, Value>;
     /// The `resourceURI` of this type's collection.
     fn collection_uri() -> String {
         type_uri(&format!("{}Collection", Self::TYPE_NAME))

@@ -1,0 +1,104 @@
+//! `cimi-sim`: the CIMI provider simulator. Prints the CloudEntryPoint URL as its first line, then serves until
+//! interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cimi_operator::sim::{Auth, Catalog, FaultSet, Profile, Sim, SimConfig, Timing};
+use clap::Parser;
+
+/// A CIMI provider that simulates an IaaS.
+#[derive(Debug, Parser)]
+#[command(name = "cimi-sim", version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8780")]
+    listen: SocketAddr,
+    /// The base URI advertised to consumers (default: the listen URL).
+    #[arg(long)]
+    external_url: Option<String>,
+    /// Basic auth user.
+    #[arg(long, env = "CIMI_SIM_USER", default_value = "demo")]
+    user: String,
+    /// Basic auth password.
+    #[arg(
+        long,
+        env = "CIMI_SIM_PASSWORD",
+        default_value = "demo",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Accept `Authorization: Bearer <token>` instead of Basic.
+    #[arg(long, conflicts_with = "no_auth")]
+    token: Option<String>,
+    /// Accept every request.
+    #[arg(long)]
+    no_auth: bool,
+    /// Which reading of the standard to serve.
+    #[arg(long, value_enum, default_value_t = Profile::Strict)]
+    profile: Profile,
+    /// How long state transitions take.
+    #[arg(long, value_enum, default_value_t = Timing::Fast)]
+    timing: Timing,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// A catalog file (YAML or JSON) replacing the Primer's.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// A fault file (`{"rules": [...]}`, YAML or JSON) active from the start.
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Persist state to this file (written atomically after every change).
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let auth = if args.no_auth {
+        Auth::None
+    } else if let Some(token) = args.token {
+        Auth::Bearer(token)
+    } else {
+        Auth::Basic {
+            user: args.user,
+            password: args.password,
+        }
+    };
+    let catalog = args.catalog.as_deref().map(Catalog::load).transpose()?;
+    let faults = match &args.faults {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_yaml::from_str::<FaultSet>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
+                .rules
+        }
+        None => Vec::new(),
+    };
+    let config = SimConfig {
+        listen: args.listen,
+        external_url: args.external_url,
+        auth,
+        profile: args.profile,
+        timing: args.timing,
+        seed: args.seed,
+        catalog,
+        faults,
+        state_file: args.state_file,
+    };
+    let mut sim = Sim::start(config).await.context("starting the simulator")?;
+    println!("{}", sim.url());
+    tokio::select! {
+        _ = sim.wait() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The configuration of a simulator: where it listens, who may call it, how it behaves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::Catalog;
+use super::faults::FaultRule;
+
+/// How a consumer authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Every request is accepted.
+    None,
+    /// HTTP Basic with this user and password.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+}
+
+/// Which reading of the standard the simulator serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Our reading of the standard: Jobs, strict types, Job-shaped errors.
+    #[default]
+    Strict,
+    /// No Jobs: actions answer 202 with an empty body and no `CIMI-Job-URI`; no jobs/meters/eventLogs in the
+    /// CloudEntryPoint.
+    NoJobs,
+    /// The deviations of `cimi-reference.md` section 7, as 1.x-era providers served them (no Jobs either).
+    #[value(name = "lenient-1x")]
+    #[serde(rename = "lenient-1x")]
+    Lenient1x,
+}
+
+impl Profile {
+    /// Whether Jobs are exposed.
+    pub fn jobs(self) -> bool {
+        self == Profile::Strict
+    }
+}
+
+/// How long state transitions take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// Everything completes within the request: creates answer 201, actions 204 with a completed Job.
+    Instant,
+    /// Transitions take tens of milliseconds: 202 + Job.
+    #[default]
+    Fast,
+    /// Transitions take seconds, like a real IaaS.
+    Realistic,
+}
+
+impl Timing {
+    /// The range of one transition's duration, in milliseconds.
+    pub fn step_millis(self) -> (u64, u64) {
+        match self {
+            Timing::Instant => (0, 0),
+            Timing::Fast => (20, 80),
+            Timing::Realistic => (1500, 5000),
+        }
+    }
+}
+
+/// Everything a simulator needs to start.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where to listen; port 0 picks a free one (see [`SimHandle::url`](super::SimHandle::url)).
+    pub listen: SocketAddr,
+    /// The base URI advertised in the CloudEntryPoint and in every href (default: the listen URL).
+    pub external_url: Option<String>,
+    /// Authentication.
+    pub auth: Auth,
+    /// Profile.
+    pub profile: Profile,
+    /// Timing of state transitions.
+    pub timing: Timing,
+    /// Seed of every random choice (durations, fault rates, MAC addresses), for repeatable runs.
+    pub seed: u64,
+    /// The catalog (configs, images, templates); `None` is the Primer's default catalog.
+    pub catalog: Option<Catalog>,
+    /// Fault rules active from the start.
+    pub faults: Vec<FaultRule>,
+    /// Where to persist state (crash-safe: written to a temporary file, then renamed); `None` keeps it in memory.
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for SimConfig {
+    /// Loopback on a free port, Basic `demo`/`demo`, strict profile, fast timing, seed 0, default catalog.
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            external_url: None,
+            auth: Auth::Basic {
+                user: "demo".into(),
+                password: "demo".into(),
+            },
+            profile: Profile::Strict,
+            timing: Timing::Fast,
+            seed: 0,
+            catalog: None,
+            faults: Vec::new(),
+            state_file: None,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! cimi-sim integration tests.
