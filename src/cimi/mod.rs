@@ -1,3 +1,48 @@
 //! The CIMI client and the shared CIMI resource model.
+//!
+//! - [`model`]: the shared, strict CIMI 1.x resource model (also used by cimi-sim);
+//! - [`client`]: [`CimiClient`], discovery from the CloudEntryPoint and every CIMI operation;
+//! - [`jobs`]: following Jobs (nested included) or resource states, with timeouts and cancellation;
+//! - [`query`]: the typed `$filter` builder and the other query parameters;
+//! - [`transport`]: HTTP with TLS, auth, the per-provider rate budget, safe retries, spans and metrics;
+//! - [`normalize`]: the client's tolerance for deviating providers (reference section 7);
+//! - [`xml`]: CIMI XML read into (and written from) the JSON shape;
+//! - [`error`]: [`CimiError`], the one error type.
+//!
+//! The Primer's walkthrough, through the client:
+//!
+//! ```no_run
+//! use cimi_operator::cimi::{CimiClient, ClientConfig, jobs::WaitOptions, query::Query};
+//! use cimi_operator::cimi::model::{MachineConfiguration, MachineImage, Machine};
+//! use serde_json::{json, Map};
+//! # async fn primer() -> Result<(), cimi_operator::cimi::CimiError> {
+//! let client = CimiClient::connect(ClientConfig::new("lab", "http://127.0.0.1:8780/cimi/cloudEntryPoint")?).await?;
+//! let image = client.list_all::<MachineImage>("machineImages", &Query::new().last(1)).await?.entries.remove(0);
+//! let config = client.list_all::<MachineConfiguration>("machineConfigs", &Query::new()).await?.entries.remove(0);
+//! let created = client.create("machines", &json!({
+//!     "resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": "myMachine1",
+//!     "machineTemplate": {"machineConfig": {"href": config.id}, "machineImage": {"href": image.id}}})).await?;
+//! let machines = client.collection_url("machines").await?;
+//! let href = client.created_href(&created, &machines).await?.expect("the provider says where");
+//! let wait = WaitOptions::from(client.config().wait);
+//! client.settle(&created, Some(&href), &["STOPPED"], &wait).await?;
+//! let machine = client.get_value(&href).await?;
+//! let started = client.action(&machine, "start", Map::new()).await?;
+//! client.settle(&started, Some(&href), &["STARTED"], &wait).await?;
+//! let m: Machine = client.get(&href).await?;
+//! assert_eq!(m.state.as_deref(), Some("STARTED"));
+//! # Ok(()) }
+//! ```
 
+pub mod client;
+pub mod error;
+pub mod jobs;
 pub mod model;
+pub mod normalize;
+pub mod query;
+pub mod transport;
+pub mod xml;
+
+pub use client::{Accepted, CimiClient, ClientConfig, Discovery, Listing, WaitPolicy};
+pub use error::CimiError;
+pub use transport::{Auth, ClientMetrics, Format, Limits, RetryPolicy, Secret, TransportConfig};

@@ -1,0 +1,870 @@
+//! HTTP to one CIMI provider: TLS, authentication, a shared rate budget, retries, tracing and metrics.
+//!
+//! One [`Transport`] per provider, cloned by every caller (clones share the connection pool, the
+//! concurrency limit and the token bucket). Each request:
+//! 1. takes a token from the bucket (`requests_per_second`, `burst`) and a concurrency permit;
+//! 2. is sent with Basic or Bearer auth (reqwest marks the header sensitive; credentials never reach a log
+//!    or an error, and URLs are shown without user info);
+//! 3. is retried with jittered exponential backoff only when that is safe: the method is idempotent, or the
+//!    provider said that nothing happened (429 and 503, honouring `Retry-After`; refused connections);
+//! 4. runs in a `cimi_request` tracing span (provider, method, href, status, duration) and is counted in
+//!    [`ClientMetrics`] by provider, operation and status.
+//!
+//! TLS is rustls with the ring provider ([`install_crypto_provider`]); a CA bundle (PEM) can be added, and
+//! certificate verification can be switched off only by an explicit option, which logs a warning.
+//! HTTP(S) proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use rand::Rng;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use url::Url;
+
+use super::error::{CimiError, excerpt, redact_url};
+use super::xml;
+
+/// Install ring as the process-wide rustls crypto provider. Idempotent: a provider already installed
+/// (by us or by kube) is kept.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The media type spoken with a provider (`CimiProvider.spec.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `application/json`
+    #[default]
+    Json,
+    /// `application/xml`
+    Xml,
+}
+
+impl Format {
+    /// The media type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Xml => "application/xml",
+        }
+    }
+}
+
+/// A secret string: its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the client authenticates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// HTTP Basic.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+/// The rate budget of one provider, shared by every caller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Sustained requests per second (token refill rate).
+    pub requests_per_second: f64,
+    /// Requests that may go at once after a quiet period (bucket size).
+    pub burst: u32,
+    /// Requests in flight at most.
+    pub max_concurrent: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests_per_second: 20.0,
+            burst: 40,
+            max_concurrent: 8,
+        }
+    }
+}
+
+/// When and how requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// The first backoff; it doubles each attempt, with full jitter.
+    pub base_delay: Duration,
+    /// The longest backoff.
+    pub max_delay: Duration,
+    /// The longest `Retry-After` waited for inside one call; a longer one is returned to the caller as
+    /// [`CimiError::RateLimited`] / [`CimiError::Unavailable`] so it can requeue instead of blocking.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything needed to talk to one provider.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// The provider's name, used as a metrics label and in spans.
+    pub provider: String,
+    /// The media type.
+    pub format: Format,
+    /// Credentials.
+    pub auth: Auth,
+    /// Extra trusted CA certificates, PEM.
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Skip TLS verification (lab providers only; logged as a warning).
+    pub insecure_skip_tls_verify: bool,
+    /// The limit for one request, connection to last byte.
+    pub request_timeout: Duration,
+    /// The limit to establish a connection.
+    pub connect_timeout: Duration,
+    /// The shared rate budget.
+    pub limits: Limits,
+    /// Retries.
+    pub retry: RetryPolicy,
+}
+
+impl TransportConfig {
+    /// Defaults for a provider named `provider`: JSON, no auth, 30 s requests, 20 req/s.
+    pub fn new(provider: impl Into<String>) -> Self {
+        TransportConfig {
+            provider: provider.into(),
+            format: Format::Json,
+            auth: Auth::None,
+            ca_bundle_pem: None,
+            insecure_skip_tls_verify: false,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Labels of a request metric.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The provider name.
+    pub provider: String,
+    /// The client operation (`get`, `list`, `create`, `update`, `delete`, `action`, `job`...).
+    pub operation: String,
+    /// The HTTP status, or `timeout` / `unreachable` / `error` when there was none.
+    pub status: String,
+}
+
+type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// The client's metrics (all prefixed `cimi_client_` once registered).
+#[derive(Debug, Clone)]
+pub struct ClientMetrics {
+    /// Requests sent (each attempt counts).
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request duration in seconds.
+    pub duration: HistogramFamily,
+    /// Attempts that were retried.
+    pub retries: Family<RequestLabels, Counter>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for ClientMetrics {
+    fn default() -> Self {
+        ClientMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            retries: Family::default(),
+        }
+    }
+}
+
+impl ClientMetrics {
+    /// Register the metrics in `registry` under the `cimi_client` prefix.
+    pub fn register(&self, registry: &mut Registry) {
+        let sub = registry.sub_registry_with_prefix("cimi_client");
+        sub.register(
+            "requests",
+            "CIMI requests sent, by provider, operation and status",
+            self.requests.clone(),
+        );
+        sub.register(
+            "request_duration_seconds",
+            "CIMI request duration",
+            self.duration.clone(),
+        );
+        sub.register(
+            "retries",
+            "CIMI requests retried, by the status that caused it",
+            self.retries.clone(),
+        );
+    }
+}
+
+/// A token bucket shared by every clone of a transport.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    fn new(limits: &Limits) -> Self {
+        let burst = f64::from(limits.burst.max(1));
+        TokenBucket {
+            rate: limits.requests_per_second.max(0.001),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
+    }
+
+    /// Wait for a token.
+    async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut s = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = Instant::now();
+                let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
+                s.0 = (s.0 + refill).min(self.burst);
+                s.1 = now;
+                if s.0 >= 1.0 {
+                    s.0 -= 1.0;
+                    return;
+                }
+                Duration::from_secs_f64((1.0 - s.0) / self.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// One request to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The absolute URL (from an href the provider gave).
+    pub url: Url,
+    /// The JSON-shaped body, written in the provider's format.
+    pub body: Option<Value>,
+    /// The client operation, a metrics label.
+    pub operation: &'static str,
+}
+
+impl Request {
+    /// A GET.
+    pub fn get(url: Url, operation: &'static str) -> Self {
+        Request {
+            method: Method::GET,
+            url,
+            body: None,
+            operation,
+        }
+    }
+    /// Whether repeating the request cannot do more than sending it once.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        )
+    }
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers (look-ups are case-insensitive).
+    pub headers: HeaderMap,
+    /// The body in JSON shape (parsed from JSON or XML), `None` when empty or not a CIMI document.
+    pub body: Option<Value>,
+    /// The URL that answered.
+    pub url: Url,
+}
+
+impl Response {
+    /// A header as an absolute URL, resolved against the request URL when relative.
+    pub fn header_url(&self, name: &str) -> Option<Url> {
+        let raw = self.headers.get(name)?.to_str().ok()?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        self.url.join(raw).ok()
+    }
+}
+
+/// The HTTP side of a CIMI client; cheap to clone, shared by all callers of one provider.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: TransportConfig,
+    http: reqwest::Client,
+    bucket: TokenBucket,
+    permits: Semaphore,
+    metrics: ClientMetrics,
+}
+
+impl Transport {
+    /// Build the transport (and install the ring crypto provider if none is).
+    pub fn new(config: TransportConfig, metrics: ClientMetrics) -> Result<Self, CimiError> {
+        install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .user_agent(concat!("cimi-operator/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.ca_bundle_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                CimiError::Config(format!("the CA bundle is not PEM certificates: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(CimiError::Config(
+                    "the CA bundle holds no certificate".into(),
+                ));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if config.insecure_skip_tls_verify {
+            tracing::warn!(
+                provider = %config.provider,
+                "TLS CERTIFICATE VERIFICATION IS OFF for this provider (insecure opt-in): anyone on the path can read and change its traffic"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| CimiError::Config(format!("HTTP client: {e}")))?;
+        let bucket = TokenBucket::new(&config.limits);
+        let permits = Semaphore::new(config.limits.max_concurrent.max(1));
+        Ok(Transport {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                bucket,
+                permits,
+                metrics,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransportConfig {
+        &self.inner.config
+    }
+
+    /// The metrics this transport records into.
+    pub fn metrics(&self) -> &ClientMetrics {
+        &self.inner.metrics
+    }
+
+    /// Send a request, with retries where safe. Non-2xx answers become errors.
+    pub async fn execute(&self, req: &Request) -> Result<Response, CimiError> {
+        let policy = self.inner.config.retry;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome = self.attempt(req, attempt).await;
+            let err = match outcome {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            let Some(wait) = self.retry_wait(req, &err, attempt) else {
+                return Err(err);
+            };
+            let labels = self.labels(req.operation, err.metric_label().to_string());
+            self.inner.metrics.retries.get_or_create(&labels).inc();
+            tracing::debug!(href = %redact_url(&req.url), attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+            if attempt >= policy.max_attempts {
+                return Err(err);
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long to wait before retrying, or `None` when the request must not be retried.
+    fn retry_wait(&self, req: &Request, err: &CimiError, attempt: u32) -> Option<Duration> {
+        let policy = self.inner.config.retry;
+        let nothing_happened = match err {
+            CimiError::RateLimited { .. } => true,
+            CimiError::Unavailable {
+                status: Some(503), ..
+            } => true,
+            // No status: a refused connection or a reset before any answer; `unreachable` marks the former.
+            CimiError::Unavailable {
+                status: None,
+                message,
+                ..
+            } => message.starts_with("unreachable"),
+            _ => false,
+        };
+        if !(err.is_retryable() && (nothing_happened || req.is_idempotent())) {
+            return None;
+        }
+        let exp = policy
+            .base_delay
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(policy.max_delay);
+        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
+        match err.retry_after() {
+            Some(ra) if ra > policy.max_retry_after => None,
+            // Honour the provider's wait; a little jitter on top keeps callers from stampeding together.
+            Some(ra) => Some(ra + Duration::from_millis(rand::rng().random_range(0..50))),
+            None => Some(jittered),
+        }
+    }
+
+    fn labels(&self, operation: &str, status: String) -> RequestLabels {
+        RequestLabels {
+            provider: self.inner.config.provider.clone(),
+            operation: operation.to_string(),
+            status,
+        }
+    }
+
+    async fn attempt(&self, req: &Request, attempt: u32) -> Result<Response, CimiError> {
+        let href = redact_url(&req.url);
+        let span = tracing::info_span!(
+            "cimi_request",
+            provider = %self.inner.config.provider,
+            method = %req.method,
+            href = %href,
+            attempt,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        async move {
+            self.inner.bucket.acquire().await;
+            let _permit = self
+                .inner
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| CimiError::Config("the transport is closed".into()))?;
+            let started = Instant::now();
+            let result = self.send_once(req, &href).await;
+            let elapsed = started.elapsed();
+            let status_label = match &result {
+                Ok(r) => r.status.as_u16().to_string(),
+                Err(CimiError::Timeout { .. }) => "timeout".into(),
+                Err(CimiError::Unavailable { status: None, .. }) => "unreachable".into(),
+                Err(e) => e.status_label(),
+            };
+            let span = tracing::Span::current();
+            span.record("status", status_label.as_str());
+            span.record("duration_ms", elapsed.as_millis() as u64);
+            let labels = self.labels(req.operation, status_label);
+            self.inner.metrics.requests.get_or_create(&labels).inc();
+            self.inner
+                .metrics
+                .duration
+                .get_or_create(&labels)
+                .observe(elapsed.as_secs_f64());
+            tracing::debug!("cimi request done");
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send_once(&self, req: &Request, href: &str) -> Result<Response, CimiError> {
+        let cfg = &self.inner.config;
+        let mut rb = self
+            .inner
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .header(
+                header::ACCEPT,
+                HeaderValue::from_static(cfg.format.media_type()),
+            );
+        rb = match &cfg.auth {
+            Auth::None => rb,
+            Auth::Basic { username, password } => rb.basic_auth(username, Some(password.expose())),
+            Auth::Bearer(token) => rb.bearer_auth(token.expose()),
+        };
+        if let Some(body) = &req.body {
+            let bytes = match cfg.format {
+                Format::Json => {
+                    serde_json::to_vec(body).map_err(|e| CimiError::Config(format!("body: {e}")))?
+                }
+                Format::Xml => {
+                    xml::write(body).map_err(|e| CimiError::Config(format!("body: {e}")))?
+                }
+            };
+            rb = rb
+                .header(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(cfg.format.media_type()),
+                )
+                .body(bytes);
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let url = resp.url().clone();
+        let raw = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
+        if !status.is_success() {
+            return Err(CimiError::from_status(
+                status,
+                &headers,
+                &raw,
+                href,
+                req.operation,
+            ));
+        }
+        let body = decode_body(&headers, &raw, href)?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+            url,
+        })
+    }
+}
+
+impl CimiError {
+    fn status_label(&self) -> String {
+        match self {
+            CimiError::Invalid { status, .. } | CimiError::Unauthorized { status, .. } => {
+                status.to_string()
+            }
+            CimiError::Unavailable {
+                status: Some(s), ..
+            } => s.to_string(),
+            CimiError::NotFound { .. } => "404".into(),
+            CimiError::RateLimited { .. } => "429".into(),
+            CimiError::NotAllowedNow { .. } => "409".into(),
+            CimiError::Conflict { .. } => "412".into(),
+            other => other.metric_label().into(),
+        }
+    }
+}
+
+fn transport_error(e: &reqwest::Error, href: &str, timeout: Duration) -> CimiError {
+    if e.is_timeout() {
+        return CimiError::Timeout {
+            what: format!("request to {href}"),
+            after: timeout,
+        };
+    }
+    // reqwest errors may print the URL; print ours (redacted) and the error's kind only.
+    let kind = if e.is_connect() {
+        "unreachable"
+    } else if e.is_body() || e.is_decode() {
+        "body interrupted"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    CimiError::Unavailable {
+        href: href.to_string(),
+        status: None,
+        message: format!("{kind}: {detail}"),
+        retry_after: None,
+    }
+}
+
+/// Parse a success body: JSON or XML by `Content-Type`, sniffed when the label is missing or wrong. Empty
+/// bodies, and HTML pages sent with a success status (ref §7: "Empty 200/202 bodies labelled
+/// `text/html`"), are no body.
+pub fn decode_body(
+    headers: &HeaderMap,
+    raw: &Bytes,
+    href: &str,
+) -> Result<Option<Value>, CimiError> {
+    let text = raw.as_ref();
+    let first = text.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let Some(first) = first else { return Ok(None) };
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let looks_html = ctype.contains("html")
+        || text.len() > 5
+            && text[..text.len().min(64)]
+                .to_ascii_lowercase()
+                .windows(5)
+                .any(|w| w == b"<html" || w == b"<!doc");
+    if first == b'{' || (ctype.contains("json") && first != b'<') {
+        let v: Value = serde_json::from_slice(text)
+            .map_err(|e| CimiError::protocol(href, format!("invalid JSON: {e}"), text))?;
+        return match v {
+            Value::Object(_) => Ok(Some(v)),
+            _ => Err(CimiError::protocol(
+                href,
+                "a CIMI JSON document must be an object",
+                text,
+            )),
+        };
+    }
+    if first == b'<' {
+        if looks_html {
+            tracing::debug!(href, "ignoring an HTML body on a success answer");
+            return Ok(None);
+        }
+        return xml::parse(text)
+            .map(Some)
+            .map_err(|e| CimiError::protocol(href, e, text));
+    }
+    if ctype.contains("html") || ctype.starts_with("text/plain") {
+        return Ok(None);
+    }
+    Err(CimiError::Protocol {
+        href: href.to_string(),
+        reason: "a success body that is neither JSON nor XML".into(),
+        excerpt: excerpt(text),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let auth = Auth::Basic {
+            username: "joe".into(),
+            password: Secret::new("letmein"),
+        };
+        assert!(!format!("{auth:?}").contains("letmein"));
+        let cfg = TransportConfig {
+            auth: Auth::Bearer(Secret::new("tok-123")),
+            ..TransportConfig::new("p")
+        };
+        assert!(!format!("{cfg:?}").contains("tok-123"));
+    }
+
+    fn h(ct: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        m
+    }
+
+    /// §7: "Empty 200/202 bodies labelled `text/html`".
+    #[test]
+    fn empty_and_html_success_bodies_are_no_body() {
+        assert_eq!(
+            decode_body(&h("text/html"), &Bytes::from_static(b""), "u").unwrap(),
+            None
+        );
+        assert_eq!(
+            decode_body(&h("text/html"), &Bytes::from_static(b"  \n"), "u").unwrap(),
+            None
+        );
+        assert_eq!(
+            decode_body(
+                &h("text/html"),
+                &Bytes::from_static(b"<html><body>OK</body></html>"),
+                "u"
+            )
+            .unwrap(),
+            None
+        );
+        assert_eq!(
+            decode_body(
+                &HeaderMap::new(),
+                &Bytes::from_static(b"<!DOCTYPE html><html></html>"),
+                "u"
+            )
+            .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn bodies_are_read_by_label_or_by_sniffing() {
+        let json = Bytes::from_static(
+            br#"{"resourceURI":"http://schemas.dmtf.org/cimi/1/Machine","id":"m"}"#,
+        );
+        assert_eq!(
+            decode_body(&h("text/plain"), &json, "u").unwrap().unwrap()["id"],
+            "m"
+        );
+        let xml = Bytes::from_static(
+            b"<Machine xmlns=\"http://schemas.dmtf.org/cimi/1\"><id>m</id></Machine>",
+        );
+        assert_eq!(
+            decode_body(&h("application/json"), &xml, "u")
+                .unwrap()
+                .unwrap()["id"],
+            "m"
+        );
+        assert!(matches!(
+            decode_body(&h("application/json"), &Bytes::from_static(b"{\"a\":"), "u"),
+            Err(CimiError::Protocol { .. })
+        ));
+        assert!(matches!(
+            decode_body(&h("application/json"), &Bytes::from_static(b"[1]"), "u"),
+            Err(CimiError::Protocol { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_token_bucket_spaces_requests_after_the_burst() {
+        let bucket = TokenBucket::new(&Limits {
+            requests_per_second: 50.0,
+            burst: 2,
+            max_concurrent: 1,
+        });
+        let start = Instant::now();
+        for _ in 0..7 {
+            bucket.acquire().await;
+        }
+        // 2 at once, then 5 at 50/s: at least ~100 ms.
+        assert!(
+            start.elapsed() >= Duration::from_millis(90),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn retries_only_where_safe() {
+        let t = Transport::new(TransportConfig::new("p"), ClientMetrics::default()).unwrap();
+        let url = Url::parse("http://127.0.0.1:1/m").unwrap();
+        let post = Request {
+            method: Method::POST,
+            url: url.clone(),
+            body: None,
+            operation: "create",
+        };
+        let get = Request::get(url, "get");
+        let e500 = CimiError::Unavailable {
+            href: "u".into(),
+            status: Some(500),
+            message: String::new(),
+            retry_after: None,
+        };
+        let e503 = CimiError::Unavailable {
+            href: "u".into(),
+            status: Some(503),
+            message: String::new(),
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        let e429 = CimiError::RateLimited {
+            href: "u".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        let long = CimiError::RateLimited {
+            href: "u".into(),
+            retry_after: Some(Duration::from_secs(3600)),
+        };
+        let reset = CimiError::Unavailable {
+            href: "u".into(),
+            status: None,
+            message: "body interrupted: x".into(),
+            retry_after: None,
+        };
+        let refused = CimiError::Unavailable {
+            href: "u".into(),
+            status: None,
+            message: "unreachable: refused".into(),
+            retry_after: None,
+        };
+        let bad = CimiError::Invalid {
+            href: "u".into(),
+            status: 400,
+            message: String::new(),
+        };
+        assert!(t.retry_wait(&get, &e500, 1).is_some());
+        assert!(
+            t.retry_wait(&post, &e500, 1).is_none(),
+            "a POST that may have happened is not repeated"
+        );
+        assert!(t.retry_wait(&post, &reset, 1).is_none());
+        assert!(t.retry_wait(&post, &refused, 1).is_some());
+        assert!(t.retry_wait(&post, &e503, 1).unwrap() >= Duration::from_secs(1));
+        assert!(t.retry_wait(&post, &e429, 1).unwrap() >= Duration::from_secs(2));
+        assert!(
+            t.retry_wait(&get, &long, 1).is_none(),
+            "a long Retry-After goes back to the caller"
+        );
+        assert!(t.retry_wait(&get, &bad, 1).is_none());
+    }
+
+    #[test]
+    fn a_bad_ca_bundle_is_a_config_error() {
+        let cfg = TransportConfig {
+            ca_bundle_pem: Some(b"not a pem".to_vec()),
+            ..TransportConfig::new("p")
+        };
+        assert!(matches!(
+            Transport::new(cfg, ClientMetrics::default()),
+            Err(CimiError::Config(_))
+        ));
+    }
+}
