@@ -139,7 +139,7 @@ pub struct MachineTemplateSpec {
     /// Memory as a Kubernetes quantity (such as `4Gi`), for an inline configuration; sent to CIMI in KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::quantity::quantity_schema")]
-    #[x_kube(validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))").message("memory must be a positive quantity such as 4Gi"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("memory must be a positive quantity such as 4Gi"))]
     pub memory: Option<Quantity>,
     /// Disks of an inline configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,7 +162,7 @@ pub struct MachineTemplateSpec {
 pub struct DiskSpec {
     /// Capacity as a Kubernetes quantity (such as `20Gi`); sent to CIMI in kilobytes.
     #[schemars(schema_with = "crate::api::quantity::quantity_schema")]
-    #[x_kube(validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))").message("disk capacity must be a positive quantity such as 20Gi"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("disk capacity must be a positive quantity such as 20Gi"))]
     pub capacity: Quantity,
     /// The file system format, such as `ext4`; absent means unformatted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -346,6 +346,19 @@ fn admission_cases_are_enough_and_distinct() {
             case.name
         );
     }
+    // For a manual run against a real API server: CIMI_DUMP_FIXTURES=<dir> writes every case as JSON.
+    if let Some(dir) = std::env::var_os("CIMI_DUMP_FIXTURES") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).expect("dump dir");
+        for case in &cases {
+            let dump = serde_json::json!({"object": case.object, "old": case.old, "expected": case.expected_message});
+            std::fs::write(dir.join(format!("{}.json", case.name)), dump.to_string())
+                .expect("dump");
+        }
+        for (i, object) in valid_objects().iter().enumerate() {
+            std::fs::write(dir.join(format!("valid-{i}.json")), object.to_string()).expect("dump");
+        }
+    }
 }
 
 fn check_case(case: &AdmissionCase) -> Result<(), String> {

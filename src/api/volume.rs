@@ -62,7 +62,7 @@ pub struct CimiVolumeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::quantity::quantity_schema")]
     #[x_kube(
-        validation = Rule::new("isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('0'))").message("capacity must be a positive quantity such as 10Gi"),
+        validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("capacity must be a positive quantity such as 10Gi"),
         validation = Rule::new("self == oldSelf").message("spec.capacity is immutable")
     )]
     pub capacity: Option<Quantity>,
