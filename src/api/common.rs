@@ -113,13 +113,11 @@ pub enum ManagementPolicy {
     /// Create, update, power and delete the provider resource to match the spec.
     #[default]
     Managed,
-    /// Only observe an existing provider resource (set by `spec.import`) and mirror it into status;
-    /// never change it. Requires `deletionPolicy: Orphan`.
+    /// Only observe an existing provider resource (set by `spec.import`) and mirror it into status; never change it. Requires `deletionPolicy: Orphan`.
     ObserveOnly,
 }
 
-/// Adopt an existing provider resource instead of creating one: by href, or by a CIMI `$filter` that
-/// must match exactly one resource. Exactly one of the two is set.
+/// Adopt an existing provider resource instead of creating one: by href, or by a CIMI `$filter` that must match exactly one resource. Exactly one of the two is set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.href) != has(self.filter)").message("import: set exactly one of href and filter"))]
@@ -134,8 +132,7 @@ pub struct ImportSpec {
     pub filter: Option<String>,
 }
 
-/// How long an operation may run before the object reports `Stalled` with reason `Timeout`.
-/// Durations are Go-style strings such as `10m` or `1h30m`.
+/// How long an operation may run before the object reports `Stalled` with reason `Timeout`. Durations are Go-style strings such as `10m` or `1h30m`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timeouts {
@@ -261,6 +258,5 @@ pub struct ManagedStatus {
     pub last_action: Option<LastAction>,
 }
 
-/// User properties of a provider resource (CIMI `properties`). Keys starting with `cimi.dev/` are
-/// reserved for the operator's tags.
+/// User properties of a provider resource (CIMI `properties`). Keys starting with `cimi.dev/` are reserved for the operator's tags.
 pub type Properties = BTreeMap<String, String>;

@@ -36,8 +36,7 @@ impl PowerState {
     }
 }
 
-/// A CimiMachine declares one provider Machine: its template, its power state, the volumes attached to
-/// it and the networks it is connected to.
+/// A CimiMachine declares one provider Machine: its template, its power state, the volumes attached to it and the networks it is connected to.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
@@ -120,8 +119,7 @@ pub struct CimiMachineSpec {
     pub timeouts: Option<Timeouts>,
 }
 
-/// A machine template by value: a configuration (from the catalog or inline), an image, a credential
-/// and user data.
+/// A machine template by value: a configuration (from the catalog or inline), an image, a credential and user data.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -147,8 +145,7 @@ pub struct MachineTemplateSpec {
     pub disks: Option<Vec<DiskSpec>>,
     /// The provider MachineImage to boot, by name or href.
     pub machine_image: CatalogRef,
-    /// A Secret in this namespace whose keys become the attributes of the machine's CIMI Credential
-    /// (for example `username` and `password`, or `key`).
+    /// A Secret in this namespace whose keys become the attributes of the machine's CIMI Credential (for example `username` and `password`, or `key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_secret_ref: Option<LocalObjectRef>,
     /// A Secret key in this namespace holding the user data handed to the machine (sent base64-encoded).

@@ -25,8 +25,7 @@ pub enum Format {
     Xml,
 }
 
-/// A CimiProvider is a CIMI endpoint that CimiMachines, CimiVolumes, CimiNetworks and CimiSystems
-/// reference. It is cluster-scoped; its Secrets live in the operator's namespace.
+/// A CimiProvider is a CIMI endpoint that CimiMachines, CimiVolumes, CimiNetworks and CimiSystems reference. It is cluster-scoped; its Secrets live in the operator's namespace.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
@@ -60,8 +59,7 @@ pub struct CimiProviderSpec {
     /// A Secret in the operator's namespace with keys `username` and `password`, or `token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
-    /// A Secret in the operator's namespace whose key `ca.crt` holds the CA bundle that signs the
-    /// provider's certificate.
+    /// A Secret in the operator's namespace whose key `ca.crt` holds the CA bundle that signs the provider's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_secret_ref: Option<SecretRef>,
     /// Accept any certificate from the provider. For tests only.
@@ -73,7 +71,7 @@ pub struct CimiProviderSpec {
     /// How often the state of every resource is read, in paged collection reads. Default `30s`.
     #[serde(default = "default_poll_interval")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("pollInterval must be at least 1s"))]
+    #[x_kube(validation = Rule::new(r"!self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || duration(self) >= duration('1s')").message("pollInterval must be at least 1s"))]
     pub poll_interval: String,
     /// How often meters are read. Default `5m`.
     #[serde(default = "default_meter_interval")]
@@ -86,8 +84,7 @@ pub struct CimiProviderSpec {
     /// The request budget the operator keeps towards this provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Only objects in namespaces matching this label selector may use the provider; absent means all
-    /// namespaces. Objects elsewhere get `Ready=False` with reason NotAllowedNamespace.
+    /// Only objects in namespaces matching this label selector may use the provider; absent means all namespaces. Objects elsewhere get `Ready=False` with reason NotAllowedNamespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<LabelSelector>,
 }

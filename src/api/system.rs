@@ -95,8 +95,7 @@ pub struct SystemTemplateSpec {
     pub component_descriptors: Vec<ComponentDescriptor>,
 }
 
-/// One component of a system: a machine, volume or network template (by name or href) and how many
-/// to make. Exactly one template is set.
+/// One component of a system: a machine, volume or network template (by name or href) and how many to make. Exactly one template is set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.machineTemplate) ? 1 : 0) + (has(self.volumeTemplate) ? 1 : 0) + (has(self.networkTemplate) ? 1 : 0) == 1").message("a component sets exactly one of machineTemplate, volumeTemplate and networkTemplate"))]
