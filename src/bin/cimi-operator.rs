@@ -1,2 +1,38 @@
-//! The operator binary.
-fn main() {}
+//! The operator binary: `cimi-operator run | crd | reasons`.
+
+use std::io::Write;
+
+use cimi_operator::runtime::cli::{Cli, Command, kube_client};
+use cimi_operator::runtime::{shutdown_on_signals, telemetry};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::install_crypto_provider();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd(args) => match args.write_dir {
+            Some(dir) => {
+                for path in cimi_operator::api::write_crds(&dir)? {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+            None => std::io::stdout().write_all(cimi_operator::api::crds_yaml()?.as_bytes())?,
+        },
+        Command::Reasons(args) => {
+            let markdown = cimi_operator::api::reasons::reasons_markdown();
+            match args.write {
+                Some(path) => std::fs::write(&path, markdown)?,
+                None => std::io::stdout().write_all(markdown.as_bytes())?,
+            }
+        }
+        Command::Run(args) => {
+            telemetry::init(args.log_format, &args.log_level);
+            let config = args.to_config().map_err(anyhow::Error::msg)?;
+            let client = kube_client(args.kubeconfig.as_deref()).await?;
+            let shutdown = shutdown_on_signals();
+            cimi_operator::run(config, client, shutdown).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,196 @@
-//! Operator runtime: CLI, configuration, telemetry, metrics, health, leader election.
+//! Operator runtime: CLI, configuration, telemetry, metrics, health, leader election, and the
+//! library entry point [`run`] (re-exported as `cimi_operator::run`).
+
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+
+use kube::api::ListParams;
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, LeaderElectionConfig};
+pub use health::Readiness;
+pub use metrics::Metrics;
+
+use crate::api::CimiProvider;
+
+/// A started operator: where its admin server listens, whether it leads, and its task.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address of `/metrics`, `/healthz` and `/readyz`, when served.
+    pub admin_addr: Option<SocketAddr>,
+    /// True while this instance leads (always true without leader election).
+    pub leading: watch::Receiver<bool>,
+    /// The shared metrics.
+    pub metrics: Metrics,
+    /// The shared readiness.
+    pub readiness: Readiness,
+    /// Ends when the operator has shut down (Lease released, admin server stopped).
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the operator and returns at once; it runs until `shutdown` is cancelled.
+///
+/// `client` must belong to the tokio runtime the operator runs in. Each call builds its own metrics
+/// registry, so several instances can run in one process (as the e2e tests do).
+pub async fn start(
+    config: Config,
+    client: Client,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    telemetry::install_crypto_provider();
+    let metrics = Metrics::new();
+    let readiness = Readiness::new();
+    readiness.register("api/cimiproviders");
+    let admin_shutdown = CancellationToken::new();
+    let (admin_addr, admin_task) = match config.admin_addr {
+        Some(addr) => {
+            let (bound, task) = health::serve(
+                addr,
+                metrics.clone(),
+                readiness.clone(),
+                admin_shutdown.clone(),
+            )
+            .await?;
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
+
+    let (leading_tx, leading_rx) = watch::channel(config.leader_election.is_none());
+    let elector = config.leader_election.clone().map(|le| {
+        tracing::info!(lease = %le.lease_name, namespace = %le.lease_namespace, identity = %le.identity, "leader election on");
+        tokio::spawn(leader::LeaderElector::new(client.clone(), le).run(leading_tx, shutdown.clone()))
+    });
+
+    let leader_gauge = {
+        let metrics = metrics.clone();
+        let mut leading = leading_rx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                metrics.leader.set(i64::from(*leading.borrow_and_update()));
+                tokio::select! {
+                    changed = leading.changed() => if changed.is_err() { break },
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            metrics.leader.set(0);
+        })
+    };
+
+    let api_check = {
+        let readiness = readiness.clone();
+        let client = client.clone();
+        let selector = config.label_selector.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let providers: Api<CimiProvider> = Api::all(client);
+            let mut params = ListParams::default().limit(1);
+            if let Some(selector) = selector.filter(|s| !s.trim().is_empty()) {
+                params = params.labels(&selector);
+            }
+            loop {
+                match providers.list_metadata(&params).await {
+                    Ok(_) => {
+                        readiness.mark_ready("api/cimiproviders");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot list CimiProviders (are the CRDs installed?)")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        })
+    };
+
+    tracing::info!(
+        namespaces = ?config.namespaces,
+        selector = ?config.label_selector,
+        concurrency = config.concurrency,
+        operator_namespace = %config.operator_namespace,
+        "cimi-operator started"
+    );
+
+    let task = tokio::spawn(async move {
+        shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        api_check.abort();
+        if let Some(elector) = elector {
+            // The elector releases the Lease before it returns.
+            let _ = elector.await;
+        }
+        let _ = leader_gauge.await;
+        admin_shutdown.cancel();
+        if let Some(admin) = admin_task {
+            let _ = admin.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    });
+
+    Ok(Running {
+        admin_addr,
+        leading: leading_rx,
+        metrics,
+        readiness,
+        task,
+    })
+}
+
+/// Runs the operator until `shutdown` is cancelled: the admin server, leader election and (as they
+/// land) every controller, each watch scoped to `config`'s namespaces and label selector.
+pub async fn run(
+    config: Config,
+    client: Client,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let running = start(config, client, shutdown).await?;
+    running.task.await?
+}
+
+/// A token cancelled on SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received");
+        trigger.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,262 @@
+//! Spec and status pieces shared by every kind: references, policies, import, timeouts, Jobs, meters.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The longest name the API accepts for a Kubernetes object reference (a DNS subdomain).
+pub const MAX_NAME_LENGTH: u32 = 253;
+/// The longest provider href the API accepts.
+pub const MAX_HREF_LENGTH: u32 = 2048;
+/// The most user properties (CIMI `properties`) one object may carry.
+pub const MAX_PROPERTIES: u32 = 64;
+/// The pattern of a duration field: Go-style, such as `30s`, `5m` or `1h30m`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
+
+/// A reference to the cluster-scoped CimiProvider that serves this object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRef {
+    /// Name of the CimiProvider object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A reference to another object in the same namespace, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectRef {
+    /// Name of the object, in the namespace of the referring object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A reference to a Secret in a given namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Namespace of the Secret. For a CimiProvider this must be the operator's own namespace.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A reference to one key of a Secret in the namespace of the referring object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret whose value is used. Defaults to `userData`.
+    #[serde(default = "default_user_data_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_user_data_key() -> String {
+    "userData".to_string()
+}
+
+/// A resource of the provider's catalog (a configuration, an image or a template), named by its CIMI
+/// `name` or by its `href`. Exactly one of the two is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) != has(self.href)").message("set exactly one of name and href"))]
+pub struct CatalogRef {
+    /// The CIMI `name` of the catalog entry; it must match exactly one entry of the provider's collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub name: Option<String>,
+    /// The href (URI) of the catalog entry, as the provider states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub href: Option<String>,
+}
+
+impl CatalogRef {
+    /// A reference by CIMI name.
+    pub fn by_name(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            href: None,
+        }
+    }
+    /// A reference by href.
+    pub fn by_href(href: impl Into<String>) -> Self {
+        Self {
+            name: None,
+            href: Some(href.into()),
+        }
+    }
+}
+
+/// What happens to the provider resource when the Kubernetes object is deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the provider resource, then remove the object.
+    #[default]
+    Delete,
+    /// Leave the provider resource as it is and remove only the object.
+    Orphan,
+}
+
+/// How far the operator acts on the provider resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Create, update, power and delete the provider resource to match the spec.
+    #[default]
+    Managed,
+    /// Only observe an existing provider resource (set by `spec.import`) and mirror it into status; never change it. Requires `deletionPolicy: Orphan`.
+    ObserveOnly,
+}
+
+/// Adopt an existing provider resource instead of creating one: by href, or by a CIMI `$filter` that must match exactly one resource. Exactly one of the two is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.href) != has(self.filter)").message("import: set exactly one of href and filter"))]
+pub struct ImportSpec {
+    /// The href of the provider resource to adopt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub href: Option<String>,
+    /// A CIMI `$filter` expression, such as `name='web-1'`, that must match exactly one resource of the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub filter: Option<String>,
+}
+
+/// How long an operation may run before the object reports `Stalled` with reason `Timeout`. Durations are Go-style strings such as `10m` or `1h30m`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// Longest time for the create operation, from the POST to a stable state. Default `15m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub create: Option<String>,
+    /// Longest time for an update or an action (start, stop, ...). Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub update: Option<String>,
+    /// Longest time for the delete operation, until the provider answers 404. Default `15m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub delete: Option<String>,
+}
+
+/// Parses a Go-style duration (`30s`, `1h30m`) as used in spec fields.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let parsed = kube::core::Duration::from_str(text)
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    if parsed.is_negative() {
+        return Err(format!("invalid duration {text:?}: negative"));
+    }
+    Ok(parsed.into())
+}
+
+/// The CIMI Job that the operator follows for this object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// The href of the Job.
+    pub href: String,
+    /// The Job's action: `add`, `edit`, `delete` or an action such as `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The Job's state: QUEUED, RUNNING, FAILED, SUCCESS, STOPPING or STOPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Progress in percent (0 to 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<i32>,
+    /// The Job's status message, when the provider gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// When the operator started the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+}
+
+/// The latest sample of one provider meter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeterStatus {
+    /// What the meter measures, such as `cpu` or `memory`.
+    pub aspect: String,
+    /// The units of the value, such as `percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<String>,
+    /// The latest value, as a decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// When the latest sample was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Time>,
+}
+
+/// The outcome of the latest one-shot action requested with the `cimi.dev/action` annotation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastAction {
+    /// The action, such as `restart` or `capture`.
+    pub action: String,
+    /// The nonce given with the action; a new nonce requests the action again.
+    pub nonce: String,
+    /// Pending, Running, Succeeded, Failed or Rejected.
+    pub phase: String,
+    /// A human-readable explanation, for a failure or a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The href of the Job the action started, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The href of what the action produced, such as a captured MachineImage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// When the action finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+}
+
+/// Status fields every managed kind shares; flattened into each kind's status.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedStatus {
+    /// The href of the provider resource (its CIMI id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The provider's state of the resource, such as STARTED or AVAILABLE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The CIMI Job being followed, or the last one followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobStatus>,
+    /// Ready, Synced, Reconciling and Stalled; see docs/reasons.md for every reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec that the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the operator last read the resource from the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// The latest value of each provider meter of the resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meters: Vec<MeterStatus>,
+    /// The position in the provider's EventLog up to which events were mirrored as Kubernetes Events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_cursor: Option<String>,
+    /// The outcome of the latest one-shot action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_action: Option<LastAction>,
+}
+
+/// User properties of a provider resource (CIMI `properties`). Keys starting with `cimi.dev/` are reserved for the operator's tags.
+pub type Properties = BTreeMap<String, String>;

@@ -1,0 +1,560 @@
+//! Admission cases: objects the API server must refuse, each with the message a user sees.
+//!
+//! The e2e tests run them against a real kube-apiserver with the CRDs of `crds/`; the unit tests run
+//! the CEL ones through a client-side CEL evaluator. A case with `old` is an update: create `old`,
+//! then replace it with `object` (carrying the `resourceVersion` the create returned). Objects carry
+//! no namespace: the test puts each in its own.
+
+use serde_json::{Value, json};
+
+/// Which part of the schema refuses a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// An `x-kubernetes-validations` (CEL) rule on create.
+    Cel,
+    /// A CEL transition rule (using `oldSelf`), on update.
+    CelTransition,
+    /// The OpenAPI schema: enum, pattern, bounds, list type.
+    OpenApi,
+}
+
+/// One object the API server must refuse.
+#[derive(Clone, Debug)]
+pub struct AdmissionCase {
+    /// A short unique name, usable as a test name and as a metadata.name suffix.
+    pub name: &'static str,
+    /// The object to create, or the update to apply when `old` is set.
+    pub object: Value,
+    /// For an update case: the valid object to create first.
+    pub old: Option<Value>,
+    /// A substring of the message the API server answers.
+    pub expected_message: &'static str,
+    /// Which rule refuses it.
+    pub check: Check,
+}
+
+const API_VERSION: &str = "cimi.dev/v1alpha1";
+
+fn object(kind: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+/// A valid CimiMachine spec with a template by value.
+pub fn machine_spec() -> Value {
+    json!({
+        "providerRef": {"name": "sim"},
+        "template": {
+            "machineConfig": {"name": "small"},
+            "machineImage": {"name": "Linux SUSE"}
+        }
+    })
+}
+
+/// A valid CimiVolume spec with an inline capacity.
+pub fn volume_spec() -> Value {
+    json!({"providerRef": {"name": "sim"}, "capacity": "10Gi"})
+}
+
+/// A valid CimiNetwork spec with an inline configuration.
+pub fn network_spec() -> Value {
+    json!({"providerRef": {"name": "sim"}, "networkType": "Private", "mtu": 1500})
+}
+
+/// A valid CimiSystem spec with a template by value.
+pub fn system_spec() -> Value {
+    json!({
+        "providerRef": {"name": "sim"},
+        "template": {"componentDescriptors": [
+            {"name": "web", "quantity": 2, "machineTemplate": {"name": "web"}},
+            {"name": "data", "volumeTemplate": {"href": "http://sim/volumeTemplates/1"}}
+        ]}
+    })
+}
+
+/// A valid CimiProvider spec.
+pub fn provider_spec() -> Value {
+    json!({
+        "endpoint": "https://cimi.example.net/cimi/cloudEntryPoint",
+        "credentialsSecretRef": {"namespace": "cimi-system", "name": "lab-credentials"},
+        "rateLimit": {"requestsPerSecond": 20, "burst": 40, "maxConcurrent": 8}
+    })
+}
+
+/// Objects the API server must accept, one or more per kind (the positive control of the cases).
+pub fn valid_objects() -> Vec<Value> {
+    let mut inline = machine_spec();
+    inline["template"] = json!({
+        "cpu": 2, "memory": "4Gi",
+        "disks": [{"capacity": "20Gi", "format": "ext4", "initialLocation": "/dev/vda"}],
+        "machineImage": {"href": "http://sim/machineImages/1"},
+        "credentialSecretRef": {"name": "login"},
+        "userDataSecretRef": {"name": "cloud-init"}
+    });
+    inline["powerState"] = json!("Stopped");
+    inline["volumes"] = json!([{"volumeRef": {"name": "data"}, "initialLocation": "/dev/vdb"}]);
+    inline["networkInterfaces"] = json!([{"networkRef": {"name": "backend"}}]);
+    inline["properties"] = json!({"team": "a"});
+    inline["timeouts"] = json!({"create": "20m", "delete": "1h30m"});
+    let observed = json!({
+        "providerRef": {"name": "sim"},
+        "import": {"filter": "name='legacy'"},
+        "managementPolicy": "ObserveOnly",
+        "deletionPolicy": "Orphan"
+    });
+    vec![
+        object("CimiProvider", "valid-provider", provider_spec()),
+        object("CimiMachine", "valid-machine", machine_spec()),
+        object("CimiMachine", "valid-machine-inline", inline),
+        object(
+            "CimiMachine",
+            "valid-machine-ref",
+            json!({"providerRef": {"name": "sim"}, "templateRef": {"name": "web"}}),
+        ),
+        object("CimiMachine", "valid-machine-observed", observed),
+        object("CimiVolume", "valid-volume", volume_spec()),
+        object("CimiNetwork", "valid-network", network_spec()),
+        object("CimiSystem", "valid-system", system_spec()),
+    ]
+}
+
+fn with(mut spec: Value, path: &[&str], value: Value) -> Value {
+    let mut cursor = &mut spec;
+    for key in &path[..path.len() - 1] {
+        cursor = &mut cursor[*key];
+    }
+    cursor[path[path.len() - 1]] = value;
+    spec
+}
+
+fn without(mut spec: Value, path: &[&str]) -> Value {
+    let mut cursor = &mut spec;
+    for key in &path[..path.len() - 1] {
+        cursor = &mut cursor[*key];
+    }
+    if let Some(map) = cursor.as_object_mut() {
+        map.remove(path[path.len() - 1]);
+    }
+    spec
+}
+
+fn case(
+    name: &'static str,
+    kind: &str,
+    spec: Value,
+    expected_message: &'static str,
+    check: Check,
+) -> AdmissionCase {
+    AdmissionCase {
+        name,
+        object: object(kind, name, spec),
+        old: None,
+        expected_message,
+        check,
+    }
+}
+
+fn update(
+    name: &'static str,
+    kind: &str,
+    old: Value,
+    new: Value,
+    expected_message: &'static str,
+) -> AdmissionCase {
+    AdmissionCase {
+        name,
+        object: object(kind, name, new),
+        old: Some(object(kind, name, old)),
+        expected_message,
+        check: Check::CelTransition,
+    }
+}
+
+/// Every admission case: at least 12, of which at least 6 CEL rules and at least 3 transition rules.
+pub fn admission_cases() -> Vec<AdmissionCase> {
+    use Check::*;
+    let m = machine_spec;
+    vec![
+        // --- CEL on create ---
+        case(
+            "machine-two-templates",
+            "CimiMachine",
+            with(m(), &["templateRef"], json!({"name": "web"})),
+            "spec.templateRef and spec.template are mutually exclusive",
+            Cel,
+        ),
+        case(
+            "machine-no-template",
+            "CimiMachine",
+            without(m(), &["template"]),
+            "set exactly one of spec.templateRef and spec.template",
+            Cel,
+        ),
+        case(
+            "machine-observeonly-delete",
+            "CimiMachine",
+            with(with(m(), &["managementPolicy"], json!("ObserveOnly")), &["import"], json!({"href": "http://sim/machines/1"})),
+            "managementPolicy ObserveOnly requires deletionPolicy Orphan",
+            Cel,
+        ),
+        case(
+            "machine-observeonly-no-import",
+            "CimiMachine",
+            with(with(m(), &["managementPolicy"], json!("ObserveOnly")), &["deletionPolicy"], json!("Orphan")),
+            "managementPolicy ObserveOnly requires spec.import",
+            Cel,
+        ),
+        case(
+            "machine-bad-memory",
+            "CimiMachine",
+            with(m(), &["template"], json!({"cpu": 1, "memory": "four gigs", "machineImage": {"name": "img"}})),
+            "memory must be a positive quantity",
+            Cel,
+        ),
+        case(
+            "machine-zero-memory",
+            "CimiMachine",
+            with(m(), &["template"], json!({"cpu": 1, "memory": "0Gi", "machineImage": {"name": "img"}})),
+            "memory must be a positive quantity",
+            Cel,
+        ),
+        case(
+            "machine-config-and-inline",
+            "CimiMachine",
+            with(m(), &["template", "cpu"], json!(2)),
+            "template.machineConfig and inline cpu/memory/disks are mutually exclusive",
+            Cel,
+        ),
+        case(
+            "machine-inline-without-memory",
+            "CimiMachine",
+            with(m(), &["template"], json!({"cpu": 2, "machineImage": {"name": "img"}})),
+            "template needs machineConfig, or both cpu and memory",
+            Cel,
+        ),
+        case(
+            "machine-image-name-and-href",
+            "CimiMachine",
+            with(m(), &["template", "machineImage"], json!({"name": "img", "href": "http://sim/machineImages/1"})),
+            "set exactly one of name and href",
+            Cel,
+        ),
+        case(
+            "machine-reserved-property",
+            "CimiMachine",
+            with(m(), &["properties"], json!({"cimi.dev/uid": "forged"})),
+            "reserved for the operator",
+            Cel,
+        ),
+        case(
+            "machine-volume-twice",
+            "CimiMachine",
+            with(m(), &["volumes"], json!([{"volumeRef": {"name": "data"}}, {"volumeRef": {"name": "data"}}])),
+            "each CimiVolume may be attached once",
+            Cel,
+        ),
+        case(
+            "machine-import-href-and-filter",
+            "CimiMachine",
+            with(m(), &["import"], json!({"href": "http://sim/machines/1", "filter": "name='a'"})),
+            "import: set exactly one of href and filter",
+            Cel,
+        ),
+        case(
+            "machine-name-too-long",
+            "CimiMachine",
+            m(),
+            "metadata.name must be at most 63 characters",
+            Cel,
+        ),
+        case(
+            "volume-no-size",
+            "CimiVolume",
+            without(volume_spec(), &["capacity"]),
+            "set exactly one of spec.capacity, spec.volumeConfig and spec.volumeTemplate",
+            Cel,
+        ),
+        case(
+            "volume-negative-capacity",
+            "CimiVolume",
+            with(volume_spec(), &["capacity"], json!("-5Gi")),
+            "capacity must be a positive quantity",
+            Cel,
+        ),
+        case(
+            "volume-type-with-config",
+            "CimiVolume",
+            with(with(without(volume_spec(), &["capacity"]), &["volumeConfig"], json!({"name": "fast"})), &["format"], json!("ext4")),
+            "spec.type and spec.format need an inline spec.capacity",
+            Cel,
+        ),
+        case(
+            "network-two-configs",
+            "CimiNetwork",
+            with(network_spec(), &["networkConfig"], json!({"name": "private"})),
+            "set exactly one of spec.networkType (inline), spec.networkConfig and spec.networkTemplate",
+            Cel,
+        ),
+        case(
+            "system-component-two-templates",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "web", "machineTemplate": {"name": "web"}, "volumeTemplate": {"name": "data"}}]),
+            ),
+            "a component sets exactly one of machineTemplate, volumeTemplate and networkTemplate",
+            Cel,
+        ),
+        case(
+            "provider-ftp-endpoint",
+            "CimiProvider",
+            with(provider_spec(), &["endpoint"], json!("ftp://cimi.example.net/")),
+            "endpoint must be an http or https URL",
+            Cel,
+        ),
+        case(
+            "provider-poll-too-fast",
+            "CimiProvider",
+            with(provider_spec(), &["pollInterval"], json!("500ms")),
+            "pollInterval must be at least 1s",
+            Cel,
+        ),
+        case(
+            "provider-insecure-with-ca",
+            "CimiProvider",
+            with(
+                with(provider_spec(), &["insecureSkipTlsVerify"], json!(true)),
+                &["caBundleSecretRef"],
+                json!({"namespace": "cimi-system", "name": "lab-ca"}),
+            ),
+            "caBundleSecretRef and insecureSkipTlsVerify are mutually exclusive",
+            Cel,
+        ),
+        case(
+            "provider-burst-below-rate",
+            "CimiProvider",
+            with(provider_spec(), &["rateLimit", "burst"], json!(5)),
+            "rateLimit.burst must be at least rateLimit.requestsPerSecond",
+            Cel,
+        ),
+        // --- OpenAPI schema ---
+        case(
+            "machine-bad-power-state",
+            "CimiMachine",
+            with(m(), &["powerState"], json!("Running")),
+            "Unsupported value: \"Running\"",
+            OpenApi,
+        ),
+        case(
+            "machine-bad-deletion-policy",
+            "CimiMachine",
+            with(m(), &["deletionPolicy"], json!("Keep")),
+            "Unsupported value: \"Keep\"",
+            OpenApi,
+        ),
+        case(
+            "machine-too-many-interfaces",
+            "CimiMachine",
+            with(m(), &["networkInterfaces"], json!((0..9).map(|i| json!({"networkRef": {"name": format!("n{i}")}})).collect::<Vec<_>>())),
+            "must have at most 8 items",
+            OpenApi,
+        ),
+        case(
+            "machine-zero-cpu",
+            "CimiMachine",
+            with(m(), &["template"], json!({"cpu": 0, "memory": "1Gi", "machineImage": {"name": "img"}})),
+            "should be greater than or equal to 1",
+            OpenApi,
+        ),
+        case(
+            "provider-bad-duration",
+            "CimiProvider",
+            with(provider_spec(), &["pollInterval"], json!("soon")),
+            "should match",
+            OpenApi,
+        ),
+        case(
+            "provider-bad-format",
+            "CimiProvider",
+            with(provider_spec(), &["format"], json!("yaml")),
+            "Unsupported value: \"yaml\"",
+            OpenApi,
+        ),
+        case(
+            "network-tiny-mtu",
+            "CimiNetwork",
+            with(network_spec(), &["mtu"], json!(10)),
+            "should be greater than or equal to 68",
+            OpenApi,
+        ),
+        case(
+            "system-duplicate-component",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "web", "machineTemplate": {"name": "a"}}, {"name": "web", "machineTemplate": {"name": "b"}}]),
+            ),
+            "Duplicate value",
+            OpenApi,
+        ),
+        // --- CEL transition rules, on update ---
+        update(
+            "machine-change-provider",
+            "CimiMachine",
+            m(),
+            with(m(), &["providerRef", "name"], json!("other")),
+            "spec.providerRef is immutable",
+        ),
+        update(
+            "machine-change-template",
+            "CimiMachine",
+            m(),
+            with(m(), &["template", "machineImage"], json!({"name": "Windows"})),
+            "spec.template is immutable",
+        ),
+        update(
+            "machine-swap-template-for-ref",
+            "CimiMachine",
+            m(),
+            with(without(m(), &["template"]), &["templateRef"], json!({"name": "web"})),
+            "spec.templateRef and spec.template cannot be added or removed after creation",
+        ),
+        update(
+            "machine-drop-import",
+            "CimiMachine",
+            with(m(), &["import"], json!({"href": "http://sim/machines/1"})),
+            m(),
+            "spec.import cannot be added or removed after creation",
+        ),
+        update(
+            "volume-resize",
+            "CimiVolume",
+            volume_spec(),
+            with(volume_spec(), &["capacity"], json!("20Gi")),
+            "spec.capacity is immutable",
+        ),
+        update(
+            "network-change-type",
+            "CimiNetwork",
+            network_spec(),
+            with(network_spec(), &["networkType"], json!("Public")),
+            "spec.networkType is immutable",
+        ),
+        update(
+            "system-change-template",
+            "CimiSystem",
+            system_spec(),
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([
+                    {"name": "web", "quantity": 3, "machineTemplate": {"name": "web"}},
+                    {"name": "data", "volumeTemplate": {"href": "http://sim/volumeTemplates/1"}}
+                ]),
+            ),
+            "spec.template is immutable",
+        ),
+    ]
+    .into_iter()
+    .map(|mut c| {
+        if c.name == "machine-name-too-long" {
+            c.object["metadata"]["name"] = json!("m".repeat(64));
+        }
+        c
+    })
+    .collect()
+}
+
+/// The API resource of a kind of this group, for a dynamic client.
+pub fn api_resource(kind: &str) -> Option<(kube::core::ApiResource, bool)> {
+    use super::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
+    use kube::core::ApiResource;
+    match kind {
+        "CimiProvider" => Some((ApiResource::erase::<CimiProvider>(&()), false)),
+        "CimiMachine" => Some((ApiResource::erase::<CimiMachine>(&()), true)),
+        "CimiVolume" => Some((ApiResource::erase::<CimiVolume>(&()), true)),
+        "CimiNetwork" => Some((ApiResource::erase::<CimiNetwork>(&()), true)),
+        "CimiSystem" => Some((ApiResource::erase::<CimiSystem>(&()), true)),
+        _ => None,
+    }
+}
+
+fn dynamic_api(
+    client: &kube::Client,
+    namespace: &str,
+    kind: &str,
+) -> Result<kube::Api<kube::core::DynamicObject>, String> {
+    let (resource, namespaced) =
+        api_resource(kind).ok_or_else(|| format!("unknown kind {kind}"))?;
+    Ok(if namespaced {
+        kube::Api::namespaced_with(client.clone(), namespace, &resource)
+    } else {
+        kube::Api::all_with(client.clone(), &resource)
+    })
+}
+
+fn to_dynamic(value: &Value, name_prefix: &str) -> Result<kube::core::DynamicObject, String> {
+    let mut object: kube::core::DynamicObject =
+        serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    object.metadata.name = object.metadata.name.map(|n| format!("{name_prefix}{n}"));
+    Ok(object)
+}
+
+/// Sends one case to a real API server (creating `old` first for an update case) and checks that it
+/// is refused with the expected message. Namespaced objects go to `namespace`; every name gets
+/// `name_prefix` (cluster-scoped CimiProviders share one namespace-less space, so give each run its
+/// own prefix, short enough that names stay within 63 characters). Returns the API server's message.
+pub async fn run_admission_case(
+    client: &kube::Client,
+    namespace: &str,
+    name_prefix: &str,
+    case: &AdmissionCase,
+) -> Result<String, String> {
+    use kube::api::PostParams;
+    let kind = case.object["kind"].as_str().unwrap_or_default();
+    let api = dynamic_api(client, namespace, kind)?;
+    let mut object = to_dynamic(&case.object, name_prefix)?;
+    let outcome = match &case.old {
+        None => api.create(&PostParams::default(), &object).await,
+        Some(old) => {
+            let old = to_dynamic(old, name_prefix)?;
+            let created = api
+                .create(&PostParams::default(), &old)
+                .await
+                .map_err(|e| format!("{}: the old object was refused: {e}", case.name))?;
+            object.metadata.resource_version = created.metadata.resource_version;
+            let name = object.metadata.name.clone().unwrap_or_default();
+            api.replace(&name, &PostParams::default(), &object).await
+        }
+    };
+    match outcome {
+        Ok(_) => Err(format!(
+            "{}: accepted, expected a refusal with {:?}",
+            case.name, case.expected_message
+        )),
+        Err(kube::Error::Api(status)) if status.message.contains(case.expected_message) => {
+            Ok(status.message)
+        }
+        Err(error) => Err(format!(
+            "{}: expected {:?}, got {error}",
+            case.name, case.expected_message
+        )),
+    }
+}
+
+/// Creates one valid object on a real API server (the positive control), with `name_prefix` on its name.
+pub async fn create_valid_object(
+    client: &kube::Client,
+    namespace: &str,
+    name_prefix: &str,
+    object: &Value,
+) -> Result<(), String> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let api = dynamic_api(client, namespace, kind)?;
+    let object = to_dynamic(object, name_prefix)?;
+    api.create(&kube::api::PostParams::default(), &object)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{kind} refused: {e}"))
+}

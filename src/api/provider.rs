@@ -1,0 +1,239 @@
+//! `CimiProvider`: a CIMI endpoint with its credentials, TLS settings, cadences and limits.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::SecretRef;
+
+/// The most catalog entries listed in status per collection; counts are always complete.
+pub const CATALOG_ENTRIES_PER_COLLECTION: usize = 50;
+/// The most capabilities listed in status.
+pub const MAX_CAPABILITIES: usize = 100;
+
+/// The CIMI serialization the operator speaks to the provider.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `application/json`.
+    #[default]
+    Json,
+    /// `application/xml`.
+    Xml,
+}
+
+/// A CimiProvider is a CIMI endpoint that CimiMachines, CimiVolumes, CimiNetworks and CimiSystems reference. It is cluster-scoped; its Secrets live in the operator's namespace.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "cimi.dev",
+    version = "v1alpha1",
+    kind = "CimiProvider",
+    plural = "cimiproviders",
+    singular = "cimiprovider",
+    status = "CimiProviderStatus",
+    shortname = "cimiprov",
+    category = "cimi",
+    derive = "PartialEq",
+    doc = "A DMTF CIMI endpoint that other cimi.dev objects reference.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the provider answers as a CIMI endpoint"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the provider is (not) ready"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.cimiVersion", description = "The CIMI version the provider speaks"),
+    printcolumn(name = "Endpoint", type_ = "string", json_path = ".spec.endpoint", description = "The CloudEntryPoint URL", priority = 1),
+    printcolumn(name = "Latency", type_ = "string", json_path = ".status.latency", description = "Latency of the last probe", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(self.insecureSkipTlsVerify && has(self.caBundleSecretRef))").message("caBundleSecretRef and insecureSkipTlsVerify are mutually exclusive"),
+    validation = Rule::new("!has(self.caBundleSecretRef) || self.endpoint.startsWith('https://')").message("caBundleSecretRef needs an https endpoint"),
+)]
+pub struct CimiProviderSpec {
+    /// The CloudEntryPoint URL, such as `https://cimi.example.net/`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']").message("endpoint must be an http or https URL"))]
+    pub endpoint: String,
+    /// A Secret in the operator's namespace with keys `username` and `password`, or `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+    /// A Secret in the operator's namespace whose key `ca.crt` holds the CA bundle that signs the provider's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_secret_ref: Option<SecretRef>,
+    /// Accept any certificate from the provider. For tests only.
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    /// The serialization to speak: json (default) or xml.
+    #[serde(default)]
+    pub format: Format,
+    /// How often the state of every resource is read, in paged collection reads. Default `30s`.
+    #[serde(default = "default_poll_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new(r"!self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$') || duration(self) >= duration('1s')").message("pollInterval must be at least 1s"))]
+    pub poll_interval: String,
+    /// How often meters are read. Default `5m`.
+    #[serde(default = "default_meter_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub meter_interval: String,
+    /// How often provider EventLogs are read. Default `1m`.
+    #[serde(default = "default_event_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub event_interval: String,
+    /// The request budget the operator keeps towards this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Only objects in namespaces matching this label selector may use the provider; absent means all namespaces. Objects elsewhere get `Ready=False` with reason NotAllowedNamespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<LabelSelector>,
+}
+
+fn default_poll_interval() -> String {
+    "30s".to_string()
+}
+fn default_meter_interval() -> String {
+    "5m".to_string()
+}
+fn default_event_interval() -> String {
+    "1m".to_string()
+}
+
+/// The request budget towards one provider, shared fairly by every object that uses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.burst >= self.requestsPerSecond").message("rateLimit.burst must be at least rateLimit.requestsPerSecond"))]
+pub struct RateLimit {
+    /// Sustained requests per second. Default 20.
+    #[serde(default = "default_rps")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub requests_per_second: i32,
+    /// Requests that may be made at once after a quiet period. Default 40.
+    #[serde(default = "default_burst")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub burst: i32,
+    /// Requests in flight at the same time. Default 8.
+    #[serde(default = "default_max_concurrent")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent: i32,
+}
+
+fn default_rps() -> i32 {
+    20
+}
+fn default_burst() -> i32 {
+    40
+}
+fn default_max_concurrent() -> i32 {
+    8
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests_per_second: default_rps(),
+            burst: default_burst(),
+            max_concurrent: default_max_concurrent(),
+        }
+    }
+}
+
+/// What the operator learned of the provider at its last probe.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CimiProviderStatus {
+    /// True when the last probe reached a CIMI CloudEntryPoint with the given credentials.
+    #[serde(default)]
+    pub ready: bool,
+    /// Ready and InUse; see docs/reasons.md for every reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The generation of the spec that the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The CIMI version the CloudEntryPoint states (or 1.x when it states none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cimi_version: Option<String>,
+    /// The provider's baseURI.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "baseURI")]
+    pub base_uri: Option<String>,
+    /// The collections the CloudEntryPoint offers, such as machines and volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
+    /// Capabilities from ResourceMetadata (at most 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<Capability>,
+    /// A bounded view of the provider's catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<Catalog>,
+    /// When the provider was last probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<Time>,
+    /// How long the last probe took, such as `12ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+    /// How many cimi.dev objects reference this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use_by: Option<i32>,
+}
+
+/// One capability of a provider resource type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Capability {
+    /// The resource type it applies to, such as `Machine`.
+    pub resource: String,
+    /// The capability's name, such as `DefaultInitialState`.
+    pub name: String,
+    /// Its value; absent means boolean true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// The provider's catalog: names and hrefs of what objects can be made from, capped per collection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Catalog {
+    /// Machine configurations (sizes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machine_configs: Vec<CatalogEntry>,
+    /// Machine images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machine_images: Vec<CatalogEntry>,
+    /// Machine templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machine_templates: Vec<CatalogEntry>,
+    /// Volume configurations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_configs: Vec<CatalogEntry>,
+    /// Volume templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_templates: Vec<CatalogEntry>,
+    /// Network configurations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_configs: Vec<CatalogEntry>,
+    /// Network templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_templates: Vec<CatalogEntry>,
+    /// System templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_templates: Vec<CatalogEntry>,
+    /// The full size of each collection, by collection name, even where the lists above are capped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, i64>,
+    /// True when at least one list above was capped.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One catalog entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogEntry {
+    /// The entry's CIMI name, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The entry's href.
+    pub href: String,
+}

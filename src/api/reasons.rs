@@ -1,0 +1,259 @@
+//! The catalogue of condition reasons: every reason the operator writes, what it means and what the
+//! user should do. `docs/reasons.md` is generated from it (`make crds`) and a test keeps them equal.
+
+use super::conditions::{IN_USE, READY, RECONCILING, STALLED, SYNCED};
+
+/// One entry of the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReasonInfo {
+    /// The reason as written in conditions (CamelCase).
+    pub name: &'static str,
+    /// The condition types that carry it.
+    pub conditions: &'static [&'static str],
+    /// What it means.
+    pub meaning: &'static str,
+    /// What the user should do.
+    pub action: &'static str,
+}
+
+macro_rules! reasons {
+    ($( $variant:ident: [$($cond:expr),*] $meaning:literal, $action:literal; )*) => {
+        /// Every reason the operator writes into a condition.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $(
+                #[doc = $meaning]
+                $variant,
+            )*
+        }
+
+        impl Reason {
+            /// Every reason, in catalogue order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
+
+            /// The catalogue entry of this reason.
+            pub fn info(self) -> ReasonInfo {
+                match self {
+                    $(Reason::$variant => ReasonInfo {
+                        name: stringify!($variant),
+                        conditions: &[$($cond),*],
+                        meaning: $meaning,
+                        action: $action,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    Available: [READY, SYNCED]
+        "The provider resource exists and is in the state the spec asks for.",
+        "Nothing.";
+    Creating: [READY, RECONCILING]
+        "The operator asked the provider to create the resource and waits for it.",
+        "Wait; `status.job` shows the provider Job and its progress.";
+    Updating: [READY, RECONCILING]
+        "The operator is applying a change of the spec (attributes, volumes, interfaces).",
+        "Wait; `status.job` shows the provider Job when there is one.";
+    ChangingPowerState: [READY, RECONCILING]
+        "The operator asked the provider to start, stop, pause or suspend the resource.",
+        "Wait; `status.state` shows the provider's transient state.";
+    WaitingForJob: [READY, RECONCILING]
+        "A provider Job of this resource is running; no new operation is started until it ends.",
+        "Wait; if the Job hangs, the `timeouts` of the spec turn this into Timeout.";
+    Deleting: [READY, RECONCILING]
+        "The object is being deleted and the operator deletes the provider resource.",
+        "Wait. If the provider is gone for good, annotate the object `cimi.dev/force-orphan: \"true\"`.";
+    Observed: [READY, SYNCED]
+        "managementPolicy is ObserveOnly: the operator mirrors the provider resource and never changes it.",
+        "Nothing; switch to Managed (with deletionPolicy Delete if wanted) to let the operator act.";
+    Paused: [SYNCED]
+        "The object carries `cimi.dev/paused: \"true\"`; the operator does not reconcile it.",
+        "Remove the annotation to resume.";
+    WaitingForDependency: [READY, RECONCILING]
+        "A CimiVolume or CimiNetwork the spec references does not exist yet or is not Ready.",
+        "Create the referenced object, or check why it is not Ready (the message names it).";
+    ProviderNotFound: [READY, STALLED]
+        "`spec.providerRef` names no CimiProvider.",
+        "Create the CimiProvider or correct `spec.providerRef` (it is immutable: recreate the object).";
+    ProviderNotReady: [READY, RECONCILING]
+        "The referenced CimiProvider is not Ready.",
+        "Look at the CimiProvider's Ready condition (`kubectl get cimiprov`).";
+    NotAllowedNamespace: [READY, STALLED]
+        "The object's namespace does not match the CimiProvider's `spec.allowedNamespaces`.",
+        "Ask the provider's owner to admit the namespace, or use another provider.";
+    SecretNotFound: [READY, STALLED]
+        "A Secret the spec references does not exist or lacks the expected key.",
+        "Create the Secret with the keys the field's documentation names; the operator retries at once.";
+    CatalogEntryNotFound: [READY, STALLED]
+        "A configuration, image or template named in the spec matches no entry of the provider's catalog.",
+        "Pick a name or href from the CimiProvider's `status.catalog`.";
+    CatalogEntryAmbiguous: [READY, STALLED]
+        "A catalog name in the spec matches several entries of the provider's catalog.",
+        "Name the entry by href instead.";
+    ImportNotFound: [READY, STALLED]
+        "`spec.import` matches no provider resource.",
+        "Correct the href or the filter; `spec.import` is immutable, so recreate the object.";
+    ImportAmbiguous: [READY, STALLED]
+        "`spec.import.filter` matches more than one provider resource.",
+        "Narrow the filter, or import by href.";
+    UnsupportedByProvider: [READY, STALLED]
+        "The provider does not offer what the spec needs (a collection, an operation or a by-value capability).",
+        "Check the CimiProvider's `status.collections` and `status.capabilities`; use a template by reference instead.";
+    ProviderRejected: [READY, SYNCED, STALLED]
+        "The provider refused a request (4xx other than 401, 403, 404, 409, 429); the message quotes it.",
+        "Correct the spec as the message says.";
+    ProviderUnreachable: [READY, SYNCED]
+        "The provider did not answer, or answered 5xx; the operator retries with backoff. Ready turns Unknown.",
+        "Check the provider and the network; nothing to change on the object.";
+    RateLimited: [SYNCED]
+        "The provider answered 429 or the operator's own budget for the provider is spent; requests wait.",
+        "Nothing, or raise the CimiProvider's `spec.rateLimit` if the provider allows it.";
+    JobFailed: [READY, STALLED]
+        "A provider Job ended FAILED or STOPPED; the message carries its status message.",
+        "Read the message; change the spec or fix the provider side. The operator retries slowly and at once on a spec change.";
+    Timeout: [READY, STALLED]
+        "An operation ran longer than the spec's `timeouts` allow.",
+        "Check the provider; raise `spec.timeouts` if the operation is just slow.";
+    ProviderError: [READY]
+        "The provider reports the resource in state ERROR.",
+        "Inspect the resource on the provider; delete and recreate the object if it cannot recover.";
+    ResourceGone: [READY, STALLED]
+        "The provider resource recorded in `status.id` no longer exists (404/410, or an id reused by another resource).",
+        "For a managed object, delete it and create it again; an ObserveOnly object cannot recover.";
+    InvalidSpec: [READY, STALLED]
+        "The spec passed admission but cannot be turned into a CIMI request (for example a quantity too large for CIMI).",
+        "Correct the spec as the message says.";
+    Reachable: [READY]
+        "CimiProvider: the CloudEntryPoint answered with the given credentials.",
+        "Nothing.";
+    Unauthorized: [READY]
+        "CimiProvider: the provider answered 401 or 403 to the given credentials.",
+        "Correct the credentials Secret (`username`/`password` or `token`); the operator reconnects when it changes.";
+    Unreachable: [READY]
+        "CimiProvider: the endpoint did not answer (DNS, connection refused, timeout) or answered 5xx.",
+        "Check `spec.endpoint` and that the provider runs; the operator probes again every pollInterval.";
+    NotCIMI: [READY]
+        "CimiProvider: the endpoint answered, but not with a CIMI CloudEntryPoint.",
+        "Point `spec.endpoint` at the CloudEntryPoint URL of the provider.";
+    TLSError: [READY]
+        "CimiProvider: the TLS handshake failed (unknown CA, wrong host name, expired certificate).",
+        "Provide the CA with `spec.caBundleSecretRef` (key `ca.crt`), or correct the endpoint's host name.";
+    CredentialsNotFound: [READY]
+        "CimiProvider: the credentials or CA Secret is missing, lacks its keys, or is outside the operator's namespace.",
+        "Create the Secret in the operator's namespace with keys `username` and `password`, or `token` (and `ca.crt` for a CA).";
+    Referenced: [IN_USE]
+        "CimiProvider: objects reference the provider; it keeps the `cimi.dev/in-use` finalizer until they are gone.",
+        "Delete or move the objects the message names before deleting the provider.";
+    NotReferenced: [IN_USE]
+        "CimiProvider: no object references the provider.",
+        "Nothing.";
+}
+
+impl Reason {
+    /// The reason as written in conditions.
+    pub fn as_str(self) -> &'static str {
+        self.info().name
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The catalogue as Markdown: the text of `docs/reasons.md`.
+pub fn reasons_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("# Condition reasons\n\n");
+    out.push_str(
+        "<!-- Generated from src/api/reasons.rs by `make crds`; do not edit by hand. -->\n\n",
+    );
+    out.push_str(
+        "Every object of the `cimi.dev` group reports conditions: `Ready`, `Synced`, `Reconciling` and \
+         `Stalled` on the managed kinds (the last two follow the kstatus conventions Flux reads), `Ready` \
+         and `InUse` on CimiProvider. Each condition carries one of the reasons below.\n\n",
+    );
+    out.push_str("| Reason | Conditions | Meaning | What to do |\n|---|---|---|---|\n");
+    for reason in Reason::ALL {
+        let info = reason.info();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            info.name,
+            info.conditions.join(", "),
+            info.meaning.replace('|', "\\|"),
+            info.action.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn reasons_are_unique_camel_case_and_documented() {
+        let mut seen = HashSet::new();
+        for reason in Reason::ALL {
+            let info = reason.info();
+            assert!(seen.insert(info.name), "duplicate reason {}", info.name);
+            assert!(
+                info.name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_uppercase()),
+                "{} is not CamelCase",
+                info.name
+            );
+            assert!(
+                info.name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{} is not CamelCase",
+                info.name
+            );
+            assert!(
+                !info.conditions.is_empty(),
+                "{} names no condition",
+                info.name
+            );
+            assert!(
+                info.meaning.ends_with('.') && info.action.ends_with('.'),
+                "{} lacks text",
+                info.name
+            );
+        }
+        for required in [
+            "Available",
+            "Creating",
+            "Reachable",
+            "Unauthorized",
+            "Unreachable",
+            "NotCIMI",
+            "Paused",
+            "WaitingForDependency",
+            "JobFailed",
+            "Timeout",
+            "NotAllowedNamespace",
+        ] {
+            assert!(seen.contains(required), "catalogue lacks {required}");
+        }
+    }
+
+    #[test]
+    fn reasons_doc_is_in_sync() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reasons.md");
+        let expected = reasons_markdown();
+        if std::env::var_os("CIMI_UPDATE_GENERATED").is_some() {
+            std::fs::create_dir_all(path.parent().expect("docs dir")).expect("create docs/");
+            std::fs::write(&path, &expected).expect("write docs/reasons.md");
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/reasons.md differs from src/api/reasons.rs: run `make crds` (or `cimi-operator reasons --write docs/reasons.md`) and commit the result"
+        );
+    }
+}
