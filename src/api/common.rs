@@ -83,17 +83,11 @@ pub struct CatalogRef {
 impl CatalogRef {
     /// A reference by CIMI name.
     pub fn by_name(name: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            href: None,
-        }
+        Self { name: Some(name.into()), href: None }
     }
     /// A reference by href.
     pub fn by_href(href: impl Into<String>) -> Self {
-        Self {
-            name: None,
-            href: Some(href.into()),
-        }
+        Self { name: None, href: Some(href.into()) }
     }
 }
 
@@ -152,8 +146,7 @@ pub struct Timeouts {
 
 /// Parses a Go-style duration (`30s`, `1h30m`) as used in spec fields.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let parsed = kube::core::Duration::from_str(text)
-        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    let parsed = kube::core::Duration::from_str(text).map_err(|e| format!("invalid duration {text:?}: {e}"))?;
     if parsed.is_negative() {
         return Err(format!("invalid duration {text:?}: negative"));
     }

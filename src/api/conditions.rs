@@ -60,21 +60,11 @@ impl ConditionSet {
     /// Starts from the object's current conditions; `generation` is the `metadata.generation` that
     /// this reconcile acted on, recorded as each condition's `observedGeneration`.
     pub fn new(current: &[Condition], generation: Option<i64>, now: Time) -> Self {
-        Self {
-            conditions: current.to_vec(),
-            generation,
-            now,
-        }
+        Self { conditions: current.to_vec(), generation, now }
     }
 
     /// Sets one condition with a reason from the catalogue and a human-readable message.
-    pub fn set(
-        &mut self,
-        type_: &str,
-        status: Status,
-        reason: Reason,
-        message: impl Into<String>,
-    ) -> &mut Self {
+    pub fn set(&mut self, type_: &str, status: Status, reason: Reason, message: impl Into<String>) -> &mut Self {
         let message = message.into();
         let previous = self.conditions.iter().position(|c| c.type_ == type_);
         let last_transition_time = match previous.map(|i| &self.conditions[i]) {
@@ -116,10 +106,7 @@ impl ConditionSet {
 }
 
 fn rank(type_: &str) -> usize {
-    [READY, SYNCED, RECONCILING, STALLED]
-        .iter()
-        .position(|t| *t == type_)
-        .unwrap_or(usize::MAX)
+    [READY, SYNCED, RECONCILING, STALLED].iter().position(|t| *t == type_).unwrap_or(usize::MAX)
 }
 
 /// The condition of a type in a list, if present.
@@ -144,12 +131,7 @@ mod tests {
     #[test]
     fn new_condition_gets_now_and_generation() {
         let mut set = ConditionSet::new(&[], Some(3), at(100));
-        set.set(
-            READY,
-            Status::False,
-            Reason::Creating,
-            "creating the machine",
-        );
+        set.set(READY, Status::False, Reason::Creating, "creating the machine");
         let out = set.build();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].type_, "Ready");
@@ -161,9 +143,8 @@ mod tests {
 
     #[test]
     fn same_status_keeps_transition_time_but_updates_reason_and_message() {
-        let first = ConditionSet::new(&[], Some(1), at(100))
-            .set(READY, Status::False, Reason::Creating, "posting")
-            .build();
+        let first =
+            ConditionSet::new(&[], Some(1), at(100)).set(READY, Status::False, Reason::Creating, "posting").build();
         let second = ConditionSet::new(&first, Some(2), at(200))
             .set(READY, Status::False, Reason::WaitingForJob, "job 91 at 40%")
             .build();
@@ -175,12 +156,9 @@ mod tests {
 
     #[test]
     fn flipped_status_moves_transition_time() {
-        let first = ConditionSet::new(&[], Some(1), at(100))
-            .set(READY, Status::False, Reason::Creating, "")
-            .build();
-        let second = ConditionSet::new(&first, Some(1), at(300))
-            .set(READY, Status::True, Reason::Available, "")
-            .build();
+        let first = ConditionSet::new(&[], Some(1), at(100)).set(READY, Status::False, Reason::Creating, "").build();
+        let second =
+            ConditionSet::new(&first, Some(1), at(300)).set(READY, Status::True, Reason::Available, "").build();
         assert_eq!(second[0].last_transition_time, at(300));
         let third = ConditionSet::new(&second, Some(1), at(400))
             .set(READY, Status::Unknown, Reason::ProviderUnreachable, "")

@@ -137,29 +137,11 @@ fn without(mut spec: Value, path: &[&str]) -> Value {
     spec
 }
 
-fn case(
-    name: &'static str,
-    kind: &str,
-    spec: Value,
-    expected_message: &'static str,
-    check: Check,
-) -> AdmissionCase {
-    AdmissionCase {
-        name,
-        object: object(kind, name, spec),
-        old: None,
-        expected_message,
-        check,
-    }
+fn case(name: &'static str, kind: &str, spec: Value, expected_message: &'static str, check: Check) -> AdmissionCase {
+    AdmissionCase { name, object: object(kind, name, spec), old: None, expected_message, check }
 }
 
-fn update(
-    name: &'static str,
-    kind: &str,
-    old: Value,
-    new: Value,
-    expected_message: &'static str,
-) -> AdmissionCase {
+fn update(name: &'static str, kind: &str, old: Value, new: Value, expected_message: &'static str) -> AdmissionCase {
     AdmissionCase {
         name,
         object: object(kind, name, new),
@@ -485,8 +467,7 @@ fn dynamic_api(
     namespace: &str,
     kind: &str,
 ) -> Result<kube::Api<kube::core::DynamicObject>, String> {
-    let (resource, namespaced) =
-        api_resource(kind).ok_or_else(|| format!("unknown kind {kind}"))?;
+    let (resource, namespaced) = api_resource(kind).ok_or_else(|| format!("unknown kind {kind}"))?;
     Ok(if namespaced {
         kube::Api::namespaced_with(client.clone(), namespace, &resource)
     } else {
@@ -495,8 +476,7 @@ fn dynamic_api(
 }
 
 fn to_dynamic(value: &Value, name_prefix: &str) -> Result<kube::core::DynamicObject, String> {
-    let mut object: kube::core::DynamicObject =
-        serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    let mut object: kube::core::DynamicObject = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
     object.metadata.name = object.metadata.name.map(|n| format!("{name_prefix}{n}"));
     Ok(object)
 }
@@ -529,17 +509,9 @@ pub async fn run_admission_case(
         }
     };
     match outcome {
-        Ok(_) => Err(format!(
-            "{}: accepted, expected a refusal with {:?}",
-            case.name, case.expected_message
-        )),
-        Err(kube::Error::Api(status)) if status.message.contains(case.expected_message) => {
-            Ok(status.message)
-        }
-        Err(error) => Err(format!(
-            "{}: expected {:?}, got {error}",
-            case.name, case.expected_message
-        )),
+        Ok(_) => Err(format!("{}: accepted, expected a refusal with {:?}", case.name, case.expected_message)),
+        Err(kube::Error::Api(status)) if status.message.contains(case.expected_message) => Ok(status.message),
+        Err(error) => Err(format!("{}: expected {:?}, got {error}", case.name, case.expected_message)),
     }
 }
 
@@ -553,8 +525,5 @@ pub async fn create_valid_object(
     let kind = object["kind"].as_str().unwrap_or_default();
     let api = dynamic_api(client, namespace, kind)?;
     let object = to_dynamic(object, name_prefix)?;
-    api.create(&kube::api::PostParams::default(), &object)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("{kind} refused: {e}"))
+    api.create(&kube::api::PostParams::default(), &object).await.map(|_| ()).map_err(|e| format!("{kind} refused: {e}"))
 }

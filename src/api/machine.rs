@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, LocalObjectRef, ManagedStatus, ManagementPolicy,
-    Properties, ProviderRef, SecretKeyRef, Timeouts,
+    CatalogRef, DeletionPolicy, ImportSpec, LocalObjectRef, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
+    SecretKeyRef, Timeouts,
 };
 
 /// The power state the user wants the machine in.

@@ -34,13 +34,7 @@ use kube::CustomResourceExt;
 
 /// Every CustomResourceDefinition of the operator, providers first.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        CimiProvider::crd(),
-        CimiMachine::crd(),
-        CimiVolume::crd(),
-        CimiNetwork::crd(),
-        CimiSystem::crd(),
-    ]
+    vec![CimiProvider::crd(), CimiMachine::crd(), CimiVolume::crd(), CimiNetwork::crd(), CimiSystem::crd()]
 }
 
 /// One CRD as YAML (one document, no leading `---`).
@@ -60,10 +54,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
 
 /// The file name of a CRD under `crds/`: `<plural>.cimi.dev.yaml`.
 pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
-    format!(
-        "{}.yaml",
-        crd.spec.names.plural.clone() + "." + &crd.spec.group
-    )
+    format!("{}.yaml", crd.spec.names.plural.clone() + "." + &crd.spec.group)
 }
 
 /// Writes one file per CRD into `dir`, returning the paths written.

@@ -130,11 +130,7 @@ fn default_max_concurrent() -> i32 {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            requests_per_second: default_rps(),
-            burst: default_burst(),
-            max_concurrent: default_max_concurrent(),
-        }
+        Self { requests_per_second: default_rps(), burst: default_burst(), max_concurrent: default_max_concurrent() }
     }
 }
 

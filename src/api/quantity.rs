@@ -17,9 +17,7 @@ pub fn quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
     /// The text is not a Kubernetes quantity.
-    #[error(
-        "{0:?} is not a quantity (expected a number with an optional suffix such as Ki, Mi, Gi, k, M, G)"
-    )]
+    #[error("{0:?} is not a quantity (expected a number with an optional suffix such as Ki, Mi, Gi, k, M, G)")]
     Invalid(String),
     /// The value is zero or negative.
     #[error("{0:?} must be positive")]
@@ -37,9 +35,7 @@ fn parse_exact(text: &str) -> Result<(i128, u32), QuantityError> {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
-    let number_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let number_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(number_end);
     if number.is_empty() || number == "." || number.matches('.').count() > 1 {
         return Err(invalid());
@@ -92,10 +88,7 @@ fn to_units(quantity: &str, unit: i128) -> Result<i64, QuantityError> {
         return Err(QuantityError::NotPositive(quantity.to_string()));
     }
     let too_large = || QuantityError::TooLarge(quantity.to_string());
-    let denominator = 10i128
-        .checked_pow(decimals)
-        .and_then(|d| d.checked_mul(unit))
-        .ok_or_else(too_large)?;
+    let denominator = 10i128.checked_pow(decimals).and_then(|d| d.checked_mul(unit)).ok_or_else(too_large)?;
     let units = (numerator + denominator - 1) / denominator;
     i64::try_from(units).map_err(|_| too_large())
 }
@@ -120,14 +113,7 @@ pub fn format_memory_kib(kib: i64) -> String {
 /// Formats a CIMI capacity value (kB) for a printer column in decimal units (`10000000` -> `10G`).
 pub fn format_capacity_kb(kb: i64) -> String {
     let bytes = i128::from(kb) * 1000;
-    let units = [
-        ("E", 18u32),
-        ("P", 15),
-        ("T", 12),
-        ("G", 9),
-        ("M", 6),
-        ("k", 3),
-    ];
+    let units = [("E", 18u32), ("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3)];
     for (suffix, power) in units {
         let unit = 10i128.pow(power);
         if bytes >= unit {
@@ -138,14 +124,7 @@ pub fn format_capacity_kb(kb: i64) -> String {
 }
 
 fn format_binary(bytes: i128) -> String {
-    let units = [
-        ("Ei", 60u32),
-        ("Pi", 50),
-        ("Ti", 40),
-        ("Gi", 30),
-        ("Mi", 20),
-        ("Ki", 10),
-    ];
+    let units = [("Ei", 60u32), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)];
     for (suffix, shift) in units {
         let unit = 1i128 << shift;
         if bytes >= unit {
@@ -194,27 +173,12 @@ mod tests {
 
     #[test]
     fn bad_quantities_are_refused() {
-        assert!(matches!(
-            memory_kib(&q("four gigs")),
-            Err(QuantityError::Invalid(_))
-        ));
-        assert!(matches!(
-            memory_kib(&q("4GB")),
-            Err(QuantityError::Invalid(_))
-        ));
+        assert!(matches!(memory_kib(&q("four gigs")), Err(QuantityError::Invalid(_))));
+        assert!(matches!(memory_kib(&q("4GB")), Err(QuantityError::Invalid(_))));
         assert!(matches!(memory_kib(&q("")), Err(QuantityError::Invalid(_))));
-        assert!(matches!(
-            memory_kib(&q("0")),
-            Err(QuantityError::NotPositive(_))
-        ));
-        assert!(matches!(
-            capacity_kb(&q("-1Gi")),
-            Err(QuantityError::NotPositive(_))
-        ));
-        assert!(matches!(
-            capacity_kb(&q("10000Ei")),
-            Err(QuantityError::TooLarge(_))
-        ));
+        assert!(matches!(memory_kib(&q("0")), Err(QuantityError::NotPositive(_))));
+        assert!(matches!(capacity_kb(&q("-1Gi")), Err(QuantityError::NotPositive(_))));
+        assert!(matches!(capacity_kb(&q("10000Ei")), Err(QuantityError::TooLarge(_))));
     }
 
     #[test]

@@ -168,9 +168,7 @@ impl std::fmt::Display for Reason {
 pub fn reasons_markdown() -> String {
     let mut out = String::new();
     out.push_str("# Condition reasons\n\n");
-    out.push_str(
-        "<!-- Generated from src/api/reasons.rs by `make crds`; do not edit by hand. -->\n\n",
-    );
+    out.push_str("<!-- Generated from src/api/reasons.rs by `make crds`; do not edit by hand. -->\n\n");
     out.push_str(
         "Every object of the `cimi.dev` group reports conditions: `Ready`, `Synced`, `Reconciling` and \
          `Stalled` on the managed kinds (the last two follow the kstatus conventions Flux reads), `Ready` \
@@ -201,29 +199,10 @@ mod tests {
         for reason in Reason::ALL {
             let info = reason.info();
             assert!(seen.insert(info.name), "duplicate reason {}", info.name);
-            assert!(
-                info.name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_uppercase()),
-                "{} is not CamelCase",
-                info.name
-            );
-            assert!(
-                info.name.chars().all(|c| c.is_ascii_alphanumeric()),
-                "{} is not CamelCase",
-                info.name
-            );
-            assert!(
-                !info.conditions.is_empty(),
-                "{} names no condition",
-                info.name
-            );
-            assert!(
-                info.meaning.ends_with('.') && info.action.ends_with('.'),
-                "{} lacks text",
-                info.name
-            );
+            assert!(info.name.chars().next().is_some_and(|c| c.is_ascii_uppercase()), "{} is not CamelCase", info.name);
+            assert!(info.name.chars().all(|c| c.is_ascii_alphanumeric()), "{} is not CamelCase", info.name);
+            assert!(!info.conditions.is_empty(), "{} names no condition", info.name);
+            assert!(info.meaning.ends_with('.') && info.action.ends_with('.'), "{} lacks text", info.name);
         }
         for required in [
             "Available",

@@ -5,8 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties,
-    ProviderRef, Timeouts,
+    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef, Timeouts,
 };
 use super::machine::PowerState;
 
@@ -101,10 +100,7 @@ pub struct SystemTemplateSpec {
 #[x_kube(validation = Rule::new("(has(self.machineTemplate) ? 1 : 0) + (has(self.volumeTemplate) ? 1 : 0) + (has(self.networkTemplate) ? 1 : 0) == 1").message("a component sets exactly one of machineTemplate, volumeTemplate and networkTemplate"))]
 pub struct ComponentDescriptor {
     /// The component's name; with a quantity N the members are named name1 ... nameN.
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$"))]
     pub name: String,
     /// The component's description.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,19 +11,12 @@ use super::*;
 
 fn schema_of(crd: &CustomResourceDefinition) -> Value {
     let version = &crd.spec.versions[0];
-    let schema = version
-        .schema
-        .as_ref()
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .expect("CRD has a schema");
+    let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("CRD has a schema");
     serde_json::to_value(schema).expect("schema serializes")
 }
 
 fn crd_of(kind: &str) -> CustomResourceDefinition {
-    crds()
-        .into_iter()
-        .find(|c| c.spec.names.kind == kind)
-        .expect("kind has a CRD")
+    crds().into_iter().find(|c| c.spec.names.kind == kind).expect("kind has a CRD")
 }
 
 /// Every `x-kubernetes-validations` rule message in a schema, recursively.
@@ -63,22 +56,10 @@ fn every_kind_has_names_scope_category_and_status() {
         assert_eq!(crd.spec.versions[0].name, crate::API_VERSION);
         assert_eq!(crd.spec.names.plural, plural);
         assert_eq!(crd.spec.scope, scope, "{kind}");
-        assert_eq!(
-            crd.spec.names.short_names.as_deref(),
-            Some(&[short.to_string()][..])
-        );
-        assert_eq!(
-            crd.spec.names.categories.as_deref(),
-            Some(&["cimi".to_string()][..])
-        );
-        let subresources = crd.spec.versions[0]
-            .subresources
-            .as_ref()
-            .expect("subresources");
-        assert!(
-            subresources.status.is_some(),
-            "{kind} has a status subresource"
-        );
+        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
+        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["cimi".to_string()][..]));
+        let subresources = crd.spec.versions[0].subresources.as_ref().expect("subresources");
+        assert!(subresources.status.is_some(), "{kind} has a status subresource");
         assert_eq!(crd_file_name(&crd), format!("{plural}.cimi.dev.yaml"));
     }
 }
@@ -86,16 +67,12 @@ fn every_kind_has_names_scope_category_and_status() {
 #[test]
 fn short_names_collide_with_no_builtin() {
     let builtin = [
-        "cm", "cs", "csr", "ds", "deploy", "ep", "ev", "hpa", "ing", "limits", "ns", "no", "pvc",
-        "pv", "po", "pdb", "psp", "rc", "rs", "sa", "svc", "sts", "quota", "crd", "crds", "netpol",
-        "pc", "sc", "cj", "vol",
+        "cm", "cs", "csr", "ds", "deploy", "ep", "ev", "hpa", "ing", "limits", "ns", "no", "pvc", "pv", "po", "pdb",
+        "psp", "rc", "rs", "sa", "svc", "sts", "quota", "crd", "crds", "netpol", "pc", "sc", "cj", "vol",
     ];
     for crd in crds() {
         for short in crd.spec.names.short_names.unwrap_or_default() {
-            assert!(
-                !builtin.contains(&short.as_str()),
-                "{short} collides with a built-in short name"
-            );
+            assert!(!builtin.contains(&short.as_str()), "{short} collides with a built-in short name");
         }
     }
 }
@@ -103,10 +80,7 @@ fn short_names_collide_with_no_builtin() {
 #[test]
 fn printer_columns_answer_is_it_up_and_what_is_it() {
     let expected: [(&str, &[&str]); 5] = [
-        (
-            "CimiMachine",
-            &["State", "Ready", "CPU", "Memory", "IP", "Age"],
-        ),
+        ("CimiMachine", &["State", "Ready", "CPU", "Memory", "IP", "Age"]),
         ("CimiVolume", &["State", "Ready", "Capacity", "Age"]),
         ("CimiNetwork", &["State", "Ready", "Type", "Age"]),
         ("CimiSystem", &["State", "Ready", "Members", "Age"]),
@@ -122,21 +96,12 @@ fn printer_columns_answer_is_it_up_and_what_is_it() {
             .map(|c| c.name.clone())
             .collect();
         for column in columns {
-            assert!(
-                names.iter().any(|n| n == column),
-                "{kind} lacks column {column}: {names:?}"
-            );
+            assert!(names.iter().any(|n| n == column), "{kind} lacks column {column}: {names:?}");
         }
     }
     let machine = crd_of("CimiMachine");
-    let columns = machine.spec.versions[0]
-        .additional_printer_columns
-        .as_ref()
-        .expect("columns");
-    let memory = columns
-        .iter()
-        .find(|c| c.name == "Memory")
-        .expect("memory column");
+    let columns = machine.spec.versions[0].additional_printer_columns.as_ref().expect("columns");
+    let memory = columns.iter().find(|c| c.name == "Memory").expect("memory column");
     assert_eq!(memory.json_path, ".status.memoryDisplay");
 }
 
@@ -148,11 +113,7 @@ fn schemas_carry_cel_rules_defaults_and_list_maps() {
         let schema = schema_of(&crd);
         let mut rules = Vec::new();
         rule_messages(&schema, &mut rules);
-        assert!(
-            rules.len() >= 3,
-            "{} has too few rules",
-            crd.spec.names.kind
-        );
+        assert!(rules.len() >= 3, "{} has too few rules", crd.spec.names.kind);
         for (rule, message) in &rules {
             assert!(!message.is_empty(), "rule {rule} has no message");
         }
@@ -160,18 +121,11 @@ fn schemas_carry_cel_rules_defaults_and_list_maps() {
         transition_rules += rules.iter().filter(|(r, _)| r.contains("oldSelf")).count();
         // Status conditions are a list keyed by type, so server-side apply merges them per type.
         let conditions = &schema["properties"]["status"]["properties"]["conditions"];
-        assert_eq!(
-            conditions["x-kubernetes-list-type"], "map",
-            "{}",
-            crd.spec.names.kind
-        );
+        assert_eq!(conditions["x-kubernetes-list-type"], "map", "{}", crd.spec.names.kind);
         assert_eq!(conditions["x-kubernetes-list-map-keys"][0], "type");
     }
     assert!(total_rules >= 30, "only {total_rules} rules");
-    assert!(
-        transition_rules >= 10,
-        "only {transition_rules} transition rules"
-    );
+    assert!(transition_rules >= 10, "only {transition_rules} transition rules");
 
     let machine = schema_of(&crd_of("CimiMachine"));
     let spec = &machine["properties"]["spec"]["properties"];
@@ -180,16 +134,9 @@ fn schemas_carry_cel_rules_defaults_and_list_maps() {
     assert_eq!(spec["managementPolicy"]["default"], "Managed");
     assert_eq!(spec["volumes"]["maxItems"], 16);
     assert_eq!(spec["networkInterfaces"]["maxItems"], 8);
-    assert!(
-        spec["description"]["description"]
-            .as_str()
-            .is_some_and(|d| d.contains("CIMI"))
-    );
+    assert!(spec["description"]["description"].as_str().is_some_and(|d| d.contains("CIMI")));
     let provider = schema_of(&crd_of("CimiProvider"));
-    assert_eq!(
-        provider["properties"]["spec"]["properties"]["format"]["default"],
-        "json"
-    );
+    assert_eq!(provider["properties"]["spec"]["properties"]["format"]["default"], "json");
 }
 
 #[test]
@@ -198,11 +145,7 @@ fn every_spec_field_is_documented() {
         if let Some(Value::Object(props)) = schema.get("properties") {
             for (name, prop) in props {
                 let here = format!("{path}.{name}");
-                if prop
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
+                if prop.get("description").and_then(Value::as_str).is_none_or(str::is_empty) {
                     missing.push(here.clone());
                 }
                 walk(&here, prop, missing);
@@ -217,11 +160,7 @@ fn every_spec_field_is_documented() {
         let mut missing = Vec::new();
         walk("spec", &schema["properties"]["spec"], &mut missing);
         walk("status", &schema["properties"]["status"], &mut missing);
-        assert!(
-            missing.is_empty(),
-            "{}: fields without docs: {missing:?}",
-            crd.spec.names.kind
-        );
+        assert!(missing.is_empty(), "{}: fields without docs: {missing:?}", crd.spec.names.kind);
     }
 }
 
@@ -242,12 +181,7 @@ fn committed_crds_match_the_code() {
     let mut expected_names: Vec<_> = crds().iter().map(crd_file_name).collect();
     expected_names.sort();
     let mut present: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     present.sort();
     assert!(
@@ -260,17 +194,8 @@ fn committed_crds_match_the_code() {
 fn crd_stream_holds_every_kind() {
     let stream = crds_yaml().expect("yaml");
     assert_eq!(stream.matches("---\n").count(), 5);
-    for plural in [
-        "cimiproviders",
-        "cimimachines",
-        "cimivolumes",
-        "ciminetworks",
-        "cimisystems",
-    ] {
-        assert!(
-            stream.contains(&format!("name: {plural}.cimi.dev")),
-            "{plural}"
-        );
+    for plural in ["cimiproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"] {
+        assert!(stream.contains(&format!("name: {plural}.cimi.dev")), "{plural}");
     }
 }
 
@@ -306,18 +231,10 @@ fn valid_objects_pass_every_rule() {
     for object in valid_objects() {
         let object = defaulted(&object).expect("valid object decodes");
         let errors = cel_errors(&object, None);
-        assert!(
-            errors.is_empty(),
-            "{} refused: {errors:?}",
-            object["metadata"]["name"]
-        );
+        assert!(errors.is_empty(), "{} refused: {errors:?}", object["metadata"]["name"]);
         // An unchanged update passes every transition rule.
         let errors = cel_errors(&object, Some(&object));
-        assert!(
-            errors.is_empty(),
-            "{} refused on a no-op update: {errors:?}",
-            object["metadata"]["name"]
-        );
+        assert!(errors.is_empty(), "{} refused on a no-op update: {errors:?}", object["metadata"]["name"]);
     }
 }
 
@@ -325,10 +242,7 @@ fn valid_objects_pass_every_rule() {
 fn admission_cases_are_enough_and_distinct() {
     let cases = admission_cases();
     let cel = cases.iter().filter(|c| c.check == Check::Cel).count();
-    let transition = cases
-        .iter()
-        .filter(|c| c.check == Check::CelTransition)
-        .count();
+    let transition = cases.iter().filter(|c| c.check == Check::CelTransition).count();
     assert!(
         cases.len() >= 12 && cel >= 6 && transition >= 3,
         "{} cases, {cel} CEL, {transition} transition",
@@ -339,12 +253,7 @@ fn admission_cases_are_enough_and_distinct() {
     names.dedup();
     assert_eq!(names.len(), cases.len(), "case names are unique");
     for case in &cases {
-        assert_eq!(
-            case.old.is_some(),
-            case.check == Check::CelTransition,
-            "{}",
-            case.name
-        );
+        assert_eq!(case.old.is_some(), case.check == Check::CelTransition, "{}", case.name);
     }
     // For a manual run against a real API server: CIMI_DUMP_FIXTURES=<dir> writes every case as JSON.
     if let Some(dir) = std::env::var_os("CIMI_DUMP_FIXTURES") {
@@ -352,8 +261,7 @@ fn admission_cases_are_enough_and_distinct() {
         std::fs::create_dir_all(dir).expect("dump dir");
         for case in &cases {
             let dump = serde_json::json!({"object": case.object, "old": case.old, "expected": case.expected_message});
-            std::fs::write(dir.join(format!("{}.json", case.name)), dump.to_string())
-                .expect("dump");
+            std::fs::write(dir.join(format!("{}.json", case.name)), dump.to_string()).expect("dump");
         }
         for (i, object) in valid_objects().iter().enumerate() {
             std::fs::write(dir.join(format!("valid-{i}.json")), object.to_string()).expect("dump");
@@ -362,18 +270,13 @@ fn admission_cases_are_enough_and_distinct() {
 }
 
 fn check_case(case: &AdmissionCase) -> Result<(), String> {
-    let object =
-        defaulted(&case.object).ok_or_else(|| format!("{}: does not decode", case.name))?;
+    let object = defaulted(&case.object).ok_or_else(|| format!("{}: does not decode", case.name))?;
     let old = match &case.old {
         Some(old) => {
-            let old =
-                defaulted(old).ok_or_else(|| format!("{}: old does not decode", case.name))?;
+            let old = defaulted(old).ok_or_else(|| format!("{}: old does not decode", case.name))?;
             let errors = cel_errors(&old, None);
             if !errors.is_empty() {
-                return Err(format!(
-                    "{}: the old object is refused: {errors:?}",
-                    case.name
-                ));
+                return Err(format!("{}: the old object is refused: {errors:?}", case.name));
             }
             Some(old)
         }
@@ -383,20 +286,14 @@ fn check_case(case: &AdmissionCase) -> Result<(), String> {
     if errors.iter().any(|e| e.contains(case.expected_message)) {
         Ok(())
     } else {
-        Err(format!(
-            "{}: expected {:?}, got {errors:?}",
-            case.name, case.expected_message
-        ))
+        Err(format!("{}: expected {:?}, got {errors:?}", case.name, case.expected_message))
     }
 }
 
 #[test]
 fn cel_cases_are_refused_with_their_message() {
-    let failures: Vec<String> = admission_cases()
-        .iter()
-        .filter(|c| c.check != Check::OpenApi)
-        .filter_map(|c| check_case(c).err())
-        .collect();
+    let failures: Vec<String> =
+        admission_cases().iter().filter(|c| c.check != Check::OpenApi).filter_map(|c| check_case(c).err()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -404,16 +301,11 @@ fn cel_cases_are_refused_with_their_message() {
 fn openapi_cases_break_the_schema() {
     // The API server checks these against the OpenAPI schema; here, at least, the constraint they
     // hit must be in the schema and the object must otherwise pass the CEL rules.
-    for case in admission_cases()
-        .iter()
-        .filter(|c| c.check == Check::OpenApi)
-    {
+    for case in admission_cases().iter().filter(|c| c.check == Check::OpenApi) {
         let kind = case.object["kind"].as_str().expect("kind");
         let schema = serde_json::to_string(&schema_of(&crd_of(kind))).expect("schema");
         let hint = match case.name {
-            "machine-bad-power-state" | "machine-bad-deletion-policy" | "provider-bad-format" => {
-                "\"enum\""
-            }
+            "machine-bad-power-state" | "machine-bad-deletion-policy" | "provider-bad-format" => "\"enum\"",
             "machine-too-many-interfaces" => "\"maxItems\":8",
             "machine-zero-cpu" => "\"minimum\":1",
             "provider-bad-duration" => "\"pattern\"",

@@ -6,8 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties,
-    ProviderRef, Timeouts,
+    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef, Timeouts,
 };
 
 /// A CimiVolume declares one provider Volume (block storage) that CimiMachines can attach.

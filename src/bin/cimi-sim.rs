@@ -22,12 +22,7 @@ struct Args {
     #[arg(long, env = "CIMI_SIM_USER", default_value = "demo")]
     user: String,
     /// Basic auth password.
-    #[arg(
-        long,
-        env = "CIMI_SIM_PASSWORD",
-        default_value = "demo",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CIMI_SIM_PASSWORD", default_value = "demo", hide_env_values = true)]
     password: String,
     /// Accept `Authorization: Bearer <token>` instead of Basic.
     #[arg(long, conflicts_with = "no_auth")]
@@ -67,19 +62,13 @@ async fn main() -> anyhow::Result<()> {
     } else if let Some(token) = args.token {
         Auth::Bearer(token)
     } else {
-        Auth::Basic {
-            user: args.user,
-            password: args.password,
-        }
+        Auth::Basic { user: args.user, password: args.password }
     };
     let catalog = args.catalog.as_deref().map(Catalog::load).transpose()?;
     let faults = match &args.faults {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            serde_yaml::from_str::<FaultSet>(&text)
-                .with_context(|| format!("parsing {}", path.display()))?
-                .rules
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_yaml::from_str::<FaultSet>(&text).with_context(|| format!("parsing {}", path.display()))?.rules
         }
         None => Vec::new(),
     };

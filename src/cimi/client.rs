@@ -73,8 +73,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Defaults for the provider `provider` at the CEP URL `endpoint`.
     pub fn new(provider: &str, endpoint: &str) -> Result<Self, CimiError> {
-        let endpoint =
-            Url::parse(endpoint).map_err(|e| CimiError::Config(format!("endpoint URL: {e}")))?;
+        let endpoint = Url::parse(endpoint).map_err(|e| CimiError::Config(format!("endpoint URL: {e}")))?;
         Ok(ClientConfig {
             endpoint,
             transport: TransportConfig::new(provider),
@@ -98,11 +97,7 @@ pub struct Discovery {
 impl Discovery {
     /// The URL of a CEP collection, or [`CimiError::NotSupported`].
     pub fn collection(&self, name: &str) -> Result<&Url, CimiError> {
-        self.collections
-            .get(name)
-            .ok_or_else(|| CimiError::NotSupported {
-                collection: name.to_string(),
-            })
+        self.collections.get(name).ok_or_else(|| CimiError::NotSupported { collection: name.to_string() })
     }
     /// Whether the provider exposes the collection `name`.
     pub fn supports(&self, name: &str) -> bool {
@@ -163,23 +158,16 @@ struct Inner {
 /// Body value of a resource's operation with `rel`, honouring a 2.0 `available: false`.
 pub(crate) fn find_operation(resource: &Value, rel: &str) -> Option<Result<String, ()>> {
     let ops = resource.get("operations")?.as_array()?;
-    let op = ops
-        .iter()
-        .find(|o| o.get("rel").and_then(Value::as_str) == Some(rel))?;
+    let op = ops.iter().find(|o| o.get("rel").and_then(Value::as_str) == Some(rel))?;
     if op.get("available").and_then(Value::as_bool) == Some(false) {
         return Some(Err(()));
     }
-    op.get("href")
-        .and_then(Value::as_str)
-        .map(|h| Ok(h.to_string()))
+    op.get("href").and_then(Value::as_str).map(|h| Ok(h.to_string()))
 }
 
 /// The `id` of a JSON-shaped resource.
 pub fn id_of(resource: &Value) -> Option<&str> {
-    resource
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    resource.get("id").and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 impl CimiClient {
@@ -222,23 +210,13 @@ impl CimiClient {
     pub async fn discover(&self) -> Result<Arc<Discovery>, CimiError> {
         let url = self.inner.config.endpoint.clone();
         let href = redact_url(&url);
-        let resp = self
-            .inner
-            .transport
-            .execute(&Request::get(url.clone(), "discover"))
-            .await?;
-        let mut body = resp
-            .body
-            .ok_or_else(|| CimiError::protocol(&href, "the CloudEntryPoint has no body", b""))?;
+        let resp = self.inner.transport.execute(&Request::get(url.clone(), "discover")).await?;
+        let mut body = resp.body.ok_or_else(|| CimiError::protocol(&href, "the CloudEntryPoint has no body", b""))?;
         normalize_resource(&mut body, Some("CloudEntryPoint"), ImageLocationForm::Href);
         let base_raw = body.get("baseURI").and_then(Value::as_str).unwrap_or("");
         // baseURI is mandatory; a provider that leaves it out gets the CEP URL's directory.
-        let base = if base_raw.is_empty() {
-            resp.url.join("./")
-        } else {
-            resp.url.join(base_raw)
-        }
-        .map_err(|e| CimiError::protocol(&href, format!("baseURI: {e}"), base_raw.as_bytes()))?;
+        let base = if base_raw.is_empty() { resp.url.join("./") } else { resp.url.join(base_raw) }
+            .map_err(|e| CimiError::protocol(&href, format!("baseURI: {e}"), base_raw.as_bytes()))?;
         let mut collections = BTreeMap::new();
         if let Value::Object(obj) = &body {
             for (k, v) in obj {
@@ -252,18 +230,9 @@ impl CimiClient {
                 }
             }
         }
-        let cep: CloudEntryPoint = serde_json::from_value(body.clone()).map_err(|e| {
-            CimiError::protocol(
-                &href,
-                format!("CloudEntryPoint: {e}"),
-                body.to_string().as_bytes(),
-            )
-        })?;
-        let d = Arc::new(Discovery {
-            cep,
-            base,
-            collections,
-        });
+        let cep: CloudEntryPoint = serde_json::from_value(body.clone())
+            .map_err(|e| CimiError::protocol(&href, format!("CloudEntryPoint: {e}"), body.to_string().as_bytes()))?;
+        let d = Arc::new(Discovery { cep, base, collections });
         *self.inner.discovery.write().await = Some(d.clone());
         Ok(d)
     }
@@ -305,64 +274,34 @@ impl CimiClient {
         self.get_value_hinted(href, None, &Query::new()).await
     }
 
-    async fn get_value_hinted(
-        &self,
-        href: &Url,
-        hint: Option<&str>,
-        query: &Query,
-    ) -> Result<Value, CimiError> {
+    async fn get_value_hinted(&self, href: &Url, hint: Option<&str>, query: &Query) -> Result<Value, CimiError> {
         let url = query.apply(href);
-        let resp = self
-            .inner
-            .transport
-            .execute(&Request::get(url.clone(), "get"))
-            .await?;
-        self.normalized(&resp, hint).ok_or_else(|| {
-            CimiError::protocol(&redact_url(&url), "a read answered without a document", b"")
-        })
+        let resp = self.inner.transport.execute(&Request::get(url.clone(), "get")).await?;
+        self.normalized(&resp, hint)
+            .ok_or_else(|| CimiError::protocol(&redact_url(&url), "a read answered without a document", b""))
     }
 
     /// GET a resource as a model type.
     pub async fn get<T: Resource + DeserializeOwned>(&self, href: &Url) -> Result<T, CimiError> {
-        let v = self
-            .get_value_hinted(href, Some(T::TYPE_NAME), &Query::new())
-            .await?;
+        let v = self.get_value_hinted(href, Some(T::TYPE_NAME), &Query::new()).await?;
         typed(v, href)
     }
 
     /// GET a resource with query parameters (`$select`, `$expand`).
-    pub async fn get_with<T: Resource + DeserializeOwned>(
-        &self,
-        href: &Url,
-        query: &Query,
-    ) -> Result<T, CimiError> {
-        let v = self
-            .get_value_hinted(href, Some(T::TYPE_NAME), query)
-            .await?;
+    pub async fn get_with<T: Resource + DeserializeOwned>(&self, href: &Url, query: &Query) -> Result<T, CimiError> {
+        let v = self.get_value_hinted(href, Some(T::TYPE_NAME), query).await?;
         typed(v, href)
     }
 
     /// One page (or the whole, if the provider ignores paging) of a collection at `href`, as JSON.
-    pub async fn list_page_value(
-        &self,
-        href: &Url,
-        query: &Query,
-        item_type: &str,
-    ) -> Result<Value, CimiError> {
+    pub async fn list_page_value(&self, href: &Url, query: &Query, item_type: &str) -> Result<Value, CimiError> {
         let url = query.apply(href);
-        let resp = self
-            .inner
-            .transport
-            .execute(&Request::get(url.clone(), "list"))
-            .await?;
+        let resp = self.inner.transport.execute(&Request::get(url.clone(), "list")).await?;
         let mut body = resp.body.unwrap_or_else(|| Value::Object(Map::new()));
         if let Value::Object(o) = &mut body
             && !o.contains_key("resourceURI")
         {
-            o.insert(
-                "resourceURI".into(),
-                Value::String(model::type_uri(&format!("{item_type}Collection"))),
-            );
+            o.insert("resourceURI".into(), Value::String(model::type_uri(&format!("{item_type}Collection"))));
         }
         normalize_resource(&mut body, None, ImageLocationForm::Href);
         Ok(body)
@@ -405,9 +344,7 @@ impl CimiClient {
         let end = query.last_index();
         loop {
             let last = end.map_or(next + page - 1, |e| e.min(next + page - 1));
-            let mut body = self
-                .list_page_value(href, &query.page(next, last), T::TYPE_NAME)
-                .await?;
+            let mut body = self.list_page_value(href, &query.page(next, last), T::TYPE_NAME).await?;
             if count.is_none() {
                 count = body.get("count").and_then(Value::as_u64);
             }
@@ -455,27 +392,16 @@ impl CimiClient {
         if truncated {
             tracing::warn!(href = %redact_url(href), count, got = entries.len(), "collection truncated by the provider");
         }
-        Ok(Listing {
-            entries,
-            count,
-            truncated,
-        })
+        Ok(Listing { entries, count, truncated })
     }
 
     /// The `add` href of the collection at `collection` (read once from the collection's operations).
     pub async fn add_href(&self, collection: &Url) -> Result<Url, CimiError> {
-        if let Some(u) = self
-            .inner
-            .add_hrefs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(collection)
+        if let Some(u) = self.inner.add_hrefs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(collection)
         {
             return Ok(u.clone());
         }
-        let body = self
-            .list_page_value(collection, &Query::new().first(1).last(1), "")
-            .await?;
+        let body = self.list_page_value(collection, &Query::new().first(1).last(1), "").await?;
         let href = match find_operation(&body, model::REL_ADD) {
             Some(Ok(h)) => h,
             _ => {
@@ -502,21 +428,10 @@ impl CimiClient {
         body: Option<Value>,
         operation: &'static str,
     ) -> Result<Accepted, CimiError> {
-        let resp = self
-            .inner
-            .transport
-            .execute(&Request {
-                method,
-                url,
-                body,
-                operation,
-            })
-            .await?;
+        let resp = self.inner.transport.execute(&Request { method, url, body, operation }).await?;
         let body = self.normalized(&resp, None);
         // Header URIs, like every CIMI href, resolve against baseURI when relative.
-        let location = self
-            .header_href(&resp, http::header::LOCATION.as_str())
-            .await;
+        let location = self.header_href(&resp, http::header::LOCATION.as_str()).await;
         let mut job = self.header_href(&resp, JOB_HEADER).await;
         if job.is_none()
             && let Some(b) = &body
@@ -526,18 +441,11 @@ impl CimiClient {
             job = self.resolve(id).await.ok();
         }
         let status = resp.status.as_u16();
-        if !matches!(
-            resp.status,
-            StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::NO_CONTENT
-        ) {
+        if !matches!(resp.status, StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::NO_CONTENT)
+        {
             tracing::debug!(status, "unusual success status, treated as done");
         }
-        Ok(Accepted {
-            status,
-            location,
-            job,
-            body,
-        })
+        Ok(Accepted { status, location, job, body })
     }
 
     async fn header_href(&self, resp: &Response, name: &str) -> Option<Url> {
@@ -553,21 +461,13 @@ impl CimiClient {
 
     /// POST a create body (a `…Create`, or a template, config, image or credential by value) to the `add`
     /// href of the CEP collection `collection`.
-    pub async fn create(
-        &self,
-        collection: &str,
-        body: &impl Serialize,
-    ) -> Result<Accepted, CimiError> {
+    pub async fn create(&self, collection: &str, body: &impl Serialize) -> Result<Accepted, CimiError> {
         let url = self.collection_url(collection).await?;
         self.create_at(&url, body).await
     }
 
     /// POST a create body to the `add` href of the collection at `collection`.
-    pub async fn create_at(
-        &self,
-        collection: &Url,
-        body: &impl Serialize,
-    ) -> Result<Accepted, CimiError> {
+    pub async fn create_at(&self, collection: &Url, body: &impl Serialize) -> Result<Accepted, CimiError> {
         let body = to_body(body)?;
         let add = self.add_href(collection).await?;
         self.write(Method::POST, add, Some(body), "create").await
@@ -575,11 +475,7 @@ impl CimiClient {
 
     /// The href of what a create made: `Location`, else the id in the body, else the Job's affected resources
     /// (other than its target, the collection). Follows the Job when one is needed and running.
-    pub async fn created_href(
-        &self,
-        accepted: &Accepted,
-        collection: &Url,
-    ) -> Result<Option<Url>, CimiError> {
+    pub async fn created_href(&self, accepted: &Accepted, collection: &Url) -> Result<Option<Url>, CimiError> {
         if let Some(l) = &accepted.location
             && l != collection
         {
@@ -592,14 +488,8 @@ impl CimiClient {
             return Ok(Some(self.resolve(id).await?));
         }
         if let Some(job) = &accepted.job {
-            let j = self
-                .get_value_hinted(job, Some("Job"), &Query::new())
-                .await?;
-            let target = j
-                .get("targetResource")
-                .and_then(|t| t.get("href"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let j = self.get_value_hinted(job, Some("Job"), &Query::new()).await?;
+            let target = j.get("targetResource").and_then(|t| t.get("href")).and_then(Value::as_str).unwrap_or("");
             if let Some(list) = j.get("affectedResources").and_then(Value::as_array) {
                 for r in list {
                     if let Some(h) = r.get("href").and_then(Value::as_str)
@@ -629,21 +519,13 @@ impl CimiClient {
         let mut select: Vec<&str> = changes.keys().map(String::as_str).collect();
         select.extend(erase.iter().copied().filter(|e| !changes.contains_key(*e)));
         if select.is_empty() {
-            return Err(CimiError::Config(
-                "an update must change or erase at least one attribute".into(),
-            ));
+            return Err(CimiError::Config("an update must change or erase at least one attribute".into()));
         }
         let mut body = changes.clone();
         if let Some(uri) = current.get("resourceURI") {
             body.insert("resourceURI".into(), uri.clone());
         }
-        self.write(
-            Method::PUT,
-            select_url(&href, &select),
-            Some(Value::Object(body)),
-            "update",
-        )
-        .await
+        self.write(Method::PUT, select_url(&href, &select), Some(Value::Object(body)), "update").await
     }
 
     /// Partial update of the resource at `href` (read first for its `edit` operation).
@@ -661,17 +543,9 @@ impl CimiClient {
     /// GET: gone is [`CimiError::NotFound`] (which a caller deleting something reads as done).
     pub async fn delete(&self, current: &Value) -> Result<Accepted, CimiError> {
         let href = self.operation_href(current, model::REL_DELETE).await?;
-        match self
-            .write(Method::DELETE, href.clone(), None, "delete")
-            .await
-        {
+        match self.write(Method::DELETE, href.clone(), None, "delete").await {
             Ok(a) => Ok(a),
-            Err(
-                e @ (CimiError::NotFound { .. }
-                | CimiError::Unavailable {
-                    status: Some(500), ..
-                }),
-            ) => {
+            Err(e @ (CimiError::NotFound { .. } | CimiError::Unavailable { status: Some(500), .. })) => {
                 // Ref §7: "Deleting an already deleted resource answering 500 instead of 404: re-read before
                 // concluding." Design rule 1: a 404 to a DELETE is confirmed by a GET.
                 let id = id_of(current).map(str::to_string);
@@ -703,20 +577,12 @@ impl CimiClient {
         action: &str,
         params: Map<String, Value>,
     ) -> Result<Accepted, CimiError> {
-        let rel = if action.contains("://") {
-            action.to_string()
-        } else {
-            model::action_uri(action)
-        };
+        let rel = if action.contains("://") { action.to_string() } else { model::action_uri(action) };
         let href = self.operation_href(current, &rel).await?;
         let mut body = params;
-        body.insert(
-            "resourceURI".into(),
-            Value::String(model::Action::resource_uri()),
-        );
+        body.insert("resourceURI".into(), Value::String(model::Action::resource_uri()));
         body.insert("action".into(), Value::String(rel));
-        self.write(Method::POST, href, Some(Value::Object(body)), "action")
-            .await
+        self.write(Method::POST, href, Some(Value::Object(body)), "action").await
     }
 
     /// Invoke an action on the resource at `href` (read first for its operations).
@@ -741,9 +607,7 @@ impl CimiClient {
             .get("volumes")
             .and_then(|v| v.get("href"))
             .and_then(Value::as_str)
-            .ok_or_else(|| CimiError::NotSupported {
-                collection: "machine volumes".into(),
-            })?;
+            .ok_or_else(|| CimiError::NotSupported { collection: "machine volumes".into() })?;
         let coll = self.resolve(volumes).await?;
         let body = serde_json::json!({
             "resourceURI": model::type_uri("MachineVolume"),
@@ -788,28 +652,16 @@ impl CimiClient {
     }
 
     /// The ResourceMetadata describing `type_uri` (e.g. the Credential's extension attributes), if any.
-    pub async fn resource_metadata(
-        &self,
-        type_uri: &str,
-    ) -> Result<Option<model::ResourceMetadata>, CimiError> {
-        let all = self
-            .list_all::<model::ResourceMetadata>("resourceMetadata", &Query::new())
-            .await?;
-        Ok(all
-            .entries
-            .into_iter()
-            .find(|m| m.type_uri.as_deref() == Some(type_uri)))
+    pub async fn resource_metadata(&self, type_uri: &str) -> Result<Option<model::ResourceMetadata>, CimiError> {
+        let all = self.list_all::<model::ResourceMetadata>("resourceMetadata", &Query::new()).await?;
+        Ok(all.entries.into_iter().find(|m| m.type_uri.as_deref() == Some(type_uri)))
     }
 }
 
 /// A JSON value as a model type, or a protocol error naming what did not fit.
 pub fn typed<T: DeserializeOwned>(v: Value, href: &Url) -> Result<T, CimiError> {
     serde_json::from_value::<T>(v.clone()).map_err(|e| {
-        CimiError::protocol(
-            &redact_url(href),
-            format!("does not match the model: {e}"),
-            v.to_string().as_bytes(),
-        )
+        CimiError::protocol(&redact_url(href), format!("does not match the model: {e}"), v.to_string().as_bytes())
     })
 }
 
@@ -818,9 +670,7 @@ fn to_body(body: &impl Serialize) -> Result<Value, CimiError> {
     let v = serde_json::to_value(body).map_err(|e| CimiError::Config(format!("body: {e}")))?;
     match v.get("resourceURI").and_then(Value::as_str) {
         Some(u) if !u.is_empty() => Ok(v),
-        _ => Err(CimiError::Config(
-            "a CIMI request body needs its resourceURI".into(),
-        )),
+        _ => Err(CimiError::Config("a CIMI request body needs its resourceURI".into())),
     }
 }
 
@@ -837,10 +687,7 @@ mod tests {
             {"rel": "http://schemas.dmtf.org/cimi/1/action/start", "href": "machines/1/start", "available": false}
         ]});
         assert_eq!(find_operation(&m, "edit"), Some(Ok("machines/1".into())));
-        assert_eq!(
-            find_operation(&m, "http://schemas.dmtf.org/cimi/1/action/start"),
-            Some(Err(()))
-        );
+        assert_eq!(find_operation(&m, "http://schemas.dmtf.org/cimi/1/action/start"), Some(Err(())));
         assert_eq!(find_operation(&m, "delete"), None);
         assert_eq!(find_operation(&json!({}), "delete"), None);
     }

@@ -134,19 +134,13 @@ pub enum CimiError {
 impl CimiError {
     /// Whether retrying the same request later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            CimiError::RateLimited { .. }
-                | CimiError::Unavailable { .. }
-                | CimiError::Timeout { .. }
-        )
+        matches!(self, CimiError::RateLimited { .. } | CimiError::Unavailable { .. } | CimiError::Timeout { .. })
     }
 
     /// The provider's `Retry-After`, when it gave one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            CimiError::RateLimited { retry_after, .. }
-            | CimiError::Unavailable { retry_after, .. } => *retry_after,
+            CimiError::RateLimited { retry_after, .. } | CimiError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -172,61 +166,27 @@ impl CimiError {
 
     /// A protocol violation with an excerpt of the offending body.
     pub fn protocol(href: &str, reason: impl Into<String>, body: &[u8]) -> Self {
-        CimiError::Protocol {
-            href: href.to_string(),
-            reason: reason.into(),
-            excerpt: excerpt(body),
-        }
+        CimiError::Protocol { href: href.to_string(), reason: reason.into(), excerpt: excerpt(body) }
     }
 
     /// Classify a non-success answer. `href` must already be redacted (see [`redact_url`]).
-    pub fn from_status(
-        status: StatusCode,
-        headers: &HeaderMap,
-        body: &[u8],
-        href: &str,
-        operation: &str,
-    ) -> Self {
+    pub fn from_status(status: StatusCode, headers: &HeaderMap, body: &[u8], href: &str, operation: &str) -> Self {
         let href = href.to_string();
         let message = provider_message(body);
         let retry_after = retry_after(headers);
         match status.as_u16() {
-            401 | 403 => CimiError::Unauthorized {
-                href,
-                status: status.as_u16(),
-            },
+            401 | 403 => CimiError::Unauthorized { href, status: status.as_u16() },
             404 | 410 => CimiError::NotFound { href },
-            405 | 501 => CimiError::NotSupported {
-                collection: format!("{operation} on {href}"),
-            },
-            409 => CimiError::NotAllowedNow {
-                href,
-                operation: operation.to_string(),
-                message,
-            },
+            405 | 501 => CimiError::NotSupported { collection: format!("{operation} on {href}") },
+            409 => CimiError::NotAllowedNow { href, operation: operation.to_string(), message },
             412 => CimiError::Conflict { href, message },
-            406 | 415 => CimiError::Protocol {
-                href,
-                reason: format!("media type refused ({status})"),
-                excerpt: message,
-            },
+            406 | 415 => {
+                CimiError::Protocol { href, reason: format!("media type refused ({status})"), excerpt: message }
+            }
             429 => CimiError::RateLimited { href, retry_after },
-            500..=599 => CimiError::Unavailable {
-                href,
-                status: Some(status.as_u16()),
-                message,
-                retry_after,
-            },
-            s @ 400..=499 => CimiError::Invalid {
-                href,
-                status: s,
-                message,
-            },
-            _ => CimiError::Protocol {
-                href,
-                reason: format!("unexpected status {status}"),
-                excerpt: message,
-            },
+            500..=599 => CimiError::Unavailable { href, status: Some(status.as_u16()), message, retry_after },
+            s @ 400..=499 => CimiError::Invalid { href, status: s, message },
+            _ => CimiError::Protocol { href, reason: format!("unexpected status {status}"), excerpt: message },
         }
     }
 }
@@ -246,11 +206,7 @@ pub fn redact_url(url: &Url) -> String {
 /// The first [`EXCERPT_CHARS`] characters of a body, lossily decoded, on one line.
 pub fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(EXCERPT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut out: String = text.chars().take(EXCERPT_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if text.chars().count() > EXCERPT_CHARS {
         out.push('…');
     }
@@ -259,22 +215,13 @@ pub fn excerpt(body: &[u8]) -> String {
 
 /// `Retry-After` as a duration: delta-seconds or an HTTP date (a date in the past means now).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let raw = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let raw = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<u64>() {
         return Some(Duration::from_secs(secs.min(24 * 3600)));
     }
     let when = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(
-        delta
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(24 * 3600)),
-    )
+    Some(delta.to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(24 * 3600)))
 }
 
 /// The human message of an error body, whatever its shape: a CIMI Job (`statusMessage`, `returnCode`), a
@@ -286,21 +233,15 @@ pub fn provider_message(body: &[u8]) -> String {
         return String::new();
     }
     if trimmed.starts_with('{')
-        && let Ok(serde_json::Value::Object(obj)) =
-            serde_json::from_str::<serde_json::Value>(trimmed)
+        && let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(trimmed)
     {
         let pick = |k: &str| match obj.get(k) {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            Some(serde_json::Value::Object(inner)) => inner
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string),
+            Some(serde_json::Value::Object(inner)) => inner.get("message").and_then(|m| m.as_str()).map(str::to_string),
             _ => None,
         };
-        let message = pick("statusMessage")
-            .or_else(|| pick("message"))
-            .or_else(|| pick("error"));
+        let message = pick("statusMessage").or_else(|| pick("message")).or_else(|| pick("error"));
         let code = pick("returnCode").or_else(|| pick("code"));
         return match (code, message) {
             (Some(c), Some(m)) => cap(&format!("{m} (code {c})")),
@@ -330,10 +271,7 @@ fn xml_element_text(doc: &str, tag: &str) -> Option<String> {
     let start = doc.find(&open)? + open.len();
     let end = doc.get(start..)?.find("</")? + start;
     let raw = doc.get(start..end)?;
-    quick_xml::escape::unescape(raw)
-        .ok()
-        .map(|c| c.trim().to_string())
-        .filter(|s| !s.is_empty())
+    quick_xml::escape::unescape(raw).ok().map(|c| c.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 fn strip_tags(doc: &str) -> String {
@@ -367,22 +305,13 @@ mod tests {
     #[test]
     fn statuses_map_to_the_cases_callers_act_on() {
         let h = HeaderMap::new();
-        assert!(matches!(
-            CimiError::from_status(status(404), &h, b"", "u", "get"),
-            CimiError::NotFound { .. }
-        ));
-        assert!(matches!(
-            CimiError::from_status(status(410), &h, b"", "u", "get"),
-            CimiError::NotFound { .. }
-        ));
+        assert!(matches!(CimiError::from_status(status(404), &h, b"", "u", "get"), CimiError::NotFound { .. }));
+        assert!(matches!(CimiError::from_status(status(410), &h, b"", "u", "get"), CimiError::NotFound { .. }));
         assert!(matches!(
             CimiError::from_status(status(409), &h, b"not now", "u", "start"),
             CimiError::NotAllowedNow { ref message, .. } if message == "not now"
         ));
-        assert!(matches!(
-            CimiError::from_status(status(412), &h, b"", "u", "put"),
-            CimiError::Conflict { .. }
-        ));
+        assert!(matches!(CimiError::from_status(status(412), &h, b"", "u", "put"), CimiError::Conflict { .. }));
         assert!(matches!(
             CimiError::from_status(status(401), &h, b"", "u", "get"),
             CimiError::Unauthorized { status: 401, .. }
@@ -395,37 +324,22 @@ mod tests {
             CimiError::from_status(status(400), &h, b"bad", "u", "post"),
             CimiError::Invalid { status: 400, .. }
         ));
-        assert!(matches!(
-            CimiError::from_status(status(501), &h, b"", "u", "post"),
-            CimiError::NotSupported { .. }
-        ));
+        assert!(matches!(CimiError::from_status(status(501), &h, b"", "u", "post"), CimiError::NotSupported { .. }));
         assert!(matches!(
             CimiError::from_status(status(503), &h, b"", "u", "get"),
-            CimiError::Unavailable {
-                status: Some(503),
-                ..
-            }
+            CimiError::Unavailable { status: Some(503), .. }
         ));
-        assert!(matches!(
-            CimiError::from_status(status(302), &h, b"", "u", "get"),
-            CimiError::Protocol { .. }
-        ));
+        assert!(matches!(CimiError::from_status(status(302), &h, b"", "u", "get"), CimiError::Protocol { .. }));
     }
 
     #[test]
     fn retryable_cases_are_exactly_the_transient_ones() {
         let h = HeaderMap::new();
         for code in [429u16, 500, 502, 503, 504] {
-            assert!(
-                CimiError::from_status(status(code), &h, b"", "u", "get").is_retryable(),
-                "{code}"
-            );
+            assert!(CimiError::from_status(status(code), &h, b"", "u", "get").is_retryable(), "{code}");
         }
         for code in [400u16, 401, 403, 404, 405, 409, 412, 422] {
-            assert!(
-                !CimiError::from_status(status(code), &h, b"", "u", "get").is_retryable(),
-                "{code}"
-            );
+            assert!(!CimiError::from_status(status(code), &h, b"", "u", "get").is_retryable(), "{code}");
         }
     }
 
@@ -436,15 +350,9 @@ mod tests {
         let e = CimiError::from_status(status(429), &h, b"", "u", "get");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
         let later = chrono::Utc::now() + chrono::Duration::seconds(30);
-        h.insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from_str(&later.to_rfc2822()).unwrap(),
-        );
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_str(&later.to_rfc2822()).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
         h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -458,10 +366,7 @@ mod tests {
         assert_eq!(provider_message(br#"{"error":"boom"}"#), "boom");
         let xml = b"<Job xmlns=\"http://schemas.dmtf.org/cimi/1\"><state>FAILED</state><statusMessage>no &amp; never</statusMessage></Job>";
         assert_eq!(provider_message(xml), "no & never");
-        assert_eq!(
-            provider_message(b"<html><body><h1>404</h1> Not Found</body></html>"),
-            "404 Not Found"
-        );
+        assert_eq!(provider_message(b"<html><body><h1>404</h1> Not Found</body></html>"), "404 Not Found");
         assert_eq!(provider_message(b"  plain text\n"), "plain text");
         assert_eq!(provider_message(b""), "");
         let long = vec![b'x'; 5000];
@@ -489,10 +394,7 @@ mod tests {
             b"<statusMessage>&bogus;</statusMessage>",
         ];
         let mut h = HeaderMap::new();
-        h.insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 99 Foo 2026 99:99:99 GMT"),
-        );
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("Wed, 99 Foo 2026 99:99:99 GMT"));
         for i in 0..5000 {
             let mut body = seeds[i % seeds.len()].to_vec();
             for _ in 0..rng.random_range(0..8) {

@@ -91,10 +91,7 @@ impl Poller<'_> {
     async fn pause(&mut self) -> Result<(), CimiError> {
         let now = Instant::now();
         if now >= self.deadline {
-            return Err(CimiError::Timeout {
-                what: self.what.clone(),
-                after: self.opts.timeout,
-            });
+            return Err(CimiError::Timeout { what: self.what.clone(), after: self.opts.timeout });
         }
         let sleep = self.interval.min(self.deadline - now);
         self.interval = (self.interval * 2).min(self.opts.poll_max);
@@ -106,15 +103,10 @@ impl Poller<'_> {
 
     fn check(&self) -> Result<(), CimiError> {
         if self.opts.cancel.is_cancelled() {
-            return Err(CimiError::Cancelled {
-                what: self.what.clone(),
-            });
+            return Err(CimiError::Cancelled { what: self.what.clone() });
         }
         if Instant::now() >= self.deadline {
-            return Err(CimiError::Timeout {
-                what: self.what.clone(),
-                after: self.opts.timeout,
-            });
+            return Err(CimiError::Timeout { what: self.what.clone(), after: self.opts.timeout });
         }
         Ok(())
     }
@@ -136,12 +128,7 @@ impl CimiClient {
         depth: u32,
     ) -> Result<Job, CimiError> {
         let what = format!("job {}", redact_url(job));
-        let mut p = Poller {
-            opts,
-            deadline,
-            interval: opts.poll_initial,
-            what,
-        };
+        let mut p = Poller { opts, deadline, interval: opts.poll_initial, what };
         loop {
             p.check()?;
             let polled = tokio::select! {
@@ -157,8 +144,7 @@ impl CimiClient {
                             if depth < MAX_NESTING {
                                 for n in &j.nested_jobs.clone().unwrap_or_default() {
                                     let u = self.resolve(&n.href).await?;
-                                    Box::pin(self.follow_job_until(&u, opts, deadline, depth + 1))
-                                        .await?;
+                                    Box::pin(self.follow_job_until(&u, opts, deadline, depth + 1)).await?;
                                 }
                             }
                             return Ok(j);
@@ -191,11 +177,7 @@ impl CimiClient {
                 {
                     let nested = nj.status_message.clone().unwrap_or_default();
                     if !nested.is_empty() {
-                        message = if message.is_empty() {
-                            nested
-                        } else {
-                            format!("{message}: {nested}")
-                        };
+                        message = if message.is_empty() { nested } else { format!("{message}: {nested}") };
                     }
                     return_code = return_code.or(nj.return_code);
                     break;
@@ -220,12 +202,7 @@ impl CimiClient {
         opts: &WaitOptions,
     ) -> Result<Option<Value>, CimiError> {
         let what = format!("{} to reach {}", redact_url(href), targets.join("|"));
-        let mut p = Poller {
-            opts,
-            deadline: Instant::now() + opts.timeout,
-            interval: opts.poll_initial,
-            what,
-        };
+        let mut p = Poller { opts, deadline: Instant::now() + opts.timeout, interval: opts.poll_initial, what };
         loop {
             p.check()?;
             let polled = tokio::select! {
@@ -243,10 +220,7 @@ impl CimiClient {
                             href: redact_url(href),
                             state: state.to_string(),
                             return_code: None,
-                            message: format!(
-                                "the resource went {state} while waiting for {}",
-                                targets.join("|")
-                            ),
+                            message: format!("the resource went {state} while waiting for {}", targets.join("|")),
                         });
                     }
                 }
@@ -273,30 +247,18 @@ impl CimiClient {
     ) -> Result<Settled, CimiError> {
         if let Some(job) = &accepted.job {
             let j = self.follow_job(job, opts).await?;
-            return Ok(Settled {
-                job: Some(j),
-                resource: None,
-            });
+            return Ok(Settled { job: Some(j), resource: None });
         }
         let Some(href) = resource else {
-            return Ok(Settled {
-                job: None,
-                resource: None,
-            });
+            return Ok(Settled { job: None, resource: None });
         };
         let deleting = targets.contains(&"DELETED");
         if accepted.is_complete() && !deleting && targets.is_empty() {
-            return Ok(Settled {
-                job: None,
-                resource: None,
-            });
+            return Ok(Settled { job: None, resource: None });
         }
         // Without Jobs (ref §7: "the client then follows the resource's `state` instead of a Job"), and also
         // after a synchronous answer when a target state was asked for: the state may lag the answer.
         let v = self.wait_for_state(href, targets, deleting, opts).await?;
-        Ok(Settled {
-            job: None,
-            resource: v,
-        })
+        Ok(Settled { job: None, resource: v })
     }
 }

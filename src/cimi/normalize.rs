@@ -49,14 +49,7 @@ const BOOLEAN_ATTRS: &[&str] = &[
     "consumerWritable",
 ];
 /// Attributes whose values are `xs:dateTime`.
-const DATE_ATTRS: &[&str] = &[
-    "created",
-    "updated",
-    "timeOfStatusChange",
-    "timestamp",
-    "stopTime",
-    "expiresTime",
-];
+const DATE_ATTRS: &[&str] = &["created", "updated", "timeOfStatusChange", "timestamp", "stopTime", "expiresTime"];
 /// Maps whose values are strings to keep as they are.
 const OPAQUE_MAPS: &[&str] = &["properties", "parameters"];
 
@@ -99,10 +92,7 @@ pub fn normalize_resource(v: &mut Value, type_hint: Option<&str>, images: ImageL
         obj.insert("resourceURI".into(), Value::String(format!("{NS1}/{t}")));
     }
     normalize_object(obj, images);
-    if let Some(uri) = obj
-        .get("resourceURI")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    if let Some(uri) = obj.get("resourceURI").and_then(Value::as_str).map(str::to_string)
         && type_name(&uri).ends_with("Collection")
     {
         let item = type_name(&uri).trim_end_matches("Collection").to_string();
@@ -111,11 +101,7 @@ pub fn normalize_resource(v: &mut Value, type_hint: Option<&str>, images: ImageL
 }
 
 /// Normalise a collection's entries: add a missing (empty) entry array and each entry's `resourceURI`.
-fn normalize_collection_entries(
-    obj: &mut Map<String, Value>,
-    item_type: &str,
-    images: ImageLocationForm,
-) {
+fn normalize_collection_entries(obj: &mut Map<String, Value>, item_type: &str, images: ImageLocationForm) {
     let key = entry_key(item_type);
     // Some providers name MachineConfiguration entries after the CEP attribute instead.
     let alias = match item_type {
@@ -239,23 +225,14 @@ fn parse_lenient_date(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc2822(s) {
         return Some(d.with_timezone(&Utc));
     }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M:%S%.f %z",
-        "%Y-%m-%d %H:%M:%S %z",
-        "%a %b %d %H:%M:%S %z %Y",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f %z", "%Y-%m-%d %H:%M:%S %z", "%a %b %d %H:%M:%S %z %Y"]
+    {
         if let Ok(d) = DateTime::parse_from_str(s, fmt) {
             return Some(d.with_timezone(&Utc));
         }
     }
     // Without an offset: read as UTC.
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S %Z",
-        "%Y-%m-%d %H:%M:%S UTC",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%d %H:%M:%S UTC"] {
         if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(d.and_utc());
         }
@@ -282,9 +259,7 @@ fn normalize_operations(v: &mut Value) {
         *v = Value::Array(vec![v.take()]);
     }
     let Value::Array(ops) = v else { return };
-    let has_plain_delete = ops
-        .iter()
-        .any(|o| o.get("rel").and_then(Value::as_str) == Some("delete"));
+    let has_plain_delete = ops.iter().any(|o| o.get("rel").and_then(Value::as_str) == Some("delete"));
     for op in ops.iter_mut() {
         let Some(rel) = op.get("rel").and_then(Value::as_str).map(str::to_string) else {
             continue;
@@ -302,10 +277,7 @@ fn normalize_operations(v: &mut Value) {
 /// URIs of the CIMI namespaces are lower-cased in their `action/x` part (`…/Action/start`).
 pub fn canonical_rel(rel: &str, has_plain_delete: bool) -> String {
     let lower = rel.to_ascii_lowercase();
-    for ns in [
-        "http://schemas.dmtf.org/cimi/1/",
-        "http://schemas.dmtf.org/cimi/2/",
-    ] {
+    for ns in ["http://schemas.dmtf.org/cimi/1/", "http://schemas.dmtf.org/cimi/2/"] {
         if let Some(rest) = lower.strip_prefix(ns)
             && let Some(name) = rest.strip_prefix("action/")
         {
@@ -341,22 +313,12 @@ mod tests {
         assert_eq!(v["cpu"], json!(1));
         assert_eq!(v["memory"], json!(4_000_000));
         assert_eq!(v["disks"][0]["capacity"], json!(50_000_000));
-        assert_eq!(
-            v["properties"]["cpu"],
-            json!("2"),
-            "property values stay strings"
-        );
-        let v = norm(
-            json!({"bootable": "false", "capacity": "1.0E7", "name": "42"}),
-            Some("Volume"),
-        );
+        assert_eq!(v["properties"]["cpu"], json!("2"), "property values stay strings");
+        let v = norm(json!({"bootable": "false", "capacity": "1.0E7", "name": "42"}), Some("Volume"));
         assert_eq!(v["bootable"], json!(false));
         assert_eq!(v["capacity"], json!(10_000_000));
         assert_eq!(v["name"], json!("42"), "only known attributes change type");
-        let v = norm(
-            json!({"operations": [{"rel": "edit", "href": "x", "available": "false"}]}),
-            Some("Machine"),
-        );
+        let v = norm(json!({"operations": [{"rel": "edit", "href": "x", "available": "false"}]}), Some("Machine"));
         assert_eq!(v["operations"][0]["available"], json!(false));
     }
 
@@ -371,33 +333,18 @@ mod tests {
         assert_eq!(v["created"], json!("2012-08-15T12:15:00Z"));
         assert_eq!(v["updated"], json!("2012-08-15T10:15:00Z"));
         assert_eq!(v["timeOfStatusChange"], json!("2012-08-15T00:15:00Z"));
-        assert!(
-            v.get("timestamp").is_none(),
-            "an unreadable date is dropped, not fatal"
-        );
-        let v = norm(
-            json!({"created": "2012-08-15T12:15:00-05:00"}),
-            Some("Machine"),
-        );
+        assert!(v.get("timestamp").is_none(), "an unreadable date is dropped, not fatal");
+        let v = norm(json!({"created": "2012-08-15T12:15:00-05:00"}), Some("Machine"));
         assert_eq!(v["created"], json!("2012-08-15T17:15:00Z"));
     }
 
     /// §7: "`imageLocation` as a string or as `{"href": ...}`".
     #[test]
     fn image_location_as_string_or_href() {
-        let a = norm(
-            json!({"imageLocation": "http://example.com/data/8934322"}),
-            Some("MachineImage"),
-        );
-        let b = norm(
-            json!({"imageLocation": {"href": "http://example.com/data/8934322"}}),
-            Some("MachineImage"),
-        );
+        let a = norm(json!({"imageLocation": "http://example.com/data/8934322"}), Some("MachineImage"));
+        let b = norm(json!({"imageLocation": {"href": "http://example.com/data/8934322"}}), Some("MachineImage"));
         assert_eq!(a, b);
-        assert_eq!(
-            a["imageLocation"]["href"],
-            json!("http://example.com/data/8934322")
-        );
+        assert_eq!(a["imageLocation"]["href"], json!("http://example.com/data/8934322"));
         let mut c = json!({"imageLocation": {"href": "u"}});
         normalize_resource(&mut c, None, ImageLocationForm::Uri);
         assert_eq!(c["imageLocation"], json!("u"));
@@ -411,15 +358,9 @@ mod tests {
                    "machineImages": [{"id": "http://example.com/images/WinXP-SP2", "name": "WinXP SP2"}]}),
             None,
         );
-        assert_eq!(
-            v["machineImages"][0]["resourceURI"],
-            json!("http://schemas.dmtf.org/cimi/1/MachineImage")
-        );
+        assert_eq!(v["machineImages"][0]["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/MachineImage"));
         let v = norm(json!({"id": "m"}), Some("Machine"));
-        assert_eq!(
-            v["resourceURI"],
-            json!("http://schemas.dmtf.org/cimi/1/Machine")
-        );
+        assert_eq!(v["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/Machine"));
     }
 
     /// §7: "an empty collection with `count: 0` and no entry array at all".
@@ -430,10 +371,7 @@ mod tests {
             None,
         );
         assert_eq!(v["credentials"], json!([]));
-        let v = norm(
-            json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/AddressCollection", "count": "0"}),
-            None,
-        );
+        let v = norm(json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/AddressCollection", "count": "0"}), None);
         assert_eq!(v["addresses"], json!([]));
         assert_eq!(v["count"], json!(0));
     }
@@ -447,18 +385,12 @@ mod tests {
             Some("Machine"),
         );
         assert_eq!(v["operations"][0]["rel"], json!("delete"));
-        assert_eq!(
-            v["operations"][1]["rel"],
-            json!("http://schemas.dmtf.org/cimi/1/action/start")
-        );
+        assert_eq!(v["operations"][1]["rel"], json!("http://schemas.dmtf.org/cimi/1/action/start"));
         let v = norm(
             json!({"operations": [{"rel": "delete", "href": "d"}, {"rel": "http://schemas.dmtf.org/cimi/1/action/delete", "href": "d2"}]}),
             Some("Machine"),
         );
-        assert_eq!(
-            v["operations"][1]["rel"],
-            json!("http://schemas.dmtf.org/cimi/1/action/delete")
-        );
+        assert_eq!(v["operations"][1]["rel"], json!("http://schemas.dmtf.org/cimi/1/action/delete"));
     }
 
     #[test]
@@ -467,10 +399,7 @@ mod tests {
         assert_eq!(entry_key("MachineConfiguration"), "machineConfigurations");
         assert_eq!(entry_key("ResourceMetadata"), "resourceMetadatas");
         assert_eq!(entry_key("Address"), "addresses");
-        assert_eq!(
-            entry_key("MachineNetworkInterfaceAddress"),
-            "machineNetworkInterfaceAddresses"
-        );
+        assert_eq!(entry_key("MachineNetworkInterfaceAddress"), "machineNetworkInterfaceAddresses");
     }
 
     #[test]

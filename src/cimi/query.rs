@@ -25,11 +25,7 @@ use url::Url;
 use super::error::CimiError;
 
 /// Characters left as they are in a query value: RFC 3986 unreserved only.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// A comparison operator of the `$filter` grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,11 +137,7 @@ pub struct Attr(String);
 
 impl Attr {
     fn cmp(self, op: Op, value: Literal) -> Filter {
-        Filter::Cmp {
-            attr: self.0,
-            op,
-            value,
-        }
+        Filter::Cmp { attr: self.0, op, value }
     }
     /// `attr = value`
     pub fn eq(self, value: impl Into<Literal>) -> Filter {
@@ -212,9 +204,7 @@ impl Filter {
     /// of the grammar's words).
     pub fn attr(name: &str) -> Result<Attr, CimiError> {
         if !is_identifier(name) || matches!(name, "and" | "or" | "true" | "false" | "property") {
-            return Err(CimiError::Config(format!(
-                "{name:?} is not a CIMI attribute name usable in $filter"
-            )));
+            return Err(CimiError::Config(format!("{name:?} is not a CIMI attribute name usable in $filter")));
         }
         Ok(Attr(name.to_string()))
     }
@@ -222,28 +212,18 @@ impl Filter {
     /// `property['key']="value"`: matches resources with that property.
     pub fn property(key: &str, value: &str) -> Result<Filter, CimiError> {
         Self::check_property(key, value)?;
-        Ok(Filter::Property {
-            key: key.to_string(),
-            negated: false,
-            value: value.to_string(),
-        })
+        Ok(Filter::Property { key: key.to_string(), negated: false, value: value.to_string() })
     }
 
     /// `property['key']!="value"`.
     pub fn property_ne(key: &str, value: &str) -> Result<Filter, CimiError> {
         Self::check_property(key, value)?;
-        Ok(Filter::Property {
-            key: key.to_string(),
-            negated: true,
-            value: value.to_string(),
-        })
+        Ok(Filter::Property { key: key.to_string(), negated: true, value: value.to_string() })
     }
 
     fn check_property(key: &str, value: &str) -> Result<(), CimiError> {
         if key.is_empty() || key.chars().chain(value.chars()).any(char::is_control) {
-            return Err(CimiError::Config(format!(
-                "property key {key:?} or its value cannot be filtered on"
-            )));
+            return Err(CimiError::Config(format!("property key {key:?} or its value cannot be filtered on")));
         }
         Ok(())
     }
@@ -269,13 +249,8 @@ impl Filter {
     fn write_child(&self, child: &Filter, right: bool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The grammar is right-recursive, so a left child of the same precedence needs parentheses to keep
         // the tree the caller built (the meaning is the same either way; the round trip is then exact).
-        let parens = child.precedence() < self.precedence()
-            || (!right && child.precedence() == self.precedence());
-        if parens {
-            write!(f, "({child})")
-        } else {
-            write!(f, "{child}")
-        }
+        let parens = child.precedence() < self.precedence() || (!right && child.precedence() == self.precedence());
+        if parens { write!(f, "({child})") } else { write!(f, "{child}") }
     }
 }
 
@@ -289,11 +264,7 @@ pub fn quote(s: &str) -> String {
 
 fn quote_preferring(s: &str, preferred: char) -> String {
     let other = if preferred == '\'' { '"' } else { '\'' };
-    let q = if !s.contains(preferred) || s.contains(other) {
-        preferred
-    } else {
-        other
-    };
+    let q = if !s.contains(preferred) || s.contains(other) { preferred } else { other };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(q);
     for c in s.chars() {
@@ -321,19 +292,10 @@ impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Filter::Cmp { attr, op, value } => write!(f, "{attr}{}{value}", op.as_str()),
-            Filter::Property {
-                key,
-                negated,
-                value,
-            } => {
+            Filter::Property { key, negated, value } => {
                 // The standard's examples double-quote the value; keep that shape when the value allows it.
                 let v = quote_preferring(value, '"');
-                write!(
-                    f,
-                    "property[{}]{}{v}",
-                    quote(key),
-                    if *negated { "!=" } else { "=" }
-                )
+                write!(f, "property[{}]{}{v}", quote(key), if *negated { "!=" } else { "=" })
             }
             Filter::And(a, b) => {
                 self.write_child(a, false, f)?;
@@ -372,22 +334,12 @@ impl Query {
     }
     /// `$select` these attributes (names that are not identifiers, other than `*`, are dropped).
     pub fn select<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, attrs: I) -> Self {
-        self.select.extend(
-            attrs
-                .into_iter()
-                .map(|s| s.as_ref().to_string())
-                .filter(|s| s == "*" || is_identifier(s)),
-        );
+        self.select.extend(attrs.into_iter().map(|s| s.as_ref().to_string()).filter(|s| s == "*" || is_identifier(s)));
         self
     }
     /// `$expand` these attributes (`*` for all).
     pub fn expand<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, attrs: I) -> Self {
-        self.expand.extend(
-            attrs
-                .into_iter()
-                .map(|s| s.as_ref().to_string())
-                .filter(|s| s == "*" || is_identifier(s)),
-        );
+        self.expand.extend(attrs.into_iter().map(|s| s.as_ref().to_string()).filter(|s| s == "*" || is_identifier(s)));
         self
     }
     /// `$first` (1-based, inclusive).
@@ -443,11 +395,8 @@ impl Query {
             parts.push(format!("$last={n}"));
         }
         if !self.order_by.is_empty() {
-            let keys: Vec<String> = self
-                .order_by
-                .iter()
-                .map(|(a, d)| format!("{a}:{}", if *d { "desc" } else { "asc" }))
-                .collect();
+            let keys: Vec<String> =
+                self.order_by.iter().map(|(a, d)| format!("{a}:{}", if *d { "desc" } else { "asc" })).collect();
             parts.push(format!("$orderby={}", enc(&keys.join(","))));
         }
         parts.join("&")
@@ -482,10 +431,7 @@ pub(crate) mod grammar {
     use super::*;
 
     pub fn parse(s: &str) -> Result<Filter, String> {
-        let mut p = Parser {
-            s: s.as_bytes(),
-            i: 0,
-        };
+        let mut p = Parser { s: s.as_bytes(), i: 0 };
         let f = p.filter()?;
         p.ws();
         if p.i != p.s.len() {
@@ -509,10 +455,7 @@ pub(crate) mod grammar {
             self.ws();
             let end = self.i + w.len();
             if self.s.get(self.i..end) == Some(w.as_bytes())
-                && !self
-                    .s
-                    .get(end)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && !self.s.get(end).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
             {
                 self.i = end;
                 true
@@ -565,18 +508,13 @@ pub(crate) mod grammar {
                 };
                 self.ws();
                 let value = self.string()?;
-                return Ok(Filter::Property {
-                    key,
-                    negated,
-                    value,
-                });
+                return Ok(Filter::Property { key, negated, value });
             }
             let attr = self.ident()?;
             let op = self.op()?;
             self.ws();
             let value = self.value()?;
-            if matches!(value, Literal::Str(_) | Literal::Bool(_)) && !matches!(op, Op::Eq | Op::Ne)
-            {
+            if matches!(value, Literal::Str(_) | Literal::Bool(_)) && !matches!(op, Op::Eq | Op::Ne) {
                 return Err("strings and booleans compare with = or != only".into());
             }
             Ok(Filter::Cmp { attr, op, value })
@@ -584,9 +522,7 @@ pub(crate) mod grammar {
         fn ident(&mut self) -> Result<String, String> {
             self.ws();
             let start = self.i;
-            while self.i < self.s.len()
-                && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
-            {
+            while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
                 self.i += 1;
             }
             let id = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
@@ -597,14 +533,8 @@ pub(crate) mod grammar {
         }
         fn op(&mut self) -> Result<Op, String> {
             self.ws();
-            for (t, op) in [
-                ("<=", Op::Le),
-                (">=", Op::Ge),
-                ("!=", Op::Ne),
-                ("<", Op::Lt),
-                (">", Op::Gt),
-                ("=", Op::Eq),
-            ] {
+            for (t, op) in [("<=", Op::Le), (">=", Op::Ge), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt), ("=", Op::Eq)]
+            {
                 if self.s[self.i..].starts_with(t.as_bytes()) {
                     self.i += t.len();
                     return Ok(op);
@@ -642,14 +572,11 @@ pub(crate) mod grammar {
                     while self.i < self.s.len() && !matches!(self.s[self.i], b' ' | b')') {
                         self.i += 1;
                     }
-                    let raw =
-                        std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                    let raw = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
                     if raw.bytes().all(|b| b.is_ascii_digit()) {
                         raw.parse().map(Literal::Int).map_err(|e| e.to_string())
                     } else {
-                        DateTime::parse_from_rfc3339(raw)
-                            .map(Literal::Date)
-                            .map_err(|e| format!("{raw}: {e}"))
+                        DateTime::parse_from_rfc3339(raw).map(Literal::Date).map_err(|e| format!("{raw}: {e}"))
                     }
                 }
                 _ if self.word("true") => Ok(Literal::Bool(true)),
@@ -672,27 +599,12 @@ mod tests {
 
     #[test]
     fn the_examples_of_the_standard() {
-        assert_eq!(
-            Filter::attr("name").unwrap().eq("mine").to_string(),
-            "name='mine'"
-        );
-        let f = Filter::attr("cpu")
-            .unwrap()
-            .ge(2u64)
-            .and(Filter::attr("state").unwrap().eq("STARTED"));
+        assert_eq!(Filter::attr("name").unwrap().eq("mine").to_string(), "name='mine'");
+        let f = Filter::attr("cpu").unwrap().ge(2u64).and(Filter::attr("state").unwrap().eq("STARTED"));
         assert_eq!(f.to_string(), "cpu>=2 and state='STARTED'");
-        assert_eq!(
-            Filter::property("env", "prod").unwrap().to_string(),
-            "property['env']=\"prod\""
-        );
-        assert_eq!(
-            Filter::attr("created").unwrap().gt(date()).to_string(),
-            "created>2012-05-25T13:30:15-05:00"
-        );
-        assert_eq!(
-            Filter::attr("bootable").unwrap().ne(false).to_string(),
-            "bootable!=false"
-        );
+        assert_eq!(Filter::property("env", "prod").unwrap().to_string(), "property['env']=\"prod\"");
+        assert_eq!(Filter::attr("created").unwrap().gt(date()).to_string(), "created>2012-05-25T13:30:15-05:00");
+        assert_eq!(Filter::attr("bootable").unwrap().ne(false).to_string(), "bootable!=false");
     }
 
     #[test]
@@ -701,10 +613,7 @@ mod tests {
         assert_eq!(quote("say \"hi\""), "'say \"hi\"'");
         assert_eq!(quote(r#"a'b"c\d"#), r#"'a''b"c\d'"#);
         assert_eq!(quote(r"back\slash"), r"'back\slash'");
-        assert_eq!(
-            Filter::property("k'ey", "v\"al").unwrap().to_string(),
-            r#"property["k'ey"]='v"al'"#
-        );
+        assert_eq!(Filter::property("k'ey", "v\"al").unwrap().to_string(), r#"property["k'ey"]='v"al'"#);
     }
 
     #[test]
@@ -719,16 +628,7 @@ mod tests {
 
     #[test]
     fn names_outside_the_grammar_are_refused() {
-        for bad in [
-            "",
-            "1cpu",
-            "a b",
-            "a'b",
-            "disks/name",
-            "and",
-            "property",
-            "é",
-        ] {
+        for bad in ["", "1cpu", "a b", "a'b", "disks/name", "and", "property", "é"] {
             assert!(Filter::attr(bad).is_err(), "{bad:?}");
         }
         assert!(Filter::property("", "x").is_err());
@@ -751,38 +651,22 @@ mod tests {
         let url = Url::parse("http://h/machines?x=1").unwrap();
         let full = q.apply(&url);
         assert!(full.as_str().starts_with("http://h/machines?x=1&$filter="));
-        let pairs: Vec<(String, String)> = full
-            .query_pairs()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let pairs: Vec<(String, String)> = full.query_pairs().map(|(k, v)| (k.into(), v.into())).collect();
+        assert_eq!(pairs[1], ("$filter".to_string(), "name='a b&c'".to_string()));
         assert_eq!(
-            pairs[1],
-            ("$filter".to_string(), "name='a b&c'".to_string())
-        );
-        assert_eq!(
-            select_url(
-                &Url::parse("http://h/m/1").unwrap(),
-                &["name", "description"]
-            )
-            .as_str(),
+            select_url(&Url::parse("http://h/m/1").unwrap(), &["name", "description"]).as_str(),
             "http://h/m/1?$select=name%2Cdescription"
         );
     }
 
     fn random_string(rng: &mut StdRng) -> String {
-        const ALPHABET: &[char] = &[
-            'a', 'Z', '0', ' ', '\'', '"', '\\', '(', ')', '[', ']', '=', '<', '&', '%', '+', 'é',
-            '/', '.',
-        ];
-        (0..rng.random_range(0..8))
-            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
-            .collect()
+        const ALPHABET: &[char] =
+            &['a', 'Z', '0', ' ', '\'', '"', '\\', '(', ')', '[', ']', '=', '<', '&', '%', '+', 'é', '/', '.'];
+        (0..rng.random_range(0..8)).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())]).collect()
     }
 
     fn random_filter(rng: &mut StdRng, depth: u32) -> Filter {
-        let names = [
-            "cpu", "name", "state", "created", "_x1", "andrew", "order", "trueish",
-        ];
+        let names = ["cpu", "name", "state", "created", "_x1", "andrew", "order", "trueish"];
         if depth == 0 || rng.random_bool(0.4) {
             let name = names[rng.random_range(0..names.len())];
             let attr = || Filter::attr(name).unwrap();
@@ -804,11 +688,7 @@ mod tests {
         }
         let a = random_filter(rng, depth - 1);
         let b = random_filter(rng, depth - 1);
-        if rng.random_bool(0.5) {
-            a.and(b)
-        } else {
-            a.or(b)
-        }
+        if rng.random_bool(0.5) { a.and(b) } else { a.or(b) }
     }
 
     /// Property: every filter the builder can make is in the grammar, and parses back to the same tree.
@@ -825,16 +705,7 @@ mod tests {
 
     #[test]
     fn the_checking_parser_refuses_bad_filters() {
-        for bad in [
-            "name=mine",
-            "name='x",
-            "(a=1",
-            "a=1 and",
-            "a>'x'",
-            "property['k']>'v'",
-            "a==1",
-            "1a=2",
-        ] {
+        for bad in ["name=mine", "name='x", "(a=1", "a=1 and", "a>'x'", "property['k']>'v'", "a==1", "1a=2"] {
             assert!(grammar::parse(bad).is_err(), "{bad}");
         }
     }

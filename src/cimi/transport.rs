@@ -115,11 +115,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            requests_per_second: 20.0,
-            burst: 40,
-            max_concurrent: 8,
-        }
+        Limits { requests_per_second: 20.0, burst: 40, max_concurrent: 8 }
     }
 }
 
@@ -230,21 +226,9 @@ impl ClientMetrics {
     /// Register the metrics in `registry` under the `cimi_client` prefix.
     pub fn register(&self, registry: &mut Registry) {
         let sub = registry.sub_registry_with_prefix("cimi_client");
-        sub.register(
-            "requests",
-            "CIMI requests sent, by provider, operation and status",
-            self.requests.clone(),
-        );
-        sub.register(
-            "request_duration_seconds",
-            "CIMI request duration",
-            self.duration.clone(),
-        );
-        sub.register(
-            "retries",
-            "CIMI requests retried, by the status that caused it",
-            self.retries.clone(),
-        );
+        sub.register("requests", "CIMI requests sent, by provider, operation and status", self.requests.clone());
+        sub.register("request_duration_seconds", "CIMI request duration", self.duration.clone());
+        sub.register("retries", "CIMI requests retried, by the status that caused it", self.retries.clone());
     }
 }
 
@@ -259,21 +243,14 @@ struct TokenBucket {
 impl TokenBucket {
     fn new(limits: &Limits) -> Self {
         let burst = f64::from(limits.burst.max(1));
-        TokenBucket {
-            rate: limits.requests_per_second.max(0.001),
-            burst,
-            state: Mutex::new((burst, Instant::now())),
-        }
+        TokenBucket { rate: limits.requests_per_second.max(0.001), burst, state: Mutex::new((burst, Instant::now())) }
     }
 
     /// Wait for a token.
     async fn acquire(&self) {
         loop {
             let wait = {
-                let mut s = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
                 let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
                 s.0 = (s.0 + refill).min(self.burst);
@@ -305,19 +282,11 @@ pub struct Request {
 impl Request {
     /// A GET.
     pub fn get(url: Url, operation: &'static str) -> Self {
-        Request {
-            method: Method::GET,
-            url,
-            body: None,
-            operation,
-        }
+        Request { method: Method::GET, url, body: None, operation }
     }
     /// Whether repeating the request cannot do more than sending it once.
     pub fn is_idempotent(&self) -> bool {
-        matches!(
-            self.method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-        )
+        matches!(self.method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS)
     }
 }
 
@@ -372,13 +341,10 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::limited(5))
             .user_agent(concat!("cimi-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &config.ca_bundle_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                CimiError::Config(format!("the CA bundle is not PEM certificates: {e}"))
-            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| CimiError::Config(format!("the CA bundle is not PEM certificates: {e}")))?;
             if certs.is_empty() {
-                return Err(CimiError::Config(
-                    "the CA bundle holds no certificate".into(),
-                ));
+                return Err(CimiError::Config("the CA bundle holds no certificate".into()));
             }
             for c in certs {
                 builder = builder.add_root_certificate(c);
@@ -391,20 +357,10 @@ impl Transport {
             );
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let http = builder
-            .build()
-            .map_err(|e| CimiError::Config(format!("HTTP client: {e}")))?;
+        let http = builder.build().map_err(|e| CimiError::Config(format!("HTTP client: {e}")))?;
         let bucket = TokenBucket::new(&config.limits);
         let permits = Semaphore::new(config.limits.max_concurrent.max(1));
-        Ok(Transport {
-            inner: Arc::new(Inner {
-                config,
-                http,
-                bucket,
-                permits,
-                metrics,
-            }),
-        })
+        Ok(Transport { inner: Arc::new(Inner { config, http, bucket, permits, metrics }) })
     }
 
     /// The configuration.
@@ -446,24 +402,15 @@ impl Transport {
         let policy = self.inner.config.retry;
         let nothing_happened = match err {
             CimiError::RateLimited { .. } => true,
-            CimiError::Unavailable {
-                status: Some(503), ..
-            } => true,
+            CimiError::Unavailable { status: Some(503), .. } => true,
             // No status: a refused connection or a reset before any answer; `unreachable` marks the former.
-            CimiError::Unavailable {
-                status: None,
-                message,
-                ..
-            } => message.starts_with("unreachable"),
+            CimiError::Unavailable { status: None, message, .. } => message.starts_with("unreachable"),
             _ => false,
         };
         if !(err.is_retryable() && (nothing_happened || req.is_idempotent())) {
             return None;
         }
-        let exp = policy
-            .base_delay
-            .saturating_mul(1u32 << (attempt - 1).min(16))
-            .min(policy.max_delay);
+        let exp = policy.base_delay.saturating_mul(1u32 << (attempt - 1).min(16)).min(policy.max_delay);
         let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
         match err.retry_after() {
             Some(ra) if ra > policy.max_retry_after => None,
@@ -474,11 +421,7 @@ impl Transport {
     }
 
     fn labels(&self, operation: &str, status: String) -> RequestLabels {
-        RequestLabels {
-            provider: self.inner.config.provider.clone(),
-            operation: operation.to_string(),
-            status,
-        }
+        RequestLabels { provider: self.inner.config.provider.clone(), operation: operation.to_string(), status }
     }
 
     async fn attempt(&self, req: &Request, attempt: u32) -> Result<Response, CimiError> {
@@ -494,12 +437,8 @@ impl Transport {
         );
         async move {
             self.inner.bucket.acquire().await;
-            let _permit = self
-                .inner
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| CimiError::Config("the transport is closed".into()))?;
+            let _permit =
+                self.inner.permits.acquire().await.map_err(|_| CimiError::Config("the transport is closed".into()))?;
             let started = Instant::now();
             let result = self.send_once(req, &href).await;
             let elapsed = started.elapsed();
@@ -514,11 +453,7 @@ impl Transport {
             span.record("duration_ms", elapsed.as_millis() as u64);
             let labels = self.labels(req.operation, status_label);
             self.inner.metrics.requests.get_or_create(&labels).inc();
-            self.inner
-                .metrics
-                .duration
-                .get_or_create(&labels)
-                .observe(elapsed.as_secs_f64());
+            self.inner.metrics.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
             tracing::debug!("cimi request done");
             result
         }
@@ -532,10 +467,7 @@ impl Transport {
             .inner
             .http
             .request(req.method.clone(), req.url.clone())
-            .header(
-                header::ACCEPT,
-                HeaderValue::from_static(cfg.format.media_type()),
-            );
+            .header(header::ACCEPT, HeaderValue::from_static(cfg.format.media_type()));
         rb = match &cfg.auth {
             Auth::None => rb,
             Auth::Basic { username, password } => rb.basic_auth(username, Some(password.expose())),
@@ -543,59 +475,29 @@ impl Transport {
         };
         if let Some(body) = &req.body {
             let bytes = match cfg.format {
-                Format::Json => {
-                    serde_json::to_vec(body).map_err(|e| CimiError::Config(format!("body: {e}")))?
-                }
-                Format::Xml => {
-                    xml::write(body).map_err(|e| CimiError::Config(format!("body: {e}")))?
-                }
+                Format::Json => serde_json::to_vec(body).map_err(|e| CimiError::Config(format!("body: {e}")))?,
+                Format::Xml => xml::write(body).map_err(|e| CimiError::Config(format!("body: {e}")))?,
             };
-            rb = rb
-                .header(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(cfg.format.media_type()),
-                )
-                .body(bytes);
+            rb = rb.header(header::CONTENT_TYPE, HeaderValue::from_static(cfg.format.media_type())).body(bytes);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
+        let resp = rb.send().await.map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let url = resp.url().clone();
-        let raw = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
+        let raw = resp.bytes().await.map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
         if !status.is_success() {
-            return Err(CimiError::from_status(
-                status,
-                &headers,
-                &raw,
-                href,
-                req.operation,
-            ));
+            return Err(CimiError::from_status(status, &headers, &raw, href, req.operation));
         }
         let body = decode_body(&headers, &raw, href)?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-            url,
-        })
+        Ok(Response { status, headers, body, url })
     }
 }
 
 impl CimiError {
     fn status_label(&self) -> String {
         match self {
-            CimiError::Invalid { status, .. } | CimiError::Unauthorized { status, .. } => {
-                status.to_string()
-            }
-            CimiError::Unavailable {
-                status: Some(s), ..
-            } => s.to_string(),
+            CimiError::Invalid { status, .. } | CimiError::Unauthorized { status, .. } => status.to_string(),
+            CimiError::Unavailable { status: Some(s), .. } => s.to_string(),
             CimiError::NotFound { .. } => "404".into(),
             CimiError::RateLimited { .. } => "429".into(),
             CimiError::NotAllowedNow { .. } => "409".into(),
@@ -607,10 +509,7 @@ impl CimiError {
 
 fn transport_error(e: &reqwest::Error, href: &str, timeout: Duration) -> CimiError {
     if e.is_timeout() {
-        return CimiError::Timeout {
-            what: format!("request to {href}"),
-            after: timeout,
-        };
+        return CimiError::Timeout { what: format!("request to {href}"), after: timeout };
     }
     // reqwest errors may print the URL; print ours (redacted) and the error's kind only.
     let kind = if e.is_connect() {
@@ -639,35 +538,20 @@ fn transport_error(e: &reqwest::Error, href: &str, timeout: Duration) -> CimiErr
 /// Parse a success body: JSON or XML by `Content-Type`, sniffed when the label is missing or wrong. Empty
 /// bodies, and HTML pages sent with a success status (ref §7: "Empty 200/202 bodies labelled
 /// `text/html`"), are no body.
-pub fn decode_body(
-    headers: &HeaderMap,
-    raw: &Bytes,
-    href: &str,
-) -> Result<Option<Value>, CimiError> {
+pub fn decode_body(headers: &HeaderMap, raw: &Bytes, href: &str) -> Result<Option<Value>, CimiError> {
     let text = raw.as_ref();
     let first = text.iter().copied().find(|b| !b.is_ascii_whitespace());
     let Some(first) = first else { return Ok(None) };
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let looks_html = ctype.contains("html")
         || text.len() > 5
-            && text[..text.len().min(64)]
-                .to_ascii_lowercase()
-                .windows(5)
-                .any(|w| w == b"<html" || w == b"<!doc");
+            && text[..text.len().min(64)].to_ascii_lowercase().windows(5).any(|w| w == b"<html" || w == b"<!doc");
     if first == b'{' || (ctype.contains("json") && first != b'<') {
-        let v: Value = serde_json::from_slice(text)
-            .map_err(|e| CimiError::protocol(href, format!("invalid JSON: {e}"), text))?;
+        let v: Value =
+            serde_json::from_slice(text).map_err(|e| CimiError::protocol(href, format!("invalid JSON: {e}"), text))?;
         return match v {
             Value::Object(_) => Ok(Some(v)),
-            _ => Err(CimiError::protocol(
-                href,
-                "a CIMI JSON document must be an object",
-                text,
-            )),
+            _ => Err(CimiError::protocol(href, "a CIMI JSON document must be an object", text)),
         };
     }
     if first == b'<' {
@@ -675,9 +559,7 @@ pub fn decode_body(
             tracing::debug!(href, "ignoring an HTML body on a success answer");
             return Ok(None);
         }
-        return xml::parse(text)
-            .map(Some)
-            .map_err(|e| CimiError::protocol(href, e, text));
+        return xml::parse(text).map(Some).map_err(|e| CimiError::protocol(href, e, text));
     }
     if ctype.contains("html") || ctype.starts_with("text/plain") {
         return Ok(None);
@@ -696,15 +578,9 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let auth = Auth::Basic {
-            username: "joe".into(),
-            password: Secret::new("letmein"),
-        };
+        let auth = Auth::Basic { username: "joe".into(), password: Secret::new("letmein") };
         assert!(!format!("{auth:?}").contains("letmein"));
-        let cfg = TransportConfig {
-            auth: Auth::Bearer(Secret::new("tok-123")),
-            ..TransportConfig::new("p")
-        };
+        let cfg = TransportConfig { auth: Auth::Bearer(Secret::new("tok-123")), ..TransportConfig::new("p") };
         assert!(!format!("{cfg:?}").contains("tok-123"));
     }
 
@@ -717,52 +593,24 @@ mod tests {
     /// §7: "Empty 200/202 bodies labelled `text/html`".
     #[test]
     fn empty_and_html_success_bodies_are_no_body() {
+        assert_eq!(decode_body(&h("text/html"), &Bytes::from_static(b""), "u").unwrap(), None);
+        assert_eq!(decode_body(&h("text/html"), &Bytes::from_static(b"  \n"), "u").unwrap(), None);
         assert_eq!(
-            decode_body(&h("text/html"), &Bytes::from_static(b""), "u").unwrap(),
+            decode_body(&h("text/html"), &Bytes::from_static(b"<html><body>OK</body></html>"), "u").unwrap(),
             None
         );
         assert_eq!(
-            decode_body(&h("text/html"), &Bytes::from_static(b"  \n"), "u").unwrap(),
-            None
-        );
-        assert_eq!(
-            decode_body(
-                &h("text/html"),
-                &Bytes::from_static(b"<html><body>OK</body></html>"),
-                "u"
-            )
-            .unwrap(),
-            None
-        );
-        assert_eq!(
-            decode_body(
-                &HeaderMap::new(),
-                &Bytes::from_static(b"<!DOCTYPE html><html></html>"),
-                "u"
-            )
-            .unwrap(),
+            decode_body(&HeaderMap::new(), &Bytes::from_static(b"<!DOCTYPE html><html></html>"), "u").unwrap(),
             None
         );
     }
 
     #[test]
     fn bodies_are_read_by_label_or_by_sniffing() {
-        let json = Bytes::from_static(
-            br#"{"resourceURI":"http://schemas.dmtf.org/cimi/1/Machine","id":"m"}"#,
-        );
-        assert_eq!(
-            decode_body(&h("text/plain"), &json, "u").unwrap().unwrap()["id"],
-            "m"
-        );
-        let xml = Bytes::from_static(
-            b"<Machine xmlns=\"http://schemas.dmtf.org/cimi/1\"><id>m</id></Machine>",
-        );
-        assert_eq!(
-            decode_body(&h("application/json"), &xml, "u")
-                .unwrap()
-                .unwrap()["id"],
-            "m"
-        );
+        let json = Bytes::from_static(br#"{"resourceURI":"http://schemas.dmtf.org/cimi/1/Machine","id":"m"}"#);
+        assert_eq!(decode_body(&h("text/plain"), &json, "u").unwrap().unwrap()["id"], "m");
+        let xml = Bytes::from_static(b"<Machine xmlns=\"http://schemas.dmtf.org/cimi/1\"><id>m</id></Machine>");
+        assert_eq!(decode_body(&h("application/json"), &xml, "u").unwrap().unwrap()["id"], "m");
         assert!(matches!(
             decode_body(&h("application/json"), &Bytes::from_static(b"{\"a\":"), "u"),
             Err(CimiError::Protocol { .. })
@@ -775,54 +623,31 @@ mod tests {
 
     #[tokio::test]
     async fn the_token_bucket_spaces_requests_after_the_burst() {
-        let bucket = TokenBucket::new(&Limits {
-            requests_per_second: 50.0,
-            burst: 2,
-            max_concurrent: 1,
-        });
+        let bucket = TokenBucket::new(&Limits { requests_per_second: 50.0, burst: 2, max_concurrent: 1 });
         let start = Instant::now();
         for _ in 0..7 {
             bucket.acquire().await;
         }
         // 2 at once, then 5 at 50/s: at least ~100 ms.
-        assert!(
-            start.elapsed() >= Duration::from_millis(90),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() >= Duration::from_millis(90), "{:?}", start.elapsed());
     }
 
     #[test]
     fn retries_only_where_safe() {
         let t = Transport::new(TransportConfig::new("p"), ClientMetrics::default()).unwrap();
         let url = Url::parse("http://127.0.0.1:1/m").unwrap();
-        let post = Request {
-            method: Method::POST,
-            url: url.clone(),
-            body: None,
-            operation: "create",
-        };
+        let post = Request { method: Method::POST, url: url.clone(), body: None, operation: "create" };
         let get = Request::get(url, "get");
-        let e500 = CimiError::Unavailable {
-            href: "u".into(),
-            status: Some(500),
-            message: String::new(),
-            retry_after: None,
-        };
+        let e500 =
+            CimiError::Unavailable { href: "u".into(), status: Some(500), message: String::new(), retry_after: None };
         let e503 = CimiError::Unavailable {
             href: "u".into(),
             status: Some(503),
             message: String::new(),
             retry_after: Some(Duration::from_secs(1)),
         };
-        let e429 = CimiError::RateLimited {
-            href: "u".into(),
-            retry_after: Some(Duration::from_secs(2)),
-        };
-        let long = CimiError::RateLimited {
-            href: "u".into(),
-            retry_after: Some(Duration::from_secs(3600)),
-        };
+        let e429 = CimiError::RateLimited { href: "u".into(), retry_after: Some(Duration::from_secs(2)) };
+        let long = CimiError::RateLimited { href: "u".into(), retry_after: Some(Duration::from_secs(3600)) };
         let reset = CimiError::Unavailable {
             href: "u".into(),
             status: None,
@@ -835,36 +660,20 @@ mod tests {
             message: "unreachable: refused".into(),
             retry_after: None,
         };
-        let bad = CimiError::Invalid {
-            href: "u".into(),
-            status: 400,
-            message: String::new(),
-        };
+        let bad = CimiError::Invalid { href: "u".into(), status: 400, message: String::new() };
         assert!(t.retry_wait(&get, &e500, 1).is_some());
-        assert!(
-            t.retry_wait(&post, &e500, 1).is_none(),
-            "a POST that may have happened is not repeated"
-        );
+        assert!(t.retry_wait(&post, &e500, 1).is_none(), "a POST that may have happened is not repeated");
         assert!(t.retry_wait(&post, &reset, 1).is_none());
         assert!(t.retry_wait(&post, &refused, 1).is_some());
         assert!(t.retry_wait(&post, &e503, 1).unwrap() >= Duration::from_secs(1));
         assert!(t.retry_wait(&post, &e429, 1).unwrap() >= Duration::from_secs(2));
-        assert!(
-            t.retry_wait(&get, &long, 1).is_none(),
-            "a long Retry-After goes back to the caller"
-        );
+        assert!(t.retry_wait(&get, &long, 1).is_none(), "a long Retry-After goes back to the caller");
         assert!(t.retry_wait(&get, &bad, 1).is_none());
     }
 
     #[test]
     fn a_bad_ca_bundle_is_a_config_error() {
-        let cfg = TransportConfig {
-            ca_bundle_pem: Some(b"not a pem".to_vec()),
-            ..TransportConfig::new("p")
-        };
-        assert!(matches!(
-            Transport::new(cfg, ClientMetrics::default()),
-            Err(CimiError::Config(_))
-        ));
+        let cfg = TransportConfig { ca_bundle_pem: Some(b"not a pem".to_vec()), ..TransportConfig::new("p") };
+        assert!(matches!(Transport::new(cfg, ClientMetrics::default()), Err(CimiError::Config(_))));
     }
 }

@@ -63,10 +63,7 @@ pub fn parse(doc: &[u8]) -> Result<Value, String> {
         }
     }
     if !obj.contains_key("resourceURI") {
-        obj.insert(
-            "resourceURI".into(),
-            Value::String(format!("{ns}/{}", root.name)),
-        );
+        obj.insert("resourceURI".into(), Value::String(format!("{ns}/{}", root.name)));
     }
     let item_type = obj
         .get("resourceURI")
@@ -80,16 +77,9 @@ pub fn parse(doc: &[u8]) -> Result<Value, String> {
             if let Value::Object(e) = &mut entry
                 && !e.contains_key("resourceURI")
             {
-                e.insert(
-                    "resourceURI".into(),
-                    Value::String(format!("{ns}/{}", child.name)),
-                );
+                e.insert("resourceURI".into(), Value::String(format!("{ns}/{}", child.name)));
             }
-            let key = if item_type.is_empty() {
-                entry_key(&child.name)
-            } else {
-                entry_key(&item_type)
-            };
+            let key = if item_type.is_empty() { entry_key(&child.name) } else { entry_key(&item_type) };
             push_array(&mut obj, &key, entry);
             continue;
         }
@@ -99,10 +89,7 @@ pub fn parse(doc: &[u8]) -> Result<Value, String> {
 }
 
 fn push_array(obj: &mut Map<String, Value>, key: &str, v: Value) {
-    match obj
-        .entry(key.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
+    match obj.entry(key.to_string()).or_insert_with(|| Value::Array(Vec::new())) {
         Value::Array(a) => a.push(v),
         other => {
             let first = other.take();
@@ -118,8 +105,7 @@ fn array_key(parent: &str, child: &str) -> Option<&'static str> {
     if parent == "ResourceMetadata" && child == "action" {
         return Some("actions");
     }
-    let in_template =
-        parent.to_ascii_lowercase().contains("template") || parent == "networkInterface";
+    let in_template = parent.to_ascii_lowercase().contains("template") || parent == "networkInterface";
     if in_template && let Some((_, k)) = TEMPLATE_ARRAY_ITEMS.iter().find(|(c, _)| *c == child) {
         return Some(k);
     }
@@ -128,16 +114,8 @@ fn array_key(parent: &str, child: &str) -> Option<&'static str> {
 
 fn add_child(obj: &mut Map<String, Value>, parent: &str, child: &Node) {
     if child.name == "property" {
-        let key = child
-            .attrs
-            .iter()
-            .find(|(k, _)| k == "key")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        if let Value::Object(m) = obj
-            .entry("properties")
-            .or_insert_with(|| Value::Object(Map::new()))
-        {
+        let key = child.attrs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.clone()).unwrap_or_default();
+        if let Value::Object(m) = obj.entry("properties").or_insert_with(|| Value::Object(Map::new())) {
             m.insert(key, Value::String(child.text.trim().to_string()));
         }
         return;
@@ -182,16 +160,10 @@ fn local_name(raw: &[u8]) -> String {
 }
 
 fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
-    let mut node = Node {
-        name: local_name(e.name().as_ref()),
-        ..Node::default()
-    };
+    let mut node = Node { name: local_name(e.name().as_ref()), ..Node::default() };
     for a in e.attributes() {
         let a = a.map_err(|e| format!("bad attribute: {e}"))?;
-        let value = a
-            .unescape_value()
-            .map_err(|e| format!("bad attribute value: {e}"))?
-            .into_owned();
+        let value = a.unescape_value().map_err(|e| format!("bad attribute value: {e}"))?.into_owned();
         node.attrs.push((local_name(a.key.as_ref()), value));
     }
     Ok(node)
@@ -203,9 +175,8 @@ fn read_tree(doc: &[u8]) -> Result<Node, String> {
     let mut stack: Vec<Node> = Vec::new();
     let mut buf = Vec::new();
     loop {
-        let ev = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| format!("XML error at {}: {e}", reader.buffer_position()))?;
+        let ev =
+            reader.read_event_into(&mut buf).map_err(|e| format!("XML error at {}: {e}", reader.buffer_position()))?;
         match ev {
             Event::Start(e) => {
                 if stack.len() > 64 {
@@ -230,8 +201,7 @@ fn read_tree(doc: &[u8]) -> Result<Node, String> {
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
                     let raw = String::from_utf8_lossy(t.as_ref()).into_owned();
-                    let text =
-                        quick_xml::escape::unescape(&raw).map_err(|e| format!("bad text: {e}"))?;
+                    let text = quick_xml::escape::unescape(&raw).map_err(|e| format!("bad text: {e}"))?;
                     top.text.push_str(&text);
                 }
             }
@@ -239,8 +209,7 @@ fn read_tree(doc: &[u8]) -> Result<Node, String> {
                 if let Some(top) = stack.last_mut() {
                     let name = String::from_utf8_lossy(r.as_ref()).into_owned();
                     let entity = format!("&{name};");
-                    let text = quick_xml::escape::unescape(&entity)
-                        .map_err(|e| format!("bad entity: {e}"))?;
+                    let text = quick_xml::escape::unescape(&entity).map_err(|e| format!("bad entity: {e}"))?;
                     top.text.push_str(&text);
                 }
             }
@@ -275,10 +244,7 @@ mod tests {
     use serde_json::json;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/tests/fixtures/client/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/client/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -291,44 +257,26 @@ mod tests {
     #[test]
     fn machine_golden() {
         let v = parsed("machine.xml");
-        assert_eq!(
-            v["resourceURI"],
-            json!("http://schemas.dmtf.org/cimi/1/Machine")
-        );
+        assert_eq!(v["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/Machine"));
         assert_eq!(v["id"], json!("http://example.com/machines/843752"));
         assert_eq!(v["state"], json!("STOPPED"));
         assert_eq!(v["cpu"], json!(1));
         assert_eq!(v["memory"], json!(4_000_000));
-        assert_eq!(
-            v["disks"],
-            json!({"href": "http://example.com/machines/843752/disks"})
-        );
-        assert_eq!(
-            v["properties"],
-            json!({"cimi.dev/uid": "u-1", "env": "a & b"})
-        );
+        assert_eq!(v["disks"], json!({"href": "http://example.com/machines/843752/disks"}));
+        assert_eq!(v["properties"], json!({"cimi.dev/uid": "u-1", "env": "a & b"}));
         assert_eq!(v["operations"].as_array().unwrap().len(), 3);
-        assert_eq!(
-            v["operations"][2]["rel"],
-            json!("http://schemas.dmtf.org/cimi/1/action/start")
-        );
+        assert_eq!(v["operations"][2]["rel"], json!("http://schemas.dmtf.org/cimi/1/action/start"));
         assert_eq!(v["created"], json!("2012-08-15T12:15:00Z"));
     }
 
     #[test]
     fn collection_golden() {
         let v = parsed("machine-configs.xml");
-        assert_eq!(
-            v["resourceURI"],
-            json!("http://schemas.dmtf.org/cimi/1/MachineConfigurationCollection")
-        );
+        assert_eq!(v["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/MachineConfigurationCollection"));
         assert_eq!(v["count"], json!(2));
         let entries = v["machineConfigurations"].as_array().unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(
-            entries[0]["resourceURI"],
-            json!("http://schemas.dmtf.org/cimi/1/MachineConfiguration")
-        );
+        assert_eq!(entries[0]["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/MachineConfiguration"));
         assert_eq!(
             entries[1]["disks"],
             json!([{"capacity": 1_000_000_000, "format": "ext4"}, {"capacity": 1_000_000_000, "format": "ext4"}])
@@ -338,10 +286,7 @@ mod tests {
             json!([{"capacity": 50_000_000, "format": "ext4"}]),
             "one disk is still an array"
         );
-        assert_eq!(
-            v["operations"],
-            json!([{"rel": "add", "href": "http://example.com/machineConfigs"}])
-        );
+        assert_eq!(v["operations"], json!([{"rel": "add", "href": "http://example.com/machineConfigs"}]));
     }
 
     #[test]
@@ -349,28 +294,19 @@ mod tests {
         let v = parsed("job.xml");
         assert_eq!(v["state"], json!("RUNNING"));
         assert_eq!(v["progress"], json!(40));
-        assert_eq!(
-            v["targetResource"],
-            json!({"href": "http://example.com/machines"})
-        );
+        assert_eq!(v["targetResource"], json!({"href": "http://example.com/machines"}));
         assert_eq!(
             v["affectedResources"],
             json!([{"href": "http://example.com/machines"}, {"href": "http://example.com/machines/1"}])
         );
-        assert_eq!(
-            v["nestedJobs"],
-            json!([{"href": "http://example.com/jobs/8"}])
-        );
+        assert_eq!(v["nestedJobs"], json!([{"href": "http://example.com/jobs/8"}]));
         assert_eq!(v["action"], json!("add"));
     }
 
     #[test]
     fn resource_metadata_golden() {
         let v = parsed("resource-metadata.xml");
-        assert_eq!(
-            v["typeURI"],
-            json!("http://schemas.dmtf.org/cimi/1/Credential")
-        );
+        assert_eq!(v["typeURI"], json!("http://schemas.dmtf.org/cimi/1/Credential"));
         assert_eq!(
             v["attributes"][0],
             json!({"name": "userID", "namespace": "http://example.com", "type": "string", "required": true})
@@ -430,16 +366,9 @@ mod tests {
 
     #[test]
     fn malformed_xml_is_an_error_not_a_panic() {
-        for bad in [
-            "",
-            "<",
-            "<Machine>",
-            "<a></b>",
-            "<Machine><cpu>1</cpu>",
-            "text only",
-            "<x a=\"1></x>",
-            "<x>&nope;</x>",
-        ] {
+        for bad in
+            ["", "<", "<Machine>", "<a></b>", "<Machine><cpu>1</cpu>", "text only", "<x a=\"1></x>", "<x>&nope;</x>"]
+        {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
         let mut deep = String::new();

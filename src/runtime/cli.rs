@@ -111,16 +111,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 impl RunArgs {
     /// The library configuration these flags describe.
     pub fn to_config(&self) -> Result<Config, String> {
-        let operator_namespace = self
-            .operator_namespace
-            .clone()
-            .unwrap_or_else(detect_operator_namespace);
+        let operator_namespace = self.operator_namespace.clone().unwrap_or_else(detect_operator_namespace);
         let admin_addr = match self.admin_addr.as_str() {
             "" | "off" | "none" => None,
-            text => Some(
-                text.parse::<SocketAddr>()
-                    .map_err(|e| format!("--admin-addr {text:?}: {e}"))?,
-            ),
+            text => Some(text.parse::<SocketAddr>().map_err(|e| format!("--admin-addr {text:?}: {e}"))?),
         };
         if self.concurrency == 0 {
             return Err("--concurrency must be at least 1".to_string());
@@ -130,26 +124,13 @@ impl RunArgs {
         }
         let leader_election = self.leader.leader_elect.then(|| LeaderElectionConfig {
             lease_name: self.leader.lease_name.clone(),
-            lease_namespace: self
-                .leader
-                .lease_namespace
-                .clone()
-                .unwrap_or_else(|| operator_namespace.clone()),
-            identity: self
-                .leader
-                .lease_identity
-                .clone()
-                .unwrap_or_else(default_identity),
+            lease_namespace: self.leader.lease_namespace.clone().unwrap_or_else(|| operator_namespace.clone()),
+            identity: self.leader.lease_identity.clone().unwrap_or_else(default_identity),
             lease_duration: self.leader.lease_duration,
             retry_period: self.leader.lease_retry_period,
         });
         Ok(Config {
-            namespaces: self
-                .namespaces
-                .iter()
-                .filter(|n| !n.is_empty())
-                .cloned()
-                .collect(),
+            namespaces: self.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
             label_selector: self.selector.clone().filter(|s| !s.trim().is_empty()),
             concurrency: self.concurrency,
             operator_namespace,
@@ -165,11 +146,8 @@ pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result
     match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            let config = kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await?;
+            let config =
+                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
             Ok(kube::Client::try_from(config)?)
         }
         None => Ok(kube::Client::try_default().await?),
@@ -209,18 +187,13 @@ mod tests {
             "--lease-identity",
             "me",
         ]);
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
+        let Command::Run(args) = cli.command else { panic!("not run") };
         assert_eq!(args.log_format, LogFormat::Json);
         let config = args.to_config().expect("config");
         assert_eq!(config.namespaces, ["a", "b"]);
         assert_eq!(config.label_selector.as_deref(), Some("team=x"));
         assert_eq!(config.concurrency, 4);
-        assert_eq!(
-            config.admin_addr,
-            Some("127.0.0.1:9000".parse().expect("addr"))
-        );
+        assert_eq!(config.admin_addr, Some("127.0.0.1:9000".parse().expect("addr")));
         let leader = config.leader_election.expect("leader election");
         assert_eq!(leader.lease_namespace, "ops");
         assert_eq!(leader.identity, "me");
@@ -229,43 +202,19 @@ mod tests {
 
     #[test]
     fn bad_flags_are_refused() {
-        let cli = parse(&[
-            "cimi-operator",
-            "run",
-            "--admin-addr",
-            "nowhere",
-            "--operator-namespace",
-            "x",
-        ]);
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
+        let cli = parse(&["cimi-operator", "run", "--admin-addr", "nowhere", "--operator-namespace", "x"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
         assert!(args.to_config().is_err());
         assert!(Cli::try_parse_from(["cimi-operator", "run", "--log-format", "xml"]).is_err());
         assert!(Cli::try_parse_from(["cimi-operator", "run", "--lease-duration", "soon"]).is_err());
-        let cli = parse(&[
-            "cimi-operator",
-            "run",
-            "--admin-addr",
-            "off",
-            "--operator-namespace",
-            "x",
-        ]);
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
+        let cli = parse(&["cimi-operator", "run", "--admin-addr", "off", "--operator-namespace", "x"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
         assert_eq!(args.to_config().expect("config").admin_addr, None);
     }
 
     #[test]
     fn crd_and_reasons_subcommands_parse() {
-        assert!(matches!(
-            parse(&["cimi-operator", "crd"]).command,
-            Command::Crd(CrdArgs { write_dir: None })
-        ));
-        assert!(matches!(
-            parse(&["cimi-operator", "reasons", "--write", "x.md"]).command,
-            Command::Reasons(_)
-        ));
+        assert!(matches!(parse(&["cimi-operator", "crd"]).command, Command::Crd(CrdArgs { write_dir: None })));
+        assert!(matches!(parse(&["cimi-operator", "reasons", "--write", "x.md"]).command, Command::Reasons(_)));
     }
 }

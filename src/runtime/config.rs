@@ -20,11 +20,7 @@ pub struct LeaderElectionConfig {
 
 impl LeaderElectionConfig {
     /// A Lease with the default timing: 15 s validity, renewed every 2 s.
-    pub fn new(
-        lease_name: impl Into<String>,
-        lease_namespace: impl Into<String>,
-        identity: impl Into<String>,
-    ) -> Self {
+    pub fn new(lease_name: impl Into<String>, lease_namespace: impl Into<String>, identity: impl Into<String>) -> Self {
         Self {
             lease_name: lease_name.into(),
             lease_namespace: lease_namespace.into(),
@@ -118,24 +114,15 @@ mod tests {
     fn empty_namespace_list_means_all() {
         let config = Config::default();
         assert!(config.watches_namespace("anything"));
-        let config = Config {
-            namespaces: vec!["a".into()],
-            ..Config::default()
-        };
+        let config = Config { namespaces: vec!["a".into()], ..Config::default() };
         assert!(config.watches_namespace("a"));
         assert!(!config.watches_namespace("b"));
     }
 
     #[test]
     fn selector_reaches_the_watcher() {
-        let config = Config {
-            label_selector: Some("team=a".into()),
-            ..Config::default()
-        };
-        assert_eq!(
-            config.watcher_config().label_selector.as_deref(),
-            Some("team=a")
-        );
+        let config = Config { label_selector: Some("team=a".into()), ..Config::default() };
+        assert_eq!(config.watcher_config().label_selector.as_deref(), Some("team=a"));
         assert_eq!(Config::default().watcher_config().label_selector, None);
     }
 }

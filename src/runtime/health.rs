@@ -44,10 +44,7 @@ impl Readiness {
 
     /// The components not ready yet.
     pub fn pending(&self) -> Vec<String> {
-        self.pending
-            .lock()
-            .map(|p| p.iter().cloned().collect())
-            .unwrap_or_default()
+        self.pending.lock().map(|p| p.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// True once nothing is pending.
@@ -73,13 +70,7 @@ pub fn router(metrics: Metrics, readiness: Readiness) -> Router {
 }
 
 async fn metrics_handler(State(state): State<AdminState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
 }
 
 async fn ready_handler(State(state): State<AdminState>) -> impl IntoResponse {
@@ -87,10 +78,7 @@ async fn ready_handler(State(state): State<AdminState>) -> impl IntoResponse {
     if pending.is_empty() {
         (StatusCode::OK, "ok".to_string())
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("waiting for: {}", pending.join(", ")),
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for: {}", pending.join(", ")))
     }
 }
 
@@ -106,9 +94,7 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let app = router(metrics, readiness);
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         if let Err(error) = served {
             tracing::error!(%error, "admin server failed");
         }
@@ -128,11 +114,7 @@ mod tests {
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("read");
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         (status, response)
     }
 
@@ -144,14 +126,9 @@ mod tests {
         readiness.register("watch/CimiMachine");
         readiness.register("watch/CimiProvider");
         let shutdown = CancellationToken::new();
-        let (addr, task) = serve(
-            "127.0.0.1:0".parse().expect("addr"),
-            metrics,
-            readiness.clone(),
-            shutdown.clone(),
-        )
-        .await
-        .expect("serve");
+        let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), metrics, readiness.clone(), shutdown.clone())
+            .await
+            .expect("serve");
 
         assert_eq!(get_text(addr, "/healthz").await.0, 200);
         let (status, body) = get_text(addr, "/readyz").await;

@@ -43,27 +43,13 @@ pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decis
         return Decision::Renew;
     }
     if holder.is_empty() {
-        return Decision::Acquire {
-            transitions: transitions + 1,
-        };
+        return Decision::Acquire { transitions: transitions + 1 };
     }
     let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
-    let renewed = spec
-        .renew_time
-        .as_ref()
-        .or(spec.acquire_time.as_ref())
-        .map(|t| t.0);
+    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).map(|t| t.0);
     match renewed {
-        Some(renewed)
-            if renewed
-                .checked_add(duration)
-                .is_ok_and(|expiry| expiry > now) =>
-        {
-            Decision::Wait { holder }
-        }
-        _ => Decision::Acquire {
-            transitions: transitions + 1,
-        },
+        Some(renewed) if renewed.checked_add(duration).is_ok_and(|expiry| expiry > now) => Decision::Wait { holder },
+        _ => Decision::Acquire { transitions: transitions + 1 },
     }
 }
 
@@ -87,17 +73,11 @@ impl LeaderElector {
         acquiring: bool,
         now: Timestamp,
     ) -> LeaseSpec {
-        let seconds = i32::try_from(self.config.lease_duration.as_secs())
-            .unwrap_or(i32::MAX)
-            .max(1);
+        let seconds = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(i32::MAX).max(1);
         LeaseSpec {
             holder_identity: Some(self.config.identity.clone()),
             lease_duration_seconds: Some(seconds),
-            acquire_time: if acquiring {
-                Some(MicroTime(now))
-            } else {
-                previous.and_then(|p| p.acquire_time.clone())
-            },
+            acquire_time: if acquiring { Some(MicroTime(now)) } else { previous.and_then(|p| p.acquire_time.clone()) },
             renew_time: Some(MicroTime(now)),
             lease_transitions: Some(transitions),
             ..LeaseSpec::default()
@@ -110,10 +90,7 @@ impl LeaderElector {
         let name = &self.config.lease_name;
         let Some(lease) = self.api.get_opt(name).await? else {
             let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    ..ObjectMeta::default()
-                },
+                metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
                 spec: Some(self.spec_for_us(None, 0, true, now)),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
@@ -122,26 +99,14 @@ impl LeaderElector {
                 Err(error) => Err(error),
             };
         };
-        let (transitions, acquiring) = match decide(lease.spec.as_ref(), &self.config.identity, now)
-        {
+        let (transitions, acquiring) = match decide(lease.spec.as_ref(), &self.config.identity, now) {
             Decision::Wait { .. } => return Ok(false),
-            Decision::Renew => (
-                lease
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.lease_transitions)
-                    .unwrap_or(0),
-                false,
-            ),
+            Decision::Renew => (lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0), false),
             Decision::Acquire { transitions } => (transitions, true),
         };
         let mut updated = lease.clone();
         updated.spec = Some(self.spec_for_us(lease.spec.as_ref(), transitions, acquiring, now));
-        match self
-            .api
-            .replace(name, &PostParams::default(), &updated)
-            .await
-        {
+        match self.api.replace(name, &PostParams::default(), &updated).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
             Err(error) => Err(error),
@@ -162,9 +127,7 @@ impl LeaderElector {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        self.api
-            .replace(&self.config.lease_name, &PostParams::default(), &lease)
-            .await?;
+        self.api.replace(&self.config.lease_name, &PostParams::default(), &lease).await?;
         Ok(())
     }
 
@@ -190,8 +153,7 @@ impl LeaderElector {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "leader election: cannot reach the Lease");
-                    let expired =
-                        last_renewal.is_none_or(|t| t.elapsed() >= self.config.lease_duration);
+                    let expired = last_renewal.is_none_or(|t| t.elapsed() >= self.config.lease_duration);
                     if expired && *leading.borrow() {
                         tracing::warn!("renewals failed for a lease duration: stepping down");
                         leading.send_replace(false);
@@ -233,33 +195,21 @@ mod tests {
 
     #[test]
     fn absent_lease_is_acquired() {
-        assert_eq!(
-            decide(None, "a", at(100)),
-            Decision::Acquire { transitions: 0 }
-        );
+        assert_eq!(decide(None, "a", at(100)), Decision::Acquire { transitions: 0 });
     }
 
     #[test]
     fn holder_renews_and_standby_waits_while_valid() {
         let lease = spec(Some("a"), 100, 2);
         assert_eq!(decide(Some(&lease), "a", at(110)), Decision::Renew);
-        assert_eq!(
-            decide(Some(&lease), "b", at(110)),
-            Decision::Wait { holder: "a".into() }
-        );
+        assert_eq!(decide(Some(&lease), "b", at(110)), Decision::Wait { holder: "a".into() });
     }
 
     #[test]
     fn expired_or_released_lease_is_taken_over() {
         let lease = spec(Some("a"), 100, 2);
-        assert_eq!(
-            decide(Some(&lease), "b", at(116)),
-            Decision::Acquire { transitions: 3 }
-        );
+        assert_eq!(decide(Some(&lease), "b", at(116)), Decision::Acquire { transitions: 3 });
         let released = spec(None, 100, 2);
-        assert_eq!(
-            decide(Some(&released), "b", at(101)),
-            Decision::Acquire { transitions: 3 }
-        );
+        assert_eq!(decide(Some(&released), "b", at(101)), Decision::Acquire { transitions: 3 });
     }
 }

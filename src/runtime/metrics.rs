@@ -126,33 +126,18 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cimi");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
-        let reconcile_duration = HistogramFamily::<KindLabels>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        let reconcile_duration =
+            HistogramFamily::<KindLabels>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration = HistogramFamily::<OperationLabels>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let job_duration =
-            HistogramFamily::<JobLabels>::new_with_constructor(job_histogram as fn() -> Histogram);
+        let request_duration =
+            HistogramFamily::<OperationLabels>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let job_duration = HistogramFamily::<JobLabels>::new_with_constructor(job_histogram as fn() -> Histogram);
         let resources = Family::<ResourceLabels, Gauge>::default();
         let watch_decode_errors = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
-        registry.register(
-            "reconciles",
-            "Reconciles by kind and result",
-            reconciles.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration by kind",
-            reconcile_duration.clone(),
-        );
-        registry.register(
-            "requests",
-            "CIMI requests by provider, operation and status",
-            requests.clone(),
-        );
+        registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
+        registry.register("requests", "CIMI requests by provider, operation and status", requests.clone());
         registry.register(
             "request_duration_seconds",
             "CIMI request latency by provider and operation",
@@ -163,21 +148,13 @@ impl Metrics {
             "CIMI Job durations by provider, action and final state",
             job_duration.clone(),
         );
-        registry.register(
-            "resources",
-            "Objects by kind and provider state",
-            resources.clone(),
-        );
+        registry.register("resources", "Objects by kind and provider state", resources.clone());
         registry.register(
             "watch_decode_errors",
             "Objects a watch could not decode, by kind",
             watch_decode_errors.clone(),
         );
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease",
-            leader.clone(),
-        );
+        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         Self {
             reconciles,
             reconcile_duration,
@@ -193,25 +170,12 @@ impl Metrics {
 
     /// Counts one reconcile of a kind with its result and duration.
     pub fn observe_reconcile(&self, kind: &str, result: &str, duration: Duration) {
-        self.reconciles
-            .get_or_create(&ReconcileLabels {
-                kind: kind.into(),
-                result: result.into(),
-            })
-            .inc();
-        self.reconcile_duration
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .observe(duration.as_secs_f64());
+        self.reconciles.get_or_create(&ReconcileLabels { kind: kind.into(), result: result.into() }).inc();
+        self.reconcile_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(duration.as_secs_f64());
     }
 
     /// Counts one CIMI request with its status (`"error"` when none came) and latency.
-    pub fn observe_request(
-        &self,
-        provider: &str,
-        operation: &str,
-        status: &str,
-        duration: Duration,
-    ) {
+    pub fn observe_request(&self, provider: &str, operation: &str, status: &str, duration: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 provider: provider.into(),
@@ -220,21 +184,14 @@ impl Metrics {
             })
             .inc();
         self.request_duration
-            .get_or_create(&OperationLabels {
-                provider: provider.into(),
-                operation: operation.into(),
-            })
+            .get_or_create(&OperationLabels { provider: provider.into(), operation: operation.into() })
             .observe(duration.as_secs_f64());
     }
 
     /// Records how long a finished Job took.
     pub fn observe_job(&self, provider: &str, action: &str, state: &str, duration: Duration) {
         self.job_duration
-            .get_or_create(&JobLabels {
-                provider: provider.into(),
-                action: action.into(),
-                state: state.into(),
-            })
+            .get_or_create(&JobLabels { provider: provider.into(), action: action.into(), state: state.into() })
             .observe(duration.as_secs_f64());
     }
 
@@ -258,20 +215,9 @@ mod tests {
         metrics.observe_reconcile("CimiMachine", "ok", Duration::from_millis(12));
         metrics.observe_request("lab", "get", "200", Duration::from_millis(3));
         metrics.observe_job("lab", "start", "SUCCESS", Duration::from_secs(2));
-        metrics
-            .resources
-            .get_or_create(&ResourceLabels {
-                kind: "CimiMachine".into(),
-                state: "STARTED".into(),
-            })
-            .set(3);
+        metrics.resources.get_or_create(&ResourceLabels { kind: "CimiMachine".into(), state: "STARTED".into() }).set(3);
         metrics.leader.set(1);
-        metrics
-            .watch_decode_errors
-            .get_or_create(&KindLabels {
-                kind: "CimiVolume".into(),
-            })
-            .inc();
+        metrics.watch_decode_errors.get_or_create(&KindLabels { kind: "CimiVolume".into() }).inc();
         let text = metrics.encode();
         for needle in [
             "cimi_reconciles_total{kind=\"CimiMachine\",result=\"ok\"} 1",

@@ -41,11 +41,7 @@ pub struct Running {
 ///
 /// `client` must belong to the tokio runtime the operator runs in. Each call builds its own metrics
 /// registry, so several instances can run in one process (as the e2e tests do).
-pub async fn start(
-    config: Config,
-    client: Client,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Running> {
+pub async fn start(config: Config, client: Client, shutdown: CancellationToken) -> anyhow::Result<Running> {
     telemetry::install_crypto_provider();
     let metrics = Metrics::new();
     let readiness = Readiness::new();
@@ -53,13 +49,7 @@ pub async fn start(
     let admin_shutdown = CancellationToken::new();
     let (admin_addr, admin_task) = match config.admin_addr {
         Some(addr) => {
-            let (bound, task) = health::serve(
-                addr,
-                metrics.clone(),
-                readiness.clone(),
-                admin_shutdown.clone(),
-            )
-            .await?;
+            let (bound, task) = health::serve(addr, metrics.clone(), readiness.clone(), admin_shutdown.clone()).await?;
             (Some(bound), Some(task))
         }
         None => (None, None),
@@ -141,22 +131,12 @@ pub async fn start(
         Ok(())
     });
 
-    Ok(Running {
-        admin_addr,
-        leading: leading_rx,
-        metrics,
-        readiness,
-        task,
-    })
+    Ok(Running { admin_addr, leading: leading_rx, metrics, readiness, task })
 }
 
 /// Runs the operator until `shutdown` is cancelled: the admin server, leader election and (as they
 /// land) every controller, each watch scoped to `config`'s namespaces and label selector.
-pub async fn run(
-    config: Config,
-    client: Client,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, client: Client, shutdown: CancellationToken) -> anyhow::Result<()> {
     let running = start(config, client, shutdown).await?;
     running.task.await?
 }

@@ -48,14 +48,10 @@ pub enum CatalogError {
 impl Catalog {
     /// Loads a catalog from a YAML or JSON file (JSON is valid YAML).
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        serde_yaml::from_str(&text).map_err(|e| CatalogError::Parse {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| CatalogError::Read { path: path.display().to_string(), source })?;
+        serde_yaml::from_str(&text)
+            .map_err(|e| CatalogError::Parse { path: path.display().to_string(), message: e.to_string() })
     }
 
     /// The default catalog: the Primer's, plus volume, network and system templates.
@@ -141,13 +137,7 @@ mod tests {
         assert_eq!(c.credential_attributes.len(), 2);
         assert_eq!(c.collections["machineConfigs"].len(), 3);
         assert_eq!(c.collections["machineImages"].len(), 3);
-        for key in [
-            "volumeConfigs",
-            "volumeTemplates",
-            "networkConfigs",
-            "networkTemplates",
-            "systemTemplates",
-        ] {
+        for key in ["volumeConfigs", "volumeTemplates", "networkConfigs", "networkTemplates", "systemTemplates"] {
             assert!(!c.collections[key].is_empty(), "{key}");
         }
     }

@@ -100,10 +100,7 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             external_url: None,
-            auth: Auth::Basic {
-                user: "demo".into(),
-                password: "demo".into(),
-            },
+            auth: Auth::Basic { user: "demo".into(), password: "demo".into() },
             profile: Profile::Strict,
             timing: Timing::Fast,
             seed: 0,

@@ -130,18 +130,10 @@ pub struct RequestFacts<'a> {
 impl FaultRule {
     /// Whether the matchers of this rule accept the request (rate and times aside).
     pub fn matches(&self, facts: &RequestFacts<'_>) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(facts.method))
-            && self
-                .resource_type
-                .as_deref()
-                .is_none_or(|t| t == facts.resource_type)
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(facts.method))
+            && self.resource_type.as_deref().is_none_or(|t| t == facts.resource_type)
             && self.action.as_deref().is_none_or(|a| a == facts.action)
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|p| facts.name.is_some_and(|n| glob(p, n)))
+            && self.name.as_deref().is_none_or(|p| facts.name.is_some_and(|n| glob(p, n)))
     }
 }
 
@@ -166,20 +158,11 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(rule.kind, FaultKind::Error { status: 500 });
-        let facts = RequestFacts {
-            method: "post",
-            resource_type: "Machine",
-            action: "start",
-            name: Some("web-3"),
-        };
+        let facts = RequestFacts { method: "post", resource_type: "Machine", action: "start", name: Some("web-3") };
         assert!(rule.matches(&facts));
-        let other = RequestFacts {
-            name: Some("db"),
-            ..facts.clone()
-        };
+        let other = RequestFacts { name: Some("db"), ..facts.clone() };
         assert!(!rule.matches(&other));
-        let throttle: FaultRule =
-            serde_json::from_str(r#"{"kind":"throttle","retryAfter":2}"#).expect("parses");
+        let throttle: FaultRule = serde_json::from_str(r#"{"kind":"throttle","retryAfter":2}"#).expect("parses");
         assert_eq!(throttle.kind, FaultKind::Throttle { retry_after: 2 });
     }
 }

@@ -18,11 +18,7 @@ pub const MACHINE_STABLE: &[&str] = &["STARTED", "STOPPED", "PAUSED", "SUSPENDED
 
 /// The states a machine walks through for `action` from `state`; the last one is the final state.
 /// `capture` leaves the state unchanged (an empty walk).
-pub fn machine_walk(
-    state: &str,
-    action: &str,
-    force: bool,
-) -> Result<Vec<&'static str>, ActionRefusal> {
+pub fn machine_walk(state: &str, action: &str, force: bool) -> Result<Vec<&'static str>, ActionRefusal> {
     use ActionRefusal::*;
     let walk: &[&'static str] = match (action, state) {
         ("start", "STOPPED" | "PAUSED" | "SUSPENDED") => &["STARTING", "STARTED"],
@@ -41,11 +37,7 @@ pub fn machine_walk(
 
 /// The machine actions allowed in `state`.
 pub fn machine_actions(state: &str) -> Vec<&'static str> {
-    MACHINE_ACTIONS
-        .iter()
-        .copied()
-        .filter(|a| machine_walk(state, a, false).is_ok())
-        .collect()
+    MACHINE_ACTIONS.iter().copied().filter(|a| machine_walk(state, a, false).is_ok()).collect()
 }
 
 /// The states a network (or network port) walks through for `action` from `state`.
@@ -60,10 +52,7 @@ pub fn network_walk(state: &str, action: &str) -> Result<Vec<&'static str>, Acti
 
 /// The network actions allowed in `state`.
 pub fn network_actions(state: &str) -> Vec<&'static str> {
-    ["start", "stop"]
-        .into_iter()
-        .filter(|a| network_walk(state, a).is_ok())
-        .collect()
+    ["start", "stop"].into_iter().filter(|a| network_walk(state, a).is_ok()).collect()
 }
 
 /// Whether a Job in `state` may be stopped.
@@ -93,10 +82,7 @@ mod tests {
     fn machine_actions_by_state() {
         let table: &[(&str, &[&str])] = &[
             ("STOPPED", &["start", "restart", "capture"]),
-            (
-                "STARTED",
-                &["stop", "restart", "pause", "suspend", "capture"],
-            ),
+            ("STARTED", &["stop", "restart", "pause", "suspend", "capture"]),
             ("PAUSED", &["start", "stop", "capture"]),
             ("SUSPENDED", &["start", "capture"]),
             ("CREATING", &[]),
@@ -112,43 +98,16 @@ mod tests {
 
     #[test]
     fn machine_walks_and_refusals() {
-        assert_eq!(
-            machine_walk("STOPPED", "start", false),
-            Ok(vec!["STARTING", "STARTED"])
-        );
-        assert_eq!(
-            machine_walk("STARTED", "restart", false),
-            Ok(vec!["STOPPING", "STARTING", "STARTED"])
-        );
+        assert_eq!(machine_walk("STOPPED", "start", false), Ok(vec!["STARTING", "STARTED"]));
+        assert_eq!(machine_walk("STARTED", "restart", false), Ok(vec!["STOPPING", "STARTING", "STARTED"]));
         assert_eq!(machine_walk("STOPPING", "stop", true), Ok(vec!["STOPPED"]));
-        assert_eq!(
-            machine_walk("STOPPING", "stop", false),
-            Err(ActionRefusal::NotAllowedNow)
-        );
-        assert_eq!(
-            machine_walk("STARTED", "start", false),
-            Err(ActionRefusal::NotAllowedNow)
-        );
-        assert_eq!(
-            machine_walk("STOPPED", "pause", false),
-            Err(ActionRefusal::NotAllowedNow)
-        );
-        assert_eq!(
-            machine_walk("STOPPED", "suspend", false),
-            Err(ActionRefusal::NotAllowedNow)
-        );
-        assert_eq!(
-            machine_walk("CREATING", "stop", false),
-            Err(ActionRefusal::NotAllowedNow)
-        );
-        assert_eq!(
-            machine_walk("STOPPED", "fly", false),
-            Err(ActionRefusal::Unknown)
-        );
-        assert_eq!(
-            machine_create_walk("PAUSED"),
-            Some(vec!["STARTING", "PAUSING", "PAUSED"])
-        );
+        assert_eq!(machine_walk("STOPPING", "stop", false), Err(ActionRefusal::NotAllowedNow));
+        assert_eq!(machine_walk("STARTED", "start", false), Err(ActionRefusal::NotAllowedNow));
+        assert_eq!(machine_walk("STOPPED", "pause", false), Err(ActionRefusal::NotAllowedNow));
+        assert_eq!(machine_walk("STOPPED", "suspend", false), Err(ActionRefusal::NotAllowedNow));
+        assert_eq!(machine_walk("CREATING", "stop", false), Err(ActionRefusal::NotAllowedNow));
+        assert_eq!(machine_walk("STOPPED", "fly", false), Err(ActionRefusal::Unknown));
+        assert_eq!(machine_create_walk("PAUSED"), Some(vec!["STARTING", "PAUSING", "PAUSED"]));
         assert_eq!(machine_create_walk("RUNNING"), None);
     }
 
@@ -157,14 +116,8 @@ mod tests {
         assert_eq!(network_actions("STARTED"), ["stop"]);
         assert_eq!(network_actions("STOPPED"), ["start"]);
         assert!(network_actions("CREATING").is_empty());
-        assert_eq!(
-            network_walk("STARTED", "start"),
-            Err(ActionRefusal::NotAllowedNow)
-        );
-        assert_eq!(
-            network_walk("STARTED", "pause"),
-            Err(ActionRefusal::Unknown)
-        );
+        assert_eq!(network_walk("STARTED", "start"), Err(ActionRefusal::NotAllowedNow));
+        assert_eq!(network_walk("STARTED", "pause"), Err(ActionRefusal::Unknown));
         assert!(job_stoppable("RUNNING"));
         assert!(!job_stoppable("SUCCESS"));
     }

@@ -55,10 +55,7 @@ impl Sim {
     pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let mut base = config
-            .external_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}/"));
+        let mut base = config.external_url.clone().unwrap_or_else(|| format!("http://{addr}/"));
         if !base.ends_with('/') {
             base.push('/');
         }
@@ -73,15 +70,8 @@ impl Sim {
                 s.base = base.clone();
                 s
             });
-        let store = loaded.unwrap_or_else(|| {
-            Store::new(
-                base.clone(),
-                config.profile,
-                config.timing,
-                config.seed,
-                &catalog,
-            )
-        });
+        let store =
+            loaded.unwrap_or_else(|| Store::new(base.clone(), config.profile, config.timing, config.seed, &catalog));
         let app = Arc::new(App {
             base,
             store: Mutex::new(store),
@@ -91,12 +81,7 @@ impl Sim {
         });
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone()));
-        Ok(SimHandle {
-            app,
-            addr,
-            shutdown,
-            task: Some(task),
-        })
+        Ok(SimHandle { app, addr, shutdown, task: Some(task) })
     }
 }
 
@@ -113,12 +98,10 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken
         tokio::spawn(async move {
             let drop_conn = CancellationToken::new();
             let token = drop_conn.clone();
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnDrop(token.clone()));
-                    router.clone().oneshot(req.map(axum::body::Body::new))
-                },
-            );
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnDrop(token.clone()));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
@@ -186,11 +169,7 @@ impl SimHandle {
             }
         };
         self.shutdown = CancellationToken::new();
-        self.task = Some(tokio::spawn(serve(
-            listener,
-            self.app.clone(),
-            self.shutdown.clone(),
-        )));
+        self.task = Some(tokio::spawn(serve(listener, self.app.clone(), self.shutdown.clone())));
         Ok(())
     }
 

@@ -154,9 +154,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
             }
             '0'..='9' => {
                 let start = i;
-                while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric()
-                        || matches!(chars[i], '-' | ':' | '.' | '+'))
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '-' | ':' | '.' | '+'))
                 {
                     i += 1;
                 }
@@ -166,9 +164,7 @@ fn tokenize(input: &str) -> Result<Vec<Token>, QueryError> {
                 } else if let Ok(d) = DateTime::parse_from_rfc3339(&word) {
                     out.push(Token::Lit(Literal::Date(d)));
                 } else {
-                    return Err(QueryError(format!(
-                        "'{word}' is neither an integer nor an xs:dateTime"
-                    )));
+                    return Err(QueryError(format!("'{word}' is neither an integer nor an xs:dateTime")));
                 }
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
@@ -232,9 +228,7 @@ impl Parser {
     fn op(&mut self) -> Result<Op, QueryError> {
         match self.next() {
             Some(Token::Op(op)) => Ok(op),
-            other => Err(QueryError(format!(
-                "expected a comparison operator, found {other:?}"
-            ))),
+            other => Err(QueryError(format!("expected a comparison operator, found {other:?}"))),
         }
     }
 
@@ -247,9 +241,7 @@ impl Parser {
                     _ => Err(QueryError("missing ')' in $filter".into())),
                 }
             }
-            Some(Token::Ident(word))
-                if word == "property" && self.peek() == Some(&Token::LBracket) =>
-            {
+            Some(Token::Ident(word)) if word == "property" && self.peek() == Some(&Token::LBracket) => {
                 self.pos += 1;
                 let key = match self.next() {
                     Some(Token::Lit(Literal::Str(k))) => k,
@@ -262,9 +254,7 @@ impl Parser {
                 let value = match self.next() {
                     Some(Token::Lit(Literal::Str(v))) => v,
                     _ => {
-                        return Err(QueryError(
-                            "a property compares with a quoted string".into(),
-                        ));
+                        return Err(QueryError("a property compares with a quoted string".into()));
                     }
                 };
                 if !matches!(op, Op::Eq | Op::Ne) {
@@ -277,9 +267,7 @@ impl Parser {
                 let lit = match self.next() {
                     Some(Token::Lit(l)) => l,
                     other => {
-                        return Err(QueryError(format!(
-                            "expected a value after {attr}, found {other:?}"
-                        )));
+                        return Err(QueryError(format!("expected a value after {attr}, found {other:?}")));
                     }
                 };
                 check_types(op, &lit)?;
@@ -290,9 +278,7 @@ impl Parser {
                 let attr = match self.next() {
                     Some(Token::Ident(a)) => a,
                     other => {
-                        return Err(QueryError(format!(
-                            "expected an attribute, found {other:?}"
-                        )));
+                        return Err(QueryError(format!("expected an attribute, found {other:?}")));
                     }
                 };
                 check_types(op, &lit)?;
@@ -305,9 +291,9 @@ impl Parser {
 
 fn check_types(op: Op, lit: &Literal) -> Result<(), QueryError> {
     match lit {
-        Literal::Str(_) | Literal::Bool(_) if !matches!(op, Op::Eq | Op::Ne) => Err(QueryError(
-            "strings and booleans compare only with = and !=".into(),
-        )),
+        Literal::Str(_) | Literal::Bool(_) if !matches!(op, Op::Eq | Op::Ne) => {
+            Err(QueryError("strings and booleans compare only with = and !=".into()))
+        }
         _ => Ok(()),
     }
 }
@@ -321,10 +307,7 @@ pub fn parse_filter(input: &str) -> Result<Filter, QueryError> {
     let mut parser = Parser { tokens, pos: 0 };
     let filter = parser.filter()?;
     if parser.pos != parser.tokens.len() {
-        return Err(QueryError(format!(
-            "unexpected {:?} in $filter",
-            parser.peek()
-        )));
+        return Err(QueryError(format!("unexpected {:?} in $filter", parser.peek())));
     }
     Ok(filter)
 }
@@ -347,13 +330,10 @@ impl Filter {
                     (Literal::Int(n), Value::Number(m)) => m.as_i64().map(|m| m.cmp(n)),
                     (Literal::Str(s), Value::String(t)) => Some(t.as_str().cmp(s.as_str())),
                     (Literal::Bool(b), Value::Bool(c)) => Some(c.cmp(b)),
-                    (Literal::Date(d), Value::String(t)) => {
-                        DateTime::parse_from_rfc3339(t).ok().map(|t| t.cmp(d))
+                    (Literal::Date(d), Value::String(t)) => DateTime::parse_from_rfc3339(t).ok().map(|t| t.cmp(d)),
+                    (Literal::Str(s), Value::Object(r)) => {
+                        r.get("href").and_then(Value::as_str).map(|h| h.cmp(s.as_str()))
                     }
-                    (Literal::Str(s), Value::Object(r)) => r
-                        .get("href")
-                        .and_then(Value::as_str)
-                        .map(|h| h.cmp(s.as_str())),
                     _ => None,
                 };
                 ord.is_some_and(|o| op.holds(o))
@@ -402,10 +382,7 @@ pub fn parse_orderby(input: &str) -> Result<Vec<OrderKey>, QueryError> {
             "desc" => true,
             other => return Err(QueryError(format!("unknown $orderby direction '{other}'"))),
         };
-        keys.push(OrderKey {
-            attr: attr.to_string(),
-            desc,
-        });
+        keys.push(OrderKey { attr: attr.to_string(), desc });
     }
     Ok(keys)
 }
@@ -417,15 +394,9 @@ fn compare_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
         (Some(_), None) => Ordering::Less,
         (Some(a), Some(b)) => match (a, b) {
             (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-            (Value::Number(x), Value::Number(y)) => x
-                .as_f64()
-                .partial_cmp(&y.as_f64())
-                .unwrap_or(Ordering::Equal),
+            (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
             (Value::String(x), Value::String(y)) => {
-                match (
-                    DateTime::parse_from_rfc3339(x),
-                    DateTime::parse_from_rfc3339(y),
-                ) {
+                match (DateTime::parse_from_rfc3339(x), DateTime::parse_from_rfc3339(y)) {
                     (Ok(dx), Ok(dy)) => dx.cmp(&dy),
                     _ => x.cmp(y),
                 }
@@ -484,9 +455,7 @@ mod tests {
             json!({"name": "db'1", "cpu": 4, "state": "STARTED",
                    "created": "2013-01-01T00:00:00Z"}),
         ];
-        docs.into_iter()
-            .filter_map(|d| d.as_object().cloned())
-            .collect()
+        docs.into_iter().filter_map(|d| d.as_object().cloned()).collect()
     }
 
     fn names(filter: &str) -> Vec<String> {
@@ -523,10 +492,7 @@ mod tests {
             ("created<=2012-05-25T18:30:15Z", &["web1"]),
             ("property['env']='prod'", &["web1"]),
             ("property[\"env\"]!='prod'", &["web2"]),
-            (
-                "property['tier']='web' or property['env']='dev'",
-                &["web1", "web2"],
-            ),
+            ("property['tier']='web' or property['env']='dev'", &["web1", "web2"]),
             ("missing='x'", &[]),
             ("name=1", &[]),
         ];
@@ -537,17 +503,9 @@ mod tests {
 
     #[test]
     fn filter_errors() {
-        for bad in [
-            "",
-            "name=",
-            "name<'a'",
-            "(cpu=1",
-            "cpu=1 and",
-            "name='x",
-            "cpu ~ 1",
-            "property[env]='x'",
-            "bootable>true",
-        ] {
+        for bad in
+            ["", "name=", "name<'a'", "(cpu=1", "cpu=1 and", "name='x", "cpu ~ 1", "property[env]='x'", "bootable>true"]
+        {
             assert!(parse_filter(bad).is_err(), "{bad} should not parse");
         }
     }
@@ -565,28 +523,16 @@ mod tests {
     #[test]
     fn orderby_and_select() {
         let mut docs = machines();
-        sort(
-            &mut docs,
-            &parse_orderby("state:desc,cpu:desc").expect("parses"),
-        );
-        let order: Vec<_> = docs
-            .iter()
-            .filter_map(|d| d.get("name").and_then(Value::as_str))
-            .collect();
+        sort(&mut docs, &parse_orderby("state:desc,cpu:desc").expect("parses"));
+        let order: Vec<_> = docs.iter().filter_map(|d| d.get("name").and_then(Value::as_str)).collect();
         assert_eq!(order, ["web2", "db'1", "web1"]);
         sort(&mut docs, &parse_orderby("created").expect("parses"));
-        let order: Vec<_> = docs
-            .iter()
-            .filter_map(|d| d.get("name").and_then(Value::as_str))
-            .collect();
+        let order: Vec<_> = docs.iter().filter_map(|d| d.get("name").and_then(Value::as_str)).collect();
         assert_eq!(order, ["web1", "web2", "db'1"]);
         assert!(parse_orderby("name:up").is_err());
         let mut doc = docs[0].clone();
         doc.insert("resourceURI".into(), json!("x"));
         select(&mut doc, &name_list(["name,cpu", "cpu"]));
-        assert_eq!(
-            Value::Object(doc),
-            json!({"resourceURI": "x", "name": "web1", "cpu": 1})
-        );
+        assert_eq!(Value::Object(doc), json!({"resourceURI": "x", "name": "web1", "cpu": 1}));
     }
 }

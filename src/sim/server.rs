@@ -43,10 +43,7 @@ pub struct FaultState {
 impl FaultState {
     /// Rules with a seeded random source.
     pub fn new(rules: Vec<FaultRule>, seed: u64) -> Self {
-        FaultState {
-            set: FaultSet { rules },
-            rng: StdRng::seed_from_u64(seed ^ 0x5eed),
-        }
+        FaultState { set: FaultSet { rules }, rng: StdRng::seed_from_u64(seed ^ 0x5eed) }
     }
 }
 
@@ -106,32 +103,21 @@ fn negotiate(params: &[(String, String)], headers: &HeaderMap) -> Result<Format,
         return match f.to_ascii_lowercase().as_str() {
             "json" => Ok(Format::Json),
             "xml" => Ok(Format::Xml),
-            other => Err(SimError::new(
-                400,
-                format!("$format={other} is neither json nor xml"),
-            )),
+            other => Err(SimError::new(400, format!("$format={other} is neither json nor xml"))),
         };
     }
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Format::Json);
     };
     for item in accept.split(',') {
-        let media = item
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match media.as_str() {
             "application/json" | "application/*" | "*/*" | "" => return Ok(Format::Json),
             "application/xml" | "text/xml" => return Ok(Format::Xml),
             _ => {}
         }
     }
-    Err(SimError::new(
-        406,
-        format!("cannot serve {accept}; ask for application/json or application/xml"),
-    ))
+    Err(SimError::new(406, format!("cannot serve {accept}; ask for application/json or application/xml")))
 }
 
 fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, SimError> {
@@ -141,49 +127,28 @@ fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, SimErr
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_else(|| "application/json".into());
     match ctype.as_str() {
         "application/json" => serde_json::from_slice(bytes)
             .map(Some)
             .map_err(|e| SimError::new(400, format!("the body is not valid JSON: {e}"))),
         "application/xml" | "text/xml" => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| SimError::new(400, "the body is not UTF-8"))?;
-            xml::from_xml(text)
-                .map(|(_, v)| Some(v))
-                .map_err(|e| SimError::new(400, e.to_string()))
+            let text = std::str::from_utf8(bytes).map_err(|_| SimError::new(400, "the body is not UTF-8"))?;
+            xml::from_xml(text).map(|(_, v)| Some(v)).map_err(|e| SimError::new(400, e.to_string()))
         }
-        other => Err(SimError::new(
-            415,
-            format!("cannot read {other}; send application/json or application/xml"),
-        )),
+        other => Err(SimError::new(415, format!("cannot read {other}; send application/json or application/xml"))),
     }
 }
 
 fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     match auth {
         Auth::None => true,
-        Auth::Bearer(token) => given
-            .strip_prefix("Bearer ")
-            .is_some_and(|t| t.trim() == token),
+        Auth::Bearer(token) => given.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token),
         Auth::Basic { user, password } => given
             .strip_prefix("Basic ")
-            .and_then(|b| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()
-            })
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
             .and_then(|d| String::from_utf8(d).ok())
             .is_some_and(|up| up == format!("{user}:{password}")),
     }
@@ -195,36 +160,16 @@ fn read_query(params: &[(String, String)]) -> Result<ReadQuery, QueryError> {
         match k.as_str() {
             "$filter" => q.filters.push(query::parse_filter(v)?),
             "$first" => {
-                q.first = Some(
-                    v.trim()
-                        .parse()
-                        .map_err(|_| QueryError(format!("$first={v} is not a number")))?,
-                )
+                q.first = Some(v.trim().parse().map_err(|_| QueryError(format!("$first={v} is not a number")))?)
             }
-            "$last" => {
-                q.last = Some(
-                    v.trim()
-                        .parse()
-                        .map_err(|_| QueryError(format!("$last={v} is not a number")))?,
-                )
-            }
+            "$last" => q.last = Some(v.trim().parse().map_err(|_| QueryError(format!("$last={v} is not a number")))?),
             "$orderby" => q.orderby.extend(query::parse_orderby(v)?),
             _ => {}
         }
     }
-    q.select = query::name_list(
-        params
-            .iter()
-            .filter(|(k, _)| k == "$select")
-            .map(|(_, v)| v.as_str()),
-    );
+    q.select = query::name_list(params.iter().filter(|(k, _)| k == "$select").map(|(_, v)| v.as_str()));
     if params.iter().any(|(k, _)| k == "$expand") {
-        q.expand = Some(query::name_list(
-            params
-                .iter()
-                .filter(|(k, _)| k == "$expand")
-                .map(|(_, v)| v.as_str()),
-        ));
+        q.expand = Some(query::name_list(params.iter().filter(|(k, _)| k == "$expand").map(|(_, v)| v.as_str())));
     }
     Ok(q)
 }
@@ -258,16 +203,11 @@ fn plan_faults(state: &mut FaultState, facts: &RequestFacts<'_>) -> FaultPlan {
                 true
             }
             FaultKind::Error { status } => {
-                plan.respond
-                    .get_or_insert((*status, format!("injected error {status}"), None));
+                plan.respond.get_or_insert((*status, format!("injected error {status}"), None));
                 true
             }
             FaultKind::Throttle { retry_after } => {
-                plan.respond.get_or_insert((
-                    429,
-                    "too many requests (injected)".into(),
-                    Some(*retry_after),
-                ));
+                plan.respond.get_or_insert((429, "too many requests (injected)".into(), Some(*retry_after)));
                 true
             }
             FaultKind::Unavailable { seconds } => {
@@ -276,11 +216,7 @@ fn plan_faults(state: &mut FaultState, facts: &RequestFacts<'_>) -> FaultPlan {
                 if now < end {
                     let left = (end - now).num_milliseconds().max(0) as u64;
                     let retry = left.div_ceil(1000).max(1);
-                    plan.respond.get_or_insert((
-                        503,
-                        "service unavailable (injected)".into(),
-                        Some(retry),
-                    ));
+                    plan.respond.get_or_insert((503, "service unavailable (injected)".into(), Some(retry)));
                     true
                 } else {
                     false
@@ -317,17 +253,12 @@ fn lenient(v: &mut Value, entry: bool) {
             if entry {
                 map.remove("resourceURI");
             }
-            let is_collection = map
-                .get("resourceURI")
-                .and_then(Value::as_str)
-                .is_some_and(|u| u.ends_with("Collection"));
+            let is_collection =
+                map.get("resourceURI").and_then(Value::as_str).is_some_and(|u| u.ends_with("Collection"));
             for (k, val) in map.iter_mut() {
                 match (k.as_str(), &mut *val) {
                     ("count", _) => {}
-                    (
-                        "created" | "updated" | "timeOfStatusChange" | "timestamp",
-                        Value::String(s),
-                    ) => {
+                    ("created" | "updated" | "timeOfStatusChange" | "timestamp", Value::String(s)) => {
                         if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
                             *s = d.format("%Y-%m-%d %H:%M:%S").to_string();
                         }
@@ -359,39 +290,26 @@ fn lenient(v: &mut Value, entry: bool) {
 
 fn serialize(fmt: Format, body: &Value, root: &str) -> (Vec<u8>, &'static str) {
     match fmt {
-        Format::Json => (
-            serde_json::to_vec(body).unwrap_or_default(),
-            "application/json",
-        ),
+        Format::Json => (serde_json::to_vec(body).unwrap_or_default(), "application/json"),
         Format::Xml => (xml::to_xml(body, root).into_bytes(), "application/xml"),
     }
 }
 
 fn base_response(profile: Profile, status: u16) -> axum::http::response::Builder {
-    let mut b = Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     if profile == Profile::Lenient1x {
         b = b.header("CIMI-Specification-Version", "1.0");
     }
     b
 }
 
-fn error_response(
-    profile: Profile,
-    fmt: Format,
-    err: &SimError,
-    retry_after: Option<u64>,
-    auth: &Auth,
-) -> Response {
+fn error_response(profile: Profile, fmt: Format, err: &SimError, retry_after: Option<u64>, auth: &Auth) -> Response {
     let mut status = err.status;
     if profile == Profile::Lenient1x && status == 405 {
         status = 404;
         return base_response(profile, status)
             .header(header::CONTENT_TYPE, "text/html")
-            .body(Body::from(format!(
-                "<html><body><h1>Not Found</h1><p>{}</p></body></html>",
-                err.message
-            )))
+            .body(Body::from(format!("<html><body><h1>Not Found</h1><p>{}</p></body></html>", err.message)))
             .unwrap_or_default();
     }
     let body = if profile == Profile::Lenient1x {
@@ -401,11 +319,7 @@ fn error_response(
         json!({"resourceURI": type_uri("Job"), "id": "", "state": "FAILED", "returnCode": status, "progress": 100,
             "statusMessage": err.message})
     };
-    let fmt = if profile == Profile::Lenient1x {
-        Format::Json
-    } else {
-        fmt
-    };
+    let fmt = if profile == Profile::Lenient1x { Format::Json } else { fmt };
     let (bytes, ctype) = serialize(fmt, &body, "Job");
     let mut b = base_response(profile, status).header(header::CONTENT_TYPE, ctype);
     if let Some(secs) = retry_after {
@@ -445,14 +359,11 @@ fn outcome_response(profile: Profile, fmt: Format, out: Outcome, root: &str) -> 
                 lenient(&mut body, false);
             }
             let (bytes, ctype) = serialize(fmt, &body, root);
-            b.header(header::CONTENT_TYPE, ctype)
-                .body(Body::from(bytes))
-                .unwrap_or_default()
+            b.header(header::CONTENT_TYPE, ctype).body(Body::from(bytes)).unwrap_or_default()
         }
-        None if profile == Profile::Lenient1x => b
-            .header(header::CONTENT_TYPE, "text/html")
-            .body(Body::empty())
-            .unwrap_or_default(),
+        None if profile == Profile::Lenient1x => {
+            b.header(header::CONTENT_TYPE, "text/html").body(Body::empty()).unwrap_or_default()
+        }
         None => b.body(Body::empty()).unwrap_or_default(),
     }
 }
@@ -480,55 +391,27 @@ async fn admin(app: &App, method: &Method, path: &str, body: &[u8]) -> Response 
             reset(app);
             json_response(200, &json!({"reset": true}))
         }
-        _ => json_response(
-            404,
-            &json!({"message": format!("no admin endpoint {method} /{path}")}),
-        ),
+        _ => json_response(404, &json!({"message": format!("no admin endpoint {method} /{path}")})),
     }
 }
 
 /// Back to the catalog: resources, Jobs, faults and statistics all cleared.
 pub fn reset(app: &App) {
-    let catalog = app
-        .config
-        .catalog
-        .clone()
-        .unwrap_or_else(super::catalog::Catalog::primer);
-    *lock(&app.store) = Store::new(
-        app.base.clone(),
-        app.config.profile,
-        app.config.timing,
-        app.config.seed,
-        &catalog,
-    );
+    let catalog = app.config.catalog.clone().unwrap_or_else(super::catalog::Catalog::primer);
+    *lock(&app.store) = Store::new(app.base.clone(), app.config.profile, app.config.timing, app.config.seed, &catalog);
     *lock(&app.faults) = FaultState::new(Vec::new(), app.config.seed);
     *lock(&app.stats) = SimStats::default();
     app.persist();
 }
 
-async fn handle(
-    State(app): State<Arc<App>>,
-    conn: Option<Extension<ConnDrop>>,
-    req: Request,
-) -> Response {
+async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let profile = app.config.profile;
     let method = parts.method.clone();
-    let path = parts
-        .uri
-        .path()
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_string();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    let path = parts.uri.path().trim_start_matches('/').trim_end_matches('/').to_string();
+    let path_and_query = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let headers = parts.headers;
     let at = Utc::now();
     let bytes = match to_bytes(body, MAX_BODY).await {
@@ -550,15 +433,7 @@ async fn handle(
         let fmt = negotiate(&params, &headers).unwrap_or(Format::Json);
         let resp = error_response(profile, fmt, &err, None, &app.config.auth);
         if !path.starts_with("_sim") {
-            record(
-                &app,
-                at,
-                &method,
-                &path_and_query,
-                "Unauthenticated.read".into(),
-                401,
-                false,
-            );
+            record(&app, at, &method, &path_and_query, "Unauthenticated.read".into(), 401, false);
         }
         return resp;
     }
@@ -569,30 +444,14 @@ async fn handle(
     let fmt = match negotiate(&params, &headers) {
         Ok(f) => f,
         Err(e) => {
-            record(
-                &app,
-                at,
-                &method,
-                &path_and_query,
-                "Negotiation.read".into(),
-                e.status,
-                false,
-            );
+            record(&app, at, &method, &path_and_query, "Negotiation.read".into(), e.status, false);
             return error_response(profile, Format::Json, &e, None, &app.config.auth);
         }
     };
     let body = match parse_body(&headers, &bytes) {
         Ok(b) => b,
         Err(e) => {
-            record(
-                &app,
-                at,
-                &method,
-                &path_and_query,
-                "Body.read".into(),
-                e.status,
-                false,
-            );
+            record(&app, at, &method, &path_and_query, "Body.read".into(), e.status, false);
             return error_response(profile, fmt, &e, None, &app.config.auth);
         }
     };
@@ -626,10 +485,7 @@ async fn handle(
         (Target::Missing, m) => ("Unknown".to_string(), m.to_ascii_lowercase()),
     };
     let subject_name = if op == "add" {
-        body.as_ref()
-            .and_then(|b| b.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        body.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str).map(str::to_string)
     } else {
         name
     };
@@ -646,25 +502,10 @@ async fn handle(
     }
     if let Some((status, message, retry)) = plan.respond {
         record(&app, at, &method, &path_and_query, label, status, false);
-        return error_response(
-            profile,
-            fmt,
-            &SimError::new(status, message),
-            retry,
-            &app.config.auth,
-        );
+        return error_response(profile, fmt, &SimError::new(status, message), retry, &app.config.auth);
     }
 
-    let result = execute(
-        &app,
-        &method,
-        &path,
-        &target,
-        body.as_ref(),
-        &params,
-        &headers,
-        &plan,
-    );
+    let result = execute(&app, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
     match result {
         Ok(out) => {
             let write = out.write;
@@ -698,16 +539,10 @@ fn if_match(store: &Store, path: &str, headers: &HeaderMap) -> Result<(), SimErr
         return Ok(());
     };
     let current = store.etag(path).unwrap_or_default();
-    if wanted
-        .split(',')
-        .any(|t| t.trim() == "*" || t.trim() == current)
-    {
+    if wanted.split(',').any(|t| t.trim() == "*" || t.trim() == current) {
         Ok(())
     } else {
-        Err(SimError::new(
-            412,
-            format!("If-Match {wanted} does not match the current ETag {current}"),
-        ))
+        Err(SimError::new(412, format!("If-Match {wanted} does not match the current ETag {current}")))
     }
 }
 
@@ -738,15 +573,10 @@ fn execute(
         }
         (Target::Cep | Target::Resource(_), "PUT") => {
             if_match(&store, path, headers)?;
-            let select: Option<Vec<String>> =
-                params.iter().any(|(k, _)| k == "$select").then(|| {
-                    query::name_list(
-                        params
-                            .iter()
-                            .filter(|(k, _)| k == "$select")
-                            .map(|(_, v)| v.as_str()),
-                    )
-                });
+            let select: Option<Vec<String>> = params
+                .iter()
+                .any(|(k, _)| k == "$select")
+                .then(|| query::name_list(params.iter().filter(|(k, _)| k == "$select").map(|(_, v)| v.as_str())));
             store.update(path, need_body()?, select.as_deref())
         }
         (Target::Resource(_), "DELETE") => {
@@ -768,28 +598,11 @@ fn execute(
             Ok(out)
         }
         (Target::Collection(_), "POST") => store.create(path, need_body()?, plan.job),
-        (_, m) => Err(SimError::new(
-            405,
-            format!("{m} is not supported on /{path}"),
-        )),
+        (_, m) => Err(SimError::new(405, format!("{m} is not supported on /{path}"))),
     }
 }
 
-fn record(
-    app: &App,
-    at: chrono::DateTime<Utc>,
-    method: &Method,
-    path: &str,
-    op: String,
-    status: u16,
-    write: bool,
-) {
-    let rec = RequestRecord {
-        at,
-        method: method.to_string(),
-        path: path.to_string(),
-        op,
-        status,
-    };
+fn record(app: &App, at: chrono::DateTime<Utc>, method: &Method, path: &str, op: String, status: u16, write: bool) {
+    let rec = RequestRecord { at, method: method.to_string(), path: path.to_string(), op, status };
     lock(&app.stats).record(rec, write);
 }

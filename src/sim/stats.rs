@@ -40,12 +40,7 @@ pub struct SimStats {
 impl SimStats {
     /// Counts one request.
     pub fn record(&mut self, record: RequestRecord, write: bool) {
-        *self
-            .requests
-            .entry(record.op.clone())
-            .or_default()
-            .entry(record.status)
-            .or_default() += 1;
+        *self.requests.entry(record.op.clone()).or_default().entry(record.status).or_default() += 1;
         self.total += 1;
         if write {
             self.writes += 1;
@@ -58,10 +53,6 @@ impl SimStats {
 
     /// How many requests of this operation got this status.
     pub fn count(&self, op: &str, status: u16) -> u64 {
-        self.requests
-            .get(op)
-            .and_then(|s| s.get(&status))
-            .copied()
-            .unwrap_or(0)
+        self.requests.get(op).and_then(|s| s.get(&status)).copied().unwrap_or(0)
     }
 }

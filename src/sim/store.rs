@@ -15,9 +15,7 @@ use super::catalog::Catalog;
 use super::config::{Profile, Timing};
 use super::machine::{self, ActionRefusal};
 use super::query::{self, Filter, OrderKey};
-use crate::cimi::model::{
-    self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri,
-};
+use crate::cimi::model::{self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri};
 
 /// An error answered to the consumer: an HTTP status and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,10 +30,7 @@ pub struct SimError {
 impl SimError {
     /// A new error.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        SimError {
-            status,
-            message: message.into(),
-        }
+        SimError { status, message: message.into() }
     }
 }
 
@@ -83,14 +78,7 @@ pub const COLLECTIONS: &[(&str, &str)] = &[
 ];
 
 /// Collections absent from the CloudEntryPoint when Jobs are off.
-const JOB_ONLY: &[&str] = &[
-    "jobs",
-    "meters",
-    "meterTemplates",
-    "meterConfigs",
-    "eventLogs",
-    "eventLogTemplates",
-];
+const JOB_ONLY: &[&str] = &["jobs", "meters", "meterTemplates", "meterConfigs", "eventLogs", "eventLogTemplates"];
 
 /// Types created by POSTing the resource itself.
 const BY_VALUE: &[&str] = &[
@@ -117,14 +105,7 @@ const BY_VALUE: &[&str] = &[
 const BY_TEMPLATE: &[&str] = &["Machine", "Credential", "Volume", "Network", "Address"];
 
 /// Attributes a consumer never writes.
-const READ_ONLY: &[&str] = &[
-    "resourceURI",
-    "id",
-    "created",
-    "updated",
-    "operations",
-    "state",
-];
+const READ_ONLY: &[&str] = &["resourceURI", "id", "created", "updated", "operations", "state"];
 
 /// Attribute names whose value is never returned (write-only).
 const WRITE_ONLY: &[&str] = &["password"];
@@ -292,24 +273,12 @@ fn href(v: &Value) -> Option<&str> {
     v.get("href").and_then(Value::as_str).map(str::trim)
 }
 
-fn parse_typed<T: DeserializeOwned + Resource>(
-    v: &Value,
-    allowed_extra: &[String],
-) -> Result<T, SimError> {
-    let t: T = serde_json::from_value(v.clone())
-        .map_err(|e| bad(format!("invalid {}: {e}", T::TYPE_NAME)))?;
-    let unknown: Vec<&String> = t
-        .extra()
-        .keys()
-        .filter(|k| !allowed_extra.contains(k))
-        .collect();
+fn parse_typed<T: DeserializeOwned + Resource>(v: &Value, allowed_extra: &[String]) -> Result<T, SimError> {
+    let t: T = serde_json::from_value(v.clone()).map_err(|e| bad(format!("invalid {}: {e}", T::TYPE_NAME)))?;
+    let unknown: Vec<&String> = t.extra().keys().filter(|k| !allowed_extra.contains(k)).collect();
     if !unknown.is_empty() {
         let names: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-        return Err(bad(format!(
-            "unknown attribute(s) for {}: {}",
-            T::TYPE_NAME,
-            names.join(", ")
-        )));
+        return Err(bad(format!("unknown attribute(s) for {}: {}", T::TYPE_NAME, names.join(", "))));
     }
     Ok(t)
 }
@@ -367,13 +336,7 @@ pub fn validate(type_name: &str, v: &Value, allowed_extra: &[String]) -> Result<
 
 impl Store {
     /// A fresh store with the catalog loaded.
-    pub fn new(
-        base: String,
-        profile: Profile,
-        timing: Timing,
-        seed: u64,
-        catalog: &Catalog,
-    ) -> Store {
+    pub fn new(base: String, profile: Profile, timing: Timing, seed: u64, catalog: &Catalog) -> Store {
         let mut store = Store {
             base,
             profile,
@@ -389,19 +352,12 @@ impl Store {
             cep_version: 1,
         };
         for (path, item) in COLLECTIONS {
-            store.colls.insert(
-                path.to_string(),
-                Coll {
-                    item_type: item.to_string(),
-                    owner: None,
-                    members: BTreeMap::new(),
-                },
-            );
+            store
+                .colls
+                .insert(path.to_string(), Coll { item_type: item.to_string(), owner: None, members: BTreeMap::new() });
         }
         store.cep.insert("name".into(), json!("cimi-sim"));
-        store
-            .cep
-            .insert("description".into(), json!("a simulated CIMI provider"));
+        store.cep.insert("description".into(), json!("a simulated CIMI provider"));
         store.load_metadata();
         for (coll, entries) in &catalog.collections {
             if !store.colls.contains_key(coll) {
@@ -409,10 +365,8 @@ impl Store {
             }
             for entry in entries {
                 let mut doc = entry.clone();
-                let id = doc
-                    .remove("id")
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| store.next_id());
+                let id =
+                    doc.remove("id").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| store.next_id());
                 doc.remove("resourceURI");
                 let doc = store.absolutize(Value::Object(doc));
                 if let Value::Object(doc) = doc {
@@ -469,10 +423,8 @@ impl Store {
             "FormatParameter",
             "OrderByParameter",
         ];
-        let caps: Vec<Value> = params
-            .iter()
-            .map(|p| json!({"name": p, "uri": m::capability_uri("CloudEntryPoint", p)}))
-            .collect();
+        let caps: Vec<Value> =
+            params.iter().map(|p| json!({"name": p, "uri": m::capability_uri("CloudEntryPoint", p)})).collect();
         let cep = json!({"name": "CloudEntryPoint", "typeURI": type_uri("CloudEntryPoint"), "capabilities": caps});
         let mut jobs = json!({"name": "Job", "typeURI": type_uri("Job"),
             "capabilities": [{"name": "JobRetention", "uri": m::capability_uri("Job", "JobRetention"),
@@ -482,20 +434,11 @@ impl Store {
         {
             o.remove("capabilities");
         }
-        for (id, doc) in [
-            ("Credential", cred),
-            ("Machine", machine),
-            ("Volume", volume),
-            ("CloudEntryPoint", cep),
-            ("Job", jobs),
-        ] {
+        for (id, doc) in
+            [("Credential", cred), ("Machine", machine), ("Volume", volume), ("CloudEntryPoint", cep), ("Job", jobs)]
+        {
             if let Value::Object(doc) = doc {
-                self.insert(
-                    &format!("resourceMetadata/{id}"),
-                    "ResourceMetadata",
-                    "resourceMetadata",
-                    doc,
-                );
+                self.insert(&format!("resourceMetadata/{id}"), "ResourceMetadata", "resourceMetadata", doc);
             }
         }
     }
@@ -566,11 +509,7 @@ impl Store {
         let path = format!("{owner}/{name}");
         self.colls.insert(
             path.clone(),
-            Coll {
-                item_type: item_type.to_string(),
-                owner: Some(owner.to_string()),
-                members: BTreeMap::new(),
-            },
+            Coll { item_type: item_type.to_string(), owner: Some(owner.to_string()), members: BTreeMap::new() },
         );
         path
     }
@@ -584,12 +523,8 @@ impl Store {
             c.members.remove(&st.seq);
         }
         self.deleted.insert(path.to_string());
-        let subs: Vec<String> = self
-            .colls
-            .iter()
-            .filter(|(_, c)| c.owner.as_deref() == Some(path))
-            .map(|(p, _)| p.clone())
-            .collect();
+        let subs: Vec<String> =
+            self.colls.iter().filter(|(_, c)| c.owner.as_deref() == Some(path)).map(|(p, _)| p.clone()).collect();
         for sub in subs {
             if let Some(c) = self.colls.remove(&sub) {
                 for member in c.members.values() {
@@ -626,12 +561,7 @@ impl Store {
 
     /// The name of the resource at a path.
     pub fn name_of(&self, path: &str) -> Option<String> {
-        self.resources
-            .get(path)?
-            .doc
-            .get("name")?
-            .as_str()
-            .map(str::to_string)
+        self.resources.get(path)?.doc.get("name")?.as_str().map(str::to_string)
     }
 
     /// The current ETag of a resource.
@@ -639,20 +569,14 @@ impl Store {
         if path.is_empty() {
             return Some(format!("\"{}\"", self.cep_version));
         }
-        self.resources
-            .get(path)
-            .map(|s| format!("\"{}\"", s.version))
+        self.resources.get(path).map(|s| format!("\"{}\"", s.version))
     }
 
     // ----- time -----
 
     fn step_duration(&mut self) -> Duration {
         let (lo, hi) = self.timing.step_millis();
-        let ms = if hi > lo {
-            self.rng.random_range(lo..=hi)
-        } else {
-            lo
-        };
+        let ms = if hi > lo { self.rng.random_range(lo..=hi) } else { lo };
         Duration::milliseconds(ms as i64)
     }
 
@@ -705,8 +629,7 @@ impl Store {
 
     fn set_state(&mut self, path: &str, state: &str) {
         if let Some(st) = self.resources.get_mut(path) {
-            st.doc
-                .insert("state".into(), Value::String(state.to_string()));
+            st.doc.insert("state".into(), Value::String(state.to_string()));
             st.version += 1;
         }
     }
@@ -720,15 +643,7 @@ impl Store {
         }
     }
 
-    fn set_job_state(
-        &mut self,
-        job: &str,
-        state: &str,
-        progress: i64,
-        code: i64,
-        message: &str,
-        at: DateTime<Utc>,
-    ) {
+    fn set_job_state(&mut self, job: &str, state: &str, progress: i64, code: i64, message: &str, at: DateTime<Utc>) {
         if let Some(st) = self.resources.get_mut(job) {
             let changed = st.state() != state;
             st.doc.insert("state".into(), json!(state));
@@ -784,14 +699,7 @@ impl Store {
             due += self.step_duration();
             steps.push((due, step));
         }
-        let p = Pending {
-            job: job.clone(),
-            steps,
-            total,
-            revert,
-            fail: fault.fails,
-            hang: fault.hangs,
-        };
+        let p = Pending { job: job.clone(), steps, total, revert, fail: fault.fails, hang: fault.hangs };
         if self.timing == Timing::Instant && !p.hang {
             let n = p.steps.len();
             for (i, (_, step)) in p.steps.iter().enumerate() {
@@ -885,10 +793,7 @@ impl Store {
                     ops.push(op(&action_uri("stop"), &id));
                 }
             }
-            "ResourceMetadata"
-            | "Disk"
-            | "MachineNetworkInterface"
-            | "MachineNetworkInterfaceAddress" => {}
+            "ResourceMetadata" | "Disk" | "MachineNetworkInterface" | "MachineNetworkInterfaceAddress" => {}
             "MachineVolume" => delete_ops(&mut ops),
             _ => {
                 ops.push(op("edit", &id));
@@ -915,10 +820,7 @@ impl Store {
 
     fn render_cep(&self) -> Map<String, Value> {
         let mut out = Map::new();
-        out.insert(
-            "resourceURI".into(),
-            Value::String(type_uri("CloudEntryPoint")),
-        );
+        out.insert("resourceURI".into(), Value::String(type_uri("CloudEntryPoint")));
         out.insert("id".into(), Value::String(self.base.clone()));
         out.insert("baseURI".into(), Value::String(self.base.clone()));
         for (k, v) in &self.cep {
@@ -930,10 +832,7 @@ impl Store {
             }
             out.insert(name.to_string(), json!({"href": self.abs(name)}));
         }
-        out.insert(
-            "operations".into(),
-            json!([{"rel": "edit", "href": self.base}]),
-        );
+        out.insert("operations".into(), json!([{"rel": "edit", "href": self.base}]));
         out
     }
 
@@ -967,11 +866,7 @@ impl Store {
         if !q.orderby.is_empty() {
             query::sort(&mut entries, &q.orderby);
         }
-        let range = if q.ignore_paging {
-            0..count
-        } else {
-            query::page_range(q.first, q.last, count)
-        };
+        let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
         let mut entries: Vec<Map<String, Value>> = entries.drain(range).collect();
         if let Some(max) = q.truncate {
             entries.truncate(max);
@@ -979,12 +874,7 @@ impl Store {
         let key = m::xml::entries_key(&coll.item_type);
         let coll_attrs = ["id", "count", "operations", key.as_str()];
         let selecting = !q.select.is_empty() && !q.select.iter().any(|s| s == "*");
-        let entry_names: Vec<String> = q
-            .select
-            .iter()
-            .filter(|n| !coll_attrs.contains(&n.as_str()))
-            .cloned()
-            .collect();
+        let entry_names: Vec<String> = q.select.iter().filter(|n| !coll_attrs.contains(&n.as_str())).cloned().collect();
         for e in &mut entries {
             if let Some(expand) = &q.expand {
                 self.expand(e, expand);
@@ -994,17 +884,11 @@ impl Store {
             }
         }
         let mut out = Map::new();
-        out.insert(
-            "resourceURI".into(),
-            Value::String(type_uri(&format!("{}Collection", coll.item_type))),
-        );
+        out.insert("resourceURI".into(), Value::String(type_uri(&format!("{}Collection", coll.item_type))));
         out.insert("id".into(), Value::String(self.abs(path)));
         out.insert("count".into(), json!(count));
         if !entries.is_empty() {
-            out.insert(
-                key.clone(),
-                Value::Array(entries.into_iter().map(Value::Object).collect()),
-            );
+            out.insert(key.clone(), Value::Array(entries.into_iter().map(Value::Object).collect()));
         }
         if let Some(add) = self.collection_add_href(path, &coll.item_type) {
             out.insert("operations".into(), json!([{"rel": "add", "href": add}]));
@@ -1075,35 +959,22 @@ impl Store {
             Target::Missing => return Err(not_found(path)),
         };
         query::select(&mut doc, &q.select);
-        Ok(Outcome {
-            status: 200,
-            body: Some(Value::Object(doc)),
-            etag: self.etag(path),
-            ..Default::default()
-        })
+        Ok(Outcome { status: 200, body: Some(Value::Object(doc)), etag: self.etag(path), ..Default::default() })
     }
 
     // ----- writes -----
 
     /// Resolves `{href, overrides…}` or a value into the attributes of a stored `expected_type` resource.
     fn resolve(&self, v: &Value, expected_type: &str) -> Result<Map<String, Value>, SimError> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| bad(format!("{expected_type} must be an object")))?;
+        let obj = v.as_object().ok_or_else(|| bad(format!("{expected_type} must be an object")))?;
         let Some(h) = obj.get("href").and_then(Value::as_str) else {
             return Ok(obj.clone());
         };
         let path = self.path_of(h);
-        let st = self
-            .resources
-            .get(&path)
-            .ok_or_else(|| bad(format!("{expected_type} {} does not exist", h.trim())))?;
+        let st =
+            self.resources.get(&path).ok_or_else(|| bad(format!("{expected_type} {} does not exist", h.trim())))?;
         if st.type_name != expected_type {
-            return Err(bad(format!(
-                "{} is a {}, not a {expected_type}",
-                h.trim(),
-                st.type_name
-            )));
+            return Err(bad(format!("{} is a {}, not a {expected_type}", h.trim(), st.type_name)));
         }
         let mut base = st.doc.clone();
         for (k, v) in &st.hidden {
@@ -1121,14 +992,7 @@ impl Store {
                 base.insert(k.clone(), val.clone());
             }
         }
-        for k in [
-            "created",
-            "updated",
-            "state",
-            "name",
-            "description",
-            "properties",
-        ] {
+        for k in ["created", "updated", "state", "name", "description", "properties"] {
             if !obj.contains_key(k) {
                 base.remove(k);
             }
@@ -1137,10 +1001,7 @@ impl Store {
     }
 
     fn credential_attr_names(&self) -> Vec<String> {
-        self.credential_attrs
-            .iter()
-            .map(|a| a.name.clone())
-            .collect()
+        self.credential_attrs.iter().map(|a| a.name.clone()).collect()
     }
 
     fn common_from(body: &Map<String, Value>, at: DateTime<Utc>) -> Map<String, Value> {
@@ -1157,34 +1018,22 @@ impl Store {
 
     fn check_resource_uri(body: &Map<String, Value>, expected: &str) -> Result<(), SimError> {
         match body.get("resourceURI").and_then(Value::as_str) {
-            Some(uri) if uri != type_uri(expected) => Err(bad(format!(
-                "resourceURI {uri} is not {}",
-                type_uri(expected)
-            ))),
+            Some(uri) if uri != type_uri(expected) => {
+                Err(bad(format!("resourceURI {uri} is not {}", type_uri(expected))))
+            }
             _ => Ok(()),
         }
     }
 
     /// POST to a collection.
-    pub fn create(
-        &mut self,
-        coll_path: &str,
-        body: &Value,
-        fault: JobFault,
-    ) -> Result<Outcome, SimError> {
+    pub fn create(&mut self, coll_path: &str, body: &Value, fault: JobFault) -> Result<Outcome, SimError> {
         let coll_path = if let Some(owner) = coll_path.strip_suffix("/volumeAttachments") {
             format!("{owner}/volumes")
         } else {
             coll_path.to_string()
         };
-        let item = self
-            .colls
-            .get(&coll_path)
-            .map(|c| c.item_type.clone())
-            .ok_or_else(|| not_found(&coll_path))?;
-        let obj = body
-            .as_object()
-            .ok_or_else(|| bad("the body must be an object"))?;
+        let item = self.colls.get(&coll_path).map(|c| c.item_type.clone()).ok_or_else(|| not_found(&coll_path))?;
+        let obj = body.as_object().ok_or_else(|| bad("the body must be an object"))?;
         match item.as_str() {
             "Machine" => self.create_machine(obj, fault),
             "Credential" => self.create_credential(obj),
@@ -1193,10 +1042,9 @@ impl Store {
             "Address" => self.create_address(obj),
             "MachineVolume" => self.attach_volume(&coll_path, obj),
             "MachineImage"
-                if obj
-                    .get("imageLocation")
-                    .and_then(|l| l.as_str().or_else(|| href(l)))
-                    .is_some_and(|l| matches!(self.target(&self.path_of(l)), Target::Resource(t) if t == "Machine")) =>
+                if obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).is_some_and(
+                    |l| matches!(self.target(&self.path_of(l)), Target::Resource(t) if t == "Machine"),
+                ) =>
             {
                 self.capture(obj, fault)
             }
@@ -1220,28 +1068,12 @@ impl Store {
                 write: true,
             }
         } else {
-            let body = job.as_ref().and_then(|j| {
-                self.resources
-                    .get(j)
-                    .map(|st| Value::Object(self.render(j, st)))
-            });
-            Outcome {
-                status: 202,
-                body,
-                location: Some(self.abs(path)),
-                job: job_uri,
-                etag: None,
-                write: true,
-            }
+            let body = job.as_ref().and_then(|j| self.resources.get(j).map(|st| Value::Object(self.render(j, st))));
+            Outcome { status: 202, body, location: Some(self.abs(path)), job: job_uri, etag: None, write: true }
         }
     }
 
-    fn create_by_value(
-        &mut self,
-        coll: &str,
-        type_name: &str,
-        obj: &Map<String, Value>,
-    ) -> Result<Outcome, SimError> {
+    fn create_by_value(&mut self, coll: &str, type_name: &str, obj: &Map<String, Value>) -> Result<Outcome, SimError> {
         Self::check_resource_uri(obj, type_name)?;
         validate(type_name, &Value::Object(obj.clone()), &[])?;
         let at = now();
@@ -1260,14 +1092,7 @@ impl Store {
         let id = self.next_id();
         let path = format!("{coll}/{id}");
         self.insert(&path, type_name, coll, doc);
-        let job = self.run_job(
-            "add",
-            &self.abs(coll),
-            vec![self.abs(&path)],
-            vec![],
-            None,
-            JobFault::default(),
-        );
+        let job = self.run_job("add", &self.abs(coll), vec![self.abs(&path)], vec![], None, JobFault::default());
         Ok(self.created(&path, job))
     }
 
@@ -1280,26 +1105,15 @@ impl Store {
     ) -> Result<Map<String, Value>, SimError> {
         Self::check_resource_uri(obj, create_type)?;
         validate(create_type, &Value::Object(obj.clone()), &[])?;
-        let t = obj
-            .get(key)
-            .ok_or_else(|| bad(format!("{create_type} needs {key}")))?;
+        let t = obj.get(key).ok_or_else(|| bad(format!("{create_type} needs {key}")))?;
         let tmpl = self.resolve(t, template_type)?;
-        let extra = if template_type == "CredentialTemplate" {
-            self.credential_attr_names()
-        } else {
-            vec![]
-        };
+        let extra = if template_type == "CredentialTemplate" { self.credential_attr_names() } else { vec![] };
         validate(template_type, &Value::Object(tmpl.clone()), &extra)?;
         Ok(tmpl)
     }
 
     fn create_credential(&mut self, obj: &Map<String, Value>) -> Result<Outcome, SimError> {
-        let tmpl = self.template_of(
-            obj,
-            "credentialTemplate",
-            "CredentialTemplate",
-            "CredentialCreate",
-        )?;
+        let tmpl = self.template_of(obj, "credentialTemplate", "CredentialTemplate", "CredentialCreate")?;
         let at = now();
         let mut doc = Self::common_from(obj, at);
         let mut hidden = Map::new();
@@ -1313,10 +1127,7 @@ impl Store {
                     }
                 }
                 _ if attr.required == Some(true) => {
-                    return Err(bad(format!(
-                        "the Credential attribute {} is required",
-                        attr.name
-                    )));
+                    return Err(bad(format!("the Credential attribute {} is required", attr.name)));
                 }
                 _ => {}
             }
@@ -1327,75 +1138,39 @@ impl Store {
         if let Some(st) = self.resources.get_mut(&path) {
             st.hidden = hidden;
         }
-        let job = self.run_job(
-            "add",
-            &self.abs("credentials"),
-            vec![self.abs(&path)],
-            vec![],
-            None,
-            JobFault::default(),
-        );
+        let job =
+            self.run_job("add", &self.abs("credentials"), vec![self.abs(&path)], vec![], None, JobFault::default());
         Ok(self.created(&path, job))
     }
 
-    fn create_machine(
-        &mut self,
-        obj: &Map<String, Value>,
-        fault: JobFault,
-    ) -> Result<Outcome, SimError> {
+    fn create_machine(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
         let tmpl = self.template_of(obj, "machineTemplate", "MachineTemplate", "MachineCreate")?;
         let config = tmpl
             .get("machineConfig")
             .ok_or_else(|| bad("the machine template needs a machineConfig"))
             .and_then(|c| self.resolve(c, "MachineConfiguration"))?;
         validate("MachineConfiguration", &Value::Object(config.clone()), &[])?;
-        let image = tmpl
-            .get("machineImage")
-            .ok_or_else(|| bad("the machine template needs a machineImage"))?;
+        let image = tmpl.get("machineImage").ok_or_else(|| bad("the machine template needs a machineImage"))?;
         let image = self.resolve(image, "MachineImage")?;
         validate("MachineImage", &Value::Object(image.clone()), &[])?;
         if let Some(cred) = tmpl.get("credential") {
             let cred = self.resolve(cred, "Credential")?;
-            validate(
-                "Credential",
-                &Value::Object(cred),
-                &self.credential_attr_names(),
-            )?;
+            validate("Credential", &Value::Object(cred), &self.credential_attr_names())?;
         }
-        let initial = tmpl
-            .get("initialState")
-            .and_then(Value::as_str)
-            .unwrap_or("STOPPED")
-            .to_string();
-        let walk = machine::machine_create_walk(&initial).ok_or_else(|| {
-            bad(format!(
-                "{initial} is not a state a machine can be created into"
-            ))
-        })?;
+        let initial = tmpl.get("initialState").and_then(Value::as_str).unwrap_or("STOPPED").to_string();
+        let walk = machine::machine_create_walk(&initial)
+            .ok_or_else(|| bad(format!("{initial} is not a state a machine can be created into")))?;
         // Volumes and networks must be usable before anything is created.
         let mut attach = Vec::new();
-        for v in tmpl
-            .get("volumes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for v in tmpl.get("volumes").and_then(Value::as_array).into_iter().flatten() {
             let h = href(v).ok_or_else(|| bad("a template volume needs an href"))?;
             let vp = self.path_of(h);
             self.check_attachable(&vp)?;
             attach.push((vp, v.get("initialLocation").cloned()));
         }
         let mut nets = Vec::new();
-        for nic in tmpl
-            .get("networkInterfaces")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let h = nic
-                .get("network")
-                .and_then(href)
-                .ok_or_else(|| bad("a network interface needs a network"))?;
+        for nic in tmpl.get("networkInterfaces").and_then(Value::as_array).into_iter().flatten() {
+            let h = nic.get("network").and_then(href).ok_or_else(|| bad("a network interface needs a network"))?;
             let np = self.path_of(h);
             match self.resources.get(&np) {
                 Some(st) if st.type_name == "Network" => {}
@@ -1414,10 +1189,7 @@ impl Store {
             }
         }
         for sub in ["disks", "volumes", "networkInterfaces"] {
-            doc.insert(
-                sub.into(),
-                json!({"href": self.abs(&format!("{path}/{sub}"))}),
-            );
+            doc.insert(sub.into(), json!({"href": self.abs(&format!("{path}/{sub}"))}));
         }
         self.insert(&path, "Machine", "machines", doc);
         if let (Some(st), Some(ud)) = (self.resources.get_mut(&path), tmpl.get("userData")) {
@@ -1426,13 +1198,7 @@ impl Store {
         let disks = self.add_sub_collection(&path, "disks", "Disk");
         self.add_sub_collection(&path, "volumes", "MachineVolume");
         let nics = self.add_sub_collection(&path, "networkInterfaces", "MachineNetworkInterface");
-        for (i, d) in config
-            .get("disks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, d) in config.get("disks").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let mut disk = Map::new();
             for k in ["capacity", "format"] {
                 if let Some(v) = d.get(k) {
@@ -1456,10 +1222,7 @@ impl Store {
             let nicp = self.add_nic(&path, &nics, i + 1, &np, &nic);
             affected.push(self.abs(&nicp));
         }
-        let steps: Vec<Step> = walk
-            .iter()
-            .map(|s| Step::State(path.clone(), s.to_string()))
-            .collect();
+        let steps: Vec<Step> = walk.iter().map(|s| Step::State(path.clone(), s.to_string())).collect();
         let revert = Some((path.clone(), "ERROR".to_string()));
         let job = self.run_job("add", &self.abs("machines"), affected, steps, revert, fault);
         Ok(self.created(&path, job))
@@ -1471,11 +1234,7 @@ impl Store {
             let (subnet, host, mtu) = match st {
                 Some(st) => {
                     let subnet = st.hidden.get("subnet").and_then(Value::as_u64).unwrap_or(0);
-                    let host = st
-                        .hidden
-                        .get("nextHost")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(2);
+                    let host = st.hidden.get("nextHost").and_then(Value::as_u64).unwrap_or(2);
                     st.hidden.insert("nextHost".into(), json!(host + 1));
                     let users = st.hidden.get("users").and_then(Value::as_u64).unwrap_or(0);
                     st.hidden.insert("users".into(), json!(users + 1));
@@ -1499,40 +1258,21 @@ impl Store {
             self.insert(&addr_path, "Address", "addresses", addr);
         }
         let mac_n: u32 = self.rng.random_range(0..0x00ff_ffff);
-        let mac = format!(
-            "{MAC_PREFIX}:{:02x}:{:02x}:{:02x}",
-            (mac_n >> 16) & 0xff,
-            (mac_n >> 8) & 0xff,
-            mac_n & 0xff
-        );
+        let mac = format!("{MAC_PREFIX}:{:02x}:{:02x}:{:02x}", (mac_n >> 16) & 0xff, (mac_n >> 8) & 0xff, mac_n & 0xff);
         let nic_path = format!("{nics}/{n}");
         let mut nic = Map::new();
         nic.insert("network".into(), json!({"href": self.abs(net)}));
-        nic.insert(
-            "state".into(),
-            tmpl.get("state")
-                .cloned()
-                .unwrap_or_else(|| json!("ACTIVE")),
-        );
+        nic.insert("state".into(), tmpl.get("state").cloned().unwrap_or_else(|| json!("ACTIVE")));
         nic.insert("macAddress".into(), json!(mac));
         if let Some(mtu) = tmpl.get("mtu").cloned().or(mtu) {
             nic.insert("mtu".into(), mtu);
         }
-        nic.insert(
-            "addresses".into(),
-            json!({"href": self.abs(&format!("{nic_path}/addresses"))}),
-        );
+        nic.insert("addresses".into(), json!({"href": self.abs(&format!("{nic_path}/addresses"))}));
         self.insert(&nic_path, "MachineNetworkInterface", nics, nic);
-        let addrs =
-            self.add_sub_collection(&nic_path, "addresses", "MachineNetworkInterfaceAddress");
+        let addrs = self.add_sub_collection(&nic_path, "addresses", "MachineNetworkInterfaceAddress");
         let entry = json!({"address": {"href": self.abs(&addr_path)}});
         if let Value::Object(entry) = entry {
-            self.insert(
-                &format!("{addrs}/1"),
-                "MachineNetworkInterfaceAddress",
-                &addrs,
-                entry,
-            );
+            self.insert(&format!("{addrs}/1"), "MachineNetworkInterfaceAddress", &addrs, entry);
         }
         if let Some(st) = self.resources.get_mut(&nic_path) {
             st.hidden.insert("address".into(), json!(addr_path));
@@ -1548,15 +1288,10 @@ impl Store {
             .filter(|s| s.type_name == "Volume")
             .ok_or_else(|| bad(format!("volume /{volume} does not exist")))?;
         if st.state() != "AVAILABLE" {
-            return Err(conflict(format!(
-                "volume /{volume} is {}, not AVAILABLE",
-                st.state()
-            )));
+            return Err(conflict(format!("volume /{volume} is {}, not AVAILABLE", st.state())));
         }
         if st.hidden_str("attachedTo").is_some() {
-            return Err(conflict(format!(
-                "volume /{volume} is already attached (volumes are not shared)"
-            )));
+            return Err(conflict(format!("volume /{volume} is already attached (volumes are not shared)")));
         }
         Ok(())
     }
@@ -1581,18 +1316,11 @@ impl Store {
         Self::check_resource_uri(obj, "MachineVolume")?;
         validate("MachineVolume", &Value::Object(obj.clone()), &[])?;
         let machine = coll.strip_suffix("/volumes").unwrap_or(coll).to_string();
-        let state = self
-            .resources
-            .get(&machine)
-            .map(|s| s.state().to_string())
-            .unwrap_or_default();
+        let state = self.resources.get(&machine).map(|s| s.state().to_string()).unwrap_or_default();
         if matches!(state.as_str(), "CREATING" | "DELETING") {
             return Err(conflict(format!("the machine is {state}")));
         }
-        let h = obj
-            .get("volume")
-            .and_then(href)
-            .ok_or_else(|| bad("a MachineVolume needs volume.href"))?;
+        let h = obj.get("volume").and_then(href).ok_or_else(|| bad("a MachineVolume needs volume.href"))?;
         let vp = self.path_of(h);
         self.check_attachable(&vp)?;
         let path = self.do_attach(&machine, &vp, obj.get("initialLocation").cloned());
@@ -1607,27 +1335,16 @@ impl Store {
         Ok(self.created(&path, job))
     }
 
-    fn create_volume(
-        &mut self,
-        obj: &Map<String, Value>,
-        fault: JobFault,
-    ) -> Result<Outcome, SimError> {
+    fn create_volume(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
         let tmpl = self.template_of(obj, "volumeTemplate", "VolumeTemplate", "VolumeCreate")?;
         let config = tmpl
             .get("volumeConfig")
             .ok_or_else(|| bad("the volume template needs a volumeConfig"))
             .and_then(|c| self.resolve(c, "VolumeConfiguration"))?;
         validate("VolumeConfiguration", &Value::Object(config.clone()), &[])?;
-        let capacity = config
-            .get("capacity")
-            .cloned()
-            .ok_or_else(|| bad("the volume config needs a capacity"))?;
+        let capacity = config.get("capacity").cloned().ok_or_else(|| bad("the volume config needs a capacity"))?;
         let bootable = match tmpl.get("volumeImage") {
-            Some(img) => self
-                .resolve(img, "VolumeImage")?
-                .get("bootable")
-                .cloned()
-                .unwrap_or(json!(false)),
+            Some(img) => self.resolve(img, "VolumeImage")?.get("bootable").cloned().unwrap_or(json!(false)),
             None => json!(false),
         };
         let at = now();
@@ -1635,13 +1352,7 @@ impl Store {
         let path = format!("volumes/{id}");
         let mut doc = Self::common_from(obj, at);
         doc.insert("state".into(), json!("CREATING"));
-        doc.insert(
-            "type".into(),
-            config
-                .get("type")
-                .cloned()
-                .unwrap_or_else(|| json!(format!("{NS}/mapped"))),
-        );
+        doc.insert("type".into(), config.get("type").cloned().unwrap_or_else(|| json!(format!("{NS}/mapped"))));
         doc.insert("capacity".into(), capacity);
         doc.insert("bootable".into(), bootable);
         self.insert(&path, "Volume", "volumes", doc);
@@ -1657,29 +1368,19 @@ impl Store {
         Ok(self.created(&path, job))
     }
 
-    fn create_network(
-        &mut self,
-        obj: &Map<String, Value>,
-        fault: JobFault,
-    ) -> Result<Outcome, SimError> {
+    fn create_network(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
         let tmpl = self.template_of(obj, "networkTemplate", "NetworkTemplate", "NetworkCreate")?;
         let config = match tmpl.get("networkConfig") {
             Some(c) => self.resolve(c, "NetworkConfiguration")?,
             None => Map::new(),
         };
         validate("NetworkConfiguration", &Value::Object(config.clone()), &[])?;
-        let initial = tmpl
-            .get("initialState")
-            .and_then(Value::as_str)
-            .unwrap_or("STARTED")
-            .to_string();
+        let initial = tmpl.get("initialState").and_then(Value::as_str).unwrap_or("STARTED").to_string();
         let walk: Vec<&str> = match initial.as_str() {
             "STARTED" => vec!["STARTING", "STARTED"],
             "STOPPED" => vec!["STOPPED"],
             other => {
-                return Err(bad(format!(
-                    "{other} is not a state a network can be created into"
-                )));
+                return Err(bad(format!("{other} is not a state a network can be created into")));
             }
         };
         let at = now();
@@ -1692,20 +1393,12 @@ impl Store {
                 doc.insert(k.into(), v.clone());
             }
         }
-        let subnet = self
-            .colls
-            .get("networks")
-            .map(|c| c.members.len())
-            .unwrap_or(0) as u64
-            + self.seq % 7;
+        let subnet = self.colls.get("networks").map(|c| c.members.len()).unwrap_or(0) as u64 + self.seq % 7;
         self.insert(&path, "Network", "networks", doc);
         if let Some(st) = self.resources.get_mut(&path) {
             st.hidden.insert("subnet".into(), json!(subnet));
         }
-        let steps = walk
-            .iter()
-            .map(|s| Step::State(path.clone(), s.to_string()))
-            .collect();
+        let steps = walk.iter().map(|s| Step::State(path.clone(), s.to_string())).collect();
         let job = self.run_job(
             "add",
             &self.abs("networks"),
@@ -1722,50 +1415,28 @@ impl Store {
         let at = now();
         let mut doc = Self::common_from(obj, at);
         for (k, v) in tmpl {
-            if !READ_ONLY.contains(&k.as_str())
-                && !matches!(k.as_str(), "name" | "description" | "properties")
-            {
+            if !READ_ONLY.contains(&k.as_str()) && !matches!(k.as_str(), "name" | "description" | "properties") {
                 doc.insert(k, trim_hrefs(v));
             }
         }
         let id = self.next_id();
         let path = format!("addresses/{id}");
         self.insert(&path, "Address", "addresses", doc);
-        let job = self.run_job(
-            "add",
-            &self.abs("addresses"),
-            vec![self.abs(&path)],
-            vec![],
-            None,
-            JobFault::default(),
-        );
+        let job = self.run_job("add", &self.abs("addresses"), vec![self.abs(&path)], vec![], None, JobFault::default());
         Ok(self.created(&path, job))
     }
 
     fn capture(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
         validate("MachineImage", &Value::Object(obj.clone()), &[])?;
-        let loc = obj
-            .get("imageLocation")
-            .and_then(|l| l.as_str().or_else(|| href(l)))
-            .unwrap_or_default();
+        let loc = obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).unwrap_or_default();
         let machine = self.path_of(loc);
-        let state = self
-            .resources
-            .get(&machine)
-            .map(|s| s.state().to_string())
-            .unwrap_or_default();
-        machine::machine_walk(&state, "capture", false).map_err(|_| {
-            conflict(format!(
-                "capture is not allowed while the machine is {state}"
-            ))
-        })?;
+        let state = self.resources.get(&machine).map(|s| s.state().to_string()).unwrap_or_default();
+        machine::machine_walk(&state, "capture", false)
+            .map_err(|_| conflict(format!("capture is not allowed while the machine is {state}")))?;
         let at = now();
         let mut doc = Self::common_from(obj, at);
         doc.insert("state".into(), json!("CREATING"));
-        doc.insert(
-            "type".into(),
-            obj.get("type").cloned().unwrap_or_else(|| json!("IMAGE")),
-        );
+        doc.insert("type".into(), obj.get("type").cloned().unwrap_or_else(|| json!("IMAGE")));
         doc.insert("imageLocation".into(), json!({"href": self.abs(&machine)}));
         let id = self.next_id();
         let path = format!("machineImages/{id}");
@@ -1789,26 +1460,14 @@ impl Store {
         if type_name == "Credential" {
             names.extend(self.credential_attr_names());
         } else if BY_VALUE.contains(&type_name) {
-            names.extend(
-                allowed_in_body
-                    .keys()
-                    .filter(|k| !READ_ONLY.contains(&k.as_str()))
-                    .cloned(),
-            );
+            names.extend(allowed_in_body.keys().filter(|k| !READ_ONLY.contains(&k.as_str())).cloned());
         }
         names
     }
 
     /// PUT of a resource (full, or partial with `$select`).
-    pub fn update(
-        &mut self,
-        path: &str,
-        body: &Value,
-        select: Option<&[String]>,
-    ) -> Result<Outcome, SimError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| bad("the body must be an object"))?;
+    pub fn update(&mut self, path: &str, body: &Value, select: Option<&[String]>) -> Result<Outcome, SimError> {
+        let obj = body.as_object().ok_or_else(|| bad("the body must be an object"))?;
         let at = now();
         if path.is_empty() {
             return self.update_cep(obj, select);
@@ -1818,18 +1477,12 @@ impl Store {
             None => return Err(not_found(path)),
         };
         Self::check_resource_uri(obj, &type_name)?;
-        let extra = if type_name == "Credential" {
-            self.credential_attr_names()
-        } else {
-            vec![]
-        };
+        let extra = if type_name == "Credential" { self.credential_attr_names() } else { vec![] };
         validate(&type_name, body, &extra)?;
         if type_name == "Machine" {
             let state = existing.get("state").and_then(Value::as_str).unwrap_or("");
             if !machine::MACHINE_STABLE.contains(&state) {
-                return Err(conflict(format!(
-                    "the machine cannot be edited while {state}"
-                )));
+                return Err(conflict(format!("the machine cannot be edited while {state}")));
             }
         }
         let mut candidates = existing.clone();
@@ -1844,10 +1497,7 @@ impl Store {
                         return Err(bad(format!("{k} is in the body but not in $select")));
                     }
                 }
-                sel.iter()
-                    .filter(|s| writable.contains(s))
-                    .cloned()
-                    .collect()
+                sel.iter().filter(|s| writable.contains(s)).cloned().collect()
             }
             _ => writable.clone(),
         };
@@ -1875,14 +1525,7 @@ impl Store {
         }
         st.doc.insert("updated".into(), stamp(at));
         st.version += 1;
-        let job = self.run_job(
-            "edit",
-            &self.abs(path),
-            vec![],
-            vec![],
-            None,
-            JobFault::default(),
-        );
+        let job = self.run_job("edit", &self.abs(path), vec![], vec![], None, JobFault::default());
         let mut out = self.read(path, &ReadQuery::default())?;
         if partial && let (Some(Value::Object(doc)), Some(sel)) = (&mut out.body, select) {
             query::select(doc, sel);
@@ -1892,18 +1535,12 @@ impl Store {
         Ok(out)
     }
 
-    fn update_cep(
-        &mut self,
-        obj: &Map<String, Value>,
-        select: Option<&[String]>,
-    ) -> Result<Outcome, SimError> {
+    fn update_cep(&mut self, obj: &Map<String, Value>, select: Option<&[String]>) -> Result<Outcome, SimError> {
         validate("CloudEntryPoint", &Value::Object(obj.clone()), &[])?;
         let names: Vec<String> = match select {
-            Some(sel) => sel
-                .iter()
-                .filter(|s| ["name", "description", "properties"].contains(&s.as_str()))
-                .cloned()
-                .collect(),
+            Some(sel) => {
+                sel.iter().filter(|s| ["name", "description", "properties"].contains(&s.as_str())).cloned().collect()
+            }
             None => vec!["name".into(), "description".into(), "properties".into()],
         };
         for n in names {
@@ -1917,14 +1554,7 @@ impl Store {
             }
         }
         self.cep_version += 1;
-        let job = self.run_job(
-            "edit",
-            &self.base.clone(),
-            vec![],
-            vec![],
-            None,
-            JobFault::default(),
-        );
+        let job = self.run_job("edit", &self.base.clone(), vec![], vec![], None, JobFault::default());
         let mut out = self.read("", &ReadQuery::default())?;
         out.job = job.map(|j| self.abs(&j));
         out.write = true;
@@ -1938,13 +1568,9 @@ impl Store {
         let state = st.state().to_string();
         let target = self.abs(path);
         match type_name.as_str() {
-            "ResourceMetadata"
-            | "Disk"
-            | "MachineNetworkInterface"
-            | "MachineNetworkInterfaceAddress" => Err(SimError::new(
-                405,
-                format!("{type_name} entries cannot be deleted"),
-            )),
+            "ResourceMetadata" | "Disk" | "MachineNetworkInterface" | "MachineNetworkInterfaceAddress" => {
+                Err(SimError::new(405, format!("{type_name} entries cannot be deleted")))
+            }
             "MachineVolume" => {
                 let vol = st.doc.get("volume").and_then(href).map(|h| self.path_of(h));
                 let coll = st.coll.clone();
@@ -1952,14 +1578,11 @@ impl Store {
                 if let Some(v) = vol.and_then(|v| self.resources.get_mut(&v)) {
                     v.hidden.remove("attachedTo");
                 }
-                let job =
-                    self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
                 Ok(Outcome {
                     status: 200,
                     body: if self.profile == Profile::Lenient1x {
-                        Some(Value::Object(
-                            self.render_collection(&coll, &ReadQuery::default()),
-                        ))
+                        Some(Value::Object(self.render_collection(&coll, &ReadQuery::default())))
                     } else {
                         None
                     },
@@ -1975,45 +1598,27 @@ impl Store {
                     _ => matches!(state.as_str(), "STARTED" | "STOPPED" | "ERROR"),
                 };
                 if !stable {
-                    return Err(conflict(format!(
-                        "the {type_name} cannot be deleted while {state}"
-                    )));
+                    return Err(conflict(format!("the {type_name} cannot be deleted while {state}")));
                 }
                 if type_name == "Volume" && st.hidden_str("attachedTo").is_some() {
-                    return Err(conflict(
-                        "the volume is attached to a machine; detach it first",
-                    ));
+                    return Err(conflict("the volume is attached to a machine; detach it first"));
                 }
-                if type_name == "Network"
-                    && st.hidden.get("users").and_then(Value::as_u64).unwrap_or(0) > 0
-                {
+                if type_name == "Network" && st.hidden.get("users").and_then(Value::as_u64).unwrap_or(0) > 0 {
                     return Err(conflict("the network still has machine interfaces"));
                 }
                 self.set_state(path, "DELETING");
                 let steps = vec![Step::Remove(path.to_string())];
-                let job = self.run_job(
-                    "delete",
-                    &target,
-                    vec![],
-                    steps,
-                    Some((path.to_string(), state)),
-                    fault,
-                );
+                let job = self.run_job("delete", &target, vec![], steps, Some((path.to_string(), state)), fault);
                 Ok(self.accepted(job, 200))
             }
             "Job" => {
                 self.stop_job(path, now());
                 self.remove(path);
-                Ok(Outcome {
-                    status: 200,
-                    write: true,
-                    ..Default::default()
-                })
+                Ok(Outcome { status: 200, write: true, ..Default::default() })
             }
             _ => {
                 self.remove(path);
-                let job =
-                    self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
                 Ok(self.accepted(job, 200))
             }
         }
@@ -2027,25 +1632,10 @@ impl Store {
             None => self.timing == Timing::Instant,
         };
         if finished {
-            Outcome {
-                status: done_status,
-                job: job_uri,
-                write: true,
-                ..Default::default()
-            }
+            Outcome { status: done_status, job: job_uri, write: true, ..Default::default() }
         } else {
-            let body = job.as_ref().and_then(|j| {
-                self.resources
-                    .get(j)
-                    .map(|st| Value::Object(self.render(j, st)))
-            });
-            Outcome {
-                status: 202,
-                body,
-                job: job_uri,
-                write: true,
-                ..Default::default()
-            }
+            let body = job.as_ref().and_then(|j| self.resources.get(j).map(|st| Value::Object(self.render(j, st))));
+            Outcome { status: 202, body, job: job_uri, write: true, ..Default::default() }
         }
     }
 
@@ -2062,12 +1652,8 @@ impl Store {
                 .map(|c| c.members.values().cloned().collect())
                 .unwrap_or_default();
             for mv in vols {
-                let vol = self
-                    .resources
-                    .get(&mv)
-                    .and_then(|s| s.doc.get("volume"))
-                    .and_then(href)
-                    .map(|h| self.path_of(h));
+                let vol =
+                    self.resources.get(&mv).and_then(|s| s.doc.get("volume")).and_then(href).map(|h| self.path_of(h));
                 if let Some(v) = vol.and_then(|v| self.resources.get_mut(&v)) {
                     v.hidden.remove("attachedTo");
                 }
@@ -2079,10 +1665,9 @@ impl Store {
                 .unwrap_or_default();
             for nic in nics {
                 let (addr, net) = match self.resources.get(&nic) {
-                    Some(s) => (
-                        s.hidden_str("address").map(str::to_string),
-                        s.hidden_str("network").map(str::to_string),
-                    ),
+                    Some(s) => {
+                        (s.hidden_str("address").map(str::to_string), s.hidden_str("network").map(str::to_string))
+                    }
                     None => (None, None),
                 };
                 if let Some(a) = addr {
@@ -2090,8 +1675,7 @@ impl Store {
                 }
                 if let Some(n) = net.and_then(|n| self.resources.get_mut(&n)) {
                     let users = n.hidden.get("users").and_then(Value::as_u64).unwrap_or(1);
-                    n.hidden
-                        .insert("users".into(), json!(users.saturating_sub(1)));
+                    n.hidden.insert("users".into(), json!(users.saturating_sub(1)));
                 }
             }
         }
@@ -2099,20 +1683,12 @@ impl Store {
     }
 
     fn stop_job(&mut self, job: &str, at: DateTime<Utc>) -> bool {
-        let Some(idx) = self
-            .pending
-            .iter()
-            .position(|p| p.job.as_deref() == Some(job))
-        else {
+        let Some(idx) = self.pending.iter().position(|p| p.job.as_deref() == Some(job)) else {
             return false;
         };
         let p = self.pending.remove(idx);
         if let Some((path, state)) = &p.revert {
-            let current = self
-                .resources
-                .get(path)
-                .map(|s| s.state().to_string())
-                .unwrap_or_default();
+            let current = self.resources.get(path).map(|s| s.state().to_string()).unwrap_or_default();
             // A stopped create leaves the resource in ERROR; a stopped action returns it to where it was.
             if current != *state {
                 self.set_state(path, state);
@@ -2123,54 +1699,29 @@ impl Store {
     }
 
     /// POST of an action to a resource.
-    pub fn action(
-        &mut self,
-        path: &str,
-        body: &Value,
-        fault: JobFault,
-    ) -> Result<Outcome, SimError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| bad("the body must be an object"))?;
+    pub fn action(&mut self, path: &str, body: &Value, fault: JobFault) -> Result<Outcome, SimError> {
+        let obj = body.as_object().ok_or_else(|| bad("the body must be an object"))?;
         Self::check_resource_uri(obj, "Action")?;
         let action: m::Action = parse_typed(body, &[])?;
-        let uri = action
-            .action
-            .clone()
-            .ok_or_else(|| bad("an Action needs an action URI"))?;
-        let name = action_name(uri.trim())
-            .ok_or_else(|| bad(format!("{uri} is not a CIMI action")))?
-            .to_string();
+        let uri = action.action.clone().ok_or_else(|| bad("an Action needs an action URI"))?;
+        let name = action_name(uri.trim()).ok_or_else(|| bad(format!("{uri} is not a CIMI action")))?.to_string();
         let st = self.resources.get(path).ok_or_else(|| not_found(path))?;
         let type_name = st.type_name.clone();
         let state = st.state().to_string();
         let refuse = |r: ActionRefusal| match r {
             ActionRefusal::Unknown => bad(format!("{type_name} has no action {name}")),
-            ActionRefusal::NotAllowedNow => conflict(format!(
-                "{name} is not allowed while the {type_name} is {state}"
-            )),
+            ActionRefusal::NotAllowedNow => conflict(format!("{name} is not allowed while the {type_name} is {state}")),
         };
         let target = self.abs(path);
         match type_name.as_str() {
             "Machine" => {
-                let walk = machine::machine_walk(&state, &name, action.force.unwrap_or(false))
-                    .map_err(refuse)?;
+                let walk = machine::machine_walk(&state, &name, action.force.unwrap_or(false)).map_err(refuse)?;
                 if name == "capture" {
                     let mut img = Map::new();
-                    img.insert(
-                        "name".into(),
-                        json!(format!(
-                            "capture of {}",
-                            self.name_of(path).unwrap_or_default()
-                        )),
-                    );
+                    img.insert("name".into(), json!(format!("capture of {}", self.name_of(path).unwrap_or_default())));
                     img.insert("imageLocation".into(), json!({"href": target}));
                     let out = self.capture(&img, fault)?;
-                    return Ok(Outcome {
-                        status: if out.status == 201 { 204 } else { 202 },
-                        body: out.body,
-                        ..out
-                    });
+                    return Ok(Outcome { status: if out.status == 201 { 204 } else { 202 }, body: out.body, ..out });
                 }
                 if state == "STOPPING" {
                     let jobs: Vec<String> = self
@@ -2182,8 +1733,7 @@ impl Store {
                     for j in jobs {
                         self.stop_job(&j, now());
                     }
-                    self.pending
-                        .retain(|p| p.revert.as_ref().is_none_or(|(r, _)| r != path));
+                    self.pending.retain(|p| p.revert.as_ref().is_none_or(|(r, _)| r != path));
                 }
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
@@ -2201,12 +1751,7 @@ impl Store {
                 if !self.stop_job(path, now()) {
                     self.set_job_state(path, "STOPPED", 100, 2, "stopped by the consumer", now());
                 }
-                Ok(Outcome {
-                    status: 204,
-                    job: Some(target),
-                    write: true,
-                    ..Default::default()
-                })
+                Ok(Outcome { status: 204, job: Some(target), write: true, ..Default::default() })
             }
             _ => Err(refuse(ActionRefusal::Unknown)),
         }
@@ -2227,17 +1772,9 @@ impl Store {
         if let Some(first) = first {
             self.set_state(path, first);
         }
-        let steps: Vec<Step> = walk
-            .map(|s| Step::State(path.to_string(), s.to_string()))
-            .collect();
-        let job = self.run_job(
-            &action_uri(name),
-            target,
-            vec![],
-            steps,
-            Some((path.to_string(), state.to_string())),
-            fault,
-        );
+        let steps: Vec<Step> = walk.map(|s| Step::State(path.to_string(), s.to_string())).collect();
+        let job =
+            self.run_job(&action_uri(name), target, vec![], steps, Some((path.to_string(), state.to_string())), fault);
         Ok(self.accepted(job, 204))
     }
 

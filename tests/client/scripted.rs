@@ -39,15 +39,10 @@ pub struct Scripted {
 
 impl Scripted {
     pub async fn start() -> Scripted {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}/cimi/");
-        let s = Scripted {
-            base: base.clone(),
-            world: Arc::new(Mutex::new(World::default())),
-        };
+        let s = Scripted { base: base.clone(), world: Arc::new(Mutex::new(World::default())) };
         let app = axum::Router::new().fallback(handle).with_state(s.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -64,22 +59,14 @@ impl Scripted {
     }
 
     pub fn seen(&self, method: &str, path: &str) -> Vec<Seen> {
-        self.log()
-            .into_iter()
-            .filter(|s| s.method.as_str() == method && s.path == path)
-            .collect()
+        self.log().into_iter().filter(|s| s.method.as_str() == method && s.path == path).collect()
     }
 }
 
 const NS: &str = "http://schemas.dmtf.org/cimi/1";
 
 fn json_resp(status: StatusCode, v: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
 fn image(i: usize) -> Value {
@@ -92,32 +79,17 @@ async fn handle(State(s): State<Scripted>, req: Request) -> Response {
     let path = req.uri().path().trim_start_matches("/cimi/").to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let headers: HeaderMap = req.headers().clone();
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
     let body = String::from_utf8_lossy(&bytes).into_owned();
     {
         let mut w = s.world.lock().expect("lock");
-        w.log.push(Seen {
-            at: Instant::now(),
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
-            body,
-        });
+        w.log.push(Seen { at: Instant::now(), method: method.clone(), path: path.clone(), query: query.clone(), body });
     }
     if path != "cloudEntryPoint" {
         // Basic demo:demo (ZGVtbzpkZW1v); the CEP is readable without credentials (ref §7).
-        let ok = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            == Some("Basic ZGVtbzpkZW1v");
+        let ok = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some("Basic ZGVtbzpkZW1v");
         if !ok {
-            return (
-                StatusCode::UNAUTHORIZED,
-                "<html><body>401 go away</body></html>",
-            )
-                .into_response();
+            return (StatusCode::UNAUTHORIZED, "<html><body>401 go away</body></html>").into_response();
         }
     }
     let page = |q: &str| -> (Option<usize>, Option<usize>) {
@@ -148,8 +120,11 @@ async fn handle(State(s): State<Scripted>, req: Request) -> Response {
             let f = f.unwrap_or(1).max(1);
             let l = l.unwrap_or(all.len()).min(all.len()).min(f + 2);
             let entries: Vec<Value> = if f > l { vec![] } else { all[f - 1..l].to_vec() };
-            json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/MachineImageCollection"), "id": "machineImages",
-                "count": 7, "machineImages": entries}))
+            json_resp(
+                StatusCode::OK,
+                json!({"resourceURI": format!("{NS}/MachineImageCollection"), "id": "machineImages",
+                "count": 7, "machineImages": entries}),
+            )
         }
         // Ignores paging and truncates: always the same 2 of 5, numbers as strings.
         ("GET", "machineConfigs") => json_resp(
@@ -163,7 +138,8 @@ async fn handle(State(s): State<Scripted>, req: Request) -> Response {
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/html")],
             json!({"resourceURI": format!("{NS}/CredentialCollection"), "id": "credentials", "count": 0,
-                   "operations": [{"rel": "add", "href": "credentials"}]}).to_string(),
+                   "operations": [{"rel": "add", "href": "credentials"}]})
+            .to_string(),
         )
             .into_response(),
         ("GET", "machines") => json_resp(
@@ -185,38 +161,63 @@ async fn handle(State(s): State<Scripted>, req: Request) -> Response {
             let mut w = s.world.lock().expect("lock");
             w.job1_polls += 1;
             let state = if w.job1_polls < 3 { "RUNNING" } else { "SUCCESS" };
-            json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/1", "state": state,
+            json_resp(
+                StatusCode::OK,
+                json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/1", "state": state,
                 "progress": if state == "SUCCESS" { "100" } else { "50" }, "action": "add",
                 "targetResource": {"href": "machines"},
                 "affectedResources": [{"href": "machines"}, {"href": "machines/m1"}],
-                "nestedJobs": [{"href": "jobs/2"}]}))
+                "nestedJobs": [{"href": "jobs/2"}]}),
+            )
         }
-        ("GET", "jobs/2") => json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/2",
-            "state": "SUCCESS", "progress": 100, "parentJob": {"href": "jobs/1"}})),
-        ("GET", "jobs/3") => json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/3",
-            "state": "FAILED", "returnCode": 1, "statusMessage": "provisioning failed", "nestedJobs": [{"href": "jobs/4"}]})),
-        ("GET", "jobs/4") => json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/4",
-            "state": "FAILED", "statusMessage": "disk full", "returnCode": 28})),
-        ("GET", "jobs/5") => json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/5",
-            "state": "RUNNING", "progress": 10})),
+        ("GET", "jobs/2") => json_resp(
+            StatusCode::OK,
+            json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/2",
+            "state": "SUCCESS", "progress": 100, "parentJob": {"href": "jobs/1"}}),
+        ),
+        ("GET", "jobs/3") => json_resp(
+            StatusCode::OK,
+            json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/3",
+            "state": "FAILED", "returnCode": 1, "statusMessage": "provisioning failed", "nestedJobs": [{"href": "jobs/4"}]}),
+        ),
+        ("GET", "jobs/4") => json_resp(
+            StatusCode::OK,
+            json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/4",
+            "state": "FAILED", "statusMessage": "disk full", "returnCode": 28}),
+        ),
+        ("GET", "jobs/5") => json_resp(
+            StatusCode::OK,
+            json!({"resourceURI": format!("{NS}/Job"), "id": "jobs/5",
+            "state": "RUNNING", "progress": 10}),
+        ),
         ("GET", "machines/m1") => {
             if s.world.lock().expect("lock").m1_deleted {
-                return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html")], "<html>Not Found</html>").into_response();
+                return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html")], "<html>Not Found</html>")
+                    .into_response();
             }
-            json_resp(StatusCode::OK, json!({"id": "machines/m1", "name": "m1", "state": "STOPPED", "cpu": "1",
+            json_resp(
+                StatusCode::OK,
+                json!({"id": "machines/m1", "name": "m1", "state": "STOPPED", "cpu": "1",
                 "memory": "4000000", "created": "2012-08-15 12:15:00 UTC",
                 "operations": [{"rel": "edit", "href": "machines/m1"},
                                {"rel": "http://schemas.dmtf.org/cimi/1/action/delete", "href": "machines/m1"},
                                {"rel": "http://schemas.dmtf.org/cimi/1/action/start", "href": "machines/m1/start"},
-                               {"rel": "http://schemas.dmtf.org/cimi/1/action/capture", "href": "machineImages", "available": false}]}))
+                               {"rel": "http://schemas.dmtf.org/cimi/1/action/capture", "href": "machineImages", "available": false}]}),
+            )
         }
-        ("POST", "machines/m1/start") => (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "text/html")], "").into_response(),
+        ("POST", "machines/m1/start") => {
+            (StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "text/html")], "").into_response()
+        }
         ("PUT", "machines/m1") => json_resp(StatusCode::OK, json!({"name": "renamed"})),
         ("DELETE", "machines/m1") => {
             let mut w = s.world.lock().expect("lock");
             if w.m1_deleted {
-                return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "application/json")],
-                        json!({"code": "E500", "message": "NullPointerException"}).to_string()).into_response();
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    json!({"code": "E500", "message": "NullPointerException"}).to_string(),
+                )
+                    .into_response();
             }
             w.m1_deleted = true;
             (StatusCode::OK, "").into_response()
@@ -233,8 +234,13 @@ async fn handle(State(s): State<Scripted>, req: Request) -> Response {
             }
             json_resp(StatusCode::OK, json!({"resourceURI": format!("{NS}/Machine"), "id": "throttled"}))
         }
-        ("GET", "broken") => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"id\": \"x\", ").into_response(),
-        _ => Response::builder().status(StatusCode::NOT_FOUND).body(Body::from("<html>nothing here</html>")).unwrap_or_default(),
+        ("GET", "broken") => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"id\": \"x\", ").into_response()
+        }
+        _ => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::from("<html>nothing here</html>"))
+            .unwrap_or_default(),
     }
 }
 

@@ -89,13 +89,6 @@ impl<'de, T: Resource + DeserializeOwned> Deserialize<'de> for Collection<T> {
             Some(v) => serde_json::from_value(v).map_err(D::Error::custom)?,
             None => Vec::new(),
         };
-        Ok(Collection {
-            resource_uri,
-            id,
-            count,
-            entries,
-            operations,
-            extra: map,
-        })
+        Ok(Collection { resource_uri, id, count, entries, operations, extra: map })
     }
 }

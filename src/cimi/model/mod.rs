@@ -66,10 +66,7 @@ pub struct Ref {
 impl Ref {
     /// A bare reference to `href`.
     pub fn new(href: impl Into<String>) -> Self {
-        Ref {
-            href: href.into(),
-            extra: Map::new(),
-        }
+        Ref { href: href.into(), extra: Map::new() }
     }
 }
 
@@ -85,10 +82,7 @@ pub struct Operation {
 impl Operation {
     /// An operation with the given rel and href.
     pub fn new(rel: impl Into<String>, href: impl Into<String>) -> Self {
-        Operation {
-            rel: rel.into(),
-            href: href.into(),
-        }
+        Operation { rel: rel.into(), href: href.into() }
     }
 }
 

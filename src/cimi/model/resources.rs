@@ -1018,10 +1018,6 @@ cimi_resource! {
 impl Action {
     /// An action body for `…/action/<name>`.
     pub fn new(name: &str) -> Self {
-        Action {
-            resource_uri: Some(Self::resource_uri()),
-            action: Some(super::action_uri(name)),
-            ..Default::default()
-        }
+        Action { resource_uri: Some(Self::resource_uri()), action: Some(super::action_uri(name)), ..Default::default() }
     }
 }

@@ -19,10 +19,7 @@ fn primer_machine_image_collection_reads() {
     assert_eq!(coll.entries.len(), 1);
     let image = &coll.entries[0];
     assert_eq!(image.name.as_deref(), Some("WinXP SP2"));
-    assert_eq!(
-        image.image_location.as_ref().map(Location::uri),
-        Some("http://example.com/data/8934322")
-    );
+    assert_eq!(image.image_location.as_ref().map(Location::uri), Some("http://example.com/data/8934322"));
     let back = serde_json::to_value(&coll).expect("serializes");
     let again: Collection<MachineImage> = serde_json::from_value(back).expect("parses again");
     assert_eq!(again, coll);
@@ -47,9 +44,7 @@ fn machine_create_by_value_and_by_reference() {
     let create: MachineCreate = serde_json::from_value(by_value).expect("parses");
     match create.machine_template {
         Some(RefOr::Value(t)) => {
-            assert!(
-                matches!(t.machine_config, Some(RefOr::Ref(ref r)) if r.href.ends_with("tiny"))
-            );
+            assert!(matches!(t.machine_config, Some(RefOr::Ref(ref r)) if r.href.ends_with("tiny")));
         }
         other => panic!("expected a template by value, got {other:?}"),
     }
@@ -69,15 +64,9 @@ fn machine_create_by_value_and_by_reference() {
 #[test]
 fn strict_types_are_enforced() {
     let doc = json!({ "cpu": "1" });
-    assert!(
-        serde_json::from_value::<Machine>(doc).is_err(),
-        "a number as a string is not strict CIMI"
-    );
+    assert!(serde_json::from_value::<Machine>(doc).is_err(), "a number as a string is not strict CIMI");
     let doc = json!({ "created": "15/08/2012" });
-    assert!(
-        serde_json::from_value::<Machine>(doc).is_err(),
-        "dates are xsd:dateTime"
-    );
+    assert!(serde_json::from_value::<Machine>(doc).is_err(), "dates are xsd:dateTime");
 }
 
 #[test]
@@ -138,16 +127,12 @@ fn xml_collection_and_create() {
         <operation rel="add" href="http://example.com/machineConfigs"/>
         </Collection>"#;
     let (_, doc) = from_xml(xml).expect("reads");
-    let coll: Collection<MachineConfiguration> =
-        serde_json::from_value(doc.clone()).expect("typed");
+    let coll: Collection<MachineConfiguration> = serde_json::from_value(doc.clone()).expect("typed");
     assert_eq!(coll.count, Some(1));
     let tiny = &coll.entries[0];
     assert_eq!(tiny.memory, Some(4_000_000));
     assert_eq!(tiny.disks.as_ref().map(|d| d[0].capacity), Some(50_000_000));
-    assert_eq!(
-        coll.operations,
-        vec![Operation::new("add", "http://example.com/machineConfigs")]
-    );
+    assert_eq!(coll.operations, vec![Operation::new("add", "http://example.com/machineConfigs")]);
     let (_, again) = from_xml(&to_xml(&doc, "Collection")).expect("round trip");
     assert_eq!(again, doc);
 
@@ -156,15 +141,9 @@ fn xml_collection_and_create() {
         <volume href="http://example.com/volumes/1"><initialLocation>/dev/vdb</initialLocation></volume>
         </machineTemplate></MachineCreate>"#;
     let (_, doc) = from_xml(create).expect("reads");
-    assert_eq!(
-        doc["resourceURI"],
-        json!("http://schemas.dmtf.org/cimi/1/MachineCreate")
-    );
+    assert_eq!(doc["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/MachineCreate"));
     assert_eq!(doc["machineTemplate"]["userData"], Value::Null);
-    assert_eq!(
-        doc["machineTemplate"]["volumes"][0]["initialLocation"],
-        json!("/dev/vdb")
-    );
+    assert_eq!(doc["machineTemplate"]["volumes"][0]["initialLocation"], json!("/dev/vdb"));
     let parsed: MachineCreate = serde_json::from_value(doc).expect("typed");
     assert!(matches!(parsed.machine_template, Some(RefOr::Ref(_))));
 }
@@ -185,10 +164,7 @@ fn xml_action_and_metadata() {
         "capabilities": [{"name": "CredentialTemplateByValue",
             "uri": "http://schemas.dmtf.org/cimi/1/capability/Credential/CredentialTemplateByValue", "value": "true"}]});
     let xml = to_xml(&md, "ResourceMetadata");
-    assert!(
-        xml.contains("<attribute name=\"userID\" type=\"string\" required=\"true\"/>"),
-        "{xml}"
-    );
+    assert!(xml.contains("<attribute name=\"userID\" type=\"string\" required=\"true\"/>"), "{xml}");
     assert!(xml.contains(">true</capability>"), "{xml}");
     let (_, back) = from_xml(&xml).expect("reads");
     assert_eq!(back, md);

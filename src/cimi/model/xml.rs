@@ -80,27 +80,10 @@ const ARRAY_ELEMENTS: &[(&str, &str, &[&str])] = &[
     ("action", "actions", &["ResourceMetadata"]),
     ("volume", "volumes", &["machineTemplate"]),
     ("volumeTemplate", "volumeTemplates", &["machineTemplate"]),
-    (
-        "networkInterface",
-        "networkInterfaces",
-        &["machineTemplate"],
-    ),
-    (
-        "meterTemplate",
-        "meterTemplates",
-        &[
-            "machineTemplate",
-            "volumeTemplate",
-            "networkTemplate",
-            "systemTemplate",
-        ],
-    ),
+    ("networkInterface", "networkInterfaces", &["machineTemplate"]),
+    ("meterTemplate", "meterTemplates", &["machineTemplate", "volumeTemplate", "networkTemplate", "systemTemplate"]),
     ("componentDescriptor", "componentDescriptors", &[]),
-    (
-        "associatedTo",
-        "associatedTo",
-        &["meterConfig", "MeterConfiguration"],
-    ),
+    ("associatedTo", "associatedTo", &["meterConfig", "MeterConfiguration"]),
     ("address", "addresses", &["networkInterface"]),
     ("network", "networks", &["forwardingGroupTemplate"]),
 ];
@@ -164,11 +147,7 @@ pub fn root_name(doc: &Value) -> Option<String> {
     if name.is_empty() {
         return None;
     }
-    if name.ends_with("Collection") {
-        Some("Collection".to_string())
-    } else {
-        Some(name.to_string())
-    }
+    if name.ends_with("Collection") { Some("Collection".to_string()) } else { Some(name.to_string()) }
 }
 
 /// Writes a JSON document (a resource, collection, create or action body) as CIMI XML.
@@ -209,12 +188,7 @@ fn write_children(out: &mut String, map: &Map<String, Value>, is_collection: boo
             ("properties", Value::Object(props)) => {
                 for (k, v) in props {
                     let text = scalar_text(v).unwrap_or_default();
-                    let _ = write!(
-                        out,
-                        "<property key=\"{}\">{}</property>",
-                        escape(k.as_str()),
-                        escape(text)
-                    );
+                    let _ = write!(out, "<property key=\"{}\">{}</property>", escape(k.as_str()), escape(text));
                 }
             }
             (_, Value::Array(items)) => {
@@ -241,11 +215,8 @@ fn write_element(out: &mut String, name: &str, value: &Value) {
     match value {
         Value::Null => {}
         Value::Object(map) => {
-            let inline: &[&str] = ATTRIBUTE_STYLE
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, a)| *a)
-                .unwrap_or(&["href"]);
+            let inline: &[&str] =
+                ATTRIBUTE_STYLE.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).unwrap_or(&["href"]);
             let _ = write!(out, "<{name}");
             let mut rest = Map::new();
             for k in inline {
@@ -254,17 +225,12 @@ fn write_element(out: &mut String, name: &str, value: &Value) {
                 }
             }
             for (k, v) in map {
-                if k == "resourceURI" || (inline.contains(&k.as_str()) && scalar_text(v).is_some())
-                {
+                if k == "resourceURI" || (inline.contains(&k.as_str()) && scalar_text(v).is_some()) {
                     continue;
                 }
                 rest.insert(k.clone(), v.clone());
             }
-            let text_value = if name == "capability" {
-                rest.remove("value")
-            } else {
-                None
-            };
+            let text_value = if name == "capability" { rest.remove("value") } else { None };
             if rest.is_empty() && text_value.is_none() {
                 out.push_str("/>");
                 return;
@@ -306,19 +272,14 @@ fn local(name: &[u8]) -> String {
 }
 
 fn start_node(e: &BytesStart<'_>) -> Result<Node, XmlError> {
-    let mut node = Node {
-        name: local(e.name().as_ref()),
-        ..Default::default()
-    };
+    let mut node = Node { name: local(e.name().as_ref()), ..Default::default() };
     for attr in e.attributes() {
         let attr = attr.map_err(|e| XmlError::Malformed(e.to_string()))?;
         let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
         }
-        let value = attr
-            .unescape_value()
-            .map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let value = attr.unescape_value().map_err(|e| XmlError::Malformed(e.to_string()))?;
         node.attrs.push((local(key.as_bytes()), value.into_owned()));
     }
     Ok(node)
@@ -329,9 +290,7 @@ fn parse_tree(xml: &str) -> Result<Node, XmlError> {
     let mut stack: Vec<Node> = Vec::new();
     let mut root: Option<Node> = None;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let event = reader.read_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
         match event {
             Event::Start(e) => stack.push(start_node(&e)?),
             Event::Empty(e) => {
@@ -342,9 +301,7 @@ fn parse_tree(xml: &str) -> Result<Node, XmlError> {
                 }
             }
             Event::End(_) => {
-                let node = stack
-                    .pop()
-                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                let node = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(node),
                     None => root = Some(node),
@@ -364,16 +321,12 @@ fn parse_tree(xml: &str) -> Result<Node, XmlError> {
             }
             Event::GeneralRef(r) => {
                 if let Some(node) = stack.last_mut() {
-                    if let Some(c) = r
-                        .resolve_char_ref()
-                        .map_err(|e| XmlError::Malformed(e.to_string()))?
-                    {
+                    if let Some(c) = r.resolve_char_ref().map_err(|e| XmlError::Malformed(e.to_string()))? {
                         node.text.push(c);
                     } else {
                         let name = r.decode().map_err(|e| XmlError::Malformed(e.to_string()))?;
-                        let resolved = resolve_predefined_entity(&name).ok_or_else(|| {
-                            XmlError::Malformed(format!("unknown entity &{name};"))
-                        })?;
+                        let resolved = resolve_predefined_entity(&name)
+                            .ok_or_else(|| XmlError::Malformed(format!("unknown entity &{name};")))?;
                         node.text.push_str(resolved);
                     }
                 }
@@ -406,13 +359,9 @@ fn typed_scalar(name: &str, text: &str) -> Value {
 }
 
 fn array_key(name: &str, parent: &str) -> Option<&'static str> {
-    ARRAY_ELEMENTS
-        .iter()
-        .find_map(|(singular, plural, parents)| {
-            (*singular == name
-                && (parents.is_empty() || parents.iter().any(|p| same_name(p, parent))))
-            .then_some(*plural)
-        })
+    ARRAY_ELEMENTS.iter().find_map(|(singular, plural, parents)| {
+        (*singular == name && (parents.is_empty() || parents.iter().any(|p| same_name(p, parent)))).then_some(*plural)
+    })
 }
 
 fn node_value(node: &Node) -> Value {
@@ -442,15 +391,8 @@ fn children_into(node: &Node, map: &mut Map<String, Value>, is_collection: bool)
     for child in &node.children {
         let name = child.name.as_str();
         if name == "property" {
-            let key = child
-                .attrs
-                .iter()
-                .find(|(k, _)| k == "key")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let props = map
-                .entry("properties")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let key = child.attrs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.clone()).unwrap_or_default();
+            let props = map.entry("properties").or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(p) = props {
                 p.insert(key, Value::String(child.text.clone()));
             }
@@ -482,9 +424,7 @@ fn children_into(node: &Node, map: &mut Map<String, Value>, is_collection: bool)
 }
 
 fn push(map: &mut Map<String, Value>, key: &str, value: Value) {
-    let entry = map
-        .entry(key.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let entry = map.entry(key.to_string()).or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(a) = entry {
         a.push(value);
     }
@@ -500,10 +440,7 @@ pub fn from_xml(xml: &str) -> Result<(String, Value), XmlError> {
         map.insert(k.clone(), typed_scalar(k, v));
     }
     if !map.contains_key("resourceURI") && !is_collection {
-        map.insert(
-            "resourceURI".into(),
-            Value::String(format!("{NS}/{}", root.name)),
-        );
+        map.insert("resourceURI".into(), Value::String(format!("{NS}/{}", root.name)));
     }
     children_into(&root, &mut map, is_collection);
     Ok((root.name.clone(), Value::Object(map)))
