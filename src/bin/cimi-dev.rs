@@ -3,7 +3,7 @@
 //! - `cimi-dev up --dir target/dev` starts etcd, kube-apiserver and kube-controller-manager in the background and
 //!   writes `target/dev/kubeconfig`;
 //! - `cimi-dev down --dir target/dev` stops them and leaves nothing running;
-//! - `cimi-dev demo` runs the main job on embedded defaults (see `cimi_operator::devenv::demo`).
+//! - `cimi-dev demo` runs the main job on embedded defaults (see [`cimi_operator::devenv::demo`]).
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,8 @@ enum Cmd {
         #[arg(long, default_value = "target/dev")]
         dir: PathBuf,
     },
+    /// The main job on embedded defaults: control plane, CRDs, cimi-sim, the operator and examples/quickstart.
+    Demo,
     /// Run the control plane in the foreground until SIGTERM or Ctrl-C (what `up` starts in the background).
     Serve {
         /// State directory.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Cmd::Up { dir } => up(&dir),
         Cmd::Down { dir } => down(&dir),
         Cmd::Serve { dir } => serve(&dir),
+        Cmd::Demo => demo(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,6 +126,12 @@ fn down(dir: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(pid_file(dir));
     let _ = std::fs::remove_file(dir.join("ready"));
     println!("control plane stopped");
+    Ok(())
+}
+
+fn demo() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(cimi_operator::devenv::demo::run_demo(cimi_operator::devenv::demo::DemoOptions::default()))?;
     Ok(())
 }
 

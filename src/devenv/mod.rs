@@ -15,6 +15,7 @@
 //! group that dies with the process that started them ([`supervisor`]).
 
 pub mod apply;
+pub mod demo;
 pub mod supervisor;
 pub mod tools;
 
@@ -304,32 +305,7 @@ impl ControlPlane {
 
     /// Applies every CRD in the YAML files of `dir` (server-side apply) and waits until each is established.
     pub async fn install_crds(&self, dir: &Path, deadline: Instant) -> Result<(), Error> {
-        let crds = read_crds(dir)?;
-        if crds.is_empty() {
-            return Ok(());
-        }
-        let api: Api<CustomResourceDefinition> = Api::all(self.client().await?);
-        let pp = PatchParams::apply("cimi-devenv").force();
-        for crd in &crds {
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &pp, &Patch::Apply(crd)).await?;
-        }
-        for crd in &crds {
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            loop {
-                let established = api.get_opt(&name).await?.and_then(|c| c.status).is_some_and(|s| {
-                    s.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True")
-                });
-                if established {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(Error::Other(format!("CRD {name} not established in time")));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        Ok(())
+        install_crds(&self.client().await?, dir, deadline).await
     }
 
     /// The last lines of a component's log (etcd, kube-apiserver, kube-controller-manager).
@@ -397,6 +373,34 @@ impl ControlPlane {
         })
         .await
     }
+}
+
+/// Applies every CRD in the YAML files of `dir` to the cluster of `client` (server-side apply) and waits until each
+/// is established.
+pub async fn install_crds(client: &kube::Client, dir: &Path, deadline: Instant) -> Result<(), Error> {
+    let crds = read_crds(dir)?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply("cimi-devenv").force();
+    for crd in &crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &pp, &Patch::Apply(crd)).await?;
+    }
+    for crd in &crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        loop {
+            let established = api.get_opt(&name).await?.and_then(|c| c.status).is_some_and(|s| {
+                s.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Other(format!("CRD {name} not established in time")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Installs the process-wide rustls crypto provider (ring) if none is installed yet.
