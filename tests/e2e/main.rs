@@ -3,5 +3,6 @@
 
 mod harness;
 
+mod api;
 mod devenv;
 mod smoke;
