@@ -132,3 +132,37 @@ async fn audit_log_records_requests() {
     cp.stop();
     assert!(group_members(pgid).is_empty(), "stop() leaves no process behind");
 }
+
+/// A registry entry whose owner is dead gets its group killed at the next start; one whose owner lives is left
+/// alone, so parallel runs never stop each other's control planes.
+#[test]
+fn stale_pidfiles_are_reaped_only_when_their_owner_is_dead() {
+    use std::os::unix::process::CommandExt as _;
+    let spawn_group =
+        || Command::new("sleep").arg("300").process_group(0).stdin(Stdio::null()).spawn().expect("spawn sleep");
+    let (mut orphaned, mut owned) = (spawn_group(), spawn_group());
+    // An owner that has exited: a short-lived process, reaped.
+    let mut dead = Command::new("true").spawn().expect("spawn true");
+    let dead_pid = dead.id();
+    dead.wait().expect("reap");
+    let registry = cimi_operator::devenv::supervisor::registry_dir();
+    std::fs::create_dir_all(&registry).expect("registry");
+    let stale = registry.join(format!("{dead_pid}-{}.pid", orphaned.id()));
+    let live = registry.join(format!("{}-{}.pid", std::process::id(), owned.id()));
+    std::fs::write(&stale, format!("owner={dead_pid}\npgid={}\nlabel=test\n", orphaned.id())).expect("write");
+    std::fs::write(&live, format!("owner={}\npgid={}\nlabel=test\n", std::process::id(), owned.id())).expect("write");
+
+    cimi_operator::devenv::supervisor::reap_stale();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while orphaned.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "the group of a dead owner was not reaped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!stale.exists(), "the stale entry is removed");
+    assert!(owned.try_wait().expect("wait").is_none(), "the group of a live owner is left alone");
+    assert!(live.exists(), "the live entry is kept");
+    let _ = std::fs::remove_file(&live);
+    let _ = owned.kill();
+    let _ = owned.wait();
+}
