@@ -78,5 +78,22 @@ pub fn write_crds(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBu
     Ok(written)
 }
 
+/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml`, `docs/reasons.md` and
+/// `docs/admission.md` (what `make crds` runs). Returns the paths written.
+pub fn write_generated(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut written = write_crds(&root.join("crds"))?;
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    for (name, text) in [
+        ("reasons.md", reasons::reasons_markdown()),
+        ("admission.md", fixtures::admission_markdown()),
+    ] {
+        let path = docs.join(name);
+        std::fs::write(&path, text)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests;
