@@ -5,6 +5,7 @@
 //! - [`common`]: references, policies, import, timeouts, Job/meter/action status shared by the kinds;
 //! - [`conditions`]: condition types and the builder that keeps `lastTransitionTime`;
 //! - [`reasons`]: the catalogue of condition reasons (`docs/reasons.md` is generated from it);
+//! - [`managed`]: the [`managed::Managed`] trait over the four managed kinds, provider tags, annotations;
 //! - [`quantity`]: Kubernetes quantities to CIMI units and back to printer strings;
 //! - [`fixtures`]: admission cases (invalid objects and the message the API server answers).
 //!
@@ -15,6 +16,7 @@ pub mod common;
 pub mod conditions;
 pub mod fixtures;
 pub mod machine;
+pub mod managed;
 pub mod network;
 pub mod provider;
 pub mod quantity;
