@@ -7,6 +7,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod telemetry;
+pub mod watches;
 
 use std::net::SocketAddr;
 
