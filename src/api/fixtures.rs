@@ -527,3 +527,35 @@ pub async fn create_valid_object(
     let object = to_dynamic(object, name_prefix)?;
     api.create(&kube::api::PostParams::default(), &object).await.map(|_| ()).map_err(|e| format!("{kind} refused: {e}"))
 }
+
+/// The admission cases as Markdown: the text of `docs/admission.md`.
+pub fn admission_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("# What admission refuses\n\n");
+    out.push_str(
+        "<!-- Generated from src/api/fixtures.rs by `make crds`; do not edit by hand. -->\n\n",
+    );
+    out.push_str(
+        "The CRDs validate objects when they are written, before the operator sees them. Each row is an \
+         object the API server refuses, and a part of the message it answers. `CEL` rows are \
+         `x-kubernetes-validations` rules, `CEL (update)` rows are transition rules checked when an object \
+         changes, `OpenAPI` rows are schema bounds, enums and patterns. The e2e tests send every row to a \
+         real kube-apiserver.\n\n",
+    );
+    out.push_str("| Case | Kind | Check | Message contains |\n|---|---|---|---|\n");
+    for case in admission_cases() {
+        let check = match case.check {
+            Check::Cel => "CEL",
+            Check::CelTransition => "CEL (update)",
+            Check::OpenApi => "OpenAPI",
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            case.name,
+            case.object["kind"].as_str().unwrap_or_default(),
+            check,
+            case.expected_message.replace('|', "\\|"),
+        ));
+    }
+    out
+}

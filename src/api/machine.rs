@@ -37,7 +37,7 @@ impl PowerState {
 }
 
 /// A CimiMachine declares one provider Machine: its template, its power state, the volumes attached to it and the networks it is connected to.
-#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
     version = "v1alpha1",

@@ -5,6 +5,7 @@
 //! - [`common`]: references, policies, import, timeouts, Job/meter/action status shared by the kinds;
 //! - [`conditions`]: condition types and the builder that keeps `lastTransitionTime`;
 //! - [`reasons`]: the catalogue of condition reasons (`docs/reasons.md` is generated from it);
+//! - [`managed`]: the [`managed::Managed`] trait over the four managed kinds, provider tags, annotations;
 //! - [`quantity`]: Kubernetes quantities to CIMI units and back to printer strings;
 //! - [`fixtures`]: admission cases (invalid objects and the message the API server answers).
 //!
@@ -15,6 +16,7 @@ pub mod common;
 pub mod conditions;
 pub mod fixtures;
 pub mod machine;
+pub mod managed;
 pub mod network;
 pub mod provider;
 pub mod quantity;
@@ -64,6 +66,23 @@ pub fn write_crds(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBu
     for crd in crds() {
         let path = dir.join(crd_file_name(&crd));
         std::fs::write(&path, crd_yaml(&crd)?)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml`, `docs/reasons.md` and
+/// `docs/admission.md` (what `make crds` runs). Returns the paths written.
+pub fn write_generated(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut written = write_crds(&root.join("crds"))?;
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    for (name, text) in [
+        ("reasons.md", reasons::reasons_markdown()),
+        ("admission.md", fixtures::admission_markdown()),
+    ] {
+        let path = docs.join(name);
+        std::fs::write(&path, text)?;
         written.push(path);
     }
     Ok(written)

@@ -28,7 +28,7 @@ impl NetworkType {
 }
 
 /// A CimiNetwork declares one provider Network that CimiMachines connect to.
-#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
     version = "v1alpha1",

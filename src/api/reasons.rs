@@ -232,7 +232,7 @@ mod tests {
         let actual = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             actual == expected,
-            "docs/reasons.md differs from src/api/reasons.rs: run `make crds` (or `cimi-operator reasons --write docs/reasons.md`) and commit the result"
+            "docs/reasons.md differs from src/api/reasons.rs: run `make crds` (cimi-operator generate) and commit the result"
         );
     }
 }

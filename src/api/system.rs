@@ -10,7 +10,7 @@ use super::common::{
 use super::machine::PowerState;
 
 /// A CimiSystem declares one provider System, made from a SystemTemplate by reference or by value.
-#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
     version = "v1alpha1",

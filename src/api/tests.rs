@@ -186,7 +186,7 @@ fn committed_crds_match_the_code() {
     present.sort();
     assert!(
         stale.is_empty() && present == expected_names,
-        "crds/ differs from the Rust types ({stale:?}; files {present:?}): run `make crds` (cimi-operator crd --write-dir crds) and commit the result"
+        "crds/ differs from the Rust types ({stale:?}; files {present:?}): run `make crds` (cimi-operator generate) and commit the result"
     );
 }
 
@@ -315,4 +315,18 @@ fn openapi_cases_break_the_schema() {
         };
         assert!(schema.contains(hint), "{}: schema lacks {hint}", case.name);
     }
+}
+
+#[test]
+fn admission_doc_is_in_sync() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/admission.md");
+    let expected = super::fixtures::admission_markdown();
+    if std::env::var_os("CIMI_UPDATE_GENERATED").is_some() {
+        std::fs::write(&path, &expected).expect("write docs/admission.md");
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "docs/admission.md differs from src/api/fixtures.rs: run `make crds` (cimi-operator generate) and commit the result"
+    );
 }

@@ -10,7 +10,7 @@ use super::common::{
 };
 
 /// A CimiVolume declares one provider Volume (block storage) that CimiMachines can attach.
-#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
     version = "v1alpha1",

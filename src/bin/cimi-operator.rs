@@ -1,4 +1,4 @@
-//! The operator binary: `cimi-operator run | crd | reasons`.
+//! The operator binary: `cimi-operator run | crd | reasons | generate`.
 
 use std::io::Write;
 
@@ -24,6 +24,11 @@ async fn main() -> anyhow::Result<()> {
             match args.write {
                 Some(path) => std::fs::write(&path, markdown)?,
                 None => std::io::stdout().write_all(markdown.as_bytes())?,
+            }
+        }
+        Command::Generate(args) => {
+            for path in cimi_operator::api::write_generated(&args.root)? {
+                eprintln!("wrote {}", path.display());
             }
         }
         Command::Run(args) => {

@@ -1,4 +1,4 @@
-//! The `cimi-operator` command line: `run`, `crd` and `reasons`.
+//! The `cimi-operator` command line: `run`, `crd`, `reasons` and `generate`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +27,17 @@ pub enum Command {
     Crd(CrdArgs),
     /// Print the catalogue of condition reasons as Markdown (docs/reasons.md).
     Reasons(ReasonsArgs),
+    /// Write every generated file (crds/, docs/reasons.md, docs/admission.md) under a directory:
+    /// what `make crds` runs.
+    Generate(GenerateArgs),
+}
+
+/// Arguments of `cimi-operator generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The repository root to write under.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
 }
 
 /// Arguments of `cimi-operator crd`.
@@ -49,7 +60,7 @@ pub struct ReasonsArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A kubeconfig file; default: `KUBECONFIG`, `~/.kube/config`, then the in-cluster service account.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// A namespace to watch (repeatable); none means every namespace.
     #[arg(long = "namespace", short = 'n')]

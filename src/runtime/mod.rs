@@ -7,6 +7,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod telemetry;
+pub mod watches;
 
 use std::net::SocketAddr;
 
@@ -172,5 +173,60 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status_of(addr: SocketAddr, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn run_serves_admin_and_stops_on_shutdown_even_without_an_api_server() {
+        telemetry::install_crypto_provider();
+        // Nothing listens on port 1: the API check stays pending, so the operator is live but not ready.
+        let kube_config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+        let client = Client::try_from(kube_config).expect("client");
+        let config = Config {
+            admin_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            ..Config::default()
+        };
+        let shutdown = CancellationToken::new();
+        let running = start(config, client, shutdown.clone())
+            .await
+            .expect("start");
+        let addr = running.admin_addr.expect("admin server");
+        assert!(
+            *running.leading.borrow(),
+            "without leader election the instance leads"
+        );
+        assert_eq!(status_of(addr, "/healthz").await, 200);
+        assert_eq!(status_of(addr, "/readyz").await, 503);
+        assert_eq!(running.readiness.pending(), ["api/cimiproviders"]);
+        assert_eq!(status_of(addr, "/metrics").await, 200);
+
+        shutdown.cancel();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), running.task).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "operator stops on shutdown"
+        );
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "admin server is closed"
+        );
     }
 }
