@@ -33,4 +33,4 @@ dev-down:
 
 ## Regenerate every generated file (CRDs, chart CRDs, reference docs).
 crds:
-	$(CARGO) run --quiet --bin cimi-operator -- crd --write-dir crds
+	$(CARGO) run --quiet --bin cimi-operator -- generate --root .

@@ -532,9 +532,7 @@ pub async fn create_valid_object(
 pub fn admission_markdown() -> String {
     let mut out = String::new();
     out.push_str("# What admission refuses\n\n");
-    out.push_str(
-        "<!-- Generated from src/api/fixtures.rs by `make crds`; do not edit by hand. -->\n\n",
-    );
+    out.push_str("<!-- Generated from src/api/fixtures.rs by `make crds`; do not edit by hand. -->\n\n");
     out.push_str(
         "The CRDs validate objects when they are written, before the operator sees them. Each row is an \
          object the API server refuses, and a part of the message it answers. `CEL` rows are \

@@ -8,8 +8,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use super::common::{
-    DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, Timeouts,
-    parse_duration,
+    DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, Timeouts, parse_duration,
 };
 use super::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
 
@@ -43,31 +42,20 @@ pub trait Managed: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'sta
 
     /// The limit of a create operation (spec or default).
     fn create_timeout(&self) -> Duration {
-        timeout_or(
-            self.timeouts().and_then(|t| t.create.as_deref()),
-            DEFAULT_CREATE_TIMEOUT,
-        )
+        timeout_or(self.timeouts().and_then(|t| t.create.as_deref()), DEFAULT_CREATE_TIMEOUT)
     }
     /// The limit of an update or an action (spec or default).
     fn update_timeout(&self) -> Duration {
-        timeout_or(
-            self.timeouts().and_then(|t| t.update.as_deref()),
-            DEFAULT_UPDATE_TIMEOUT,
-        )
+        timeout_or(self.timeouts().and_then(|t| t.update.as_deref()), DEFAULT_UPDATE_TIMEOUT)
     }
     /// The limit of a delete operation (spec or default).
     fn delete_timeout(&self) -> Duration {
-        timeout_or(
-            self.timeouts().and_then(|t| t.delete.as_deref()),
-            DEFAULT_DELETE_TIMEOUT,
-        )
+        timeout_or(self.timeouts().and_then(|t| t.delete.as_deref()), DEFAULT_DELETE_TIMEOUT)
     }
 }
 
 fn timeout_or(text: Option<&str>, default: Duration) -> Duration {
-    text.and_then(|t| parse_duration(t).ok())
-        .filter(|d| !d.is_zero())
-        .unwrap_or(default)
+    text.and_then(|t| parse_duration(t).ok()).filter(|d| !d.is_zero()).unwrap_or(default)
 }
 
 macro_rules! impl_managed {
@@ -114,19 +102,10 @@ impl_managed!(CimiSystem);
 pub fn provider_tags<K: kube::Resource>(object: &K, cluster: &str) -> BTreeMap<String, String> {
     let meta = object.meta();
     let mut tags = BTreeMap::new();
-    tags.insert(
-        crate::TAG_UID.to_string(),
-        meta.uid.clone().unwrap_or_default(),
-    );
+    tags.insert(crate::TAG_UID.to_string(), meta.uid.clone().unwrap_or_default());
     tags.insert(crate::TAG_CLUSTER.to_string(), cluster.to_string());
-    tags.insert(
-        crate::TAG_NAMESPACE.to_string(),
-        meta.namespace.clone().unwrap_or_default(),
-    );
-    tags.insert(
-        crate::TAG_NAME.to_string(),
-        meta.name.clone().unwrap_or_default(),
-    );
+    tags.insert(crate::TAG_NAMESPACE.to_string(), meta.namespace.clone().unwrap_or_default());
+    tags.insert(crate::TAG_NAME.to_string(), meta.name.clone().unwrap_or_default());
     tags
 }
 
@@ -135,12 +114,7 @@ pub fn provider_tags<K: kube::Resource>(object: &K, cluster: &str) -> BTreeMap<S
 pub fn properties_with_tags<K: Managed>(object: &K, cluster: &str) -> BTreeMap<String, String> {
     let mut properties: BTreeMap<String, String> = object
         .user_properties()
-        .map(|p| {
-            p.iter()
-                .filter(|(k, _)| !k.starts_with("cimi.dev/"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
+        .map(|p| p.iter().filter(|(k, _)| !k.starts_with("cimi.dev/")).map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     properties.extend(provider_tags(object, cluster));
     properties
@@ -149,9 +123,7 @@ pub fn properties_with_tags<K: Managed>(object: &K, cluster: &str) -> BTreeMap<S
 /// True when provider `properties` carry this object's UID tag (the test for "this is ours").
 pub fn is_tagged_for<K: kube::Resource>(object: &K, properties: &BTreeMap<String, String>) -> bool {
     match object.meta().uid.as_deref() {
-        Some(uid) if !uid.is_empty() => {
-            properties.get(crate::TAG_UID).map(String::as_str) == Some(uid)
-        }
+        Some(uid) if !uid.is_empty() => properties.get(crate::TAG_UID).map(String::as_str) == Some(uid),
         _ => false,
     }
 }
@@ -168,43 +140,23 @@ pub struct ActionRequest {
 /// Parses the action annotation's value, `<action>@<nonce>`; both parts must be non-empty and the
 /// action made of letters, digits and `-`.
 pub fn parse_action(value: &str) -> Result<ActionRequest, String> {
-    let (action, nonce) = value
-        .trim()
-        .split_once('@')
-        .ok_or_else(|| format!("{:?} is not <action>@<nonce>", value))?;
-    if action.is_empty()
-        || !action
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
+    let (action, nonce) = value.trim().split_once('@').ok_or_else(|| format!("{:?} is not <action>@<nonce>", value))?;
+    if action.is_empty() || !action.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(format!("{action:?} is not an action name"));
     }
     if nonce.is_empty() {
         return Err(format!("{:?} has an empty nonce", value));
     }
-    Ok(ActionRequest {
-        action: action.to_string(),
-        nonce: nonce.to_string(),
-    })
+    Ok(ActionRequest { action: action.to_string(), nonce: nonce.to_string() })
 }
 
 /// The object's action request, if it has the annotation (an invalid value is an `Err`).
 pub fn action_request<K: kube::Resource>(object: &K) -> Option<Result<ActionRequest, String>> {
-    object
-        .meta()
-        .annotations
-        .as_ref()?
-        .get(crate::ANNOTATION_ACTION)
-        .map(|v| parse_action(v))
+    object.meta().annotations.as_ref()?.get(crate::ANNOTATION_ACTION).map(|v| parse_action(v))
 }
 
 fn annotation_is_true<K: kube::Resource>(object: &K, key: &str) -> bool {
-    object
-        .meta()
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(key))
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    object.meta().annotations.as_ref().and_then(|a| a.get(key)).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// True when the object carries `cimi.dev/paused: "true"`.
@@ -226,10 +178,7 @@ mod tests {
     fn machine() -> CimiMachine {
         let mut m = CimiMachine::new(
             "web-1",
-            CimiMachineSpec {
-                provider_ref: ProviderRef { name: "lab".into() },
-                ..Default::default()
-            },
+            CimiMachineSpec { provider_ref: ProviderRef { name: "lab".into() }, ..Default::default() },
         );
         m.metadata.namespace = Some("team-a".into());
         m.metadata.uid = Some("u-1".into());
@@ -245,10 +194,7 @@ mod tests {
         assert_eq!(m.management_policy(), ManagementPolicy::Managed);
         assert_eq!(m.create_timeout(), DEFAULT_CREATE_TIMEOUT);
         m.spec.name = Some("front".into());
-        m.spec.timeouts = Some(Timeouts {
-            create: Some("2m".into()),
-            ..Default::default()
-        });
+        m.spec.timeouts = Some(Timeouts { create: Some("2m".into()), ..Default::default() });
         assert_eq!(m.cimi_name(), "front");
         assert_eq!(m.create_timeout(), Duration::from_secs(120));
         assert_eq!(m.delete_timeout(), DEFAULT_DELETE_TIMEOUT);
@@ -283,13 +229,7 @@ mod tests {
         annotations.insert("cimi.dev/action".into(), "restart@7".into());
         assert!(is_paused(&m));
         assert!(!is_force_orphan(&m));
-        assert_eq!(
-            action_request(&m),
-            Some(Ok(ActionRequest {
-                action: "restart".into(),
-                nonce: "7".into()
-            }))
-        );
+        assert_eq!(action_request(&m), Some(Ok(ActionRequest { action: "restart".into(), nonce: "7".into() })));
         assert!(parse_action("restart").is_err());
         assert!(parse_action("restart@").is_err());
         assert!(parse_action("@1").is_err());

@@ -77,10 +77,8 @@ pub fn write_generated(root: &std::path::Path) -> anyhow::Result<Vec<std::path::
     let mut written = write_crds(&root.join("crds"))?;
     let docs = root.join("docs");
     std::fs::create_dir_all(&docs)?;
-    for (name, text) in [
-        ("reasons.md", reasons::reasons_markdown()),
-        ("admission.md", fixtures::admission_markdown()),
-    ] {
+    for (name, text) in [("reasons.md", reasons::reasons_markdown()), ("admission.md", fixtures::admission_markdown())]
+    {
         let path = docs.join(name);
         std::fs::write(&path, text)?;
         written.push(path);

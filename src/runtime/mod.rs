@@ -187,11 +187,7 @@ mod tests {
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("read");
-        response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     #[tokio::test]
@@ -200,19 +196,11 @@ mod tests {
         // Nothing listens on port 1: the API check stays pending, so the operator is live but not ready.
         let kube_config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
         let client = Client::try_from(kube_config).expect("client");
-        let config = Config {
-            admin_addr: Some("127.0.0.1:0".parse().expect("addr")),
-            ..Config::default()
-        };
+        let config = Config { admin_addr: Some("127.0.0.1:0".parse().expect("addr")), ..Config::default() };
         let shutdown = CancellationToken::new();
-        let running = start(config, client, shutdown.clone())
-            .await
-            .expect("start");
+        let running = start(config, client, shutdown.clone()).await.expect("start");
         let addr = running.admin_addr.expect("admin server");
-        assert!(
-            *running.leading.borrow(),
-            "without leader election the instance leads"
-        );
+        assert!(*running.leading.borrow(), "without leader election the instance leads");
         assert_eq!(status_of(addr, "/healthz").await, 200);
         assert_eq!(status_of(addr, "/readyz").await, 503);
         assert_eq!(running.readiness.pending(), ["api/cimiproviders"]);
@@ -220,13 +208,7 @@ mod tests {
 
         shutdown.cancel();
         let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), running.task).await;
-        assert!(
-            matches!(stopped, Ok(Ok(Ok(())))),
-            "operator stops on shutdown"
-        );
-        assert!(
-            tokio::net::TcpStream::connect(addr).await.is_err(),
-            "admin server is closed"
-        );
+        assert!(matches!(stopped, Ok(Ok(Ok(())))), "operator stops on shutdown");
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "admin server is closed");
     }
 }

@@ -49,11 +49,8 @@ where
         + Sync
         + 'static,
 {
-    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        config.namespaces.iter().cloned().map(Some).collect()
-    };
+    let scopes: Vec<Option<String>> =
+        if config.namespaces.is_empty() { vec![None] } else { config.namespaces.iter().cloned().map(Some).collect() };
     let single = scopes.len() == 1;
     let streams = scopes.into_iter().map(|namespace| {
         let api: Api<K> = match &namespace {
@@ -119,53 +116,25 @@ mod tests {
     fn relists_become_applies() {
         assert!(flatten_relist::<u8>(Event::Init).is_none());
         assert!(flatten_relist::<u8>(Event::InitDone).is_none());
-        assert!(matches!(
-            flatten_relist(Event::InitApply(1u8)),
-            Some(Event::Apply(1))
-        ));
-        assert!(matches!(
-            flatten_relist(Event::Apply(2u8)),
-            Some(Event::Apply(2))
-        ));
-        assert!(matches!(
-            flatten_relist(Event::Delete(3u8)),
-            Some(Event::Delete(3))
-        ));
+        assert!(matches!(flatten_relist(Event::InitApply(1u8)), Some(Event::Apply(1))));
+        assert!(matches!(flatten_relist(Event::Apply(2u8)), Some(Event::Apply(2))));
+        assert!(matches!(flatten_relist(Event::Delete(3u8)), Some(Event::Delete(3))));
     }
 
     #[test]
     fn components_name_the_watch() {
-        assert_eq!(
-            component_name::<CimiMachine>(Some("team-a")),
-            "watch/cimimachines/team-a"
-        );
-        assert_eq!(
-            component_name::<CimiProvider>(None),
-            "watch/cimiproviders/*"
-        );
+        assert_eq!(component_name::<CimiMachine>(Some("team-a")), "watch/cimimachines/team-a");
+        assert_eq!(component_name::<CimiProvider>(None), "watch/cimiproviders/*");
     }
 
     #[tokio::test]
     async fn every_namespace_registers_a_watch() {
         crate::runtime::telemetry::install_crypto_provider();
-        let client = Client::try_from(kube::Config::new(
-            "http://127.0.0.1:1".parse().expect("url"),
-        ))
-        .expect("client");
-        let config = Config {
-            namespaces: vec!["a".into(), "b".into()],
-            ..Config::default()
-        };
+        let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().expect("url"))).expect("client");
+        let config = Config { namespaces: vec!["a".into(), "b".into()], ..Config::default() };
         let readiness = Readiness::new();
         let _machines = watch_namespaced::<CimiMachine>(&client, &config, &readiness);
         let _providers = watch_cluster::<CimiProvider>(&client, &config, &readiness);
-        assert_eq!(
-            readiness.pending(),
-            [
-                "watch/cimimachines/a",
-                "watch/cimimachines/b",
-                "watch/cimiproviders/*"
-            ]
-        );
+        assert_eq!(readiness.pending(), ["watch/cimimachines/a", "watch/cimimachines/b", "watch/cimiproviders/*"]);
     }
 }
