@@ -411,11 +411,26 @@ impl CimiClient {
             if count.is_none() {
                 count = body.get("count").and_then(Value::as_u64);
             }
-            let items = match body.get_mut(key).map(Value::take) {
+            let mut items = match body.get_mut(key).map(Value::take) {
                 Some(Value::Array(a)) => a,
                 _ => Vec::new(),
             };
-            let served = items.len() as u64;
+            let mut served = items.len() as u64;
+            // Ref §7: "`$first`/`$last` ignored (the whole collection comes back)". More entries than asked
+            // for means this is the whole collection: apply the window here, and stop paging.
+            let ignored_paging = served > last - next + 1;
+            if ignored_paging {
+                let from = usize::try_from(next - 1).unwrap_or(usize::MAX);
+                let to = end.map_or(items.len(), |e| {
+                    usize::try_from(e).unwrap_or(usize::MAX).min(items.len())
+                });
+                items = items
+                    .into_iter()
+                    .skip(from)
+                    .take(to.saturating_sub(from))
+                    .collect();
+                served = items.len() as u64;
+            }
             let mut fresh = 0u64;
             for item in items {
                 // Entries without an id cannot repeat; entries with one are kept once (providers that ignore
@@ -435,7 +450,7 @@ impl CimiClient {
                 (None, None) => u64::MAX,
             };
             let have = (next - 1) + fresh;
-            if have >= wanted || entries.len() as u64 >= wanted {
+            if ignored_paging || have >= wanted || entries.len() as u64 >= wanted {
                 break;
             }
             if fresh == 0 || served < last - next + 1 {

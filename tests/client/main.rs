@@ -2,4 +2,5 @@
 //! deviations cimi-sim does not serve, and against cimi-sim in-process.
 
 mod deviations;
+mod primer;
 mod scripted;
