@@ -453,9 +453,9 @@ impl CimiClient {
             if ignored_paging || have >= wanted || entries.len() as u64 >= wanted {
                 break;
             }
-            if fresh == 0 || served < last - next + 1 {
-                // The provider stopped giving entries before `count`: it truncates (or ignores paging and
-                // sent all it would).
+            // A short page ends the collection when the provider gave no `count`. With a `count`, a provider
+            // that truncates its answers is asked for the rest; one that then gives nothing new is done.
+            if fresh == 0 || (count.is_none() && served < last - next + 1) {
                 break;
             }
             next += fresh;

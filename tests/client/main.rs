@@ -2,5 +2,6 @@
 //! deviations cimi-sim does not serve, and against cimi-sim in-process.
 
 mod deviations;
+mod faults;
 mod primer;
 mod scripted;
