@@ -43,6 +43,8 @@ pub mod query;
 pub mod transport;
 pub mod xml;
 
-pub use client::{Accepted, CimiClient, ClientConfig, Discovery, Listing, WaitPolicy};
+pub use client::{
+    Accepted, CimiClient, ClientConfig, Discovery, Listing, Template, WaitPolicy, create_body,
+};
 pub use error::CimiError;
 pub use transport::{Auth, ClientMetrics, Format, Limits, RetryPolicy, Secret, TransportConfig};

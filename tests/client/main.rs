@@ -4,4 +4,5 @@
 mod deviations;
 mod faults;
 mod primer;
+mod resources;
 mod scripted;
