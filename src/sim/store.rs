@@ -425,6 +425,36 @@ impl Store {
         store
     }
 
+    /// A write-only attribute of a resource (never served; for tests that prove it was kept).
+    pub fn secret(&self, path: &str, name: &str) -> Option<Value> {
+        self.resources.get(path)?.hidden.get(name).cloned()
+    }
+
+    /// Moves every href under a new base URI (a persisted store loaded by a simulator on another address).
+    pub fn rebase(&mut self, base: &str) {
+        if self.base == base {
+            return;
+        }
+        let old = std::mem::replace(&mut self.base, base.to_string());
+        fn walk(v: &mut Value, old: &str, new: &str) {
+            match v {
+                Value::String(s) => {
+                    if let Some(rest) = s.strip_prefix(old) {
+                        *s = format!("{new}{rest}");
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(|x| walk(x, old, new)),
+                Value::Object(o) => o.values_mut().for_each(|x| walk(x, old, new)),
+                _ => {}
+            }
+        }
+        for st in self.resources.values_mut() {
+            for v in st.doc.values_mut() {
+                walk(v, &old, base);
+            }
+        }
+    }
+
     /// Re-seeds the random choices (after loading a persisted store).
     pub fn reseed(&mut self, seed: u64) {
         self.rng = StdRng::seed_from_u64(seed.wrapping_add(self.seq));
