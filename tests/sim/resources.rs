@@ -310,3 +310,91 @@ async fn state_file_survives_a_new_process() {
     assert_eq!(doc["name"], "kept");
     assert_eq!(doc["state"], "STOPPED");
 }
+
+#[tokio::test]
+async fn event_logs_and_meters() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let m = api
+        .create_machine("watched", Some("STARTED"))
+        .await
+        .header("location")
+        .expect("m");
+    let doc = api.wait_state(&m, "STARTED").await;
+    let log = api
+        .get(doc["eventLog"]["href"].as_str().expect("eventLog"))
+        .await
+        .json();
+    assert_eq!(log["targetResource"]["href"], m.as_str());
+    let events = api
+        .get(log["events"]["href"].as_str().expect("events"))
+        .await
+        .json();
+    let states: Vec<(String, String)> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "http://schemas.dmtf.org/cimi/1/event/state")
+        .map(|e| {
+            (
+                e["content"]["previous"].as_str().unwrap_or("").into(),
+                e["content"]["state"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("CREATING".into(), "STARTING".into()),
+            ("STARTING".into(), "STARTED".into())
+        ]
+    );
+    let model = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["content"]["change"] == "create")
+        .count();
+    assert_eq!(model, 1);
+    api.put(&m, &json!({"name": "renamed"})).await;
+    let events = api
+        .get(&format!(
+            "{}?$filter=type='http://schemas.dmtf.org/cimi/1/event/model'",
+            log["events"]["href"].as_str().expect("events")
+        ))
+        .await
+        .json();
+    assert_eq!(events["count"], 2, "create and update");
+
+    let meters = api
+        .get(doc["meters"]["href"].as_str().expect("meters"))
+        .await
+        .json();
+    assert_eq!(meters["count"], 4);
+    let cpu = meters["meters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["aspect"] == "http://schemas.dmtf.org/cimi/1/aspect/cpu")
+        .cloned()
+        .expect("a cpu meter");
+    assert_eq!(cpu["units"], "percent");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let samples = api
+        .get(cpu["samples"]["href"].as_str().expect("samples"))
+        .await
+        .json();
+    let n = samples["count"].as_u64().unwrap_or(0);
+    assert!(n >= 1, "{samples}");
+    let v: f64 = samples["samples"][0]["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("a number");
+    assert!(v > 0.0 && v <= 100.0);
+    assert!(
+        api.get("meters").await.json()["count"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 4
+    );
+}
