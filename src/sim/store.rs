@@ -15,6 +15,8 @@ use super::catalog::Catalog;
 use super::config::{Profile, Timing};
 use super::machine::{self, ActionRefusal};
 use super::query::{self, Filter, OrderKey};
+mod monitor;
+
 use crate::cimi::model::{
     self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri,
 };
@@ -147,6 +149,9 @@ pub struct Stored {
     pub version: u64,
     /// Write-only attributes and simulator bookkeeping, never served.
     pub hidden: Map<String, Value>,
+    /// Other collections listing it (a machine's meters are also in `meters`).
+    #[serde(default)]
+    pub also: Vec<String>,
 }
 
 impl Stored {
@@ -274,6 +279,10 @@ pub struct Store {
     credential_attrs: Vec<MetadataAttribute>,
     cep: Map<String, Value>,
     cep_version: u64,
+    #[serde(default)]
+    meters: Vec<String>,
+    #[serde(default)]
+    last_tick: Option<DateTime<Utc>>,
 }
 
 fn default_rng() -> StdRng {
@@ -387,6 +396,8 @@ impl Store {
             credential_attrs: catalog.credential_attributes.clone(),
             cep: Map::new(),
             cep_version: 1,
+            meters: Vec::new(),
+            last_tick: None,
         };
         for (path, item) in COLLECTIONS {
             store.colls.insert(
@@ -423,6 +434,36 @@ impl Store {
             }
         }
         store
+    }
+
+    /// A write-only attribute of a resource (never served; for tests that prove it was kept).
+    pub fn secret(&self, path: &str, name: &str) -> Option<Value> {
+        self.resources.get(path)?.hidden.get(name).cloned()
+    }
+
+    /// Moves every href under a new base URI (a persisted store loaded by a simulator on another address).
+    pub fn rebase(&mut self, base: &str) {
+        if self.base == base {
+            return;
+        }
+        let old = std::mem::replace(&mut self.base, base.to_string());
+        fn walk(v: &mut Value, old: &str, new: &str) {
+            match v {
+                Value::String(s) => {
+                    if let Some(rest) = s.strip_prefix(old) {
+                        *s = format!("{new}{rest}");
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(|x| walk(x, old, new)),
+                Value::Object(o) => o.values_mut().for_each(|x| walk(x, old, new)),
+                _ => {}
+            }
+        }
+        for st in self.resources.values_mut() {
+            for v in st.doc.values_mut() {
+                walk(v, &old, base);
+            }
+        }
     }
 
     /// Re-seeds the random choices (after loading a persisted store).
@@ -558,6 +599,7 @@ impl Store {
                 doc,
                 version: 1,
                 hidden: Map::new(),
+                also: Vec::new(),
             },
         );
     }
@@ -582,6 +624,11 @@ impl Store {
         };
         if let Some(c) = self.colls.get_mut(&st.coll) {
             c.members.remove(&st.seq);
+        }
+        for other in &st.also {
+            if let Some(c) = self.colls.get_mut(other) {
+                c.members.remove(&st.seq);
+            }
         }
         self.deleted.insert(path.to_string());
         let subs: Vec<String> = self
@@ -658,6 +705,7 @@ impl Store {
 
     /// Applies every transition that is due.
     pub fn advance(&mut self, at: DateTime<Utc>) {
+        self.sample_meters(at);
         let mut pending = std::mem::take(&mut self.pending);
         let mut keep = Vec::new();
         for mut p in pending.drain(..) {
@@ -704,10 +752,15 @@ impl Store {
     }
 
     fn set_state(&mut self, path: &str, state: &str) {
+        let mut previous = None;
         if let Some(st) = self.resources.get_mut(path) {
+            previous = Some(st.state().to_string());
             st.doc
                 .insert("state".into(), Value::String(state.to_string()));
             st.version += 1;
+        }
+        if let Some(previous) = previous {
+            self.state_event(path, &previous, state);
         }
     }
 
@@ -888,7 +941,11 @@ impl Store {
             "ResourceMetadata"
             | "Disk"
             | "MachineNetworkInterface"
-            | "MachineNetworkInterfaceAddress" => {}
+            | "MachineNetworkInterfaceAddress"
+            | "Meter"
+            | "Sample"
+            | "Event"
+            | "EventLog" => {}
             "MachineVolume" => delete_ops(&mut ops),
             _ => {
                 ops.push(op("edit", &id));
@@ -1456,6 +1513,7 @@ impl Store {
             let nicp = self.add_nic(&path, &nics, i + 1, &np, &nic);
             affected.push(self.abs(&nicp));
         }
+        self.monitor_new(&path);
         let steps: Vec<Step> = walk
             .iter()
             .map(|s| Step::State(path.clone(), s.to_string()))
@@ -1645,6 +1703,7 @@ impl Store {
         doc.insert("capacity".into(), capacity);
         doc.insert("bootable".into(), bootable);
         self.insert(&path, "Volume", "volumes", doc);
+        self.monitor_new(&path);
         let steps = vec![Step::State(path.clone(), "AVAILABLE".into())];
         let job = self.run_job(
             "add",
@@ -1702,6 +1761,7 @@ impl Store {
         if let Some(st) = self.resources.get_mut(&path) {
             st.hidden.insert("subnet".into(), json!(subnet));
         }
+        self.monitor_new(&path);
         let steps = walk
             .iter()
             .map(|s| Step::State(path.clone(), s.to_string()))
@@ -1875,6 +1935,7 @@ impl Store {
         }
         st.doc.insert("updated".into(), stamp(at));
         st.version += 1;
+        self.model_event(path, "update");
         let job = self.run_job(
             "edit",
             &self.abs(path),
@@ -2004,11 +2065,9 @@ impl Store {
             "Job" => {
                 self.stop_job(path, now());
                 self.remove(path);
-                Ok(Outcome {
-                    status: 200,
-                    write: true,
-                    ..Default::default()
-                })
+                let job =
+                    self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                Ok(self.accepted(job, 200))
             }
             _ => {
                 self.remove(path);
@@ -2054,6 +2113,7 @@ impl Store {
         let Some(st) = self.resources.get(path).cloned() else {
             return;
         };
+        self.model_event(path, "delete");
         if st.type_name == "Machine" {
             // Detach volumes and free addresses.
             let vols: Vec<String> = self
