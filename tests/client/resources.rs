@@ -316,3 +316,105 @@ async fn clones_share_one_rate_budget() {
         "10 requests at 20/s took only {span}"
     );
 }
+
+/// Monitoring through the client: a machine's Meters with their Samples and its EventLog with its Events.
+async fn monitoring(format: Format) {
+    use cimi_operator::cimi::model::{Event, EventLog, Meter, Sample};
+    let s = sim(Profile::Strict).await;
+    let c = CimiClient::connect(config(&s, format))
+        .await
+        .expect("connect");
+    let wait = WaitOptions::from(c.config().wait);
+    let by_name = Query::new().filter(Filter::attr("name").expect("attr").eq("small-suse"));
+    let t = c
+        .list_all::<MachineTemplate>("machineTemplates", &by_name)
+        .await
+        .expect("template")
+        .entries;
+    let body = create_body(
+        "Machine",
+        "watched",
+        None,
+        &BTreeMap::new(),
+        Template::ByReference {
+            href: t[0].id.clone().expect("id"),
+            overrides: Map::new(),
+        },
+    );
+    let accepted = c.create("machines", &body).await.expect("create");
+    let machines = c.collection_url("machines").await.expect("machines");
+    let href = c
+        .created_href(&accepted, &machines)
+        .await
+        .expect("href")
+        .expect("where");
+    c.settle(&accepted, Some(&href), &["STARTED"], &wait)
+        .await
+        .expect("started");
+    let m: Machine = c.get(&href).await.expect("machine");
+
+    let log_href = c
+        .resolve(&m.event_log.expect("the machine has an event log").href)
+        .await
+        .expect("url");
+    let log: EventLog = c.get(&log_href).await.expect("event log");
+    let events_href = c
+        .resolve(&log.events.expect("events").href)
+        .await
+        .expect("url");
+    let events = c
+        .list_all_at::<Event>(&events_href, &Query::new())
+        .await
+        .expect("events");
+    assert!(
+        !events.entries.is_empty(),
+        "{format:?}: the creation left events"
+    );
+    assert!(
+        events
+            .entries
+            .iter()
+            .all(|e| e.timestamp.is_some() && e.type_.is_some()),
+        "{format:?}"
+    );
+
+    let meters_href = c
+        .resolve(&m.meters.expect("the machine has meters").href)
+        .await
+        .expect("url");
+    let meters = c
+        .list_all_at::<Meter>(&meters_href, &Query::new())
+        .await
+        .expect("meters");
+    assert!(!meters.entries.is_empty(), "{format:?}");
+    let meter = &meters.entries[0];
+    assert!(
+        meter
+            .aspect
+            .as_deref()
+            .is_some_and(|a| a.contains("/aspect/")),
+        "{format:?}: {:?}",
+        meter.aspect
+    );
+    if let Some(samples) = &meter.samples {
+        let samples_href = c.resolve(&samples.href).await.expect("url");
+        let samples = c
+            .list_all_at::<Sample>(&samples_href, &Query::new())
+            .await
+            .expect("samples");
+        assert!(
+            samples.entries.iter().all(|s| s.value.is_some()),
+            "{format:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn monitoring_in_json() {
+    monitoring(Format::Json).await;
+}
+
+#[tokio::test]
+async fn monitoring_in_xml() {
+    monitoring(Format::Xml).await;
+}
