@@ -6,3 +6,4 @@ mod faults;
 mod primer;
 mod resources;
 mod scripted;
+mod tls;
