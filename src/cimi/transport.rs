@@ -510,7 +510,10 @@ impl Transport {
                 Err(e) => e.status_label(),
             };
             let span = tracing::Span::current();
-            span.record("status", status_label.as_str());
+            match status_label.parse::<u16>() {
+                Ok(code) => span.record("status", code),
+                Err(_) => span.record("status", status_label.as_str()),
+            };
             span.record("duration_ms", elapsed.as_millis() as u64);
             let labels = self.labels(req.operation, status_label);
             self.inner.metrics.requests.get_or_create(&labels).inc();

@@ -3,6 +3,7 @@
 
 mod deviations;
 mod faults;
+mod logs;
 mod primer;
 mod resources;
 mod scripted;
