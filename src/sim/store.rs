@@ -1049,22 +1049,34 @@ impl Store {
         let Some(coll) = self.colls.get(path) else {
             return Map::new();
         };
-        let mut entries: Vec<Map<String, Value>> = coll
-            .members
-            .values()
-            .filter_map(|p| self.resources.get(p).map(|st| self.render(p, st)))
-            .filter(|doc| q.filters.iter().all(|f| f.matches(doc)))
-            .collect();
-        let count = entries.len();
-        if !q.orderby.is_empty() {
+        let rendered_attrs = ["id", "resourceURI", "operations"];
+        let render_first = !q.orderby.is_empty()
+            || coll.item_type == "System"
+            || q.filters.iter().any(|f| rendered_attrs.iter().any(|a| f.mentions(a)));
+        let (count, mut entries) = if render_first {
+            let mut entries: Vec<Map<String, Value>> = coll
+                .members
+                .values()
+                .filter_map(|p| self.resources.get(p).map(|st| self.render(p, st)))
+                .filter(|doc| q.filters.iter().all(|f| f.matches(doc)))
+                .collect();
+            let count = entries.len();
             query::sort(&mut entries, &q.orderby);
-        }
-        let range = if q.ignore_paging {
-            0..count
+            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            (count, entries.drain(range).collect::<Vec<_>>())
         } else {
-            query::page_range(q.first, q.last, count)
+            // Filter on the stored attributes and render only the page served.
+            let matching: Vec<(&String, &Stored)> = coll
+                .members
+                .values()
+                .filter_map(|p| self.resources.get(p).map(|st| (p, st)))
+                .filter(|(_, st)| q.filters.iter().all(|f| f.matches(&st.doc)))
+                .collect();
+            let count = matching.len();
+            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            let page = matching[range].iter().map(|(p, st)| self.render(p, st)).collect::<Vec<_>>();
+            (count, page)
         };
-        let mut entries: Vec<Map<String, Value>> = entries.drain(range).collect();
         if let Some(max) = q.truncate {
             entries.truncate(max);
         }
