@@ -16,6 +16,7 @@ use super::config::{Profile, Timing};
 use super::machine::{self, ActionRefusal};
 use super::query::{self, Filter, OrderKey};
 mod monitor;
+mod system;
 
 use crate::cimi::model::{
     self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri,
@@ -116,7 +117,14 @@ const BY_VALUE: &[&str] = &[
 ];
 
 /// Types created from a template with `<Type>Create`.
-const BY_TEMPLATE: &[&str] = &["Machine", "Credential", "Volume", "Network", "Address"];
+const BY_TEMPLATE: &[&str] = &[
+    "Machine",
+    "Credential",
+    "Volume",
+    "Network",
+    "Address",
+    "System",
+];
 
 /// Attributes a consumer never writes.
 const READ_ONLY: &[&str] = &[
@@ -283,6 +291,9 @@ pub struct Store {
     meters: Vec<String>,
     #[serde(default)]
     last_tick: Option<DateTime<Utc>>,
+    /// Parent Jobs waiting for their nested Jobs, with their system.
+    #[serde(default)]
+    parents: Vec<(String, String)>,
 }
 
 fn default_rng() -> StdRng {
@@ -370,7 +381,12 @@ pub fn validate(type_name: &str, v: &Value, allowed_extra: &[String]) -> Result<
         MeterConfiguration,
         EventLog,
         EventLogTemplate,
-        Action
+        Action,
+        SystemCreate,
+        NetworkPortCreate,
+        ForwardingGroupCreate,
+        MeterCreate,
+        EventLogCreate
     )
 }
 
@@ -398,6 +414,7 @@ impl Store {
             cep_version: 1,
             meters: Vec::new(),
             last_tick: None,
+            parents: Vec::new(),
         };
         for (path, item) in COLLECTIONS {
             store.colls.insert(
@@ -742,6 +759,9 @@ impl Store {
         }
         keep.append(&mut self.pending);
         self.pending = keep;
+        if !self.parents.is_empty() {
+            self.check_parents(at);
+        }
     }
 
     fn apply_step(&mut self, step: &Step, at: DateTime<Utc>) {
@@ -925,6 +945,15 @@ impl Store {
                     ops.push(op(&action_uri(a), &id));
                 }
             }
+            "System" => {
+                if !matches!(state, "CREATING" | "DELETING") {
+                    ops.push(op("edit", &id));
+                    delete_ops(&mut ops);
+                }
+                for a in self.system_actions(path) {
+                    ops.push(op(&action_uri(a), &id));
+                }
+            }
             "Volume" => {
                 if matches!(state, "AVAILABLE" | "ERROR") {
                     ops.push(op("edit", &id));
@@ -962,6 +991,12 @@ impl Store {
         out.insert("id".into(), Value::String(self.abs(path)));
         for (k, v) in &st.doc {
             out.insert(k.clone(), v.clone());
+        }
+        if st.type_name == "System" {
+            out.insert(
+                "state".into(),
+                Value::String(self.system_state(path, st.state())),
+            );
         }
         let ops = self.operations(path, st);
         if !ops.is_empty() {
@@ -1014,22 +1049,34 @@ impl Store {
         let Some(coll) = self.colls.get(path) else {
             return Map::new();
         };
-        let mut entries: Vec<Map<String, Value>> = coll
-            .members
-            .values()
-            .filter_map(|p| self.resources.get(p).map(|st| self.render(p, st)))
-            .filter(|doc| q.filters.iter().all(|f| f.matches(doc)))
-            .collect();
-        let count = entries.len();
-        if !q.orderby.is_empty() {
+        let rendered_attrs = ["id", "resourceURI", "operations"];
+        let render_first = !q.orderby.is_empty()
+            || coll.item_type == "System"
+            || q.filters.iter().any(|f| rendered_attrs.iter().any(|a| f.mentions(a)));
+        let (count, mut entries) = if render_first {
+            let mut entries: Vec<Map<String, Value>> = coll
+                .members
+                .values()
+                .filter_map(|p| self.resources.get(p).map(|st| self.render(p, st)))
+                .filter(|doc| q.filters.iter().all(|f| f.matches(doc)))
+                .collect();
+            let count = entries.len();
             query::sort(&mut entries, &q.orderby);
-        }
-        let range = if q.ignore_paging {
-            0..count
+            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            (count, entries.drain(range).collect::<Vec<_>>())
         } else {
-            query::page_range(q.first, q.last, count)
+            // Filter on the stored attributes and render only the page served.
+            let matching: Vec<(&String, &Stored)> = coll
+                .members
+                .values()
+                .filter_map(|p| self.resources.get(p).map(|st| (p, st)))
+                .filter(|(_, st)| q.filters.iter().all(|f| f.matches(&st.doc)))
+                .collect();
+            let count = matching.len();
+            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            let page = matching[range].iter().map(|(p, st)| self.render(p, st)).collect::<Vec<_>>();
+            (count, page)
         };
-        let mut entries: Vec<Map<String, Value>> = entries.drain(range).collect();
         if let Some(max) = q.truncate {
             entries.truncate(max);
         }
@@ -1248,6 +1295,7 @@ impl Store {
             "Volume" => self.create_volume(obj, fault),
             "Network" => self.create_network(obj, fault),
             "Address" => self.create_address(obj),
+            "System" => self.create_system(obj, fault),
             "MachineVolume" => self.attach_volume(&coll_path, obj),
             "MachineImage"
                 if obj
@@ -2029,6 +2077,7 @@ impl Store {
                     ..Default::default()
                 })
             }
+            "System" => self.delete_system(path, fault),
             "Machine" | "Volume" | "Network" => {
                 let stable = match type_name.as_str() {
                     "Machine" => machine::MACHINE_STABLE.contains(&state.as_str()),
@@ -2251,6 +2300,7 @@ impl Store {
                 let walk = machine::network_walk(&state, &name).map_err(refuse)?;
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
+            "System" => self.system_action(path, &name, fault),
             "Job" => {
                 if name != "stop" {
                     return Err(refuse(ActionRefusal::Unknown));

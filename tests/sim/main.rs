@@ -6,6 +6,7 @@ mod primer;
 mod profiles;
 mod protocol;
 mod resources;
+mod systems;
 mod xml;
 
 use std::time::Duration;
