@@ -880,7 +880,7 @@ pub fn create_body(
 
 /// A JSON value as a model type, or a protocol error naming what did not fit.
 pub fn typed<T: DeserializeOwned>(v: Value, href: &Url) -> Result<T, CimiError> {
-    serde_json::from_value::<T>(v.clone()).map_err(|e| {
+    T::deserialize(&v).map_err(|e| {
         CimiError::protocol(
             &redact_url(href),
             format!("does not match the model: {e}"),
