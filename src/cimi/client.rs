@@ -348,11 +348,20 @@ impl CimiClient {
             if count.is_none() {
                 count = body.get("count").and_then(Value::as_u64);
             }
-            let items = match body.get_mut(key).map(Value::take) {
+            let mut items = match body.get_mut(key).map(Value::take) {
                 Some(Value::Array(a)) => a,
                 _ => Vec::new(),
             };
-            let served = items.len() as u64;
+            let mut served = items.len() as u64;
+            // Ref §7: "`$first`/`$last` ignored (the whole collection comes back)". More entries than asked
+            // for means this is the whole collection: apply the window here, and stop paging.
+            let ignored_paging = served > last - next + 1;
+            if ignored_paging {
+                let from = usize::try_from(next - 1).unwrap_or(usize::MAX);
+                let to = end.map_or(items.len(), |e| usize::try_from(e).unwrap_or(usize::MAX).min(items.len()));
+                items = items.into_iter().skip(from).take(to.saturating_sub(from)).collect();
+                served = items.len() as u64;
+            }
             let mut fresh = 0u64;
             for item in items {
                 // Entries without an id cannot repeat; entries with one are kept once (providers that ignore
@@ -372,12 +381,12 @@ impl CimiClient {
                 (None, None) => u64::MAX,
             };
             let have = (next - 1) + fresh;
-            if have >= wanted || entries.len() as u64 >= wanted {
+            if ignored_paging || have >= wanted || entries.len() as u64 >= wanted {
                 break;
             }
-            if fresh == 0 || served < last - next + 1 {
-                // The provider stopped giving entries before `count`: it truncates (or ignores paging and
-                // sent all it would).
+            // A short page ends the collection when the provider gave no `count`. With a `count`, a provider
+            // that truncates its answers is asked for the rest; one that then gives nothing new is done.
+            if fresh == 0 || (count.is_none() && served < last - next + 1) {
                 break;
             }
             next += fresh;
@@ -658,9 +667,57 @@ impl CimiClient {
     }
 }
 
+/// The template of a `…Create` body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Template {
+    /// The template's attributes inline (nested configs, images, credentials may be values or `{href}`).
+    ByValue(Value),
+    /// A provider template by href, with attributes overridden for this instantiation only; a `null`
+    /// override erases the attribute.
+    ByReference {
+        /// The template's href.
+        href: String,
+        /// Overrides.
+        overrides: Map<String, Value>,
+    },
+}
+
+/// A `<Type>Create` body (`MachineCreate`, `VolumeCreate`, `CredentialCreate`...): name, description and
+/// properties for the new resource, and the `<type>Template` by value or by reference.
+pub fn create_body(
+    type_name: &str,
+    name: &str,
+    description: Option<&str>,
+    properties: &BTreeMap<String, String>,
+    template: Template,
+) -> Value {
+    let mut body = Map::new();
+    body.insert("resourceURI".into(), Value::String(model::type_uri(&format!("{type_name}Create"))));
+    body.insert("name".into(), Value::String(name.to_string()));
+    if let Some(d) = description {
+        body.insert("description".into(), Value::String(d.to_string()));
+    }
+    if !properties.is_empty() {
+        let props: Map<String, Value> = properties.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        body.insert("properties".into(), Value::Object(props));
+    }
+    let mut key: String = type_name.chars().take(1).flat_map(char::to_lowercase).collect();
+    key.push_str(type_name.get(1..).unwrap_or(""));
+    key.push_str("Template");
+    let template = match template {
+        Template::ByValue(v) => v,
+        Template::ByReference { href, mut overrides } => {
+            overrides.insert("href".into(), Value::String(href));
+            Value::Object(overrides)
+        }
+    };
+    body.insert(key, template);
+    Value::Object(body)
+}
+
 /// A JSON value as a model type, or a protocol error naming what did not fit.
 pub fn typed<T: DeserializeOwned>(v: Value, href: &Url) -> Result<T, CimiError> {
-    serde_json::from_value::<T>(v.clone()).map_err(|e| {
+    T::deserialize(&v).map_err(|e| {
         CimiError::protocol(&redact_url(href), format!("does not match the model: {e}"), v.to_string().as_bytes())
     })
 }
@@ -703,6 +760,37 @@ mod tests {
         );
         let e = c.delete(&m).await.unwrap_err();
         assert!(matches!(e, CimiError::NotAllowedNow { .. }), "{e}");
+    }
+
+    #[test]
+    fn create_bodies_by_value_and_by_reference() {
+        let mut props = BTreeMap::new();
+        props.insert("cimi.dev/uid".to_string(), "u1".to_string());
+        let mut overrides = Map::new();
+        overrides.insert("initialState".into(), json!("STOPPED"));
+        overrides.insert("userData".into(), Value::Null);
+        let b = create_body(
+            "Machine",
+            "web1",
+            None,
+            &props,
+            Template::ByReference { href: "machineTemplates/t".into(), overrides },
+        );
+        assert_eq!(
+            b,
+            json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": "web1",
+                   "properties": {"cimi.dev/uid": "u1"},
+                   "machineTemplate": {"href": "machineTemplates/t", "initialState": "STOPPED", "userData": null}})
+        );
+        let b = create_body(
+            "Volume",
+            "data",
+            Some("d"),
+            &BTreeMap::new(),
+            Template::ByValue(json!({"volumeConfig": {"href": "c"}})),
+        );
+        assert_eq!(b["volumeTemplate"], json!({"volumeConfig": {"href": "c"}}));
+        assert_eq!(b["resourceURI"], json!("http://schemas.dmtf.org/cimi/1/VolumeCreate"));
     }
 
     #[test]

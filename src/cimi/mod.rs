@@ -9,6 +9,15 @@
 //! - [`xml`]: CIMI XML read into (and written from) the JSON shape;
 //! - [`error`]: [`CimiError`], the one error type.
 //!
+//! What the client tolerates (reference section 7), each with a test: no Jobs (state followed instead);
+//! empty or HTML success bodies; operation hrefs unlike the collection URL; detach answering the collection;
+//! a 500 on deleting what is gone (re-read); ignored `$first`/`$last` (window applied client-side); an empty
+//! collection without its entry array; numbers and booleans as strings; dates that are not `xs:dateTime`;
+//! both delete rels; `imageLocation` as a string or `{href}`; entries without `resourceURI`; error bodies as
+//! Jobs, `{code, message, error}` or text; a CloudEntryPoint readable without credentials. Not handled:
+//! inconsistent capacity units (reported as served) and ids reused after deletion (the operator matches its
+//! UID tag).
+//!
 //! The Primer's walkthrough, through the client:
 //!
 //! ```no_run
@@ -43,6 +52,6 @@ pub mod query;
 pub mod transport;
 pub mod xml;
 
-pub use client::{Accepted, CimiClient, ClientConfig, Discovery, Listing, WaitPolicy};
+pub use client::{Accepted, CimiClient, ClientConfig, Discovery, Listing, Template, WaitPolicy, create_body};
 pub use error::CimiError;
 pub use transport::{Auth, ClientMetrics, Format, Limits, RetryPolicy, Secret, TransportConfig};

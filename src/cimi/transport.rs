@@ -449,7 +449,10 @@ impl Transport {
                 Err(e) => e.status_label(),
             };
             let span = tracing::Span::current();
-            span.record("status", status_label.as_str());
+            match status_label.parse::<u16>() {
+                Ok(code) => span.record("status", code),
+                Err(_) => span.record("status", status_label.as_str()),
+            };
             span.record("duration_ms", elapsed.as_millis() as u64);
             let labels = self.labels(req.operation, status_label);
             self.inner.metrics.requests.get_or_create(&labels).inc();
@@ -669,6 +672,51 @@ mod tests {
         assert!(t.retry_wait(&post, &e429, 1).unwrap() >= Duration::from_secs(2));
         assert!(t.retry_wait(&get, &long, 1).is_none(), "a long Retry-After goes back to the caller");
         assert!(t.retry_wait(&get, &bad, 1).is_none());
+    }
+
+    /// Fuzz-style property: whatever bytes a provider sends with whatever label, decoding, normalising and
+    /// typing them returns a value or an error and never panics.
+    #[test]
+    fn malformed_provider_output_never_panics() {
+        use crate::cimi::model::{Collection, Job, Machine, MachineImage};
+        use crate::cimi::normalize::{ImageLocationForm, normalize_resource};
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let dir = format!("{}/tests/fixtures/client", env!("CARGO_MANIFEST_DIR"));
+        let mut seeds: Vec<Vec<u8>> =
+            std::fs::read_dir(&dir).unwrap().filter_map(|e| std::fs::read(e.unwrap().path()).ok()).collect();
+        seeds.push(br#"{"resourceURI":"http://schemas.dmtf.org/cimi/1/MachineCollection","count":"2","machines":[{"id":"m","cpu":"x","created":"2012-13-45","operations":[{"rel":5}]},{"imageLocation":[]}]}"#.to_vec());
+        seeds.push(br#"{"resourceURI":"http://schemas.dmtf.org/cimi/1/Job","state":"FAILED","progress":"1e400","nestedJobs":{"href":3}}"#.to_vec());
+        let labels = ["application/json", "application/xml", "text/html", "text/plain", ""];
+        let mut rng = StdRng::seed_from_u64(0xF022);
+        for i in 0..4000 {
+            let mut body = seeds[i % seeds.len()].clone();
+            for _ in 0..rng.random_range(0..6) {
+                let len = body.len().max(1);
+                match rng.random_range(0..4) {
+                    0 if !body.is_empty() => {
+                        let at = rng.random_range(0..body.len());
+                        body[at] = b"<>{}[]\"',:&;=/ 0a\x00\xff"[rng.random_range(0..17)];
+                    }
+                    1 => body.truncate(rng.random_range(0..len)),
+                    2 if !body.is_empty() => {
+                        let at = rng.random_range(0..body.len());
+                        let end = (at + rng.random_range(0..16)).min(body.len());
+                        let chunk = body[at..end].to_vec();
+                        body.splice(at..at, chunk);
+                    }
+                    _ => body.push(rng.random()),
+                }
+            }
+            let headers = h(labels[i % labels.len()]);
+            let Ok(Some(mut v)) = decode_body(&headers, &Bytes::from(body), "u") else {
+                continue;
+            };
+            normalize_resource(&mut v, Some("Machine"), ImageLocationForm::Href);
+            let _ = serde_json::from_value::<Machine>(v.clone());
+            let _ = serde_json::from_value::<Job>(v.clone());
+            let _ = serde_json::from_value::<Collection<Machine>>(v.clone());
+            let _ = serde_json::from_value::<Collection<MachineImage>>(v);
+        }
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Sim {
             .and_then(|bytes| serde_json::from_slice::<Store>(&bytes).ok())
             .map(|mut s| {
                 s.reseed(config.seed);
-                s.base = base.clone();
+                s.rebase(&base);
                 s
             });
         let store =

@@ -313,6 +313,15 @@ pub fn parse_filter(input: &str) -> Result<Filter, QueryError> {
 }
 
 impl Filter {
+    /// Whether the expression refers to this attribute.
+    pub fn mentions(&self, attr: &str) -> bool {
+        match self {
+            Filter::Or(a, b) | Filter::And(a, b) => a.mentions(attr) || b.mentions(attr),
+            Filter::Compare(name, _, _) => name == attr,
+            Filter::Property(..) => attr == "properties",
+        }
+    }
+
     /// Whether a document matches. A missing attribute, or one of another type, never matches.
     pub fn matches(&self, doc: &Map<String, Value>) -> bool {
         match self {

@@ -590,7 +590,7 @@ fn execute(
         (Target::Resource(_), "POST") => {
             if_match(&store, path, headers)?;
             let mut out = store.action(path, need_body()?, plan.job)?;
-            if !profile.jobs() && out.status != 204 {
+            if !profile.jobs() {
                 out.status = 202;
                 out.body = None;
                 out.location = None;

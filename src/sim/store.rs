@@ -15,6 +15,9 @@ use super::catalog::Catalog;
 use super::config::{Profile, Timing};
 use super::machine::{self, ActionRefusal};
 use super::query::{self, Filter, OrderKey};
+mod monitor;
+mod system;
+
 use crate::cimi::model::{self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri};
 
 /// An error answered to the consumer: an HTTP status and a human message.
@@ -102,7 +105,7 @@ const BY_VALUE: &[&str] = &[
 ];
 
 /// Types created from a template with `<Type>Create`.
-const BY_TEMPLATE: &[&str] = &["Machine", "Credential", "Volume", "Network", "Address"];
+const BY_TEMPLATE: &[&str] = &["Machine", "Credential", "Volume", "Network", "Address", "System"];
 
 /// Attributes a consumer never writes.
 const READ_ONLY: &[&str] = &["resourceURI", "id", "created", "updated", "operations", "state"];
@@ -128,6 +131,9 @@ pub struct Stored {
     pub version: u64,
     /// Write-only attributes and simulator bookkeeping, never served.
     pub hidden: Map<String, Value>,
+    /// Other collections listing it (a machine's meters are also in `meters`).
+    #[serde(default)]
+    pub also: Vec<String>,
 }
 
 impl Stored {
@@ -255,6 +261,13 @@ pub struct Store {
     credential_attrs: Vec<MetadataAttribute>,
     cep: Map<String, Value>,
     cep_version: u64,
+    #[serde(default)]
+    meters: Vec<String>,
+    #[serde(default)]
+    last_tick: Option<DateTime<Utc>>,
+    /// Parent Jobs waiting for their nested Jobs, with their system.
+    #[serde(default)]
+    parents: Vec<(String, String)>,
 }
 
 fn default_rng() -> StdRng {
@@ -330,7 +343,12 @@ pub fn validate(type_name: &str, v: &Value, allowed_extra: &[String]) -> Result<
         MeterConfiguration,
         EventLog,
         EventLogTemplate,
-        Action
+        Action,
+        SystemCreate,
+        NetworkPortCreate,
+        ForwardingGroupCreate,
+        MeterCreate,
+        EventLogCreate
     )
 }
 
@@ -350,6 +368,9 @@ impl Store {
             credential_attrs: catalog.credential_attributes.clone(),
             cep: Map::new(),
             cep_version: 1,
+            meters: Vec::new(),
+            last_tick: None,
+            parents: Vec::new(),
         };
         for (path, item) in COLLECTIONS {
             store
@@ -377,6 +398,36 @@ impl Store {
             }
         }
         store
+    }
+
+    /// A write-only attribute of a resource (never served; for tests that prove it was kept).
+    pub fn secret(&self, path: &str, name: &str) -> Option<Value> {
+        self.resources.get(path)?.hidden.get(name).cloned()
+    }
+
+    /// Moves every href under a new base URI (a persisted store loaded by a simulator on another address).
+    pub fn rebase(&mut self, base: &str) {
+        if self.base == base {
+            return;
+        }
+        let old = std::mem::replace(&mut self.base, base.to_string());
+        fn walk(v: &mut Value, old: &str, new: &str) {
+            match v {
+                Value::String(s) => {
+                    if let Some(rest) = s.strip_prefix(old) {
+                        *s = format!("{new}{rest}");
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(|x| walk(x, old, new)),
+                Value::Object(o) => o.values_mut().for_each(|x| walk(x, old, new)),
+                _ => {}
+            }
+        }
+        for st in self.resources.values_mut() {
+            for v in st.doc.values_mut() {
+                walk(v, &old, base);
+            }
+        }
     }
 
     /// Re-seeds the random choices (after loading a persisted store).
@@ -501,6 +552,7 @@ impl Store {
                 doc,
                 version: 1,
                 hidden: Map::new(),
+                also: Vec::new(),
             },
         );
     }
@@ -521,6 +573,11 @@ impl Store {
         };
         if let Some(c) = self.colls.get_mut(&st.coll) {
             c.members.remove(&st.seq);
+        }
+        for other in &st.also {
+            if let Some(c) = self.colls.get_mut(other) {
+                c.members.remove(&st.seq);
+            }
         }
         self.deleted.insert(path.to_string());
         let subs: Vec<String> =
@@ -582,6 +639,7 @@ impl Store {
 
     /// Applies every transition that is due.
     pub fn advance(&mut self, at: DateTime<Utc>) {
+        self.sample_meters(at);
         let mut pending = std::mem::take(&mut self.pending);
         let mut keep = Vec::new();
         for mut p in pending.drain(..) {
@@ -618,6 +676,9 @@ impl Store {
         }
         keep.append(&mut self.pending);
         self.pending = keep;
+        if !self.parents.is_empty() {
+            self.check_parents(at);
+        }
     }
 
     fn apply_step(&mut self, step: &Step, at: DateTime<Utc>) {
@@ -628,9 +689,14 @@ impl Store {
     }
 
     fn set_state(&mut self, path: &str, state: &str) {
+        let mut previous = None;
         if let Some(st) = self.resources.get_mut(path) {
+            previous = Some(st.state().to_string());
             st.doc.insert("state".into(), Value::String(state.to_string()));
             st.version += 1;
+        }
+        if let Some(previous) = previous {
+            self.state_event(path, &previous, state);
         }
     }
 
@@ -780,6 +846,15 @@ impl Store {
                     ops.push(op(&action_uri(a), &id));
                 }
             }
+            "System" => {
+                if !matches!(state, "CREATING" | "DELETING") {
+                    ops.push(op("edit", &id));
+                    delete_ops(&mut ops);
+                }
+                for a in self.system_actions(path) {
+                    ops.push(op(&action_uri(a), &id));
+                }
+            }
             "Volume" => {
                 if matches!(state, "AVAILABLE" | "ERROR") {
                     ops.push(op("edit", &id));
@@ -793,7 +868,14 @@ impl Store {
                     ops.push(op(&action_uri("stop"), &id));
                 }
             }
-            "ResourceMetadata" | "Disk" | "MachineNetworkInterface" | "MachineNetworkInterfaceAddress" => {}
+            "ResourceMetadata"
+            | "Disk"
+            | "MachineNetworkInterface"
+            | "MachineNetworkInterfaceAddress"
+            | "Meter"
+            | "Sample"
+            | "Event"
+            | "EventLog" => {}
             "MachineVolume" => delete_ops(&mut ops),
             _ => {
                 ops.push(op("edit", &id));
@@ -810,6 +892,9 @@ impl Store {
         out.insert("id".into(), Value::String(self.abs(path)));
         for (k, v) in &st.doc {
             out.insert(k.clone(), v.clone());
+        }
+        if st.type_name == "System" {
+            out.insert("state".into(), Value::String(self.system_state(path, st.state())));
         }
         let ops = self.operations(path, st);
         if !ops.is_empty() {
@@ -856,18 +941,34 @@ impl Store {
         let Some(coll) = self.colls.get(path) else {
             return Map::new();
         };
-        let mut entries: Vec<Map<String, Value>> = coll
-            .members
-            .values()
-            .filter_map(|p| self.resources.get(p).map(|st| self.render(p, st)))
-            .filter(|doc| q.filters.iter().all(|f| f.matches(doc)))
-            .collect();
-        let count = entries.len();
-        if !q.orderby.is_empty() {
+        let rendered_attrs = ["id", "resourceURI", "operations"];
+        let render_first = !q.orderby.is_empty()
+            || coll.item_type == "System"
+            || q.filters.iter().any(|f| rendered_attrs.iter().any(|a| f.mentions(a)));
+        let (count, mut entries) = if render_first {
+            let mut entries: Vec<Map<String, Value>> = coll
+                .members
+                .values()
+                .filter_map(|p| self.resources.get(p).map(|st| self.render(p, st)))
+                .filter(|doc| q.filters.iter().all(|f| f.matches(doc)))
+                .collect();
+            let count = entries.len();
             query::sort(&mut entries, &q.orderby);
-        }
-        let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
-        let mut entries: Vec<Map<String, Value>> = entries.drain(range).collect();
+            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            (count, entries.drain(range).collect::<Vec<_>>())
+        } else {
+            // Filter on the stored attributes and render only the page served.
+            let matching: Vec<(&String, &Stored)> = coll
+                .members
+                .values()
+                .filter_map(|p| self.resources.get(p).map(|st| (p, st)))
+                .filter(|(_, st)| q.filters.iter().all(|f| f.matches(&st.doc)))
+                .collect();
+            let count = matching.len();
+            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            let page = matching[range].iter().map(|(p, st)| self.render(p, st)).collect::<Vec<_>>();
+            (count, page)
+        };
         if let Some(max) = q.truncate {
             entries.truncate(max);
         }
@@ -1040,6 +1141,7 @@ impl Store {
             "Volume" => self.create_volume(obj, fault),
             "Network" => self.create_network(obj, fault),
             "Address" => self.create_address(obj),
+            "System" => self.create_system(obj, fault),
             "MachineVolume" => self.attach_volume(&coll_path, obj),
             "MachineImage"
                 if obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).is_some_and(
@@ -1222,6 +1324,7 @@ impl Store {
             let nicp = self.add_nic(&path, &nics, i + 1, &np, &nic);
             affected.push(self.abs(&nicp));
         }
+        self.monitor_new(&path);
         let steps: Vec<Step> = walk.iter().map(|s| Step::State(path.clone(), s.to_string())).collect();
         let revert = Some((path.clone(), "ERROR".to_string()));
         let job = self.run_job("add", &self.abs("machines"), affected, steps, revert, fault);
@@ -1356,6 +1459,7 @@ impl Store {
         doc.insert("capacity".into(), capacity);
         doc.insert("bootable".into(), bootable);
         self.insert(&path, "Volume", "volumes", doc);
+        self.monitor_new(&path);
         let steps = vec![Step::State(path.clone(), "AVAILABLE".into())];
         let job = self.run_job(
             "add",
@@ -1398,6 +1502,7 @@ impl Store {
         if let Some(st) = self.resources.get_mut(&path) {
             st.hidden.insert("subnet".into(), json!(subnet));
         }
+        self.monitor_new(&path);
         let steps = walk.iter().map(|s| Step::State(path.clone(), s.to_string())).collect();
         let job = self.run_job(
             "add",
@@ -1525,6 +1630,7 @@ impl Store {
         }
         st.doc.insert("updated".into(), stamp(at));
         st.version += 1;
+        self.model_event(path, "update");
         let job = self.run_job("edit", &self.abs(path), vec![], vec![], None, JobFault::default());
         let mut out = self.read(path, &ReadQuery::default())?;
         if partial && let (Some(Value::Object(doc)), Some(sel)) = (&mut out.body, select) {
@@ -1591,6 +1697,7 @@ impl Store {
                     ..Default::default()
                 })
             }
+            "System" => self.delete_system(path, fault),
             "Machine" | "Volume" | "Network" => {
                 let stable = match type_name.as_str() {
                     "Machine" => machine::MACHINE_STABLE.contains(&state.as_str()),
@@ -1614,7 +1721,8 @@ impl Store {
             "Job" => {
                 self.stop_job(path, now());
                 self.remove(path);
-                Ok(Outcome { status: 200, write: true, ..Default::default() })
+                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                Ok(self.accepted(job, 200))
             }
             _ => {
                 self.remove(path);
@@ -1644,6 +1752,7 @@ impl Store {
         let Some(st) = self.resources.get(path).cloned() else {
             return;
         };
+        self.model_event(path, "delete");
         if st.type_name == "Machine" {
             // Detach volumes and free addresses.
             let vols: Vec<String> = self
@@ -1741,6 +1850,7 @@ impl Store {
                 let walk = machine::network_walk(&state, &name).map_err(refuse)?;
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
+            "System" => self.system_action(path, &name, fault),
             "Job" => {
                 if name != "stop" {
                     return Err(refuse(ActionRefusal::Unknown));

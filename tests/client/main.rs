@@ -2,4 +2,9 @@
 //! deviations cimi-sim does not serve, and against cimi-sim in-process.
 
 mod deviations;
+mod faults;
+mod logs;
+mod primer;
+mod resources;
 mod scripted;
+mod tls;

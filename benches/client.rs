@@ -1,0 +1,106 @@
+//! Client benchmarks (`cargo bench --bench client`): the time to read a 10,000-machine collection in JSON and
+//! in XML (decode, normalise, type), and the client's overhead per request against cimi-sim on loopback
+//! compared with a bare reqwest GET of the same URL. Figures go to `benches/client-results.md`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cimi_operator::cimi::model::{Collection, Machine, xml};
+use cimi_operator::cimi::normalize::{ImageLocationForm, normalize_resource};
+use cimi_operator::cimi::transport::decode_body;
+use cimi_operator::cimi::{Auth, CimiClient, ClientConfig, Limits, Secret};
+use cimi_operator::sim::{Sim, SimConfig};
+use http::{HeaderMap, HeaderValue, header};
+use serde_json::{Value, json};
+
+fn collection(n: usize) -> Value {
+    let machines: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/Machine", "id": format!("http://h/machines/{i}"),
+                "name": format!("machine-{i}"), "description": "a benchmark machine",
+                "created": "2026-11-27T20:00:00Z", "updated": "2026-11-27T20:00:00Z",
+                "properties": {"cimi.dev/uid": format!("uid-{i}"), "cimi.dev/namespace": "team-a"},
+                "state": "STARTED", "cpu": 2, "memory": 8_000_000, "cpuArch": "x86_64",
+                "disks": {"href": format!("http://h/machines/{i}/disks")},
+                "volumes": {"href": format!("http://h/machines/{i}/volumes")},
+                "operations": [{"rel": "edit", "href": format!("http://h/machines/{i}")},
+                               {"rel": "delete", "href": format!("http://h/machines/{i}")},
+                               {"rel": "http://schemas.dmtf.org/cimi/1/action/stop", "href": format!("http://h/machines/{i}")}]})
+        })
+        .collect();
+    json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCollection", "id": "http://h/machines",
+           "count": n, "machines": machines})
+}
+
+fn read(label: &str, bytes: &Bytes) -> Collection<Machine> {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(label).expect("label"));
+    let mut v = decode_body(&h, bytes, "bench").expect("decode").expect("body");
+    normalize_resource(&mut v, None, ImageLocationForm::Href);
+    serde_json::from_value(v).expect("typed")
+}
+
+fn time<F: FnMut()>(runs: u32, mut f: F) -> Duration {
+    f();
+    let start = Instant::now();
+    for _ in 0..runs {
+        f();
+    }
+    start.elapsed() / runs
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let doc = collection(10_000);
+    let json_bytes = Bytes::from(serde_json::to_vec(&doc).expect("json"));
+    let xml_bytes = Bytes::from(xml::to_xml(&doc, "Collection").into_bytes());
+    assert_eq!(read("application/json", &json_bytes).entries.len(), 10_000);
+    assert_eq!(read("application/xml", &xml_bytes).entries.len(), 10_000);
+    let tj = time(5, || {
+        let _ = read("application/json", &json_bytes);
+    });
+    let tx = time(5, || {
+        let _ = read("application/xml", &xml_bytes);
+    });
+    println!(
+        "| parse 10,000 machines, JSON ({} MB) | {:.1} ms |",
+        json_bytes.len() / 1_000_000,
+        tj.as_secs_f64() * 1e3
+    );
+    println!("| parse 10,000 machines, XML ({} MB) | {:.1} ms |", xml_bytes.len() / 1_000_000, tx.as_secs_f64() * 1e3);
+
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let mut cfg = ClientConfig::new("bench", &sim.url()).expect("config");
+    cfg.transport.auth = Auth::Basic { username: "demo".into(), password: Secret::new("demo") };
+    cfg.transport.limits = Limits { requests_per_second: 1e9, burst: 1_000_000, max_concurrent: 64 };
+    let client = CimiClient::connect(cfg).await.expect("connect");
+    let url = client.collection_url("machineConfigs").await.expect("url");
+    let raw = reqwest::Client::new();
+    let runs = 500u32;
+    for _ in 0..50 {
+        let _ = client.get_value(&url).await;
+        let _ = raw.get(url.clone()).basic_auth("demo", Some("demo")).send().await.expect("raw").bytes().await;
+    }
+    let start = Instant::now();
+    for _ in 0..runs {
+        let _ = raw
+            .get(url.clone())
+            .basic_auth("demo", Some("demo"))
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .expect("raw")
+            .bytes()
+            .await;
+    }
+    let bare = start.elapsed() / runs;
+    let start = Instant::now();
+    for _ in 0..runs {
+        let _ = client.get_value(&url).await.expect("get");
+    }
+    let ours = start.elapsed() / runs;
+    println!("| GET machineConfigs on loopback, bare reqwest | {:.0} µs |", bare.as_secs_f64() * 1e6);
+    println!("| GET machineConfigs on loopback, CimiClient | {:.0} µs |", ours.as_secs_f64() * 1e6);
+    println!("| client overhead per request | {:.0} µs |", (ours.as_secs_f64() - bare.as_secs_f64()) * 1e6);
+    sim.stop().await;
+}

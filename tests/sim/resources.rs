@@ -1,0 +1,292 @@
+//! Resource behaviour: machine state machine with Jobs and 409s, volumes attach/detach, networks and interfaces,
+//! credentials, restart keeping state.
+
+use serde_json::{Value, json};
+
+use cimi_operator::sim::SimConfig;
+
+use super::{Api, instant, start};
+
+#[tokio::test]
+async fn machine_lifecycle_with_asynchronous_jobs() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let a = api.create_machine("m", Some("STARTED")).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let m = a.header("location").expect("Location on a 202 create");
+    let job = a.header("cimi-job-uri").expect("Job");
+    assert_eq!(a.json()["resourceURI"], "http://schemas.dmtf.org/cimi/1/Job");
+    let state = api.get(&m).await.json()["state"].clone();
+    assert!(state == "CREATING" || state == "STARTING", "{state}");
+    // Nothing but reading is allowed while creating.
+    assert_eq!(api.action(&m, "stop").await.status, 409);
+    api.wait_state(&job, "SUCCESS").await;
+    assert_eq!(api.get(&job).await.json()["progress"], 100);
+    api.wait_state(&m, "STARTED").await;
+
+    let a = api.action(&m, "pause").await;
+    assert_eq!(a.status, 202);
+    assert_eq!(api.get(&m).await.json()["state"], "PAUSING");
+    assert_eq!(api.action(&m, "start").await.status, 409, "busy while PAUSING");
+    api.wait_state(&m, "PAUSED").await;
+    assert_eq!(api.action(&m, "suspend").await.status, 409);
+    assert_eq!(api.action(&m, "start").await.status, 202);
+    api.wait_state(&m, "STARTED").await;
+    assert_eq!(api.action(&m, "suspend").await.status, 202);
+    api.wait_state(&m, "SUSPENDED").await;
+    assert_eq!(api.action(&m, "start").await.status, 202);
+    api.wait_state(&m, "STARTED").await;
+    assert_eq!(api.action(&m, "restart").await.status, 202);
+    api.wait_state(&m, "STARTED").await;
+    assert_eq!(api.action(&m, "fly").await.status, 400);
+    let a = api.action(&m, "capture").await;
+    assert!(a.status == 202 || a.status == 204, "{}", a.text);
+    assert_eq!(api.action(&m, "stop").await.status, 202);
+    let doc = api.wait_state(&m, "STOPPED").await;
+    let rels: Vec<&str> =
+        doc["operations"].as_array().into_iter().flatten().filter_map(|o| o["rel"].as_str()).collect();
+    assert!(rels.contains(&"http://schemas.dmtf.org/cimi/1/action/start"));
+    assert!(!rels.contains(&"http://schemas.dmtf.org/cimi/1/action/stop"));
+    let a = api.delete(&m).await;
+    assert_eq!(a.status, 202);
+    assert_eq!(api.get(&m).await.json()["state"], "DELETING");
+    assert_eq!(api.delete(&m).await.status, 409, "already deleting");
+    let job = a.header("cimi-job-uri").expect("job");
+    api.wait_state(&job, "SUCCESS").await;
+    assert_eq!(api.get(&m).await.status, 404);
+}
+
+#[tokio::test]
+async fn machine_created_stopped_without_initial_state() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("m", None).await.header("location").expect("Location");
+    assert_eq!(api.get(&m).await.json()["state"], "STOPPED");
+    let meta = api.get("resourceMetadata/Machine").await.json();
+    assert!(!meta.to_string().contains("DefaultInitialState"));
+    assert_eq!(api.create_machine("bad", Some("RUNNING")).await.status, 400);
+    // By reference with overrides, and a machine config by value.
+    let a = api
+        .post(
+            "machines",
+            &json!({"name": "r", "machineTemplate": {"href": api.url("machineTemplates/small-suse"),
+            "initialState": "STOPPED"}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let doc = api.get(&a.header("location").expect("Location")).await.json();
+    assert_eq!(doc["state"], "STOPPED");
+    assert_eq!(doc["memory"], 8000000);
+    let a = api
+        .post(
+            "machines",
+            &json!({"name": "v", "machineTemplate": {"machineConfig": {"cpu": 8, "memory": 1024,
+            "disks": [{"capacity": 1000}]}, "machineImage": {"href": api.url("machineImages/Win7")}}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(api.get(&a.header("location").expect("Location")).await.json()["cpu"], 8);
+    let a = api
+        .post(
+            "machines",
+            &json!({"name": "x", "machineTemplate": {"machineConfig": {"href": api.url("machineConfigs/huge")},
+            "machineImage": {"href": api.url("machineImages/Win7")}}}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "unknown config");
+}
+
+#[tokio::test]
+async fn volumes_attach_and_detach() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("m", Some("STARTED")).await.header("location").expect("machine");
+    let a = api
+        .post(
+            "volumes",
+            &json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/VolumeCreate", "name": "data",
+            "volumeTemplate": {"volumeConfig": {"href": api.url("volumeConfigs/10g")}}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let v = a.header("location").expect("volume");
+    let vol = api.get(&v).await.json();
+    assert_eq!(vol["state"], "AVAILABLE");
+    assert_eq!(vol["capacity"], 10000000);
+    let machine = api.get(&m).await.json();
+    let vols = api.get(machine["volumes"]["href"].as_str().expect("volumes href")).await.json();
+    let add = vols["operations"][0]["href"].as_str().expect("add href").to_string();
+    let a = api
+        .post(
+            &add,
+            &json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineVolume",
+        "initialLocation": "/dev/vdb", "volume": {"href": v}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let mv = a.header("location").expect("MachineVolume");
+    let a = api.post(&add, &json!({"initialLocation": "/dev/vdc", "volume": {"href": v}})).await;
+    assert_eq!(a.status, 409, "volumes are not shared");
+    assert_eq!(api.delete(&v).await.status, 409, "attached volumes cannot be deleted");
+    let vols = api.get(machine["volumes"]["href"].as_str().expect("href")).await.json();
+    assert_eq!(vols["count"], 1);
+    assert_eq!(vols["machineVolumes"][0]["volume"]["href"], v.as_str());
+    assert_eq!(api.delete(&mv).await.status, 200);
+    assert_eq!(api.get(machine["volumes"]["href"].as_str().expect("href")).await.json()["count"], 0);
+    assert_eq!(api.delete(&v).await.status, 200);
+    assert_eq!(api.get(&v).await.status, 404);
+}
+
+#[tokio::test]
+async fn network_interfaces_get_addresses_and_macs() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let a = api
+        .post(
+            "networks",
+            &json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/NetworkCreate", "name": "backend",
+            "networkTemplate": {"href": api.url("networkTemplates/private")}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let n = a.header("location").expect("network");
+    assert_eq!(api.get(&n).await.json()["state"], "STARTED");
+    let mut ips = Vec::new();
+    for name in ["a", "b"] {
+        let a = api
+            .post(
+                "machines",
+                &json!({"name": name, "machineTemplate": {
+                "machineConfig": {"href": api.url("machineConfigs/tiny")},
+                "machineImage": {"href": api.url("machineImages/Win7")},
+                "networkInterfaces": [{"network": {"href": n}, "state": "ACTIVE"}]}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let m = api.get(&a.header("location").expect("m")).await.json();
+        let nics = api
+            .get(&format!("{}?$expand=addresses", m["networkInterfaces"]["href"].as_str().expect("nics")))
+            .await
+            .json();
+        let nic = &nics["machineNetworkInterfaces"][0];
+        assert_eq!(nic["network"]["href"], n.as_str());
+        let mac = nic["macAddress"].as_str().expect("mac");
+        assert_eq!(mac.len(), 17);
+        let addrs = &nic["addresses"]["machineNetworkInterfaceAddresses"];
+        let addr = api.get(addrs[0]["address"]["href"].as_str().expect("address")).await.json();
+        ips.push(addr["ip"].as_str().expect("ip").to_string());
+        assert_eq!(addr["network"]["href"], n.as_str());
+    }
+    assert_ne!(ips[0], ips[1]);
+    assert_eq!(api.delete(&n).await.status, 409, "in use");
+    assert_eq!(api.action(&n, "stop").await.status, 204);
+    assert_eq!(api.action(&n, "stop").await.status, 409);
+}
+
+#[tokio::test]
+async fn credential_password_is_write_only() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let a =
+        api.post("credentials", &json!({"name": "c", "credentialTemplate": {"userID": "joe", "password": "pw"}})).await;
+    let c = a.header("location").expect("credential");
+    assert!(a.json().get("password").is_none());
+    assert_eq!(
+        api.post("credentials", &json!({"credentialTemplate": {"userID": "joe"}})).await.status,
+        400,
+        "required"
+    );
+    let a = api.put(&c, &json!({"name": "c2", "userID": "jane"})).await;
+    assert_eq!(a.status, 200);
+    assert!(a.json().get("password").is_none());
+    let path = c.trim_start_matches(&sim.url()).to_string();
+    assert_eq!(sim.with_store(|s| s.secret(&path, "password")), Some(Value::from("pw")), "a full PUT keeps it");
+    api.put(&c, &json!({"name": "c2", "userID": "jane", "password": "new"})).await;
+    assert_eq!(sim.with_store(|s| s.secret(&path, "password")), Some(Value::from("new")));
+}
+
+#[tokio::test]
+async fn restart_keeps_state_and_port() {
+    let mut sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let a = api.create_machine("survivor", Some("STARTED")).await;
+    let m = a.header("location").expect("m");
+    let url = sim.url();
+    sim.restart().await.expect("restart");
+    assert_eq!(sim.url(), url);
+    let api = Api::new(&sim);
+    let doc = api.wait_state(&m, "STARTED").await;
+    assert_eq!(doc["name"], "survivor");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn state_file_survives_a_new_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state.json");
+    let config = SimConfig { state_file: Some(file.clone()), ..instant() };
+    let sim = start(config.clone()).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("kept", None).await.header("location").expect("m");
+    let path = m.trim_start_matches(&sim.url()).to_string();
+    sim.stop().await;
+    let sim = start(config).await;
+    let api = Api::new(&sim);
+    let doc = api.get(&path).await.json();
+    assert_eq!(doc["name"], "kept");
+    assert_eq!(doc["state"], "STOPPED");
+}
+
+#[tokio::test]
+async fn event_logs_and_meters() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("watched", Some("STARTED")).await.header("location").expect("m");
+    let doc = api.wait_state(&m, "STARTED").await;
+    let log = api.get(doc["eventLog"]["href"].as_str().expect("eventLog")).await.json();
+    assert_eq!(log["targetResource"]["href"], m.as_str());
+    let events = api.get(log["events"]["href"].as_str().expect("events")).await.json();
+    let states: Vec<(String, String)> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "http://schemas.dmtf.org/cimi/1/event/state")
+        .map(|e| {
+            (
+                e["content"]["previous"].as_str().unwrap_or("").into(),
+                e["content"]["state"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(states, [("CREATING".into(), "STARTING".into()), ("STARTING".into(), "STARTED".into())]);
+    let model =
+        events["events"].as_array().into_iter().flatten().filter(|e| e["content"]["change"] == "create").count();
+    assert_eq!(model, 1);
+    api.put(&m, &json!({"name": "renamed"})).await;
+    let events = api
+        .get(&format!(
+            "{}?$filter=type='http://schemas.dmtf.org/cimi/1/event/model'",
+            log["events"]["href"].as_str().expect("events")
+        ))
+        .await
+        .json();
+    assert_eq!(events["count"], 2, "create and update");
+
+    let meters = api.get(doc["meters"]["href"].as_str().expect("meters")).await.json();
+    assert_eq!(meters["count"], 4);
+    let cpu = meters["meters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["aspect"] == "http://schemas.dmtf.org/cimi/1/aspect/cpu")
+        .cloned()
+        .expect("a cpu meter");
+    assert_eq!(cpu["units"], "percent");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let samples = api.get(cpu["samples"]["href"].as_str().expect("samples")).await.json();
+    let n = samples["count"].as_u64().unwrap_or(0);
+    assert!(n >= 1, "{samples}");
+    let v: f64 = samples["samples"][0]["value"].as_str().and_then(|v| v.parse().ok()).expect("a number");
+    assert!(v > 0.0 && v <= 100.0);
+    assert!(api.get("meters").await.json()["count"].as_u64().unwrap_or(0) >= 4);
+}

@@ -1,0 +1,105 @@
+//! Systems from SystemTemplates: quantity naming, symbolic references, MIXED state, recursive actions, nested
+//! Jobs, deletion of every component.
+
+use serde_json::{Value, json};
+
+use cimi_operator::sim::SimConfig;
+
+use super::{Api, instant, start};
+
+fn hrefs(coll: &Value, key: &str, field: &str) -> Vec<String> {
+    coll[key].as_array().into_iter().flatten().filter_map(|e| e[field]["href"].as_str().map(str::to_string)).collect()
+}
+
+#[tokio::test]
+async fn system_from_the_catalog_template() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let a = api
+        .post(
+            "systems",
+            &json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/SystemCreate", "name": "shop",
+            "systemTemplate": {"href": api.url("systemTemplates/web-tier")}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let s = a.header("location").expect("system");
+    let system = api.get(&s).await.json();
+    assert_eq!(system["state"], "STARTED");
+    let machines = hrefs(
+        &api.get(system["machines"]["href"].as_str().expect("machines")).await.json(),
+        "systemMachines",
+        "machine",
+    );
+    assert_eq!(machines.len(), 2);
+    let mut names = Vec::new();
+    for m in &machines {
+        let doc = api.get(m).await.json();
+        names.push(doc["name"].as_str().unwrap_or("").to_string());
+        let nics = api.get(doc["networkInterfaces"]["href"].as_str().expect("nics")).await.json();
+        assert_eq!(nics["count"], 1, "the #net reference became a real network");
+    }
+    names.sort();
+    assert_eq!(names, ["web1", "web2"]);
+    let networks = hrefs(
+        &api.get(system["networks"]["href"].as_str().expect("networks")).await.json(),
+        "systemNetworks",
+        "network",
+    );
+    assert_eq!(networks.len(), 1);
+    assert_eq!(api.get(&networks[0]).await.json()["name"], "net");
+
+    // One machine stopped: MIXED; a recursive stop brings the system to STOPPED.
+    assert_eq!(api.action(&machines[0], "stop").await.status, 204);
+    assert_eq!(api.get(&s).await.json()["state"], "MIXED");
+    let a = api.action(&s, "stop").await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let job = api.get(&a.header("cimi-job-uri").expect("job")).await.json();
+    assert_eq!(job["state"], "SUCCESS");
+    assert_eq!(job["nestedJobs"].as_array().map(Vec::len), Some(1), "only the started machine had to stop");
+    assert_eq!(api.get(&s).await.json()["state"], "STOPPED");
+    assert_eq!(api.action(&s, "stop").await.status, 409);
+    assert_eq!(api.action(&s, "start").await.status, 204);
+    assert_eq!(api.get(&s).await.json()["state"], "STARTED");
+
+    assert_eq!(api.delete(&s).await.status, 200);
+    assert_eq!(api.get(&s).await.status, 404);
+    for m in machines.iter().chain(networks.iter()) {
+        assert_eq!(api.get(m).await.status, 404, "{m} deleted with its system");
+    }
+}
+
+#[tokio::test]
+async fn system_by_value_with_quantity_and_nested_jobs() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let a = api
+        .post(
+            "systems",
+            &json!({"name": "batch", "systemTemplate": {"componentDescriptors": [
+                {"name": "worker", "type": "http://schemas.dmtf.org/cimi/1/Machine", "quantity": 3,
+                 "machineTemplate": {"machineConfig": {"href": api.url("machineConfigs/tiny")},
+                    "machineImage": {"href": api.url("machineImages/Linux-SUSE")}, "initialState": "STARTED"}},
+                {"name": "scratch", "type": "http://schemas.dmtf.org/cimi/1/Volume",
+                 "volumeTemplate": {"volumeConfig": {"href": api.url("volumeConfigs/10g")}}}
+            ]}}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let s = a.header("location").expect("system");
+    assert_eq!(api.get(&s).await.json()["state"], "CREATING");
+    let job = api.wait_state(&a.header("cimi-job-uri").expect("job"), "SUCCESS").await;
+    assert_eq!(job["nestedJobs"].as_array().map(Vec::len), Some(4));
+    let nested = api.get(job["nestedJobs"][0]["href"].as_str().expect("nested")).await.json();
+    assert_eq!(nested["parentJob"]["href"], job["id"]);
+    assert_eq!(api.wait_state(&s, "STARTED").await["name"], "batch");
+    let a = api
+        .post(
+            "systems",
+            &json!({"name": "broken", "systemTemplate": {"componentDescriptors": [
+            {"name": "m", "machineTemplate": {"machineConfig": {"href": "#nothing"},
+                "machineImage": {"href": api.url("machineImages/Win7")}}}]}}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "an unknown symbolic reference");
+}
