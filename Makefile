@@ -13,7 +13,7 @@ tools:
 
 ## Every test: formatting, lints, unit, contract and end-to-end tests on a real control plane.
 test: tools lint
-	$(CARGO) test --all-targets --no-fail-fast
+	$(CARGO) test --lib --bins --tests --no-fail-fast
 	$(CARGO) test --doc
 
 lint:
