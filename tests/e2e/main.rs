@@ -4,4 +4,5 @@
 mod harness;
 
 mod devenv;
+mod provider;
 mod smoke;
