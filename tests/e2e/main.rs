@@ -4,5 +4,6 @@
 mod harness;
 
 mod devenv;
+mod machine;
 mod provider;
 mod smoke;
