@@ -4,6 +4,7 @@
 //! - [`provider`]: the CimiProvider controller (credentials, discovery, catalog, re-probe, in-use);
 //! - [`machine`]: the CimiMachine controller (observe -> plan -> act -> status);
 //! - [`volume`], [`network`]: the CimiVolume and CimiNetwork controllers;
+//! - [`simple`]: the reconcile shared by volumes and networks;
 //! - [`managed`]: what the managed kinds share (tags, finding by UID, following Jobs, deleting);
 //! - [`outcome`]: provider errors turned into conditions and requeue delays;
 //! - [`kubeops`]: status by server-side apply, finalizers, Events.
@@ -17,6 +18,7 @@ pub mod network;
 pub mod outcome;
 pub mod provider;
 pub mod registry;
+pub mod simple;
 pub mod volume;
 
 use std::collections::HashMap;

@@ -6,4 +6,5 @@ mod harness;
 mod devenv;
 mod machine;
 mod provider;
+mod quickstart;
 mod smoke;
