@@ -107,6 +107,9 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
         })
     };
 
+    let controllers =
+        spawn_controllers_while_leading(client.clone(), config.clone(), leading_rx.clone(), shutdown.clone());
+
     tracing::info!(
         namespaces = ?config.namespaces,
         selector = ?config.label_selector,
@@ -119,6 +122,7 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
         shutdown.cancelled().await;
         tracing::info!("shutting down");
         api_check.abort();
+        let _ = controllers.await;
         if let Some(elector) = elector {
             // The elector releases the Lease before it returns.
             let _ = elector.await;
@@ -133,6 +137,47 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
     });
 
     Ok(Running { admin_addr, leading: leading_rx, metrics, readiness, task })
+}
+
+/// Runs the controllers while this instance leads: they start when it takes the lead and stop when it
+/// loses it (or on shutdown).
+fn spawn_controllers_while_leading(
+    client: Client,
+    config: Config,
+    mut leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            // Wait to lead.
+            while !*leading.borrow_and_update() {
+                tokio::select! {
+                    changed = leading.changed() => if changed.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+            let term = shutdown.child_token();
+            let tasks = crate::controller::start(client.clone(), config.clone(), term.clone());
+            loop {
+                tokio::select! {
+                    changed = leading.changed() => match changed {
+                        Ok(()) if !*leading.borrow_and_update() => break,
+                        Ok(()) => {}
+                        // No elector (a single replica): this instance leads until shutdown.
+                        Err(_) => { shutdown.cancelled().await; break }
+                    },
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            term.cancel();
+            for task in tasks {
+                let _ = task.await;
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+        }
+    })
 }
 
 /// Runs the operator until `shutdown` is cancelled: the admin server, leader election and (as they

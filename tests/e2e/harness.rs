@@ -87,3 +87,57 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// An operator instance of one test: scoped to the test's namespace and its own label, with the
+/// test's namespace as the operator namespace (where provider Secrets live). Stopped on drop.
+pub struct TestOperator {
+    /// The label every object of the test carries (`key=value`).
+    pub label: (String, String),
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl TestOperator {
+    /// Starts an operator with its own kube::Client.
+    pub async fn start(namespace: &str) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        let value = random_suffix();
+        let label = ("e2e.cimi.dev/test".to_string(), value.clone());
+        let config = cimi_operator::Config {
+            namespaces: vec![namespace.to_string()],
+            label_selector: Some(format!("{}={}", label.0, label.1)),
+            operator_namespace: namespace.to_string(),
+            cluster_name: "e2e".to_string(),
+            ..Default::default()
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        cimi_operator::runtime::start(config, client().await, shutdown.clone()).await.expect("operator starts");
+        Self { label, shutdown }
+    }
+
+    /// The label as a map, for an object's metadata.
+    pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        [(self.label.0.clone(), self.label.1.clone())].into_iter().collect()
+    }
+
+    /// Stops the operator.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for TestOperator {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A condition of an object's status conditions, as (status, reason).
+pub fn condition(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> Option<(String, String)> {
+    conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.reason.clone()))
+}

@@ -5,4 +5,7 @@ mod harness;
 
 mod api;
 mod devenv;
+mod machine;
+mod provider;
+mod quickstart;
 mod smoke;

@@ -1,0 +1,687 @@
+//! The CimiMachine controller: observe (the provider machine, its interfaces and volumes) -> plan
+//! ([`plan::plan_machine`], pure) -> act (one CIMI call, recorded in status before waiting on it)
+//! -> status (server-side apply, only when it changed; Events on Ready transitions).
+
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::{Controller, controller};
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use self::plan::{AttachedVolume, MachinePlanInput, MachineStep, WantedVolume, parse_action_annotation, plan_machine};
+use super::Context;
+use super::kubeops::{
+    add_finalizer, annotation, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer,
+};
+use super::managed::{
+    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
+    job_running, job_started, observe, operations, ready_transition_event, refresh_job, tags,
+};
+use super::outcome::Problem;
+use super::registry::resolve_catalog;
+use crate::api::common::{LastAction, ManagementPolicy};
+use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
+use crate::api::machine::{CimiMachineStatus, ObservedAttachment};
+use crate::api::quantity::{capacity_kb, format_memory_kib, memory_kib};
+use crate::api::reasons::Reason;
+use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
+use crate::cimi::{CimiClient, CimiError, model};
+use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP};
+
+/// The CEP collection of machines.
+pub const COLLECTION: &str = "machines";
+
+/// Runs the controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let api = super::kubeops::watched_api::<CimiMachine>(&ctx);
+    Controller::new(api, ctx.config.watcher_config())
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "cimimachine reconcile");
+            }
+        })
+        .await;
+}
+
+/// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn error_policy(_: Arc<CimiMachine>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(%error, "cimimachine reconcile failed");
+    Action::requeue(super::outcome::backoff(3, None))
+}
+
+/// What one pass decided, for the conditions.
+enum Progress {
+    /// In the state the spec asks for.
+    InSync,
+    /// Working towards it: the Ready reason and a message.
+    Working(Reason, String),
+}
+
+async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = machine.namespace().unwrap_or_default();
+    if !ctx.config.watches_namespace(&ns) {
+        return Ok(Action::await_change());
+    }
+    let api = object_api(&ctx, &*machine);
+    let key = format!("machine/{ns}/{}", machine.name_any());
+    let old = machine.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let generation = machine.meta().generation;
+    let mut conds = ConditionSet::new(&old.common.conditions, generation, now.clone());
+
+    if machine.meta().deletion_timestamp.is_some() {
+        return finalize(&machine, &ctx, &api, old, status, conds).await;
+    }
+    if flag(&*machine, ANNOTATION_PAUSED) {
+        conds.set(SYNCED, Status::False, Reason::Paused, "the object carries cimi.dev/paused: \"true\"");
+        status.common.conditions = conds.build();
+        write(&ctx, &api, &machine, &old, status).await?;
+        return Ok(Action::await_change());
+    }
+    if !has_finalizer(&*machine, FINALIZER_CLEANUP) {
+        add_finalizer(&api, &*machine, FINALIZER_CLEANUP).await?;
+    }
+    if old.common.observed_generation.is_none() {
+        // First contact: kstatus must never read a new object as Current.
+        conds.set(RECONCILING, Status::True, Reason::Creating, "the operator has seen the object");
+        conds.set(READY, Status::False, Reason::Creating, "the operator has seen the object");
+    }
+    status.common.observed_generation = generation;
+
+    let outcome = sync(&machine, &ctx, &api, &mut status).await;
+    let requeue = match outcome {
+        Ok((Progress::InSync, requeue)) => {
+            ctx.succeeded(&key);
+            conds.set(
+                READY,
+                Status::True,
+                Reason::Available,
+                format!("the machine is {}", status.common.state.clone().unwrap_or_default()),
+            );
+            conds.set(SYNCED, Status::True, Reason::Available, "the provider machine matches the spec");
+            conds.set(RECONCILING, Status::False, Reason::Available, "");
+            conds.set(STALLED, Status::False, Reason::Available, "");
+            status.common.last_sync_time = Some(now);
+            requeue
+        }
+        Ok((Progress::Working(reason, message), requeue)) => {
+            ctx.succeeded(&key);
+            conds.set(READY, Status::False, reason, message.clone());
+            conds.set(SYNCED, Status::True, Reason::Available, "the provider answered");
+            conds.set(RECONCILING, Status::True, reason, message);
+            conds.set(STALLED, Status::False, reason, "");
+            status.common.last_sync_time = Some(now);
+            requeue
+        }
+        Err(problem) => {
+            let failures = ctx.failed(&key);
+            let ready =
+                if matches!(problem.reason, Reason::ProviderUnreachable) { Status::Unknown } else { Status::False };
+            conds.set(READY, ready, problem.reason, problem.message.clone());
+            conds.set(SYNCED, Status::False, problem.reason, problem.message.clone());
+            if problem.stalled {
+                conds.set(STALLED, Status::True, problem.reason, problem.message.clone());
+                conds.set(RECONCILING, Status::False, problem.reason, "");
+            } else {
+                conds.set(STALLED, Status::False, problem.reason, "");
+                conds.set(RECONCILING, Status::True, problem.reason, problem.message.clone());
+            }
+            problem.requeue_after(failures)
+        }
+    };
+    status.common.conditions = conds.build();
+    write(&ctx, &api, &machine, &old, status).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Writes status when something other than the sync time changed, and records Ready transitions.
+async fn write(
+    ctx: &Context,
+    api: &Api<CimiMachine>,
+    machine: &CimiMachine,
+    old: &CimiMachineStatus,
+    status: CimiMachineStatus,
+) -> Result<(), Error> {
+    let comparable = |s: &CimiMachineStatus| {
+        let mut s = s.clone();
+        s.common.last_sync_time = None;
+        s
+    };
+    if comparable(old) == comparable(&status) {
+        return Ok(());
+    }
+    apply_status(api, &machine.name_any(), &status).await?;
+    ready_transition_event(ctx, machine, &old.common.conditions, &status.common.conditions).await;
+    Ok(())
+}
+
+/// One pass against the provider. Returns the progress and when to look again.
+async fn sync(
+    machine: &CimiMachine,
+    ctx: &Context,
+    api: &Api<CimiMachine>,
+    status: &mut CimiMachineStatus,
+) -> Result<(Progress, Duration), Problem> {
+    let conn = connection(ctx, &machine.spec.provider_ref.name).await?;
+    let client = &conn.client;
+    let uid = machine.uid().unwrap_or_default();
+
+    // Follow the Job we started, if it still runs.
+    if job_running(status.common.job.as_ref())
+        && let Some(job) = status.common.job.as_mut()
+    {
+        refresh_job(client, job).await?;
+    }
+    settle_last_action(status);
+    if let Some(job) = &status.common.job
+        && job.state.as_deref() == Some("FAILED")
+        && job.action.as_deref() == Some("add")
+        && status.common.state.is_none()
+    {
+        return Err(Problem::stalled(
+            Reason::JobFailed,
+            format!("the create Job {} failed: {}", job.href, job.status_message.clone().unwrap_or_default()),
+        ));
+    }
+
+    // Observe.
+    let current = match &status.common.id {
+        Some(href) => match observe(client, href, &uid).await? {
+            Some(v) => Some(v),
+            None if job_running(status.common.job.as_ref()) => {
+                return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
+            }
+            None => {
+                return Err(Problem::stalled(
+                    Reason::ResourceGone,
+                    format!("the provider machine {href} no longer exists; delete and recreate the object"),
+                ));
+            }
+        },
+        None => find_by_uid(client, COLLECTION, &uid).await?,
+    };
+    let spec = &machine.spec;
+    let Some(current) = current else {
+        if spec.management_policy == ManagementPolicy::ObserveOnly || spec.import.is_some() {
+            return Err(Problem::stalled(
+                Reason::UnsupportedByProvider,
+                "import of existing machines is not implemented yet by this operator version",
+            ));
+        }
+        return create(machine, ctx, api, &conn, status).await;
+    };
+    if let Some(id) = current.get("id").and_then(Value::as_str) {
+        status.common.id = Some(client.resolve(id).await?.to_string());
+    }
+    observe_into_status(client, &current, status).await?;
+
+    // Plan.
+    let name = spec.name.clone().unwrap_or_else(|| machine.name_any());
+    let props = desired_properties(spec.properties.as_ref(), &tags(ctx, machine));
+    let (wanted_volumes, waiting_for) = wanted_volumes(ctx, machine).await?;
+    let attached = attached_volumes(client, &current).await?;
+    let input = MachinePlanInput {
+        state: status.common.state.clone().unwrap_or_default(),
+        operations: operations(&current),
+        job_running: job_running(status.common.job.as_ref()),
+        power: spec.power_state,
+        attribute_changes: attribute_changes(&name, spec.description.as_deref(), &props, &current),
+        wanted_volumes,
+        attached_volumes: attached,
+        requested_action: annotation(machine, ANNOTATION_ACTION).and_then(parse_action_annotation),
+        last_action_nonce: status.common.last_action.as_ref().map(|a| a.nonce.clone()),
+    };
+    let step = plan_machine(&input);
+    tracing::debug!(machine = %machine.name_any(), ?step, "plan");
+
+    // Act.
+    match step {
+        MachineStep::Wait(message) => Ok((Progress::Working(Reason::WaitingForJob, message), ACTIVE_REQUEUE)),
+        MachineStep::Failed(message) => Err(Problem::stalled(Reason::ProviderError, message)),
+        MachineStep::OneShot { action, nonce } => {
+            let accepted = client.action(&current, &action, Map::new()).await?;
+            let job = job_started(&accepted, &action);
+            status.common.last_action = Some(LastAction {
+                action: action.clone(),
+                nonce,
+                phase: if job.is_some() { "Running".into() } else { "Succeeded".into() },
+                message: None,
+                job: job.as_ref().map(|j| j.href.clone()),
+                result: None,
+                completed_at: if job.is_some() { None } else { Some(Time(k8s_openapi::jiff::Timestamp::now())) },
+            });
+            if job.is_some() {
+                status.common.job = job;
+            }
+            publish(ctx, machine, false, "ActionStarted", "Action", format!("{action} requested on the provider"))
+                .await;
+            Ok((Progress::Working(Reason::ChangingPowerState, format!("{action} requested")), ACTIVE_REQUEUE))
+        }
+        MachineStep::RejectOneShot { action, nonce, message } => {
+            status.common.last_action = Some(LastAction {
+                action,
+                nonce,
+                phase: "Rejected".into(),
+                message: Some(message.clone()),
+                job: None,
+                result: None,
+                completed_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+            });
+            publish(ctx, machine, true, "ActionRejected", "Action", message).await;
+            Ok((Progress::Working(Reason::Updating, "re-reading after a rejected action".into()), ACTIVE_REQUEUE))
+        }
+        MachineStep::Update(changes) => {
+            let accepted = client.update(&current, &changes, &[]).await?;
+            status.common.job = job_started(&accepted, "edit").or(status.common.job.take());
+            let what: Vec<&str> = changes.keys().map(String::as_str).collect();
+            Ok((Progress::Working(Reason::Updating, format!("updating {}", what.join(", "))), ACTIVE_REQUEUE))
+        }
+        MachineStep::Detach(attached) => {
+            let entry = client.get_value(&client.resolve(&attached.entry).await?).await?;
+            let accepted = client.detach_volume(&entry).await?;
+            status.common.job = job_started(&accepted, "detach").or(status.common.job.take());
+            Ok((Progress::Working(Reason::Updating, format!("detaching volume {}", attached.volume)), ACTIVE_REQUEUE))
+        }
+        MachineStep::Attach(wanted) => {
+            let volume = client.resolve(&wanted.href).await?;
+            let location = wanted.initial_location.clone().unwrap_or_default();
+            let accepted = client.attach_volume(&current, &volume, &location).await?;
+            status.common.job = job_started(&accepted, "attach").or(status.common.job.take());
+            Ok((Progress::Working(Reason::Updating, format!("attaching CimiVolume {}", wanted.name)), ACTIVE_REQUEUE))
+        }
+        MachineStep::Power(action) => {
+            let accepted = client.action(&current, action, Map::new()).await?;
+            status.common.job = job_started(&accepted, action).or(status.common.job.take());
+            Ok((
+                Progress::Working(
+                    Reason::ChangingPowerState,
+                    format!("{action} requested to reach {}", spec.power_state.cimi_state()),
+                ),
+                ACTIVE_REQUEUE,
+            ))
+        }
+        MachineStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
+        MachineStep::InSync => match waiting_for {
+            Some(message) => Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2))),
+            None => Ok((Progress::InSync, poll_interval(ctx, &machine.spec.provider_ref.name).await)),
+        },
+    }
+}
+
+/// The provider's pollInterval (default 30 s).
+async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
+    let api: Api<crate::api::CimiProvider> = Api::all(ctx.client.clone());
+    match api.get_opt(provider).await {
+        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
+        _ => Duration::from_secs(30),
+    }
+    .max(Duration::from_secs(1))
+}
+
+/// Moves a running one-shot action to Succeeded or Failed once its Job ended.
+fn settle_last_action(status: &mut CimiMachineStatus) {
+    let (Some(last), Some(job)) = (status.common.last_action.as_mut(), status.common.job.as_ref()) else { return };
+    if last.phase != "Running" || last.job.as_deref() != Some(job.href.as_str()) {
+        return;
+    }
+    match job.state.as_deref() {
+        Some("SUCCESS") => last.phase = "Succeeded".into(),
+        Some("FAILED" | "STOPPED") => {
+            last.phase = "Failed".into();
+            last.message = job.status_message.clone();
+        }
+        _ => return,
+    }
+    last.completed_at = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+}
+
+/// The volumes the spec wants attached, with their provider hrefs; volumes not ready yet are left
+/// out and named in the second value.
+async fn wanted_volumes(ctx: &Context, machine: &CimiMachine) -> Result<(Vec<WantedVolume>, Option<String>), Problem> {
+    let api: Api<CimiVolume> = Api::namespaced(ctx.client.clone(), &machine.namespace().unwrap_or_default());
+    let mut out = Vec::new();
+    let mut waiting = Vec::new();
+    for v in &machine.spec.volumes {
+        let name = &v.volume_ref.name;
+        match api.get_opt(name).await? {
+            Some(vol) => match vol.status.as_ref().and_then(|s| {
+                crate::api::conditions::is_true(&s.common.conditions, READY).then(|| s.common.id.clone()).flatten()
+            }) {
+                Some(href) => {
+                    out.push(WantedVolume { name: name.clone(), href, initial_location: v.initial_location.clone() })
+                }
+                None => waiting.push(format!("CimiVolume {name} is not Ready")),
+            },
+            None => waiting.push(format!("CimiVolume {name} does not exist")),
+        }
+    }
+    Ok((out, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
+}
+
+/// The provider hrefs of the networks the spec names; an error names the first one not ready.
+async fn wanted_networks(ctx: &Context, machine: &CimiMachine) -> Result<Result<Vec<String>, String>, Problem> {
+    let api: Api<CimiNetwork> = Api::namespaced(ctx.client.clone(), &machine.namespace().unwrap_or_default());
+    let mut out = Vec::new();
+    for n in &machine.spec.network_interfaces {
+        let name = &n.network_ref.name;
+        match api.get_opt(name).await? {
+            Some(net) => match net.status.as_ref().and_then(|s| {
+                crate::api::conditions::is_true(&s.common.conditions, READY).then(|| s.common.id.clone()).flatten()
+            }) {
+                Some(href) => out.push(href),
+                None => return Ok(Err(format!("waiting for CimiNetwork {name} to be Ready"))),
+            },
+            None => return Ok(Err(format!("waiting for CimiNetwork {name}, which does not exist"))),
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// The attachments the provider reports.
+async fn attached_volumes(client: &CimiClient, machine: &Value) -> Result<Vec<AttachedVolume>, CimiError> {
+    let Some(href) = machine.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) else {
+        return Ok(Vec::new());
+    };
+    let url = client.resolve(href).await?;
+    let page = client.list_page_value(&url, &Default::default(), "MachineVolume").await?;
+    let mut out = Vec::new();
+    for e in entries(&page) {
+        let (Some(id), Some(volume)) =
+            (e.get("id").and_then(Value::as_str), e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str))
+        else {
+            continue;
+        };
+        out.push(AttachedVolume {
+            entry: client.resolve(id).await?.to_string(),
+            volume: client.resolve(volume).await?.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Mirrors the provider machine into status: state, cpu, memory, addresses, interfaces, volumes.
+async fn observe_into_status(client: &CimiClient, m: &Value, status: &mut CimiMachineStatus) -> Result<(), CimiError> {
+    status.common.state = m.get("state").and_then(Value::as_str).map(str::to_string);
+    status.cpu = m.get("cpu").and_then(Value::as_i64);
+    status.memory = m.get("memory").and_then(Value::as_i64);
+    status.memory_display = status.memory.map(format_memory_kib);
+    let mut interfaces = Vec::new();
+    let mut addresses = Vec::new();
+    if let Some(href) = m.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) {
+        let page = client
+            .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
+            .await?;
+        for nic in entries(&page) {
+            let mut attachment = ObservedAttachment {
+                href: nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str).map(str::to_string),
+                state: nic.get("state").and_then(Value::as_str).map(str::to_string),
+                ..Default::default()
+            };
+            if let Some(ah) = nic.get("addresses").and_then(|a| a.get("href")).and_then(Value::as_str) {
+                let page = client
+                    .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
+                    .await?;
+                for entry in entries(&page) {
+                    if let Some(addr) = entry.get("address").and_then(|a| a.get("href")).and_then(Value::as_str) {
+                        let address = client.get_value(&client.resolve(addr).await?).await?;
+                        if let Some(ip) = address.get("ip").and_then(Value::as_str) {
+                            attachment.addresses.push(ip.to_string());
+                            addresses.push(ip.to_string());
+                        }
+                    }
+                }
+            }
+            interfaces.push(attachment);
+        }
+    }
+    status.network_interfaces = interfaces;
+    status.ip = addresses.first().cloned();
+    status.addresses = addresses;
+    let mut volumes = Vec::new();
+    if let Some(href) = m.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) {
+        let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
+        for e in entries(&page) {
+            volumes.push(ObservedAttachment {
+                href: e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str).map(str::to_string),
+                initial_location: e.get("initialLocation").and_then(Value::as_str).map(str::to_string),
+                ..Default::default()
+            });
+        }
+    }
+    status.volumes = volumes;
+    Ok(())
+}
+
+/// Builds the MachineCreate and POSTs it; the href and Job go into status at once.
+async fn create(
+    machine: &CimiMachine,
+    ctx: &Context,
+    api: &Api<CimiMachine>,
+    conn: &super::registry::ProviderConnection,
+    status: &mut CimiMachineStatus,
+) -> Result<(Progress, Duration), Problem> {
+    let networks = match wanted_networks(ctx, machine).await? {
+        Ok(n) => n,
+        Err(message) => return Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2))),
+    };
+    let (volumes, waiting) = wanted_volumes(ctx, machine).await?;
+    if let Some(message) = waiting {
+        return Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2)));
+    }
+    let spec = &machine.spec;
+    let mut template = Map::new();
+    if let Some(reference) = &spec.template_ref {
+        let href = resolve_catalog(catalog(conn, "machineTemplates"), reference, "templateRef")
+            .map_err(|(reason, message)| Problem::stalled(reason, message))?;
+        template.insert("href".into(), json!(href));
+    } else if let Some(t) = &spec.template {
+        if let Some(reference) = &t.machine_config {
+            let href = resolve_catalog(catalog(conn, "machineConfigs"), reference, "machineConfig")
+                .map_err(|(reason, message)| Problem::stalled(reason, message))?;
+            template.insert("machineConfig".into(), json!({"href": href}));
+        } else {
+            let invalid = |e: crate::api::quantity::QuantityError| Problem::stalled(Reason::InvalidSpec, e.to_string());
+            let memory = t.memory.as_ref().map(memory_kib).transpose().map_err(invalid)?;
+            let mut disks = Vec::new();
+            for d in t.disks.iter().flatten() {
+                let mut disk = json!({"capacity": capacity_kb(&d.capacity).map_err(invalid)?});
+                if let Some(f) = &d.format {
+                    disk["format"] = json!(f);
+                }
+                if let Some(l) = &d.initial_location {
+                    disk["initialLocation"] = json!(l);
+                }
+                disks.push(disk);
+            }
+            template.insert(
+                "machineConfig".into(),
+                json!({"resourceURI": model::type_uri("MachineConfiguration"), "cpu": t.cpu, "memory": memory, "disks": disks}),
+            );
+        }
+        let image = resolve_catalog(catalog(conn, "machineImages"), &t.machine_image, "machineImage")
+            .map_err(|(reason, message)| Problem::stalled(reason, message))?;
+        template.insert("machineImage".into(), json!({"href": image}));
+        let secrets: Api<Secret> = object_api_secret(ctx, machine);
+        if let Some(r) = &t.credential_secret_ref {
+            let data = secret_data(&secrets, &r.name).await?;
+            let mut credential = Map::new();
+            for (k, v) in data {
+                credential.insert(k, json!(v));
+            }
+            template.insert("credential".into(), Value::Object(credential));
+        }
+        if let Some(r) = &t.user_data_secret_ref {
+            let data = secret_data(&secrets, &r.name).await?;
+            let value = data.get(&r.key).ok_or_else(|| {
+                Problem::stalled(Reason::SecretNotFound, format!("Secret {} has no key {}", r.name, r.key))
+            })?;
+            template.insert("userData".into(), json!(base64::engine::general_purpose::STANDARD.encode(value)));
+        }
+        template.insert("initialState".into(), json!(spec.power_state.cimi_state()));
+    }
+    if !networks.is_empty() {
+        let nics: Vec<Value> = networks.iter().map(|h| json!({"network": {"href": h}})).collect();
+        template.insert("networkInterfaces".into(), json!(nics));
+    }
+    if !volumes.is_empty() {
+        let vols: Vec<Value> = volumes
+            .iter()
+            .map(|v| match &v.initial_location {
+                Some(l) => json!({"href": v.href, "initialLocation": l}),
+                None => json!({"href": v.href}),
+            })
+            .collect();
+        template.insert("volumes".into(), json!(vols));
+    }
+    let mut body = json!({
+        "resourceURI": model::type_uri("MachineCreate"),
+        "name": spec.name.clone().unwrap_or_else(|| machine.name_any()),
+        "properties": desired_properties(spec.properties.as_ref(), &tags(ctx, machine)),
+        "machineTemplate": template,
+    });
+    if let Some(d) = &spec.description {
+        body["description"] = json!(d);
+    }
+    let client = &conn.client;
+    let collection = client.collection_url(COLLECTION).await?;
+    let accepted = client.create(COLLECTION, &body).await?;
+    let href = client.created_href(&accepted, &collection).await?;
+    status.common.id = href.map(|u| u.to_string());
+    status.common.job = job_started(&accepted, "add");
+    // Write-ahead: the href and the Job are in status before anything waits on them.
+    let mut conds = ConditionSet::new(
+        &status.common.conditions,
+        machine.meta().generation,
+        Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    conds.set(READY, Status::False, Reason::Creating, "the provider is creating the machine");
+    conds.set(RECONCILING, Status::True, Reason::Creating, "the provider is creating the machine");
+    status.common.conditions = conds.build();
+    apply_status(api, &machine.name_any(), &*status).await.map_err(Problem::from)?;
+    publish(
+        ctx,
+        machine,
+        false,
+        "Created",
+        "Create",
+        format!("provider machine {} requested", status.common.id.clone().unwrap_or_default()),
+    )
+    .await;
+    Ok((Progress::Working(Reason::Creating, "the provider is creating the machine".into()), ACTIVE_REQUEUE))
+}
+
+fn catalog<'a>(conn: &'a super::registry::ProviderConnection, name: &str) -> &'a [crate::api::provider::CatalogEntry] {
+    conn.catalog.get(name).map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn object_api_secret(ctx: &Context, machine: &CimiMachine) -> Api<Secret> {
+    Api::namespaced(ctx.client.clone(), &machine.namespace().unwrap_or_default())
+}
+
+/// The string values of a Secret in the machine's namespace (never logged).
+async fn secret_data(secrets: &Api<Secret>, name: &str) -> Result<std::collections::BTreeMap<String, String>, Problem> {
+    let secret = secrets
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Problem::stalled(Reason::SecretNotFound, format!("Secret {name} does not exist")))?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+        .collect())
+}
+
+/// The deletion path: force-orphan, or delete/orphan on the provider, then drop the finalizer.
+async fn finalize(
+    machine: &CimiMachine,
+    ctx: &Context,
+    api: &Api<CimiMachine>,
+    old: CimiMachineStatus,
+    mut status: CimiMachineStatus,
+    mut conds: ConditionSet,
+) -> Result<Action, Error> {
+    if !has_finalizer(machine, FINALIZER_CLEANUP) {
+        return Ok(Action::await_change());
+    }
+    if flag(machine, ANNOTATION_FORCE_ORPHAN) {
+        publish(
+            ctx,
+            machine,
+            true,
+            "ForceOrphaned",
+            "Delete",
+            format!(
+                "cimi.dev/force-orphan: the finalizer was removed without any provider call; the provider machine {} may remain",
+                status.common.id.clone().unwrap_or_else(|| "(unknown)".into())
+            ),
+        )
+        .await;
+        remove_finalizer(api, machine, FINALIZER_CLEANUP).await?;
+        return Ok(Action::await_change());
+    }
+    let uid = machine.uid().unwrap_or_default();
+    let step = match connection(ctx, &machine.spec.provider_ref.name).await {
+        Ok(conn) => cleanup(&conn.client, COLLECTION, &mut status.common, &uid, machine.spec.deletion_policy)
+            .await
+            .map_err(Problem::from),
+        Err(problem) if problem.reason == Reason::ProviderNotFound && status.common.id.is_none() => Ok(Cleanup::Done),
+        Err(problem) => Err(problem),
+    };
+    match step {
+        Ok(Cleanup::Done) => {
+            publish(
+                ctx,
+                machine,
+                false,
+                "Deleted",
+                "Delete",
+                match machine.spec.deletion_policy {
+                    crate::api::common::DeletionPolicy::Delete => "the provider machine is gone".to_string(),
+                    crate::api::common::DeletionPolicy::Orphan => {
+                        "the provider machine was left in place, untagged".to_string()
+                    }
+                },
+            )
+            .await;
+            remove_finalizer(api, machine, FINALIZER_CLEANUP).await?;
+            Ok(Action::await_change())
+        }
+        Ok(Cleanup::Wait(message)) => {
+            conds.set(READY, Status::False, Reason::Deleting, message.clone());
+            conds.set(RECONCILING, Status::True, Reason::Deleting, message);
+            status.common.conditions = conds.build();
+            write(ctx, api, machine, &old, status).await?;
+            Ok(Action::requeue(ACTIVE_REQUEUE))
+        }
+        Err(problem) => {
+            let failures = ctx.failed(&format!("machine-delete/{}", uid));
+            conds.set(READY, Status::False, Reason::Deleting, format!("deleting: {}", problem.message));
+            conds.set(SYNCED, Status::False, problem.reason, problem.message.clone());
+            status.common.conditions = conds.build();
+            write(ctx, api, machine, &old, status).await?;
+            Ok(Action::requeue(Problem { stalled: false, ..problem }.requeue_after(failures)))
+        }
+    }
+}

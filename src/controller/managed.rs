@@ -1,0 +1,326 @@
+//! What the managed kinds (machines, volumes, networks) share: the provider-side tags, finding a
+//! resource again by its UID tag, deciding "gone", diffing the user-owned attributes, following Jobs
+//! and deleting or orphaning on the provider.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Resource, ResourceExt};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::outcome::Problem;
+use super::registry::ProviderConnection;
+use super::{Context, kubeops};
+use crate::api::CimiProvider;
+use crate::api::common::{DeletionPolicy, JobStatus, ManagedStatus};
+use crate::api::reasons::Reason;
+use crate::cimi::query::{Filter, Query};
+use crate::cimi::{Accepted, CimiClient, CimiError};
+use crate::{TAG_CLUSTER, TAG_NAME, TAG_NAMESPACE, TAG_UID};
+
+/// How soon to look again while something runs on the provider.
+pub const ACTIVE_REQUEUE: Duration = Duration::from_millis(500);
+
+/// The provider-side tags of an object.
+pub fn tags<K: Resource>(ctx: &Context, obj: &K) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (TAG_UID.to_string(), obj.uid().unwrap_or_default()),
+        (TAG_CLUSTER.to_string(), ctx.config.cluster_name.clone()),
+        (TAG_NAMESPACE.to_string(), obj.namespace().unwrap_or_default()),
+        (TAG_NAME.to_string(), obj.name_any()),
+    ])
+}
+
+/// The properties the provider resource should carry: the user's plus our tags.
+pub fn desired_properties(
+    user: Option<&BTreeMap<String, String>>,
+    tags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = user.cloned().unwrap_or_default();
+    out.retain(|k, _| !k.starts_with("cimi.dev/"));
+    out.extend(tags.clone());
+    out
+}
+
+/// The properties of a provider resource.
+pub fn properties_of(resource: &Value) -> BTreeMap<String, String> {
+    resource
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the resource carries our UID tag (ids get reused: without it, it is not ours).
+pub fn carries_uid(resource: &Value, uid: &str) -> bool {
+    properties_of(resource).get(TAG_UID).is_some_and(|v| v == uid)
+}
+
+/// The partial update that makes name, description and properties what the spec says; empty when
+/// nothing differs. Properties are sent whole (a PUT of `properties` replaces the map), tags kept.
+pub fn attribute_changes(
+    name: &str,
+    description: Option<&str>,
+    properties: &BTreeMap<String, String>,
+    observed: &Value,
+) -> Map<String, Value> {
+    let mut changes = Map::new();
+    if observed.get("name").and_then(Value::as_str) != Some(name) {
+        changes.insert("name".into(), json!(name));
+    }
+    if let Some(d) = description
+        && observed.get("description").and_then(Value::as_str) != Some(d)
+    {
+        changes.insert("description".into(), json!(d));
+    }
+    if &properties_of(observed) != properties {
+        changes.insert("properties".into(), json!(properties));
+    }
+    changes
+}
+
+/// The entries of a collection document: its one array of objects (other than `operations`).
+pub fn entries(page: &Value) -> Vec<Value> {
+    let Value::Object(doc) = page else { return Vec::new() };
+    doc.iter()
+        .filter(|(k, _)| k.as_str() != "operations")
+        .find_map(|(_, v)| v.as_array().filter(|a| a.iter().all(Value::is_object)).cloned())
+        .unwrap_or_default()
+}
+
+/// The short names of the operations a resource offers now (`edit`, `delete`, `start`...).
+pub fn operations(resource: &Value) -> Vec<String> {
+    resource
+        .get("operations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|o| o.get("available").and_then(Value::as_bool) != Some(false))
+        .filter_map(|o| o.get("rel").and_then(Value::as_str))
+        .map(|rel| rel.rsplit('/').next().unwrap_or(rel).to_string())
+        .collect()
+}
+
+/// The provider connection of an object, or the problem that keeps it from being used.
+pub async fn connection(ctx: &Context, provider: &str) -> Result<ProviderConnection, Problem> {
+    match ctx.providers.get(provider) {
+        Some(c) if c.ready => Ok(c),
+        Some(c) => Err(Problem::transient(
+            Reason::ProviderNotReady,
+            format!("CimiProvider {provider} is not Ready: {}", c.message),
+        )),
+        None => {
+            let api: kube::Api<CimiProvider> = kube::Api::all(ctx.client.clone());
+            match api.get_opt(provider).await {
+                Ok(None) => {
+                    Err(Problem::stalled(Reason::ProviderNotFound, format!("no CimiProvider named {provider}")))
+                }
+                _ => Err(Problem::transient(
+                    Reason::ProviderNotReady,
+                    format!("CimiProvider {provider} is not connected yet"),
+                )),
+            }
+        }
+    }
+}
+
+/// Reads the resource at `href`: `None` when it is gone (404/410, or it lacks our UID tag).
+pub async fn observe(client: &CimiClient, href: &str, uid: &str) -> Result<Option<Value>, CimiError> {
+    let url = client.resolve(href).await?;
+    match client.get_value(&url).await {
+        Ok(v) if carries_uid(&v, uid) => Ok(Some(v)),
+        Ok(_) => Ok(None),
+        Err(CimiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Looks for a resource of `collection` that carries our UID tag (a crash between a POST and the
+/// status write leaves one behind). Uses a `$filter`, and checks the tag on what comes back.
+pub async fn find_by_uid(client: &CimiClient, collection: &str, uid: &str) -> Result<Option<Value>, CimiError> {
+    let url = client.collection_url(collection).await?;
+    let query = Query::new().filter(Filter::property(TAG_UID, uid)?);
+    let page = client.list_page_value(&url, &query, "").await?;
+    Ok(entries(&page).into_iter().find(|e| carries_uid(e, uid)))
+}
+
+/// A Job record for an operation just started.
+pub fn job_started(accepted: &Accepted, action: &str) -> Option<JobStatus> {
+    accepted.job.as_ref().map(|href| JobStatus {
+        href: href.to_string(),
+        action: Some(action.to_string()),
+        state: Some("QUEUED".into()),
+        progress: Some(0),
+        status_message: None,
+        started_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+    })
+}
+
+/// Whether a recorded Job still runs.
+pub fn job_running(job: Option<&JobStatus>) -> bool {
+    job.is_some_and(|j| !matches!(j.state.as_deref(), Some("SUCCESS" | "FAILED" | "STOPPED")))
+}
+
+/// Reads a Job and updates its record. A Job that is gone counts as done.
+pub async fn refresh_job(client: &CimiClient, job: &mut JobStatus) -> Result<(), CimiError> {
+    let url = Url::parse(&job.href).or_else(|_| Url::parse("http://invalid/"));
+    let url = match url {
+        Ok(u) => u,
+        Err(_) => return Ok(()),
+    };
+    match client.get_value(&url).await {
+        Ok(j) => {
+            job.state = j.get("state").and_then(Value::as_str).map(str::to_string).or(job.state.take());
+            job.progress = j.get("progress").and_then(Value::as_i64).map(|p| p as i32).or(job.progress);
+            job.status_message = j.get("statusMessage").and_then(Value::as_str).map(str::to_string);
+            Ok(())
+        }
+        Err(CimiError::NotFound { .. }) => {
+            job.state = Some("SUCCESS".into());
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One step of deleting (or orphaning) a provider resource.
+#[derive(Debug, PartialEq)]
+pub enum Cleanup {
+    /// Nothing is left to do on the provider: the finalizer may go.
+    Done,
+    /// The provider is working on it; look again soon.
+    Wait(String),
+}
+
+/// Deletes (policy Delete) or untags (policy Orphan) the provider resource of an object, one step
+/// per call: the finalizer goes only once a GET says the resource is gone.
+pub async fn cleanup(
+    client: &CimiClient,
+    collection: &str,
+    status: &mut ManagedStatus,
+    uid: &str,
+    policy: DeletionPolicy,
+) -> Result<Cleanup, CimiError> {
+    if job_running(status.job.as_ref())
+        && let Some(job) = status.job.as_mut()
+    {
+        refresh_job(client, job).await?;
+        if job_running(Some(job)) {
+            return Ok(Cleanup::Wait(format!("waiting for provider Job {}", job.href)));
+        }
+    }
+    let current = match &status.id {
+        Some(href) => observe(client, href, uid).await?,
+        None => find_by_uid(client, collection, uid).await?,
+    };
+    let Some(current) = current else { return Ok(Cleanup::Done) };
+    if let Some(id) = current.get("id").and_then(Value::as_str) {
+        status.id = Some(client.resolve(id).await?.to_string());
+    }
+    match policy {
+        DeletionPolicy::Orphan => {
+            let mut props = properties_of(&current);
+            props.retain(|k, _| !k.starts_with("cimi.dev/"));
+            let mut changes = Map::new();
+            changes.insert("properties".into(), json!(props));
+            client.update(&current, &changes, &[]).await?;
+            Ok(Cleanup::Done)
+        }
+        DeletionPolicy::Delete => {
+            let state = current.get("state").and_then(Value::as_str).unwrap_or("");
+            if state == "DELETING" {
+                return Ok(Cleanup::Wait("the provider is deleting the resource".into()));
+            }
+            match client.delete(&current).await {
+                Ok(accepted) => {
+                    status.job = job_started(&accepted, "delete").or(status.job.take());
+                    Ok(Cleanup::Wait("delete requested; waiting until the provider says it is gone".into()))
+                }
+                Err(CimiError::NotFound { .. }) => Ok(Cleanup::Done),
+                Err(CimiError::NotAllowedNow { message, .. }) => {
+                    Ok(Cleanup::Wait(format!("the provider cannot delete it now ({state}): {message}")))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// Publishes the Event of a Ready transition (status or reason changed).
+pub async fn ready_transition_event<K>(
+    ctx: &Context,
+    obj: &K,
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) where
+    K: Resource<DynamicType = ()>,
+{
+    use crate::api::conditions::{READY, find};
+    let before = find(old, READY).map(|c| (c.status.clone(), c.reason.clone()));
+    if let Some(now) = find(new, READY)
+        && before.as_ref() != Some(&(now.status.clone(), now.reason.clone()))
+    {
+        let warning = now.status == "False"
+            && !matches!(
+                now.reason.as_str(),
+                "Creating" | "Updating" | "ChangingPowerState" | "WaitingForJob" | "Deleting" | "WaitingForDependency"
+            );
+        kubeops::publish(ctx, obj, warning, &now.reason, "Reconcile", now.message.clone()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags() -> BTreeMap<String, String> {
+        BTreeMap::from([(TAG_UID.to_string(), "u1".to_string()), (TAG_NAME.to_string(), "web-1".to_string())])
+    }
+
+    #[test]
+    fn user_properties_cannot_override_tags() {
+        let user = BTreeMap::from([("team".to_string(), "a".to_string()), (TAG_UID.to_string(), "x".to_string())]);
+        let props = desired_properties(Some(&user), &tags());
+        assert_eq!(props[TAG_UID], "u1");
+        assert_eq!(props["team"], "a");
+    }
+
+    #[test]
+    fn only_differing_attributes_are_updated_and_tags_are_kept() {
+        let props = desired_properties(Some(&BTreeMap::from([("team".into(), "a".into())])), &tags());
+        let observed = json!({"name": "web-1", "description": "old", "properties": props});
+        assert!(attribute_changes("web-1", None, &props, &observed).is_empty());
+        let changes = attribute_changes("web-1", Some("new"), &props, &observed);
+        assert_eq!(changes.keys().collect::<Vec<_>>(), ["description"]);
+        let more = desired_properties(Some(&BTreeMap::from([("team".into(), "b".into())])), &tags());
+        let changes = attribute_changes("web-1", Some("old"), &more, &observed);
+        assert_eq!(changes["properties"]["team"], "b");
+        assert_eq!(changes["properties"][TAG_UID], "u1", "a PUT of properties keeps the tags");
+    }
+
+    #[test]
+    fn gone_means_without_our_uid() {
+        assert!(carries_uid(&json!({"properties": {"cimi.dev/uid": "u1"}}), "u1"));
+        assert!(!carries_uid(&json!({"properties": {"cimi.dev/uid": "u2"}}), "u1"));
+        assert!(!carries_uid(&json!({"name": "reused id"}), "u1"));
+    }
+
+    #[test]
+    fn operations_by_short_name() {
+        let m = json!({"operations": [
+            {"rel": "edit", "href": "m/1"},
+            {"rel": "http://schemas.dmtf.org/cimi/1/action/start", "href": "m/1/start"},
+            {"rel": "http://schemas.dmtf.org/cimi/1/action/stop", "href": "m/1/stop", "available": false}
+        ]});
+        assert_eq!(operations(&m), ["edit", "start"]);
+    }
+
+    #[test]
+    fn entries_are_the_array_of_objects() {
+        let page = json!({"count": 1, "operations": [{"rel": "add"}], "machines": [{"id": "m/1"}]});
+        assert_eq!(entries(&page).len(), 1);
+        assert!(entries(&json!({"count": 0})).is_empty());
+    }
+}

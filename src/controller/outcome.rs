@@ -1,0 +1,121 @@
+//! How a failed reconcile shows: a provider error becomes a condition reason, a kind (transient,
+//! needs-a-human) and a requeue delay with jitter that honours `Retry-After`.
+
+use std::time::Duration;
+
+use rand::Rng as _;
+
+use crate::api::reasons::Reason;
+use crate::cimi::CimiError;
+
+/// A problem a reconcile ran into.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The condition reason.
+    pub reason: Reason,
+    /// What the user reads (never a secret).
+    pub message: String,
+    /// True when a human must act (`Stalled=True`); false when a retry may succeed.
+    pub stalled: bool,
+    /// The provider's Retry-After, when it gave one.
+    pub retry_after: Option<Duration>,
+}
+
+impl Problem {
+    /// A problem that needs a human.
+    pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), stalled: true, retry_after: None }
+    }
+
+    /// A problem that a retry may solve.
+    pub fn transient(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), stalled: false, retry_after: None }
+    }
+
+    /// When to try again after `failures` transient failures in a row (1 = the first).
+    pub fn requeue_after(&self, failures: u32) -> Duration {
+        if self.stalled {
+            return Duration::from_secs(300);
+        }
+        backoff(failures, self.retry_after)
+    }
+}
+
+impl From<CimiError> for Problem {
+    fn from(error: CimiError) -> Self {
+        let message = error.to_string();
+        let retry_after = error.retry_after();
+        let (reason, stalled) = match &error {
+            CimiError::Unavailable { .. } | CimiError::Timeout { .. } | CimiError::Cancelled { .. } => {
+                (Reason::ProviderUnreachable, false)
+            }
+            CimiError::RateLimited { .. } => (Reason::RateLimited, false),
+            CimiError::Unauthorized { .. } => (Reason::ProviderNotReady, false),
+            CimiError::NotAllowedNow { .. } | CimiError::Conflict { .. } => (Reason::WaitingForJob, false),
+            CimiError::Invalid { .. } => (Reason::ProviderRejected, true),
+            CimiError::NotSupported { .. } => (Reason::UnsupportedByProvider, true),
+            CimiError::JobFailed { .. } => (Reason::JobFailed, true),
+            CimiError::NotFound { .. } => (Reason::ResourceGone, true),
+            CimiError::Config(_) => (Reason::InvalidSpec, true),
+            CimiError::Protocol { .. } => (Reason::ProviderRejected, false),
+        };
+        Self { reason, message, stalled, retry_after }
+    }
+}
+
+impl From<kube::Error> for Problem {
+    fn from(error: kube::Error) -> Self {
+        Self::transient(Reason::ProviderNotReady, format!("Kubernetes API: {error}"))
+    }
+}
+
+/// Exponential backoff from 1 s to 5 min with full jitter on the upper half; a provider's
+/// Retry-After is a floor.
+pub fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = failures.saturating_sub(1).min(9);
+    let ceiling = Duration::from_secs(1u64 << exp).min(Duration::from_secs(300));
+    let half = ceiling / 2;
+    let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
+    let delay = half + Duration::from_millis(jitter);
+    match retry_after {
+        Some(floor) if floor > delay => floor,
+        _ => delay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_for_the_user() {
+        let p = Problem::from(CimiError::Unavailable {
+            href: "h".into(),
+            status: Some(503),
+            message: "m".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        });
+        assert_eq!((p.reason, p.stalled), (Reason::ProviderUnreachable, false));
+        assert!(p.requeue_after(1) >= Duration::from_secs(7), "Retry-After is honoured");
+        let p = Problem::from(CimiError::Invalid { href: "h".into(), status: 400, message: "bad cpu".into() });
+        assert_eq!((p.reason, p.stalled), (Reason::ProviderRejected, true));
+        assert!(p.message.contains("bad cpu"));
+        let p = Problem::from(CimiError::JobFailed {
+            href: "j".into(),
+            state: "FAILED".into(),
+            return_code: Some(1),
+            message: "no capacity".into(),
+        });
+        assert_eq!((p.reason, p.stalled), (Reason::JobFailed, true));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for failures in 1..40 {
+            let d = backoff(failures, None);
+            assert!(d <= Duration::from_secs(300), "{d:?}");
+        }
+        assert!(backoff(1, None) <= Duration::from_secs(1));
+        assert!(backoff(8, None) >= Duration::from_secs(64));
+    }
+}

@@ -1,0 +1,480 @@
+//! The CimiProvider controller: reads the credentials and CA Secrets (in the operator's namespace),
+//! connects, probes the CloudEntryPoint, reads a bounded catalog, writes status, re-probes every
+//! `pollInterval`, and keeps the `cimi.dev/in-use` finalizer while objects reference the provider.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, controller};
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
+use super::registry::{ProviderConnection, fingerprint};
+use crate::FINALIZER_IN_USE;
+use crate::api::common::parse_duration;
+use crate::api::conditions::{self, ConditionSet, IN_USE, READY, Status};
+use crate::api::provider::{CATALOG_ENTRIES_PER_COLLECTION, Catalog, CatalogEntry, CimiProviderStatus, Format};
+use crate::api::reasons::Reason;
+use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiVolume};
+use crate::cimi::query::Query;
+use crate::cimi::{Auth, CimiClient, CimiError, ClientConfig, Limits};
+
+/// The catalog collections read at each probe, by CEP collection name.
+pub const CATALOG_COLLECTIONS: &[&str] = &[
+    "machineConfigs",
+    "machineImages",
+    "machineTemplates",
+    "volumeConfigs",
+    "volumeTemplates",
+    "networkConfigs",
+    "networkTemplates",
+    "systemTemplates",
+];
+
+/// Runs the controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let wc = ctx.config.watcher_config();
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ctx.config.operator_namespace);
+    let controller = Controller::new(providers, wc.clone());
+    let store = controller.store();
+    let namespace = ctx.config.operator_namespace.clone();
+    controller
+        .watches(secrets, wc.clone(), move |secret: Secret| {
+            let name = secret.name_any();
+            let in_ns = secret.namespace().as_deref() == Some(namespace.as_str());
+            store
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    in_ns
+                        && [&p.spec.credentials_secret_ref, &p.spec.ca_bundle_secret_ref]
+                            .into_iter()
+                            .flatten()
+                            .any(|r| r.name == name && r.namespace == namespace)
+                })
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
+        .watches(super::kubeops::watched_api::<CimiMachine>(&ctx), wc.clone(), |m: CimiMachine| {
+            Some(ObjectRef::new(&m.spec.provider_ref.name))
+        })
+        .watches(super::kubeops::watched_api::<CimiVolume>(&ctx), wc.clone(), |v: CimiVolume| {
+            Some(ObjectRef::new(&v.spec.provider_ref.name))
+        })
+        .watches(super::kubeops::watched_api::<CimiNetwork>(&ctx), wc, |n: CimiNetwork| {
+            Some(ObjectRef::new(&n.spec.provider_ref.name))
+        })
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "cimiprovider reconcile");
+            }
+        })
+        .await;
+}
+
+/// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn error_policy(_: Arc<CimiProvider>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(%error, "cimiprovider reconcile failed");
+    Action::requeue(super::outcome::backoff(3, None))
+}
+
+/// The objects (in this operator's scope) that reference `provider`, as `kind namespace/name`.
+pub async fn references(ctx: &Context, provider: &str) -> kube::Result<Vec<String>> {
+    let mut params = ListParams::default();
+    if let Some(selector) = ctx.config.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+        params = params.labels(selector);
+    }
+    let mut out = Vec::new();
+    let watched = |ns: Option<String>| ns.is_some_and(|ns| ctx.config.watches_namespace(&ns));
+    for m in super::kubeops::watched_api::<CimiMachine>(ctx).list(&params).await?.items {
+        if m.spec.provider_ref.name == provider && watched(m.namespace()) {
+            out.push(format!("CimiMachine {}/{}", m.namespace().unwrap_or_default(), m.name_any()));
+        }
+    }
+    for v in super::kubeops::watched_api::<CimiVolume>(ctx).list(&params).await?.items {
+        if v.spec.provider_ref.name == provider && watched(v.namespace()) {
+            out.push(format!("CimiVolume {}/{}", v.namespace().unwrap_or_default(), v.name_any()));
+        }
+    }
+    for n in super::kubeops::watched_api::<CimiNetwork>(ctx).list(&params).await?.items {
+        if n.spec.provider_ref.name == provider && watched(n.namespace()) {
+            out.push(format!("CimiNetwork {}/{}", n.namespace().unwrap_or_default(), n.name_any()));
+        }
+    }
+    Ok(out)
+}
+
+/// What the provider's Secrets hold (never logged).
+struct Settings {
+    auth: Auth,
+    ca_bundle_pem: Option<Vec<u8>>,
+    fingerprint: u64,
+}
+
+async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Settings, String> {
+    let ns = &ctx.config.operator_namespace;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let spec = &provider.spec;
+    let mut auth = Auth::None;
+    let mut parts: Vec<Vec<u8>> = vec![
+        spec.endpoint.as_bytes().to_vec(),
+        format!("{:?}{}", spec.format, spec.insecure_skip_tls_verify).into_bytes(),
+        format!("{:?}", spec.rate_limit).into_bytes(),
+    ];
+    if let Some(r) = &spec.credentials_secret_ref {
+        if &r.namespace != ns {
+            return Err(format!(
+                "credentialsSecretRef names namespace {:?}; provider Secrets must live in the operator's namespace {ns:?}",
+                r.namespace
+            ));
+        }
+        let secret = secrets
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", r.name))?
+            .ok_or_else(|| format!("Secret {ns}/{} does not exist", r.name))?;
+        let data = secret.data.unwrap_or_default();
+        let key =
+            |k: &str| data.get(k).map(|v| String::from_utf8_lossy(&v.0).trim_end_matches(['\n', '\r']).to_string());
+        auth = match (key("username"), key("password"), key("token")) {
+            (Some(username), Some(password), _) => {
+                Auth::Basic { username, password: crate::cimi::Secret::new(password) }
+            }
+            (_, _, Some(token)) => Auth::Bearer(crate::cimi::Secret::new(token)),
+            _ => return Err(format!("Secret {ns}/{} needs keys username and password, or token", r.name)),
+        };
+        for k in ["username", "password", "token"] {
+            parts.push(data.get(k).map(|v| v.0.clone()).unwrap_or_default());
+        }
+    }
+    let mut ca_bundle_pem = None;
+    if let Some(r) = &spec.ca_bundle_secret_ref {
+        if &r.namespace != ns {
+            return Err(format!("caBundleSecretRef must name a Secret in the operator's namespace {ns:?}"));
+        }
+        let secret = secrets
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", r.name))?
+            .ok_or_else(|| format!("Secret {ns}/{} does not exist", r.name))?;
+        let pem = secret
+            .data
+            .unwrap_or_default()
+            .get("ca.crt")
+            .map(|v| v.0.clone())
+            .ok_or_else(|| format!("Secret {ns}/{} has no key ca.crt", r.name))?;
+        parts.push(pem.clone());
+        ca_bundle_pem = Some(pem);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(Settings { auth, ca_bundle_pem, fingerprint: fingerprint(&refs) })
+}
+
+fn client_for(provider: &CimiProvider, settings: Settings) -> Result<CimiClient, CimiError> {
+    let name = provider.name_any();
+    let mut config = ClientConfig::new(&name, &provider.spec.endpoint)?;
+    config.transport.auth = settings.auth;
+    config.transport.ca_bundle_pem = settings.ca_bundle_pem;
+    config.transport.insecure_skip_tls_verify = provider.spec.insecure_skip_tls_verify;
+    config.transport.format = match provider.spec.format {
+        Format::Json => crate::cimi::Format::Json,
+        Format::Xml => crate::cimi::Format::Xml,
+    };
+    if let Some(limits) = &provider.spec.rate_limit {
+        config.transport.limits = Limits {
+            requests_per_second: f64::from(limits.requests_per_second),
+            burst: u32::try_from(limits.burst).unwrap_or(1),
+            max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(1),
+        };
+    }
+    // Probes and reconciles requeue on their own; keep in-call retries short.
+    config.transport.retry.max_attempts = 2;
+    config.transport.request_timeout = Duration::from_secs(15);
+    config.transport.connect_timeout = Duration::from_secs(5);
+    CimiClient::new(config)
+}
+
+/// The Ready reason of a failed probe.
+pub fn probe_reason(error: &CimiError) -> Reason {
+    match error {
+        CimiError::Unauthorized { .. } => Reason::Unauthorized,
+        CimiError::Unavailable { message, .. } | CimiError::Config(message)
+            if message.to_ascii_lowercase().contains("certificate") || message.to_ascii_lowercase().contains("tls") =>
+        {
+            Reason::TLSError
+        }
+        CimiError::Unavailable { .. } | CimiError::Timeout { .. } | CimiError::RateLimited { .. } => {
+            Reason::Unreachable
+        }
+        _ => Reason::NotCIMI,
+    }
+}
+
+async fn read_catalog(client: &CimiClient) -> Result<BTreeMap<String, Vec<CatalogEntry>>, CimiError> {
+    let discovery = client.discovery().await?;
+    let mut out = BTreeMap::new();
+    for name in CATALOG_COLLECTIONS {
+        let Some(url) = discovery.collections.get(*name) else { continue };
+        let page = client.list_page_value(url, &Query::new(), "").await?;
+        let mut entries = Vec::new();
+        // The entry array is the one array of objects with ids in the collection document.
+        if let Value::Object(doc) = &page {
+            for (key, value) in doc {
+                if key == "operations" {
+                    continue;
+                }
+                if let Value::Array(items) = value {
+                    for item in items {
+                        if let Some(href) = item.get("id").and_then(Value::as_str) {
+                            let href = client.resolve(href).await.map(|u| u.to_string()).unwrap_or(href.to_string());
+                            let name = item.get("name").and_then(Value::as_str).map(str::to_string);
+                            entries.push(CatalogEntry { name, href });
+                        }
+                    }
+                }
+            }
+        }
+        out.insert((*name).to_string(), entries);
+    }
+    Ok(out)
+}
+
+/// The bounded catalog of status from the whole one.
+pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>) -> Catalog {
+    let mut catalog = Catalog::default();
+    for (name, entries) in full {
+        catalog.counts.insert(name.clone(), entries.len() as i64);
+        if entries.len() > CATALOG_ENTRIES_PER_COLLECTION {
+            catalog.truncated = true;
+        }
+        let capped: Vec<CatalogEntry> = entries.iter().take(CATALOG_ENTRIES_PER_COLLECTION).cloned().collect();
+        let slot = match name.as_str() {
+            "machineConfigs" => &mut catalog.machine_configs,
+            "machineImages" => &mut catalog.machine_images,
+            "machineTemplates" => &mut catalog.machine_templates,
+            "volumeConfigs" => &mut catalog.volume_configs,
+            "volumeTemplates" => &mut catalog.volume_templates,
+            "networkConfigs" => &mut catalog.network_configs,
+            "networkTemplates" => &mut catalog.network_templates,
+            "systemTemplates" => &mut catalog.system_templates,
+            _ => continue,
+        };
+        *slot = capped;
+    }
+    catalog
+}
+
+fn format_latency(d: Duration) -> String {
+    if d.as_millis() >= 1000 { format!("{:.1}s", d.as_secs_f64()) } else { format!("{}ms", d.as_millis()) }
+}
+
+async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = provider.name_any();
+    let api: Api<CimiProvider> = Api::all(ctx.client.clone());
+    let users = references(&ctx, &name).await?;
+    let old = provider.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let mut conds = ConditionSet::new(&old.conditions, provider.meta().generation, now.clone());
+    if users.is_empty() {
+        conds.set(IN_USE, Status::False, Reason::NotReferenced, "no object references this provider");
+    } else {
+        let shown: Vec<&str> = users.iter().take(5).map(String::as_str).collect();
+        let more = if users.len() > 5 { format!(" and {} more", users.len() - 5) } else { String::new() };
+        conds.set(IN_USE, Status::True, Reason::Referenced, format!("referenced by {}{more}", shown.join(", ")));
+    }
+
+    if provider.meta().deletion_timestamp.is_some() {
+        if users.is_empty() {
+            ctx.providers.remove(&name);
+            remove_finalizer(&api, &*provider, FINALIZER_IN_USE).await?;
+            return Ok(Action::await_change());
+        }
+        let status =
+            CimiProviderStatus { conditions: conds.build(), in_use_by: Some(users.len() as i32), ..old.clone() };
+        if status != old {
+            apply_status(&api, &name, &status).await?;
+        }
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    if users.is_empty() {
+        remove_finalizer(&api, &*provider, FINALIZER_IN_USE).await?;
+    } else if !has_finalizer(&*provider, FINALIZER_IN_USE) {
+        add_finalizer(&api, &*provider, FINALIZER_IN_USE).await?;
+    }
+
+    let poll =
+        parse_duration(&provider.spec.poll_interval).unwrap_or(Duration::from_secs(30)).max(Duration::from_secs(1));
+    let mut status = CimiProviderStatus {
+        observed_generation: provider.meta().generation,
+        in_use_by: Some(users.len() as i32),
+        ..old.clone()
+    };
+    let settings = match read_settings(&ctx, &provider).await {
+        Ok(s) => s,
+        Err(message) => {
+            ctx.providers.remove(&name);
+            conds.set(READY, Status::False, Reason::CredentialsNotFound, message);
+            status.ready = false;
+            status.conditions = conds.build();
+            write(&ctx, &api, &provider, &old, status).await?;
+            return Ok(Action::requeue(poll));
+        }
+    };
+    let existing = ctx.providers.get(&name).filter(|c| c.fingerprint == settings.fingerprint);
+    let fp = settings.fingerprint;
+    let client = match existing {
+        Some(c) => c.client,
+        None => match client_for(&provider, settings) {
+            Ok(c) => {
+                tracing::info!(provider = %name, "connecting to the provider");
+                c
+            }
+            Err(error) => {
+                conds.set(READY, Status::False, probe_reason(&error), error.to_string());
+                status.ready = false;
+                status.conditions = conds.build();
+                write(&ctx, &api, &provider, &old, status).await?;
+                return Ok(Action::requeue(poll));
+            }
+        },
+    };
+
+    let started = Instant::now();
+    let probe = client.discover().await;
+    let latency = started.elapsed();
+    status.last_probe_time = Some(now);
+    status.latency = Some(format_latency(latency));
+    let connection = match probe {
+        Ok(discovery) => match read_catalog(&client).await {
+            Ok(full) => {
+                status.ready = true;
+                status.cimi_version = Some(
+                    discovery
+                        .cep
+                        .extra
+                        .get("cimiVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| "1.x".to_string()),
+                );
+                status.base_uri = Some(discovery.base.to_string());
+                status.collections = discovery.collections.keys().cloned().collect();
+                status.catalog = Some(bounded_catalog(&full));
+                conds.set(
+                    READY,
+                    Status::True,
+                    Reason::Reachable,
+                    format!("CloudEntryPoint at {} answered in {}", discovery.base, format_latency(latency)),
+                );
+                ProviderConnection { client, fingerprint: fp, ready: true, message: String::new(), catalog: full }
+            }
+            Err(error) => {
+                status.ready = false;
+                conds.set(READY, Status::False, probe_reason(&error), format!("reading the catalog: {error}"));
+                ProviderConnection {
+                    client,
+                    fingerprint: fp,
+                    ready: false,
+                    message: error.to_string(),
+                    catalog: BTreeMap::new(),
+                }
+            }
+        },
+        Err(error) => {
+            status.ready = false;
+            conds.set(READY, Status::False, probe_reason(&error), error.to_string());
+            let catalog = ctx.providers.get(&name).map(|c| c.catalog).unwrap_or_default();
+            ProviderConnection { client, fingerprint: fp, ready: false, message: error.to_string(), catalog }
+        }
+    };
+    ctx.providers.put(&name, connection);
+    status.conditions = conds.build();
+    write(&ctx, &api, &provider, &old, status).await?;
+    Ok(Action::requeue(poll))
+}
+
+/// Writes status when it changed (the probe time and latency alone do not count) and records an
+/// Event when Ready flips or changes reason.
+async fn write(
+    ctx: &Context,
+    api: &Api<CimiProvider>,
+    provider: &CimiProvider,
+    old: &CimiProviderStatus,
+    status: CimiProviderStatus,
+) -> Result<(), Error> {
+    let comparable = |s: &CimiProviderStatus| CimiProviderStatus { last_probe_time: None, latency: None, ..s.clone() };
+    let probe_due = match (&old.last_probe_time, &status.last_probe_time) {
+        (Some(a), Some(b)) => b.0.duration_since(a.0).as_secs() >= 60,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if comparable(old) == comparable(&status) && !probe_due {
+        return Ok(());
+    }
+    apply_status(api, &provider.name_any(), &status).await?;
+    let before = conditions::find(&old.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()));
+    if let Some(now) = conditions::find(&status.conditions, READY)
+        && before.as_ref() != Some(&(now.status.clone(), now.reason.clone()))
+    {
+        publish(ctx, provider, now.status != "True", &now.reason, "Probe", now.message.clone()).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_errors_name_the_cause() {
+        assert_eq!(probe_reason(&CimiError::Unauthorized { href: "h".into(), status: 401 }), Reason::Unauthorized);
+        assert_eq!(
+            probe_reason(&CimiError::Unavailable {
+                href: "h".into(),
+                status: None,
+                message: "connection refused".into(),
+                retry_after: None
+            }),
+            Reason::Unreachable
+        );
+        assert_eq!(probe_reason(&CimiError::protocol("h", "not a CloudEntryPoint", b"<html>")), Reason::NotCIMI);
+        assert_eq!(probe_reason(&CimiError::NotFound { href: "h".into() }), Reason::NotCIMI);
+    }
+
+    #[test]
+    fn the_status_catalog_is_capped_but_counts_are_complete() {
+        let mut full = BTreeMap::new();
+        let many: Vec<CatalogEntry> = (0..60)
+            .map(|i| CatalogEntry { name: Some(format!("img{i}")), href: format!("http://p/img/{i}") })
+            .collect();
+        full.insert("machineImages".to_string(), many);
+        full.insert("machineConfigs".to_string(), vec![CatalogEntry { name: Some("small".into()), href: "h".into() }]);
+        let catalog = bounded_catalog(&full);
+        assert_eq!(catalog.machine_images.len(), CATALOG_ENTRIES_PER_COLLECTION);
+        assert_eq!(catalog.counts["machineImages"], 60);
+        assert_eq!(catalog.machine_configs.len(), 1);
+        assert!(catalog.truncated);
+    }
+}

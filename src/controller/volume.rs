@@ -1,0 +1,96 @@
+//! The CimiVolume controller: a [`SimpleKind`] whose provider resource is a Volume, created from an
+//! inline capacity (kB from a quantity), a VolumeConfiguration or a VolumeTemplate.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::outcome::Problem;
+use super::registry::{ProviderConnection, resolve_catalog};
+use super::simple::{self, SimpleKind};
+use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy, Properties};
+use crate::api::quantity::{capacity_kb, format_capacity_kb};
+use crate::api::reasons::Reason;
+use crate::api::{CimiMachine, CimiVolume, CimiVolumeStatus};
+use crate::cimi::model;
+
+/// Runs the controller until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    simple::run::<CimiVolume>(ctx, shutdown).await;
+}
+
+impl SimpleKind for CimiVolume {
+    type Status = CimiVolumeStatus;
+    const COLLECTION: &'static str = "volumes";
+    const READY_STATE: &'static str = "AVAILABLE";
+    const NOUN: &'static str = "volume";
+
+    fn provider(&self) -> &str {
+        &self.spec.provider_ref.name
+    }
+    fn attributes(&self) -> (Option<&str>, Option<&str>, Option<&Properties>) {
+        (self.spec.name.as_deref(), self.spec.description.as_deref(), self.spec.properties.as_ref())
+    }
+    fn policies(&self) -> (DeletionPolicy, ManagementPolicy, bool) {
+        (self.spec.deletion_policy, self.spec.management_policy, self.spec.import.is_some())
+    }
+    fn status_now(&self) -> CimiVolumeStatus {
+        self.status.clone().unwrap_or_default()
+    }
+    fn common(status: &mut CimiVolumeStatus) -> &mut ManagedStatus {
+        &mut status.common
+    }
+    fn observe_into(v: &Value, status: &mut CimiVolumeStatus) {
+        status.common.state = v.get("state").and_then(Value::as_str).map(str::to_string);
+        status.capacity = v.get("capacity").and_then(Value::as_i64);
+        status.capacity_display = status.capacity.map(format_capacity_kb);
+        status.type_ = v.get("type").and_then(Value::as_str).map(str::to_string);
+        status.bootable = v.get("bootable").and_then(Value::as_bool);
+    }
+    fn create_body(&self, conn: &ProviderConnection) -> Result<Value, Problem> {
+        let spec = &self.spec;
+        let entries = |name: &str| conn.catalog.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let stalled = |(reason, message): (Reason, String)| Problem::stalled(reason, message);
+        let template = if let Some(r) = &spec.volume_template {
+            json!({"href": resolve_catalog(entries("volumeTemplates"), r, "volumeTemplate").map_err(stalled)?})
+        } else {
+            let mut t = Map::new();
+            if let Some(r) = &spec.volume_config {
+                let href = resolve_catalog(entries("volumeConfigs"), r, "volumeConfig").map_err(stalled)?;
+                t.insert("volumeConfig".into(), json!({"href": href}));
+            } else {
+                let capacity = spec
+                    .capacity
+                    .as_ref()
+                    .ok_or_else(|| {
+                        Problem::stalled(Reason::InvalidSpec, "set spec.capacity, volumeConfig or volumeTemplate")
+                    })
+                    .and_then(|q| capacity_kb(q).map_err(|e| Problem::stalled(Reason::InvalidSpec, e.to_string())))?;
+                let mut config = json!({"resourceURI": model::type_uri("VolumeConfiguration"), "capacity": capacity});
+                if let Some(t) = &spec.type_ {
+                    config["type"] = json!(t);
+                }
+                if let Some(f) = &spec.format {
+                    config["format"] = json!(f);
+                }
+                t.insert("volumeConfig".into(), config);
+            }
+            if let Some(r) = &spec.volume_image {
+                let href = resolve_catalog(entries("volumeImages"), r, "volumeImage").map_err(stalled)?;
+                t.insert("volumeImage".into(), json!({"href": href}));
+            }
+            Value::Object(t)
+        };
+        Ok(json!({"resourceURI": model::type_uri("VolumeCreate"), "volumeTemplate": template}))
+    }
+    fn held_by(&self, machines: &[CimiMachine]) -> Vec<String> {
+        let name = kube::ResourceExt::name_any(self);
+        machines
+            .iter()
+            .filter(|m| m.spec.volumes.iter().any(|v| v.volume_ref.name == name))
+            .map(kube::ResourceExt::name_any)
+            .collect()
+    }
+}

@@ -1,0 +1,284 @@
+//! CimiMachine on cimi-sim: created from a template by value, power state through actions, a
+//! one-shot restart, a partial update of its attributes, deletion on the provider; force-orphan and
+//! pause.
+
+use std::time::Duration;
+
+use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
+use cimi_operator::api::machine::MachineTemplateSpec;
+use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider, PowerState};
+use cimi_operator::cimi::query::Query;
+use cimi_operator::cimi::{Auth, CimiClient, ClientConfig, Secret as CimiSecret};
+use cimi_operator::sim::{Sim, SimConfig, SimHandle};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
+use crate::provider::{credentials_secret, provider_for, wait_ready};
+
+const T: Duration = Duration::from_secs(60);
+
+/// A CIMI client for a sim (demo/demo), to look at the provider side.
+pub async fn sim_client(sim: &SimHandle) -> CimiClient {
+    let mut config = ClientConfig::new("test", &sim.url()).expect("config");
+    config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
+    CimiClient::connect(config).await.expect("connect to the sim")
+}
+
+/// Every resource of a collection on the sim, as JSON.
+pub async fn provider_list(cimi: &CimiClient, collection: &str) -> Vec<Value> {
+    let url = cimi.collection_url(collection).await.expect("collection");
+    let page = cimi.list_page_value(&url, &Query::new(), "").await.expect("list");
+    cimi_operator::controller::managed::entries(&page)
+}
+
+/// A Ready provider for a fresh sim, in the test's namespace; returns its name.
+pub async fn ready_provider(client: &kube::Client, op: &TestOperator, ns: &str, sim: &SimHandle) -> String {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    secrets.create(&PostParams::default(), &credentials_secret(op, "creds", "demo", "demo")).await.expect("secret");
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let name = format!("prov-{}", random_suffix());
+    providers
+        .create(&PostParams::default(), &provider_for(op, &name, &sim.url(), ns, "creds"))
+        .await
+        .expect("provider");
+    wait_ready(&providers, &name, "True", "Reachable").await;
+    name
+}
+
+fn machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
+    let mut m = CimiMachine::new(
+        name,
+        CimiMachineSpec {
+            provider_ref: ProviderRef { name: provider.into() },
+            description: Some("front end".into()),
+            template: Some(MachineTemplateSpec {
+                machine_config: Some(CatalogRef::by_name("small")),
+                machine_image: CatalogRef::by_name("Linux SUSE"),
+                credential_secret_ref: Some(LocalObjectRef { name: "login".into() }),
+                ..Default::default()
+            }),
+            name: None,
+            properties: None,
+            template_ref: None,
+            power_state: PowerState::Started,
+            volumes: Vec::new(),
+            network_interfaces: Vec::new(),
+            deletion_policy: Default::default(),
+            management_policy: Default::default(),
+            import: None,
+            timeouts: None,
+        },
+    );
+    m.metadata.labels = Some(op.labels());
+    m
+}
+
+/// Waits until the machine's status satisfies `check`.
+pub async fn wait_machine(
+    machines: &Api<CimiMachine>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&CimiMachine) -> bool,
+) -> CimiMachine {
+    eventually(what, T, || async {
+        let m = machines.get(name).await.ok()?;
+        check(&m).then_some(m)
+    })
+    .await
+}
+
+fn state(m: &CimiMachine) -> Option<&str> {
+    m.status.as_ref()?.common.state.as_deref()
+}
+
+fn ready(m: &CimiMachine) -> bool {
+    m.status.as_ref().is_some_and(|s| condition(&s.common.conditions, "Ready").is_some_and(|c| c.0 == "True"))
+}
+
+#[tokio::test]
+async fn machine_lifecycle_on_the_sim() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "mach").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let login = Secret {
+        metadata: ObjectMeta { name: Some("login".into()), ..Default::default() },
+        data: Some(
+            [("userID", "admin"), ("password", "s3cret-login")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &login).await.expect("login secret");
+
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    machines.create(&PostParams::default(), &machine(&op, "web-1", &provider)).await.expect("create machine");
+
+    // Created, started, with the config's cpu and memory.
+    let m =
+        wait_machine(&machines, "web-1", "web-1 STARTED and Ready", |m| state(m) == Some("STARTED") && ready(m)).await;
+    let st = m.status.clone().expect("status");
+    assert_eq!(st.cpu, Some(1));
+    assert_eq!(st.memory, Some(8_000_000));
+    assert!(st.memory_display.is_some());
+    assert!(st.common.id.as_deref().is_some_and(|id| id.starts_with(&sim.url())), "{:?}", st.common.id);
+    let job = st.common.job.clone().expect("the create Job is recorded");
+    assert_eq!(job.state.as_deref(), Some("SUCCESS"));
+    assert_eq!(st.common.observed_generation, m.metadata.generation);
+    assert!(m.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == "cimi.dev/cleanup")));
+    let text = serde_json::to_string(&m).expect("json");
+    assert!(!text.contains("s3cret-login"), "a secret leaked into the object");
+
+    // Exactly one provider machine, tagged with the object's UID.
+    let on_provider = provider_list(&cimi, "machines").await;
+    assert_eq!(on_provider.len(), 1, "{on_provider:?}");
+    let uid = m.metadata.uid.clone().expect("uid");
+    assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(uid));
+    assert_eq!(on_provider[0]["properties"]["cimi.dev/name"], json!("web-1"));
+    assert_eq!(on_provider[0]["description"], json!("front end"));
+
+    // Stop through powerState.
+    machines
+        .patch("web-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
+        .await
+        .expect("stop");
+    wait_machine(&machines, "web-1", "web-1 STOPPED", |m| state(m) == Some("STOPPED") && ready(m)).await;
+
+    // Start again, then restart through the annotation.
+    machines
+        .patch("web-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Started"}})))
+        .await
+        .expect("start");
+    wait_machine(&machines, "web-1", "web-1 STARTED again", |m| state(m) == Some("STARTED") && ready(m)).await;
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/action": "restart@1"}}})),
+        )
+        .await
+        .expect("restart");
+    let m = wait_machine(&machines, "web-1", "restart@1 Succeeded", |m| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.common.last_action.as_ref())
+            .is_some_and(|a| a.nonce == "1" && a.phase == "Succeeded")
+    })
+    .await;
+    let last = m.status.and_then(|s| s.common.last_action).expect("last action");
+    assert_eq!(last.action, "restart");
+    assert!(last.job.is_some());
+
+    // A partial update of the description and properties, tags kept.
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"description": "web front", "properties": {"team": "a"}}})),
+        )
+        .await
+        .expect("update");
+    eventually("the description and properties on the provider", T, || async {
+        let m = provider_list(&cimi, "machines").await.into_iter().next()?;
+        (m["description"] == json!("web front")
+            && m["properties"]["team"] == json!("a")
+            && m["properties"]["cimi.dev/uid"] == json!(uid))
+        .then_some(())
+    })
+    .await;
+
+    // Delete: gone on the provider, then the object.
+    machines.delete("web-1", &DeleteParams::default()).await.expect("delete");
+    eventually("web-1 to be gone", T, || async { machines.get_opt("web-1").await.ok()?.is_none().then_some(()) }).await;
+    assert!(provider_list(&cimi, "machines").await.is_empty(), "the provider machine is left");
+
+    // The provider is no longer referenced: it can go.
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    providers.delete(&provider, &DeleteParams::default()).await.expect("delete provider");
+    eventually("the provider to be gone", T, || async {
+        providers.get_opt(&provider).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn paused_force_orphan_and_in_use_provider() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "mach2").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+
+    // A paused machine is not created, and says so.
+    let mut m = machine(&op, "db-1", &provider);
+    m.spec.template.as_mut().expect("template").credential_secret_ref = None;
+    m.spec.power_state = PowerState::Stopped;
+    m.metadata.annotations = Some([("cimi.dev/paused".to_string(), "true".to_string())].into_iter().collect());
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    wait_machine(&machines, "db-1", "Synced=False Paused", |m| {
+        m.status
+            .as_ref()
+            .is_some_and(|s| condition(&s.common.conditions, "Synced") == Some(("False".into(), "Paused".into())))
+    })
+    .await;
+    assert!(provider_list(&cimi, "machines").await.is_empty());
+
+    // Unpaused: created, and the provider is held by the in-use finalizer.
+    machines
+        .patch(
+            "db-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/paused": null}}})),
+        )
+        .await
+        .expect("unpause");
+    wait_machine(&machines, "db-1", "db-1 STOPPED and Ready", |m| state(m) == Some("STOPPED") && ready(m)).await;
+    eventually("the provider InUse", T, || async {
+        let p = providers.get(&provider).await.ok()?;
+        let st = p.status?;
+        (condition(&st.conditions, "InUse") == Some(("True".into(), "Referenced".into()))
+            && p.metadata.finalizers.unwrap_or_default().iter().any(|f| f == "cimi.dev/in-use"))
+        .then_some(())
+    })
+    .await;
+    providers.delete(&provider, &DeleteParams::default()).await.expect("delete provider");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(providers.get_opt(&provider).await.expect("get").is_some(), "a referenced provider must stay");
+
+    // Force-orphan: the object goes without provider calls; the machine stays on the provider.
+    machines
+        .patch(
+            "db-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/force-orphan": "true"}}})),
+        )
+        .await
+        .expect("force-orphan");
+    machines.delete("db-1", &DeleteParams::default()).await.expect("delete");
+    eventually("db-1 to be gone", T, || async { machines.get_opt("db-1").await.ok()?.is_none().then_some(()) }).await;
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 1, "force-orphan must not delete on the provider");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    let found = eventually("a ForceOrphaned Event", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find(|e| e.reason.as_deref() == Some("ForceOrphaned"))
+    })
+    .await;
+    assert_eq!(found.type_.as_deref(), Some("Warning"));
+
+    // Now nothing references the provider: it goes.
+    eventually("the provider to be gone", T, || async {
+        providers.get_opt(&provider).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}

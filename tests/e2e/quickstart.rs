@@ -1,0 +1,155 @@
+//! The quickstart of `examples/quickstart/`, applied as a user would (against an in-process sim instead
+//! of the one on 127.0.0.1:8780): everything becomes Ready, the machine runs with an IP, stops, starts
+//! and restarts, and deleting everything removes everything on the provider.
+
+use std::time::Duration;
+
+use cimi_operator::api::{CimiMachine, CimiNetwork, CimiVolume};
+use cimi_operator::devenv::apply::read_manifests;
+use cimi_operator::sim::{Sim, SimConfig};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::json;
+
+use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
+use crate::machine::{provider_list, sim_client, wait_machine};
+use crate::provider::wait_ready;
+
+const T: Duration = Duration::from_secs(90);
+
+fn is_ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
+}
+
+#[tokio::test]
+async fn quickstart_end_to_end() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "quick").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = format!("demo-{}", random_suffix());
+
+    // Apply the manifests, scoped to this test: its namespace, its label, its sim.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let pp = PatchParams::apply("e2e-quickstart").force();
+    for (_, mut obj) in read_manifests(&dir).expect("the quickstart manifests parse") {
+        let types = obj.types.clone().expect("types");
+        if types.kind == "Namespace" {
+            continue;
+        }
+        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
+        let ar = ApiResource::from_gvk(&gvk);
+        obj.metadata.labels.get_or_insert_default().insert(op.label.0.clone(), op.label.1.clone());
+        let api: Api<DynamicObject> = match types.kind.as_str() {
+            "CimiProvider" => {
+                obj.metadata.name = Some(provider.clone());
+                obj.data["spec"]["endpoint"] = json!(sim.url());
+                obj.data["spec"]["credentialsSecretRef"]["namespace"] = json!(ns.name);
+                Api::all_with(client.clone(), &ar)
+            }
+            "Secret" => {
+                obj.metadata.namespace = Some(ns.name.clone());
+                Api::namespaced_with(client.clone(), &ns.name, &ar)
+            }
+            _ => {
+                obj.data["spec"]["providerRef"]["name"] = json!(provider);
+                Api::namespaced_with(client.clone(), &ns.name, &ar)
+            }
+        };
+        let name = obj.metadata.name.clone().expect("name");
+        api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap_or_else(|e| panic!("apply {}: {e}", types.kind));
+    }
+
+    // Everything Ready.
+    let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
+    wait_ready(&providers, &provider, "True", "Reachable").await;
+    let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let net = eventually("demo-net Ready", T, || async {
+        let n = networks.get("demo-net").await.ok()?;
+        n.status.as_ref().is_some_and(|s| is_ready(&s.common.conditions)).then_some(n)
+    })
+    .await;
+    let vol = eventually("demo-data Ready", T, || async {
+        let v = volumes.get("demo-data").await.ok()?;
+        v.status.as_ref().is_some_and(|s| is_ready(&s.common.conditions)).then_some(v)
+    })
+    .await;
+    let vol_status = vol.status.expect("volume status");
+    assert_eq!(vol_status.capacity, Some(10_737_419), "10Gi in kB");
+    assert_eq!(vol_status.common.state.as_deref(), Some("AVAILABLE"));
+    let m = wait_machine(&machines, "web-1", "web-1 STARTED, Ready, with an IP", |m| {
+        m.status.as_ref().is_some_and(|s| {
+            s.common.state.as_deref() == Some("STARTED") && is_ready(&s.common.conditions) && s.ip.is_some()
+        })
+    })
+    .await;
+    let st = m.status.expect("status");
+    assert_eq!((st.cpu, st.memory), (Some(1), Some(8_000_000)));
+    assert_eq!(st.network_interfaces.len(), 1);
+    assert_eq!(st.network_interfaces[0].href, net.status.and_then(|s| s.common.id));
+    assert_eq!(st.volumes.len(), 1, "{:?}", st.volumes);
+    assert_eq!(st.volumes[0].href, vol_status.common.id);
+    assert_eq!(st.volumes[0].initial_location.as_deref(), Some("/dev/vdb"));
+    // The volume is held by the machine.
+    let vol = volumes.get("demo-data").await.expect("volume");
+    assert!(vol.metadata.finalizers.unwrap_or_default().iter().any(|f| f == "cimi.dev/in-use"));
+
+    // Stop, start, restart.
+    let merge = |v: serde_json::Value| Patch::Merge(v);
+    machines
+        .patch("web-1", &PatchParams::default(), &merge(json!({"spec": {"powerState": "Stopped"}})))
+        .await
+        .expect("stop");
+    wait_machine(&machines, "web-1", "web-1 STOPPED", |m| {
+        m.status
+            .as_ref()
+            .is_some_and(|s| s.common.state.as_deref() == Some("STOPPED") && is_ready(&s.common.conditions))
+    })
+    .await;
+    machines
+        .patch("web-1", &PatchParams::default(), &merge(json!({"spec": {"powerState": "Started"}})))
+        .await
+        .expect("start");
+    wait_machine(&machines, "web-1", "web-1 STARTED", |m| {
+        m.status
+            .as_ref()
+            .is_some_and(|s| s.common.state.as_deref() == Some("STARTED") && is_ready(&s.common.conditions))
+    })
+    .await;
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &merge(json!({"metadata": {"annotations": {"cimi.dev/action": "restart@demo"}}})),
+        )
+        .await
+        .expect("restart");
+    wait_machine(&machines, "web-1", "restart@demo Succeeded", |m| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.common.last_action.as_ref())
+            .is_some_and(|a| a.nonce == "demo" && a.phase == "Succeeded")
+    })
+    .await;
+
+    // Delete everything at once: the volume and network wait for the machine, then all go.
+    let dp = DeleteParams::default();
+    volumes.delete("demo-data", &dp).await.expect("delete volume");
+    networks.delete("demo-net", &dp).await.expect("delete network");
+    machines.delete("web-1", &dp).await.expect("delete machine");
+    eventually("every object gone", T, || async {
+        let gone = machines.get_opt("web-1").await.ok()?.is_none()
+            && volumes.get_opt("demo-data").await.ok()?.is_none()
+            && networks.get_opt("demo-net").await.ok()?.is_none();
+        gone.then_some(())
+    })
+    .await;
+    for collection in ["machines", "volumes", "networks"] {
+        assert!(provider_list(&cimi, collection).await.is_empty(), "{collection} left on the provider");
+    }
+    providers.delete(&provider, &dp).await.expect("delete provider");
+    eventually("the provider gone", T, || async { providers.get_opt(&provider).await.ok()?.is_none().then_some(()) })
+        .await;
+}
