@@ -14,14 +14,19 @@ use std::time::{Duration, Instant};
 use cimi_operator::sim::{Sim, SimConfig, SimHandle, Timing};
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// CPU seconds used so far by the threads whose name starts with `prefix`.
 fn cpu_seconds(prefix: &str) -> f64 {
     let ticks = 100.0; // USER_HZ on Linux
     let mut total = 0.0;
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
     for task in tasks.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if !comm.trim().starts_with(prefix) {
@@ -29,7 +34,9 @@ fn cpu_seconds(prefix: &str) -> f64 {
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
         // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
         let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
@@ -42,7 +49,10 @@ fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -51,7 +61,10 @@ fn load(rt: &tokio::runtime::Runtime, url: String, seconds: u64, connections: u6
     let load_cpu0 = cpu_seconds("load-");
     let started = Instant::now();
     let (count, mut latencies) = rt.block_on(async move {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(connections as usize).build().expect("client");
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections as usize)
+            .build()
+            .expect("client");
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for _ in 0..connections {
@@ -62,7 +75,12 @@ fn load(rt: &tokio::runtime::Runtime, url: String, seconds: u64, connections: u6
                 let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let ok = match client.get(&url).basic_auth("demo", Some("demo")).send().await {
+                    let ok = match client
+                        .get(&url)
+                        .basic_auth("demo", Some("demo"))
+                        .send()
+                        .await
+                    {
                         Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                         Err(_) => false,
                     };
@@ -83,7 +101,12 @@ fn load(rt: &tokio::runtime::Runtime, url: String, seconds: u64, connections: u6
     });
     let wall = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     let sim_cpu = cpu_seconds("sim-") - sim_cpu0;
     let load_cpu = cpu_seconds("load-") - load_cpu0;
     println!(
@@ -115,8 +138,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("load runtime");
-    let config = SimConfig { timing: Timing::Instant, ..SimConfig::default() };
-    let sim: SimHandle = sim_rt.block_on(Sim::start(config)).expect("the simulator starts");
+    let config = SimConfig {
+        timing: Timing::Instant,
+        ..SimConfig::default()
+    };
+    let sim: SimHandle = sim_rt
+        .block_on(Sim::start(config))
+        .expect("the simulator starts");
     sim.with_store(|s| s.bulk_machines(machines));
     let base = sim.url();
     let one = sim.with_store(|s| {
@@ -127,7 +155,13 @@ fn main() {
     });
     let one = one.expect("a machine");
     println!("cimi-sim load benchmark: {machines} machines, {seconds} s per scenario");
-    load(&load_rt, one, seconds, connections, "GET one machine (JSON, Basic auth)");
+    load(
+        &load_rt,
+        one,
+        seconds,
+        connections,
+        "GET one machine (JSON, Basic auth)",
+    );
     load(
         &load_rt,
         format!("{base}machines?$filter=name='bulk{}'", machines / 2),
@@ -140,7 +174,9 @@ fn main() {
         format!("{base}machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20"),
         seconds,
         connections,
-        &format!("GET machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20 over {machines} machines"),
+        &format!(
+            "GET machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20 over {machines} machines"
+        ),
     );
     let before = rss_kib();
     sim.with_store(|s| s.bulk_machines(memory_resources));

@@ -26,13 +26,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use catalog::Catalog;
-pub use config::{Auth, Profile, SimConfig, Timing};
+pub use config::{Auth, Profile, SimConfig, Timing, TlsFiles};
 pub use faults::{FaultKind, FaultRule, FaultSet};
 pub use stats::{RequestRecord, SimStats};
 
@@ -46,6 +51,7 @@ pub struct Sim;
 pub struct SimHandle {
     app: Arc<App>,
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -53,12 +59,14 @@ pub struct SimHandle {
 impl Sim {
     /// Binds `config.listen` and serves; returns once the port is bound.
     pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut base = config
             .external_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}/"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}/"));
         if !base.ends_with('/') {
             base.push('/');
         }
@@ -90,17 +98,44 @@ impl Sim {
             config,
         });
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone()));
+        let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone(), tls.clone()));
         Ok(SimHandle {
             app,
             addr,
+            tls,
             shutdown,
             task: Some(task),
         })
     }
 }
 
-async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+fn tls_acceptor(files: &TlsFiles) -> std::io::Result<TlsAcceptor> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| invalid("reading the TLS certificate", &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("parsing the TLS certificate", &e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|e| invalid("reading the TLS key", &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid("TLS versions", &e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| invalid("the TLS identity", &e))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    tls: Option<TlsAcceptor>,
+) {
     let router = server::router(app);
     loop {
         let accepted = tokio::select! {
@@ -110,23 +145,37 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken
         let Ok((stream, _)) = accepted else { continue };
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let drop_conn = CancellationToken::new();
-            let token = drop_conn.clone();
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnDrop(token.clone()));
-                    router.clone().oneshot(req.map(axum::body::Body::new))
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, router, shutdown).await,
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                 },
-            );
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = drop_conn.cancelled() => {}
-                _ = shutdown.cancelled() => {}
+                None => serve_connection(stream, router, shutdown).await,
             }
         });
+    }
+}
+
+/// Serves one connection until it closes, the simulator stops, or a commit-then-drop fault drops it.
+async fn serve_connection<S>(stream: S, router: axum::Router, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let drop_conn = CancellationToken::new();
+    let token = drop_conn.clone();
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnDrop(token.clone()));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = drop_conn.cancelled() => {}
+        _ = shutdown.cancelled() => {}
     }
 }
 
@@ -190,6 +239,7 @@ impl SimHandle {
             listener,
             self.app.clone(),
             self.shutdown.clone(),
+            self.tls.clone(),
         )));
         Ok(())
     }

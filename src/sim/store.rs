@@ -1052,7 +1052,9 @@ impl Store {
         let rendered_attrs = ["id", "resourceURI", "operations"];
         let render_first = !q.orderby.is_empty()
             || coll.item_type == "System"
-            || q.filters.iter().any(|f| rendered_attrs.iter().any(|a| f.mentions(a)));
+            || q.filters
+                .iter()
+                .any(|f| rendered_attrs.iter().any(|a| f.mentions(a)));
         let (count, mut entries) = if render_first {
             let mut entries: Vec<Map<String, Value>> = coll
                 .members
@@ -1062,7 +1064,11 @@ impl Store {
                 .collect();
             let count = entries.len();
             query::sort(&mut entries, &q.orderby);
-            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
+            let range = if q.ignore_paging {
+                0..count
+            } else {
+                query::page_range(q.first, q.last, count)
+            };
             (count, entries.drain(range).collect::<Vec<_>>())
         } else {
             // Filter on the stored attributes and render only the page served.
@@ -1073,8 +1079,15 @@ impl Store {
                 .filter(|(_, st)| q.filters.iter().all(|f| f.matches(&st.doc)))
                 .collect();
             let count = matching.len();
-            let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
-            let page = matching[range].iter().map(|(p, st)| self.render(p, st)).collect::<Vec<_>>();
+            let range = if q.ignore_paging {
+                0..count
+            } else {
+                query::page_range(q.first, q.last, count)
+            };
+            let page = matching[range]
+                .iter()
+                .map(|(p, st)| self.render(p, st))
+                .collect::<Vec<_>>();
             (count, page)
         };
         if let Some(max) = q.truncate {

@@ -7,6 +7,8 @@ mod profiles;
 mod protocol;
 mod resources;
 mod systems;
+#[cfg(feature = "devenv")]
+mod tls;
 mod xml;
 
 use std::time::Duration;
