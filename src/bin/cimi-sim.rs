@@ -110,5 +110,6 @@ async fn main() -> anyhow::Result<()> {
         _ = sim.wait() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    sim.stop().await;
     Ok(())
 }

@@ -52,6 +52,8 @@ pub struct SimHandle {
     app: Arc<App>,
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
+    writer: CancellationToken,
+    persist_task: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -95,8 +97,15 @@ impl Sim {
             store: Mutex::new(store),
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
+            dirty: tokio::sync::Notify::new(),
             config,
         });
+        let writer = CancellationToken::new();
+        let persist_task = app
+            .config
+            .state_file
+            .is_some()
+            .then(|| tokio::spawn(server::persist_loop(app.clone(), writer.clone())));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone(), tls.clone()));
         Ok(SimHandle {
@@ -105,6 +114,8 @@ impl Sim {
             tls,
             shutdown,
             task: Some(task),
+            writer,
+            persist_task,
         })
     }
 }
@@ -244,10 +255,14 @@ impl SimHandle {
         Ok(())
     }
 
-    /// Stops serving and closes every connection.
+    /// Stops serving, closes every connection, and writes the state file one last time.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.writer.cancel();
+        if let Some(task) = self.persist_task.take() {
             let _ = task.await;
         }
     }
@@ -263,5 +278,6 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        self.writer.cancel();
     }
 }
