@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cimi_operator::sim::{Auth, Catalog, FaultSet, Profile, Sim, SimConfig, Timing};
+use cimi_operator::sim::{Auth, Catalog, FaultSet, Profile, Sim, SimConfig, Timing, TlsFiles};
 use clap::Parser;
 
 /// A CIMI provider that simulates an IaaS.
@@ -48,6 +48,12 @@ struct Args {
     /// Persist state to this file (written atomically after every change).
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -82,6 +88,10 @@ async fn main() -> anyhow::Result<()> {
         catalog,
         faults,
         state_file: args.state_file,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
     };
     let mut sim = Sim::start(config).await.context("starting the simulator")?;
     println!("{}", sim.url());
@@ -89,5 +99,6 @@ async fn main() -> anyhow::Result<()> {
         _ = sim.wait() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    sim.stop().await;
     Ok(())
 }

@@ -92,6 +92,17 @@ pub struct SimConfig {
     pub faults: Vec<FaultRule>,
     /// Where to persist state (crash-safe: written to a temporary file, then renamed); `None` keeps it in memory.
     pub state_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain and PEM private key; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of a TLS server identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 impl Default for SimConfig {
@@ -107,6 +118,7 @@ impl Default for SimConfig {
             catalog: None,
             faults: Vec::new(),
             state_file: None,
+            tls: None,
         }
     }
 }

@@ -26,13 +26,18 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use catalog::Catalog;
-pub use config::{Auth, Profile, SimConfig, Timing};
+pub use config::{Auth, Profile, SimConfig, Timing, TlsFiles};
 pub use faults::{FaultKind, FaultRule, FaultSet};
 pub use stats::{RequestRecord, SimStats};
 
@@ -46,6 +51,9 @@ pub struct Sim;
 pub struct SimHandle {
     app: Arc<App>,
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    writer: CancellationToken,
+    persist_task: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -53,9 +61,11 @@ pub struct SimHandle {
 impl Sim {
     /// Binds `config.listen` and serves; returns once the port is bound.
     pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let mut base = config.external_url.clone().unwrap_or_else(|| format!("http://{addr}/"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut base = config.external_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}/"));
         if !base.ends_with('/') {
             base.push('/');
         }
@@ -77,15 +87,37 @@ impl Sim {
             store: Mutex::new(store),
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
+            dirty: tokio::sync::Notify::new(),
             config,
         });
+        let writer = CancellationToken::new();
+        let persist_task =
+            app.config.state_file.is_some().then(|| tokio::spawn(server::persist_loop(app.clone(), writer.clone())));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone()));
-        Ok(SimHandle { app, addr, shutdown, task: Some(task) })
+        let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone(), tls.clone()));
+        Ok(SimHandle { app, addr, tls, shutdown, task: Some(task), writer, persist_task })
     }
 }
 
-async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+fn tls_acceptor(files: &TlsFiles) -> std::io::Result<TlsAcceptor> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| invalid("reading the TLS certificate", &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("parsing the TLS certificate", &e))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| invalid("reading the TLS key", &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("the TLS identity", &e))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken, tls: Option<TlsAcceptor>) {
     let router = server::router(app);
     loop {
         let accepted = tokio::select! {
@@ -95,21 +127,36 @@ async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken
         let Ok((stream, _)) = accepted else { continue };
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let drop_conn = CancellationToken::new();
-            let token = drop_conn.clone();
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnDrop(token.clone()));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                _ = drop_conn.cancelled() => {}
-                _ = shutdown.cancelled() => {}
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, router, shutdown).await,
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                },
+                None => serve_connection(stream, router, shutdown).await,
             }
         });
+    }
+}
+
+/// Serves one connection until it closes, the simulator stops, or a commit-then-drop fault drops it.
+async fn serve_connection<S>(stream: S, router: axum::Router, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let drop_conn = CancellationToken::new();
+    let token = drop_conn.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnDrop(token.clone()));
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = drop_conn.cancelled() => {}
+        _ = shutdown.cancelled() => {}
     }
 }
 
@@ -169,14 +216,18 @@ impl SimHandle {
             }
         };
         self.shutdown = CancellationToken::new();
-        self.task = Some(tokio::spawn(serve(listener, self.app.clone(), self.shutdown.clone())));
+        self.task = Some(tokio::spawn(serve(listener, self.app.clone(), self.shutdown.clone(), self.tls.clone())));
         Ok(())
     }
 
-    /// Stops serving and closes every connection.
+    /// Stops serving, closes every connection, and writes the state file one last time.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.writer.cancel();
+        if let Some(task) = self.persist_task.take() {
             let _ = task.await;
         }
     }
@@ -192,5 +243,6 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        self.writer.cancel();
     }
 }

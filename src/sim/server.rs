@@ -59,6 +59,8 @@ pub struct App {
     pub faults: Mutex<FaultState>,
     /// Statistics.
     pub stats: Mutex<SimStats>,
+    /// Signalled when the store changed (persistence).
+    pub dirty: tokio::sync::Notify,
 }
 
 /// Locks a mutex, recovering the data if a previous holder panicked.
@@ -67,8 +69,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl App {
-    /// Persists the store if a state file is configured (temporary file, then rename: crash-safe).
+    /// Marks the store as changed: the persistence task writes it soon (writes are coalesced, so the cost of a
+    /// request does not grow with the number of resources).
     pub fn persist(&self) {
+        if self.config.state_file.is_some() {
+            self.dirty.notify_one();
+        }
+    }
+
+    /// Writes the store now if a state file is configured: to a temporary file, synced, then renamed over the
+    /// state file, so a crash leaves either the old or the new state, never a torn one.
+    pub fn persist_now(&self) {
         let Some(path) = &self.config.state_file else {
             return;
         };
@@ -80,11 +91,31 @@ impl App {
             }
         };
         let tmp = path.with_extension("tmp");
-        let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+        let result = std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                use std::io::Write;
+                f.write_all(&text)?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = result {
             tracing::warn!(error = %e, path = %path.display(), "cannot persist the simulator state");
         }
     }
+}
+
+/// Writes the state file after changes, at most every 50 ms, until `stop` is cancelled (then once more).
+pub async fn persist_loop(app: Arc<App>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = app.dirty.notified() => {}
+            _ = stop.cancelled() => break,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let app2 = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app2.persist_now()).await;
+    }
+    app.persist_now();
 }
 
 /// The router of one simulator.

@@ -47,6 +47,9 @@ fn conflict(msg: impl Into<String>) -> SimError {
     SimError::new(409, msg)
 }
 
+/// A hash map with a fast (non-cryptographic) hasher: paths are not attacker-chosen in a simulator.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The top-level collections: CloudEntryPoint attribute (also the path) and item type.
 pub const COLLECTIONS: &[(&str, &str)] = &[
     ("resourceMetadata", "ResourceMetadata"),
@@ -254,8 +257,8 @@ pub struct Store {
     #[serde(skip, default = "default_rng")]
     rng: StdRng,
     seq: u64,
-    resources: HashMap<String, Stored>,
-    colls: HashMap<String, Coll>,
+    resources: FastMap<String, Stored>,
+    colls: FastMap<String, Coll>,
     pending: Vec<Pending>,
     deleted: HashSet<String>,
     credential_attrs: Vec<MetadataAttribute>,
@@ -361,8 +364,8 @@ impl Store {
             timing,
             rng: StdRng::seed_from_u64(seed),
             seq: 0,
-            resources: HashMap::new(),
-            colls: HashMap::new(),
+            resources: FastMap::default(),
+            colls: FastMap::default(),
             pending: Vec::new(),
             deleted: HashSet::new(),
             credential_attrs: catalog.credential_attributes.clone(),

@@ -1,12 +1,15 @@
 //! Integration tests of cimi-sim over real HTTP: each test starts its own simulator in-process on
 //! 127.0.0.1:0 and talks to it with reqwest.
 
+mod binary;
 mod faults;
 mod primer;
 mod profiles;
 mod protocol;
 mod resources;
 mod systems;
+#[cfg(feature = "devenv")]
+mod tls;
 mod xml;
 
 use std::time::Duration;

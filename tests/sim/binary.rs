@@ -1,0 +1,74 @@
+//! The `cimi-sim` binary: the bound URL is the first line of stdout; a catalog file replaces the default one.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use cimi_operator::sim::{Catalog, SimConfig};
+
+use super::{Api, instant, start};
+
+/// Kills the child process when the test ends, whatever happens.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn binary_prints_its_url_first_and_serves() {
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_cimi-sim"))
+            .args(["--listen", "127.0.0.1:0", "--timing", "instant", "--profile", "no-jobs"])
+            .env("CIMI_SIM_USER", "alice")
+            .env("CIMI_SIM_PASSWORD", "wonderland")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cimi-sim starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("join")
+    .expect("a first line");
+    let url = line.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    let http = reqwest::Client::new();
+    let cep = http.get(&url).basic_auth("alice", Some("wonderland")).send().await.expect("answer");
+    assert_eq!(cep.status(), 200);
+    let cep: serde_json::Value = cep.json().await.expect("json");
+    assert_eq!(cep["baseURI"], url.as_str());
+    assert!(cep.get("jobs").is_none(), "--profile no-jobs");
+    let denied = http.get(&url).basic_auth("demo", Some("demo")).send().await.expect("answer");
+    assert_eq!(denied.status(), 401, "credentials come from the environment");
+}
+
+#[tokio::test]
+async fn catalog_file_replaces_the_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("catalog.yaml");
+    std::fs::write(
+        &path,
+        "credentialAttributes:\n  - {name: key, type: string, required: true}\n\
+         machineConfigs:\n  - {id: xl, name: xl, cpu: 16, memory: 64000000}\n\
+         machineImages:\n  - {id: debian, name: Debian, state: AVAILABLE, type: IMAGE, imageLocation: {href: data/debian}}\n",
+    )
+    .expect("write");
+    let catalog = Catalog::load(&path).expect("a catalog");
+    let sim = start(SimConfig { catalog: Some(catalog), ..instant() }).await;
+    let api = Api::new(&sim);
+    let configs = api.get("machineConfigs").await.json();
+    assert_eq!(configs["count"], 1);
+    assert_eq!(configs["machineConfigurations"][0]["cpu"], 16);
+    let image = api.get("machineImages/debian").await.json();
+    assert_eq!(image["imageLocation"]["href"], api.url("data/debian"));
+    let a = api.post("credentials", &serde_json::json!({"credentialTemplate": {"key": "ssh-ed25519 AAAA"}})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert!(Catalog::load(&dir.path().join("missing.yaml")).is_err());
+}
