@@ -121,11 +121,6 @@ impl TestOperator {
     pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
         [(self.label.0.clone(), self.label.1.clone())].into_iter().collect()
     }
-
-    /// Stops the operator.
-    pub fn stop(&self) {
-        self.shutdown.cancel();
-    }
 }
 
 impl Drop for TestOperator {
