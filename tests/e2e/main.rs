@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod crash;
 mod devenv;
 mod machine;
 mod provider;
