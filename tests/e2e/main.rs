@@ -3,9 +3,9 @@
 
 mod harness;
 
-mod crash;
 mod devenv;
 mod machine;
 mod provider;
 mod quickstart;
+mod resilience;
 mod smoke;

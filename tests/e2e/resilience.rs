@@ -1,6 +1,6 @@
-//! Crash safety: the provider commits a create and drops the connection before answering, and the
-//! operator that sent it is stopped; a fresh operator finds the machine by its UID tag and never
-//! creates a second one.
+//! Resilience: crash safety (the provider commits a create and drops the connection before answering,
+//! and the operator that sent it is stopped; a fresh operator finds the machine by its UID tag and never
+//! creates a second one), and a provider without Jobs (the no-jobs profile).
 
 use std::time::Duration;
 
@@ -85,4 +85,69 @@ async fn commit_then_drop_and_a_new_operator_make_exactly_one_machine() {
     assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(m.metadata.uid.clone().expect("uid")));
     let id = on_provider[0]["id"].as_str().expect("id").to_string();
     assert_eq!(m.status.and_then(|s| s.common.id), Some(id));
+}
+
+/// The no-jobs profile: no Jobs at all; the operator converges from the resource states alone.
+#[tokio::test]
+async fn no_jobs_profile_create_stop_delete() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "nojobs").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { profile: cimi_operator::sim::Profile::NoJobs, ..SimConfig::default() })
+        .await
+        .expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let mut m = CimiMachine::new(
+        "nj-1",
+        CimiMachineSpec {
+            provider_ref: ProviderRef { name: provider.clone() },
+            name: None,
+            description: None,
+            properties: None,
+            template_ref: None,
+            template: Some(MachineTemplateSpec {
+                machine_config: Some(CatalogRef::by_name("tiny")),
+                machine_image: CatalogRef::by_name("Linux SUSE"),
+                ..Default::default()
+            }),
+            power_state: PowerState::Started,
+            volumes: Vec::new(),
+            network_interfaces: Vec::new(),
+            deletion_policy: Default::default(),
+            management_policy: Default::default(),
+            import: None,
+            timeouts: None,
+        },
+    );
+    m.metadata.labels = Some(op.labels());
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    let ready_in = |state: &'static str| {
+        let machines = machines.clone();
+        async move {
+            eventually(&format!("nj-1 {state} and Ready"), T, || async {
+                let m = machines.get("nj-1").await.ok()?;
+                let st = m.status.as_ref()?;
+                (st.common.state.as_deref() == Some(state)
+                    && condition(&st.common.conditions, "Ready").is_some_and(|c| c.0 == "True"))
+                .then_some(())
+            })
+            .await
+        }
+    };
+    ready_in("STARTED").await;
+    machines
+        .patch(
+            "nj-1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"powerState": "Stopped"}})),
+        )
+        .await
+        .expect("stop");
+    ready_in("STOPPED").await;
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 1);
+    machines.delete("nj-1", &Default::default()).await.expect("delete");
+    eventually("nj-1 gone", T, || async { machines.get_opt("nj-1").await.ok()?.is_none().then_some(()) }).await;
+    assert!(provider_list(&cimi, "machines").await.is_empty());
 }
