@@ -107,11 +107,11 @@ mod tests {
             Ok("http://other".into())
         );
         assert_eq!(
-            resolve_catalog(&entries, &CatalogRef::by_name("nope"), "m").unwrap_err().0,
+            resolve_catalog(&entries, &CatalogRef::by_name("nope"), "m").expect_err("no single match").0,
             Reason::CatalogEntryNotFound
         );
         assert_eq!(
-            resolve_catalog(&entries, &CatalogRef::by_name("big"), "m").unwrap_err().0,
+            resolve_catalog(&entries, &CatalogRef::by_name("big"), "m").expect_err("no single match").0,
             Reason::CatalogEntryAmbiguous
         );
     }

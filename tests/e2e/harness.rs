@@ -99,12 +99,16 @@ pub struct TestOperator {
 impl TestOperator {
     /// Starts an operator with its own kube::Client.
     pub async fn start(namespace: &str) -> Self {
+        Self::start_with_label(namespace, &random_suffix()).await
+    }
+
+    /// Starts an operator scoped to the label value `value` (a second instance of a test's operator).
+    pub async fn start_with_label(namespace: &str, value: &str) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
-        let value = random_suffix();
-        let label = ("e2e.cimi.dev/test".to_string(), value.clone());
+        let label = ("e2e.cimi.dev/test".to_string(), value.to_string());
         let config = cimi_operator::Config {
             namespaces: vec![namespace.to_string()],
             label_selector: Some(format!("{}={}", label.0, label.1)),
@@ -120,11 +124,6 @@ impl TestOperator {
     /// The label as a map, for an object's metadata.
     pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
         [(self.label.0.clone(), self.label.1.clone())].into_iter().collect()
-    }
-
-    /// Stops the operator.
-    pub fn stop(&self) {
-        self.shutdown.cancel();
     }
 }
 

@@ -282,3 +282,32 @@ async fn paused_force_orphan_and_in_use_provider() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_bad_catalog_name_stalls_and_deletion_is_not_blocked() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "mach3").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = machine(&op, "bad-1", &provider);
+    let template = m.spec.template.as_mut().expect("template");
+    template.credential_secret_ref = None;
+    template.machine_image = CatalogRef::by_name("No Such Image");
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    let m = wait_machine(&machines, "bad-1", "Stalled=True CatalogEntryNotFound", |m| {
+        m.status.as_ref().is_some_and(|s| {
+            condition(&s.common.conditions, "Stalled") == Some(("True".into(), "CatalogEntryNotFound".into()))
+        })
+    })
+    .await;
+    let st = m.status.expect("status");
+    let ready = st.common.conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "CatalogEntryNotFound"));
+    assert!(ready.message.contains("No Such Image"), "{}", ready.message);
+    assert!(provider_list(&cimi, "machines").await.is_empty());
+    machines.delete("bad-1", &DeleteParams::default()).await.expect("delete");
+    eventually("bad-1 gone", T, || async { machines.get_opt("bad-1").await.ok()?.is_none().then_some(()) }).await;
+}

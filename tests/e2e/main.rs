@@ -8,4 +8,5 @@ mod devenv;
 mod machine;
 mod provider;
 mod quickstart;
+mod resilience;
 mod smoke;
