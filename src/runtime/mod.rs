@@ -139,6 +139,9 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
     Ok(Running { admin_addr, leading: leading_rx, metrics, readiness, task })
 }
 
+/// How long the controllers get to finish in-flight work once asked to stop.
+const CONTROLLER_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the controllers while this instance leads: they start when it takes the lead and stop when it
 /// loses it (or on shutdown).
 fn spawn_controllers_while_leading(
@@ -170,8 +173,12 @@ fn spawn_controllers_while_leading(
                 }
             }
             term.cancel();
-            for task in tasks {
-                let _ = task.await;
+            // In-flight reconciles finish (each CIMI call is bounded by its own timeout); a controller still
+            // waiting on an unreachable API server after the grace period is aborted.
+            let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+            if tokio::time::timeout(CONTROLLER_SHUTDOWN_GRACE, futures::future::join_all(tasks)).await.is_err() {
+                tracing::warn!(grace = ?CONTROLLER_SHUTDOWN_GRACE, "controllers did not stop in time; aborting them");
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
             if shutdown.is_cancelled() {
                 return;
