@@ -1,6 +1,6 @@
 //! Client benchmarks (`cargo bench --bench client`): the time to read a 10,000-machine collection in JSON and
 //! in XML (decode, normalise, type), and the client's overhead per request against cimi-sim on loopback
-//! compared with a bare reqwest GET of the same URL. Figures go to `benches/client-results.md`.
+//! compared with a bare reqwest GET of the same URL, and the allocations of the parse (dhat). Figures go to `benches/client-results.md`.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,20 @@ fn read(label: &str, bytes: &Bytes) -> Collection<Machine> {
     serde_json::from_value(v).expect("typed")
 }
 
+/// Counts every allocation of the process (dhat forwards to the system allocator; it only records while a profiler
+/// runs).
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Allocations made by `f`: (blocks, bytes, peak live bytes).
+fn allocations<F: FnOnce()>(f: F) -> (u64, u64, usize) {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let before = dhat::HeapStats::get();
+    f();
+    let after = dhat::HeapStats::get();
+    (after.total_blocks - before.total_blocks, after.total_bytes - before.total_bytes, after.max_bytes)
+}
+
 fn time<F: FnMut()>(runs: u32, mut f: F) -> Duration {
     f();
     let start = Instant::now();
@@ -68,6 +82,16 @@ async fn main() {
         tj.as_secs_f64() * 1e3
     );
     println!("| parse 10,000 machines, XML ({} MB) | {:.1} ms |", xml_bytes.len() / 1_000_000, tx.as_secs_f64() * 1e3);
+    for (label, bytes, format) in [("application/json", &json_bytes, "JSON"), ("application/xml", &xml_bytes, "XML")] {
+        let (blocks, total, peak) = allocations(|| {
+            let _ = read(label, bytes);
+        });
+        println!(
+            "| allocations to parse 10,000 machines, {format} | {blocks} allocations, {:.1} MB allocated, {:.1} MB peak live |",
+            total as f64 / 1e6,
+            peak as f64 / 1e6
+        );
+    }
 
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let mut cfg = ClientConfig::new("bench", &sim.url()).expect("config");

@@ -132,17 +132,7 @@ async fn network_start_and_stop_and_a_system() {
         &BTreeMap::new(),
         Template::ByReference { href: st[0].id.clone().expect("id"), overrides: Map::new() },
     );
-    let accepted = match c.create("systems", &body).await {
-        Ok(a) => a,
-        Err(e) => {
-            // cimi-sim does not offer `add` on systems yet: the client says so instead of guessing a URL.
-            assert!(
-                matches!(e, cimi_operator::cimi::CimiError::NotAllowedNow { ref operation, .. } if operation == "add"),
-                "{e}"
-            );
-            return;
-        }
-    };
+    let accepted = c.create("systems", &body).await.expect("system");
     let systems = c.collection_url("systems").await.expect("systems");
     let href = c.created_href(&accepted, &systems).await.expect("href").expect("where");
     c.settle(&accepted, Some(&href), &[], &wait).await.expect("created");
