@@ -87,3 +87,35 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A client of the shared control plane that impersonates `user` (such as
+/// `system:serviceaccount:<ns>:<name>`), optionally with extra groups, for the current test's runtime.
+pub async fn client_as(user: &str, groups: &[&str]) -> kube::Client {
+    client_of_as(control_plane(), user, groups).await
+}
+
+/// A client of `cp` that impersonates `user` with `groups`.
+pub async fn client_of_as(cp: &ControlPlane, user: &str, groups: &[&str]) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(cp.kubeconfig_path()).expect("read kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    config.auth_info.impersonate = Some(user.to_string());
+    if !groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    }
+    kube::Client::try_from(config).expect("impersonating client")
+}
+
+/// `GET path` on a loopback HTTP server: the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the admin server");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}

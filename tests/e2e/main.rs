@@ -5,4 +5,5 @@ mod harness;
 
 mod api;
 mod devenv;
+mod runtime;
 mod smoke;
