@@ -71,10 +71,15 @@ pub fn write_crds(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBu
     Ok(written)
 }
 
-/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml`, `docs/reasons.md` and
-/// `docs/admission.md` (what `make crds` runs). Returns the paths written.
+/// Where the Helm chart keeps its copy of the CRDs, relative to the repository root.
+pub const CHART_CRDS_DIR: &str = "charts/cimi-operator/crds";
+
+/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml` (and the chart's copy in
+/// [`CHART_CRDS_DIR`]), `docs/reasons.md` and `docs/admission.md` (what `make crds` runs). Returns the
+/// paths written.
 pub fn write_generated(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut written = write_crds(&root.join("crds"))?;
+    written.extend(write_crds(&root.join(CHART_CRDS_DIR))?);
     let docs = root.join("docs");
     std::fs::create_dir_all(&docs)?;
     for (name, text) in [("reasons.md", reasons::reasons_markdown()), ("admission.md", fixtures::admission_markdown())]

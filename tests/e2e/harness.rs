@@ -119,3 +119,52 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
+/// Runs a tool from the cache (kubectl, helm) with the shared control plane's kubeconfig; returns
+/// (success, stdout, stderr).
+pub fn run_tool(
+    tool: cimi_operator::devenv::tools::Tool,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    run_tool_with(control_plane().kubeconfig_path(), tool, args, stdin)
+}
+
+/// Runs a tool from the cache against the cluster of `kubeconfig`.
+pub fn run_tool_with(
+    kubeconfig: &std::path::Path,
+    tool: cimi_operator::devenv::tools::Tool,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let program = tool.locate().expect("the tool is provisioned (make tools)");
+    let home = std::env::temp_dir().join("cimi-e2e-tool-home");
+    let mut child = Command::new(&program)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let writer = stdin.map(|input| {
+        let mut pipe = child.stdin.take().expect("stdin");
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        })
+    });
+    let out = child.wait_with_output().expect("wait for the tool");
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

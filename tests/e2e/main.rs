@@ -4,6 +4,7 @@
 mod harness;
 
 mod api;
+mod chart;
 mod devenv;
 mod runtime;
 mod smoke;

@@ -1,0 +1,452 @@
+//! The Helm chart (`charts/cimi-operator`) with helm and kubectl from the tool cache: its version and
+//! CRDs stay in step with the code, it lints, renders in every mode, refuses bad values, passes a
+//! server-side dry run on the real API server, and a CRD upgrade keeps existing objects.
+
+use std::path::{Path, PathBuf};
+
+use cimi_operator::devenv::tools::Tool;
+use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
+use serde::Deserialize as _;
+use serde_json::Value;
+
+use crate::harness::{TestNamespace, client, run_tool, run_tool_with};
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/cimi-operator")
+}
+
+fn chart() -> String {
+    chart_dir().display().to_string()
+}
+
+/// `helm template` with `--set` pairs: the rendered objects, or helm's error.
+fn template(namespace: &str, sets: &[&str]) -> Result<Vec<Value>, String> {
+    let chart = chart();
+    let mut args = vec!["template", "e2e", chart.as_str(), "--namespace", namespace];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let (ok, out, err) = run_tool(Tool::Helm, &args, None);
+    if !ok {
+        return Err(err);
+    }
+    Ok(documents(&out))
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .filter_map(|doc| Value::deserialize(doc).ok())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn render_yaml(namespace: &str, sets: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec!["template", "e2e", chart.as_str(), "--namespace", namespace];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let (ok, out, err) = run_tool(Tool::Helm, &args, None);
+    assert!(ok, "helm template {sets:?} failed: {err}");
+    out
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+/// Every (group, resource, verb) a list of RBAC rules grants.
+fn grants(rules: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for rule in rules.as_array().into_iter().flatten() {
+        for group in rule["apiGroups"].as_array().into_iter().flatten() {
+            for resource in rule["resources"].as_array().into_iter().flatten() {
+                for verb in rule["verbs"].as_array().into_iter().flatten() {
+                    out.push((
+                        group.as_str().unwrap_or_default().to_string(),
+                        resource.as_str().unwrap_or_default().to_string(),
+                        verb.as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn grants_of(grants: &[(String, String, String)], resource: &str) -> Vec<String> {
+    grants.iter().filter(|(_, r, _)| r == resource).map(|(_, _, v)| v.clone()).collect()
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml");
+    let chart: Value = serde_yaml::from_str(&text).expect("Chart.yaml is YAML");
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(env!("CARGO_PKG_VERSION")),
+        "Chart.yaml appVersion must equal the crate version in Cargo.toml"
+    );
+    assert_eq!(chart["apiVersion"], "v2");
+}
+
+#[test]
+fn chart_crds_are_the_generated_ones() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(cimi_operator::api::CHART_CRDS_DIR);
+    let mut expected = Vec::new();
+    for crd in cimi_operator::api::crds() {
+        let name = cimi_operator::api::crd_file_name(&crd);
+        let want = cimi_operator::api::crd_yaml(&crd).expect("yaml");
+        let have = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+        assert!(have == want, "{} differs from the code: run `make crds`", dir.join(&name).display());
+        expected.push(name);
+    }
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .expect("chart crds dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    present.sort();
+    expected.sort();
+    assert_eq!(present, expected, "stale files in {}: run `make crds`", dir.display());
+}
+
+#[test]
+fn helm_lint_passes_with_default_and_non_default_values() {
+    let chart = chart();
+    let (ok, out, err) = run_tool(Tool::Helm, &["lint", &chart], None);
+    assert!(ok, "helm lint: {out}{err}");
+    let (ok, out, err) = run_tool(
+        Tool::Helm,
+        &[
+            "lint",
+            &chart,
+            "--set",
+            "rbac.mode=namespaced,watch.namespaces={team-a,team-b},replicaCount=2",
+            "--set",
+            "provider.create=true,provider.endpoint=https://cimi.example.com/cimi,provider.credentials.token=t",
+            "--set",
+            "networkPolicy.enabled=true,metrics.serviceMonitor.enabled=true",
+        ],
+        None,
+    );
+    assert!(ok, "helm lint (non-default): {out}{err}");
+}
+
+#[test]
+fn default_render_is_cluster_wide_least_privilege_and_hardened() {
+    let objects = template("ops", &[]).expect("default values render");
+    assert!(of_kind(&objects, "PodDisruptionBudget").is_empty(), "no PDB with one replica");
+    assert!(of_kind(&objects, "ServiceMonitor").is_empty() && of_kind(&objects, "NetworkPolicy").is_empty());
+    assert!(of_kind(&objects, "CimiProvider").is_empty() && of_kind(&objects, "Secret").is_empty());
+    assert_eq!(of_kind(&objects, "Service").len(), 1, "a metrics Service");
+
+    let cluster = grants(&of_kind(&objects, "ClusterRole")[0]["rules"]);
+    for kind in ["cimiproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"] {
+        assert_eq!(grants_of(&cluster, kind), ["get", "list", "patch", "update", "watch"], "{kind}");
+        assert_eq!(grants_of(&cluster, &format!("{kind}/status")), ["get", "patch", "update"], "{kind}/status");
+        assert_eq!(grants_of(&cluster, &format!("{kind}/finalizers")), ["update"], "{kind}/finalizers");
+    }
+    assert_eq!(grants_of(&cluster, "events"), ["create", "patch"]);
+    assert_eq!(grants_of(&cluster, "secrets"), ["get", "list", "watch"]);
+    assert_eq!(grants_of(&cluster, "namespaces"), ["get", "list", "watch"]);
+    assert!(!cluster.iter().any(|(_, r, v)| r == "*" || v == "*" || v == "delete"), "no wildcards, no delete");
+    assert!(!cluster.iter().any(|(_, r, _)| r == "leases"), "the Lease is granted in the operator namespace only");
+    let roles = of_kind(&objects, "Role");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+    assert_eq!(grants_of(&grants(&roles[0]["rules"]), "leases"), ["create", "get", "update"]);
+
+    let deployment = of_kind(&objects, "Deployment")[0];
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert_eq!(container["image"], format!("ghcr.io/cimi-operator/cimi-operator:{}", env!("CARGO_PKG_VERSION")));
+    let args: Vec<&str> = container["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+    assert_eq!(args[0], "run");
+    assert!(args.contains(&"--leader-elect") && args.contains(&"--admin-addr=0.0.0.0:8080"), "{args:?}");
+    assert!(!args.iter().any(|a| a.starts_with("--namespace")), "every namespace by default: {args:?}");
+}
+
+#[test]
+fn namespaced_mode_grants_roles_per_watched_namespace_and_a_small_cluster_role() {
+    let objects = template(
+        "ops",
+        &["rbac.mode=namespaced", "watch.namespaces={team-a,team-b}", "replicaCount=2", "watch.selector=team=a"],
+    )
+    .expect("renders");
+    let cluster = grants(&of_kind(&objects, "ClusterRole")[0]["rules"]);
+    let resources: std::collections::BTreeSet<&str> = cluster.iter().map(|(_, r, _)| r.as_str()).collect();
+    assert_eq!(
+        resources.into_iter().collect::<Vec<_>>(),
+        ["cimiproviders", "cimiproviders/finalizers", "cimiproviders/status", "namespaces"],
+        "the ClusterRole covers only cluster-scoped objects"
+    );
+    let watched: Vec<&Value> =
+        of_kind(&objects, "Role").into_iter().filter(|r| r["metadata"]["namespace"] != "ops").collect();
+    let namespaces: Vec<&str> = watched.iter().filter_map(|r| r["metadata"]["namespace"].as_str()).collect();
+    assert_eq!(namespaces, ["team-a", "team-b"]);
+    for role in watched {
+        let rules = grants(&role["rules"]);
+        assert_eq!(grants_of(&rules, "cimimachines"), ["get", "list", "patch", "update", "watch"]);
+        assert_eq!(grants_of(&rules, "cimimachines/finalizers"), ["update"]);
+        assert!(grants_of(&rules, "cimiproviders").is_empty());
+    }
+    let bindings = of_kind(&objects, "RoleBinding");
+    assert_eq!(bindings.len(), 3, "one per Role");
+
+    let pdb = of_kind(&objects, "PodDisruptionBudget");
+    assert_eq!(pdb.len(), 1, "replicas 2 -> a PDB");
+    assert_eq!(pdb[0]["spec"]["minAvailable"], 1);
+    let container = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+    for arg in ["--namespace=team-a", "--namespace=team-b", "--selector=team=a", "--leader-elect"] {
+        assert!(args.contains(&arg), "{arg} in {args:?}");
+    }
+}
+
+#[test]
+fn optional_provider_service_monitor_and_network_policy_render_when_asked() {
+    let objects = template(
+        "ops",
+        &[
+            "provider.create=true",
+            "provider.name=lab",
+            "provider.endpoint=https://cimi.example.com/cimi/cloudEntryPoint",
+            "provider.credentials.username=u",
+            "provider.credentials.password=p",
+            "metrics.serviceMonitor.enabled=true",
+            "networkPolicy.enabled=true",
+        ],
+    )
+    .expect("renders");
+    let provider = of_kind(&objects, "CimiProvider")[0];
+    assert_eq!(provider["spec"]["endpoint"], "https://cimi.example.com/cimi/cloudEntryPoint");
+    let secret = of_kind(&objects, "Secret")[0];
+    assert_eq!(provider["spec"]["credentialsSecretRef"]["name"], secret["metadata"]["name"]);
+    assert_eq!(provider["spec"]["credentialsSecretRef"]["namespace"], "ops");
+    assert_eq!(secret["stringData"]["username"], "u");
+    assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 1);
+    assert_eq!(of_kind(&objects, "NetworkPolicy").len(), 1);
+
+    let objects = template(
+        "ops",
+        &["provider.create=true", "provider.endpoint=https://cimi.example.com/", "provider.existingSecret=mine"],
+    )
+    .expect("renders");
+    assert!(of_kind(&objects, "Secret").is_empty(), "an existing Secret is referenced, not created");
+    assert_eq!(of_kind(&objects, "CimiProvider")[0]["spec"]["credentialsSecretRef"]["name"], "mine");
+}
+
+#[test]
+fn bad_values_are_rejected_by_the_schema_with_a_clear_message() {
+    for (sets, expected) in [
+        (&["replicaCount=0"][..], "/replicaCount"),
+        (&["replicaCount=2", "leaderElection.enabled=false"][..], "/leaderElection/enabled"),
+        (&["rbac.mode=everywhere"][..], "/rbac/mode"),
+        (&["rbac.mode=namespaced"][..], "/watch/namespaces"),
+        (&["operator.logFormat=xml"][..], "/operator/logFormat"),
+        (&["leaderElection.leaseDuration=soon"][..], "/leaderElection/leaseDuration"),
+        (&["provider.create=true"][..], "/provider/endpoint"),
+        (&["provider.endpoint=ftp://x"][..], "/provider/endpoint"),
+        (&["provider.format=yaml"][..], "/provider/format"),
+        (&["watch.namespaces={Not_A_Namespace}"][..], "/watch/namespaces/0"),
+        (&["unknownKey=1"][..], "unknownKey"),
+    ] {
+        let err = template("ops", sets).expect_err(&format!("{sets:?} must be refused"));
+        assert!(err.contains("values don't meet the specifications of the schema"), "{sets:?}: {err}");
+        assert!(err.contains(expected), "{sets:?}: the error names {expected}: {err}");
+    }
+}
+
+/// A minimal stand-in for the Prometheus Operator's ServiceMonitor CRD (only its name and kind matter).
+const SERVICE_MONITOR_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+fn dry_run(kubeconfig: &Path, manifests: &str) -> (bool, String) {
+    let (ok, out, err) = run_tool_with(
+        kubeconfig,
+        Tool::Kubectl,
+        &["apply", "--server-side", "--dry-run=server", "--field-manager=e2e-chart", "-f", "-"],
+        Some(manifests),
+    );
+    (ok, format!("{out}{err}"))
+}
+
+#[tokio::test]
+async fn rendered_manifests_pass_a_server_side_dry_run_and_service_monitor_needs_its_crd() {
+    let admin = client().await;
+    let ops = TestNamespace::new(&admin, "chart-ops").await;
+    let team_a = TestNamespace::new(&admin, "chart-a").await;
+    let team_b = TestNamespace::new(&admin, "chart-b").await;
+    let kubeconfig = crate::harness::control_plane().kubeconfig_path().to_path_buf();
+    let watched = format!("watch.namespaces={{{},{}}}", team_a.name, team_b.name);
+    for sets in [
+        vec![],
+        vec!["rbac.mode=namespaced", watched.as_str(), "replicaCount=2"],
+        vec![
+            "networkPolicy.enabled=true",
+            "provider.create=true",
+            "provider.endpoint=https://cimi.example.com/cimi",
+            "provider.credentials.token=abc",
+        ],
+    ] {
+        let (ok, out) = dry_run(&kubeconfig, &render_yaml(&ops.name, &sets));
+        assert!(ok, "server-side dry run of {sets:?}:\n{out}");
+        assert!(out.contains("deployment.apps/e2e-cimi-operator serverside-applied (server dry run)"), "{out}");
+    }
+
+    // A separate control plane decides about the ServiceMonitor CRD, so the shared one stays untouched.
+    let cp = ControlPlane::start(ControlPlaneConfig { controller_manager: false, ..ControlPlaneConfig::default() })
+        .await
+        .expect("a second control plane");
+    let (ok, out, err) = run_tool_with(cp.kubeconfig_path(), Tool::Kubectl, &["create", "namespace", "ops"], None);
+    assert!(ok, "{out}{err}");
+    let with_monitor = render_yaml("ops", &["metrics.serviceMonitor.enabled=true"]);
+    let (ok, out) = dry_run(cp.kubeconfig_path(), &with_monitor);
+    assert!(!ok && out.contains("ServiceMonitor"), "without its CRD a ServiceMonitor is refused:\n{out}");
+    let (ok, out) = dry_run(cp.kubeconfig_path(), &render_yaml("ops", &[]));
+    assert!(ok, "the default render needs no ServiceMonitor CRD:\n{out}");
+    let (ok, out, err) =
+        run_tool_with(cp.kubeconfig_path(), Tool::Kubectl, &["apply", "-f", "-"], Some(SERVICE_MONITOR_CRD));
+    assert!(ok, "{out}{err}");
+    let accepted =
+        crate::harness::eventually("the ServiceMonitor kind to be served", std::time::Duration::from_secs(30), || {
+            let (ok, out) = dry_run(cp.kubeconfig_path(), &with_monitor);
+            async move { ok.then_some(out) }
+        })
+        .await;
+    assert!(
+        accepted.contains("servicemonitor.monitoring.coreos.com/e2e-cimi-operator serverside-applied"),
+        "{accepted}"
+    );
+    cp.stop();
+}
+
+#[tokio::test]
+async fn crd_upgrade_by_server_side_apply_then_helm_upgrade_keeps_existing_objects() {
+    // A control plane of its own, without CRDs: the test installs an older chart's CRDs itself.
+    let cp = ControlPlane::start(ControlPlaneConfig {
+        crds_dir: None,
+        controller_manager: false,
+        ..ControlPlaneConfig::default()
+    })
+    .await
+    .expect("a control plane");
+    let kubeconfig = cp.kubeconfig_path().to_path_buf();
+    let kubectl = |args: &[&str], stdin: Option<&str>| run_tool_with(&kubeconfig, Tool::Kubectl, args, stdin);
+    let helm = |args: &[&str]| run_tool_with(&kubeconfig, Tool::Helm, args, None);
+
+    // "The previous release": the same chart whose CimiMachine CRD lacks spec.description and the IP column.
+    let old_chart = tempfile::tempdir().expect("tempdir");
+    copy_dir(&chart_dir(), old_chart.path());
+    let machines_crd = old_chart.path().join("crds/cimimachines.cimi.dev.yaml");
+    let mut crd: Value = serde_yaml::from_str(&std::fs::read_to_string(&machines_crd).expect("crd")).expect("yaml");
+    let version = &mut crd["spec"]["versions"][0];
+    version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        .as_object_mut()
+        .expect("spec properties")
+        .remove("description");
+    version["additionalPrinterColumns"].as_array_mut().expect("columns").retain(|c| c["name"] != "IP");
+    std::fs::write(&machines_crd, serde_yaml::to_string(&crd).expect("yaml")).expect("write old CRD");
+
+    let (ok, out, err) = kubectl(&["create", "namespace", "ops"], None);
+    assert!(ok, "{out}{err}");
+    let old = old_chart.path().display().to_string();
+    let (ok, out, err) = helm(&["install", "cimi", &old, "--namespace", "ops"]);
+    assert!(ok, "helm install of the previous chart: {out}{err}");
+
+    // Objects made under the old CRDs.
+    let mut objects = String::new();
+    for object in cimi_operator::api::fixtures::valid_objects()
+        .into_iter()
+        .filter(|o| o["kind"] == "CimiProvider" || o["kind"] == "CimiMachine")
+    {
+        let mut object = object;
+        if object["kind"] == "CimiMachine" {
+            object["metadata"]["namespace"] = "ops".into();
+        }
+        objects.push_str("---\n");
+        objects.push_str(&serde_yaml::to_string(&object).expect("yaml"));
+    }
+    let created = crate::harness::eventually("the old CRDs to be served", std::time::Duration::from_secs(30), || {
+        let (ok, out, err) =
+            kubectl(&["apply", "--server-side", "--field-manager=e2e-user", "-f", "-"], Some(&objects));
+        let _ = err;
+        async move { ok.then_some(out) }
+    })
+    .await;
+    assert!(created.contains("cimimachine.cimi.dev/valid-machine serverside-applied"), "{created}");
+    let before = kubectl(&["get", "cimimachines,cimiproviders", "-A", "-o", "json"], None).1;
+    let columns = kubectl(&["get", "cimimachines", "-n", "ops"], None).1;
+    assert!(!columns.contains(" IP "), "the old CRD has no IP column: {columns}");
+
+    // The documented upgrade: CRDs first, by server-side apply, then helm upgrade.
+    let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join(cimi_operator::api::CHART_CRDS_DIR);
+    let crds = crds.display().to_string();
+    let (ok, out, err) = kubectl(&["apply", "--server-side", "--force-conflicts", "-f", &crds], None);
+    assert!(ok, "server-side apply of the new CRDs: {out}{err}");
+    assert!(out.contains("cimimachines.cimi.dev serverside-applied"), "{out}");
+    let (ok, out, err) = helm(&["upgrade", "cimi", &chart(), "--namespace", "ops"]);
+    assert!(ok, "helm upgrade: {out}{err}");
+
+    // Existing objects are intact: same uids, same specs.
+    let after = kubectl(&["get", "cimimachines,cimiproviders", "-A", "-o", "json"], None).1;
+    let identity = |json: &str| -> Vec<(Value, Value, Value)> {
+        let list: Value = serde_json::from_str(json).expect("json");
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|o| (o["metadata"]["name"].clone(), o["metadata"]["uid"].clone(), o["spec"].clone()))
+            .collect()
+    };
+    assert!(!identity(&before).is_empty());
+    assert_eq!(identity(&before), identity(&after), "objects survive the CRD upgrade unchanged");
+    // And the new schema is served: the IP column and spec.description.
+    crate::harness::eventually("the new CimiMachine schema to be served", std::time::Duration::from_secs(30), || {
+        let columns = kubectl(&["get", "cimimachines", "-n", "ops"], None).1;
+        async move { columns.contains("IP").then_some(()) }
+    })
+    .await;
+    let explained = kubectl(&["explain", "cimimachine.spec.description"], None).1;
+    assert!(explained.contains("FIELD: description"), "{explained}");
+    let (ok, out, err) = helm(&["status", "cimi", "--namespace", "ops"]);
+    assert!(ok && out.contains("REVISION: 2"), "{out}{err}");
+    cp.stop();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
