@@ -450,3 +450,163 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+// --- The container image -------------------------------------------------------------------------
+
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn lint_dockerfile(path: &Path) -> (bool, String) {
+    let out = std::process::Command::new(repo_file("tools/lint-dockerfile.sh"))
+        .arg(path)
+        .output()
+        .expect("run tools/lint-dockerfile.sh");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn dockerfile_is_multi_stage_non_root_and_passes_hadolint() {
+    let text = std::fs::read_to_string(repo_file("Dockerfile")).expect("Dockerfile");
+    let stages: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert!(stages.len() >= 2, "multi-stage: {stages:?}");
+    assert!(stages.last().is_some_and(|s| s.contains("distroless")), "a minimal final base: {stages:?}");
+    let final_stage = text.rsplit("\nFROM ").next().expect("final stage");
+    assert!(final_stage.contains("USER 65532:65532"), "runs as a non-root user");
+    let copies: Vec<&str> = final_stage.lines().filter(|l| l.starts_with("COPY")).collect();
+    assert_eq!(copies, ["COPY --from=build /out/cimi-operator /usr/local/bin/cimi-operator"], "the binary only");
+
+    let (ok, out) = lint_dockerfile(&repo_file("Dockerfile"));
+    assert!(ok, "hadolint finds problems in the Dockerfile:\n{out}");
+    // The linter really lints: a careless Dockerfile fails with the rule it breaks.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let careless = dir.path().join("Dockerfile");
+    std::fs::write(&careless, "FROM debian:latest\nRUN apt-get update && apt-get install -y curl\n").expect("write");
+    let (ok, out) = lint_dockerfile(&careless);
+    assert!(!ok && out.contains("DL3007"), "a :latest base is refused:\n{out}");
+}
+
+// --- GitOps: Argo CD health in Lua, Flux health expressions ---------------------------------------
+
+const CIMI_KINDS: [&str; 5] = ["CimiProvider", "CimiMachine", "CimiVolume", "CimiNetwork", "CimiSystem"];
+
+/// Runs the Argo CD health script on `object` under Lua 5.1: (status, message).
+fn argo_health(object: Value) -> (String, String) {
+    use mlua::LuaSerdeExt as _;
+    let script = std::fs::read_to_string(repo_file("examples/gitops/argocd/health.lua")).expect("health.lua");
+    let lua = mlua::Lua::new();
+    let version: String = lua.globals().get("_VERSION").expect("_VERSION");
+    assert_eq!(version, "Lua 5.1", "Argo CD runs health checks on Lua 5.1");
+    lua.globals().set("obj", lua.to_value(&object).expect("object to Lua")).expect("set obj");
+    let health: mlua::Table = lua.load(&script).eval().expect("the script returns a table");
+    (health.get("status").expect("status"), health.get("message").expect("message"))
+}
+
+fn machine(generation: i64, status: Option<Value>) -> Value {
+    let mut object = serde_json::json!({
+        "apiVersion": "cimi.dev/v1alpha1",
+        "kind": "CimiMachine",
+        "metadata": {"name": "web-1", "namespace": "team-a", "generation": generation},
+        "spec": {"providerRef": {"name": "lab"}},
+    });
+    if let Some(status) = status {
+        object["status"] = status;
+    }
+    object
+}
+
+fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Value {
+    serde_json::json!({"type": kind, "status": status, "reason": reason, "message": message})
+}
+
+#[test]
+fn argo_cd_health_check_reads_ready_progressing_and_stalled_under_lua_5_1() {
+    let (status, message) = argo_health(machine(1, None));
+    assert_eq!((status.as_str(), message.as_str()), ("Progressing", "Waiting for the operator"));
+
+    let ready = serde_json::json!({
+        "observedGeneration": 2,
+        "conditions": [condition("Ready", "True", "Available", "machine is STARTED")],
+    });
+    assert_eq!(
+        argo_health(machine(2, Some(ready.clone()))),
+        ("Healthy".into(), "Available: machine is STARTED".into())
+    );
+    // A spec change the operator has not seen yet is not healthy, whatever the old conditions say.
+    let (status, message) = argo_health(machine(3, Some(ready)));
+    assert_eq!(status, "Progressing");
+    assert!(message.contains("generation 3"), "{message}");
+
+    let progressing = serde_json::json!({
+        "observedGeneration": 1,
+        "conditions": [
+            condition("Ready", "False", "Creating", "waiting for the provider's Job"),
+            condition("Reconciling", "True", "Creating", "Job 42 is RUNNING"),
+        ],
+    });
+    assert_eq!(
+        argo_health(machine(1, Some(progressing))),
+        ("Progressing".into(), "Creating: Job 42 is RUNNING".into())
+    );
+
+    let stalled = serde_json::json!({
+        "observedGeneration": 1,
+        "conditions": [
+            condition("Ready", "False", "Unauthorized", "the provider refused the credentials"),
+            condition("Stalled", "True", "Unauthorized", "the provider refused the credentials"),
+        ],
+    });
+    assert_eq!(
+        argo_health(machine(1, Some(stalled))),
+        ("Degraded".into(), "Unauthorized: the provider refused the credentials".into())
+    );
+}
+
+#[test]
+fn argo_cd_config_map_embeds_the_health_check_for_every_cimi_kind() {
+    let script = std::fs::read_to_string(repo_file("examples/gitops/argocd/health.lua")).expect("health.lua");
+    let text = std::fs::read_to_string(repo_file("examples/gitops/argocd/argocd-cm.yaml")).expect("argocd-cm");
+    let config: Value = serde_yaml::from_str(&text).expect("yaml");
+    for kind in CIMI_KINDS {
+        let key = format!("resource.customizations.health.cimi.dev_{kind}");
+        assert_eq!(config["data"][&key].as_str(), Some(script.as_str()), "{key} must be health.lua verbatim");
+    }
+}
+
+#[test]
+fn flux_examples_check_health_of_every_namespaced_kind_and_every_example_parses() {
+    let text = std::fs::read_to_string(repo_file("examples/gitops/flux/resources-kustomization.yaml")).expect("flux");
+    let kustomization: Value = serde_yaml::from_str(&text).expect("yaml");
+    let exprs = kustomization["spec"]["healthCheckExprs"].as_array().expect("healthCheckExprs");
+    for kind in CIMI_KINDS {
+        let expr = exprs.iter().find(|e| e["kind"] == kind).unwrap_or_else(|| panic!("no healthCheckExprs for {kind}"));
+        assert_eq!(expr["apiVersion"], "cimi.dev/v1alpha1");
+        assert!(expr["current"].as_str().is_some_and(|c| c.contains("'Ready'")), "{kind}");
+        assert!(expr["failed"].as_str().is_some_and(|c| c.contains("'Stalled'")), "{kind}");
+    }
+    for dir in ["examples/gitops/argocd", "examples/gitops/flux", "examples/gitops/resources"] {
+        for entry in std::fs::read_dir(repo_file(dir)).expect("dir").flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                assert!(!documents(&text).is_empty(), "{} parses as YAML", path.display());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn gitops_cimi_resources_are_accepted_by_the_api_server() {
+    let admin = client().await;
+    let ns = TestNamespace::new(&admin, "gitops").await;
+    let dir = repo_file("examples/gitops/resources");
+    let (ok, out, err) = run_tool(
+        Tool::Kubectl,
+        &["apply", "--server-side", "--dry-run=server", "-n", &ns.name, "-k", &dir.display().to_string()],
+        None,
+    );
+    assert!(ok, "kubectl apply -k examples/gitops/resources (server dry run): {out}{err}");
+    for object in ["cimiprovider.cimi.dev/lab", "cimimachine.cimi.dev/web-1", "cimivolume.cimi.dev/data"] {
+        assert!(out.contains(object), "{object} in {out}");
+    }
+}
