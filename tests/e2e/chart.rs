@@ -747,3 +747,15 @@ async fn rbac_of_both_modes_covers_every_request_the_operator_makes_with_no_deni
     }
     cp.stop();
 }
+
+#[test]
+fn api_reference_is_generated_from_the_crds() {
+    let have = std::fs::read_to_string(repo_file("docs/api-reference.md")).unwrap_or_default();
+    assert!(
+        have == cimi_operator::api::reference::reference_markdown(),
+        "docs/api-reference.md is stale: run `make crds`"
+    );
+    for needle in ["## CimiMachine", "| `spec.providerRef.name` | string | yes |", "### CimiProvider.status"] {
+        assert!(have.contains(needle), "the reference shows {needle}");
+    }
+}
