@@ -5,6 +5,7 @@
 //! - [`common`]: references, policies, import, timeouts, Job/meter/action status shared by the kinds;
 //! - [`conditions`]: condition types and the builder that keeps `lastTransitionTime`;
 //! - [`reasons`]: the catalogue of condition reasons (`docs/reasons.md` is generated from it);
+//! - [`reference`]: the API reference (`docs/api-reference.md`) generated from the CRDs;
 //! - [`managed`]: the [`managed::Managed`] trait over the four managed kinds, provider tags, annotations;
 //! - [`quantity`]: Kubernetes quantities to CIMI units and back to printer strings;
 //! - [`fixtures`]: admission cases (invalid objects and the message the API server answers).
@@ -21,6 +22,7 @@ pub mod network;
 pub mod provider;
 pub mod quantity;
 pub mod reasons;
+pub mod reference;
 pub mod system;
 pub mod volume;
 
@@ -71,14 +73,22 @@ pub fn write_crds(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBu
     Ok(written)
 }
 
-/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml`, `docs/reasons.md` and
-/// `docs/admission.md` (what `make crds` runs). Returns the paths written.
+/// Where the Helm chart keeps its copy of the CRDs, relative to the repository root.
+pub const CHART_CRDS_DIR: &str = "charts/cimi-operator/crds";
+
+/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml` (and the chart's copy in
+/// [`CHART_CRDS_DIR`]), `docs/reasons.md`, `docs/admission.md` and `docs/api-reference.md` (what
+/// `make crds` runs). Returns the paths written.
 pub fn write_generated(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut written = write_crds(&root.join("crds"))?;
+    written.extend(write_crds(&root.join(CHART_CRDS_DIR))?);
     let docs = root.join("docs");
     std::fs::create_dir_all(&docs)?;
-    for (name, text) in [("reasons.md", reasons::reasons_markdown()), ("admission.md", fixtures::admission_markdown())]
-    {
+    for (name, text) in [
+        ("reasons.md", reasons::reasons_markdown()),
+        ("admission.md", fixtures::admission_markdown()),
+        ("api-reference.md", reference::reference_markdown()),
+    ] {
         let path = docs.join(name);
         std::fs::write(&path, text)?;
         written.push(path);

@@ -27,7 +27,7 @@ pub enum Command {
     Crd(CrdArgs),
     /// Print the catalogue of condition reasons as Markdown (docs/reasons.md).
     Reasons(ReasonsArgs),
-    /// Write every generated file (crds/, docs/reasons.md, docs/admission.md) under a directory:
+    /// Write every generated file (crds/, the chart's crds/, docs/reasons.md, docs/admission.md) under a directory:
     /// what `make crds` runs.
     Generate(GenerateArgs),
 }

@@ -70,7 +70,8 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
             loop {
                 metrics.leader.set(i64::from(*leading.borrow_and_update()));
                 tokio::select! {
-                    changed = leading.changed() => if changed.is_err() { break },
+                    // Without leader election the sender is gone at once: keep the value until shutdown.
+                    changed = leading.changed() => if changed.is_err() { shutdown.cancelled().await; break },
                     _ = shutdown.cancelled() => break,
                 }
             }
@@ -257,6 +258,7 @@ mod tests {
         assert_eq!(status_of(addr, "/readyz").await, 503);
         assert_eq!(running.readiness.pending(), ["api/cimiproviders"]);
         assert_eq!(status_of(addr, "/metrics").await, 200);
+        assert!(running.metrics.encode().contains("cimi_leader 1"), "without leader election the instance leads");
 
         shutdown.cancel();
         let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), running.task).await;

@@ -140,3 +140,84 @@ pub fn condition(
 ) -> Option<(String, String)> {
     conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.reason.clone()))
 }
+
+/// A client of the shared control plane that impersonates `user` (such as
+/// `system:serviceaccount:<ns>:<name>`), optionally with extra groups, for the current test's runtime.
+pub async fn client_as(user: &str, groups: &[&str]) -> kube::Client {
+    client_of_as(control_plane(), user, groups).await
+}
+
+/// A client of `cp` that impersonates `user` with `groups`.
+pub async fn client_of_as(cp: &ControlPlane, user: &str, groups: &[&str]) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(cp.kubeconfig_path()).expect("read kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    config.auth_info.impersonate = Some(user.to_string());
+    if !groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    }
+    kube::Client::try_from(config).expect("impersonating client")
+}
+
+/// `GET path` on a loopback HTTP server: the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the admin server");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+/// Runs a tool from the cache (kubectl, helm) with the shared control plane's kubeconfig; returns
+/// (success, stdout, stderr).
+pub fn run_tool(
+    tool: cimi_operator::devenv::tools::Tool,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    run_tool_with(control_plane().kubeconfig_path(), tool, args, stdin)
+}
+
+/// Runs a tool from the cache against the cluster of `kubeconfig`.
+pub fn run_tool_with(
+    kubeconfig: &std::path::Path,
+    tool: cimi_operator::devenv::tools::Tool,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let program = tool.locate().expect("the tool is provisioned (make tools)");
+    let home = std::env::temp_dir().join("cimi-e2e-tool-home");
+    let mut child = Command::new(&program)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let writer = stdin.map(|input| {
+        let mut pipe = child.stdin.take().expect("stdin");
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        })
+    });
+    let out = child.wait_with_output().expect("wait for the tool");
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -4,9 +4,11 @@
 mod harness;
 
 mod api;
+mod chart;
 mod devenv;
 mod machine;
 mod provider;
 mod quickstart;
 mod resilience;
+mod runtime;
 mod smoke;
