@@ -85,7 +85,8 @@ reasons! {
         "Ask the provider's owner to admit the namespace, or use another provider.";
     SecretNotFound: [READY, STALLED]
         "A Secret the spec references does not exist or lacks the expected key.",
-        "Create the Secret with the keys the field's documentation names; the operator retries at once.";
+        "Create the Secret with the keys the field's documentation names; the operator retries at once for a \
+         CimiProvider's Secrets, and within 5 minutes (at once on a spec change) for a machine's.";
     CatalogEntryNotFound: [READY, STALLED]
         "A configuration, image or template named in the spec matches no entry of the provider's catalog.",
         "Pick a name or href from the CimiProvider's `status.catalog`.";
