@@ -24,28 +24,38 @@ async fn every_crd_is_established() {
     }
 }
 
+/// `kubectl explain` output for `path`; the OpenAPI document of a new CRD is published a little after the CRD is
+/// established, so this waits for it.
+async fn explain(path: &'static str) -> String {
+    let kubectl = cimi_operator::devenv::tools::Tool::Kubectl.locate().expect("kubectl from make tools");
+    crate::harness::eventually(
+        &format!("`kubectl explain {path}` to answer"),
+        std::time::Duration::from_secs(60),
+        || {
+            let kubectl = kubectl.clone();
+            async move {
+                let out = tokio::process::Command::new(kubectl)
+                    .arg("--kubeconfig")
+                    .arg(control_plane().kubeconfig_path())
+                    .args(["explain", path])
+                    .output()
+                    .await
+                    .expect("run kubectl explain");
+                out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn kubectl_explain_shows_field_docs() {
-    let kubectl = cimi_operator::devenv::tools::Tool::Kubectl.locate().expect("kubectl from make tools");
-    let out = std::process::Command::new(kubectl)
-        .arg("--kubeconfig")
-        .arg(control_plane().kubeconfig_path())
-        .args(["explain", "cimimachine.spec"])
-        .output()
-        .expect("run kubectl explain");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kubectl explain failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = explain("cimimachine.spec").await;
     for field in ["providerRef", "powerState", "deletionPolicy", "managementPolicy", "volumes", "networkInterfaces"] {
         assert!(text.contains(field), "`kubectl explain cimimachine.spec` lists {field}:\n{text}");
     }
     // The field docs come through, not only the names.
-    let out = std::process::Command::new(cimi_operator::devenv::tools::Tool::Kubectl.locate().expect("kubectl"))
-        .arg("--kubeconfig")
-        .arg(control_plane().kubeconfig_path())
-        .args(["explain", "cimimachine.spec.powerState"])
-        .output()
-        .expect("run kubectl explain");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = explain("cimimachine.spec.powerState").await;
     assert!(text.contains("DESCRIPTION") && text.contains("Started"), "powerState is documented:\n{text}");
 }
 
