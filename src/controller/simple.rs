@@ -26,14 +26,15 @@ use super::managed::{
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
-use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy, Properties};
+use crate::api::common::{ManagedStatus, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
 use crate::{ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// What is particular to one simple kind.
 pub trait SimpleKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    crate::api::managed::Managed
+    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
     + Serialize
@@ -51,12 +52,6 @@ pub trait SimpleKind:
     /// The provider state of the resource, for messages (`volume`, `network`).
     const NOUN: &'static str;
 
-    /// The CimiProvider name.
-    fn provider(&self) -> &str;
-    /// The CIMI name, description and user properties.
-    fn attributes(&self) -> (Option<&str>, Option<&str>, Option<&Properties>);
-    /// The deletion and management policies, and whether an import is asked for.
-    fn policies(&self) -> (DeletionPolicy, ManagementPolicy, bool);
     /// The status now.
     fn status_now(&self) -> Self::Status;
     /// The shared part of a status.
@@ -225,7 +220,7 @@ async fn sync<K: SimpleKind>(
     api: &Api<K>,
     status: &mut K::Status,
 ) -> Result<(Progress, Duration), Problem> {
-    let conn = connection(ctx, obj.provider()).await?;
+    let conn = connection(ctx, obj.provider_name()).await?;
     let client = &conn.client;
     let uid = obj.uid().unwrap_or_default();
     let common = K::common(status);
@@ -259,12 +254,10 @@ async fn sync<K: SimpleKind>(
         },
         None => find_by_uid(client, K::COLLECTION, &uid).await?,
     };
-    let (name, description, user_props) = obj.attributes();
-    let name = name.map(str::to_string).unwrap_or_else(|| obj.name_any());
+    let (name, description, user_props) = (obj.cimi_name(), obj.cimi_description(), obj.user_properties());
     let props = desired_properties(user_props, &tags(ctx, obj));
     let Some(current) = current else {
-        let (_, management, import) = obj.policies();
-        if management == ManagementPolicy::ObserveOnly || import {
+        if obj.management_policy() == ManagementPolicy::ObserveOnly || obj.import_spec().is_some() {
             return Err(Problem::stalled(
                 Reason::UnsupportedByProvider,
                 format!("import of existing {}s is not implemented yet by this operator version", K::NOUN),
@@ -346,8 +339,8 @@ async fn finalize<K: SimpleKind>(
         return Ok(Action::await_change());
     }
     let uid = obj.uid().unwrap_or_default();
-    let (policy, _, _) = obj.policies();
-    let step = match connection(ctx, obj.provider()).await {
+    let policy = obj.deletion_policy();
+    let step = match connection(ctx, obj.provider_name()).await {
         Ok(conn) => {
             cleanup(&conn.client, K::COLLECTION, K::common(&mut status), &uid, policy).await.map_err(Problem::from)
         }

@@ -10,7 +10,7 @@ use super::Context;
 use super::outcome::Problem;
 use super::registry::{ProviderConnection, resolve_catalog};
 use super::simple::{self, SimpleKind};
-use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy, Properties};
+use crate::api::common::ManagedStatus;
 use crate::api::quantity::{capacity_kb, format_capacity_kb};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiVolume, CimiVolumeStatus};
@@ -27,15 +27,6 @@ impl SimpleKind for CimiVolume {
     const READY_STATE: &'static str = "AVAILABLE";
     const NOUN: &'static str = "volume";
 
-    fn provider(&self) -> &str {
-        &self.spec.provider_ref.name
-    }
-    fn attributes(&self) -> (Option<&str>, Option<&str>, Option<&Properties>) {
-        (self.spec.name.as_deref(), self.spec.description.as_deref(), self.spec.properties.as_ref())
-    }
-    fn policies(&self) -> (DeletionPolicy, ManagementPolicy, bool) {
-        (self.spec.deletion_policy, self.spec.management_policy, self.spec.import.is_some())
-    }
     fn status_now(&self) -> CimiVolumeStatus {
         self.status.clone().unwrap_or_default()
     }
