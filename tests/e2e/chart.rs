@@ -488,10 +488,10 @@ fn dockerfile_is_multi_stage_non_root_and_passes_hadolint() {
 
 // --- GitOps: Argo CD health in Lua, Flux health expressions ---------------------------------------
 
-const CIMI_KINDS: [&str; 5] = ["CimiProvider", "CimiMachine", "CimiVolume", "CimiNetwork", "CimiSystem"];
+pub const CIMI_KINDS: [&str; 5] = ["CimiProvider", "CimiMachine", "CimiVolume", "CimiNetwork", "CimiSystem"];
 
 /// Runs the Argo CD health script on `object` under Lua 5.1: (status, message).
-fn argo_health(object: Value) -> (String, String) {
+pub fn argo_health(object: Value) -> (String, String) {
     use mlua::LuaSerdeExt as _;
     let script = std::fs::read_to_string(repo_file("examples/gitops/argocd/health.lua")).expect("health.lua");
     let lua = mlua::Lua::new();
@@ -502,7 +502,7 @@ fn argo_health(object: Value) -> (String, String) {
     (health.get("status").expect("status"), health.get("message").expect("message"))
 }
 
-fn machine(generation: i64, status: Option<Value>) -> Value {
+pub fn machine(generation: i64, status: Option<Value>) -> Value {
     let mut object = serde_json::json!({
         "apiVersion": "cimi.dev/v1alpha1",
         "kind": "CimiMachine",
@@ -515,7 +515,7 @@ fn machine(generation: i64, status: Option<Value>) -> Value {
     object
 }
 
-fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Value {
+pub fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Value {
     serde_json::json!({"type": kind, "status": status, "reason": reason, "message": message})
 }
 
@@ -573,17 +573,99 @@ fn argo_cd_config_map_embeds_the_health_check_for_every_cimi_kind() {
     }
 }
 
-#[test]
-fn flux_examples_check_health_of_every_namespaced_kind_and_every_example_parses() {
+/// How Flux's kustomize-controller reads `object` with the example Kustomization's `healthCheckExprs` for its
+/// kind (RFC 0009): a status.observedGeneration that differs from metadata.generation is `InProgress`; then the
+/// `inProgress`, `failed` and `current` expressions in that order, the first that holds wins; none ->
+/// `InProgress`. The object's top-level fields are the CEL variables. `Err` is an evaluation error (Flux reports
+/// it and polls again).
+pub fn flux_health(object: &Value) -> Result<&'static str, String> {
     let text = std::fs::read_to_string(repo_file("examples/gitops/flux/resources-kustomization.yaml")).expect("flux");
     let kustomization: Value = serde_yaml::from_str(&text).expect("yaml");
-    let exprs = kustomization["spec"]["healthCheckExprs"].as_array().expect("healthCheckExprs");
-    for kind in CIMI_KINDS {
-        let expr = exprs.iter().find(|e| e["kind"] == kind).unwrap_or_else(|| panic!("no healthCheckExprs for {kind}"));
-        assert_eq!(expr["apiVersion"], "cimi.dev/v1alpha1");
-        assert!(expr["current"].as_str().is_some_and(|c| c.contains("'Ready'")), "{kind}");
-        assert!(expr["failed"].as_str().is_some_and(|c| c.contains("'Stalled'")), "{kind}");
+    let kind = object["kind"].as_str().expect("kind");
+    let exprs = kustomization["spec"]["healthCheckExprs"]
+        .as_array()
+        .expect("healthCheckExprs")
+        .iter()
+        .find(|e| e["kind"] == kind && e["apiVersion"] == object["apiVersion"])
+        .unwrap_or_else(|| panic!("no healthCheckExprs for {kind}"))
+        .clone();
+    let observed = object["status"]["observedGeneration"].as_i64();
+    let generation = object["metadata"]["generation"].as_i64();
+    if let (Some(observed), Some(generation)) = (observed, generation)
+        && observed != generation
+    {
+        return Ok("InProgress");
     }
+    let mut context = cel::Context::default();
+    for (field, value) in object.as_object().expect("an object") {
+        context.add_variable_from_value(field.clone(), cel::to_value(value).expect("JSON to CEL"));
+    }
+    for (field, status) in [("inProgress", "InProgress"), ("failed", "Failed"), ("current", "Current")] {
+        let Some(expr) = exprs[field].as_str() else { continue };
+        let program = cel::Program::compile(expr).map_err(|e| format!("{kind}.{field} does not parse: {e}"))?;
+        match program.execute(&context) {
+            Ok(cel::Value::Bool(true)) => return Ok(status),
+            Ok(cel::Value::Bool(false)) => {}
+            Ok(other) => return Err(format!("{kind}.{field} is not a boolean: {other:?}")),
+            Err(e) => return Err(format!("{kind}.{field}: {e}")),
+        }
+    }
+    Ok("InProgress")
+}
+
+fn object_of(kind: &str, generation: i64, status: Option<Value>) -> Value {
+    let mut object = machine(generation, status);
+    object["kind"] = kind.into();
+    object
+}
+
+#[test]
+fn flux_health_check_exprs_read_ready_progressing_and_stalled_objects_of_every_kind() {
+    for kind in CIMI_KINDS {
+        // Before the operator wrote anything: never current, never failed.
+        let fresh = flux_health(&object_of(kind, 1, None));
+        assert!(!matches!(fresh, Ok("Current" | "Failed")), "{kind} without status: {fresh:?}");
+        // First contact: Reconciling, no Ready or Stalled yet.
+        let first = serde_json::json!({
+            "observedGeneration": 1,
+            "conditions": [condition("Reconciling", "True", "Creating", "creating on the provider")],
+        });
+        assert_eq!(flux_health(&object_of(kind, 1, Some(first))), Ok("InProgress"), "{kind}");
+        // Working: Ready=False without Stalled is in progress, not failed (`filter(..).all(..)` on the absent
+        // Stalled condition would have read it as failed).
+        let progressing = serde_json::json!({
+            "observedGeneration": 1,
+            "conditions": [
+                condition("Ready", "False", "Creating", "waiting for the provider's Job"),
+                condition("Reconciling", "True", "Creating", "Job 42 is RUNNING"),
+            ],
+        });
+        assert_eq!(flux_health(&object_of(kind, 1, Some(progressing))), Ok("InProgress"), "{kind}");
+        let ready = serde_json::json!({
+            "observedGeneration": 2,
+            "conditions": [
+                condition("Ready", "True", "Available", "machine is STARTED"),
+                condition("Reconciling", "False", "Available", "in sync"),
+                condition("Stalled", "False", "Available", "in sync"),
+            ],
+        });
+        assert_eq!(flux_health(&object_of(kind, 2, Some(ready.clone()))), Ok("Current"), "{kind}");
+        // A spec change the operator has not seen yet is in progress, whatever the old conditions say.
+        assert_eq!(flux_health(&object_of(kind, 3, Some(ready))), Ok("InProgress"), "{kind}");
+        let stalled = serde_json::json!({
+            "observedGeneration": 1,
+            "conditions": [
+                condition("Ready", "False", "Unauthorized", "the provider refused the credentials"),
+                condition("Reconciling", "False", "Unauthorized", "waiting for new credentials"),
+                condition("Stalled", "True", "Unauthorized", "the provider refused the credentials"),
+            ],
+        });
+        assert_eq!(flux_health(&object_of(kind, 1, Some(stalled))), Ok("Failed"), "{kind}");
+    }
+}
+
+#[test]
+fn every_gitops_example_parses() {
     for dir in ["examples/gitops/argocd", "examples/gitops/flux", "examples/gitops/resources"] {
         for entry in std::fs::read_dir(repo_file(dir)).expect("dir").flatten() {
             let path = entry.path();

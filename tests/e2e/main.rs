@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod chart;
 mod devenv;
+mod gitops;
 mod machine;
 mod provider;
 mod quickstart;
