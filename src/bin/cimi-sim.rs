@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cimi_operator::sim::{Auth, Catalog, FaultSet, Profile, Sim, SimConfig, Timing, TlsFiles};
+use cimi_operator::sim::{Auth, Catalog, FaultSet, JobRetention, Profile, Sim, SimConfig, Timing, TlsFiles};
 use clap::Parser;
 
 /// A CIMI provider that simulates an IaaS.
@@ -45,7 +45,7 @@ struct Args {
     /// A fault file (`{"rules": [...]}`, YAML or JSON) active from the start.
     #[arg(long)]
     faults: Option<PathBuf>,
-    /// Persist state to this file (written atomically after every change).
+    /// Persist state to this file (a snapshot, plus FILE.journal.N with every change, synced before each answer).
     #[arg(long)]
     state_file: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
@@ -54,6 +54,12 @@ struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Finished Jobs are removed after this many minutes (advertised as the JobRetention capability).
+    #[arg(long, default_value_t = 60)]
+    job_retention_minutes: u64,
+    /// At most this many Jobs are kept; beyond it the oldest finished ones are removed.
+    #[arg(long, default_value_t = 10_000)]
+    max_jobs: usize,
 }
 
 #[tokio::main]
@@ -91,6 +97,10 @@ async fn main() -> anyhow::Result<()> {
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
+        },
+        job_retention: JobRetention {
+            age: std::time::Duration::from_secs(args.job_retention_minutes.saturating_mul(60)),
+            max_jobs: args.max_jobs,
         },
     };
     let mut sim = Sim::start(config).await.context("starting the simulator")?;

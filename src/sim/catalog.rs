@@ -110,6 +110,10 @@ impl Catalog {
                 {"id": "private", "name": "private", "description": "a private network, started", "created": t,
                  "updated": t, "networkConfig": {"href": "networkConfigs/private"}}
             ],
+            "networkPortConfigs": [
+                {"id": "access", "name": "access", "description": "an access port", "created": t, "updated": t,
+                 "portType": "ACCESS", "classOfService": "standard"}
+            ],
             "systemTemplates": [
                 {"id": "web-tier", "name": "web-tier", "description": "two web machines on a private network",
                  "created": t, "updated": t,

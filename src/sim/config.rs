@@ -90,10 +90,31 @@ pub struct SimConfig {
     pub catalog: Option<Catalog>,
     /// Fault rules active from the start.
     pub faults: Vec<FaultRule>,
-    /// Where to persist state (crash-safe: written to a temporary file, then renamed); `None` keeps it in memory.
+    /// Where to persist state (a snapshot plus an append-only journal, see [`journal`](super::journal)); `None`
+    /// keeps it in memory.
     pub state_file: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain and PEM private key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// How long and how many finished Jobs are kept.
+    pub job_retention: JobRetention,
+}
+
+/// Which finished Jobs are kept: those younger than `age` (advertised, in minutes, as the `JobRetention`
+/// capability), and at most `max_jobs` Jobs in all (the oldest finished ones go first). Jobs still running are
+/// always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRetention {
+    /// How long a finished Job is kept.
+    pub age: std::time::Duration,
+    /// How many Jobs are kept at most.
+    pub max_jobs: usize,
+}
+
+impl Default for JobRetention {
+    /// One hour, 10,000 Jobs.
+    fn default() -> Self {
+        JobRetention { age: std::time::Duration::from_secs(3600), max_jobs: 10_000 }
+    }
 }
 
 /// The PEM files of a TLS server identity.
@@ -119,6 +140,7 @@ impl Default for SimConfig {
             faults: Vec::new(),
             state_file: None,
             tls: None,
+            job_retention: JobRetention::default(),
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod config;
 pub mod faults;
+pub mod journal;
 pub mod machine;
 pub mod query;
 pub mod server;
@@ -37,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use catalog::Catalog;
-pub use config::{Auth, Profile, SimConfig, Timing, TlsFiles};
+pub use config::{Auth, JobRetention, Profile, SimConfig, Timing, TlsFiles};
 pub use faults::{FaultKind, FaultRule, FaultSet};
 pub use stats::{RequestRecord, SimStats};
 
@@ -52,8 +53,6 @@ pub struct SimHandle {
     app: Arc<App>,
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
-    writer: CancellationToken,
-    persist_task: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -70,32 +69,42 @@ impl Sim {
             base.push('/');
         }
         let catalog = config.catalog.clone().unwrap_or_else(Catalog::primer);
-        let loaded = config
-            .state_file
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|bytes| serde_json::from_slice::<Store>(&bytes).ok())
-            .map(|mut s| {
-                s.reseed(config.seed);
-                s.rebase(&base);
-                s
-            });
-        let store =
-            loaded.unwrap_or_else(|| Store::new(base.clone(), config.profile, config.timing, config.seed, &catalog));
+        let retention = config.job_retention;
+        let fresh = || {
+            let mut s = Store::new(base.clone(), config.profile, config.timing, config.seed, &catalog);
+            s.set_job_retention(retention);
+            s
+        };
+        let (journal, store) = match &config.state_file {
+            Some(path) => {
+                let path = path.clone();
+                let (profile, timing, seed, b) = (config.profile, config.timing, config.seed, base.clone());
+                let catalog = catalog.clone();
+                let (journal, mut store) = tokio::task::spawn_blocking(move || {
+                    journal::Journal::open(&path, || Store::new(b, profile, timing, seed, &catalog))
+                })
+                .await
+                .map_err(std::io::Error::other)??;
+                store.set_job_retention(retention);
+                store.reseed(config.seed);
+                store.rebase(&base);
+                // The rebase (and the reseed) are changes like any other: journal them.
+                journal.commit(&mut store);
+                (Some(journal), store)
+            }
+            None => (None, fresh()),
+        };
         let app = Arc::new(App {
             base,
             store: Mutex::new(store),
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
-            dirty: tokio::sync::Notify::new(),
+            journal,
             config,
         });
-        let writer = CancellationToken::new();
-        let persist_task =
-            app.config.state_file.is_some().then(|| tokio::spawn(server::persist_loop(app.clone(), writer.clone())));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(listener, app.clone(), shutdown.clone(), tls.clone()));
-        Ok(SimHandle { app, addr, tls, shutdown, task: Some(task), writer, persist_task })
+        Ok(SimHandle { app, addr, tls, shutdown, task: Some(task) })
     }
 }
 
@@ -193,7 +202,13 @@ impl SimHandle {
 
     /// Runs `f` on the provider state (for tests and benchmarks that need many resources quickly).
     pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        f(&mut lock(&self.app.store))
+        let mut store = lock(&self.app.store);
+        let out = f(&mut store);
+        if self.app.commit(&mut store) {
+            drop(store);
+            self.app.sync();
+        }
+        out
     }
 
     /// Simulates a provider restart: every connection is dropped and the port closed, then the same port is
@@ -220,16 +235,20 @@ impl SimHandle {
         Ok(())
     }
 
-    /// Stops serving, closes every connection, and writes the state file one last time.
+    /// Stops serving and closes every connection (the journal is already up to date; a snapshot being written
+    /// is waited for).
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.writer.cancel();
-        if let Some(task) = self.persist_task.take() {
-            let _ = task.await;
-        }
+        let app = self.app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(j) = &app.journal {
+                j.settle();
+            }
+        })
+        .await;
     }
 
     /// Waits until the simulator stops (for the binary).
@@ -243,6 +262,5 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        self.writer.cancel();
     }
 }

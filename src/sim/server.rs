@@ -59,8 +59,8 @@ pub struct App {
     pub faults: Mutex<FaultState>,
     /// Statistics.
     pub stats: Mutex<SimStats>,
-    /// Signalled when the store changed (persistence).
-    pub dirty: tokio::sync::Notify,
+    /// The journal of a persisted simulator (`--state-file`).
+    pub journal: Option<super::journal::Journal>,
 }
 
 /// Locks a mutex, recovering the data if a previous holder panicked.
@@ -69,53 +69,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl App {
-    /// Marks the store as changed: the persistence task writes it soon (writes are coalesced, so the cost of a
-    /// request does not grow with the number of resources).
-    pub fn persist(&self) {
-        if self.config.state_file.is_some() {
-            self.dirty.notify_one();
-        }
+    /// Journals what changed in the store (locked by the caller); true when a record was written.
+    pub fn commit(&self, store: &mut Store) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.commit(store))
     }
 
-    /// Writes the store now if a state file is configured: to a temporary file, synced, then renamed over the
-    /// state file, so a crash leaves either the old or the new state, never a torn one.
-    pub fn persist_now(&self) {
-        let Some(path) = &self.config.state_file else {
-            return;
-        };
-        let text = match serde_json::to_vec(&*lock(&self.store)) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot serialize the simulator state");
-                return;
-            }
-        };
-        let tmp = path.with_extension("tmp");
-        let result = std::fs::File::create(&tmp)
-            .and_then(|mut f| {
-                use std::io::Write;
-                f.write_all(&text)?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            tracing::warn!(error = %e, path = %path.display(), "cannot persist the simulator state");
+    /// Makes the journaled changes durable (before answering a request that wrote).
+    pub fn sync(&self) {
+        if let Some(j) = &self.journal {
+            j.sync();
         }
     }
-}
-
-/// Writes the state file after changes, at most every 50 ms, until `stop` is cancelled (then once more).
-pub async fn persist_loop(app: Arc<App>, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = app.dirty.notified() => {}
-            _ = stop.cancelled() => break,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let app2 = app.clone();
-        let _ = tokio::task::spawn_blocking(move || app2.persist_now()).await;
-    }
-    app.persist_now();
 }
 
 /// The router of one simulator.
@@ -429,10 +393,16 @@ async fn admin(app: &App, method: &Method, path: &str, body: &[u8]) -> Response 
 /// Back to the catalog: resources, Jobs, faults and statistics all cleared.
 pub fn reset(app: &App) {
     let catalog = app.config.catalog.clone().unwrap_or_else(super::catalog::Catalog::primer);
-    *lock(&app.store) = Store::new(app.base.clone(), app.config.profile, app.config.timing, app.config.seed, &catalog);
+    {
+        let mut store = lock(&app.store);
+        *store = Store::new(app.base.clone(), app.config.profile, app.config.timing, app.config.seed, &catalog);
+        store.set_job_retention(app.config.job_retention);
+        if let Some(j) = &app.journal {
+            j.replace(&mut store);
+        }
+    }
     *lock(&app.faults) = FaultState::new(Vec::new(), app.config.seed);
     *lock(&app.stats) = SimStats::default();
-    app.persist();
 }
 
 async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, req: Request) -> Response {
@@ -488,12 +458,13 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
     };
 
     // Classify the request.
-    let (target, name) = {
+    let (target, name, mut wrote) = {
         let mut store = lock(&app.store);
         store.advance(at);
+        let wrote = app.commit(&mut store);
         let target = store.target(&path);
         let name = store.name_of(&path);
-        (target, name)
+        (target, name, wrote)
     };
     let (type_label, op) = match (&target, method.as_str()) {
         (Target::Cep, "PUT") => ("CloudEntryPoint".to_string(), "edit".to_string()),
@@ -536,13 +507,18 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
         return error_response(profile, fmt, &SimError::new(status, message), retry, &app.config.auth);
     }
 
-    let result = execute(&app, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
+    let result = {
+        let mut store = lock(&app.store);
+        let result = execute(&app, &mut store, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
+        wrote |= app.commit(&mut store);
+        result
+    };
+    if wrote {
+        app.sync();
+    }
     match result {
         Ok(out) => {
             let write = out.write;
-            if write {
-                app.persist();
-            }
             if plan.drop
                 && let Some(Extension(ConnDrop(token))) = conn
             {
@@ -580,6 +556,7 @@ fn if_match(store: &Store, path: &str, headers: &HeaderMap) -> Result<(), SimErr
 #[allow(clippy::too_many_arguments)]
 fn execute(
     app: &App,
+    store: &mut Store,
     method: &Method,
     path: &str,
     target: &Target,
@@ -590,7 +567,6 @@ fn execute(
 ) -> Result<Outcome, SimError> {
     let profile = app.config.profile;
     let need_body = || body.ok_or_else(|| SimError::new(400, "this operation needs a body"));
-    let mut store = lock(&app.store);
     match (target, method.as_str()) {
         (Target::Missing, "DELETE") if profile == Profile::Lenient1x && store.was_deleted(path) => {
             Err(SimError::new(500, "internal error"))
@@ -603,7 +579,7 @@ fn execute(
             store.read(path, &q)
         }
         (Target::Cep | Target::Resource(_), "PUT") => {
-            if_match(&store, path, headers)?;
+            if_match(store, path, headers)?;
             let select: Option<Vec<String>> = params
                 .iter()
                 .any(|(k, _)| k == "$select")
@@ -611,7 +587,7 @@ fn execute(
             store.update(path, need_body()?, select.as_deref())
         }
         (Target::Resource(_), "DELETE") => {
-            if_match(&store, path, headers)?;
+            if_match(store, path, headers)?;
             let mut out = store.delete(path, plan.job)?;
             if !profile.jobs() && out.status == 202 {
                 out.body = None;
@@ -619,7 +595,7 @@ fn execute(
             Ok(out)
         }
         (Target::Resource(_), "POST") => {
-            if_match(&store, path, headers)?;
+            if_match(store, path, headers)?;
             let mut out = store.action(path, need_body()?, plan.job)?;
             if !profile.jobs() {
                 out.status = 202;

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::catalog::Catalog;
-use super::config::{Profile, Timing};
+use super::config::{JobRetention, Profile, Timing};
 use super::machine::{self, ActionRefusal};
 use super::query::{self, Filter, OrderKey};
 mod monitor;
+mod network;
+pub mod persist;
 mod system;
 
 use crate::cimi::model::{self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri};
@@ -49,6 +51,77 @@ fn conflict(msg: impl Into<String>) -> SimError {
 
 /// A hash map with a fast (non-cryptographic) hasher: paths are not attacker-chosen in a simulator.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash set with the same hasher.
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// A map from paths to values that, when tracking is on, remembers which paths were written since the last
+/// [`Tracked::take_dirty`]: the journal of a persisted simulator writes only those (see [`persist`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tracked<V> {
+    map: FastMap<String, V>,
+    #[serde(skip)]
+    dirty: Option<FastSet<String>>,
+}
+
+impl<V> Default for Tracked<V> {
+    fn default() -> Self {
+        Tracked { map: FastMap::default(), dirty: None }
+    }
+}
+
+impl<V> Tracked<V> {
+    fn mark(&mut self, key: &str) {
+        if let Some(d) = &mut self.dirty
+            && !d.contains(key)
+        {
+            d.insert(key.to_string());
+        }
+    }
+    fn get(&self, key: &str) -> Option<&V> {
+        self.map.get(key)
+    }
+    fn contains_key(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+    fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        if self.map.contains_key(key) {
+            self.mark(key);
+        }
+        self.map.get_mut(key)
+    }
+    fn insert(&mut self, key: String, value: V) {
+        self.mark(&key);
+        self.map.insert(key, value);
+    }
+    fn remove(&mut self, key: &str) -> Option<V> {
+        let out = self.map.remove(key);
+        if out.is_some() {
+            self.mark(key);
+        }
+        out
+    }
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        if let Some(d) = &mut self.dirty {
+            d.extend(self.map.keys().cloned());
+        }
+        self.map.values_mut()
+    }
+    fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.map.iter()
+    }
+    /// Starts (or stops) remembering written paths.
+    fn track(&mut self, on: bool) {
+        self.dirty = on.then(FastSet::default);
+    }
+    /// The paths written since the last call (empty when tracking is off).
+    fn take_dirty(&mut self) -> Vec<String> {
+        match &mut self.dirty {
+            Some(d) => d.drain().collect(),
+            None => Vec::new(),
+        }
+    }
+}
 
 /// The top-level collections: CloudEntryPoint attribute (also the path) and item type.
 pub const COLLECTIONS: &[(&str, &str)] = &[
@@ -108,7 +181,8 @@ const BY_VALUE: &[&str] = &[
 ];
 
 /// Types created from a template with `<Type>Create`.
-const BY_TEMPLATE: &[&str] = &["Machine", "Credential", "Volume", "Network", "Address", "System"];
+const BY_TEMPLATE: &[&str] =
+    &["Machine", "Credential", "Volume", "Network", "NetworkPort", "Address", "ForwardingGroup", "System"];
 
 /// Attributes a consumer never writes.
 const READ_ONLY: &[&str] = &["resourceURI", "id", "created", "updated", "operations", "state"];
@@ -137,6 +211,9 @@ pub struct Stored {
     /// Other collections listing it (a machine's meters are also in `meters`).
     #[serde(default)]
     pub also: Vec<String>,
+    /// Its sub-collections (removed with it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subs: Vec<String>,
 }
 
 impl Stored {
@@ -257,8 +334,8 @@ pub struct Store {
     #[serde(skip, default = "default_rng")]
     rng: StdRng,
     seq: u64,
-    resources: FastMap<String, Stored>,
-    colls: FastMap<String, Coll>,
+    resources: Tracked<Stored>,
+    colls: Tracked<Coll>,
     pending: Vec<Pending>,
     deleted: HashSet<String>,
     credential_attrs: Vec<MetadataAttribute>,
@@ -271,6 +348,12 @@ pub struct Store {
     /// Parent Jobs waiting for their nested Jobs, with their system.
     #[serde(default)]
     parents: Vec<(String, String)>,
+    /// When finished Jobs were last pruned.
+    #[serde(skip)]
+    last_prune: Option<DateTime<Utc>>,
+    /// Which finished Jobs are kept (configuration, not state).
+    #[serde(skip)]
+    retention: JobRetention,
 }
 
 fn default_rng() -> StdRng {
@@ -364,8 +447,8 @@ impl Store {
             timing,
             rng: StdRng::seed_from_u64(seed),
             seq: 0,
-            resources: FastMap::default(),
-            colls: FastMap::default(),
+            resources: Tracked::default(),
+            colls: Tracked::default(),
             pending: Vec::new(),
             deleted: HashSet::new(),
             credential_attrs: catalog.credential_attributes.clone(),
@@ -374,6 +457,8 @@ impl Store {
             meters: Vec::new(),
             last_tick: None,
             parents: Vec::new(),
+            last_prune: None,
+            retention: JobRetention::default(),
         };
         for (path, item) in COLLECTIONS {
             store
@@ -395,7 +480,9 @@ impl Store {
                 let doc = store.absolutize(Value::Object(doc));
                 if let Value::Object(doc) = doc {
                     let path = format!("{coll}/{id}");
-                    let type_name = store.colls[coll].item_type.clone();
+                    let Some(type_name) = store.colls.get(coll).map(|c| c.item_type.clone()) else {
+                        continue;
+                    };
                     store.insert(&path, &type_name, coll, doc);
                 }
             }
@@ -465,7 +552,8 @@ impl Store {
                 {"name": "VolumeConfigByValue", "uri": m::capability_uri("Volume", "VolumeConfigByValue")},
                 {"name": "VolumeTemplateByValue", "uri": m::capability_uri("Volume", "VolumeTemplateByValue")},
                 {"name": "SharedVolumeSupport", "uri": m::capability_uri("Volume", "SharedVolumeSupport"),
-                 "value": "false"}
+                 "value": "false"},
+                {"name": "VolumeSnapshot", "uri": m::capability_uri("Volume", "VolumeSnapshot")}
             ]
         });
         let params = [
@@ -556,12 +644,18 @@ impl Store {
                 version: 1,
                 hidden: Map::new(),
                 also: Vec::new(),
+                subs: Vec::new(),
             },
         );
     }
 
     fn add_sub_collection(&mut self, owner: &str, name: &str, item_type: &str) -> String {
         let path = format!("{owner}/{name}");
+        if let Some(st) = self.resources.get_mut(owner)
+            && !st.subs.contains(&path)
+        {
+            st.subs.push(path.clone());
+        }
         self.colls.insert(
             path.clone(),
             Coll { item_type: item_type.to_string(), owner: Some(owner.to_string()), members: BTreeMap::new() },
@@ -582,10 +676,18 @@ impl Store {
                 c.members.remove(&st.seq);
             }
         }
-        self.deleted.insert(path.to_string());
-        let subs: Vec<String> =
-            self.colls.iter().filter(|(_, c)| c.owner.as_deref() == Some(path)).map(|(p, _)| p.clone()).collect();
-        for sub in subs {
+        // Only the lenient profile needs to remember deleted paths (to answer 500 to a second DELETE); samples
+        // and events come and go too often to be remembered.
+        if self.profile == Profile::Lenient1x && !matches!(st.type_name.as_str(), "Sample" | "Event" | "Job") {
+            self.deleted.insert(path.to_string());
+        }
+        // Entries of other collections that list it (a volume's images, a network's ports…).
+        if let Some(Value::Array(entries)) = st.hidden.get("entries") {
+            for e in entries.iter().filter_map(Value::as_str) {
+                self.remove(e);
+            }
+        }
+        for sub in st.subs {
             if let Some(c) = self.colls.remove(&sub) {
                 for member in c.members.values() {
                     self.remove(member);
@@ -640,9 +742,61 @@ impl Store {
         Duration::milliseconds(ms as i64)
     }
 
+    /// Sets which finished Jobs are kept (and advertises the age, in minutes rounded up, as `JobRetention`).
+    pub fn set_job_retention(&mut self, retention: JobRetention) {
+        self.retention = retention;
+        let minutes = retention.age.as_secs().div_ceil(60).to_string();
+        if let Some(caps) = self
+            .resources
+            .get_mut("resourceMetadata/Job")
+            .and_then(|st| st.doc.get_mut("capabilities"))
+            .and_then(Value::as_array_mut)
+        {
+            for c in caps.iter_mut().filter(|c| c["name"] == "JobRetention") {
+                c["value"] = json!(minutes);
+            }
+        }
+    }
+
+    /// Removes finished Jobs older than the retention age, and the oldest finished ones beyond the maximum
+    /// count (at most once a second; the scan starts at the oldest Job and is bounded).
+    fn prune_jobs(&mut self, at: DateTime<Utc>) {
+        if self.last_prune.is_some_and(|t| at - t < Duration::seconds(1)) {
+            return;
+        }
+        self.last_prune = Some(at);
+        let Some(jobs) = self.colls.get("jobs") else {
+            return;
+        };
+        let excess = jobs.members.len().saturating_sub(self.retention.max_jobs);
+        let cutoff = at - Duration::milliseconds(self.retention.age.as_millis().min(i64::MAX as u128) as i64);
+        let mut victims = Vec::new();
+        for path in jobs.members.values().take(excess + 256) {
+            let Some(st) = self.resources.get(path) else {
+                continue;
+            };
+            if !matches!(st.state(), "SUCCESS" | "FAILED" | "STOPPED") {
+                continue;
+            }
+            let expired = st
+                .doc
+                .get("timeOfStatusChange")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t < cutoff);
+            if victims.len() < excess || expired {
+                victims.push(path.clone());
+            }
+        }
+        for v in victims {
+            self.remove(&v);
+        }
+    }
+
     /// Applies every transition that is due.
     pub fn advance(&mut self, at: DateTime<Utc>) {
         self.sample_meters(at);
+        self.prune_jobs(at);
         let mut pending = std::mem::take(&mut self.pending);
         let mut keep = Vec::new();
         for mut p in pending.drain(..) {
@@ -1143,6 +1297,8 @@ impl Store {
             "Credential" => self.create_credential(obj),
             "Volume" => self.create_volume(obj, fault),
             "Network" => self.create_network(obj, fault),
+            "NetworkPort" => self.create_network_port(obj, fault),
+            "ForwardingGroup" => self.create_forwarding_group(obj),
             "Address" => self.create_address(obj),
             "System" => self.create_system(obj, fault),
             "MachineVolume" => self.attach_volume(&coll_path, obj),
@@ -1152,6 +1308,14 @@ impl Store {
                 ) =>
             {
                 self.capture(obj, fault)
+            }
+            "VolumeImage"
+                if obj
+                    .get("imageLocation")
+                    .and_then(|l| l.as_str().or_else(|| href(l)))
+                    .is_some_and(|l| matches!(self.target(&self.path_of(l)), Target::Resource(t) if t == "Volume")) =>
+            {
+                self.snapshot_volume(obj, fault)
             }
             t if BY_VALUE.contains(&t) => self.create_by_value(&coll_path, t, obj),
             t => Err(SimError::new(405, format!("{t} resources cannot be created here"))),
@@ -1453,6 +1617,7 @@ impl Store {
             Some(img) => self.resolve(img, "VolumeImage")?.get("bootable").cloned().unwrap_or(json!(false)),
             None => json!(false),
         };
+        let image = tmpl.get("volumeImage").and_then(href).map(|h| self.path_of(h));
         let at = now();
         let id = self.next_id();
         let path = format!("volumes/{id}");
@@ -1461,7 +1626,12 @@ impl Store {
         doc.insert("type".into(), config.get("type").cloned().unwrap_or_else(|| json!(format!("{NS}/mapped"))));
         doc.insert("capacity".into(), capacity);
         doc.insert("bootable".into(), bootable);
+        doc.insert("images".into(), json!({"href": self.abs(&format!("{path}/images"))}));
         self.insert(&path, "Volume", "volumes", doc);
+        let images = self.add_sub_collection(&path, "images", "VolumeVolumeImage");
+        if let Some(image) = image {
+            self.add_entry(&images, "VolumeVolumeImage", "volumeImage", &image);
+        }
         self.monitor_new(&path);
         let steps = vec![Step::State(path.clone(), "AVAILABLE".into())];
         let job = self.run_job(
@@ -1500,8 +1670,26 @@ impl Store {
                 doc.insert(k.into(), v.clone());
             }
         }
+        let group = match tmpl.get("forwardingGroup").and_then(href) {
+            Some(h) => {
+                let g = self.path_of(h);
+                match self.resources.get(&g) {
+                    Some(st) if st.type_name == "ForwardingGroup" => Some(g),
+                    _ => return Err(bad(format!("forwarding group {h} does not exist"))),
+                }
+            }
+            None => None,
+        };
+        doc.insert("networkPorts".into(), json!({"href": self.abs(&format!("{path}/networkPorts"))}));
+        if let Some(g) = &group {
+            doc.insert("forwardingGroup".into(), json!({"href": self.abs(g)}));
+        }
         let subnet = self.colls.get("networks").map(|c| c.members.len()).unwrap_or(0) as u64 + self.seq % 7;
         self.insert(&path, "Network", "networks", doc);
+        self.add_sub_collection(&path, "networkPorts", "NetworkNetworkPort");
+        if let Some(g) = group {
+            self.add_entry(&format!("{g}/networks"), "ForwardingGroupNetwork", "network", &path);
+        }
         if let Some(st) = self.resources.get_mut(&path) {
             st.hidden.insert("subnet".into(), json!(subnet));
         }
@@ -1701,7 +1889,7 @@ impl Store {
                 })
             }
             "System" => self.delete_system(path, fault),
-            "Machine" | "Volume" | "Network" => {
+            "Machine" | "Volume" | "Network" | "NetworkPort" => {
                 let stable = match type_name.as_str() {
                     "Machine" => machine::MACHINE_STABLE.contains(&state.as_str()),
                     "Volume" => matches!(state.as_str(), "AVAILABLE" | "ERROR"),
@@ -1716,6 +1904,11 @@ impl Store {
                 if type_name == "Network" && st.hidden.get("users").and_then(Value::as_u64).unwrap_or(0) > 0 {
                     return Err(conflict("the network still has machine interfaces"));
                 }
+                if type_name == "Network"
+                    && self.colls.get(&format!("{path}/networkPorts")).is_some_and(|c| !c.members.is_empty())
+                {
+                    return Err(conflict("the network still has ports; delete them first"));
+                }
                 self.set_state(path, "DELETING");
                 let steps = vec![Step::Remove(path.to_string())];
                 let job = self.run_job("delete", &target, vec![], steps, Some((path.to_string(), state)), fault);
@@ -1728,6 +1921,9 @@ impl Store {
                 Ok(self.accepted(job, 200))
             }
             _ => {
+                if type_name == "ForwardingGroup" {
+                    self.leave_forwarding_group(path);
+                }
                 self.remove(path);
                 let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
                 Ok(self.accepted(job, 200))

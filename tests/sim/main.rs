@@ -3,6 +3,9 @@
 
 mod binary;
 mod faults;
+mod jobs;
+mod networking;
+mod persistence;
 mod primer;
 mod profiles;
 mod protocol;

@@ -290,22 +290,3 @@ async fn event_logs_and_meters() {
     assert!(v > 0.0 && v <= 100.0);
     assert!(api.get("meters").await.json()["count"].as_u64().unwrap_or(0) >= 4);
 }
-
-#[tokio::test]
-async fn state_file_is_written_soon_after_a_change() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("state.json");
-    let sim = start(SimConfig { state_file: Some(file.clone()), ..instant() }).await;
-    let api = Api::new(&sim);
-    api.create_machine("early-bird", None).await;
-    let mut found = false;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        if std::fs::read_to_string(&file).is_ok_and(|t| t.contains("early-bird")) {
-            found = true;
-            break;
-        }
-    }
-    assert!(found, "the state file holds the new machine without a stop");
-    assert!(!dir.path().join("state.tmp").exists(), "no temporary file left behind");
-}

@@ -195,7 +195,9 @@ impl Store {
             for old in excess {
                 self.remove(&old);
             }
-            if let Some(st) = self.resources.get_mut(&meter) {
+            if made > 0
+                && let Some(st) = self.resources.get_mut(&meter)
+            {
                 st.hidden.insert("lastSample".into(), json!(last.to_rfc3339()));
             }
         }

@@ -15,6 +15,8 @@ use crate::sim::machine;
 const COMPONENTS: &[(&str, &str, &str, &str)] = &[
     ("credentialTemplate", "Credential", "credentials", "SystemCredential"),
     ("networkTemplate", "Network", "networks", "SystemNetwork"),
+    ("forwardingGroupTemplate", "ForwardingGroup", "forwardingGroups", "SystemForwardingGroup"),
+    ("networkPortTemplate", "NetworkPort", "networkPorts", "SystemNetworkPort"),
     ("volumeTemplate", "Volume", "volumes", "SystemVolume"),
     ("addressTemplate", "Address", "addresses", "SystemAddress"),
     ("machineTemplate", "Machine", "machines", "SystemMachine"),
@@ -92,6 +94,8 @@ impl Store {
                     let created = match *key {
                         "machineTemplate" => self.create_machine(&body, fault),
                         "networkTemplate" => self.create_network(&body, fault),
+                        "networkPortTemplate" => self.create_network_port(&body, fault),
+                        "forwardingGroupTemplate" => self.create_forwarding_group(&body),
                         "volumeTemplate" => self.create_volume(&body, fault),
                         "credentialTemplate" => self.create_credential(&body),
                         "addressTemplate" => self.create_address(&body),
@@ -313,8 +317,20 @@ impl Store {
 
     /// Removes every component at once (a failed create).
     fn delete_components(&mut self, path: &str) {
-        for sub in ["machines", "volumes", "networks", "addresses", "credentials", "systems"] {
+        for sub in [
+            "machines",
+            "volumes",
+            "networkPorts",
+            "forwardingGroups",
+            "networks",
+            "addresses",
+            "credentials",
+            "systems",
+        ] {
             for r in self.system_members(path, sub) {
+                if sub == "forwardingGroups" {
+                    self.leave_forwarding_group(&r);
+                }
                 self.remove_resource(&r, now());
             }
         }
