@@ -1,5 +1,5 @@
 //! The Kubernetes side of every controller: status by server-side apply, finalizers, Events, and the
-//! watch scope (namespaces and label selector) of this operator instance.
+//! Apis of the namespaces this operator instance watches.
 
 use std::fmt::Debug;
 
@@ -13,7 +13,21 @@ use serde_json::json;
 use super::Context;
 use crate::FIELD_MANAGER;
 
-/// The Api a controller watches: one namespace when the operator is scoped to exactly one, else all.
+/// One Api per watched namespace (or one for all namespaces), for listing what the operator sees.
+pub fn watched_apis<K>(ctx: &Context) -> Vec<Api<K>>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    if ctx.config.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.config.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
+    }
+}
+
+/// The Api of the first watched namespace when the operator is scoped to exactly one, else of all
+/// namespaces. Watches do not use it (see [`super::watching`]); with several namespaces prefer
+/// [`watched_apis`], which needs no cluster-wide permission.
 pub fn watched_api<K>(ctx: &Context) -> Api<K>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,

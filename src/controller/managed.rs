@@ -103,25 +103,38 @@ pub fn operations(resource: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The provider connection of an object, or the problem that keeps it from being used.
-pub async fn connection(ctx: &Context, provider: &str) -> Result<ProviderConnection, Problem> {
-    match ctx.providers.get(provider) {
+/// The provider connection for an object of `namespace`, or the problem that keeps it from being
+/// used: the provider does not exist, does not admit the namespace (`spec.allowedNamespaces`; no
+/// provider call is made then), or is not Ready.
+pub async fn connection(ctx: &Context, provider: &str, namespace: &str) -> Result<ProviderConnection, Problem> {
+    let known = ctx.providers.get(provider);
+    let allowed = match &known {
+        Some(c) => c.allowed_namespaces.clone(),
+        None => {
+            let api: kube::Api<CimiProvider> = kube::Api::all(ctx.client.clone());
+            match api.get_opt(provider).await {
+                Ok(None) => {
+                    return Err(Problem::stalled(
+                        Reason::ProviderNotFound,
+                        format!("no CimiProvider named {provider}"),
+                    ));
+                }
+                Ok(Some(p)) => p.spec.allowed_namespaces,
+                Err(_) => None,
+            }
+        }
+    };
+    if let Some(selector) = &allowed {
+        super::namespaces::admit(ctx, provider, selector, namespace).await?;
+    }
+    match known {
         Some(c) if c.ready => Ok(c),
         Some(c) => Err(Problem::transient(
             Reason::ProviderNotReady,
             format!("CimiProvider {provider} is not Ready: {}", c.message),
         )),
         None => {
-            let api: kube::Api<CimiProvider> = kube::Api::all(ctx.client.clone());
-            match api.get_opt(provider).await {
-                Ok(None) => {
-                    Err(Problem::stalled(Reason::ProviderNotFound, format!("no CimiProvider named {provider}")))
-                }
-                _ => Err(Problem::transient(
-                    Reason::ProviderNotReady,
-                    format!("CimiProvider {provider} is not connected yet"),
-                )),
-            }
+            Err(Problem::transient(Reason::ProviderNotReady, format!("CimiProvider {provider} is not connected yet")))
         }
     }
 }

@@ -7,19 +7,24 @@
 //! - [`simple`]: the reconcile shared by volumes and networks;
 //! - [`managed`]: what the managed kinds share (tags, finding by UID, following Jobs, deleting);
 //! - [`outcome`]: provider errors turned into conditions and requeue delays;
-//! - [`kubeops`]: status by server-side apply, finalizers, Events.
+//! - [`kubeops`]: status by server-side apply, finalizers, Events;
+//! - [`watching`]: every controller's watches (namespaces, label selector, readiness, decode
+//!   failures) and its reconcile metrics;
+//! - [`namespaces`]: `spec.allowedNamespaces` of a CimiProvider.
 //!
 //! [`start`] runs every controller until the shutdown token is cancelled.
 
 pub mod kubeops;
 pub mod machine;
 pub mod managed;
+pub mod namespaces;
 pub mod network;
 pub mod outcome;
 pub mod provider;
 pub mod registry;
 pub mod simple;
 pub mod volume;
+pub mod watching;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +34,9 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Config;
+use crate::api;
+use crate::runtime::watches::Watches;
+use crate::runtime::{Config, Metrics, Readiness};
 pub use registry::ProviderRegistry;
 
 /// What every reconcile shares: the Kubernetes client, the operator's configuration, the provider
@@ -43,21 +50,45 @@ pub struct Context {
     pub providers: ProviderRegistry,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// The operator's metrics.
+    pub metrics: Metrics,
+    /// Where watches register and report their first complete list (`/readyz`).
+    pub readiness: Readiness,
+    /// Namespace labels, for `spec.allowedNamespaces`.
+    pub namespace_labels: namespaces::NamespaceLabels,
     /// Consecutive transient failures by object key, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context for one operator instance.
+    /// A context for one operator instance, with metrics and readiness of its own.
     pub fn new(client: Client, config: Config) -> Arc<Self> {
+        Self::with_runtime(client, config, Metrics::new(), Readiness::new())
+    }
+
+    /// A context that reports into the operator's `metrics` and `readiness`.
+    pub fn with_runtime(client: Client, config: Config, metrics: Metrics, readiness: Readiness) -> Arc<Self> {
         let reporter = Reporter { controller: crate::FIELD_MANAGER.to_string(), instance: None };
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            namespace_labels: namespaces::NamespaceLabels::default(),
             client,
             config,
             providers: ProviderRegistry::default(),
+            metrics,
+            readiness,
             failures: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The operator's scoped watches (namespaces, label selector, readiness, metrics).
+    pub fn watches(&self) -> Watches {
+        Watches {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            readiness: self.readiness.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Counts one more transient failure of `key` and returns how many in a row.
@@ -74,13 +105,13 @@ impl Context {
     }
 }
 
-/// Starts every controller; each runs until `shutdown` is cancelled.
-pub fn start(client: Client, config: Config, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
-    let ctx = Context::new(client, config);
+/// Starts every controller; each runs until `shutdown` is cancelled. Every watch is registered
+/// with `ctx.readiness` before this returns.
+pub fn start(ctx: Arc<Context>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(provider::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(machine::run(ctx.clone(), shutdown.clone())),
-        tokio::spawn(volume::run(ctx.clone(), shutdown.clone())),
-        tokio::spawn(network::run(ctx, shutdown)),
+        tokio::spawn(simple::run::<api::CimiVolume>(ctx.clone(), shutdown.clone())),
+        tokio::spawn(simple::run::<api::CimiNetwork>(ctx, shutdown)),
     ]
 }

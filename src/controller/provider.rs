@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use std::future::Future;
+
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, controller};
 use kube::{Resource as _, ResourceExt as _};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -20,10 +21,13 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
 use super::registry::{ProviderConnection, fingerprint};
+use super::watching;
 use crate::FINALIZER_IN_USE;
 use crate::api::common::parse_duration;
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, Status};
-use crate::api::provider::{CATALOG_ENTRIES_PER_COLLECTION, Catalog, CatalogEntry, CimiProviderStatus, Format};
+use crate::api::provider::{
+    CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, CimiProviderStatus, Format, MAX_CAPABILITIES,
+};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiVolume};
 use crate::cimi::query::Query;
@@ -41,50 +45,38 @@ pub const CATALOG_COLLECTIONS: &[&str] = &[
     "systemTemplates",
 ];
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let client = ctx.client.clone();
-    let wc = ctx.config.watcher_config();
-    let providers: Api<CimiProvider> = Api::all(client.clone());
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ctx.config.operator_namespace);
-    let controller = Controller::new(providers, wc.clone());
+/// Builds the controller (its watches register with readiness at once) and returns the future that
+/// runs it until `shutdown`: CimiProviders with the label selector; the provider Secrets of the
+/// operator's namespace (names only) re-connect the providers that use them; CimiMachines,
+/// CimiVolumes and CimiNetworks of the watched namespaces re-count the references of theirs.
+pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+    let watches = ctx.watches();
+    let owner = CimiProvider::plural(&()).to_string();
+    let controller = watching::cluster::<CimiProvider>(&ctx, &shutdown);
     let store = controller.store();
     let namespace = ctx.config.operator_namespace.clone();
-    controller
-        .watches(secrets, wc.clone(), move |secret: Secret| {
+    let controller = controller
+        .watches_stream(watches.secret_names(&owner, Some(&namespace)), move |secret| {
             let name = secret.name_any();
             let in_ns = secret.namespace().as_deref() == Some(namespace.as_str());
-            store
-                .state()
-                .into_iter()
-                .filter(|p| {
-                    in_ns
-                        && [&p.spec.credentials_secret_ref, &p.spec.ca_bundle_secret_ref]
-                            .into_iter()
-                            .flatten()
-                            .any(|r| r.name == name && r.namespace == namespace)
-                })
-                .map(|p| ObjectRef::from_obj(&*p))
-                .collect::<Vec<_>>()
+            watching::referencing(&store, |p: &CimiProvider| {
+                in_ns
+                    && [&p.spec.credentials_secret_ref, &p.spec.ca_bundle_secret_ref]
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r.name == name && r.namespace == namespace)
+            })
         })
-        .watches(super::kubeops::watched_api::<CimiMachine>(&ctx), wc.clone(), |m: CimiMachine| {
+        .watches_stream(watches.related::<CimiMachine>(&owner), |m: CimiMachine| {
             Some(ObjectRef::new(&m.spec.provider_ref.name))
         })
-        .watches(super::kubeops::watched_api::<CimiVolume>(&ctx), wc.clone(), |v: CimiVolume| {
+        .watches_stream(watches.related::<CimiVolume>(&owner), |v: CimiVolume| {
             Some(ObjectRef::new(&v.spec.provider_ref.name))
         })
-        .watches(super::kubeops::watched_api::<CimiNetwork>(&ctx), wc, |n: CimiNetwork| {
+        .watches_stream(watches.related::<CimiNetwork>(&owner), |n: CimiNetwork| {
             Some(ObjectRef::new(&n.spec.provider_ref.name))
-        })
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "cimiprovider reconcile");
-            }
-        })
-        .await;
+        });
+    watching::drive(controller, ctx, reconcile, error_policy)
 }
 
 /// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).
@@ -100,26 +92,29 @@ fn error_policy(_: Arc<CimiProvider>, error: &Error, _: Arc<Context>) -> Action 
     Action::requeue(super::outcome::backoff(3, None))
 }
 
-/// The objects (in this operator's scope) that reference `provider`, as `kind namespace/name`.
+/// The objects (in this operator's scope) that reference `provider`, as `kind namespace/name`
+/// (objects the operator cannot decode are skipped; their watch reports them).
 pub async fn references(ctx: &Context, provider: &str) -> kube::Result<Vec<String>> {
     let mut params = ListParams::default();
     if let Some(selector) = ctx.config.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         params = params.labels(selector);
     }
     let mut out = Vec::new();
-    let watched = |ns: Option<String>| ns.is_some_and(|ns| ctx.config.watches_namespace(&ns));
-    for m in super::kubeops::watched_api::<CimiMachine>(ctx).list(&params).await?.items {
-        if m.spec.provider_ref.name == provider && watched(m.namespace()) {
+    for api in super::kubeops::watched_apis::<DeserializeGuard<CimiMachine>>(ctx) {
+        let items = api.list(&params).await?.items;
+        for m in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|m| m.spec.provider_ref.name == provider) {
             out.push(format!("CimiMachine {}/{}", m.namespace().unwrap_or_default(), m.name_any()));
         }
     }
-    for v in super::kubeops::watched_api::<CimiVolume>(ctx).list(&params).await?.items {
-        if v.spec.provider_ref.name == provider && watched(v.namespace()) {
+    for api in super::kubeops::watched_apis::<DeserializeGuard<CimiVolume>>(ctx) {
+        let items = api.list(&params).await?.items;
+        for v in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|v| v.spec.provider_ref.name == provider) {
             out.push(format!("CimiVolume {}/{}", v.namespace().unwrap_or_default(), v.name_any()));
         }
     }
-    for n in super::kubeops::watched_api::<CimiNetwork>(ctx).list(&params).await?.items {
-        if n.spec.provider_ref.name == provider && watched(n.namespace()) {
+    for api in super::kubeops::watched_apis::<DeserializeGuard<CimiNetwork>>(ctx) {
+        let items = api.list(&params).await?.items;
+        for n in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|n| n.spec.provider_ref.name == provider) {
             out.push(format!("CimiNetwork {}/{}", n.namespace().unwrap_or_default(), n.name_any()));
         }
     }
@@ -192,7 +187,11 @@ async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Setting
     Ok(Settings { auth, ca_bundle_pem, fingerprint: fingerprint(&refs) })
 }
 
-fn client_for(provider: &CimiProvider, settings: Settings) -> Result<CimiClient, CimiError> {
+fn client_for(
+    provider: &CimiProvider,
+    settings: Settings,
+    metrics: &crate::cimi::ClientMetrics,
+) -> Result<CimiClient, CimiError> {
     let name = provider.name_any();
     let mut config = ClientConfig::new(&name, &provider.spec.endpoint)?;
     config.transport.auth = settings.auth;
@@ -213,7 +212,7 @@ fn client_for(provider: &CimiProvider, settings: Settings) -> Result<CimiClient,
     config.transport.retry.max_attempts = 2;
     config.transport.request_timeout = Duration::from_secs(15);
     config.transport.connect_timeout = Duration::from_secs(5);
-    CimiClient::new(config)
+    CimiClient::with_metrics(config, metrics.clone())
 }
 
 /// The Ready reason of a failed probe.
@@ -259,6 +258,42 @@ async fn read_catalog(client: &CimiClient) -> Result<BTreeMap<String, Vec<Catalo
         out.insert((*name).to_string(), entries);
     }
     Ok(out)
+}
+
+/// The capabilities of the provider's ResourceMetadata (the CEP's `resourceMetadata` collection),
+/// at most [`MAX_CAPABILITIES`]; none when the provider offers no ResourceMetadata.
+async fn read_capabilities(client: &CimiClient) -> Result<Vec<Capability>, CimiError> {
+    let discovery = client.discovery().await?;
+    let Some(url) = discovery.collections.get("resourceMetadata") else { return Ok(Vec::new()) };
+    let page = client.list_page_value(url, &Query::new(), "").await?;
+    Ok(capabilities_of(&super::managed::entries(&page)))
+}
+
+/// The capabilities listed by ResourceMetadata documents, capped at [`MAX_CAPABILITIES`]. The
+/// resource is the document's name (else the last segment of its typeURI); an absent value means
+/// boolean true and stays absent.
+pub fn capabilities_of(metadata: &[Value]) -> Vec<Capability> {
+    let mut out = Vec::new();
+    for doc in metadata {
+        let resource = doc
+            .get("name")
+            .and_then(Value::as_str)
+            .or_else(|| doc.get("typeURI").and_then(Value::as_str).and_then(|t| t.rsplit('/').next()))
+            .unwrap_or_default();
+        for capability in doc.get("capabilities").and_then(Value::as_array).into_iter().flatten() {
+            let Some(name) = capability.get("name").and_then(Value::as_str) else { continue };
+            let value = match capability.get("value") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => Some(other.to_string()),
+            };
+            out.push(Capability { resource: resource.to_string(), name: name.to_string(), value });
+            if out.len() == MAX_CAPABILITIES {
+                return out;
+            }
+        }
+    }
+    out
 }
 
 /// The bounded catalog of status from the whole one.
@@ -346,7 +381,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
     let fp = settings.fingerprint;
     let client = match existing {
         Some(c) => c.client,
-        None => match client_for(&provider, settings) {
+        None => match client_for(&provider, settings, &ctx.metrics.client) {
             Ok(c) => {
                 tracing::info!(provider = %name, "connecting to the provider");
                 c
@@ -382,13 +417,27 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                 status.base_uri = Some(discovery.base.to_string());
                 status.collections = discovery.collections.keys().cloned().collect();
                 status.catalog = Some(bounded_catalog(&full));
+                status.capabilities = match read_capabilities(&client).await {
+                    Ok(capabilities) => capabilities,
+                    Err(error) => {
+                        tracing::debug!(provider = %name, %error, "cannot read ResourceMetadata; capabilities unknown");
+                        Vec::new()
+                    }
+                };
                 conds.set(
                     READY,
                     Status::True,
                     Reason::Reachable,
                     format!("CloudEntryPoint at {} answered in {}", discovery.base, format_latency(latency)),
                 );
-                ProviderConnection { client, fingerprint: fp, ready: true, message: String::new(), catalog: full }
+                ProviderConnection {
+                    client,
+                    fingerprint: fp,
+                    ready: true,
+                    message: String::new(),
+                    catalog: full,
+                    allowed_namespaces: None,
+                }
             }
             Err(error) => {
                 status.ready = false;
@@ -399,6 +448,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                     ready: false,
                     message: error.to_string(),
                     catalog: BTreeMap::new(),
+                    allowed_namespaces: None,
                 }
             }
         },
@@ -406,9 +456,17 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
             status.ready = false;
             conds.set(READY, Status::False, probe_reason(&error), error.to_string());
             let catalog = ctx.providers.get(&name).map(|c| c.catalog).unwrap_or_default();
-            ProviderConnection { client, fingerprint: fp, ready: false, message: error.to_string(), catalog }
+            ProviderConnection {
+                client,
+                fingerprint: fp,
+                ready: false,
+                message: error.to_string(),
+                catalog,
+                allowed_namespaces: None,
+            }
         }
     };
+    let connection = ProviderConnection { allowed_namespaces: provider.spec.allowed_namespaces.clone(), ..connection };
     ctx.providers.put(&name, connection);
     status.conditions = conds.build();
     write(&ctx, &api, &provider, &old, status).await?;
@@ -461,6 +519,36 @@ mod tests {
         );
         assert_eq!(probe_reason(&CimiError::protocol("h", "not a CloudEntryPoint", b"<html>")), Reason::NotCIMI);
         assert_eq!(probe_reason(&CimiError::NotFound { href: "h".into() }), Reason::NotCIMI);
+    }
+
+    #[test]
+    fn capabilities_come_from_resource_metadata_and_are_capped() {
+        let docs = vec![
+            serde_json::json!({"name": "Machine", "capabilities": [
+                {"name": "InitialStates", "value": "STARTED,STOPPED"},
+                {"name": "MachineStopForce"},
+                {"value": "no name"}
+            ]}),
+            serde_json::json!({"typeURI": "http://schemas.dmtf.org/cimi/1/Job", "capabilities": [
+                {"name": "JobRetention", "value": 60}
+            ]}),
+        ];
+        let caps = capabilities_of(&docs);
+        assert_eq!(caps.len(), 3);
+        assert_eq!(
+            caps[0],
+            Capability {
+                resource: "Machine".into(),
+                name: "InitialStates".into(),
+                value: Some("STARTED,STOPPED".into())
+            }
+        );
+        assert_eq!(caps[1].value, None, "an absent value means true and stays absent");
+        assert_eq!((caps[2].resource.as_str(), caps[2].value.as_deref()), ("Job", Some("60")));
+        let many: Vec<Value> = (0..3)
+            .map(|i| serde_json::json!({"name": format!("R{i}"), "capabilities": (0..60).map(|j| serde_json::json!({"name": format!("c{j}")})).collect::<Vec<_>>()}))
+            .collect();
+        assert_eq!(capabilities_of(&many).len(), MAX_CAPABILITIES);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use crate::api::common::CatalogRef;
 use crate::api::provider::CatalogEntry;
 use crate::api::reasons::Reason;
@@ -24,6 +26,8 @@ pub struct ProviderConnection {
     pub message: String,
     /// The whole catalog (not capped), by CEP collection name (`machineConfigs`, `machineImages`...).
     pub catalog: BTreeMap<String, Vec<CatalogEntry>>,
+    /// The provider's `spec.allowedNamespaces` (absent: every namespace may use it).
+    pub allowed_namespaces: Option<LabelSelector>,
 }
 
 /// Connections by CimiProvider name.

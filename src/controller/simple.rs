@@ -3,15 +3,14 @@
 //! says what is particular to it through [`SimpleKind`].
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
-use kube::runtime::{Controller, controller};
 use kube::{Resource, ResourceExt as _};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -64,32 +63,19 @@ pub trait SimpleKind:
     fn held_by(&self, machines: &[crate::api::CimiMachine]) -> Vec<String>;
 }
 
-/// Runs the controller of kind `K` until `shutdown`.
-pub async fn run<K: SimpleKind>(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let api = super::kubeops::watched_api::<K>(&ctx);
-    let machines = super::kubeops::watched_api::<crate::api::CimiMachine>(&ctx);
-    let controller = Controller::new(api, ctx.config.watcher_config());
+/// Builds the controller of kind `K` (its watches register with readiness at once) and returns the
+/// future that runs it until `shutdown`: objects of `K` in the watched namespaces with the label
+/// selector, and the CimiMachines there (a machine that starts or stops using an object changes
+/// whether it is held).
+pub fn run<K: SimpleKind>(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+    let controller = super::watching::namespaced::<K>(&ctx, &shutdown);
     let store = controller.store();
-    controller
-        // A machine that starts or stops using the object changes whether it is held.
-        .watches(machines, ctx.config.watcher_config(), move |m: crate::api::CimiMachine| {
-            let ns = m.namespace();
-            store
-                .state()
-                .into_iter()
-                .filter(|o| o.namespace() == ns)
-                .map(|o| kube::runtime::reflector::ObjectRef::from_obj(&*o))
-                .collect::<Vec<_>>()
-        })
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile::<K>, error_policy::<K>, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, kind = K::NOUN, "reconcile");
-            }
-        })
-        .await;
+    let machines = ctx.watches().related::<crate::api::CimiMachine>(&K::plural(&()));
+    let controller = controller.watches_stream(machines, move |m: crate::api::CimiMachine| {
+        let ns = m.namespace();
+        super::watching::referencing(&store, |o: &K| o.namespace() == ns)
+    });
+    super::watching::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
 }
 
 /// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).
@@ -220,7 +206,7 @@ async fn sync<K: SimpleKind>(
     api: &Api<K>,
     status: &mut K::Status,
 ) -> Result<(Progress, Duration), Problem> {
-    let conn = connection(ctx, obj.provider_name()).await?;
+    let conn = connection(ctx, obj.provider_name(), &obj.namespace().unwrap_or_default()).await?;
     let client = &conn.client;
     let uid = obj.uid().unwrap_or_default();
     let common = K::common(status);
@@ -340,11 +326,14 @@ async fn finalize<K: SimpleKind>(
     }
     let uid = obj.uid().unwrap_or_default();
     let policy = obj.deletion_policy();
-    let step = match connection(ctx, obj.provider_name()).await {
+    let step = match connection(ctx, obj.provider_name(), &obj.namespace().unwrap_or_default()).await {
         Ok(conn) => {
             cleanup(&conn.client, K::COLLECTION, K::common(&mut status), &uid, policy).await.map_err(Problem::from)
         }
-        Err(problem) if problem.reason == Reason::ProviderNotFound && K::common(&mut status).id.is_none() => {
+        Err(problem)
+            if matches!(problem.reason, Reason::ProviderNotFound | Reason::NotAllowedNamespace)
+                && K::common(&mut status).id.is_none() =>
+        {
             Ok(Cleanup::Done)
         }
         Err(problem) => Err(problem),

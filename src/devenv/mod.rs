@@ -111,6 +111,7 @@ pub struct ControlPlane {
     kubeconfig_path: PathBuf,
     kubeconfig: Kubeconfig,
     audit_log: Option<PathBuf>,
+    etcd_url: String,
 }
 
 impl ControlPlane {
@@ -153,11 +154,13 @@ impl ControlPlane {
             kubeconfig_path: dir.join("kubeconfig"),
             kubeconfig: Kubeconfig::default(),
             audit_log: None,
+            etcd_url: String::new(),
         };
 
         // etcd
         let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        cp.etcd_url = etcd_url.clone();
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut etcd = cp.supervisor.command(&etcd_bin);
         etcd.args([
@@ -281,6 +284,12 @@ impl ControlPlane {
     /// The API server URL.
     pub fn server_url(&self) -> &str {
         &self.server
+    }
+
+    /// The client URL of etcd (plain HTTP on loopback): tests use it to plant stored data that the API
+    /// server would not admit, as an older schema or a restored backup can leave behind.
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
     }
 
     /// The directory holding certificates, data, logs and the kubeconfig.

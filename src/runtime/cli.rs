@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// The log filter, such as `info` or `info,cimi_operator=debug` (`RUST_LOG` wins when set).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// How long controllers may take to stop on SIGTERM before they are aborted, such as `10s`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Take part in leader election; only the leader reconciles.
     #[command(flatten)]
     pub leader: LeaderArgs,
@@ -148,6 +151,7 @@ impl RunArgs {
             cluster_name: self.cluster_name.clone(),
             admin_addr,
             leader_election,
+            shutdown_grace: self.shutdown_grace,
         })
     }
 }

@@ -48,6 +48,9 @@ pub struct Config {
     pub admin_addr: Option<SocketAddr>,
     /// Leader election; `None` means this instance always leads (a single replica).
     pub leader_election: Option<LeaderElectionConfig>,
+    /// How long stopping controllers may take before they are aborted (a backstop: they stop on
+    /// their own once in-flight reconciles finish).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             cluster_name: "default".to_string(),
             admin_addr: None,
             leader_election: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

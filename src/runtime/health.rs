@@ -42,6 +42,13 @@ impl Readiness {
         }
     }
 
+    /// Forgets every pending component whose name starts with `prefix` (the watches of stopped controllers).
+    pub fn forget_prefix(&self, prefix: &str) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.retain(|c| !c.starts_with(prefix));
+        }
+    }
+
     /// The components not ready yet.
     pub fn pending(&self) -> Vec<String> {
         self.pending.lock().map(|p| p.iter().cloned().collect()).unwrap_or_default()

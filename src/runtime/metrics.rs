@@ -1,15 +1,16 @@
 //! Prometheus metrics (prometheus-client), every name prefixed `cimi_`.
 //!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `cimi_reconciles_total` | counter | kind, result (`ok`, `requeue`, `error`) |
-//! | `cimi_reconcile_duration_seconds` | histogram | kind |
-//! | `cimi_requests_total` | counter | provider, operation, status |
-//! | `cimi_request_duration_seconds` | histogram | provider, operation |
-//! | `cimi_job_duration_seconds` | histogram | provider, action, state |
-//! | `cimi_resources` | gauge | kind, state |
-//! | `cimi_watch_decode_errors_total` | counter | kind |
-//! | `cimi_leader` | gauge | — (1 while this replica holds the Lease) |
+//! | metric | type | labels | fed by |
+//! |---|---|---|---|
+//! | `cimi_reconciles_total` | counter | kind, result (`ok`, `error`) | every reconcile |
+//! | `cimi_reconcile_duration_seconds` | histogram | kind | every reconcile |
+//! | `cimi_requests_total` | counter | provider, operation, status | the CIMI client, each attempt |
+//! | `cimi_request_duration_seconds` | histogram | provider, operation, status | the CIMI client |
+//! | `cimi_request_retries_total` | counter | provider, operation, status | the CIMI client |
+//! | `cimi_job_duration_seconds` | histogram | provider, action, state | a Job seen to finish in status |
+//! | `cimi_resources` | gauge | kind, state | the controllers' stores |
+//! | `cimi_watch_errors_total` | counter | kind, reason (`decode`, `watch`) | every watch |
+//! | `cimi_leader` | gauge | — (1 while this replica holds the Lease) | leader election |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::cimi::ClientMetrics;
 
 /// Labels of reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,26 +40,6 @@ pub struct KindLabels {
     pub kind: String,
 }
 
-/// Labels of CIMI request counters.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// The CimiProvider's name.
-    pub provider: String,
-    /// The operation, such as `get`, `list`, `create`, `edit`, `delete` or an action.
-    pub operation: String,
-    /// The HTTP status code, or `error` when no answer came.
-    pub status: String,
-}
-
-/// Labels of CIMI request latencies.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabels {
-    /// The CimiProvider's name.
-    pub provider: String,
-    /// The operation.
-    pub operation: String,
-}
-
 /// Labels of Job durations.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
@@ -66,6 +49,15 @@ pub struct JobLabels {
     pub action: String,
     /// The Job's final state.
     pub state: String,
+}
+
+/// Labels of watch errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchErrorLabels {
+    /// CimiMachine, CimiVolume, ...
+    pub kind: String,
+    /// `decode` (an object the operator cannot read) or `watch` (the list or watch call failed).
+    pub reason: String,
 }
 
 /// Labels of the resource gauge.
@@ -94,16 +86,15 @@ pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     /// Reconcile duration by kind.
     pub reconcile_duration: HistogramFamily<KindLabels>,
-    /// CIMI requests by provider, operation and status.
-    pub requests: Family<RequestLabels, Counter>,
-    /// CIMI request latency by provider and operation.
-    pub request_duration: HistogramFamily<OperationLabels>,
+    /// CIMI requests (count, latency, retries) by provider, operation and status; hand it to every
+    /// [`crate::cimi::CimiClient`] the operator makes.
+    pub client: ClientMetrics,
     /// CIMI Job durations by provider, action and final state.
     pub job_duration: HistogramFamily<JobLabels>,
     /// Objects by kind and provider state.
     pub resources: Family<ResourceLabels, Gauge>,
-    /// Objects a watch could not decode, by kind.
-    pub watch_decode_errors: Family<KindLabels, Counter>,
+    /// Watch failures by kind and reason (an undecodable object, a failed list or watch).
+    pub watch_errors: Family<WatchErrorLabels, Counter>,
     /// 1 while this replica leads.
     pub leader: Gauge,
     registry: Arc<Registry>,
@@ -128,20 +119,23 @@ impl Metrics {
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         let reconcile_duration =
             HistogramFamily::<KindLabels>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration =
-            HistogramFamily::<OperationLabels>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let client = ClientMetrics::default();
         let job_duration = HistogramFamily::<JobLabels>::new_with_constructor(job_histogram as fn() -> Histogram);
         let resources = Family::<ResourceLabels, Gauge>::default();
-        let watch_decode_errors = Family::<KindLabels, Counter>::default();
+        let watch_errors = Family::<WatchErrorLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
-        registry.register("requests", "CIMI requests by provider, operation and status", requests.clone());
+        registry.register("requests", "CIMI requests by provider, operation and status", client.requests.clone());
         registry.register(
             "request_duration_seconds",
-            "CIMI request latency by provider and operation",
-            request_duration.clone(),
+            "CIMI request latency by provider, operation and status",
+            client.duration.clone(),
+        );
+        registry.register(
+            "request_retries",
+            "CIMI requests retried, by provider, operation and the status that caused it",
+            client.retries.clone(),
         );
         registry.register(
             "job_duration_seconds",
@@ -149,20 +143,15 @@ impl Metrics {
             job_duration.clone(),
         );
         registry.register("resources", "Objects by kind and provider state", resources.clone());
-        registry.register(
-            "watch_decode_errors",
-            "Objects a watch could not decode, by kind",
-            watch_decode_errors.clone(),
-        );
+        registry.register("watch_errors", "Watch failures by kind and reason", watch_errors.clone());
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         Self {
             reconciles,
             reconcile_duration,
-            requests,
-            request_duration,
+            client,
             job_duration,
             resources,
-            watch_decode_errors,
+            watch_errors,
             leader,
             registry: Arc::new(registry),
         }
@@ -174,25 +163,16 @@ impl Metrics {
         self.reconcile_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(duration.as_secs_f64());
     }
 
-    /// Counts one CIMI request with its status (`"error"` when none came) and latency.
-    pub fn observe_request(&self, provider: &str, operation: &str, status: &str, duration: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                provider: provider.into(),
-                operation: operation.into(),
-                status: status.into(),
-            })
-            .inc();
-        self.request_duration
-            .get_or_create(&OperationLabels { provider: provider.into(), operation: operation.into() })
-            .observe(duration.as_secs_f64());
-    }
-
     /// Records how long a finished Job took.
     pub fn observe_job(&self, provider: &str, action: &str, state: &str, duration: Duration) {
         self.job_duration
             .get_or_create(&JobLabels { provider: provider.into(), action: action.into(), state: state.into() })
             .observe(duration.as_secs_f64());
+    }
+
+    /// Counts one watch failure of `kind` (`decode` or `watch`).
+    pub fn watch_error(&self, kind: &str, reason: &str) {
+        self.watch_errors.get_or_create(&WatchErrorLabels { kind: kind.into(), reason: reason.into() }).inc();
     }
 
     /// The text exposition of every metric, as `/metrics` serves it.
@@ -213,21 +193,28 @@ mod tests {
     fn families_are_prefixed_and_exposed() {
         let metrics = Metrics::new();
         metrics.observe_reconcile("CimiMachine", "ok", Duration::from_millis(12));
-        metrics.observe_request("lab", "get", "200", Duration::from_millis(3));
+        metrics
+            .client
+            .requests
+            .get_or_create(&crate::cimi::transport::RequestLabels {
+                provider: "lab".into(),
+                operation: "get".into(),
+                status: "200".into(),
+            })
+            .inc();
         metrics.observe_job("lab", "start", "SUCCESS", Duration::from_secs(2));
         metrics.resources.get_or_create(&ResourceLabels { kind: "CimiMachine".into(), state: "STARTED".into() }).set(3);
         metrics.leader.set(1);
-        metrics.watch_decode_errors.get_or_create(&KindLabels { kind: "CimiVolume".into() }).inc();
+        metrics.watch_error("CimiVolume", "decode");
         let text = metrics.encode();
         for needle in [
             "cimi_reconciles_total{kind=\"CimiMachine\",result=\"ok\"} 1",
             "cimi_reconcile_duration_seconds_count{kind=\"CimiMachine\"} 1",
             "cimi_requests_total{provider=\"lab\",operation=\"get\",status=\"200\"} 1",
-            "cimi_request_duration_seconds_bucket",
             "cimi_job_duration_seconds_count{provider=\"lab\",action=\"start\",state=\"SUCCESS\"} 1",
             "cimi_resources{kind=\"CimiMachine\",state=\"STARTED\"} 3",
             "cimi_leader 1",
-            "cimi_watch_decode_errors_total{kind=\"CimiVolume\"} 1",
+            "cimi_watch_errors_total{kind=\"CimiVolume\",reason=\"decode\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

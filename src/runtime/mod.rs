@@ -56,6 +56,10 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
         None => (None, None),
     };
 
+    if config.leader_election.is_none() {
+        // This instance leads from the start: not ready until its controllers have registered their watches.
+        readiness.register(CONTROLLERS_STARTING);
+    }
     let (leading_tx, leading_rx) = watch::channel(config.leader_election.is_none());
     let elector = config.leader_election.clone().map(|le| {
         tracing::info!(lease = %le.lease_name, namespace = %le.lease_namespace, identity = %le.identity, "leader election on");
@@ -108,8 +112,13 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
         })
     };
 
-    let controllers =
-        spawn_controllers_while_leading(client.clone(), config.clone(), leading_rx.clone(), shutdown.clone());
+    let controllers = spawn_controllers_while_leading(
+        client.clone(),
+        config.clone(),
+        (metrics.clone(), readiness.clone()),
+        leading_rx.clone(),
+        shutdown.clone(),
+    );
 
     tracing::info!(
         namespaces = ?config.namespaces,
@@ -140,14 +149,16 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
     Ok(Running { admin_addr, leading: leading_rx, metrics, readiness, task })
 }
 
-/// How long the controllers get to finish in-flight work once asked to stop.
-const CONTROLLER_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// The readiness component pending while a leading instance starts its controllers.
+const CONTROLLERS_STARTING: &str = "controllers";
 
 /// Runs the controllers while this instance leads: they start when it takes the lead and stop when it
-/// loses it (or on shutdown).
+/// loses it (or on shutdown). While they run, readiness waits for every watch they registered; a
+/// standby is ready once the API answers.
 fn spawn_controllers_while_leading(
     client: Client,
     config: Config,
+    (metrics, readiness): (Metrics, Readiness),
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
@@ -161,7 +172,16 @@ fn spawn_controllers_while_leading(
                 }
             }
             let term = shutdown.child_token();
-            let tasks = crate::controller::start(client.clone(), config.clone(), term.clone());
+            readiness.register(CONTROLLERS_STARTING);
+            let ctx = crate::controller::Context::with_runtime(
+                client.clone(),
+                config.clone(),
+                metrics.clone(),
+                readiness.clone(),
+            );
+            // Every watch is registered with readiness when start returns.
+            let tasks = crate::controller::start(ctx, term.clone());
+            readiness.mark_ready(CONTROLLERS_STARTING);
             loop {
                 tokio::select! {
                     changed = leading.changed() => match changed {
@@ -174,13 +194,17 @@ fn spawn_controllers_while_leading(
                 }
             }
             term.cancel();
-            // In-flight reconciles finish (each CIMI call is bounded by its own timeout); a controller still
-            // waiting on an unreachable API server after the grace period is aborted.
+            // Each controller stops taking work, lets in-flight reconciles finish (each CIMI call is bounded
+            // by its own timeout; a store that never synced is released) and returns. The grace is a
+            // backstop for a reconcile stuck on an API server that does not answer.
             let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
-            if tokio::time::timeout(CONTROLLER_SHUTDOWN_GRACE, futures::future::join_all(tasks)).await.is_err() {
-                tracing::warn!(grace = ?CONTROLLER_SHUTDOWN_GRACE, "controllers did not stop in time; aborting them");
+            let grace = config.shutdown_grace;
+            if tokio::time::timeout(grace, futures::future::join_all(tasks)).await.is_err() {
+                tracing::warn!(?grace, "controllers did not stop in time; aborting them");
                 aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
+            // Their watches no longer run: a standby is not held back by them.
+            readiness.forget_prefix("watch/");
             if shutdown.is_cancelled() {
                 return;
             }
@@ -249,19 +273,27 @@ mod tests {
         // Nothing listens on port 1: the API check stays pending, so the operator is live but not ready.
         let kube_config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
         let client = Client::try_from(kube_config).expect("client");
-        let config = Config { admin_addr: Some("127.0.0.1:0".parse().expect("addr")), ..Config::default() };
+        // A grace far longer than the test's patience: the controllers must stop on their own, although
+        // their stores never synced (kube's controller waits for that before it stops).
+        let config = Config {
+            admin_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            shutdown_grace: std::time::Duration::from_secs(3600),
+            ..Config::default()
+        };
         let shutdown = CancellationToken::new();
         let running = start(config, client, shutdown.clone()).await.expect("start");
         let addr = running.admin_addr.expect("admin server");
         assert!(*running.leading.borrow(), "without leader election the instance leads");
         assert_eq!(status_of(addr, "/healthz").await, 200);
         assert_eq!(status_of(addr, "/readyz").await, 503);
-        assert_eq!(running.readiness.pending(), ["api/cimiproviders"]);
+        let pending = running.readiness.pending();
+        assert!(pending.contains(&"api/cimiproviders".to_string()), "{pending:?}");
+        assert!(pending.contains(&"watch/cimimachines/*".to_string()), "every watch is pending: {pending:?}");
         assert_eq!(status_of(addr, "/metrics").await, 200);
         assert!(running.metrics.encode().contains("cimi_leader 1"), "without leader election the instance leads");
 
         shutdown.cancel();
-        let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), running.task).await;
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), running.task).await;
         assert!(matches!(stopped, Ok(Ok(Ok(())))), "operator stops on shutdown");
         assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "admin server is closed");
     }

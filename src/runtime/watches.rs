@@ -1,110 +1,511 @@
-//! Watches scoped to the operator's [`Config`]: every namespace it watches (or all), its label
-//! selector, and readiness that turns true once each watch has listed its objects.
+//! Watches scoped to the operator's [`Config`]: every namespace it watches (one watch per namespace,
+//! or one for all), its label selector on every watch, readiness that turns true once each watch has
+//! listed its objects, and objects the operator cannot decode reported instead of stopping the watch.
 //!
-//! With several namespaces there is one watcher per namespace, merged into one stream that a single
-//! reflector store can hold: each watcher's relist is passed on as plain `Apply` events (a relist of
-//! one namespace must not wipe the objects of the others from the shared store). An object deleted
-//! while its watch was down stays in the store until its next reconcile finds it gone.
+//! - [`Watches::reflect`] feeds a controller's own kind into one store shared by all namespaces and
+//!   yields the objects to reconcile. Each namespace's relist replaces only that namespace's objects
+//!   (objects deleted while its watch was down are removed); the store reports ready once every
+//!   namespace has listed once, so a controller never acts on a partial view.
+//! - [`Watches::related`] and [`Watches::secret_names`] are trigger-only watches (no store) for the
+//!   objects that make a controller look again, such as the Secrets a CimiMachine references.
+//!
+//! Every object is read through [`DeserializeGuard`]: an object the operator cannot decode (a value
+//! the schema admits but the Rust type rejects) is logged and counted in
+//! `cimi_watch_errors_total{kind, reason="decode"}` and treated as absent; the other objects keep
+//! flowing. A failed list or watch call is counted with `reason="watch"` and retried with backoff.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::error_boundary::InvalidObject;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 use super::config::Config;
 use super::health::Readiness;
+use super::metrics::{Metrics, ResourceLabels};
+use crate::api::common::ManagedStatus;
 
-/// The readiness component name of one watch: `watch/<plural>/<namespace or *>`.
+/// What every watch of one operator instance shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Watches {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Namespaces and label selector.
+    pub config: Config,
+    /// Where each watch registers and reports its first complete list.
+    pub readiness: Readiness,
+    /// Where watch errors, resource counts and Job durations go.
+    pub metrics: Metrics,
+}
+
+/// Reads the provider name and the shared status of a managed object, for the `cimi_resources` gauge
+/// and `cimi_job_duration_seconds`.
+pub type StatusOf<K> = fn(&K) -> Option<(&str, &ManagedStatus)>;
+
+/// The readiness component name of a controller's own watch: `watch/<plural>/<namespace or *>`.
 pub fn component_name<K: Resource<DynamicType = ()>>(namespace: Option<&str>) -> String {
     format!("watch/{}/{}", K::plural(&()), namespace.unwrap_or("*"))
 }
 
-/// Turns one namespace's relist into plain applies, so merged streams can share one store; `None`
-/// for the events that only frame a relist.
-pub fn flatten_relist<K>(event: Event<K>) -> Option<Event<K>> {
-    match event {
-        Event::Init | Event::InitDone => None,
-        Event::InitApply(object) => Some(Event::Apply(object)),
-        other => Some(other),
+/// The readiness component name of a related watch of the controller of `owner`:
+/// `watch/<owner>/<plural>/<namespace or *>`.
+pub fn related_component_name<K: Resource<DynamicType = ()>>(owner: &str, namespace: Option<&str>) -> String {
+    format!("watch/{owner}/{}/{}", K::plural(&()), namespace.unwrap_or("*"))
+}
+
+/// One event of one scope's watch.
+struct Scoped<T> {
+    scope: usize,
+    event: Result<Event<T>, watcher::Error>,
+}
+
+type Scopes<T> = SelectAll<BoxStream<'static, Scoped<T>>>;
+
+impl Watches {
+    /// The watch scopes: each configured namespace, or `None` for all.
+    fn namespaces(&self) -> Vec<Option<String>> {
+        if self.config.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.config.namespaces.iter().cloned().map(Some).collect()
+        }
+    }
+
+    fn open<T>(
+        scopes: &[Option<String>],
+        open: impl Fn(Option<&str>) -> BoxStream<'static, Result<Event<T>, watcher::Error>>,
+    ) -> Scopes<T>
+    where
+        T: Send + 'static,
+    {
+        stream::select_all(
+            scopes
+                .iter()
+                .enumerate()
+                .map(|(scope, namespace)| open(namespace.as_deref()).map(move |event| Scoped { scope, event }).boxed()),
+        )
+    }
+
+    /// A controller's own kind in every watched namespace: the store (ready once every namespace has
+    /// listed once), the stream of objects to reconcile, and the handle that releases the store at
+    /// shutdown. With `status_of`, the store also feeds `cimi_resources` and `cimi_job_duration_seconds`.
+    pub fn reflect<K>(
+        &self,
+        status_of: Option<StatusOf<K>>,
+    ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let scopes = self.namespaces();
+        let (client, wc) = (self.client.clone(), self.config.watcher_config());
+        let events = Self::open(&scopes, |namespace| {
+            let api: Api<DeserializeGuard<K>> = match namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            watcher::watcher(api, wc.clone()).default_backoff().boxed()
+        });
+        self.reflect_scopes(scopes, events, status_of)
+    }
+
+    /// A cluster-scoped kind (CimiProvider) with the label selector, as [`Watches::reflect`].
+    pub fn reflect_cluster<K>(
+        &self,
+    ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let api: Api<DeserializeGuard<K>> = Api::all(self.client.clone());
+        let wc = self.config.watcher_config();
+        let scopes = vec![None];
+        let events = Self::open(&scopes, move |_| watcher::watcher(api.clone(), wc.clone()).default_backoff().boxed());
+        self.reflect_scopes(scopes, events, None)
+    }
+
+    fn reflect_scopes<K>(
+        &self,
+        scopes: Vec<Option<String>>,
+        events: Scopes<DeserializeGuard<K>>,
+        status_of: Option<StatusOf<K>>,
+    ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let writer = Writer::<K>::new(());
+        let reader = writer.as_reader();
+        let release = StoreRelease { writer: Arc::new(Mutex::new(writer)), ready: Arc::new(AtomicBool::new(false)) };
+        let kind = K::kind(&()).to_string();
+        let scopes = scopes
+            .into_iter()
+            .map(|namespace| {
+                let component = component_name::<K>(namespace.as_deref());
+                self.readiness.register(component.clone());
+                ScopeState { namespace, component, synced: false, relist: None }
+            })
+            .collect();
+        let state = Reflection {
+            kind,
+            release: release.clone(),
+            reader: reader.clone(),
+            scopes,
+            readiness: self.readiness.clone(),
+            metrics: self.metrics.clone(),
+            status_of,
+            states: HashMap::new(),
+        };
+        let triggers = stream::unfold((events, state), |(mut events, mut state)| async move {
+            loop {
+                let scoped = events.next().await?;
+                let triggers = state.handle(scoped);
+                if !triggers.is_empty() {
+                    return Some((stream::iter(triggers.into_iter().map(Ok)), (events, state)));
+                }
+            }
+        })
+        .flatten();
+        (reader, triggers, release)
+    }
+
+    /// A trigger-only watch of a related namespaced kind in every watched namespace (objects applied,
+    /// listed or deleted), registered with readiness under the controller of `owner` (a plural).
+    pub fn related<K>(&self, owner: &str) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let scopes = self.namespaces();
+        let (client, wc) = (self.client.clone(), self.config.watcher_config());
+        let events = Self::open(&scopes, |namespace| {
+            let api: Api<DeserializeGuard<K>> = match namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            watcher::watcher(api, wc.clone()).default_backoff().boxed()
+        });
+        self.triggers(owner, scopes, events, |guard: DeserializeGuard<K>| guard)
+    }
+
+    /// A trigger-only watch of the names of the Secrets (metadata only: no Secret data reaches the
+    /// operator) with the label selector, in `namespace` or in every watched namespace.
+    pub fn secret_names(
+        &self,
+        owner: &str,
+        namespace: Option<&str>,
+    ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
+        let scopes = match namespace {
+            Some(ns) => vec![Some(ns.to_string())],
+            None => self.namespaces(),
+        };
+        let (client, wc) = (self.client.clone(), self.config.watcher_config());
+        let events = Self::open(&scopes, |namespace| {
+            let api: Api<PartialObjectMeta<Secret>> = match namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            watcher::watcher(api, wc.clone()).default_backoff().boxed()
+        });
+        self.triggers(owner, scopes, events, |meta| DeserializeGuard(Ok(meta)))
+    }
+
+    fn triggers<T, K>(
+        &self,
+        owner: &str,
+        scopes: Vec<Option<String>>,
+        events: Scopes<T>,
+        decode: fn(T) -> DeserializeGuard<K>,
+    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    where
+        T: Send + 'static,
+        K: Resource<DynamicType = ()> + Send + 'static,
+    {
+        let components: Vec<String> = scopes
+            .iter()
+            .map(|namespace| {
+                let component = related_component_name::<K>(owner, namespace.as_deref());
+                self.readiness.register(component.clone());
+                component
+            })
+            .collect();
+        let (readiness, metrics, kind) = (self.readiness.clone(), self.metrics.clone(), K::kind(&()).to_string());
+        events.filter_map(move |Scoped { scope, event }| {
+            let out = match event {
+                Ok(Event::Apply(object) | Event::InitApply(object) | Event::Delete(object)) => match decode(object).0 {
+                    Ok(object) => Some(Ok(object)),
+                    Err(invalid) => {
+                        report_invalid(&metrics, &kind, &invalid);
+                        None
+                    }
+                },
+                Ok(Event::InitDone) => {
+                    if let Some(component) = components.get(scope) {
+                        readiness.mark_ready(component);
+                    }
+                    None
+                }
+                Ok(Event::Init) => None,
+                Err(error) => {
+                    report_watch_error(&metrics, &kind, &error);
+                    None
+                }
+            };
+            futures::future::ready(out)
+        })
     }
 }
 
-/// Watches a namespaced kind in every namespace of `config` (one watcher per namespace, or one for
-/// all), with its label selector. Each watch registers with `readiness` and reports ready when its
-/// first list is complete.
-pub fn watch_namespaced<K>(
-    client: &Client,
-    config: &Config,
-    readiness: &Readiness,
-) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let scopes: Vec<Option<String>> =
-        if config.namespaces.is_empty() { vec![None] } else { config.namespaces.iter().cloned().map(Some).collect() };
-    let single = scopes.len() == 1;
-    let streams = scopes.into_iter().map(|namespace| {
-        let api: Api<K> = match &namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let component = component_name::<K>(namespace.as_deref());
-        readiness.register(component.clone());
-        let readiness = readiness.clone();
-        watcher(api, config.watcher_config())
-            .filter_map(move |event| {
-                if matches!(event, Ok(Event::InitDone)) {
-                    readiness.mark_ready(&component);
-                }
-                let event = match event {
-                    Ok(event) if !single => flatten_relist(event).map(Ok),
-                    other => Some(other),
-                };
-                futures::future::ready(event)
-            })
-            .boxed()
-    });
-    stream::select_all(streams)
+fn report_invalid(metrics: &Metrics, kind: &str, invalid: &InvalidObject) {
+    let namespace = invalid.metadata.namespace.as_deref().unwrap_or("");
+    let name = invalid.metadata.name.as_deref().unwrap_or("");
+    tracing::warn!(
+        kind,
+        namespace,
+        name,
+        error = %invalid.error,
+        "cannot decode an object; it is skipped until it is fixed (the other objects are not affected)"
+    );
+    metrics.watch_error(kind, "decode");
 }
 
-/// Watches a cluster-scoped kind (CimiProvider) with the label selector of `config`, registering
-/// with `readiness`.
-pub fn watch_cluster<K>(
-    client: &Client,
-    config: &Config,
-    readiness: &Readiness,
-) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let component = component_name::<K>(None);
-    readiness.register(component.clone());
-    let readiness = readiness.clone();
-    watcher(Api::<K>::all(client.clone()), config.watcher_config()).inspect(move |event| {
-        if matches!(event, Ok(Event::InitDone)) {
-            readiness.mark_ready(&component);
+fn report_watch_error(metrics: &Metrics, kind: &str, error: &watcher::Error) {
+    tracing::warn!(kind, %error, "watch failed; retrying with backoff");
+    metrics.watch_error(kind, "watch");
+}
+
+/// Releases a store that never became ready, so a controller waiting on it can stop: kube's
+/// controller holds every reconcile until its store is ready, and would otherwise wait forever at
+/// shutdown when the API server never answered the first list.
+pub struct StoreRelease<K: Resource<DynamicType = ()> + Clone + 'static> {
+    writer: Arc<Mutex<Writer<K>>>,
+    ready: Arc<AtomicBool>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for StoreRelease<K> {
+    fn clone(&self) -> Self {
+        Self { writer: self.writer.clone(), ready: self.ready.clone() }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> StoreRelease<K> {
+    fn apply(&self, event: &Event<K>) {
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).apply_watcher_event(event);
+    }
+
+    /// Marks the store ready with what it holds (called once every scope has listed).
+    fn mark_ready(&self, objects: Vec<Arc<K>>) {
+        if self.ready.swap(true, Ordering::SeqCst) {
+            return;
         }
-    })
+        let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        writer.apply_watcher_event(&Event::Init);
+        for object in objects {
+            writer.apply_watcher_event(&Event::InitApply((*object).clone()));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+    }
+
+    /// Releases the store (empty) if it is not ready yet; nothing happens once it is.
+    pub fn release(&self) {
+        self.mark_ready(Vec::new());
+    }
+
+    /// A future for `Controller::graceful_shutdown_on`: resolves when `shutdown` is cancelled, after
+    /// releasing the store.
+    pub async fn on_shutdown(self, shutdown: CancellationToken) {
+        shutdown.cancelled_owned().await;
+        self.release();
+    }
 }
 
-fn watcher<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+struct ScopeState<K> {
+    namespace: Option<String>,
+    component: String,
+    synced: bool,
+    /// The objects of a relist in progress.
+    relist: Option<Vec<K>>,
+}
+
+struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
+    kind: String,
+    release: StoreRelease<K>,
+    reader: Store<K>,
+    scopes: Vec<ScopeState<K>>,
+    readiness: Readiness,
+    metrics: Metrics,
+    status_of: Option<StatusOf<K>>,
+    /// Objects by provider state, as last published to `cimi_resources`.
+    states: HashMap<String, i64>,
+}
+
+impl<K> Reflection<K>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
 {
-    use kube::runtime::WatchStreamExt;
-    watcher::watcher(api, config).default_backoff()
+    /// Applies one scope's event to the store; returns the objects to reconcile.
+    fn handle(&mut self, scoped: Scoped<DeserializeGuard<K>>) -> Vec<K> {
+        let Scoped { scope, event } = scoped;
+        match event {
+            Err(error) => {
+                report_watch_error(&self.metrics, &self.kind, &error);
+                Vec::new()
+            }
+            Ok(Event::Init) => {
+                if let Some(s) = self.scopes.get_mut(scope) {
+                    s.relist = Some(Vec::new());
+                }
+                Vec::new()
+            }
+            Ok(Event::InitApply(DeserializeGuard(object))) => {
+                match object {
+                    Ok(object) => {
+                        if let Some(s) = self.scopes.get_mut(scope) {
+                            s.relist.get_or_insert_with(Vec::new).push(object);
+                        }
+                    }
+                    Err(invalid) => report_invalid(&self.metrics, &self.kind, &invalid),
+                }
+                Vec::new()
+            }
+            Ok(Event::InitDone) => self.relisted(scope),
+            Ok(Event::Apply(DeserializeGuard(Ok(object)))) => {
+                self.apply(&object);
+                vec![object]
+            }
+            Ok(Event::Apply(DeserializeGuard(Err(invalid)))) => {
+                report_invalid(&self.metrics, &self.kind, &invalid);
+                // What the store holds is no longer what the cluster holds: treat it as absent.
+                self.forget(invalid.metadata.namespace.as_deref(), invalid.metadata.name.as_deref());
+                Vec::new()
+            }
+            Ok(Event::Delete(guard)) => {
+                let meta = guard.meta();
+                self.forget(meta.namespace.clone().as_deref(), meta.name.clone().as_deref());
+                Vec::new()
+            }
+        }
+    }
+
+    /// A scope's relist is complete: its objects replace the ones the store held for it.
+    fn relisted(&mut self, scope: usize) -> Vec<K> {
+        let Some(s) = self.scopes.get_mut(scope) else { return Vec::new() };
+        let listed = s.relist.take().unwrap_or_default();
+        s.synced = true;
+        self.readiness.mark_ready(&s.component);
+        let namespace = s.namespace.clone();
+        let keys: HashSet<(Option<String>, String)> = listed.iter().map(|o| (o.namespace(), o.name_any())).collect();
+        for stale in self.reader.state() {
+            let in_scope = namespace.is_none() || stale.namespace() == namespace;
+            if in_scope && !keys.contains(&(stale.namespace(), stale.name_any())) {
+                self.delete(&stale);
+            }
+        }
+        for object in &listed {
+            self.apply(object);
+        }
+        if self.scopes.iter().all(|s| s.synced) {
+            self.release.mark_ready(self.reader.state());
+        }
+        listed
+    }
+
+    fn forget(&mut self, namespace: Option<&str>, name: Option<&str>) {
+        let Some(name) = name else { return };
+        let mut key = ObjectRef::<K>::new(name);
+        if let Some(ns) = namespace {
+            key = key.within(ns);
+        }
+        if let Some(stored) = self.reader.get(&key) {
+            self.delete(&stored);
+        }
+    }
+
+    fn apply(&mut self, object: &K) {
+        let old = self.reader.get(&ObjectRef::from_obj(object));
+        if let Some(status_of) = self.status_of {
+            self.track(old.as_deref().and_then(status_of), status_of(object));
+        }
+        self.release.apply(&Event::Apply(object.clone()));
+    }
+
+    fn delete(&mut self, object: &K) {
+        if let Some(status_of) = self.status_of {
+            self.track(status_of(object), None);
+        }
+        self.release.apply(&Event::Delete(object.clone()));
+    }
+
+    /// Updates the resource gauge, and records a Job that `new` shows finished while `old` showed it running.
+    fn track(&mut self, old: Option<(&str, &ManagedStatus)>, new: Option<(&str, &ManagedStatus)>) {
+        let state = |s: Option<(&str, &ManagedStatus)>| -> Option<String> {
+            s.map(|(_, status)| status.state.clone().unwrap_or_else(|| "UNKNOWN".to_string()))
+        };
+        let (was, is) = (state(old), state(new));
+        if was != is {
+            if let Some(was) = was {
+                self.count(was, -1);
+            }
+            if let Some(is) = is {
+                self.count(is, 1);
+            }
+        }
+        let (Some((_, old)), Some((provider, new))) = (old, new) else { return };
+        let (Some(before), Some(after)) = (&old.job, &new.job) else { return };
+        let finished = |state: Option<&str>| matches!(state, Some("SUCCESS" | "FAILED" | "STOPPED"));
+        if before.href == after.href
+            && !finished(before.state.as_deref())
+            && finished(after.state.as_deref())
+            && let Some(started) = &after.started_at
+        {
+            let took = k8s_openapi::jiff::Timestamp::now().duration_since(started.0);
+            let took = std::time::Duration::try_from(took).unwrap_or_default();
+            self.metrics.observe_job(
+                provider,
+                after.action.as_deref().unwrap_or("unknown"),
+                after.state.as_deref().unwrap_or("UNKNOWN"),
+                took,
+            );
+        }
+    }
+
+    fn count(&mut self, state: String, delta: i64) {
+        let n = self.states.entry(state.clone()).or_insert(0);
+        *n += delta;
+        self.metrics.resources.get_or_create(&ResourceLabels { kind: self.kind.clone(), state }).set(*n);
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Drop for Reflection<K> {
+    /// A stopped controller (shutdown, or leadership lost) no longer reports its objects.
+    fn drop(&mut self) {
+        for state in self.states.keys() {
+            self.metrics
+                .resources
+                .get_or_create(&ResourceLabels { kind: self.kind.clone(), state: state.clone() })
+                .set(0);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,18 +514,10 @@ mod tests {
     use crate::api::{CimiMachine, CimiProvider};
 
     #[test]
-    fn relists_become_applies() {
-        assert!(flatten_relist::<u8>(Event::Init).is_none());
-        assert!(flatten_relist::<u8>(Event::InitDone).is_none());
-        assert!(matches!(flatten_relist(Event::InitApply(1u8)), Some(Event::Apply(1))));
-        assert!(matches!(flatten_relist(Event::Apply(2u8)), Some(Event::Apply(2))));
-        assert!(matches!(flatten_relist(Event::Delete(3u8)), Some(Event::Delete(3))));
-    }
-
-    #[test]
     fn components_name_the_watch() {
         assert_eq!(component_name::<CimiMachine>(Some("team-a")), "watch/cimimachines/team-a");
         assert_eq!(component_name::<CimiProvider>(None), "watch/cimiproviders/*");
+        assert_eq!(related_component_name::<Secret>("cimimachines", Some("a")), "watch/cimimachines/secrets/a");
     }
 
     #[tokio::test]
@@ -132,9 +525,19 @@ mod tests {
         crate::runtime::telemetry::install_crypto_provider();
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().expect("url"))).expect("client");
         let config = Config { namespaces: vec!["a".into(), "b".into()], ..Config::default() };
-        let readiness = Readiness::new();
-        let _machines = watch_namespaced::<CimiMachine>(&client, &config, &readiness);
-        let _providers = watch_cluster::<CimiProvider>(&client, &config, &readiness);
-        assert_eq!(readiness.pending(), ["watch/cimimachines/a", "watch/cimimachines/b", "watch/cimiproviders/*"]);
+        let watches = Watches { client, config, readiness: Readiness::new(), metrics: Metrics::new() };
+        let _machines = watches.reflect::<CimiMachine>(None);
+        let _providers = watches.reflect_cluster::<CimiProvider>();
+        let _secrets = watches.secret_names("cimimachines", None);
+        assert_eq!(
+            watches.readiness.pending(),
+            [
+                "watch/cimimachines/a",
+                "watch/cimimachines/b",
+                "watch/cimimachines/secrets/a",
+                "watch/cimimachines/secrets/b",
+                "watch/cimiproviders/*"
+            ]
+        );
     }
 }

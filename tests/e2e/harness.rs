@@ -104,15 +104,21 @@ impl TestOperator {
 
     /// Starts an operator scoped to the label value `value` (a second instance of a test's operator).
     pub async fn start_with_label(namespace: &str, value: &str) -> Self {
+        Self::start_in(&[namespace], value).await
+    }
+
+    /// Starts an operator that watches every namespace of `namespaces` (the first is its own, where
+    /// provider Secrets live), scoped to the label value `value`.
+    pub async fn start_in(namespaces: &[&str], value: &str) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
         let label = ("e2e.cimi.dev/test".to_string(), value.to_string());
         let config = cimi_operator::Config {
-            namespaces: vec![namespace.to_string()],
+            namespaces: namespaces.iter().map(|ns| ns.to_string()).collect(),
             label_selector: Some(format!("{}={}", label.0, label.1)),
-            operator_namespace: namespace.to_string(),
+            operator_namespace: namespaces.first().map(|ns| ns.to_string()).unwrap_or_default(),
             cluster_name: "e2e".to_string(),
             ..Default::default()
         };

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use cimi_operator::api::common::SecretRef;
-use cimi_operator::api::{CimiProvider, CimiProviderSpec};
+use cimi_operator::api::{CimiProvider, CimiProviderSpec, CimiVolume};
 use cimi_operator::sim::{Sim, SimConfig};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
@@ -89,6 +90,14 @@ async fn provider_ready_unauthorized_unreachable_and_secret_rotation() {
     assert!(st.last_probe_time.is_some() && st.latency.is_some());
     assert_eq!(st.base_uri.as_deref(), Some(sim.url().as_str()));
     assert_eq!(st.observed_generation, p.metadata.generation);
+    // Capabilities from the provider's ResourceMetadata, bounded.
+    let capability = |resource: &str, name: &str| {
+        st.capabilities.iter().find(|c| c.resource == resource && c.name == name).map(|c| c.value.clone())
+    };
+    assert_eq!(capability("Machine", "MachineStopForce"), Some(None), "{:?}", st.capabilities);
+    assert!(capability("Machine", "InitialStates").flatten().is_some_and(|v| v.contains("STARTED")));
+    assert_eq!(capability("Volume", "SharedVolumeSupport"), Some(Some("false".to_string())));
+    assert!(st.capabilities.len() <= cimi_operator::api::provider::MAX_CAPABILITIES);
 
     // A wrong password in the Secret: the operator reconnects and reports Unauthorized.
     let wrong = credentials_secret(&op, "creds", "demo", "not-the-password");
@@ -112,5 +121,82 @@ async fn provider_ready_unauthorized_unreachable_and_secret_rotation() {
     providers.delete(&name, &DeleteParams::default()).await.expect("delete");
     eventually("the provider to be gone", T, || async { providers.get_opt(&name).await.ok()?.is_none().then_some(()) })
         .await;
+    sim.stop().await;
+}
+
+/// A CimiVolume of the test, by JSON.
+fn volume(op: &TestOperator, name: &str, provider: &str) -> CimiVolume {
+    let mut v: CimiVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "cimi.dev/v1alpha1",
+        "kind": "CimiVolume",
+        "metadata": {"name": name},
+        "spec": {"providerRef": {"name": provider}, "capacity": "1Gi"}
+    }))
+    .expect("a CimiVolume");
+    v.metadata.labels = Some(op.labels());
+    v
+}
+
+#[tokio::test]
+async fn objects_outside_allowed_namespaces_are_refused_without_provider_calls() {
+    let client = client().await;
+    let allowed = TestNamespace::new(&client, "prov-allowed").await;
+    let other = TestNamespace::new(&client, "prov-other").await;
+    let tenant = format!("tenant-{}", random_suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let label = serde_json::json!({"metadata": {"labels": {"e2e.cimi.dev/tenant": tenant}}});
+    namespaces.patch(&allowed.name, &PatchParams::default(), &Patch::Merge(&label)).await.expect("label namespace");
+    let op = TestOperator::start_in(&[&allowed.name, &other.name], &random_suffix()).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &allowed.name);
+    secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
+    let name = format!("prov-{}", random_suffix());
+    let mut provider = provider_for(&op, &name, &sim.url(), &allowed.name, "creds");
+    provider.spec.allowed_namespaces = Some(LabelSelector {
+        match_labels: Some([("e2e.cimi.dev/tenant".to_string(), tenant.clone())].into_iter().collect()),
+        ..Default::default()
+    });
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    providers.create(&PostParams::default(), &provider).await.expect("provider");
+    wait_ready(&providers, &name, "True", "Reachable").await;
+    let writes_before = sim.stats().writes;
+
+    // Outside: refused with a condition that says what to fix, and nothing is asked of the provider.
+    let refused: Api<CimiVolume> = Api::namespaced(client.clone(), &other.name);
+    refused.create(&PostParams::default(), &volume(&op, "outside", &name)).await.expect("volume");
+    let status = eventually("the volume outside to be refused", T, || async {
+        let st = refused.get("outside").await.ok()?.status?;
+        (condition(&st.common.conditions, "Ready")? == ("False".into(), "NotAllowedNamespace".into())).then_some(st)
+    })
+    .await;
+    assert_eq!(condition(&status.common.conditions, "Stalled"), Some(("True".into(), "NotAllowedNamespace".into())));
+    let ready = status.common.conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+    assert!(
+        ready.message.contains(&other.name) && ready.message.contains(&format!("e2e.cimi.dev/tenant={tenant}")),
+        "the message names the namespace and the selector: {}",
+        ready.message
+    );
+    assert_eq!(status.common.id, None, "no provider volume");
+    assert_eq!(sim.stats().writes, writes_before, "no provider call made a change for it");
+
+    // Inside: served.
+    let served: Api<CimiVolume> = Api::namespaced(client.clone(), &allowed.name);
+    served.create(&PostParams::default(), &volume(&op, "inside", &name)).await.expect("volume");
+    eventually("the volume inside to be Ready", T, || async {
+        let st = served.get("inside").await.ok()?.status?;
+        (condition(&st.common.conditions, "Ready")?.0 == "True").then_some(())
+    })
+    .await;
+
+    // The refused object is deleted without any provider call; the served one is deleted on the provider.
+    refused.delete("outside", &DeleteParams::default()).await.expect("delete");
+    served.delete("inside", &DeleteParams::default()).await.expect("delete");
+    for (api, what) in [(&refused, "outside"), (&served, "inside")] {
+        eventually(&format!("volume {what} to be gone"), T, || async {
+            matches!(api.get_opt(what).await, Ok(None)).then_some(())
+        })
+        .await;
+    }
+    providers.delete(&name, &DeleteParams::default()).await.expect("delete provider");
     sim.stop().await;
 }

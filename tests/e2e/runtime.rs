@@ -6,14 +6,18 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cimi_operator::runtime::metrics::{KindLabels, ResourceLabels};
+use std::collections::BTreeMap;
+
+use cimi_operator::api::{CimiProvider, CimiVolume};
 use cimi_operator::runtime::{self, Config, LeaderElectionConfig, Running};
+use cimi_operator::sim::{Sim, SimConfig};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestNamespace, client, client_as, control_plane, eventually, http_get, random_suffix};
+use crate::harness::{TestNamespace, client, client_as, condition, control_plane, eventually, http_get, random_suffix};
 
 /// Short timings so the tests run in seconds; the bound under test is `LEASE + RETRY`.
 const LEASE: Duration = Duration::from_secs(4);
@@ -264,18 +268,153 @@ async fn a_killed_leader_is_replaced_after_the_lease_expires_within_lease_durati
     assert_eq!(taken.lease_transitions, last.lease_transitions.map(|t| t + 1));
 }
 
+/// A ClusterRole named `name` with `rules`.
+fn cluster_role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta { name: Some(name.to_string()), ..ObjectMeta::default() },
+        rules: Some(rules),
+        ..ClusterRole::default()
+    }
+}
+
+fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![group.to_string()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+fn role_ref(name: &str) -> RoleRef {
+    RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: name.to_string() }
+}
+
+fn service_account(ns: &str) -> Vec<Subject> {
+    vec![Subject {
+        kind: "ServiceAccount".into(),
+        name: "cimi-operator".into(),
+        namespace: Some(ns.to_string()),
+        ..Subject::default()
+    }]
+}
+
+/// Grants the operator's namespaced rights in `ns` (a RoleBinding to the ClusterRole `role`).
+async fn grant_namespace(admin: &kube::Client, ns: &str, role: &str, sa_ns: &str) {
+    let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), ns);
+    let binding = RoleBinding {
+        metadata: ObjectMeta { name: Some("cimi-operator".into()), ..ObjectMeta::default() },
+        role_ref: role_ref(role),
+        subjects: Some(service_account(sa_ns)),
+    };
+    bindings.create(&PostParams::default(), &binding).await.expect("create RoleBinding");
+}
+
+fn volume(name: &str, provider: &str, labels: Option<BTreeMap<String, String>>) -> CimiVolume {
+    let mut v: CimiVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "cimi.dev/v1alpha1",
+        "kind": "CimiVolume",
+        "metadata": {"name": name},
+        "spec": {"providerRef": {"name": provider}, "capacity": "1Gi", "format": "ext4"}
+    }))
+    .expect("a CimiVolume");
+    v.metadata.labels = labels;
+    v
+}
+
+async fn wait_volume_ready(volumes: &Api<CimiVolume>, name: &str) {
+    eventually(&format!("CimiVolume {name} to be Ready"), Duration::from_secs(60), || async {
+        let v = volumes.get(name).await.ok()?;
+        let ready = condition(&v.status?.common.conditions, "Ready")?;
+        (ready.0 == "True").then_some(())
+    })
+    .await;
+}
+
+/// Writes `object` as the stored value of `key` in the control plane's etcd (its JSON gateway),
+/// bypassing admission.
+async fn plant_in_etcd(key: &str, object: &serde_json::Value) {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let body = serde_json::json!({
+        "key": b64(key.as_bytes()),
+        "value": b64(&serde_json::to_vec(object).expect("json")),
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/v3/kv/put", control_plane().etcd_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("etcd answers");
+    assert!(response.status().is_success(), "etcd put: {}", response.status());
+}
+
+/// The value of the sample `line_start` (the metric name and its labels, as exposed).
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+}
+
 #[tokio::test]
-async fn readyz_waits_for_the_api_healthz_answers_and_metrics_expose_every_cimi_family() {
+async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_work() {
     let admin = client().await;
-    let ns = TestNamespace::new(&admin, "rt-ready").await;
-    // The operator's own identity: a service account with no rights yet, so it cannot list CimiProviders.
-    let user = format!("system:serviceaccount:{}:cimi-operator", ns.name);
+    let ns_a = TestNamespace::new(&admin, "rt-ready-a").await;
+    let ns_b = TestNamespace::new(&admin, "rt-ready-b").await;
+    // The operator's own identity, with namespaced rights only: in namespace a now, in b later.
+    let user = format!("system:serviceaccount:{}:cimi-operator", ns_a.name);
+    let suffix = random_suffix();
+    let (cluster_name, namespaced_name) = (format!("cimi-e2e-cluster-{suffix}"), format!("cimi-e2e-ns-{suffix}"));
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
+    let rw = ["get", "list", "watch", "patch", "update"];
+    roles
+        .create(
+            &PostParams::default(),
+            &cluster_role(&cluster_name, vec![rule("cimi.dev", &["cimiproviders", "cimiproviders/status"], &rw)]),
+        )
+        .await
+        .expect("create ClusterRole");
+    let kinds = [
+        "cimimachines",
+        "cimimachines/status",
+        "cimivolumes",
+        "cimivolumes/status",
+        "ciminetworks",
+        "ciminetworks/status",
+        "cimisystems",
+        "cimisystems/status",
+    ];
+    roles
+        .create(
+            &PostParams::default(),
+            &cluster_role(
+                &namespaced_name,
+                vec![
+                    rule("cimi.dev", &kinds, &rw),
+                    rule("", &["secrets"], &["get", "list", "watch"]),
+                    rule("", &["namespaces"], &["get"]),
+                    rule("", &["events"], &["create", "patch"]),
+                    rule("events.k8s.io", &["events"], &["create", "patch"]),
+                ],
+            ),
+        )
+        .await
+        .expect("create ClusterRole");
+    let cluster_binding = ClusterRoleBinding {
+        metadata: ObjectMeta { name: Some(cluster_name.clone()), ..ObjectMeta::default() },
+        role_ref: role_ref(&cluster_name),
+        subjects: Some(service_account(&ns_a.name)),
+    };
+    cluster_bindings.create(&PostParams::default(), &cluster_binding).await.expect("create ClusterRoleBinding");
+    grant_namespace(&admin, &ns_a.name, &namespaced_name, &ns_a.name).await;
+
+    let label = ("cimi.dev/e2e".to_string(), ns_a.name.clone());
+    let labels = Some(BTreeMap::from([label.clone()]));
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
     let config = Config {
-        namespaces: vec![ns.name.clone()],
-        label_selector: Some(format!("cimi.dev/e2e={}", ns.name)),
-        operator_namespace: ns.name.clone(),
+        namespaces: vec![ns_a.name.clone(), ns_b.name.clone()],
+        label_selector: Some(format!("{}={}", label.0, label.1)),
+        operator_namespace: ns_a.name.clone(),
         admin_addr: Some("127.0.0.1:0".parse().expect("addr")),
         ..Config::default()
     };
@@ -283,44 +422,27 @@ async fn readyz_waits_for_the_api_healthz_answers_and_metrics_expose_every_cimi_
     let addr = running.admin_addr.expect("admin server");
 
     let (status, body) = http_get(addr, "/healthz").await;
-    assert_eq!((status, body.trim()), (200, "ok"), "live even before it can read the API");
-    for _ in 0..3 {
+    assert_eq!((status, body.trim()), (200, "ok"), "live even before its watches sync");
+    // Namespace a's watches sync; namespace b's cannot list yet, and /readyz names each of them.
+    let waiting = eventually("/readyz to wait only for namespace b", T, || async {
         let (status, body) = http_get(addr, "/readyz").await;
-        assert_eq!(status, 503, "not ready while CimiProviders cannot be listed: {body}");
-        assert_eq!(body.trim(), "waiting for: api/cimiproviders", "/readyz names what it waits for");
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        (status == 503 && !body.contains(&format!("/{}", ns_a.name)) && !body.contains("api/")).then_some(body)
+    })
+    .await;
+    for watch in [
+        format!("watch/cimimachines/{}", ns_b.name),
+        format!("watch/cimivolumes/{}", ns_b.name),
+        format!("watch/ciminetworks/{}", ns_b.name),
+        format!("watch/cimimachines/secrets/{}", ns_b.name),
+        format!("watch/cimiproviders/cimivolumes/{}", ns_b.name),
+    ] {
+        assert!(waiting.contains(&watch), "/readyz names {watch}: {waiting}");
     }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(http_get(addr, "/readyz").await.0, 503, "not ready while a namespace's watches have not synced");
 
-    // Grant the list and readiness follows, without a restart.
-    let name = format!("cimi-e2e-readyz-{}", random_suffix());
-    let roles: Api<ClusterRole> = Api::all(admin.clone());
-    let bindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
-    let role = ClusterRole {
-        metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["cimi.dev".into()]),
-            resources: Some(vec!["cimiproviders".into()]),
-            verbs: vec!["list".into()],
-            ..PolicyRule::default()
-        }]),
-        ..ClusterRole::default()
-    };
-    roles.create(&PostParams::default(), &role).await.expect("create ClusterRole");
-    let binding = ClusterRoleBinding {
-        metadata: ObjectMeta { name: Some(name.clone()), ..ObjectMeta::default() },
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "ClusterRole".into(),
-            name: name.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: "cimi-operator".into(),
-            namespace: Some(ns.name.clone()),
-            ..Subject::default()
-        }]),
-    };
-    bindings.create(&PostParams::default(), &binding).await.expect("create ClusterRoleBinding");
+    // Grant namespace b: its watches sync and the operator turns ready, without a restart.
+    grant_namespace(&admin, &ns_b.name, &namespaced_name, &ns_a.name).await;
     let body = eventually("/readyz to answer 200", T, || async {
         let (status, body) = http_get(addr, "/readyz").await;
         (status == 200).then_some(body)
@@ -328,44 +450,104 @@ async fn readyz_waits_for_the_api_healthz_answers_and_metrics_expose_every_cimi_
     .await;
     assert_eq!(body.trim(), "ok");
 
-    // A family is exposed once it has a sample; record one of each through the operator's own
-    // handle, as its controllers and CIMI client do, and scrape them over HTTP.
-    let recorded = &running.metrics;
-    recorded.observe_reconcile("CimiMachine", "ok", Duration::from_millis(20));
-    recorded.observe_request("lab", "get", "200", Duration::from_millis(5));
-    recorded.observe_job("lab", "start", "SUCCESS", Duration::from_secs(3));
-    recorded.resources.get_or_create(&ResourceLabels { kind: "CimiMachine".into(), state: "STARTED".into() }).set(2);
-    recorded.watch_decode_errors.get_or_create(&KindLabels { kind: "CimiVolume".into() }).inc();
-    let (status, metrics) = http_get(addr, "/metrics").await;
-    assert_eq!(status, 200);
-    for (family, kind) in [
-        ("cimi_reconciles", "counter"),
-        ("cimi_reconcile_duration_seconds", "histogram"),
-        ("cimi_requests", "counter"),
-        ("cimi_request_duration_seconds", "histogram"),
-        ("cimi_job_duration_seconds", "histogram"),
-        ("cimi_resources", "gauge"),
-        ("cimi_watch_decode_errors", "counter"),
-        ("cimi_leader", "gauge"),
-    ] {
-        assert!(metrics.contains(&format!("# TYPE {family} {kind}")), "missing family {family} ({kind}):\n{metrics}");
-    }
-    for sample in [
-        "cimi_reconciles_total{kind=\"CimiMachine\",result=\"ok\"} 1",
-        "cimi_reconcile_duration_seconds_count{kind=\"CimiMachine\"} 1",
-        "cimi_requests_total{provider=\"lab\",operation=\"get\",status=\"200\"} 1",
-        "cimi_request_duration_seconds_count{provider=\"lab\",operation=\"get\"} 1",
-        "cimi_job_duration_seconds_count{provider=\"lab\",action=\"start\",state=\"SUCCESS\"} 1",
-        "cimi_resources{kind=\"CimiMachine\",state=\"STARTED\"} 2",
-        "cimi_watch_decode_errors_total{kind=\"CimiVolume\"} 1",
-        // Without leader election the single instance leads.
-        "cimi_leader 1",
-    ] {
-        assert!(metrics.contains(sample), "missing {sample}:\n{metrics}");
-    }
+    // Real work in both namespaces: a provider and a volume in each.
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns_a.name);
+    let mut secret = Secret {
+        metadata: ObjectMeta { name: Some("creds".into()), labels: labels.clone(), ..ObjectMeta::default() },
+        ..Secret::default()
+    };
+    secret.string_data = Some(BTreeMap::from([("username".into(), "demo".into()), ("password".into(), "demo".into())]));
+    secrets.create(&PostParams::default(), &secret).await.expect("secret");
+    let provider_name = format!("rt-{suffix}");
+    let providers: Api<CimiProvider> = Api::all(admin.clone());
+    let mut provider: CimiProvider = serde_json::from_value(serde_json::json!({
+        "apiVersion": "cimi.dev/v1alpha1",
+        "kind": "CimiProvider",
+        "metadata": {"name": provider_name},
+        "spec": {
+            "endpoint": sim.url(),
+            "credentialsSecretRef": {"namespace": ns_a.name, "name": "creds"},
+            "pollInterval": "2s"
+        }
+    }))
+    .expect("a CimiProvider");
+    provider.metadata.labels = labels.clone();
+    providers.create(&PostParams::default(), &provider).await.expect("provider");
+    let volumes_a: Api<CimiVolume> = Api::namespaced(admin.clone(), &ns_a.name);
+    let volumes_b: Api<CimiVolume> = Api::namespaced(admin.clone(), &ns_b.name);
+    volumes_a.create(&PostParams::default(), &volume("data-a", &provider_name, labels.clone())).await.expect("volume");
+    volumes_b.create(&PostParams::default(), &volume("data-b", &provider_name, labels.clone())).await.expect("volume");
+    wait_volume_ready(&volumes_a, "data-a").await;
+    wait_volume_ready(&volumes_b, "data-b").await;
 
+    // A bad object: stored data the API server would no longer admit (as an older schema or a restored
+    // backup leaves behind), planted in etcd: a Job progress beyond 32 bits. The operator sees it
+    // first in that state (it carries the label only there), so it never rewrote it.
+    volumes_b.create(&PostParams::default(), &volume("broken", &provider_name, None)).await.expect("volume");
+    let raw: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), &ns_b.name, &ApiResource::erase::<CimiVolume>(&()));
+    let mut stored = serde_json::to_value(raw.get("broken").await.expect("read it")).expect("json");
+    stored["metadata"]["labels"] = serde_json::json!({label.0.clone(): label.1.clone()});
+    stored["metadata"].as_object_mut().expect("metadata").remove("resourceVersion");
+    stored["status"] =
+        serde_json::json!({"job": {"href": "http://example.invalid/jobs/1", "progress": 4_294_967_296_i64}});
+    plant_in_etcd(&format!("/registry/cimi.dev/cimivolumes/{}/broken", ns_b.name), &stored).await;
+    let decode_errors = "cimi_watch_errors_total{kind=\"CimiVolume\",reason=\"decode\"}";
+    eventually("the decode failure to be counted", T, || async {
+        let (_, metrics) = http_get(addr, "/metrics").await;
+        (sample(&metrics, decode_errors)? >= 1.0).then_some(())
+    })
+    .await;
+    // The watch goes on: a volume created after the bad one is reconciled, and so are changes.
+    volumes_b.create(&PostParams::default(), &volume("data-c", &provider_name, labels.clone())).await.expect("volume");
+    wait_volume_ready(&volumes_b, "data-c").await;
+    let broken = volumes_b.get_opt("broken").await;
+    assert!(broken.is_err(), "the test's own typed client cannot read it either: {broken:?}");
+
+    // Every family, fed by what the operator did.
+    let provider_label = format!("provider=\"{provider_name}\"");
+    let metrics = eventually("three AVAILABLE volumes in cimi_resources", T, || async {
+        let (_, metrics) = http_get(addr, "/metrics").await;
+        (sample(&metrics, "cimi_resources{kind=\"CimiVolume\",state=\"AVAILABLE\"}")? == 3.0).then_some(metrics)
+    })
+    .await;
+    for (line, at_least) in [
+        ("cimi_reconciles_total{kind=\"CimiVolume\",result=\"ok\"}", 3.0),
+        ("cimi_reconciles_total{kind=\"CimiProvider\",result=\"ok\"}", 1.0),
+        ("cimi_reconcile_duration_seconds_count{kind=\"CimiVolume\"}", 3.0),
+        ("cimi_leader", 1.0),
+    ] {
+        let value = sample(&metrics, line).unwrap_or_else(|| panic!("missing {line}:\n{metrics}"));
+        assert!(value >= at_least, "{line} is {value}, expected at least {at_least}");
+    }
+    let counted = |prefix: &str, extra: &str| {
+        metrics.lines().any(|l| l.starts_with(prefix) && l.contains(&provider_label) && l.contains(extra))
+    };
+    assert!(counted("cimi_requests_total{", "status=\"200\""), "CIMI reads counted by provider:\n{metrics}");
+    assert!(counted("cimi_requests_total{", "status=\"20"), "CIMI writes counted by provider:\n{metrics}");
+    assert!(counted("cimi_request_duration_seconds_count{", ""), "CIMI latency by provider:\n{metrics}");
+    assert!(
+        counted("cimi_job_duration_seconds_count{", "action=\"add\",state=\"SUCCESS\""),
+        "the create Jobs' durations:\n{metrics}"
+    );
+
+    // Clean up while the operator runs: the volumes go from the provider, then the provider.
+    for (api, name) in [(&volumes_a, "data-a"), (&volumes_b, "data-b"), (&volumes_b, "data-c"), (&volumes_b, "broken")]
+    {
+        api.delete(name, &DeleteParams::default()).await.expect("delete volume");
+    }
+    for (api, name) in [(&volumes_a, "data-a"), (&volumes_b, "data-b"), (&volumes_b, "data-c")] {
+        eventually(&format!("volume {name} to be gone"), T, || async {
+            matches!(api.get_opt(name).await, Ok(None)).then_some(())
+        })
+        .await;
+    }
+    providers.delete(&provider_name, &DeleteParams::default()).await.expect("delete provider");
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running.task).await.expect("stops").expect("task").expect("ok");
-    let _ = bindings.delete(&name, &DeleteParams::default()).await;
-    let _ = roles.delete(&name, &DeleteParams::default()).await;
+    tokio::time::timeout(Duration::from_secs(30), running.task).await.expect("stops").expect("task").expect("ok");
+    sim.stop().await;
+    let _ = cluster_bindings.delete(&cluster_name, &DeleteParams::default()).await;
+    let _ = roles.delete(&cluster_name, &DeleteParams::default()).await;
+    let _ = roles.delete(&namespaced_name, &DeleteParams::default()).await;
 }

@@ -4,22 +4,20 @@
 
 pub mod plan;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::{Controller, controller};
 use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use self::plan::{AttachedVolume, MachinePlanInput, MachineStep, WantedVolume, parse_action_annotation, plan_machine};
-use super::Context;
 use super::kubeops::{
     add_finalizer, annotation, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer,
 };
@@ -29,6 +27,7 @@ use super::managed::{
 };
 use super::outcome::Problem;
 use super::registry::resolve_catalog;
+use super::{Context, watching};
 use crate::api::common::{LastAction, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::machine::{CimiMachineStatus, ObservedAttachment};
@@ -41,19 +40,29 @@ use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINAL
 /// The CEP collection of machines.
 pub const COLLECTION: &str = "machines";
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let api = super::kubeops::watched_api::<CimiMachine>(&ctx);
-    Controller::new(api, ctx.config.watcher_config())
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "cimimachine reconcile");
-            }
+/// Builds the controller (its watches register with readiness at once) and returns the future that
+/// runs it until `shutdown`: CimiMachines of the watched namespaces with the label selector, and the
+/// names of the Secrets there, so a change of a Secret a machine references (its credential or user
+/// data) reconciles that machine again.
+pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+    let controller = watching::namespaced::<CimiMachine>(&ctx, &shutdown);
+    let store = controller.store();
+    let secrets = ctx.watches().secret_names(&CimiMachine::plural(&()), None);
+    let controller = controller.watches_stream(secrets, move |secret| {
+        let (namespace, name) = (secret.namespace(), secret.name_any());
+        watching::referencing(&store, |m: &CimiMachine| {
+            m.namespace() == namespace && secrets_of(m).any(|secret| secret == name)
         })
-        .await;
+    });
+    watching::drive(controller, ctx, reconcile, error_policy)
+}
+
+/// The names of the Secrets (in its namespace) a machine's spec references.
+fn secrets_of(machine: &CimiMachine) -> impl Iterator<Item = &str> {
+    let template = machine.spec.template.as_ref();
+    let credential = template.and_then(|t| t.credential_secret_ref.as_ref()).map(|r| r.name.as_str());
+    let user_data = template.and_then(|t| t.user_data_secret_ref.as_ref()).map(|r| r.name.as_str());
+    credential.into_iter().chain(user_data)
 }
 
 /// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).
@@ -183,7 +192,7 @@ async fn sync(
     api: &Api<CimiMachine>,
     status: &mut CimiMachineStatus,
 ) -> Result<(Progress, Duration), Problem> {
-    let conn = connection(ctx, &machine.spec.provider_ref.name).await?;
+    let conn = connection(ctx, &machine.spec.provider_ref.name, &machine.namespace().unwrap_or_default()).await?;
     let client = &conn.client;
     let uid = machine.uid().unwrap_or_default();
 
@@ -642,11 +651,16 @@ async fn finalize(
         return Ok(Action::await_change());
     }
     let uid = machine.uid().unwrap_or_default();
-    let step = match connection(ctx, &machine.spec.provider_ref.name).await {
+    let step = match connection(ctx, &machine.spec.provider_ref.name, &machine.namespace().unwrap_or_default()).await {
         Ok(conn) => cleanup(&conn.client, COLLECTION, &mut status.common, &uid, machine.spec.deletion_policy)
             .await
             .map_err(Problem::from),
-        Err(problem) if problem.reason == Reason::ProviderNotFound && status.common.id.is_none() => Ok(Cleanup::Done),
+        Err(problem)
+            if matches!(problem.reason, Reason::ProviderNotFound | Reason::NotAllowedNamespace)
+                && status.common.id.is_none() =>
+        {
+            Ok(Cleanup::Done)
+        }
         Err(problem) => Err(problem),
     };
     match step {
