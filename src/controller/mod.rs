@@ -7,7 +7,8 @@
 //! - [`simple`]: the reconcile shared by volumes and networks;
 //! - [`managed`]: what the managed kinds share (tags, finding by UID, following Jobs, deleting);
 //! - [`outcome`]: provider errors turned into conditions and requeue delays;
-//! - [`kubeops`]: status by server-side apply, finalizers, Events.
+//! - [`kubeops`]: status by server-side apply, finalizers, Events;
+//! - [`observer`]: provider state from paged collection reads, meters and provider events.
 //!
 //! [`start`] runs every controller until the shutdown token is cancelled.
 
@@ -15,6 +16,7 @@ pub mod kubeops;
 pub mod machine;
 pub mod managed;
 pub mod network;
+pub mod observer;
 pub mod outcome;
 pub mod provider;
 pub mod registry;
@@ -29,7 +31,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::Config;
+use crate::runtime::{Config, Metrics};
 pub use registry::ProviderRegistry;
 
 /// What every reconcile shares: the Kubernetes client, the operator's configuration, the provider
@@ -43,19 +45,28 @@ pub struct Context {
     pub providers: ProviderRegistry,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// Provider state by paged collection reads; meters; provider events.
+    pub observer: observer::Observer,
     /// Consecutive transient failures by object key, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    /// A context for one operator instance.
+    /// A context for one operator instance (meter gauges go to a registry of its own).
     pub fn new(client: Client, config: Config) -> Arc<Self> {
+        Self::with_metrics(client, config, Metrics::new())
+    }
+
+    /// A context for one operator instance whose meter gauges go to `metrics`.
+    pub fn with_metrics(client: Client, config: Config, metrics: Metrics) -> Arc<Self> {
         let reporter = Reporter { controller: crate::FIELD_MANAGER.to_string(), instance: None };
+        let providers = ProviderRegistry::default();
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            observer: observer::Observer::new(client.clone(), &config, providers.clone(), metrics),
             client,
             config,
-            providers: ProviderRegistry::default(),
+            providers,
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -76,7 +87,17 @@ impl Context {
 
 /// Starts every controller; each runs until `shutdown` is cancelled.
 pub fn start(client: Client, config: Config, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
-    let ctx = Context::new(client, config);
+    start_with_metrics(client, config, Metrics::new(), shutdown)
+}
+
+/// Starts every controller, meter gauges in `metrics`; each runs until `shutdown` is cancelled.
+pub fn start_with_metrics(
+    client: Client,
+    config: Config,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let ctx = Context::with_metrics(client, config, metrics);
     vec![
         tokio::spawn(provider::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(machine::run(ctx.clone(), shutdown.clone())),

@@ -48,6 +48,12 @@ pub struct Config {
     pub admin_addr: Option<SocketAddr>,
     /// Leader election; `None` means this instance always leads (a single replica).
     pub leader_election: Option<LeaderElectionConfig>,
+    /// Entries asked for per page when the observer lists a provider collection (`$first`/`$last`). The
+    /// cadences (state, meters, events) are each CimiProvider's `pollInterval`, `meterInterval` and
+    /// `eventInterval`.
+    pub observe_page_size: u64,
+    /// The most `cimi_meter_value` series exported; 0 exports none (meters still land in status).
+    pub meter_gauges_max: usize,
 }
 
 impl Default for Config {
@@ -60,6 +66,8 @@ impl Default for Config {
             cluster_name: "default".to_string(),
             admin_addr: None,
             leader_election: None,
+            observe_page_size: 100,
+            meter_gauges_max: 10_000,
         }
     }
 }

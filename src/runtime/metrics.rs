@@ -10,6 +10,7 @@
 //! | `cimi_resources` | gauge | kind, state |
 //! | `cimi_watch_decode_errors_total` | counter | kind |
 //! | `cimi_leader` | gauge | — (1 while this replica holds the Lease) |
+//! | `cimi_meter_value` | gauge | kind, namespace, name, aspect, units (latest provider meter sample; bounded by `--meter-gauges-max`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,24 @@ pub struct ResourceLabels {
     pub state: String,
 }
 
+/// Labels of the provider meter gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MeterLabels {
+    /// CimiMachine, CimiVolume, ...
+    pub kind: String,
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The meter's aspect, such as `cpu`.
+    pub aspect: String,
+    /// The meter's units, such as `percent`.
+    pub units: String,
+}
+
+/// A gauge of floating-point values.
+pub type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -106,6 +125,8 @@ pub struct Metrics {
     pub watch_decode_errors: Family<KindLabels, Counter>,
     /// 1 while this replica leads.
     pub leader: Gauge,
+    /// The latest sample of each provider meter, by object and aspect.
+    pub meter_values: Family<MeterLabels, FloatGauge>,
     registry: Arc<Registry>,
 }
 
@@ -135,6 +156,7 @@ impl Metrics {
         let resources = Family::<ResourceLabels, Gauge>::default();
         let watch_decode_errors = Family::<KindLabels, Counter>::default();
         let leader = Gauge::default();
+        let meter_values = Family::<MeterLabels, FloatGauge>::default();
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         registry.register("requests", "CIMI requests by provider, operation and status", requests.clone());
@@ -155,6 +177,11 @@ impl Metrics {
             watch_decode_errors.clone(),
         );
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        registry.register(
+            "meter_value",
+            "The latest sample of a provider meter, by object and aspect",
+            meter_values.clone(),
+        );
         Self {
             reconciles,
             reconcile_duration,
@@ -164,6 +191,7 @@ impl Metrics {
             resources,
             watch_decode_errors,
             leader,
+            meter_values,
             registry: Arc::new(registry),
         }
     }

@@ -108,8 +108,13 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
         })
     };
 
-    let controllers =
-        spawn_controllers_while_leading(client.clone(), config.clone(), leading_rx.clone(), shutdown.clone());
+    let controllers = spawn_controllers_while_leading(
+        client.clone(),
+        config.clone(),
+        metrics.clone(),
+        leading_rx.clone(),
+        shutdown.clone(),
+    );
 
     tracing::info!(
         namespaces = ?config.namespaces,
@@ -148,6 +153,7 @@ const CONTROLLER_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from
 fn spawn_controllers_while_leading(
     client: Client,
     config: Config,
+    metrics: Metrics,
     mut leading: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
@@ -161,7 +167,8 @@ fn spawn_controllers_while_leading(
                 }
             }
             let term = shutdown.child_token();
-            let tasks = crate::controller::start(client.clone(), config.clone(), term.clone());
+            let tasks =
+                crate::controller::start_with_metrics(client.clone(), config.clone(), metrics.clone(), term.clone());
             loop {
                 tokio::select! {
                     changed = leading.changed() => match changed {

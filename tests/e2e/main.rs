@@ -7,6 +7,7 @@ mod api;
 mod chart;
 mod devenv;
 mod machine;
+mod observe;
 mod provider;
 mod quickstart;
 mod resilience;
