@@ -193,6 +193,18 @@ pub struct MeterStatus {
     pub timestamp: Option<Time>,
 }
 
+/// The last provider event mirrored as a Kubernetes Event: events up to it (in the EventLog's order)
+/// are never mirrored again, across operator restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventCursor {
+    /// The provider's id (href) of the event.
+    pub id: String,
+    /// The event's timestamp, as the provider stated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
 /// The outcome of the latest one-shot action requested with the `cimi.dev/action` annotation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -245,7 +257,7 @@ pub struct ManagedStatus {
     pub meters: Vec<MeterStatus>,
     /// The position in the provider's EventLog up to which events were mirrored as Kubernetes Events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_cursor: Option<String>,
+    pub event_cursor: Option<EventCursor>,
     /// The outcome of the latest one-shot action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action: Option<LastAction>,

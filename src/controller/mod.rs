@@ -11,6 +11,7 @@
 //! - [`watching`]: every controller's watches (namespaces, label selector, readiness, decode
 //!   failures) and its reconcile metrics;
 //! - [`namespaces`]: `spec.allowedNamespaces` of a CimiProvider.
+//! - [`observer`]: provider state from paged collection reads, meters and provider events.
 //!
 //! [`start`] runs every controller until the shutdown token is cancelled.
 
@@ -19,6 +20,7 @@ pub mod machine;
 pub mod managed;
 pub mod namespaces;
 pub mod network;
+pub mod observer;
 pub mod outcome;
 pub mod provider;
 pub mod registry;
@@ -56,6 +58,8 @@ pub struct Context {
     pub readiness: Readiness,
     /// Namespace labels, for `spec.allowedNamespaces`.
     pub namespace_labels: namespaces::NamespaceLabels,
+    /// Provider state by paged collection reads; meters; provider events.
+    pub observer: observer::Observer,
     /// Consecutive transient failures by object key, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -69,12 +73,14 @@ impl Context {
     /// A context that reports into the operator's `metrics` and `readiness`.
     pub fn with_runtime(client: Client, config: Config, metrics: Metrics, readiness: Readiness) -> Arc<Self> {
         let reporter = Reporter { controller: crate::FIELD_MANAGER.to_string(), instance: None };
+        let providers = ProviderRegistry::default();
         Arc::new(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            observer: observer::Observer::new(client.clone(), &config, providers.clone(), metrics.clone()),
             namespace_labels: namespaces::NamespaceLabels::default(),
             client,
             config,
-            providers: ProviderRegistry::default(),
+            providers,
             metrics,
             readiness,
             failures: Mutex::new(HashMap::new()),

@@ -17,14 +17,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, find_by_uid, job_running,
-    job_started, observe, ready_transition_event, refresh_job, tags,
+    job_started, ready_transition_event, refresh_job, tags,
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
+use super::{Context, observer};
 use crate::api::common::{ManagedStatus, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
@@ -71,10 +71,13 @@ pub fn run<K: SimpleKind>(ctx: Arc<Context>, shutdown: CancellationToken) -> imp
     let controller = super::watching::namespaced::<K>(&ctx, &shutdown);
     let store = controller.store();
     let machines = ctx.watches().related::<crate::api::CimiMachine>(&K::plural(&()));
-    let controller = controller.watches_stream(machines, move |m: crate::api::CimiMachine| {
-        let ns = m.namespace();
-        super::watching::referencing(&store, |o: &K| o.namespace() == ns)
-    });
+    let controller = controller
+        // Provider-side changes seen by the observer's collection reads.
+        .reconcile_on(ctx.observer.changes::<K>(K::COLLECTION))
+        .watches_stream(machines, move |m: crate::api::CimiMachine| {
+            let ns = m.namespace();
+            super::watching::referencing(&store, |o: &K| o.namespace() == ns)
+        });
     super::watching::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
 }
 
@@ -210,6 +213,8 @@ async fn sync<K: SimpleKind>(
     let client = &conn.client;
     let uid = obj.uid().unwrap_or_default();
     let common = K::common(status);
+    // Steady (Ready for this generation, no Job): observe from the observer's cache.
+    let steady = observer::steady(common, obj.meta().generation);
     if job_running(common.job.as_ref())
         && let Some(job) = common.job.as_mut()
     {
@@ -226,18 +231,23 @@ async fn sync<K: SimpleKind>(
         ));
     }
     let current = match &common.id {
-        Some(href) => match observe(client, href, &uid).await? {
-            Some(v) => Some(v),
-            None if job_running(common.job.as_ref()) => {
-                return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
+        Some(href) => {
+            match observer::observe_object(ctx, obj.provider_name(), client, K::COLLECTION, obj, href, steady).await? {
+                Some(v) => Some(v),
+                None if job_running(common.job.as_ref()) => {
+                    return Ok((
+                        Progress::Working(Reason::Creating, "waiting for the create Job".into()),
+                        ACTIVE_REQUEUE,
+                    ));
+                }
+                None => {
+                    return Err(Problem::stalled(
+                        Reason::ResourceGone,
+                        format!("the provider {} {href} no longer exists; delete and recreate the object", K::NOUN),
+                    ));
+                }
             }
-            None => {
-                return Err(Problem::stalled(
-                    Reason::ResourceGone,
-                    format!("the provider {} {href} no longer exists; delete and recreate the object", K::NOUN),
-                ));
-            }
-        },
+        }
         None => find_by_uid(client, K::COLLECTION, &uid).await?,
     };
     let (name, description, user_props) = (obj.cimi_name(), obj.cimi_description(), obj.user_properties());
@@ -273,6 +283,7 @@ async fn sync<K: SimpleKind>(
     }
     let job_busy = job_running(common.job.as_ref());
     K::observe_into(&current, status);
+    let monitor_due = observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await;
     let state = K::common(status).state.clone().unwrap_or_default();
     if job_busy {
         return Ok((Progress::Working(Reason::WaitingForJob, "a provider Job runs".into()), ACTIVE_REQUEUE));
@@ -292,7 +303,7 @@ async fn sync<K: SimpleKind>(
     if state != K::READY_STATE {
         return Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE));
     }
-    Ok((Progress::InSync, Duration::from_secs(30)))
+    Ok((Progress::InSync, Duration::from_secs(30).min(monitor_due)))
 }
 
 async fn finalize<K: SimpleKind>(
@@ -319,6 +330,9 @@ async fn finalize<K: SimpleKind>(
     if !has_finalizer(obj, FINALIZER_CLEANUP) {
         return Ok(Action::await_change());
     }
+    let owner = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let id = K::common(&mut status).id.clone();
+    ctx.observer.forget(obj.provider_name(), K::COLLECTION, id.as_deref(), &K::kind(&()), &owner);
     if flag(obj, ANNOTATION_FORCE_ORPHAN) {
         publish(ctx, obj, true, "ForceOrphaned", "Delete", format!("cimi.dev/force-orphan: the finalizer was removed without any provider call; the provider {} may remain", K::NOUN)).await;
         remove_finalizer(api, obj, FINALIZER_CLEANUP).await?;

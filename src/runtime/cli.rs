@@ -93,6 +93,21 @@ pub struct RunArgs {
     /// Take part in leader election; only the leader reconciles.
     #[command(flatten)]
     pub leader: LeaderArgs,
+    /// Observation of provider resources: page size and meter gauges.
+    #[command(flatten)]
+    pub observe: ObserveArgs,
+}
+
+/// How provider resources are observed (state by paged collection reads; meters and events per
+/// resource). The cadences are each CimiProvider's `pollInterval`, `meterInterval` and `eventInterval`.
+#[derive(Debug, clap::Args)]
+pub struct ObserveArgs {
+    /// Entries per page when listing a provider collection (state is read as ceil(N / page) lists per poll).
+    #[arg(long, default_value_t = 100)]
+    pub observe_page_size: u64,
+    /// The most `cimi_meter_value` series exported (bounds their cardinality); 0 disables the gauges.
+    #[arg(long, default_value_t = 10_000)]
+    pub meter_gauges_max: usize,
 }
 
 /// Leader election flags.
@@ -143,6 +158,9 @@ impl RunArgs {
             lease_duration: self.leader.lease_duration,
             retry_period: self.leader.lease_retry_period,
         });
+        if self.observe.observe_page_size == 0 {
+            return Err("--observe-page-size must be at least 1".to_string());
+        }
         Ok(Config {
             namespaces: self.namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
             label_selector: self.selector.clone().filter(|s| !s.trim().is_empty()),
@@ -152,6 +170,8 @@ impl RunArgs {
             admin_addr,
             leader_election,
             shutdown_grace: self.shutdown_grace,
+            observe_page_size: self.observe.observe_page_size,
+            meter_gauges_max: self.observe.meter_gauges_max,
         })
     }
 }

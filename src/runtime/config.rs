@@ -51,6 +51,12 @@ pub struct Config {
     /// How long stopping controllers may take before they are aborted (a backstop: they stop on
     /// their own once in-flight reconciles finish).
     pub shutdown_grace: Duration,
+    /// Entries asked for per page when the observer lists a provider collection (`$first`/`$last`). The
+    /// cadences (state, meters, events) are each CimiProvider's `pollInterval`, `meterInterval` and
+    /// `eventInterval`.
+    pub observe_page_size: u64,
+    /// The most `cimi_meter_value` series exported; 0 exports none (meters still land in status).
+    pub meter_gauges_max: usize,
 }
 
 impl Default for Config {
@@ -64,6 +70,8 @@ impl Default for Config {
             admin_addr: None,
             leader_election: None,
             shutdown_grace: Duration::from_secs(10),
+            observe_page_size: 100,
+            meter_gauges_max: 10_000,
         }
     }
 }

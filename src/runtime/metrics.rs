@@ -11,6 +11,7 @@
 //! | `cimi_resources` | gauge | kind, state | the controllers' stores |
 //! | `cimi_watch_errors_total` | counter | kind, reason (`decode`, `watch`) | every watch |
 //! | `cimi_leader` | gauge | — (1 while this replica holds the Lease) | leader election |
+//! | `cimi_meter_value` | gauge | kind, namespace, name, aspect, units (latest provider meter sample; bounded by `--meter-gauges-max`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +70,24 @@ pub struct ResourceLabels {
     pub state: String,
 }
 
+/// Labels of the provider meter gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MeterLabels {
+    /// CimiMachine, CimiVolume, ...
+    pub kind: String,
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The meter's aspect, such as `cpu`.
+    pub aspect: String,
+    /// The meter's units, such as `percent`.
+    pub units: String,
+}
+
+/// A gauge of floating-point values.
+pub type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -97,6 +116,8 @@ pub struct Metrics {
     pub watch_errors: Family<WatchErrorLabels, Counter>,
     /// 1 while this replica leads.
     pub leader: Gauge,
+    /// The latest sample of each provider meter, by object and aspect.
+    pub meter_values: Family<MeterLabels, FloatGauge>,
     registry: Arc<Registry>,
 }
 
@@ -124,6 +145,7 @@ impl Metrics {
         let resources = Family::<ResourceLabels, Gauge>::default();
         let watch_errors = Family::<WatchErrorLabels, Counter>::default();
         let leader = Gauge::default();
+        let meter_values = Family::<MeterLabels, FloatGauge>::default();
         registry.register("reconciles", "Reconciles by kind and result", reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration by kind", reconcile_duration.clone());
         registry.register("requests", "CIMI requests by provider, operation and status", client.requests.clone());
@@ -145,6 +167,11 @@ impl Metrics {
         registry.register("resources", "Objects by kind and provider state", resources.clone());
         registry.register("watch_errors", "Watch failures by kind and reason", watch_errors.clone());
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        registry.register(
+            "meter_value",
+            "The latest sample of a provider meter, by object and aspect",
+            meter_values.clone(),
+        );
         Self {
             reconciles,
             reconcile_duration,
@@ -153,6 +180,7 @@ impl Metrics {
             resources,
             watch_errors,
             leader,
+            meter_values,
             registry: Arc::new(registry),
         }
     }

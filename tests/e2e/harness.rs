@@ -127,6 +127,28 @@ impl TestOperator {
         Self { label, shutdown }
     }
 
+    /// Starts an operator scoped to the label value `value`, its configuration adjusted by `configure`;
+    /// also returns the running instance (admin address, metrics, task).
+    pub async fn start_configured(
+        namespace: &str,
+        value: &str,
+        configure: impl FnOnce(&mut cimi_operator::Config),
+    ) -> (Self, cimi_operator::runtime::Running) {
+        let label = ("e2e.cimi.dev/test".to_string(), value.to_string());
+        let mut config = cimi_operator::Config {
+            namespaces: vec![namespace.to_string()],
+            label_selector: Some(format!("{}={}", label.0, label.1)),
+            operator_namespace: namespace.to_string(),
+            cluster_name: "e2e".to_string(),
+            ..Default::default()
+        };
+        configure(&mut config);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let running =
+            cimi_operator::runtime::start(config, client().await, shutdown.clone()).await.expect("operator starts");
+        (Self { label, shutdown }, running)
+    }
+
     /// The label as a map, for an object's metadata.
     pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
         [(self.label.0.clone(), self.label.1.clone())].into_iter().collect()

@@ -8,6 +8,7 @@ mod chart;
 mod devenv;
 mod gitops;
 mod machine;
+mod observe;
 mod provider;
 mod quickstart;
 mod resilience;

@@ -23,11 +23,11 @@ use super::kubeops::{
 };
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
-    job_running, job_started, observe, operations, ready_transition_event, refresh_job, tags,
+    job_running, job_started, operations, ready_transition_event, refresh_job, tags,
 };
 use super::outcome::Problem;
 use super::registry::resolve_catalog;
-use super::{Context, watching};
+use super::{Context, observer, watching};
 use crate::api::common::{LastAction, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::machine::{CimiMachineStatus, ObservedAttachment};
@@ -48,12 +48,15 @@ pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output
     let controller = watching::namespaced::<CimiMachine>(&ctx, &shutdown);
     let store = controller.store();
     let secrets = ctx.watches().secret_names(&CimiMachine::plural(&()), None);
-    let controller = controller.watches_stream(secrets, move |secret| {
-        let (namespace, name) = (secret.namespace(), secret.name_any());
-        watching::referencing(&store, |m: &CimiMachine| {
-            m.namespace() == namespace && secrets_of(m).any(|secret| secret == name)
-        })
-    });
+    let controller = controller
+        // Provider-side changes seen by the observer's collection reads.
+        .reconcile_on(ctx.observer.changes::<CimiMachine>(COLLECTION))
+        .watches_stream(secrets, move |secret| {
+            let (namespace, name) = (secret.namespace(), secret.name_any());
+            watching::referencing(&store, |m: &CimiMachine| {
+                m.namespace() == namespace && secrets_of(m).any(|secret| secret == name)
+            })
+        });
     watching::drive(controller, ctx, reconcile, error_policy)
 }
 
@@ -192,9 +195,15 @@ async fn sync(
     api: &Api<CimiMachine>,
     status: &mut CimiMachineStatus,
 ) -> Result<(Progress, Duration), Problem> {
-    let conn = connection(ctx, &machine.spec.provider_ref.name, &machine.namespace().unwrap_or_default()).await?;
+    let provider = &machine.spec.provider_ref.name;
+    let conn = connection(ctx, provider, &machine.namespace().unwrap_or_default()).await?;
     let client = &conn.client;
     let uid = machine.uid().unwrap_or_default();
+    // Steady (Ready for this generation, no Job, no new one-shot action): observe from the cache.
+    let pending_action = annotation(machine, ANNOTATION_ACTION)
+        .and_then(parse_action_annotation)
+        .is_some_and(|(_, nonce)| status.common.last_action.as_ref().map(|a| a.nonce.as_str()) != Some(nonce.as_str()));
+    let steady = observer::steady(&status.common, machine.meta().generation) && !pending_action;
 
     // Follow the Job we started, if it still runs.
     if job_running(status.common.job.as_ref())
@@ -216,7 +225,7 @@ async fn sync(
 
     // Observe.
     let current = match &status.common.id {
-        Some(href) => match observe(client, href, &uid).await? {
+        Some(href) => match observer::observe_object(ctx, provider, client, COLLECTION, machine, href, steady).await? {
             Some(v) => Some(v),
             None if job_running(status.common.job.as_ref()) => {
                 return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
@@ -243,13 +252,13 @@ async fn sync(
     if let Some(id) = current.get("id").and_then(Value::as_str) {
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
-    observe_into_status(client, &current, status).await?;
+    let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
+    let monitor_due = observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await;
 
     // Plan.
     let name = spec.name.clone().unwrap_or_else(|| machine.name_any());
     let props = desired_properties(spec.properties.as_ref(), &tags(ctx, machine));
     let (wanted_volumes, waiting_for) = wanted_volumes(ctx, machine).await?;
-    let attached = attached_volumes(client, &current).await?;
     let input = MachinePlanInput {
         state: status.common.state.clone().unwrap_or_default(),
         operations: operations(&current),
@@ -333,7 +342,7 @@ async fn sync(
         MachineStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
         MachineStep::InSync => match waiting_for {
             Some(message) => Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2))),
-            None => Ok((Progress::InSync, poll_interval(ctx, &machine.spec.provider_ref.name).await)),
+            None => Ok((Progress::InSync, poll_interval(ctx, &machine.spec.provider_ref.name).await.min(monitor_due))),
         },
     }
 }
@@ -407,36 +416,58 @@ async fn wanted_networks(ctx: &Context, machine: &CimiMachine) -> Result<Result<
     Ok(Ok(out))
 }
 
-/// The attachments the provider reports.
-async fn attached_volumes(client: &CimiClient, machine: &Value) -> Result<Vec<AttachedVolume>, CimiError> {
-    let Some(href) = machine.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) else {
-        return Ok(Vec::new());
-    };
-    let url = client.resolve(href).await?;
-    let page = client.list_page_value(&url, &Default::default(), "MachineVolume").await?;
-    let mut out = Vec::new();
-    for e in entries(&page) {
-        let (Some(id), Some(volume)) =
-            (e.get("id").and_then(Value::as_str), e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str))
-        else {
-            continue;
-        };
-        out.push(AttachedVolume {
-            entry: client.resolve(id).await?.to_string(),
-            volume: client.resolve(volume).await?.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-/// Mirrors the provider machine into status: state, cpu, memory, addresses, interfaces, volumes.
-async fn observe_into_status(client: &CimiClient, m: &Value, status: &mut CimiMachineStatus) -> Result<(), CimiError> {
+/// Mirrors the provider machine into status: state, cpu, memory, addresses, interfaces, volumes; returns
+/// the volume attachments for the plan. The sub-collections (interfaces, their addresses, volumes) are
+/// read when the object is not `steady`, when the machine's `updated` changed, or once per meter
+/// interval; otherwise the observer's last reading is reused.
+async fn observe_into_status(
+    ctx: &Context,
+    status_provider: &str,
+    client: &CimiClient,
+    m: &Value,
+    status: &mut CimiMachineStatus,
+    steady: bool,
+) -> Result<Vec<AttachedVolume>, CimiError> {
     status.common.state = m.get("state").and_then(Value::as_str).map(str::to_string);
     status.cpu = m.get("cpu").and_then(Value::as_i64);
     status.memory = m.get("memory").and_then(Value::as_i64);
     status.memory_display = status.memory.map(format_memory_kib);
+    let href = status.common.id.clone().unwrap_or_default();
+    let updated = m.get("updated").and_then(Value::as_str);
+    let reading = match ctx.observer.sub_reading(status_provider, &href, updated).await.filter(|_| steady) {
+        Some(r) => r,
+        None => {
+            let r = read_sub_collections(client, m).await?;
+            ctx.observer.store_sub_reading(&href, updated, r.clone());
+            r
+        }
+    };
+    let list = |k: &str| -> Vec<ObservedAttachment> {
+        reading.get(k).cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+    };
+    status.network_interfaces = list("networkInterfaces");
+    status.volumes = list("volumes");
+    status.addresses = status.network_interfaces.iter().flat_map(|n| n.addresses.iter().cloned()).collect();
+    status.ip = status.addresses.first().cloned();
+    let attached = reading
+        .get("attached")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            Some(AttachedVolume {
+                entry: a.get("entry")?.as_str()?.to_string(),
+                volume: a.get("volume")?.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    Ok(attached)
+}
+
+/// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
+/// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
+async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
     let mut interfaces = Vec::new();
-    let mut addresses = Vec::new();
     if let Some(href) = m.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) {
         let page = client
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
@@ -456,7 +487,6 @@ async fn observe_into_status(client: &CimiClient, m: &Value, status: &mut CimiMa
                         let address = client.get_value(&client.resolve(addr).await?).await?;
                         if let Some(ip) = address.get("ip").and_then(Value::as_str) {
                             attachment.addresses.push(ip.to_string());
-                            addresses.push(ip.to_string());
                         }
                     }
                 }
@@ -464,22 +494,26 @@ async fn observe_into_status(client: &CimiClient, m: &Value, status: &mut CimiMa
             interfaces.push(attachment);
         }
     }
-    status.network_interfaces = interfaces;
-    status.ip = addresses.first().cloned();
-    status.addresses = addresses;
     let mut volumes = Vec::new();
+    let mut attached = Vec::new();
     if let Some(href) = m.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) {
         let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
         for e in entries(&page) {
+            let volume = e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str);
             volumes.push(ObservedAttachment {
-                href: e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str).map(str::to_string),
+                href: volume.map(str::to_string),
                 initial_location: e.get("initialLocation").and_then(Value::as_str).map(str::to_string),
                 ..Default::default()
             });
+            if let (Some(id), Some(volume)) = (e.get("id").and_then(Value::as_str), volume) {
+                attached.push(json!({
+                    "entry": client.resolve(id).await?.to_string(),
+                    "volume": client.resolve(volume).await?.to_string(),
+                }));
+            }
         }
     }
-    status.volumes = volumes;
-    Ok(())
+    Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
 }
 
 /// Builds the MachineCreate and POSTs it; the href and Job go into status at once.
@@ -634,6 +668,14 @@ async fn finalize(
     if !has_finalizer(machine, FINALIZER_CLEANUP) {
         return Ok(Action::await_change());
     }
+    let owner = (machine.namespace().unwrap_or_default(), machine.name_any());
+    ctx.observer.forget(
+        &machine.spec.provider_ref.name,
+        COLLECTION,
+        status.common.id.as_deref(),
+        "CimiMachine",
+        &owner,
+    );
     if flag(machine, ANNOTATION_FORCE_ORPHAN) {
         publish(
             ctx,

@@ -1,0 +1,298 @@
+//! Scale benchmark of the operator (not a test: it prints figures for BENCHMARKS.md).
+//!
+//! A real control plane (etcd + kube-apiserver + kube-controller-manager from the tool cache, as the e2e tests
+//! use), cimi-sim as a separate process (fast timing) and the operator in this process. It applies N
+//! CimiMachines at once and prints:
+//! - the time until all are Ready, and that time divided by cimi-sim's own create-Job time (measured first
+//!   with a direct CIMI client);
+//! - provider requests per machine until all are Ready;
+//! - steady-state provider requests per poll interval, split into state (collection reads), machine
+//!   sub-collections, meters, events and the rest;
+//! - the operator's resident set (this process: the operator and its Kubernetes client; the simulator and the
+//!   control plane run in other processes).
+//!
+//! Run: `cargo bench --bench operator_scale` (env: `OPERATOR_BENCH_MACHINES`, default 1000;
+//! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 3;
+//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16).
+
+use std::collections::BTreeMap;
+use std::io::BufRead as _;
+use std::time::{Duration, Instant};
+
+use cimi_operator::api::{CimiMachine, CimiProvider};
+use cimi_operator::cimi::{Auth, CimiClient, ClientConfig, Secret as CimiSecret};
+use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
+use cimi_operator::sim::SimStats;
+use futures::StreamExt as _;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ObjectMeta, PostParams};
+use serde_json::json;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Starts the cimi-sim binary on a free port; returns the child and its URL.
+fn start_sim() -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cimi-sim"))
+        .args(["--listen", "127.0.0.1:0", "--timing", "fast"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start cimi-sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("cimi-sim prints its URL");
+    (child, line.trim().to_string())
+}
+
+async fn sim_stats(http: &reqwest::Client, url: &str) -> SimStats {
+    http.get(format!("{}/_sim/stats", url.trim_end_matches('/')))
+        .basic_auth("demo", Some("demo"))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
+}
+
+/// Requests by operation between two snapshots.
+fn delta(before: &SimStats, after: &SimStats) -> BTreeMap<String, u64> {
+    let sum = |s: &SimStats, op: &str| s.requests.get(op).map_or(0, |m| m.values().sum::<u64>());
+    after.requests.keys().map(|op| (op.clone(), sum(after, op) - sum(before, op))).filter(|(_, n)| *n > 0).collect()
+}
+
+/// The class of a request in the steady state.
+fn class(op: &str) -> &'static str {
+    match op {
+        "MachineCollection.read" | "VolumeCollection.read" | "NetworkCollection.read" => "state",
+        "Machine.read" | "Volume.read" | "Network.read" => "state-confirm",
+        "MachineNetworkInterfaceCollection.read"
+        | "MachineNetworkInterfaceAddressCollection.read"
+        | "MachineVolumeCollection.read"
+        | "Address.read" => "sub-collections",
+        "MeterCollection.read" | "SampleCollection.read" | "Meter.read" => "meters",
+        "EventCollection.read" | "EventLog.read" => "events",
+        _ => "other",
+    }
+}
+
+/// The mean duration of cimi-sim's own create Job, over `n` machines created directly.
+async fn sim_job_time(url: &str, n: usize) -> Duration {
+    let mut config = ClientConfig::new("bench", url).expect("config");
+    config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
+    let cimi = CimiClient::connect(config).await.expect("connect");
+    let configs = cimi.collection_url("machineConfigs").await.expect("configs");
+    let images = cimi.collection_url("machineImages").await.expect("images");
+    let config_href =
+        cimi.list_page_value(&configs, &Default::default(), "").await.expect("list")["machineConfigurations"][0]["id"]
+            .clone();
+    let image_href =
+        cimi.list_page_value(&images, &Default::default(), "").await.expect("list")["machineImages"][0]["id"].clone();
+    let mut total = Duration::ZERO;
+    for i in 0..n {
+        let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": format!("probe-{i}"),
+            "machineTemplate": {"machineConfig": {"href": config_href}, "machineImage": {"href": image_href},
+                                "initialState": "STARTED"}});
+        let started = Instant::now();
+        let accepted = cimi.create("machines", &body).await.expect("create");
+        let job = accepted.job.clone().expect("a Job");
+        loop {
+            let j = cimi.get_value(&job).await.expect("job");
+            if matches!(j["state"].as_str(), Some("SUCCESS" | "FAILED" | "STOPPED")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        total += started.elapsed();
+        let location = cimi.created_href(&accepted, &cimi.collection_url("machines").await.expect("machines")).await;
+        if let Ok(Some(href)) = location {
+            let m = cimi.get_value(&href).await.expect("machine");
+            let _ = cimi.delete(&m).await;
+        }
+    }
+    total / n as u32
+}
+
+fn main() {
+    let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
+    let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
+    let window_polls = env("OPERATOR_BENCH_WINDOW_POLLS", 3);
+    let page = env("OPERATOR_BENCH_PAGE", 100);
+    let concurrency = env("OPERATOR_BENCH_CONCURRENCY", 16) as u16;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(run(n, poll, window_polls, page, concurrency));
+}
+
+async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16) {
+    println!("operator_scale: {n} machines, pollInterval {poll}s, page {page}, concurrency {concurrency}");
+    println!("load average at start: {}", load_average());
+    let (mut sim, url) = start_sim();
+    let http = reqwest::Client::new();
+    let job_time = sim_job_time(&url, 5).await;
+    println!("cimi-sim create Job (mean of 5, direct client): {:.0} ms", job_time.as_secs_f64() * 1000.0);
+
+    let cp = ControlPlane::start(ControlPlaneConfig::default()).await.expect("control plane");
+    let client = cp.client().await.expect("client");
+    let ns = "bench";
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace { metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() }, ..Default::default() },
+        )
+        .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = Secret {
+        metadata: ObjectMeta { name: Some("creds".into()), ..Default::default() },
+        data: Some(
+            [("username", "demo"), ("password", "demo")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let _ = secrets.create(&PostParams::default(), &secret).await;
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let provider: CimiProvider = serde_json::from_value(json!({
+        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "bench"},
+        "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"},
+                 "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 6),
+                 "eventInterval": format!("{}s", poll * 3),
+                 "rateLimit": {"requestsPerSecond": 1000, "burst": 2000, "maxConcurrent": 64}}
+    }))
+    .expect("provider");
+    providers.create(&PostParams::default(), &provider).await.expect("create provider");
+
+    let rss_before = rss_kib();
+    let config = cimi_operator::Config {
+        namespaces: vec![ns.to_string()],
+        operator_namespace: ns.to_string(),
+        cluster_name: "bench".into(),
+        concurrency,
+        observe_page_size: page,
+        admin_addr: None,
+        ..Default::default()
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = cimi_operator::runtime::start(config, cp.client().await.expect("client"), shutdown.clone())
+        .await
+        .expect("operator");
+    // Wait for the provider to be Ready.
+    loop {
+        let p = providers.get("bench").await.expect("provider");
+        if p.status.as_ref().is_some_and(|s| s.ready) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), ns);
+    let stats0 = sim_stats(&http, &url).await;
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let machines = machines.clone();
+            async move {
+                let m: CimiMachine = serde_json::from_value(json!({
+                    "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
+                    "metadata": {"name": format!("m-{i:05}")},
+                    "spec": {"providerRef": {"name": "bench"},
+                             "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
+                }))
+                .expect("machine");
+                machines.create(&PostParams::default(), &m).await.expect("create machine");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let applied = started.elapsed();
+    println!("applied {n} CimiMachines in {:.1} s", applied.as_secs_f64());
+    let mut last_report = Instant::now();
+    let all_ready = loop {
+        let list = machines.list(&Default::default()).await.expect("list");
+        let ready = list
+            .items
+            .iter()
+            .filter(|m| {
+                m.status.as_ref().is_some_and(|s| {
+                    s.common.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        && s.common.state.as_deref() == Some("STARTED")
+                })
+            })
+            .count();
+        if ready == n {
+            break started.elapsed();
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            println!("  {ready}/{n} Ready after {:.0} s", started.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let stats1 = sim_stats(&http, &url).await;
+    let create_requests: u64 = delta(&stats0, &stats1).values().sum();
+    println!(
+        "all {n} Ready after {:.1} s = {:.0} x cimi-sim's own create Job time",
+        all_ready.as_secs_f64(),
+        all_ready.as_secs_f64() / job_time.as_secs_f64()
+    );
+    println!(
+        "provider requests until all Ready: {create_requests} = {:.1} per machine",
+        create_requests as f64 / n as f64
+    );
+    println!("operator RSS: {} KiB before the operator started, {} KiB with {n} machines Ready", rss_before, rss_kib());
+
+    // Steady state: settle, then count requests over whole poll intervals.
+    tokio::time::sleep(Duration::from_secs(poll * 2)).await;
+    let s0 = sim_stats(&http, &url).await;
+    let w0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(poll * window_polls)).await;
+    let s1 = sim_stats(&http, &url).await;
+    let seconds = w0.elapsed().as_secs_f64();
+    let intervals = seconds / poll as f64;
+    let mut by_class: BTreeMap<&str, u64> = BTreeMap::new();
+    let d = delta(&s0, &s1);
+    for (op, count) in &d {
+        *by_class.entry(class(op)).or_default() += count;
+    }
+    println!(
+        "steady state over {seconds:.0} s ({intervals:.1} poll intervals; meters every {}s, events every {}s):",
+        poll * 6,
+        poll * 3
+    );
+    for (class, count) in &by_class {
+        println!("  {class:>16}: {count:>7} requests = {:>8.1} per poll interval", *count as f64 / intervals);
+    }
+    println!("  target for state: ceil({n} / {page}) = {} list requests per poll interval", n.div_ceil(page as usize));
+    println!("  by operation: {d:?}");
+    println!("operator RSS in the steady state: {} KiB", rss_kib());
+    println!("load average at the end: {}", load_average());
+
+    shutdown.cancel();
+    let _ = running.task.await;
+    let _ = sim.kill();
+    let _ = sim.wait();
+    drop(cp);
+}

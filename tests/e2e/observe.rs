@@ -1,0 +1,305 @@
+//! Observation on cimi-sim: state from paged collection reads (ceil(N / page) list requests per poll and
+//! kind, no per-object GETs in the steady state), provider-side changes reaching status, meters in status
+//! and on /metrics (bounded), and provider EventLog events mirrored as Kubernetes Events exactly once,
+//! also across an operator restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider};
+use cimi_operator::cimi::CimiClient;
+use cimi_operator::cimi::query::Query;
+use cimi_operator::sim::{Sim, SimConfig, SimHandle};
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::{Map, Value, json};
+
+use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, http_get, random_suffix};
+use crate::machine::{provider_list, sim_client};
+use crate::provider::{credentials_secret, provider_for, wait_ready};
+
+const T: Duration = Duration::from_secs(90);
+/// Machines of the test.
+const N: usize = 5;
+/// The observer's page size for the test.
+const PAGE: u64 = 2;
+/// The series the test's operator may export.
+const GAUGES_MAX: usize = 8;
+
+fn machine(labels: &BTreeMap<String, String>, name: &str, provider: &str) -> CimiMachine {
+    serde_json::from_value(json!({
+        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"providerRef": {"name": provider},
+                 "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
+    }))
+    .expect("machine")
+}
+
+fn network(labels: &BTreeMap<String, String>, name: &str, provider: &str) -> CimiNetwork {
+    serde_json::from_value(json!({
+        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiNetwork",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"providerRef": {"name": provider}, "networkType": "Private"}
+    }))
+    .expect("network")
+}
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
+}
+
+/// The provider resource (JSON) with this href.
+async fn provider_resource(cimi: &CimiClient, href: &str) -> Value {
+    cimi.get_value(&cimi.resolve(href).await.expect("href")).await.expect("get")
+}
+
+/// Every event of a provider resource's EventLog.
+async fn provider_events(cimi: &CimiClient, href: &str) -> Vec<Value> {
+    let resource = provider_resource(cimi, href).await;
+    let log = resource["eventLog"]["href"].as_str().expect("an EventLog").to_string();
+    let log = provider_resource(cimi, &log).await;
+    let events = log["events"]["href"].as_str().expect("events").to_string();
+    let url = cimi.resolve(&events).await.expect("events url");
+    let page = cimi.list_page_value(&url, &Query::new(), "Event").await.expect("list events");
+    cimi_operator::controller::managed::entries(&page)
+}
+
+/// The provider event ids mirrored on an object, with how often each was mirrored.
+async fn mirrored(client: &kube::Client, ns: &str, uid: &str) -> HashMap<String, usize> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let params = ListParams::default().fields(&format!("involvedObject.uid={uid},reason=ProviderEvent"));
+    let mut out = HashMap::new();
+    for e in events.list(&params).await.expect("list events").items {
+        let note = e.message.unwrap_or_default();
+        if let Some(id) = cimi_operator::controller::observer::event_id_of_note(&note) {
+            // A series (count > 1) would be the same event mirrored again.
+            let series = e.series.as_ref().and_then(|s| s.count).unwrap_or(1);
+            let times = series.max(e.count.unwrap_or(1)).max(1) as usize;
+            *out.entry(id.to_string()).or_default() += times;
+        }
+    }
+    out
+}
+
+/// Waits until every provider event of `href` is mirrored on the object, each exactly once.
+async fn all_mirrored_once(client: &kube::Client, cimi: &CimiClient, ns: &str, uid: &str, href: &str) -> usize {
+    eventually("every provider event mirrored exactly once", T, || async {
+        let on_provider = provider_events(cimi, href).await;
+        let seen = mirrored(client, ns, uid).await;
+        if let Some((id, n)) = seen.iter().find(|(_, n)| **n > 1) {
+            panic!("provider event {id} mirrored {n} times");
+        }
+        let ids: Vec<String> = on_provider.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect();
+        (!ids.is_empty() && ids.iter().all(|id| seen.contains_key(id)) && seen.len() == ids.len()).then_some(ids.len())
+    })
+    .await
+}
+
+/// Sim request log entries from index `from` on: (op, path).
+fn requests_since(sim: &SimHandle, from: usize) -> Vec<(String, String)> {
+    sim.stats().log.iter().skip(from).map(|r| (r.op.clone(), r.path.clone())).collect()
+}
+
+#[tokio::test]
+async fn observation_paged_reads_meters_and_events_exactly_once() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "obs").await;
+    let label = random_suffix();
+    let configure = |c: &mut cimi_operator::Config| {
+        c.observe_page_size = PAGE;
+        c.meter_gauges_max = GAUGES_MAX;
+        c.admin_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    };
+    let (op, running) = TestOperator::start_configured(&ns.name, &label, configure).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+
+    // A provider polled every 2 s, meters every 2 s, events every second.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
+    secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let provider = format!("prov-{}", random_suffix());
+    let mut p = provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
+    p.spec.poll_interval = "2s".into();
+    p.spec.meter_interval = "2s".into();
+    p.spec.event_interval = "1s".into();
+    providers.create(&PostParams::default(), &p).await.expect("provider");
+    wait_ready(&providers, &provider, "True", "Reachable").await;
+
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
+    for i in 0..N {
+        machines.create(&PostParams::default(), &machine(&op.labels(), &format!("m-{i}"), &provider)).await.expect("m");
+    }
+    networks.create(&PostParams::default(), &network(&op.labels(), "net", &provider)).await.expect("network");
+    eventually("every machine STARTED and Ready, the network Ready", T, || async {
+        let ms = machines.list(&Default::default()).await.ok()?.items;
+        let all = ms.len() == N
+            && ms.iter().all(|m| {
+                m.status
+                    .as_ref()
+                    .is_some_and(|s| s.common.state.as_deref() == Some("STARTED") && ready(&s.common.conditions))
+            });
+        let net = networks.get("net").await.ok()?;
+        (all && net.status.as_ref().is_some_and(|s| ready(&s.common.conditions))).then_some(())
+    })
+    .await;
+
+    // Steady state: each poll lists the machines in ceil(N / PAGE) pages, and nothing GETs a machine.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let from = sim.stats().log.len();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let window = requests_since(&sim, from);
+    let lists: Vec<&String> = window
+        .iter()
+        .filter(|(op, path)| op == "MachineCollection.read" && path.contains("cimi.dev%2Fcluster"))
+        .map(|(_, path)| path)
+        .collect();
+    let polls: Vec<usize> = lists.iter().enumerate().filter(|(_, p)| p.contains("$first=1&")).map(|(i, _)| i).collect();
+    assert!(polls.len() >= 2, "at least two polls in 9 s at a 2 s interval: {lists:#?}");
+    let pages = (N as u64).div_ceil(PAGE) as usize;
+    assert_eq!(polls[0], 0, "the window starts between polls: {lists:#?}");
+    for w in polls.windows(2) {
+        assert_eq!(w[1] - w[0], pages, "each poll lists {N} machines in {pages} pages: {lists:#?}");
+    }
+    assert!(lists.len() - polls[polls.len() - 1] <= pages, "no extra listing: {lists:#?}");
+    let gets: Vec<_> = window.iter().filter(|(op, _)| op == "Machine.read").collect();
+    assert!(gets.is_empty(), "no machine is read one by one in the steady state: {gets:#?}");
+    let network_lists = window.iter().filter(|(op, _)| op == "NetworkCollection.read").count();
+    assert!(network_lists >= 3, "networks are listed too ({network_lists})");
+    assert_eq!(window.iter().filter(|(op, _)| op == "Network.read").count(), 0, "no network GETs");
+
+    // Meters: the latest sample per aspect in status, and as gauges bounded by GAUGES_MAX.
+    let m0 = eventually("m-0 shows its meters", T, || async {
+        let m = machines.get("m-0").await.ok()?;
+        let meters = &m.status.as_ref()?.common.meters;
+        (meters.len() == 4 && meters.iter().all(|x| x.value.is_some() && x.timestamp.is_some())).then_some(m)
+    })
+    .await;
+    let meters = &m0.status.as_ref().expect("status").common.meters;
+    let aspects: Vec<&str> = meters.iter().map(|m| m.aspect.as_str()).collect();
+    assert_eq!(aspects, ["bandwidth", "cpu", "disk", "memory"]);
+    assert_eq!(meters.iter().find(|m| m.aspect == "cpu").and_then(|m| m.units.as_deref()), Some("percent"));
+    let admin = running.admin_addr.expect("admin server");
+    let series =
+        |text: &str| text.lines().filter(|l| l.starts_with("cimi_meter_value{") && l.contains(&ns.name)).count();
+    let text = eventually("meter gauges on /metrics", T, || async {
+        let (status, body) = http_get(admin, "/metrics").await;
+        (status == 200 && series(&body) == GAUGES_MAX).then_some(body)
+    })
+    .await;
+    assert!(text.contains("cimi_meter_value{kind=\"CimiMachine\",namespace=\""), "{text}");
+    assert!(text.contains("aspect=\"cpu\",units=\"percent\"}"), "{text}");
+
+    // A provider-side change shows in status: the network stopped on the provider.
+    let net = networks.get("net").await.expect("net");
+    let net_href = net.status.as_ref().and_then(|s| s.common.id.clone()).expect("network href");
+    let current = provider_resource(&cimi, &net_href).await;
+    cimi.action(&current, "stop", Map::new()).await.expect("stop the network on the provider");
+    eventually("the network's status says STOPPED", T, || async {
+        let n = networks.get("net").await.ok()?;
+        (n.status.as_ref()?.common.state.as_deref() == Some("STOPPED")).then_some(())
+    })
+    .await;
+    let current = provider_resource(&cimi, &net_href).await;
+    cimi.action(&current, "start", Map::new()).await.expect("start the network on the provider");
+    eventually("the network's status says STARTED and Ready", T, || async {
+        let n = networks.get("net").await.ok()?;
+        let s = n.status.as_ref()?;
+        (s.common.state.as_deref() == Some("STARTED") && ready(&s.common.conditions)).then_some(())
+    })
+    .await;
+
+    // Drift in power state: a machine stopped on the provider is started again.
+    let m1 = machines.get("m-1").await.expect("m-1");
+    let m1_href = m1.status.as_ref().and_then(|s| s.common.id.clone()).expect("m-1 href");
+    let m1_uid = m1.metadata.uid.clone().expect("uid");
+    let starts = sim.stats().count("Machine.start", 202) + sim.stats().count("Machine.start", 200);
+    let current = provider_resource(&cimi, &m1_href).await;
+    cimi.action(&current, "stop", Map::new()).await.expect("stop m-1 on the provider");
+    eventually("the operator starts m-1 again", T, || async {
+        let now = sim.stats().count("Machine.start", 202) + sim.stats().count("Machine.start", 200);
+        let state = provider_resource(&cimi, &m1_href).await["state"].clone();
+        (now > starts && state == json!("STARTED")).then_some(())
+    })
+    .await;
+
+    // Provider events: every one mirrored exactly once, the cursor at the last.
+    let before = all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, &m1_href).await;
+    assert!(before >= 4, "create and state events of m-1 ({before})");
+    let seen = mirrored(&client, &ns.name, &m1_uid).await;
+    let notes: Vec<String> = seen.keys().cloned().collect();
+    assert!(notes.iter().all(|id| id.starts_with(&sim.url())), "{notes:?}");
+    eventually("m-1's eventCursor is its last provider event", T, || async {
+        let last = provider_events(&cimi, &m1_href).await.last()?["id"].as_str()?.to_string();
+        let m = machines.get("m-1").await.ok()?;
+        (m.status?.common.event_cursor?.id == last).then_some(())
+    })
+    .await;
+
+    // Restart: a new operator (new client, new caches) mirrors nothing twice, and mirrors what is new.
+    drop(op);
+    running.task.await.expect("join").expect("the operator stops cleanly");
+    let current = provider_resource(&cimi, &m1_href).await;
+    cimi.action(&current, "stop", Map::new()).await.expect("stop m-1 on the provider while no operator runs");
+    let (op, _running) = TestOperator::start_configured(&ns.name, &label, configure).await;
+    let after = all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, &m1_href).await;
+    assert!(after > before, "the events of the stop (and the start that follows) are mirrored: {before} -> {after}");
+    eventually("m-1 STARTED again after the restart", T, || async {
+        let m = machines.get("m-1").await.ok()?;
+        (m.status?.common.state.as_deref() == Some("STARTED")).then_some(())
+    })
+    .await;
+    all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, &m1_href).await;
+
+    // Objects that go away take their gauges with them (the new instance exports its own).
+    for i in 0..N {
+        machines.delete(&format!("m-{i}"), &DeleteParams::default()).await.expect("delete");
+    }
+    networks.delete("net", &DeleteParams::default()).await.expect("delete network");
+    eventually("every object gone", T, || async {
+        let left = machines.list(&Default::default()).await.ok()?.items.len()
+            + networks.list(&Default::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
+    })
+    .await;
+    assert!(provider_list(&cimi, "machines").await.is_empty(), "every provider machine deleted");
+    drop(op);
+}
+
+#[tokio::test]
+async fn meter_gauges_are_removed_with_their_object() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "obsg").await;
+    let label = random_suffix();
+    let (op, running) = TestOperator::start_configured(&ns.name, &label, |c| {
+        c.admin_addr = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
+    secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let provider = format!("prov-{}", random_suffix());
+    let mut p = provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
+    p.spec.meter_interval = "1s".into();
+    providers.create(&PostParams::default(), &p).await.expect("provider");
+    wait_ready(&providers, &provider, "True", "Reachable").await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    machines.create(&PostParams::default(), &machine(&op.labels(), "g-0", &provider)).await.expect("machine");
+    let admin = running.admin_addr.expect("admin server");
+    let needle = format!("namespace=\"{}\",name=\"g-0\",aspect=\"cpu\",units=\"percent\"", ns.name);
+    eventually("g-0's cpu gauge", T, || async {
+        let (_, body) = http_get(admin, "/metrics").await;
+        body.contains(&needle).then_some(())
+    })
+    .await;
+    machines.delete("g-0", &DeleteParams::default()).await.expect("delete");
+    eventually("g-0 gone, with its gauges", T, || async {
+        let gone = machines.get_opt("g-0").await.ok()?.is_none();
+        let (_, body) = http_get(admin, "/metrics").await;
+        (gone && !body.contains("name=\"g-0\"")).then_some(())
+    })
+    .await;
+}
