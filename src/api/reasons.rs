@@ -99,6 +99,12 @@ reasons! {
     ImportAmbiguous: [READY, STALLED]
         "`spec.import.filter` matches more than one provider resource.",
         "Narrow the filter, or import by href.";
+    ImportConflict: [READY, STALLED]
+        "The provider resource `spec.import` names carries another object's `cimi.dev/uid` tag: it is managed already.",
+        "Import another resource, or release it first (delete the other object with deletionPolicy Orphan).";
+    Drifted: [SYNCED]
+        "managementPolicy is ObserveOnly and the provider resource differs from the spec; the message says how. Nothing is changed.",
+        "Nothing, or align the spec (or the provider), or switch to Managed to let the operator correct it.";
     UnsupportedByProvider: [READY, STALLED]
         "The provider does not offer what the spec needs (a collection, an operation or a by-value capability).",
         "Check the CimiProvider's `status.collections` and `status.capabilities`; use a template by reference instead.";

@@ -14,7 +14,8 @@ use super::outcome::Problem;
 use super::registry::ProviderConnection;
 use super::{Context, kubeops};
 use crate::api::CimiProvider;
-use crate::api::common::{DeletionPolicy, JobStatus, ManagedStatus};
+use crate::api::common::{DeletionPolicy, ImportSpec, JobStatus, ManagedStatus};
+use crate::api::managed::Managed;
 use crate::api::reasons::Reason;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{Accepted, CimiClient, CimiError};
@@ -151,12 +152,236 @@ pub async fn observe(client: &CimiClient, href: &str, uid: &str) -> Result<Optio
 }
 
 /// Looks for a resource of `collection` that carries our UID tag (a crash between a POST and the
-/// status write leaves one behind). Uses a `$filter`, and checks the tag on what comes back.
+/// status write leaves one behind), with a `$filter` and a check of the tag on what comes back. It
+/// fails rather than answer "none" when the provider served fewer entries than its `count` says: a
+/// truncated page must never lead to a second create, nor to a finalizer removed too early.
 pub async fn find_by_uid(client: &CimiClient, collection: &str, uid: &str) -> Result<Option<Value>, CimiError> {
     let url = client.collection_url(collection).await?;
     let query = Query::new().filter(Filter::property(TAG_UID, uid)?);
     let page = client.list_page_value(&url, &query, "").await?;
-    Ok(entries(&page).into_iter().find(|e| carries_uid(e, uid)))
+    let found = entries(&page);
+    if let Some(hit) = found.iter().find(|e| carries_uid(e, uid)) {
+        return Ok(Some(hit.clone()));
+    }
+    let count = page.get("count").and_then(Value::as_u64).unwrap_or(0);
+    if count > found.len() as u64 {
+        return Err(CimiError::Protocol {
+            href: url.to_string(),
+            excerpt: String::new(),
+            reason: format!(
+                "the provider counts {count} {collection} tagged with this object's UID but served {}; \
+                 not creating anything until it serves them all",
+                found.len()
+            ),
+        });
+    }
+    Ok(None)
+}
+
+/// Reads an adopted resource at `href`: `None` when the provider answers 404/410. Unlike [`observe`],
+/// it does not require our UID tag (an ObserveOnly import never carries it).
+pub async fn read_imported(client: &CimiClient, href: &str) -> Result<Option<Value>, CimiError> {
+    let url = client.resolve(href).await?;
+    match client.get_value(&url).await {
+        Ok(v) => Ok(Some(v)),
+        Err(CimiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Finds the one provider resource that `spec.import` names: by href, or by a `$filter` that must
+/// match exactly one resource of `collection`. Zero or several matches, or a resource that carries
+/// another object's UID tag, are problems that need a human; nothing is adopted then.
+pub async fn find_import(
+    client: &CimiClient,
+    collection: &str,
+    noun: &str,
+    import: &ImportSpec,
+    uid: &str,
+) -> Result<Value, Problem> {
+    let found = if let Some(href) = &import.href {
+        match read_imported(client, href).await {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                return Err(Problem::stalled(
+                    Reason::ImportNotFound,
+                    format!(
+                        "spec.import.href {href} answers 404: the provider has no such {noun}; correct the href \
+                         (spec.import is immutable: recreate the object)"
+                    ),
+                ));
+            }
+            Err(e @ CimiError::Config(_)) => {
+                return Err(Problem::stalled(Reason::ImportNotFound, format!("spec.import.href {href}: {e}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else if let Some(filter) = &import.filter {
+        let mut url = client.collection_url(collection).await?;
+        let encoded = percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let query = match url.query() {
+            Some(q) if !q.is_empty() => format!("{q}&$filter={encoded}"),
+            _ => format!("$filter={encoded}"),
+        };
+        url.set_query(Some(&query));
+        let page = match client.list_page_value(&url, &Query::new(), "").await {
+            Ok(page) => page,
+            Err(CimiError::Invalid { message, .. }) => {
+                return Err(Problem::stalled(
+                    Reason::ProviderRejected,
+                    format!("the provider rejected spec.import.filter {filter:?}: {message}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let matches = entries(&page);
+        let count = page.get("count").and_then(Value::as_u64).unwrap_or(matches.len() as u64).max(matches.len() as u64);
+        match (count, matches.as_slice()) {
+            (0, _) => {
+                return Err(Problem::stalled(
+                    Reason::ImportNotFound,
+                    format!(
+                        "spec.import.filter {filter:?} matches no {noun} of the provider; nothing was adopted. \
+                         Correct the filter (spec.import is immutable: recreate the object)"
+                    ),
+                ));
+            }
+            (1, [one]) => one.clone(),
+            (n, some) => {
+                let hrefs: Vec<&str> =
+                    some.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).take(5).collect();
+                return Err(Problem::stalled(
+                    Reason::ImportAmbiguous,
+                    format!(
+                        "spec.import.filter {filter:?} matches {n} {noun}s ({}); it must match exactly one, so \
+                         nothing was adopted. Narrow the filter or import by href",
+                        hrefs.join(", ")
+                    ),
+                ));
+            }
+        }
+    } else {
+        return Err(Problem::stalled(Reason::InvalidSpec, "spec.import needs an href or a filter"));
+    };
+    check_not_claimed(&found, uid, noun)?;
+    Ok(found)
+}
+
+/// Fails when the resource carries the UID tag of another object: it is managed already, and two
+/// objects must never fight over one resource.
+pub fn check_not_claimed(resource: &Value, uid: &str, noun: &str) -> Result<(), Problem> {
+    let props = properties_of(resource);
+    match props.get(TAG_UID) {
+        Some(other) if !other.is_empty() && other != uid => Err(Problem::stalled(
+            Reason::ImportConflict,
+            format!(
+                "the {noun} {} is already managed by {}/{} (its cimi.dev/uid tag is {other}); nothing was adopted",
+                resource.get("id").and_then(Value::as_str).unwrap_or("(no id)"),
+                props.get(TAG_NAMESPACE).map(String::as_str).unwrap_or("?"),
+                props.get(TAG_NAME).map(String::as_str).unwrap_or("?"),
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The CIMI name and properties an object wants. An imported resource keeps what the spec leaves
+/// unset: its own name, and its own properties (plus our tags, unless it is only observed).
+pub fn wanted_attributes(
+    spec_name: Option<&str>,
+    object_name: &str,
+    user: Option<&BTreeMap<String, String>>,
+    tags: &BTreeMap<String, String>,
+    imported: Option<&Value>,
+) -> (String, BTreeMap<String, String>) {
+    let name = match (spec_name, imported) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(current)) => current.get("name").and_then(Value::as_str).unwrap_or(object_name).to_string(),
+        (None, None) => object_name.to_string(),
+    };
+    let properties = match (user, imported) {
+        (None, Some(current)) => desired_properties(Some(&properties_of(current)), tags),
+        _ => desired_properties(user, tags),
+    };
+    (name, properties)
+}
+
+/// What differs between the spec and an observed resource, for an ObserveOnly object (our tags are
+/// never expected on it): `None` when nothing does.
+pub fn drift_report(changes: &Map<String, Value>, observed: &Value, power: Option<(&str, &str)>) -> Option<String> {
+    let mut parts = Vec::new();
+    for (key, wanted) in changes {
+        let seen = observed.get(key).cloned().unwrap_or(Value::Null);
+        parts.push(format!("{key} is {seen} (spec: {wanted})"));
+    }
+    if let Some((state, wanted)) = power {
+        parts.push(format!("state is {state} (spec: {wanted})"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The spec's limit for the operation a Job stands for: `add` is a create, `delete` a delete,
+/// anything else an update or action.
+pub fn job_limit<K: Managed>(obj: &K, job: &JobStatus) -> (&'static str, Duration) {
+    match job.action.as_deref() {
+        Some("add") => ("create", obj.create_timeout()),
+        Some("delete") => ("delete", obj.delete_timeout()),
+        _ => ("update", obj.update_timeout()),
+    }
+}
+
+/// A running Job that has run longer than the spec allows: its operation, the limit and how long
+/// it has run.
+pub fn overdue<K: Managed>(obj: &K, job: &JobStatus) -> Option<(&'static str, Duration, Duration)> {
+    if !job_running(Some(job)) {
+        return None;
+    }
+    let started = job.started_at.as_ref()?;
+    let (operation, limit) = job_limit(obj, job);
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(started.0);
+    let elapsed = Duration::try_from(elapsed).unwrap_or_default();
+    (elapsed > limit).then_some((operation, limit, elapsed))
+}
+
+/// The Timeout message of a delete that runs longer than the spec allows (it is left to run).
+pub fn delete_overdue<K: Managed>(obj: &K, job: Option<&JobStatus>) -> Option<String> {
+    let job = job?;
+    let (operation, limit, elapsed) = overdue(obj, job)?;
+    Some(format!(
+        "the {operation} operation timed out: provider Job {} still ran after {}s, longer than spec.timeouts.{operation} \
+         ({}s); the operator keeps waiting for it",
+        job.href,
+        elapsed.as_secs(),
+        limit.as_secs_f64()
+    ))
+}
+
+/// When a running Job has run longer than the spec allows: asks the provider to stop it (best
+/// effort, when it offers `stop`) and returns the Timeout problem that says which operation timed
+/// out after how long. `None` while it is within its limit.
+pub async fn enforce_timeout<K: Managed>(client: &CimiClient, obj: &K, job: &JobStatus) -> Option<Problem> {
+    let (operation, limit, elapsed) = overdue(obj, job)?;
+    let mut stopped = "";
+    // A delete is left to run (stopping it would only leave the resource behind); others are stopped.
+    if operation != "delete"
+        && let Ok(url) = client.resolve(&job.href).await
+        && let Ok(current) = client.get_value(&url).await
+        && operations(&current).iter().any(|o| o == "stop")
+        && client.action(&current, "stop", Map::new()).await.is_ok()
+    {
+        stopped = "; the operator asked the provider to stop the Job";
+    }
+    Some(Problem::stalled(
+        Reason::Timeout,
+        format!(
+            "the {operation} operation timed out: provider Job {} ({}) still ran after {}s, longer than \
+             spec.timeouts.{operation} ({}s){stopped}",
+            job.href,
+            job.action.as_deref().unwrap_or("?"),
+            elapsed.as_secs(),
+            limit.as_secs_f64(),
+        ),
+    ))
 }
 
 /// A Job record for an operation just started.
@@ -311,6 +536,68 @@ mod tests {
         let changes = attribute_changes("web-1", Some("old"), &more, &observed);
         assert_eq!(changes["properties"]["team"], "b");
         assert_eq!(changes["properties"][TAG_UID], "u1", "a PUT of properties keeps the tags");
+    }
+
+    #[test]
+    fn an_import_keeps_what_the_spec_leaves_unset() {
+        let current = json!({"name": "legacy", "properties": {"owner": "ops"}});
+        let (name, props) = wanted_attributes(None, "obj", None, &tags(), Some(&current));
+        assert_eq!(name, "legacy", "an imported resource keeps its own name");
+        assert_eq!(props["owner"], "ops", "and its own properties");
+        assert_eq!(props[TAG_UID], "u1", "plus our tags");
+        let user = BTreeMap::from([("team".to_string(), "a".to_string())]);
+        let (name, props) = wanted_attributes(Some("web"), "obj", Some(&user), &tags(), Some(&current));
+        assert_eq!(name, "web");
+        assert!(!props.contains_key("owner"), "a spec that sets properties owns them all");
+        let (name, props) = wanted_attributes(None, "obj", None, &BTreeMap::new(), None);
+        assert_eq!((name.as_str(), props.len()), ("obj", 0));
+    }
+
+    #[test]
+    fn drift_is_described_field_by_field() {
+        let observed = json!({"description": "by hand"});
+        let mut changes = Map::new();
+        changes.insert("description".into(), json!("spec"));
+        let report = drift_report(&changes, &observed, Some(("STOPPED", "STARTED"))).expect("drift");
+        assert!(report.contains("description is \"by hand\" (spec: \"spec\")"), "{report}");
+        assert!(report.contains("state is STOPPED (spec: STARTED)"), "{report}");
+        assert_eq!(drift_report(&Map::new(), &observed, None), None);
+    }
+
+    #[test]
+    fn a_resource_tagged_for_another_object_is_not_adopted() {
+        let mine = json!({"id": "m/1", "properties": {"cimi.dev/uid": "u1"}});
+        let other =
+            json!({"id": "m/2", "properties": {"cimi.dev/uid": "u2", "cimi.dev/namespace": "a", "cimi.dev/name": "b"}});
+        assert!(check_not_claimed(&mine, "u1", "machine").is_ok());
+        assert!(check_not_claimed(&json!({"id": "m/3"}), "u1", "machine").is_ok());
+        let problem = check_not_claimed(&other, "u1", "machine").expect_err("claimed");
+        assert_eq!(problem.reason, Reason::ImportConflict);
+        assert!(problem.message.contains("a/b") && problem.stalled, "{}", problem.message);
+    }
+
+    #[test]
+    fn timeouts_follow_the_operation_of_the_job() {
+        use crate::api::common::Timeouts;
+        let mut m = crate::api::CimiMachine::new("m", Default::default());
+        m.spec.timeouts = Some(Timeouts { create: Some("1h".into()), update: Some("1s".into()), delete: None });
+        let ago = |secs: i64| {
+            Some(Time(k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs)))
+        };
+        let job = |action: &str, state: &str, started_at| JobStatus {
+            href: "j/1".into(),
+            action: Some(action.into()),
+            state: Some(state.into()),
+            started_at,
+            ..Default::default()
+        };
+        assert_eq!(overdue(&m, &job("add", "RUNNING", ago(5))), None, "within the create limit");
+        let (op, limit, elapsed) = overdue(&m, &job("start", "RUNNING", ago(5))).expect("over the update limit");
+        assert_eq!((op, limit), ("update", Duration::from_secs(1)));
+        assert!(elapsed >= Duration::from_secs(5));
+        assert_eq!(overdue(&m, &job("start", "SUCCESS", ago(5))), None, "a finished Job never times out");
+        assert!(delete_overdue(&m, Some(&job("delete", "RUNNING", ago(16 * 60)))).is_some(), "default delete limit");
+        assert!(delete_overdue(&m, None).is_none());
     }
 
     #[test]

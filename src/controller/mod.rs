@@ -105,6 +105,11 @@ impl Context {
         *n
     }
 
+    /// How many transient failures of `key` in a row, without counting one more.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied().unwrap_or(0)
+    }
+
     /// Forgets the failures of `key` after a success.
     pub fn succeeded(&self, key: &str) {
         self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);

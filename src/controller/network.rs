@@ -26,6 +26,9 @@ impl SimpleKind for CimiNetwork {
     const READY_STATE: &'static str = "STARTED";
     const NOUN: &'static str = "network";
 
+    fn spec_name(&self) -> Option<&str> {
+        self.spec.name.as_deref()
+    }
     fn status_now(&self) -> CimiNetworkStatus {
         self.status.clone().unwrap_or_default()
     }

@@ -35,7 +35,8 @@ impl Problem {
     /// When to try again after `failures` transient failures in a row (1 = the first).
     pub fn requeue_after(&self, failures: u32) -> Duration {
         if self.stalled {
-            return Duration::from_secs(300);
+            // A human must act; look again slowly (or when the problem itself says when).
+            return self.retry_after.unwrap_or(Duration::from_secs(300));
         }
         backoff(failures, self.retry_after)
     }
@@ -69,8 +70,15 @@ impl From<kube::Error> for Problem {
     }
 }
 
+/// How long to wait before retrying an operation whose provider Job failed or timed out, after
+/// `failures` such failures in a row: 5 s, doubling, at most 5 min.
+pub fn retry_delay(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    (Duration::from_secs(5) * (1u32 << exp)).min(Duration::from_secs(300))
+}
+
 /// Exponential backoff from 1 s to 5 min with full jitter on the upper half; a provider's
-/// Retry-After is a floor.
+/// Retry-After is a floor (itself capped at 5 min).
 pub fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
     let exp = failures.saturating_sub(1).min(9);
     let ceiling = Duration::from_secs(1u64 << exp).min(Duration::from_secs(300));
@@ -78,7 +86,8 @@ pub fn backoff(failures: u32, retry_after: Option<Duration>) -> Duration {
     let jitter = rand::rng().random_range(0..=half.as_millis().max(1) as u64);
     let delay = half + Duration::from_millis(jitter);
     match retry_after {
-        Some(floor) if floor > delay => floor,
+        // A provider's Retry-After is honoured, up to the backoff's own ceiling.
+        Some(floor) if floor > delay => floor.min(Duration::from_secs(300)),
         _ => delay,
     }
 }
@@ -107,6 +116,16 @@ mod tests {
             message: "no capacity".into(),
         });
         assert_eq!((p.reason, p.stalled), (Reason::JobFailed, true));
+    }
+
+    #[test]
+    fn failed_operations_are_retried_later_and_later() {
+        assert_eq!(retry_delay(1), Duration::from_secs(5));
+        assert_eq!(retry_delay(2), Duration::from_secs(10));
+        assert_eq!(retry_delay(60), Duration::from_secs(300));
+        let p = Problem { retry_after: Some(Duration::from_secs(7)), ..Problem::stalled(Reason::Timeout, "t") };
+        assert_eq!(p.requeue_after(1), Duration::from_secs(7), "a stalled problem may say when to look again");
+        assert!(backoff(1, Some(Duration::from_secs(3600))) <= Duration::from_secs(300), "Retry-After is capped");
     }
 
     #[test]

@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, find_by_uid, job_running,
-    job_started, ready_transition_event, refresh_job, tags,
+    ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
+    desired_properties, drift_report, enforce_timeout, find_by_uid, find_import, job_running, job_started,
+    read_imported, ready_transition_event, refresh_job, tags, wanted_attributes,
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
@@ -51,6 +52,8 @@ pub trait SimpleKind:
     /// The provider state of the resource, for messages (`volume`, `network`).
     const NOUN: &'static str;
 
+    /// The CIMI name the spec sets, if it sets one.
+    fn spec_name(&self) -> Option<&str>;
     /// The status now.
     fn status_now(&self) -> Self::Status;
     /// The shared part of a status.
@@ -97,6 +100,8 @@ fn error_policy<K: SimpleKind>(_: Arc<K>, error: &Error, _: Arc<Context>) -> Act
 enum Progress {
     InSync,
     Working(Reason, String),
+    /// ObserveOnly: mirrored; what differs from the spec, if anything (reported, never corrected).
+    Observed(Option<String>),
 }
 
 async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -150,6 +155,27 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
             conds.set(SYNCED, Status::True, Reason::Available, format!("the provider {} matches the spec", K::NOUN));
             conds.set(RECONCILING, Status::False, Reason::Available, "");
             conds.set(STALLED, Status::False, Reason::Available, "");
+            K::common(&mut status).last_sync_time = Some(now);
+            requeue
+        }
+        Ok((Progress::Observed(drift), requeue)) => {
+            ctx.succeeded(&key);
+            let state = K::common(&mut status).state.clone().unwrap_or_default();
+            let noun = K::NOUN;
+            conds.set(READY, Status::True, Reason::Observed, format!("ObserveOnly: the provider {noun} is {state}"));
+            match drift {
+                Some(d) => conds.set(
+                    SYNCED,
+                    Status::False,
+                    Reason::Drifted,
+                    format!("the provider {noun} differs from the spec (ObserveOnly: not corrected): {d}"),
+                ),
+                None => {
+                    conds.set(SYNCED, Status::True, Reason::Observed, format!("the provider {noun} matches the spec"))
+                }
+            };
+            conds.set(RECONCILING, Status::False, Reason::Observed, "");
+            conds.set(STALLED, Status::False, Reason::Observed, "");
             K::common(&mut status).last_sync_time = Some(now);
             requeue
         }
@@ -212,6 +238,7 @@ async fn sync<K: SimpleKind>(
     let conn = connection(ctx, obj.provider_name(), &obj.namespace().unwrap_or_default()).await?;
     let client = &conn.client;
     let uid = obj.uid().unwrap_or_default();
+    let observe_only = obj.management_policy() == ManagementPolicy::ObserveOnly;
     let common = K::common(status);
     // Steady (Ready for this generation, no Job): observe from the observer's cache.
     let steady = observer::steady(common, obj.meta().generation);
@@ -219,6 +246,11 @@ async fn sync<K: SimpleKind>(
         && let Some(job) = common.job.as_mut()
     {
         refresh_job(client, job).await?;
+    }
+    if let Some(job) = common.job.as_ref()
+        && let Some(problem) = enforce_timeout(client, obj, job).await
+    {
+        return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
     }
     if let Some(job) = &common.job
         && matches!(job.state.as_deref(), Some("FAILED" | "STOPPED"))
@@ -230,8 +262,22 @@ async fn sync<K: SimpleKind>(
             format!("the create Job {} failed: {}", job.href, job.status_message.clone().unwrap_or_default()),
         ));
     }
-    let current = match &common.id {
-        Some(href) => {
+    // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
+    let imported = obj.import_spec();
+    let current = match (&common.id, imported) {
+        (Some(href), Some(_)) => match read_imported(client, href).await? {
+            Some(v) => {
+                check_not_claimed(&v, &uid, K::NOUN)?;
+                Some(v)
+            }
+            None => {
+                return Err(Problem::stalled(
+                    Reason::ResourceGone,
+                    format!("the imported provider {} {href} no longer exists; delete the object", K::NOUN),
+                ));
+            }
+        },
+        (Some(href), None) => {
             match observer::observe_object(ctx, obj.provider_name(), client, K::COLLECTION, obj, href, steady).await? {
                 Some(v) => Some(v),
                 None if job_running(common.job.as_ref()) => {
@@ -248,19 +294,23 @@ async fn sync<K: SimpleKind>(
                 }
             }
         }
-        None => find_by_uid(client, K::COLLECTION, &uid).await?,
-    };
-    let (name, description, user_props) = (obj.cimi_name(), obj.cimi_description(), obj.user_properties());
-    let props = desired_properties(user_props, &tags(ctx, obj));
-    let Some(current) = current else {
-        if obj.management_policy() == ManagementPolicy::ObserveOnly || obj.import_spec().is_some() {
-            return Err(Problem::stalled(
-                Reason::UnsupportedByProvider,
-                format!("import of existing {}s is not implemented yet by this operator version", K::NOUN),
-            ));
+        (None, Some(import)) => {
+            let ours = if observe_only { None } else { find_by_uid(client, K::COLLECTION, &uid).await? };
+            match ours {
+                Some(v) => Some(v),
+                None => Some(find_import(client, K::COLLECTION, K::NOUN, import, &uid).await?),
+            }
         }
+        (None, None) => find_by_uid(client, K::COLLECTION, &uid).await?,
+    };
+    let description = obj.cimi_description();
+    let Some(current) = current else {
+        if observe_only {
+            return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
+        }
+        let props = desired_properties(obj.user_properties(), &tags(ctx, obj));
         let mut body = obj.create_body(&conn)?;
-        body["name"] = serde_json::json!(name);
+        body["name"] = serde_json::json!(obj.cimi_name());
         body["properties"] = serde_json::json!(props);
         if let Some(d) = description {
             body["description"] = serde_json::json!(d);
@@ -285,6 +335,17 @@ async fn sync<K: SimpleKind>(
     K::observe_into(&current, status);
     let monitor_due = observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await;
     let state = K::common(status).state.clone().unwrap_or_default();
+    let object_name = obj.name_any();
+    let spec_name = obj.spec_name();
+    if observe_only {
+        let (name, props) =
+            wanted_attributes(spec_name, &object_name, obj.user_properties(), &Default::default(), Some(&current));
+        let changes = attribute_changes(&name, description, &props, &current);
+        return Ok((
+            Progress::Observed(drift_report(&changes, &current, None)),
+            Duration::from_secs(30).min(monitor_due),
+        ));
+    }
     if job_busy {
         return Ok((Progress::Working(Reason::WaitingForJob, "a provider Job runs".into()), ACTIVE_REQUEUE));
     }
@@ -294,6 +355,8 @@ async fn sync<K: SimpleKind>(
             format!("the provider reports the {} in state ERROR", K::NOUN),
         ));
     }
+    let (name, props) =
+        wanted_attributes(spec_name, &object_name, obj.user_properties(), &tags(ctx, obj), imported.map(|_| &current));
     let changes = attribute_changes(&name, description, &props, &current);
     if !changes.is_empty() {
         let accepted = client.update(&current, &changes, &[]).await?;
@@ -362,6 +425,9 @@ async fn finalize<K: SimpleKind>(
         Ok(Cleanup::Wait(message)) => {
             conds.set(READY, Status::False, Reason::Deleting, message.clone());
             conds.set(RECONCILING, Status::True, Reason::Deleting, message);
+            if let Some(late) = delete_overdue(obj, K::common(&mut status).job.as_ref()) {
+                conds.set(STALLED, Status::True, Reason::Timeout, late);
+            }
             K::common(&mut status).conditions = conds.build();
             write(ctx, api, obj, &old, status).await?;
             Ok(Action::requeue(ACTIVE_REQUEUE))

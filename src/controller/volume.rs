@@ -27,6 +27,9 @@ impl SimpleKind for CimiVolume {
     const READY_STATE: &'static str = "AVAILABLE";
     const NOUN: &'static str = "volume";
 
+    fn spec_name(&self) -> Option<&str> {
+        self.spec.name.as_deref()
+    }
     fn status_now(&self) -> CimiVolumeStatus {
         self.status.clone().unwrap_or_default()
     }

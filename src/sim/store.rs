@@ -1025,9 +1025,9 @@ impl Store {
                     ops.push(op(&action_uri("stop"), &id));
                 }
             }
+            "MachineNetworkInterface" => delete_ops(&mut ops),
             "ResourceMetadata"
             | "Disk"
-            | "MachineNetworkInterface"
             | "MachineNetworkInterfaceAddress"
             | "Meter"
             | "Sample"
@@ -1080,7 +1080,7 @@ impl Store {
 
     fn collection_add_href(&self, path: &str, item_type: &str) -> Option<String> {
         let addable = match item_type {
-            "MachineVolume" => true,
+            "MachineVolume" | "MachineNetworkInterface" => true,
             t => BY_VALUE.contains(&t) || BY_TEMPLATE.contains(&t),
         };
         if !addable {
@@ -1302,6 +1302,7 @@ impl Store {
             "Address" => self.create_address(obj),
             "System" => self.create_system(obj, fault),
             "MachineVolume" => self.attach_volume(&coll_path, obj),
+            "MachineNetworkInterface" => self.add_interface(&coll_path, obj),
             "MachineImage"
                 if obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).is_some_and(
                     |l| matches!(self.target(&self.path_of(l)), Target::Resource(t) if t == "Machine"),
@@ -1549,6 +1550,49 @@ impl Store {
             st.hidden.insert("network".into(), json!(net));
         }
         nic_path
+    }
+
+    /// POST of a MachineNetworkInterface to a machine's `networkInterfaces`: a new interface, with an
+    /// address, on an existing network.
+    fn add_interface(&mut self, coll: &str, obj: &Map<String, Value>) -> Result<Outcome, SimError> {
+        Self::check_resource_uri(obj, "MachineNetworkInterface")?;
+        let machine = coll.strip_suffix("/networkInterfaces").unwrap_or(coll).to_string();
+        let state = self.resources.get(&machine).map(|s| s.state().to_string()).unwrap_or_default();
+        if matches!(state.as_str(), "CREATING" | "DELETING") {
+            return Err(conflict(format!("the machine is {state}")));
+        }
+        let h = obj.get("network").and_then(href).ok_or_else(|| bad("a network interface needs network.href"))?;
+        let np = self.path_of(h);
+        match self.resources.get(&np) {
+            Some(st) if st.type_name == "Network" => {}
+            _ => return Err(bad(format!("network {h} does not exist"))),
+        }
+        let n: usize = self.next_id().parse().unwrap_or_default();
+        let path = self.add_nic(&machine, coll, n, &np, &Value::Object(obj.clone()));
+        let job = self.run_job(
+            "add",
+            &self.abs(coll),
+            vec![self.abs(&path), self.abs(&np)],
+            vec![],
+            None,
+            JobFault::default(),
+        );
+        Ok(self.created(&path, job))
+    }
+
+    /// Frees what an interface holds: its address, and its place among the network's users.
+    fn release_interface(&mut self, nic: &str) {
+        let (addr, net) = match self.resources.get(nic) {
+            Some(s) => (s.hidden_str("address").map(str::to_string), s.hidden_str("network").map(str::to_string)),
+            None => (None, None),
+        };
+        if let Some(a) = addr {
+            self.remove(&a);
+        }
+        if let Some(n) = net.and_then(|n| self.resources.get_mut(&n)) {
+            let users = n.hidden.get("users").and_then(Value::as_u64).unwrap_or(1);
+            n.hidden.insert("users".into(), json!(users.saturating_sub(1)));
+        }
     }
 
     fn check_attachable(&self, volume: &str) -> Result<(), SimError> {
@@ -1865,8 +1909,14 @@ impl Store {
         let state = st.state().to_string();
         let target = self.abs(path);
         match type_name.as_str() {
-            "ResourceMetadata" | "Disk" | "MachineNetworkInterface" | "MachineNetworkInterfaceAddress" => {
+            "ResourceMetadata" | "Disk" | "MachineNetworkInterfaceAddress" => {
                 Err(SimError::new(405, format!("{type_name} entries cannot be deleted")))
+            }
+            "MachineNetworkInterface" => {
+                self.release_interface(path);
+                self.remove(path);
+                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                Ok(self.accepted(job, 200))
             }
             "MachineVolume" => {
                 let vol = st.doc.get("volume").and_then(href).map(|h| self.path_of(h));

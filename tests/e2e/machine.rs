@@ -1,17 +1,21 @@
-//! CimiMachine on cimi-sim: created from a template by value, power state through actions, a
-//! one-shot restart, a partial update of its attributes, deletion on the provider; force-orphan and
-//! pause.
+//! CimiMachine on cimi-sim: the whole lifecycle (a template by value, a volume and a network, power
+//! state through actions, a one-shot restart, a partial update, attach and detach of volumes,
+//! interfaces added and removed, deletion of everything) on each sim profile; drift corrected under Managed; force-orphan and pause.
 
 use std::time::Duration;
 
 use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
-use cimi_operator::api::machine::MachineTemplateSpec;
-use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider, PowerState};
+use cimi_operator::api::machine::{MachineNetworkInterface, MachineTemplateSpec, MachineVolume};
+use cimi_operator::api::network::NetworkType;
+use cimi_operator::api::{
+    CimiMachine, CimiMachineSpec, CimiNetwork, CimiNetworkSpec, CimiProvider, CimiVolume, CimiVolumeSpec, PowerState,
+};
 use cimi_operator::cimi::query::Query;
 use cimi_operator::cimi::{Auth, CimiClient, ClientConfig, Secret as CimiSecret};
-use cimi_operator::sim::{Sim, SimConfig, SimHandle};
+use cimi_operator::sim::{Profile, Sim, SimConfig, SimHandle, Timing};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -99,11 +103,28 @@ fn ready(m: &CimiMachine) -> bool {
 }
 
 #[tokio::test]
-async fn machine_lifecycle_on_the_sim() {
+async fn machine_lifecycle_on_the_strict_profile() {
+    lifecycle(Profile::Strict).await;
+}
+
+#[tokio::test]
+async fn machine_lifecycle_on_the_no_jobs_profile() {
+    lifecycle(Profile::NoJobs).await;
+}
+
+#[tokio::test]
+async fn machine_lifecycle_on_the_lenient_1x_profile() {
+    lifecycle(Profile::Lenient1x).await;
+}
+
+/// The whole lifecycle against one sim profile: a machine with a volume and a network, created from a
+/// template by value; stop and start through powerState; restart through the annotation; a partial
+/// update; attach and detach; deletion of everything, with nothing left on the provider.
+async fn lifecycle(profile: Profile) {
     let client = client().await;
     let ns = TestNamespace::new(&client, "mach").await;
     let op = TestOperator::start(&ns.name).await;
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let sim = Sim::start(SimConfig { profile, ..SimConfig::default() }).await.expect("sim");
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
@@ -119,21 +140,67 @@ async fn machine_lifecycle_on_the_sim() {
     };
     secrets.create(&PostParams::default(), &login).await.expect("login secret");
 
-    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    machines.create(&PostParams::default(), &machine(&op, "web-1", &provider)).await.expect("create machine");
+    // A network and two volumes.
+    let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    for name in ["net", "net2"] {
+        let mut net = CimiNetwork::new(
+            name,
+            CimiNetworkSpec {
+                provider_ref: ProviderRef { name: provider.clone() },
+                network_type: Some(NetworkType::Private),
+                ..Default::default()
+            },
+        );
+        net.metadata.labels = Some(op.labels());
+        networks.create(&PostParams::default(), &net).await.expect("network");
+    }
+    for name in ["data", "extra"] {
+        let mut v = CimiVolume::new(
+            name,
+            CimiVolumeSpec {
+                provider_ref: ProviderRef { name: provider.clone() },
+                capacity: Some(Quantity("1Gi".into())),
+                ..Default::default()
+            },
+        );
+        v.metadata.labels = Some(op.labels());
+        volumes.create(&PostParams::default(), &v).await.expect("volume");
+    }
 
-    // Created, started, with the config's cpu and memory.
-    let m =
-        wait_machine(&machines, "web-1", "web-1 STARTED and Ready", |m| state(m) == Some("STARTED") && ready(m)).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = machine(&op, "web-1", &provider);
+    m.spec.volumes = vec![MachineVolume {
+        volume_ref: LocalObjectRef { name: "data".into() },
+        initial_location: Some("/dev/vdb".into()),
+    }];
+    m.spec.network_interfaces = vec![MachineNetworkInterface { network_ref: LocalObjectRef { name: "net".into() } }];
+    machines.create(&PostParams::default(), &m).await.expect("create machine");
+
+    // Created, started, with the config's cpu and memory, its volume and an address on its network.
+    let m = wait_machine(&machines, "web-1", "web-1 STARTED and Ready with an IP", |m| {
+        state(m) == Some("STARTED") && ready(m) && m.status.as_ref().is_some_and(|s| s.ip.is_some())
+    })
+    .await;
     let st = m.status.clone().expect("status");
     assert_eq!(st.cpu, Some(1));
     assert_eq!(st.memory, Some(8_000_000));
     assert!(st.memory_display.is_some());
     assert!(st.common.id.as_deref().is_some_and(|id| id.starts_with(&sim.url())), "{:?}", st.common.id);
-    let job = st.common.job.clone().expect("the create Job is recorded");
-    assert_eq!(job.state.as_deref(), Some("SUCCESS"));
+    if profile == Profile::Strict {
+        let job = st.common.job.clone().expect("the create Job is recorded");
+        assert_eq!(job.state.as_deref(), Some("SUCCESS"));
+    }
     assert_eq!(st.common.observed_generation, m.metadata.generation);
     assert!(m.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == "cimi.dev/cleanup")));
+    let href_of = |name: &'static str| {
+        let volumes = volumes.clone();
+        async move { volumes.get(name).await.expect("volume").status.and_then(|s| s.common.id).expect("volume id") }
+    };
+    let (data, extra) = (href_of("data").await, href_of("extra").await);
+    assert_eq!(st.volumes.iter().filter_map(|v| v.href.clone()).collect::<Vec<_>>(), vec![data.clone()]);
+    assert_eq!(st.volumes[0].initial_location.as_deref(), Some("/dev/vdb"));
+    assert_eq!(st.network_interfaces.len(), 1);
     let text = serde_json::to_string(&m).expect("json");
     assert!(!text.contains("s3cret-login"), "a secret leaked into the object");
 
@@ -175,7 +242,9 @@ async fn machine_lifecycle_on_the_sim() {
     .await;
     let last = m.status.and_then(|s| s.common.last_action).expect("last action");
     assert_eq!(last.action, "restart");
-    assert!(last.job.is_some());
+    assert_eq!(last.job.is_some(), profile == Profile::Strict);
+    wait_machine(&machines, "web-1", "web-1 STARTED after the restart", |m| state(m) == Some("STARTED") && ready(m))
+        .await;
 
     // A partial update of the description and properties, tags kept.
     machines
@@ -195,10 +264,108 @@ async fn machine_lifecycle_on_the_sim() {
     })
     .await;
 
-    // Delete: gone on the provider, then the object.
-    machines.delete("web-1", &DeleteParams::default()).await.expect("delete");
-    eventually("web-1 to be gone", T, || async { machines.get_opt("web-1").await.ok()?.is_none().then_some(()) }).await;
-    assert!(provider_list(&cimi, "machines").await.is_empty(), "the provider machine is left");
+    // Attach the second volume, then detach the first.
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumes": [
+                {"volumeRef": {"name": "data"}, "initialLocation": "/dev/vdb"},
+                {"volumeRef": {"name": "extra"}, "initialLocation": "/dev/vdc"}
+            ]}})),
+        )
+        .await
+        .expect("attach");
+    let attached = |hrefs: Vec<String>| {
+        move |m: &CimiMachine| {
+            let mut seen: Vec<String> = m
+                .status
+                .as_ref()
+                .map(|s| s.volumes.iter().filter_map(|v| v.href.clone()).collect())
+                .unwrap_or_default();
+            seen.sort();
+            let mut want = hrefs.clone();
+            want.sort();
+            seen == want && ready(m)
+        }
+    };
+    wait_machine(&machines, "web-1", "both volumes attached", attached(vec![data.clone(), extra.clone()])).await;
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"volumes": [{"volumeRef": {"name": "extra"}, "initialLocation": "/dev/vdc"}]}}),
+            ),
+        )
+        .await
+        .expect("detach");
+    wait_machine(&machines, "web-1", "only extra attached", attached(vec![extra.clone()])).await;
+    // The detached volume is released: no longer held by the machine.
+    eventually("data released (no in-use finalizer)", T, || async {
+        let v = volumes.get("data").await.ok()?;
+        (!v.metadata.finalizers.unwrap_or_default().iter().any(|f| f == "cimi.dev/in-use")).then_some(())
+    })
+    .await;
+
+    // Connect a second network, then disconnect the first.
+    let net_href = |name: &'static str| {
+        let networks = networks.clone();
+        async move { networks.get(name).await.expect("network").status.and_then(|s| s.common.id).expect("network id") }
+    };
+    let (net1, net2) = (net_href("net").await, net_href("net2").await);
+    let connected = |hrefs: Vec<String>| {
+        move |m: &CimiMachine| {
+            let mut seen: Vec<String> = m
+                .status
+                .as_ref()
+                .map(|s| s.network_interfaces.iter().filter_map(|n| n.href.clone()).collect())
+                .unwrap_or_default();
+            seen.sort();
+            let mut want = hrefs.clone();
+            want.sort();
+            seen == want && ready(m)
+        }
+    };
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"networkInterfaces": [{"networkRef": {"name": "net"}}, {"networkRef": {"name": "net2"}}]}})),
+        )
+        .await
+        .expect("connect");
+    wait_machine(&machines, "web-1", "interfaces on both networks", connected(vec![net1.clone(), net2.clone()])).await;
+    machines
+        .patch(
+            "web-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"networkInterfaces": [{"networkRef": {"name": "net2"}}]}})),
+        )
+        .await
+        .expect("disconnect");
+    let m = wait_machine(&machines, "web-1", "an interface on net2 only", connected(vec![net2.clone()])).await;
+    assert!(m.status.as_ref().is_some_and(|s| s.ip.is_some()), "the new interface has an address");
+
+    // Delete everything at once: the volumes and networks wait for the machine, then all go.
+    let dp = DeleteParams::default();
+    for name in ["data", "extra"] {
+        volumes.delete(name, &dp).await.expect("delete volume");
+    }
+    for name in ["net", "net2"] {
+        networks.delete(name, &dp).await.expect("delete network");
+    }
+    machines.delete("web-1", &dp).await.expect("delete");
+    eventually("every object gone", T, || async {
+        let gone = machines.list(&Default::default()).await.ok()?.items.is_empty()
+            && volumes.list(&Default::default()).await.ok()?.items.is_empty()
+            && networks.list(&Default::default()).await.ok()?.items.is_empty();
+        gone.then_some(())
+    })
+    .await;
+    for collection in ["machines", "volumes", "networks"] {
+        assert!(provider_list(&cimi, collection).await.is_empty(), "{collection} left on the provider");
+    }
 
     // The provider is no longer referenced: it can go.
     let providers: Api<CimiProvider> = Api::all(client.clone());
@@ -207,6 +374,55 @@ async fn machine_lifecycle_on_the_sim() {
         providers.get_opt(&provider).await.ok()?.is_none().then_some(())
     })
     .await;
+}
+
+/// Drift made on the provider behind the operator's back (power state, name, description,
+/// properties) is corrected under Managed.
+#[tokio::test]
+async fn drift_is_corrected_under_managed() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "drift").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = machine(&op, "drifty", &provider);
+    m.spec.template.as_mut().expect("template").credential_secret_ref = None;
+    m.spec.properties = Some([("team".to_string(), "a".to_string())].into_iter().collect());
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    let m = wait_machine(&machines, "drifty", "drifty STARTED", |m| state(m) == Some("STARTED") && ready(m)).await;
+    let uid = m.metadata.uid.clone().expect("uid");
+    let href = m.status.and_then(|s| s.common.id).expect("id");
+    let url = cimi.resolve(&href).await.expect("href");
+
+    // Someone stops the machine and edits it by hand.
+    let current = cimi.get_value(&url).await.expect("get");
+    cimi.action(&current, "stop", serde_json::Map::new()).await.expect("stop by hand");
+    let mut props = current["properties"].as_object().cloned().expect("properties");
+    props.insert("team".into(), json!("b"));
+    props.insert("added".into(), json!("by hand"));
+    let mut changes = serde_json::Map::new();
+    changes.insert("name".into(), json!("renamed"));
+    changes.insert("description".into(), json!("changed by hand"));
+    changes.insert("properties".into(), json!(props));
+    cimi.update(&cimi.get_value(&url).await.expect("get"), &changes, &[]).await.expect("edit by hand");
+    assert_eq!(cimi.get_value(&url).await.expect("get")["state"], json!("STOPPED"));
+
+    // The operator puts everything back.
+    eventually("the drift corrected on the provider", T, || async {
+        let now = cimi.get_value(&url).await.ok()?;
+        (now["state"] == json!("STARTED")
+            && now["name"] == json!("drifty")
+            && now["description"] == json!("front end")
+            && now["properties"]["team"] == json!("a")
+            && now["properties"].get("added").is_none()
+            && now["properties"]["cimi.dev/uid"] == json!(uid))
+        .then_some(())
+    })
+    .await;
+    wait_machine(&machines, "drifty", "drifty Ready again", |m| state(m) == Some("STARTED") && ready(m)).await;
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 1);
 }
 
 #[tokio::test]

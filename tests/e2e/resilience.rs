@@ -1,153 +1,243 @@
-//! Resilience: crash safety (the provider commits a create and drops the connection before answering,
-//! and the operator that sent it is stopped; a fresh operator finds the machine by its UID tag and never
-//! creates a second one), and a provider without Jobs (the no-jobs profile).
+//! Resilience: crash safety (20 times, the provider commits a create and drops the connection before
+//! answering, and the operator that sent it is stopped; a fresh operator finds the machine by its UID
+//! tag and never creates a second one), and every cimi-sim fault kind: each ends in the condition a
+//! user should see, then recovers once the fault is cleared, with nothing leaked or duplicated.
 
 use std::time::Duration;
 
-use cimi_operator::api::common::{CatalogRef, ProviderRef};
+use cimi_operator::api::common::{CatalogRef, ProviderRef, Timeouts};
 use cimi_operator::api::machine::MachineTemplateSpec;
 use cimi_operator::api::{CimiMachine, CimiMachineSpec, PowerState};
-use cimi_operator::sim::{FaultKind, FaultRule, Sim, SimConfig};
-use kube::api::{Api, PostParams};
+use cimi_operator::sim::{FaultKind, FaultRule, Sim, SimConfig, SimHandle, Timing};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually};
+use crate::harness::{TestNamespace, TestOperator, client, eventually};
 use crate::machine::{provider_list, ready_provider, sim_client};
 
 const T: Duration = Duration::from_secs(60);
+const ITERATIONS: usize = 20;
 
-#[tokio::test]
-async fn commit_then_drop_and_a_new_operator_make_exactly_one_machine() {
-    let client = client().await;
-    let ns = TestNamespace::new(&client, "crash").await;
-    let first = TestOperator::start(&ns.name).await;
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
-    let cimi = sim_client(&sim).await;
-    let provider = ready_provider(&client, &first, &ns.name, &sim).await;
-
-    // The create of crash-1 is committed, then the connection drops before any answer.
-    sim.set_faults(vec![FaultRule {
-        method: Some("POST".into()),
-        resource_type: None,
-        action: None,
-        name: Some("crash-1".into()),
-        rate: None,
-        times: Some(1),
-        kind: FaultKind::CommitThenDrop,
-        ..serde_json::from_value(json!({"kind": "commitThenDrop"})).expect("a rule")
-    }]);
+fn small_machine(labels: std::collections::BTreeMap<String, String>, name: &str, provider: &str) -> CimiMachine {
     let mut m = CimiMachine::new(
-        "crash-1",
+        name,
         CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
-            name: None,
-            description: None,
-            properties: None,
-            template_ref: None,
+            provider_ref: ProviderRef { name: provider.into() },
             template: Some(MachineTemplateSpec {
                 machine_config: Some(CatalogRef::by_name("tiny")),
                 machine_image: CatalogRef::by_name("Linux SUSE"),
                 ..Default::default()
             }),
             power_state: PowerState::Started,
-            volumes: Vec::new(),
-            network_interfaces: Vec::new(),
-            deletion_policy: Default::default(),
-            management_policy: Default::default(),
-            import: None,
-            timeouts: None,
+            ..Default::default()
         },
     );
-    m.metadata.labels = Some(first.labels());
-    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    machines.create(&PostParams::default(), &m).await.expect("create");
+    m.metadata.labels = Some(labels);
+    m
+}
 
-    // The provider has the machine; the operator that asked for it goes away.
-    eventually("the committed machine on the provider", T, || async {
-        (!provider_list(&cimi, "machines").await.is_empty()).then_some(())
-    })
-    .await;
-    assert!(sim.faults().iter().all(|r| r.times == Some(0)), "the fault fired");
-    let label = first.label.1.clone();
-    drop(first);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+fn rule(kind: FaultKind) -> FaultRule {
+    FaultRule {
+        method: None,
+        resource_type: None,
+        action: None,
+        name: None,
+        rate: None,
+        times: None,
+        kind,
+        window_start: None,
+    }
+}
 
-    // A fresh operator adopts it by its UID tag.
-    let _second = TestOperator::start_with_label(&ns.name, &label).await;
-    let m = eventually("crash-1 Ready", T, || async {
-        let m = machines.get("crash-1").await.ok()?;
-        let st = m.status.as_ref()?;
-        (condition(&st.common.conditions, "Ready").is_some_and(|c| c.0 == "True")).then_some(m)
+/// The (status, reason, message) of a condition.
+fn cond(m: &CimiMachine, t: &str) -> Option<(String, String, String)> {
+    let c = m.status.as_ref()?.common.conditions.iter().find(|c| c.type_ == t)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn ready(m: &CimiMachine) -> bool {
+    cond(m, "Ready").is_some_and(|c| c.0 == "True")
+}
+
+/// Every object Ready, and exactly one tagged provider machine per object, none untagged or orphaned.
+async fn exactly_one_machine_each(machines: &Api<CimiMachine>, sim: &SimHandle, expected: usize) {
+    let cimi = sim_client(sim).await;
+    let list = eventually("every machine Ready", T, || async {
+        let list = machines.list(&Default::default()).await.ok()?.items;
+        (list.len() == expected && list.iter().all(ready)).then_some(list)
     })
     .await;
     let on_provider = provider_list(&cimi, "machines").await;
-    assert_eq!(on_provider.len(), 1, "exactly one machine: {on_provider:?}");
-    assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(m.metadata.uid.clone().expect("uid")));
-    let id = on_provider[0]["id"].as_str().expect("id").to_string();
-    assert_eq!(m.status.and_then(|s| s.common.id), Some(id));
+    assert_eq!(on_provider.len(), expected, "one provider machine per object: {on_provider:#?}");
+    let mut uids: Vec<String> =
+        on_provider.iter().filter_map(|m| m["properties"]["cimi.dev/uid"].as_str().map(str::to_string)).collect();
+    uids.sort();
+    let mut want: Vec<String> = list.iter().filter_map(|m| m.metadata.uid.clone()).collect();
+    want.sort();
+    assert_eq!(uids, want, "each provider machine carries the UID of exactly one object");
+    for m in &list {
+        let id = m.status.as_ref().and_then(|s| s.common.id.clone()).expect("status.id");
+        assert!(on_provider.iter().any(|p| p["id"] == json!(id)), "{id} is on the provider");
+    }
 }
 
-/// The no-jobs profile: no Jobs at all; the operator converges from the resource states alone.
 #[tokio::test]
-async fn no_jobs_profile_create_stop_delete() {
+async fn commit_then_drop_and_a_fresh_operator_make_exactly_one_machine_each_time() {
     let client = client().await;
-    let ns = TestNamespace::new(&client, "nojobs").await;
-    let op = TestOperator::start(&ns.name).await;
-    let sim = Sim::start(SimConfig { profile: cimi_operator::sim::Profile::NoJobs, ..SimConfig::default() })
-        .await
-        .expect("sim");
-    let cimi = sim_client(&sim).await;
-    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
-    let mut m = CimiMachine::new(
-        "nj-1",
-        CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
-            name: None,
-            description: None,
-            properties: None,
-            template_ref: None,
-            template: Some(MachineTemplateSpec {
-                machine_config: Some(CatalogRef::by_name("tiny")),
-                machine_image: CatalogRef::by_name("Linux SUSE"),
-                ..Default::default()
-            }),
-            power_state: PowerState::Started,
-            volumes: Vec::new(),
-            network_interfaces: Vec::new(),
-            deletion_policy: Default::default(),
-            management_policy: Default::default(),
-            import: None,
-            timeouts: None,
-        },
-    );
-    m.metadata.labels = Some(op.labels());
+    let ns = TestNamespace::new(&client, "crash").await;
+    let mut operator = TestOperator::start(&ns.name).await;
+    let label = operator.label.1.clone();
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let provider = ready_provider(&client, &operator, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    machines.create(&PostParams::default(), &m).await.expect("create");
-    let ready_in = |state: &'static str| {
+
+    for i in 0..ITERATIONS {
+        let name = format!("crash-{i}");
+        // The create is committed, then the connection drops before any answer.
+        sim.set_faults(vec![FaultRule {
+            method: Some("POST".into()),
+            name: Some(name.clone()),
+            times: Some(1),
+            ..rule(FaultKind::CommitThenDrop)
+        }]);
+        machines
+            .create(&PostParams::default(), &small_machine(operator.labels(), &name, &provider))
+            .await
+            .expect("create");
+        // The committed create shows in the statistics (status 0: the connection was dropped).
+        eventually(&format!("{name}: the committed create in /_sim/stats"), T, || async {
+            (sim.stats().count("MachineCollection.add", 0) == (i + 1) as u64).then_some(())
+        })
+        .await;
+        // The operator saw an error for it; it is stopped, and a fresh one (new client, new caches) starts.
+        eventually(&format!("{name}: the operator saw the failed create"), T, || async {
+            let m = machines.get(&name).await.ok()?;
+            cond(&m, "Synced").filter(|c| c.0 == "False").map(|_| ())
+        })
+        .await;
+        drop(operator);
+        operator = TestOperator::start_with_label(&ns.name, &label).await;
+    }
+    sim.set_faults(Vec::new());
+    exactly_one_machine_each(&machines, &sim, ITERATIONS).await;
+    assert_eq!(sim.stats().count("MachineCollection.add", 0), ITERATIONS as u64);
+    drop(operator);
+}
+
+/// Each fault kind on its own machine (faults match by name), all at once, then cleared.
+#[tokio::test]
+async fn every_fault_kind_shows_its_condition_then_recovers() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "faults").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let post = |name: &str, kind: FaultKind| FaultRule {
+        method: Some("POST".into()),
+        name: Some(name.into()),
+        resource_type: Some("MachineCollection".into()),
+        ..rule(kind)
+    };
+    let start_of = |name: &str, kind: FaultKind| FaultRule {
+        method: Some("POST".into()),
+        name: Some(name.into()),
+        action: Some("start".into()),
+        ..rule(kind)
+    };
+
+    // Machines that start stopped, for the faults on the start action.
+    for name in ["fails-1", "hangs-1"] {
+        let mut m = small_machine(op.labels(), name, &provider);
+        m.spec.power_state = PowerState::Stopped;
+        m.spec.timeouts = Some(Timeouts { update: Some("2s".into()), ..Default::default() });
+        machines.create(&PostParams::default(), &m).await.expect("create");
+    }
+    eventually("fails-1 and hangs-1 STOPPED and Ready", T, || async {
+        let a = machines.get("fails-1").await.ok()?;
+        let b = machines.get("hangs-1").await.ok()?;
+        (ready(&a) && ready(&b)).then_some(())
+    })
+    .await;
+
+    sim.set_faults(vec![
+        FaultRule { name: Some("latency-*".into()), ..rule(FaultKind::Latency { ms: 300 }) },
+        post("error-1", FaultKind::Error { status: 500 }),
+        post("bad-1", FaultKind::Error { status: 400 }),
+        post("throttle-1", FaultKind::Throttle { retry_after: 1 }),
+        post("unavail-1", FaultKind::Unavailable { seconds: 40 }),
+        FaultRule { times: Some(1), ..post("drop-1", FaultKind::CommitThenDrop) },
+        start_of("fails-1", FaultKind::JobFails),
+        start_of("hangs-1", FaultKind::JobHangs),
+    ]);
+    for name in ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1"] {
+        machines.create(&PostParams::default(), &small_machine(op.labels(), name, &provider)).await.expect("create");
+    }
+    for name in ["fails-1", "hangs-1"] {
+        machines
+            .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Started"}})))
+            .await
+            .expect("start");
+    }
+
+    // What a user sees while the faults last.
+    let expect = |name: &'static str, ty: &'static str, status: &'static str, reason: &'static str| {
         let machines = machines.clone();
         async move {
-            eventually(&format!("nj-1 {state} and Ready"), T, || async {
-                let m = machines.get("nj-1").await.ok()?;
-                let st = m.status.as_ref()?;
-                (st.common.state.as_deref() == Some(state)
-                    && condition(&st.common.conditions, "Ready").is_some_and(|c| c.0 == "True"))
-                .then_some(())
+            eventually(&format!("{name}: {ty}={status} {reason}"), T, || async {
+                let m = machines.get(name).await.ok()?;
+                cond(&m, ty).filter(|c| c.0 == status && c.1 == reason)
             })
             .await
         }
     };
-    ready_in("STARTED").await;
+    let (_, _, message) = expect("error-1", "Ready", "Unknown", "ProviderUnreachable").await;
+    assert!(message.contains("500"), "{message}");
+    expect("error-1", "Synced", "False", "ProviderUnreachable").await;
+    let (_, _, message) = expect("bad-1", "Stalled", "True", "ProviderRejected").await;
+    assert!(message.contains("400"), "{message}");
+    expect("throttle-1", "Synced", "False", "RateLimited").await;
+    expect("unavail-1", "Ready", "Unknown", "ProviderUnreachable").await;
+    let (_, _, message) = expect("fails-1", "Stalled", "True", "JobFailed").await;
+    assert!(message.contains("start"), "{message}");
+    let (_, _, message) = expect("hangs-1", "Stalled", "True", "Timeout").await;
+    assert!(message.contains("update") && message.contains("2s"), "{message}");
+    // commit-then-drop and latency: the machines come up anyway, once each.
+    for name in ["drop-1", "latency-1"] {
+        eventually(&format!("{name} Ready despite the fault"), T, || async {
+            machines.get(name).await.ok().filter(ready).map(|_| ())
+        })
+        .await;
+    }
+    // Truncated collections: the operator never concludes "absent" from a short page, so never
+    // creates a second machine, and says why it waits.
+    // (A second create would show as a second provider machine below.)
+    sim.set_faults(vec![
+        FaultRule { times: Some(1), ..post("trunc-1", FaultKind::CommitThenDrop) },
+        FaultRule {
+            method: Some("GET".into()),
+            resource_type: Some("MachineCollection".into()),
+            ..rule(FaultKind::Truncate { max: 0 })
+        },
+    ]);
+    machines.create(&PostParams::default(), &small_machine(op.labels(), "trunc-1", &provider)).await.expect("create");
+    let (_, _, message) = expect("trunc-1", "Synced", "False", "ProviderRejected").await;
+    assert!(message.contains("served 0"), "{message}");
+
+    // Cleared: everything recovers, one machine each. A request the provider rejected waits for a
+    // human: a change of the spec retries it at once.
+    sim.set_faults(Vec::new());
     machines
-        .patch(
-            "nj-1",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({"spec": {"powerState": "Stopped"}})),
-        )
+        .patch("bad-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"description": "fixed"}})))
         .await
-        .expect("stop");
-    ready_in("STOPPED").await;
-    assert_eq!(provider_list(&cimi, "machines").await.len(), 1);
-    machines.delete("nj-1", &Default::default()).await.expect("delete");
-    eventually("nj-1 gone", T, || async { machines.get_opt("nj-1").await.ok()?.is_none().then_some(()) }).await;
-    assert!(provider_list(&cimi, "machines").await.is_empty());
+        .expect("touch bad-1");
+    let names = ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1", "fails-1", "hangs-1", "trunc-1"];
+    for name in names {
+        eventually(&format!("{name} recovers"), T, || async {
+            let m = machines.get(name).await.ok()?;
+            (ready(&m) && m.status.as_ref()?.common.state.as_deref() == Some("STARTED")).then_some(())
+        })
+        .await;
+    }
+    exactly_one_machine_each(&machines, &sim, names.len()).await;
 }

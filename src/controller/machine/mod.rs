@@ -17,15 +17,19 @@ use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use self::plan::{AttachedVolume, MachinePlanInput, MachineStep, WantedVolume, parse_action_annotation, plan_machine};
+use self::plan::{
+    AttachedInterface, AttachedVolume, MachinePlanInput, MachineStep, WantedNetwork, WantedVolume,
+    parse_action_annotation, plan_machine, power_action,
+};
 use super::kubeops::{
     add_finalizer, annotation, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer,
 };
 use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
-    job_running, job_started, operations, ready_transition_event, refresh_job, tags,
+    ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
+    desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
+    operations, read_imported, ready_transition_event, refresh_job, tags, wanted_attributes,
 };
-use super::outcome::Problem;
+use super::outcome::{Problem, retry_delay};
 use super::registry::resolve_catalog;
 use super::{Context, observer, watching};
 use crate::api::common::{LastAction, ManagementPolicy};
@@ -87,6 +91,8 @@ enum Progress {
     InSync,
     /// Working towards it: the Ready reason and a message.
     Working(Reason, String),
+    /// ObserveOnly: mirrored; what differs from the spec, if anything (reported, never corrected).
+    Observed(Option<String>),
 }
 
 async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -125,6 +131,7 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
     let requeue = match outcome {
         Ok((Progress::InSync, requeue)) => {
             ctx.succeeded(&key);
+            ctx.succeeded(&format!("machine-retry/{ns}/{}", machine.name_any()));
             conds.set(
                 READY,
                 Status::True,
@@ -134,6 +141,24 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
             conds.set(SYNCED, Status::True, Reason::Available, "the provider machine matches the spec");
             conds.set(RECONCILING, Status::False, Reason::Available, "");
             conds.set(STALLED, Status::False, Reason::Available, "");
+            status.common.last_sync_time = Some(now);
+            requeue
+        }
+        Ok((Progress::Observed(drift), requeue)) => {
+            ctx.succeeded(&key);
+            let state = status.common.state.clone().unwrap_or_default();
+            conds.set(READY, Status::True, Reason::Observed, format!("ObserveOnly: the provider machine is {state}"));
+            match drift {
+                Some(d) => conds.set(
+                    SYNCED,
+                    Status::False,
+                    Reason::Drifted,
+                    format!("the provider machine differs from the spec (ObserveOnly: not corrected): {d}"),
+                ),
+                None => conds.set(SYNCED, Status::True, Reason::Observed, "the provider machine matches the spec"),
+            };
+            conds.set(RECONCILING, Status::False, Reason::Observed, "");
+            conds.set(STALLED, Status::False, Reason::Observed, "");
             status.common.last_sync_time = Some(now);
             requeue
         }
@@ -205,11 +230,20 @@ async fn sync(
         .is_some_and(|(_, nonce)| status.common.last_action.as_ref().map(|a| a.nonce.as_str()) != Some(nonce.as_str()));
     let steady = observer::steady(&status.common, machine.meta().generation) && !pending_action;
 
-    // Follow the Job we started, if it still runs.
-    if job_running(status.common.job.as_ref())
-        && let Some(job) = status.common.job.as_mut()
-    {
+    let spec = &machine.spec;
+    let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    let retry_key = format!("machine-retry/{}/{}", machine.namespace().unwrap_or_default(), machine.name_any());
+
+    // Follow the Job we started, if it still runs, within the spec's timeouts.
+    let was_running = job_running(status.common.job.as_ref());
+    if was_running && let Some(job) = status.common.job.as_mut() {
         refresh_job(client, job).await?;
+    }
+    if let Some(job) = status.common.job.as_ref()
+        && let Some(problem) = enforce_timeout(client, machine, job).await
+    {
+        let failures = ctx.failed(&retry_key);
+        return Err(Problem { retry_after: Some(retry_delay(failures)), ..problem });
     }
     settle_last_action(status);
     if let Some(job) = &status.common.job
@@ -222,10 +256,26 @@ async fn sync(
             format!("the create Job {} failed: {}", job.href, job.status_message.clone().unwrap_or_default()),
         ));
     }
+    failed_operation(ctx, &retry_key, status, was_running)?;
 
-    // Observe.
-    let current = match &status.common.id {
-        Some(href) => match observer::observe_object(ctx, provider, client, COLLECTION, machine, href, steady).await? {
+    // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
+    let imported = spec.import.as_ref();
+    let current = match (&status.common.id, imported) {
+        (Some(href), Some(_)) => match read_imported(client, href).await? {
+            Some(v) => {
+                check_not_claimed(&v, &uid, "machine")?;
+                Some(v)
+            }
+            None => {
+                return Err(Problem::stalled(
+                    Reason::ResourceGone,
+                    format!("the imported provider machine {href} no longer exists; delete the object"),
+                ));
+            }
+        },
+        (Some(href), None) => match observer::observe_object(ctx, provider, client, COLLECTION, machine, href, steady)
+            .await?
+        {
             Some(v) => Some(v),
             None if job_running(status.common.job.as_ref()) => {
                 return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
@@ -237,36 +287,80 @@ async fn sync(
                 ));
             }
         },
-        None => find_by_uid(client, COLLECTION, &uid).await?,
+        (None, Some(import)) => {
+            let ours = if observe_only { None } else { find_by_uid(client, COLLECTION, &uid).await? };
+            match ours {
+                Some(v) => Some(v),
+                None => Some(find_import(client, COLLECTION, "machine", import, &uid).await?),
+            }
+        }
+        (None, None) => find_by_uid(client, COLLECTION, &uid).await?,
     };
-    let spec = &machine.spec;
     let Some(current) = current else {
-        if spec.management_policy == ManagementPolicy::ObserveOnly || spec.import.is_some() {
-            return Err(Problem::stalled(
-                Reason::UnsupportedByProvider,
-                "import of existing machines is not implemented yet by this operator version",
-            ));
+        if observe_only {
+            return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
         }
         return create(machine, ctx, api, &conn, status).await;
     };
     if let Some(id) = current.get("id").and_then(Value::as_str) {
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
-    let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
+    let (attached, attached_interfaces) = observe_into_status(ctx, provider, client, &current, status, steady).await?;
     let monitor_due = observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await;
+    let state = status.common.state.clone().unwrap_or_default();
+
+    // ObserveOnly: mirror, and report (never correct) what differs from the spec.
+    if observe_only {
+        let (name, props) = wanted_attributes(
+            spec.name.as_deref(),
+            &machine.name_any(),
+            spec.properties.as_ref(),
+            &Default::default(),
+            Some(&current),
+        );
+        let changes = attribute_changes(&name, spec.description.as_deref(), &props, &current);
+        let power = (!plan::TRANSIENT_STATES.contains(&state.as_str())
+            && power_action(&state, spec.power_state, &operations(&current)).is_some())
+        .then_some((state.as_str(), spec.power_state.cimi_state()));
+        let drift = drift_report(&changes, &current, power);
+        return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
+    }
 
     // Plan.
-    let name = spec.name.clone().unwrap_or_else(|| machine.name_any());
-    let props = desired_properties(spec.properties.as_ref(), &tags(ctx, machine));
-    let (wanted_volumes, waiting_for) = wanted_volumes(ctx, machine).await?;
+    let (name, props) = wanted_attributes(
+        spec.name.as_deref(),
+        &machine.name_any(),
+        spec.properties.as_ref(),
+        &tags(ctx, machine),
+        imported.map(|_| &current),
+    );
+    let (wanted_volumes, known_volumes, waiting_for) = wanted_volumes(ctx, machine).await?;
+    // Only attachments of volumes Kubernetes knows are ours to remove; others (an imported machine's
+    // own disks, say) are left alone.
+    let attached: Vec<AttachedVolume> = attached
+        .into_iter()
+        .filter(|a| known_volumes.contains(&a.volume) || wanted_volumes.iter().any(|w| w.href == a.volume))
+        .collect();
+    let (wanted_networks, known_networks, networks_waiting) = network_refs(ctx, machine).await?;
+    // Likewise, only interfaces on networks Kubernetes knows are ours to remove.
+    let attached_interfaces: Vec<AttachedInterface> = attached_interfaces
+        .into_iter()
+        .filter(|a| known_networks.contains(&a.network) || wanted_networks.iter().any(|w| w.href == a.network))
+        .collect();
+    let waiting_for = match (waiting_for, networks_waiting) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     let input = MachinePlanInput {
-        state: status.common.state.clone().unwrap_or_default(),
+        state,
         operations: operations(&current),
         job_running: job_running(status.common.job.as_ref()),
         power: spec.power_state,
         attribute_changes: attribute_changes(&name, spec.description.as_deref(), &props, &current),
         wanted_volumes,
         attached_volumes: attached,
+        wanted_networks,
+        attached_interfaces,
         requested_action: annotation(machine, ANNOTATION_ACTION).and_then(parse_action_annotation),
         last_action_nonce: status.common.last_action.as_ref().map(|a| a.nonce.clone()),
     };
@@ -328,6 +422,36 @@ async fn sync(
             status.common.job = job_started(&accepted, "attach").or(status.common.job.take());
             Ok((Progress::Working(Reason::Updating, format!("attaching CimiVolume {}", wanted.name)), ACTIVE_REQUEUE))
         }
+        MachineStep::Disconnect(attached) => {
+            let entry = client.get_value(&client.resolve(&attached.entry).await?).await?;
+            let accepted = client.delete(&entry).await?;
+            status.common.job = job_started(&accepted, "disconnect").or(status.common.job.take());
+            Ok((
+                Progress::Working(Reason::Updating, format!("removing the interface on network {}", attached.network)),
+                ACTIVE_REQUEUE,
+            ))
+        }
+        MachineStep::Connect(wanted) => {
+            let Some(href) = current.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str)
+            else {
+                return Err(Problem::stalled(
+                    Reason::UnsupportedByProvider,
+                    "the provider machine has no networkInterfaces collection; interfaces cannot be added",
+                ));
+            };
+            let collection = client.resolve(href).await?;
+            let body = json!({
+                "resourceURI": model::type_uri("MachineNetworkInterface"),
+                "network": {"href": wanted.href},
+                "state": "ACTIVE",
+            });
+            let accepted = client.create_at(&collection, &body).await?;
+            status.common.job = job_started(&accepted, "connect").or(status.common.job.take());
+            Ok((
+                Progress::Working(Reason::Updating, format!("adding an interface on CimiNetwork {}", wanted.name)),
+                ACTIVE_REQUEUE,
+            ))
+        }
         MachineStep::Power(action) => {
             let accepted = client.action(&current, action, Map::new()).await?;
             status.common.job = job_started(&accepted, action).or(status.common.job.take());
@@ -374,15 +498,69 @@ fn settle_last_action(status: &mut CimiMachineStatus) {
     last.completed_at = Some(Time(k8s_openapi::jiff::Timestamp::now()));
 }
 
-/// The volumes the spec wants attached, with their provider hrefs; volumes not ready yet are left
-/// out and named in the second value.
-async fn wanted_volumes(ctx: &Context, machine: &CimiMachine) -> Result<(Vec<WantedVolume>, Option<String>), Problem> {
+/// Holds a failed operation (a power action, an update, an attachment; not a create, whose failure
+/// is reported above, nor a one-shot action, whose outcome is `status.lastAction`) back for a delay
+/// that doubles with each failure in a row, reporting `JobFailed` (or the `Timeout` that stopped it)
+/// meanwhile; then lets the plan retry.
+fn failed_operation(
+    ctx: &Context,
+    retry_key: &str,
+    status: &CimiMachineStatus,
+    was_running: bool,
+) -> Result<(), Problem> {
+    let Some(job) = &status.common.job else { return Ok(()) };
+    let failed = matches!(job.state.as_deref(), Some("FAILED" | "STOPPED"));
+    let one_shot = status.common.last_action.as_ref().and_then(|a| a.job.as_deref()) == Some(job.href.as_str());
+    if !failed || one_shot || job.action.as_deref() == Some("add") {
+        return Ok(());
+    }
+    let reported = crate::api::conditions::find(&status.common.conditions, STALLED)
+        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| c.message.contains(&job.href));
+    if let Some(c) = reported {
+        let delay = retry_delay(ctx.failures(retry_key).max(1));
+        let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
+        let since = Duration::try_from(since).unwrap_or_default();
+        if since < delay {
+            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
+        }
+        return Ok(());
+    }
+    if was_running {
+        let failures = ctx.failed(retry_key);
+        return Err(Problem {
+            retry_after: Some(retry_delay(failures)),
+            ..Problem::stalled(
+                Reason::JobFailed,
+                format!(
+                    "the {} Job {} ended {}: {}; retrying in {}s",
+                    job.action.as_deref().unwrap_or("?"),
+                    job.href,
+                    job.state.as_deref().unwrap_or("?"),
+                    job.status_message.clone().unwrap_or_default(),
+                    retry_delay(failures).as_secs()
+                ),
+            )
+        });
+    }
+    Ok(())
+}
+
+/// The volumes the spec wants attached, with their provider hrefs; the hrefs of every CimiVolume of
+/// the namespace (what Kubernetes knows); and which volumes are not ready yet, by name.
+async fn wanted_volumes(
+    ctx: &Context,
+    machine: &CimiMachine,
+) -> Result<(Vec<WantedVolume>, Vec<String>, Option<String>), Problem> {
     let api: Api<CimiVolume> = Api::namespaced(ctx.client.clone(), &machine.namespace().unwrap_or_default());
+    let all = api.list(&Default::default()).await?.items;
+    let known: Vec<String> = all.iter().filter_map(|v| v.status.as_ref().and_then(|s| s.common.id.clone())).collect();
     let mut out = Vec::new();
     let mut waiting = Vec::new();
     for v in &machine.spec.volumes {
         let name = &v.volume_ref.name;
-        match api.get_opt(name).await? {
+        match all.iter().find(|vol| vol.name_any() == *name) {
             Some(vol) => match vol.status.as_ref().and_then(|s| {
                 crate::api::conditions::is_true(&s.common.conditions, READY).then(|| s.common.id.clone()).flatten()
             }) {
@@ -394,30 +572,37 @@ async fn wanted_volumes(ctx: &Context, machine: &CimiMachine) -> Result<(Vec<Wan
             None => waiting.push(format!("CimiVolume {name} does not exist")),
         }
     }
-    Ok((out, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
+    Ok((out, known, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
 }
 
-/// The provider hrefs of the networks the spec names; an error names the first one not ready.
-async fn wanted_networks(ctx: &Context, machine: &CimiMachine) -> Result<Result<Vec<String>, String>, Problem> {
+/// The networks the spec wants interfaces on, with their provider hrefs; the hrefs of every
+/// CimiNetwork of the namespace (what Kubernetes knows); and which networks are not ready yet.
+async fn network_refs(
+    ctx: &Context,
+    machine: &CimiMachine,
+) -> Result<(Vec<WantedNetwork>, Vec<String>, Option<String>), Problem> {
     let api: Api<CimiNetwork> = Api::namespaced(ctx.client.clone(), &machine.namespace().unwrap_or_default());
+    let all = api.list(&Default::default()).await?.items;
+    let known: Vec<String> = all.iter().filter_map(|n| n.status.as_ref().and_then(|s| s.common.id.clone())).collect();
     let mut out = Vec::new();
+    let mut waiting = Vec::new();
     for n in &machine.spec.network_interfaces {
         let name = &n.network_ref.name;
-        match api.get_opt(name).await? {
+        match all.iter().find(|net| net.name_any() == *name) {
             Some(net) => match net.status.as_ref().and_then(|s| {
                 crate::api::conditions::is_true(&s.common.conditions, READY).then(|| s.common.id.clone()).flatten()
             }) {
-                Some(href) => out.push(href),
-                None => return Ok(Err(format!("waiting for CimiNetwork {name} to be Ready"))),
+                Some(href) => out.push(WantedNetwork { name: name.clone(), href }),
+                None => waiting.push(format!("CimiNetwork {name} is not Ready")),
             },
-            None => return Ok(Err(format!("waiting for CimiNetwork {name}, which does not exist"))),
+            None => waiting.push(format!("CimiNetwork {name} does not exist")),
         }
     }
-    Ok(Ok(out))
+    Ok((out, known, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
 }
 
 /// Mirrors the provider machine into status: state, cpu, memory, addresses, interfaces, volumes; returns
-/// the volume attachments for the plan. The sub-collections (interfaces, their addresses, volumes) are
+/// the volume attachments and network interfaces for the plan. The sub-collections (interfaces, their addresses, volumes) are
 /// read when the object is not `steady`, when the machine's `updated` changed, or once per meter
 /// interval; otherwise the observer's last reading is reused.
 async fn observe_into_status(
@@ -427,7 +612,7 @@ async fn observe_into_status(
     m: &Value,
     status: &mut CimiMachineStatus,
     steady: bool,
-) -> Result<Vec<AttachedVolume>, CimiError> {
+) -> Result<(Vec<AttachedVolume>, Vec<AttachedInterface>), CimiError> {
     status.common.state = m.get("state").and_then(Value::as_str).map(str::to_string);
     status.cpu = m.get("cpu").and_then(Value::as_i64);
     status.memory = m.get("memory").and_then(Value::as_i64);
@@ -461,18 +646,39 @@ async fn observe_into_status(
             })
         })
         .collect();
-    Ok(attached)
+    let interfaces = reading
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            Some(AttachedInterface {
+                entry: a.get("entry")?.as_str()?.to_string(),
+                network: a.get("network")?.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    Ok((attached, interfaces))
 }
 
 /// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
-/// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
+/// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}],
+/// interfaces: [{entry, network}]}`.
 async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
     let mut interfaces = Vec::new();
+    let mut interface_entries = Vec::new();
     if let Some(href) = m.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) {
         let page = client
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
             .await?;
         for nic in entries(&page) {
+            let network = nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str);
+            if let (Some(id), Some(network)) = (nic.get("id").and_then(Value::as_str), network) {
+                interface_entries.push(json!({
+                    "entry": client.resolve(id).await?.to_string(),
+                    "network": client.resolve(network).await?.to_string(),
+                }));
+            }
             let mut attachment = ObservedAttachment {
                 href: nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str).map(str::to_string),
                 state: nic.get("state").and_then(Value::as_str).map(str::to_string),
@@ -513,7 +719,9 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
             }
         }
     }
-    Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
+    Ok(
+        json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached, "interfaces": interface_entries}),
+    )
 }
 
 /// Builds the MachineCreate and POSTs it; the href and Job go into status at once.
@@ -524,14 +732,13 @@ async fn create(
     conn: &super::registry::ProviderConnection,
     status: &mut CimiMachineStatus,
 ) -> Result<(Progress, Duration), Problem> {
-    let networks = match wanted_networks(ctx, machine).await? {
-        Ok(n) => n,
-        Err(message) => return Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2))),
-    };
-    let (volumes, waiting) = wanted_volumes(ctx, machine).await?;
-    if let Some(message) = waiting {
-        return Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2)));
+    let (networks, _, networks_waiting) = network_refs(ctx, machine).await?;
+    let (volumes, _, volumes_waiting) = wanted_volumes(ctx, machine).await?;
+    let waiting: Vec<String> = [volumes_waiting, networks_waiting].into_iter().flatten().collect();
+    if !waiting.is_empty() {
+        return Ok((Progress::Working(Reason::WaitingForDependency, waiting.join("; ")), Duration::from_secs(2)));
     }
+    let networks: Vec<String> = networks.into_iter().map(|n| n.href).collect();
     let spec = &machine.spec;
     let mut template = Map::new();
     if let Some(reference) = &spec.template_ref {
@@ -727,6 +934,9 @@ async fn finalize(
         Ok(Cleanup::Wait(message)) => {
             conds.set(READY, Status::False, Reason::Deleting, message.clone());
             conds.set(RECONCILING, Status::True, Reason::Deleting, message);
+            if let Some(late) = delete_overdue(machine, status.common.job.as_ref()) {
+                conds.set(STALLED, Status::True, Reason::Timeout, late);
+            }
             status.common.conditions = conds.build();
             write(ctx, api, machine, &old, status).await?;
             Ok(Action::requeue(ACTIVE_REQUEUE))

@@ -29,6 +29,24 @@ pub struct AttachedVolume {
     pub volume: String,
 }
 
+/// A network interface the spec wants: the provider network's href.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WantedNetwork {
+    /// The CimiNetwork's name.
+    pub name: String,
+    /// The provider Network href.
+    pub href: String,
+}
+
+/// A network interface the provider reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedInterface {
+    /// The MachineNetworkInterface entry's href (what a disconnect deletes).
+    pub entry: String,
+    /// The provider Network href.
+    pub network: String,
+}
+
 /// Everything the plan looks at.
 #[derive(Clone, Debug, Default)]
 pub struct MachinePlanInput {
@@ -46,6 +64,10 @@ pub struct MachinePlanInput {
     pub wanted_volumes: Vec<WantedVolume>,
     /// The attachments the provider reports.
     pub attached_volumes: Vec<AttachedVolume>,
+    /// The network interfaces the spec wants (only networks that are ready).
+    pub wanted_networks: Vec<WantedNetwork>,
+    /// The network interfaces the provider reports (only those the operator may remove or keep).
+    pub attached_interfaces: Vec<AttachedInterface>,
     /// A one-shot action requested by annotation, as (action, nonce).
     pub requested_action: Option<(String, String)>,
     /// The nonce of the last one-shot action handled.
@@ -81,6 +103,10 @@ pub enum MachineStep {
     Detach(AttachedVolume),
     /// Attach this volume.
     Attach(WantedVolume),
+    /// Remove this network interface.
+    Disconnect(AttachedInterface),
+    /// Add an interface on this network.
+    Connect(WantedNetwork),
     /// Invoke this power action.
     Power(&'static str),
     /// The power state cannot be reached with the operations the provider offers.
@@ -129,6 +155,16 @@ pub fn plan_machine(input: &MachinePlanInput) -> MachineStep {
         input.wanted_volumes.iter().find(|w| !input.attached_volumes.iter().any(|a| a.volume == w.href))
     {
         return MachineStep::Attach(missing.clone());
+    }
+    if let Some(extra) =
+        input.attached_interfaces.iter().find(|a| !input.wanted_networks.iter().any(|w| w.href == a.network))
+    {
+        return MachineStep::Disconnect(extra.clone());
+    }
+    if let Some(missing) =
+        input.wanted_networks.iter().find(|w| !input.attached_interfaces.iter().any(|a| a.network == w.href))
+    {
+        return MachineStep::Connect(missing.clone());
     }
     match power_action(state, input.power, &input.operations) {
         None => MachineStep::InSync,
@@ -244,6 +280,20 @@ mod tests {
         assert!(matches!(plan_machine(&input), MachineStep::Attach(ref w) if w.href == "v/new"));
         input.attached_volumes = vec![AttachedVolume { entry: "e".into(), volume: "v/new".into() }];
         assert_eq!(plan_machine(&input), MachineStep::Power("start"));
+    }
+
+    #[test]
+    fn interfaces_are_removed_then_added_before_power() {
+        let mut input = stopped();
+        input.attached_interfaces = vec![AttachedInterface { entry: "m/1/ni/1".into(), network: "n/old".into() }];
+        input.wanted_networks = vec![WantedNetwork { name: "back".into(), href: "n/new".into() }];
+        assert!(matches!(plan_machine(&input), MachineStep::Disconnect(ref a) if a.network == "n/old"));
+        input.attached_interfaces.clear();
+        assert!(matches!(plan_machine(&input), MachineStep::Connect(ref w) if w.href == "n/new"));
+        input.attached_interfaces = vec![AttachedInterface { entry: "e".into(), network: "n/new".into() }];
+        assert_eq!(plan_machine(&input), MachineStep::Power("start"));
+        input.job_running = true;
+        assert!(matches!(plan_machine(&input), MachineStep::Wait(_)), "never a second operation while one runs");
     }
 
     #[test]

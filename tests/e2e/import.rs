@@ -1,0 +1,296 @@
+//! Import: existing provider resources adopted by href or by a filter that must match exactly one;
+//! ObserveOnly mirrors and reports drift with zero provider writes; Managed imports are tagged and
+//! managed; Orphan leaves the resource untagged; force-orphan works with the provider stopped.
+
+use std::time::Duration;
+
+use cimi_operator::api::common::{DeletionPolicy, ImportSpec, ManagementPolicy, ProviderRef};
+use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiNetwork, CimiNetworkSpec, CimiVolume, CimiVolumeSpec};
+use cimi_operator::cimi::CimiClient;
+use cimi_operator::cimi::model::type_uri;
+use cimi_operator::sim::{Sim, SimConfig, SimHandle, Timing};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Map, Value, json};
+
+use crate::harness::{TestNamespace, TestOperator, client, condition, eventually};
+use crate::machine::{provider_list, ready_provider, sim_client};
+
+const T: Duration = Duration::from_secs(60);
+
+/// The href of the catalog entry `name` of `collection`.
+async fn catalog_href(cimi: &CimiClient, collection: &str, name: &str) -> String {
+    provider_list(cimi, collection)
+        .await
+        .into_iter()
+        .find(|e| e["name"] == json!(name))
+        .and_then(|e| e["id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("{collection} has no {name}"))
+}
+
+/// Creates a resource on the provider directly (as another tool would have) and returns its href.
+async fn create_on_provider(cimi: &CimiClient, collection: &str, body: Value) -> String {
+    let coll = cimi.collection_url(collection).await.expect("collection");
+    let accepted = cimi.create(collection, &body).await.expect("create on the provider");
+    cimi.created_href(&accepted, &coll).await.expect("created href").expect("an href").to_string()
+}
+
+async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
+    let config = catalog_href(cimi, "machineConfigs", "tiny").await;
+    let image = catalog_href(cimi, "machineImages", "Linux SUSE").await;
+    create_on_provider(
+        cimi,
+        "machines",
+        json!({
+            "resourceURI": type_uri("MachineCreate"), "name": name, "description": "made by hand",
+            "properties": {"owner": "legacy"},
+            "machineTemplate": {"machineConfig": {"href": config}, "machineImage": {"href": image}, "initialState": "STARTED"}
+        }),
+    )
+    .await
+}
+
+async fn legacy_volume(cimi: &CimiClient, name: &str) -> String {
+    create_on_provider(
+        cimi,
+        "volumes",
+        json!({
+            "resourceURI": type_uri("VolumeCreate"), "name": name, "properties": {"owner": "legacy"},
+            "volumeTemplate": {"volumeConfig": {"resourceURI": type_uri("VolumeConfiguration"), "capacity": 1000}}
+        }),
+    )
+    .await
+}
+
+async fn legacy_network(cimi: &CimiClient, name: &str) -> String {
+    create_on_provider(
+        cimi,
+        "networks",
+        json!({
+            "resourceURI": type_uri("NetworkCreate"), "name": name, "properties": {"owner": "legacy"},
+            "networkTemplate": {"networkConfig": {"resourceURI": type_uri("NetworkConfiguration"), "networkType": "PRIVATE"}}
+        }),
+    )
+    .await
+}
+
+async fn get(cimi: &CimiClient, href: &str) -> Value {
+    cimi.get_value(&cimi.resolve(href).await.expect("href")).await.expect("get")
+}
+
+fn writes(sim: &SimHandle) -> u64 {
+    sim.stats().writes
+}
+
+fn cond(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: &str) -> (String, String, String) {
+    conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "imp1").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let href = legacy_machine(&cimi, "legacy-vm").await;
+    let before = get(&cimi, &href).await;
+    let base_writes = writes(&sim);
+
+    let mut m = CimiMachine::new(
+        "observer",
+        CimiMachineSpec {
+            provider_ref: ProviderRef { name: provider.clone() },
+            description: Some("made by hand".into()),
+            import: Some(ImportSpec { href: Some(href.clone()), filter: None }),
+            management_policy: ManagementPolicy::ObserveOnly,
+            deletion_policy: DeletionPolicy::Orphan,
+            ..Default::default()
+        },
+    );
+    m.metadata.labels = Some(op.labels());
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    machines.create(&PostParams::default(), &m).await.expect("create");
+
+    // Mirrored: Ready=True Observed, state and size in status, Synced=True (nothing differs).
+    let m = eventually("observer Ready (Observed) and Synced", T, || async {
+        let m = machines.get("observer").await.ok()?;
+        let st = m.status.as_ref()?;
+        (cond(&st.common.conditions, "Ready").1 == "Observed"
+            && cond(&st.common.conditions, "Synced").0 == "True"
+            && st.common.state.as_deref() == Some("STARTED"))
+        .then_some(m)
+    })
+    .await;
+    let st = m.status.expect("status");
+    assert_eq!(st.common.id.as_deref(), Some(href.as_str()));
+    assert!(st.cpu.is_some());
+
+    // Drift made on the provider is reported, not corrected.
+    cimi.action(&get(&cimi, &href).await, "stop", Map::new()).await.expect("stop by hand");
+    let mut changes = Map::new();
+    changes.insert("description".into(), json!("changed by hand"));
+    cimi.update(&get(&cimi, &href).await, &changes, &[]).await.expect("edit by hand");
+    let after_manual = writes(&sim);
+    let m = eventually("Synced=False Drifted", T, || async {
+        let m = machines.get("observer").await.ok()?;
+        let st = m.status.as_ref()?;
+        (cond(&st.common.conditions, "Synced").1 == "Drifted" && st.common.state.as_deref() == Some("STOPPED"))
+            .then_some(m)
+    })
+    .await;
+    let (_, _, message) = cond(&m.status.expect("status").common.conditions, "Synced");
+    assert!(message.contains("description") && message.contains("STOPPED"), "{message}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = get(&cimi, &href).await;
+    assert_eq!(now["state"], json!("STOPPED"), "ObserveOnly must not start the machine");
+    assert_eq!(now["description"], json!("changed by hand"));
+    assert!(now["properties"].get("cimi.dev/uid").is_none(), "ObserveOnly must not tag");
+
+    // Deleting the object leaves the machine as it is.
+    machines.delete("observer", &DeleteParams::default()).await.expect("delete");
+    eventually("observer gone", T, || async { machines.get_opt("observer").await.ok()?.is_none().then_some(()) }).await;
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 1);
+    assert_eq!(get(&cimi, &href).await["properties"], before["properties"]);
+    // The only writes the provider saw since the import are the test's own two (stop, edit).
+    assert_eq!(after_manual, base_writes + 2);
+    assert_eq!(writes(&sim), after_manual, "ObserveOnly made provider writes");
+}
+
+fn volume(op: &TestOperator, name: &str, provider: &str, import: ImportSpec, policy: DeletionPolicy) -> CimiVolume {
+    let mut v = CimiVolume::new(
+        name,
+        CimiVolumeSpec {
+            provider_ref: ProviderRef { name: provider.into() },
+            import: Some(import),
+            deletion_policy: policy,
+            ..Default::default()
+        },
+    );
+    v.metadata.labels = Some(op.labels());
+    v
+}
+
+#[tokio::test]
+async fn import_by_filter_must_match_exactly_one_then_orphan_and_force_orphan() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "imp2").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    legacy_volume(&cimi, "dup").await;
+    legacy_volume(&cimi, "dup").await;
+    let solo = legacy_volume(&cimi, "solo").await;
+    let net = legacy_network(&cimi, "legacy-net").await;
+    let base_writes = writes(&sim);
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let filter = |f: &str| ImportSpec { href: None, filter: Some(f.into()) };
+
+    // Several matches and no match: a condition that says what to fix; nothing adopted.
+    for (name, f, reason) in
+        [("two", "name='dup'", "ImportAmbiguous"), ("none", "name='no-such-volume'", "ImportNotFound")]
+    {
+        volumes
+            .create(&PostParams::default(), &volume(&op, name, &provider, filter(f), DeletionPolicy::Orphan))
+            .await
+            .expect("create");
+        let v = eventually(&format!("{name}: Stalled {reason}"), T, || async {
+            let v = volumes.get(name).await.ok()?;
+            let st = v.status.as_ref()?;
+            (condition(&st.common.conditions, "Stalled") == Some(("True".into(), reason.into()))).then_some(v)
+        })
+        .await;
+        let st = v.status.expect("status");
+        let (ready, _, message) = cond(&st.common.conditions, "Ready");
+        assert_eq!(ready, "False");
+        assert!(message.contains("spec.import.filter") && message.contains(f), "{message}");
+        assert!(st.common.id.is_none(), "nothing adopted");
+    }
+    assert_eq!(writes(&sim), base_writes, "nothing was written to the provider");
+    for name in ["two", "none"] {
+        volumes.delete(name, &DeleteParams::default()).await.expect("delete");
+    }
+
+    // Exactly one: adopted, tagged, its own name and properties kept; Orphan then removes the tags.
+    volumes
+        .create(&PostParams::default(), &volume(&op, "solo", &provider, filter("name='solo'"), DeletionPolicy::Orphan))
+        .await
+        .expect("create solo");
+    let v = eventually("solo Ready", T, || async {
+        let v = volumes.get("solo").await.ok()?;
+        let st = v.status.as_ref()?;
+        (condition(&st.common.conditions, "Ready") == Some(("True".into(), "Available".into()))).then_some(v)
+    })
+    .await;
+    assert_eq!(v.status.as_ref().and_then(|s| s.common.id.as_deref()), Some(solo.as_str()));
+    let adopted = get(&cimi, &solo).await;
+    assert_eq!(adopted["name"], json!("solo"));
+    assert_eq!(adopted["properties"]["owner"], json!("legacy"));
+    assert_eq!(adopted["properties"]["cimi.dev/uid"], json!(v.metadata.uid.clone().expect("uid")));
+    volumes.delete("solo", &DeleteParams::default()).await.expect("delete solo");
+    eventually("the other volumes and solo gone", T, || async {
+        let list = volumes.list(&Default::default()).await.ok()?;
+        list.items.is_empty().then_some(())
+    })
+    .await;
+    let left = get(&cimi, &solo).await;
+    assert_eq!(left["state"], json!("AVAILABLE"), "Orphan leaves the volume");
+    assert_eq!(left["properties"], json!({"owner": "legacy"}), "Orphan removes the tags only");
+    assert_eq!(provider_list(&cimi, "volumes").await.len(), 3);
+
+    // A network imported by href (Managed, Delete), then force-orphaned with the provider stopped.
+    let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
+    let mut n = CimiNetwork::new(
+        "adopted-net",
+        CimiNetworkSpec {
+            provider_ref: ProviderRef { name: provider.clone() },
+            description: Some("adopted".into()),
+            import: Some(ImportSpec { href: Some(net.clone()), filter: None }),
+            ..Default::default()
+        },
+    );
+    n.metadata.labels = Some(op.labels());
+    networks.create(&PostParams::default(), &n).await.expect("create network");
+    eventually("adopted-net Ready with the spec's description on the provider", T, || async {
+        let n = networks.get("adopted-net").await.ok()?;
+        let st = n.status.as_ref()?;
+        let ready = condition(&st.common.conditions, "Ready") == Some(("True".into(), "Available".into()));
+        let on_provider = get(&cimi, &net).await;
+        (ready
+            && on_provider["description"] == json!("adopted")
+            && on_provider["properties"]["cimi.dev/uid"].is_string())
+        .then_some(())
+    })
+    .await;
+    sim.stop().await;
+    networks
+        .patch(
+            "adopted-net",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/force-orphan": "true"}}})),
+        )
+        .await
+        .expect("annotate");
+    networks.delete("adopted-net", &DeleteParams::default()).await.expect("delete network");
+    eventually("adopted-net gone with the provider stopped", T, || async {
+        networks.get_opt("adopted-net").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    eventually("a ForceOrphaned Event for the network", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("ForceOrphaned")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("adopted-net")
+            })
+            .map(|_| ())
+    })
+    .await;
+}
