@@ -12,3 +12,4 @@ mod quickstart;
 mod resilience;
 mod runtime;
 mod smoke;
+mod system;
