@@ -114,6 +114,41 @@ pub fn valid_objects() -> Vec<Value> {
         object("CimiVolume", "valid-volume", volume_spec()),
         object("CimiNetwork", "valid-network", network_spec()),
         object("CimiSystem", "valid-system", system_spec()),
+        object(
+            "CimiSystem",
+            "valid-system-by-value",
+            json!({
+                "providerRef": {"name": "sim"},
+                "powerState": "Stopped",
+                "exposeMembers": true,
+                "template": {"componentDescriptors": [
+                    {"name": "net", "networkTemplate": {"networkConfig": {"name": "private"}}},
+                    {"name": "data", "volumeTemplate": {"capacity": "10Gi"}},
+                    {"name": "admin", "credentialTemplate": {"secretRef": {"name": "login"}}},
+                    {"name": "web", "quantity": 2, "properties": {"tier": "front"}, "machineTemplate": {
+                        "machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"},
+                        "credential": {"href": "#admin"},
+                        "networkInterfaces": [{"network": {"href": "#net"}}],
+                        "volumes": [{"volume": {"href": "#data"}, "initialLocation": "/dev/vdb"}]
+                    }}
+                ]}
+            }),
+        ),
+        object(
+            "CimiSystem",
+            "valid-system-ref",
+            json!({"providerRef": {"name": "sim"}, "templateRef": {"name": "web-tier"}}),
+        ),
+        object(
+            "CimiSystem",
+            "valid-system-observed",
+            json!({
+                "providerRef": {"name": "sim"},
+                "import": {"href": "http://sim/systems/1"},
+                "managementPolicy": "ObserveOnly",
+                "deletionPolicy": "Orphan"
+            }),
+        ),
     ]
 }
 
@@ -284,7 +319,83 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
                 &["template", "componentDescriptors"],
                 json!([{"name": "web", "machineTemplate": {"name": "web"}, "volumeTemplate": {"name": "data"}}]),
             ),
-            "a component sets exactly one of machineTemplate, volumeTemplate and networkTemplate",
+            "a component sets exactly one of machineTemplate, volumeTemplate, networkTemplate and credentialTemplate",
+            Cel,
+        ),
+        case(
+            "system-unknown-network-component",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "web", "machineTemplate": {"name": "web", "networkInterfaces": [{"network": {"href": "#net"}}]}}]),
+            ),
+            "a machine's network interface refers to #name, but no network component has that name",
+            Cel,
+        ),
+        case(
+            "system-unknown-volume-component",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([
+                    {"name": "net", "networkTemplate": {"name": "private"}},
+                    {"name": "web", "machineTemplate": {"name": "web", "volumes": [{"volume": {"href": "#net"}}]}}
+                ]),
+            ),
+            "a machine's volume refers to #name, but no volume component has that name",
+            Cel,
+        ),
+        case(
+            "system-bad-symbolic-reference",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "web", "machineTemplate": {"name": "web", "credential": {"href": "#"}}}]),
+            ),
+            "a symbolic reference is # followed by a component name",
+            Cel,
+        ),
+        case(
+            "system-machine-template-incomplete",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "web", "machineTemplate": {"machineImage": {"name": "Linux SUSE"}}}]),
+            ),
+            "machineTemplate: name or href of a provider MachineTemplate, or both machineConfig and machineImage",
+            Cel,
+        ),
+        case(
+            "system-volume-two-sources",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "data", "volumeTemplate": {"name": "small", "capacity": "10Gi"}}]),
+            ),
+            "volumeTemplate: set exactly one of name, href, volumeConfig and capacity",
+            Cel,
+        ),
+        case(
+            "system-credential-two-sources",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "admin", "credentialTemplate": {"href": "http://sim/credentialTemplates/1", "secretRef": {"name": "login"}}}]),
+            ),
+            "credentialTemplate: set exactly one of name, href and secretRef",
+            Cel,
+        ),
+        case(
+            "system-observeonly-delete",
+            "CimiSystem",
+            json!({"providerRef": {"name": "sim"}, "import": {"href": "http://sim/systems/1"}, "managementPolicy": "ObserveOnly"}),
+            "managementPolicy ObserveOnly requires deletionPolicy Orphan",
             Cel,
         ),
         case(
@@ -370,6 +481,24 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
             OpenApi,
         ),
         case(
+            "system-bad-power-state",
+            "CimiSystem",
+            with(system_spec(), &["powerState"], json!("Running")),
+            "Unsupported value: \"Running\"",
+            OpenApi,
+        ),
+        case(
+            "system-zero-quantity",
+            "CimiSystem",
+            with(
+                system_spec(),
+                &["template", "componentDescriptors"],
+                json!([{"name": "web", "quantity": 0, "machineTemplate": {"name": "web"}}]),
+            ),
+            "should be greater than or equal to 1",
+            OpenApi,
+        ),
+        case(
             "system-duplicate-component",
             "CimiSystem",
             with(
@@ -436,6 +565,13 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
                 ]),
             ),
             "spec.template is immutable",
+        ),
+        update(
+            "system-add-import",
+            "CimiSystem",
+            system_spec(),
+            with(system_spec(), &["import"], json!({"href": "http://sim/systems/1"})),
+            "spec.import cannot be added or removed after creation",
         ),
     ]
     .into_iter()

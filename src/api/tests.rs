@@ -83,7 +83,7 @@ fn printer_columns_answer_is_it_up_and_what_is_it() {
         ("CimiMachine", &["State", "Ready", "CPU", "Memory", "IP", "Age"]),
         ("CimiVolume", &["State", "Ready", "Capacity", "Age"]),
         ("CimiNetwork", &["State", "Ready", "Type", "Age"]),
-        ("CimiSystem", &["State", "Ready", "Members", "Age"]),
+        ("CimiSystem", &["State", "Ready", "Available", "Age"]),
         ("CimiProvider", &["Ready", "Reason", "Version", "Age"]),
     ];
     for (kind, columns) in expected {
@@ -103,6 +103,10 @@ fn printer_columns_answer_is_it_up_and_what_is_it() {
     let columns = machine.spec.versions[0].additional_printer_columns.as_ref().expect("columns");
     let memory = columns.iter().find(|c| c.name == "Memory").expect("memory column");
     assert_eq!(memory.json_path, ".status.memoryDisplay");
+    let system = crd_of("CimiSystem");
+    let columns = system.spec.versions[0].additional_printer_columns.as_ref().expect("columns");
+    let ready = columns.iter().find(|c| c.name == "Ready").expect("ready column");
+    assert_eq!(ready.json_path, ".status.ready", "READY shows members ready/total, such as 2/2");
 }
 
 #[test]
@@ -305,7 +309,11 @@ fn openapi_cases_break_the_schema() {
         let kind = case.object["kind"].as_str().expect("kind");
         let schema = serde_json::to_string(&schema_of(&crd_of(kind))).expect("schema");
         let hint = match case.name {
-            "machine-bad-power-state" | "machine-bad-deletion-policy" | "provider-bad-format" => "\"enum\"",
+            "machine-bad-power-state"
+            | "machine-bad-deletion-policy"
+            | "provider-bad-format"
+            | "system-bad-power-state" => "\"enum\"",
+            "system-zero-quantity" => "\"minimum\":1",
             "machine-too-many-interfaces" => "\"maxItems\":8",
             "machine-zero-cpu" => "\"minimum\":1",
             "provider-bad-duration" => "\"pattern\"",

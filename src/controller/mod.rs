@@ -5,6 +5,7 @@
 //! - [`machine`]: the CimiMachine controller (observe -> plan -> act -> status);
 //! - [`volume`], [`network`]: the CimiVolume and CimiNetwork controllers;
 //! - [`simple`]: the reconcile shared by volumes and networks;
+//! - [`system`]: the CimiSystem controller (SystemTemplates, nested Jobs, members, exposeMembers);
 //! - [`managed`]: what the managed kinds share (tags, finding by UID, following Jobs, deleting);
 //! - [`outcome`]: provider errors turned into conditions and requeue delays;
 //! - [`kubeops`]: status by server-side apply, finalizers, Events;
@@ -25,6 +26,7 @@ pub mod outcome;
 pub mod provider;
 pub mod registry;
 pub mod simple;
+pub mod system;
 pub mod volume;
 pub mod watching;
 
@@ -123,6 +125,7 @@ pub fn start(ctx: Arc<Context>, shutdown: CancellationToken) -> Vec<JoinHandle<(
         tokio::spawn(provider::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(machine::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(simple::run::<api::CimiVolume>(ctx.clone(), shutdown.clone())),
-        tokio::spawn(simple::run::<api::CimiNetwork>(ctx, shutdown)),
+        tokio::spawn(simple::run::<api::CimiNetwork>(ctx.clone(), shutdown.clone())),
+        tokio::spawn(system::run(ctx, shutdown)),
     ]
 }

@@ -16,3 +16,4 @@ mod resilience;
 mod runtime;
 mod secrets;
 mod smoke;
+mod system;

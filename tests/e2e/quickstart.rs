@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cimi_operator::api::{CimiMachine, CimiNetwork, CimiVolume};
+use cimi_operator::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
 use cimi_operator::devenv::apply::read_manifests;
 use cimi_operator::sim::{Sim, SimConfig};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -134,19 +134,30 @@ async fn quickstart_end_to_end() {
     })
     .await;
 
+    // The system of the quickstart: Ready, all its members too.
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    eventually("the shop system Ready with 4/4 members", T, || async {
+        let s = systems.get("shop").await.ok()?;
+        let st = s.status.as_ref()?;
+        (is_ready(&st.common.conditions) && st.ready.as_deref() == Some("4/4")).then_some(())
+    })
+    .await;
+
     // Delete everything at once: the volume and network wait for the machine, then all go.
     let dp = DeleteParams::default();
+    systems.delete("shop", &dp).await.expect("delete system");
     volumes.delete("demo-data", &dp).await.expect("delete volume");
     networks.delete("demo-net", &dp).await.expect("delete network");
     machines.delete("web-1", &dp).await.expect("delete machine");
     eventually("every object gone", T, || async {
         let gone = machines.get_opt("web-1").await.ok()?.is_none()
             && volumes.get_opt("demo-data").await.ok()?.is_none()
-            && networks.get_opt("demo-net").await.ok()?.is_none();
+            && networks.get_opt("demo-net").await.ok()?.is_none()
+            && systems.get_opt("shop").await.ok()?.is_none();
         gone.then_some(())
     })
     .await;
-    for collection in ["machines", "volumes", "networks"] {
+    for collection in ["machines", "volumes", "networks", "systems"] {
         assert!(provider_list(&cimi, collection).await.is_empty(), "{collection} left on the provider");
     }
     providers.delete(&provider, &dp).await.expect("delete provider");

@@ -1,6 +1,9 @@
 //! Systems: created from a SystemTemplate's component descriptors (`quantity` naming `name1..N`, symbolic
 //! `{"href": "#name"}` references), with a parent Job whose nested Jobs are the components'; the state is
 //! that of its machines, or MIXED; actions apply to every machine that allows them.
+//!
+//! A Job fault (`jobFails`, `jobHangs`) on a system create or a system action falls on the last nested Job
+//! only: the components before it succeed, so the failure comes midway, as a real provider's would.
 
 use std::collections::HashMap;
 
@@ -69,6 +72,13 @@ impl Store {
         let mut names: HashMap<String, String> = HashMap::new();
         let mut nested = Vec::new();
         let mut failure = None;
+        // The fault falls on the last component only (see the module documentation).
+        let total: u64 = COMPONENTS
+            .iter()
+            .flat_map(|(key, ..)| descriptors.iter().filter(move |d| d.get(*key).is_some()))
+            .map(|d| d.get("quantity").and_then(Value::as_u64).unwrap_or(1).max(1))
+            .sum();
+        let mut made = 0u64;
         'kinds: for (key, _, sub, assoc) in COMPONENTS {
             for d in descriptors.iter().filter(|d| d.get(*key).is_some()) {
                 let base_name = d.get("name").and_then(Value::as_str).unwrap_or("component").to_string();
@@ -91,6 +101,8 @@ impl Store {
                         }
                     }
                     body.insert(key.to_string(), template);
+                    made += 1;
+                    let fault = if made == total { fault } else { JobFault::default() };
                     let created = match *key {
                         "machineTemplate" => self.create_machine(&body, fault),
                         "networkTemplate" => self.create_network(&body, fault),
@@ -262,7 +274,9 @@ impl Store {
         }
         let job = self.run_job(&action_uri(name), &self.abs(path), vec![], vec![], None, JobFault::default());
         let mut nested = Vec::new();
-        for m in machines {
+        let last = machines.len().saturating_sub(1);
+        for (i, m) in machines.into_iter().enumerate() {
+            let fault = if i == last { fault } else { JobFault::default() };
             let state = self.resources.get(&m).map(|s| s.state().to_string()).unwrap_or_default();
             let walk = machine::machine_walk(&state, name, false).unwrap_or_default();
             let target = self.abs(&m);

@@ -1,0 +1,122 @@
+//! The members of a provider system, read into status: each machine, volume and network with its name,
+//! href, state and key attributes (a machine's IPs, cpu and memory; a volume's capacity).
+
+use serde_json::Value;
+
+use crate::api::system::{CimiSystemStatus, SystemMember};
+use crate::cimi::{CimiClient, CimiError};
+use crate::controller::managed::entries;
+
+/// How many members of each kind status lists (the counts cover every member).
+pub const MAX_LISTED: usize = 100;
+
+/// Cuts the member lists of status to [`MAX_LISTED`] each (after the counts were taken).
+pub fn truncate_lists(status: &mut CimiSystemStatus) {
+    status.machines.truncate(MAX_LISTED);
+    status.volumes.truncate(MAX_LISTED);
+    status.networks.truncate(MAX_LISTED);
+}
+
+/// Reads the system's machines, volumes and networks into `status` (IPs are re-read only when a machine's
+/// state changed or none were known).
+pub async fn observe_members(
+    client: &CimiClient,
+    system: &Value,
+    status: &mut CimiSystemStatus,
+) -> Result<(), CimiError> {
+    let machines = read_kind(client, system, "machines", "machine", "SystemMachine").await?;
+    let mut listed = Vec::new();
+    for (href, doc) in machines {
+        let previous = status.machines.iter().find(|m| m.href == href);
+        let state = doc.get("state").and_then(Value::as_str).map(str::to_string);
+        let addresses = match previous {
+            Some(p) if p.state == state && !p.addresses.is_empty() => p.addresses.clone(),
+            _ => machine_addresses(client, &doc).await?,
+        };
+        listed.push(SystemMember {
+            name: doc.get("name").and_then(Value::as_str).map(str::to_string),
+            href,
+            state,
+            addresses,
+            cpu: doc.get("cpu").and_then(Value::as_i64),
+            size: doc.get("memory").and_then(Value::as_i64),
+        });
+    }
+    status.machines = listed;
+    status.volumes = read_kind(client, system, "volumes", "volume", "SystemVolume")
+        .await?
+        .into_iter()
+        .map(|(href, doc)| member(href, &doc, "capacity"))
+        .collect();
+    status.networks = read_kind(client, system, "networks", "network", "SystemNetwork")
+        .await?
+        .into_iter()
+        .map(|(href, doc)| member(href, &doc, ""))
+        .collect();
+    Ok(())
+}
+
+fn member(href: String, doc: &Value, size: &str) -> SystemMember {
+    SystemMember {
+        name: doc.get("name").and_then(Value::as_str).map(str::to_string),
+        href,
+        state: doc.get("state").and_then(Value::as_str).map(str::to_string),
+        size: doc.get(size).and_then(Value::as_i64),
+        ..Default::default()
+    }
+}
+
+/// The members of one system sub-collection, as (href, document), sorted by name; members that vanished
+/// between the listing and the read are left out.
+async fn read_kind(
+    client: &CimiClient,
+    system: &Value,
+    sub: &str,
+    field: &str,
+    item_type: &str,
+) -> Result<Vec<(String, Value)>, CimiError> {
+    let Some(href) = system.get(sub).and_then(|v| v.get("href")).and_then(Value::as_str) else {
+        return Ok(Vec::new());
+    };
+    let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), item_type).await?;
+    let mut out = Vec::new();
+    for entry in entries(&page) {
+        let Some(member) = entry.get(field).and_then(|m| m.get("href")).and_then(Value::as_str) else { continue };
+        let url = client.resolve(member).await?;
+        match client.get_value(&url).await {
+            Ok(doc) => out.push((url.to_string(), doc)),
+            Err(CimiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| {
+        let name = |d: &Value| d.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        name(&a.1).cmp(&name(&b.1)).then(a.0.cmp(&b.0))
+    });
+    Ok(out)
+}
+
+/// A machine's IP addresses, through its network interfaces and their addresses.
+async fn machine_addresses(client: &CimiClient, machine: &Value) -> Result<Vec<String>, CimiError> {
+    let mut out = Vec::new();
+    let Some(href) = machine.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) else {
+        return Ok(out);
+    };
+    let page =
+        client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface").await?;
+    for nic in entries(&page) {
+        let Some(ah) = nic.get("addresses").and_then(|a| a.get("href")).and_then(Value::as_str) else { continue };
+        let page = client
+            .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
+            .await?;
+        for entry in entries(&page) {
+            if let Some(addr) = entry.get("address").and_then(|a| a.get("href")).and_then(Value::as_str) {
+                let address = client.get_value(&client.resolve(addr).await?).await?;
+                if let Some(ip) = address.get("ip").and_then(Value::as_str) {
+                    out.push(ip.to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
+}

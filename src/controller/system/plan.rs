@@ -1,0 +1,275 @@
+//! `plan_system`: the next CIMI operation for a system, from what the spec asks and what the provider
+//! shows of the system and its members; and the member counts of status. Pure: no I/O, unit-tested.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::api::PowerState;
+use crate::api::system::{NestedJob, SystemMember};
+use crate::controller::machine::plan::{TRANSIENT_STATES, power_action};
+
+/// Everything the plan looks at.
+#[derive(Clone, Debug, Default)]
+pub struct SystemPlanInput {
+    /// The provider's state of the system (MIXED when its machines disagree).
+    pub state: String,
+    /// The operations the system offers now, by short name.
+    pub operations: Vec<String>,
+    /// True while a Job the operator started runs.
+    pub job_running: bool,
+    /// The power state the spec asks for.
+    pub power: PowerState,
+    /// The system's machines.
+    pub machines: Vec<SystemMember>,
+    /// The partial update the attributes need (empty when in sync).
+    pub attribute_changes: Map<String, Value>,
+    /// managementPolicy ObserveOnly: never change anything.
+    pub observe_only: bool,
+}
+
+/// The next step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SystemStep {
+    /// Something runs on the provider; look again soon.
+    Wait(String),
+    /// The provider reports the system or one of its machines in ERROR.
+    Failed(String),
+    /// PUT these attributes of the system.
+    Update(Map<String, Value>),
+    /// Invoke this system action (it applies to every machine that allows it).
+    Power(&'static str),
+    /// The power state cannot be reached with the operations the system offers.
+    PowerUnsupported(String),
+    /// The system is as the spec says.
+    InSync,
+}
+
+fn member_name(m: &SystemMember) -> &str {
+    m.name.as_deref().unwrap_or(m.href.as_str())
+}
+
+/// The next operation for the system.
+pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
+    let state = input.state.as_str();
+    if input.job_running {
+        return SystemStep::Wait("a provider Job of this system is running".into());
+    }
+    if TRANSIENT_STATES.contains(&state) {
+        return SystemStep::Wait(format!("the system is {state}"));
+    }
+    if state == "ERROR" {
+        return SystemStep::Failed("the provider reports the system in state ERROR".into());
+    }
+    if let Some(m) = input.machines.iter().find(|m| m.state.as_deref() == Some("ERROR")) {
+        return SystemStep::Failed(format!("the provider reports member {} in state ERROR", member_name(m)));
+    }
+    if let Some(m) = input.machines.iter().find(|m| TRANSIENT_STATES.contains(&m.state.as_deref().unwrap_or(""))) {
+        return SystemStep::Wait(format!("member {} is {}", member_name(m), m.state.as_deref().unwrap_or("")));
+    }
+    if input.observe_only {
+        return SystemStep::InSync;
+    }
+    let allowed = |op: &str| input.operations.iter().any(|o| o == op);
+    if !input.attribute_changes.is_empty() && allowed("edit") {
+        return SystemStep::Update(input.attribute_changes.clone());
+    }
+    let desired = input.power.cimi_state();
+    let Some(off) = input.machines.iter().find(|m| m.state.as_deref().is_some_and(|s| s != desired)) else {
+        return SystemStep::InSync;
+    };
+    match power_action(off.state.as_deref().unwrap_or(""), input.power, &input.operations) {
+        None => SystemStep::InSync,
+        Some(Ok(action)) => SystemStep::Power(action),
+        Some(Err(message)) => SystemStep::PowerUnsupported(format!("member {}: {message}", member_name(off))),
+    }
+}
+
+/// Whether a member is in the state the spec asks for: machines in the power state, volumes AVAILABLE,
+/// networks STARTED.
+pub fn member_ready(kind: MemberKind, state: Option<&str>, power: PowerState) -> bool {
+    match kind {
+        MemberKind::Machine => state == Some(power.cimi_state()),
+        MemberKind::Volume => state == Some("AVAILABLE"),
+        MemberKind::Network => state == Some("STARTED"),
+    }
+}
+
+/// The kinds of members the status lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberKind {
+    /// A Machine.
+    Machine,
+    /// A Volume.
+    Volume,
+    /// A Network.
+    Network,
+}
+
+/// Member counts: (ready, total, members per state).
+pub fn count_members(
+    machines: &[SystemMember],
+    volumes: &[SystemMember],
+    networks: &[SystemMember],
+    power: PowerState,
+) -> (i32, i32, BTreeMap<String, i32>) {
+    let mut ready = 0;
+    let mut total = 0;
+    let mut states = BTreeMap::new();
+    for (kind, list) in
+        [(MemberKind::Machine, machines), (MemberKind::Volume, volumes), (MemberKind::Network, networks)]
+    {
+        for m in list {
+            total += 1;
+            if member_ready(kind, m.state.as_deref(), power) {
+                ready += 1;
+            }
+            *states.entry(m.state.clone().unwrap_or_else(|| "UNKNOWN".into())).or_insert(0) += 1;
+        }
+    }
+    (ready, total, states)
+}
+
+/// The components whose nested Jobs ended FAILED or STOPPED, as `name: message`.
+pub fn failed_components(nested: &[NestedJob]) -> Vec<String> {
+    nested
+        .iter()
+        .filter(|n| matches!(n.job.state.as_deref(), Some("FAILED" | "STOPPED")))
+        .map(|n| {
+            let who = n.component.clone().unwrap_or_else(|| n.job.href.clone());
+            match n.job.status_message.as_deref().filter(|m| !m.is_empty()) {
+                Some(m) => format!("{who} ({} {}: {m})", n.job.action.as_deref().unwrap_or("job"), state_of(n)),
+                None => format!("{who} ({} {})", n.job.action.as_deref().unwrap_or("job"), state_of(n)),
+            }
+        })
+        .collect()
+}
+
+fn state_of(n: &NestedJob) -> &str {
+    n.job.state.as_deref().unwrap_or("")
+}
+
+/// The name of the object that shows a member (`spec.exposeMembers`): `<system>-<member>`, lower-cased, with
+/// characters outside `[a-z0-9-]` turned into `-`, cut to 63 characters; `None` when nothing usable is left.
+pub fn exposed_name(system: &str, member: &str) -> Option<String> {
+    let raw = format!("{system}-{member}").to_ascii_lowercase();
+    let mut name: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    name.truncate(63);
+    let name = name.trim_matches('-').to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::common::JobStatus;
+
+    fn member(name: &str, state: &str) -> SystemMember {
+        SystemMember {
+            name: Some(name.into()),
+            href: format!("m/{name}"),
+            state: Some(state.into()),
+            ..Default::default()
+        }
+    }
+
+    fn input(state: &str, machines: &[(&str, &str)]) -> SystemPlanInput {
+        SystemPlanInput {
+            state: state.into(),
+            operations: ["edit", "delete", "start", "stop"].iter().map(|s| s.to_string()).collect(),
+            power: PowerState::Started,
+            machines: machines.iter().map(|(n, s)| member(n, s)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_mixed_system_is_started_as_a_whole() {
+        let i = input("MIXED", &[("web1", "STARTED"), ("web2", "STOPPED")]);
+        assert_eq!(plan_system(&i), SystemStep::Power("start"));
+        let mut i = i;
+        i.power = PowerState::Stopped;
+        assert_eq!(plan_system(&i), SystemStep::Power("stop"));
+    }
+
+    #[test]
+    fn in_sync_when_every_machine_is_in_the_power_state() {
+        assert_eq!(plan_system(&input("STARTED", &[("web1", "STARTED"), ("web2", "STARTED")])), SystemStep::InSync);
+        let mut i = input("STOPPED", &[("web1", "STOPPED")]);
+        i.power = PowerState::Stopped;
+        assert_eq!(plan_system(&i), SystemStep::InSync);
+    }
+
+    #[test]
+    fn nothing_starts_while_a_job_runs_or_a_member_moves() {
+        let mut i = input("MIXED", &[("web1", "STARTED"), ("web2", "STOPPED")]);
+        i.job_running = true;
+        assert!(matches!(plan_system(&i), SystemStep::Wait(_)));
+        let i = input("MIXED", &[("web1", "STARTED"), ("web2", "STARTING")]);
+        assert!(matches!(plan_system(&i), SystemStep::Wait(m) if m.contains("web2")));
+        let i = input("CREATING", &[]);
+        assert!(matches!(plan_system(&i), SystemStep::Wait(_)));
+    }
+
+    #[test]
+    fn errors_name_the_member() {
+        assert!(matches!(plan_system(&input("ERROR", &[])), SystemStep::Failed(_)));
+        let i = input("MIXED", &[("web1", "STARTED"), ("web2", "ERROR")]);
+        assert!(matches!(plan_system(&i), SystemStep::Failed(m) if m.contains("web2")));
+    }
+
+    #[test]
+    fn observe_only_never_acts() {
+        let mut i = input("MIXED", &[("web1", "STARTED"), ("web2", "STOPPED")]);
+        i.observe_only = true;
+        i.attribute_changes.insert("description".into(), Value::String("x".into()));
+        assert_eq!(plan_system(&i), SystemStep::InSync);
+    }
+
+    #[test]
+    fn attributes_before_power_and_unsupported_power_is_reported() {
+        let mut i = input("STOPPED", &[("web1", "STOPPED")]);
+        i.attribute_changes.insert("description".into(), Value::String("x".into()));
+        assert!(matches!(plan_system(&i), SystemStep::Update(_)));
+        i.attribute_changes.clear();
+        i.operations = vec!["edit".into()];
+        assert!(matches!(plan_system(&i), SystemStep::PowerUnsupported(m) if m.contains("web1")));
+    }
+
+    #[test]
+    fn counts_per_state_and_ready() {
+        let machines = [member("web1", "STARTED"), member("web2", "STOPPED")];
+        let volumes = [member("data", "AVAILABLE")];
+        let networks = [member("net", "STARTED")];
+        let (ready, total, states) = count_members(&machines, &volumes, &networks, PowerState::Started);
+        assert_eq!((ready, total), (3, 4));
+        assert_eq!(states["STARTED"], 2);
+        assert_eq!(states["STOPPED"], 1);
+        assert_eq!(states["AVAILABLE"], 1);
+        let (ready, ..) = count_members(&machines, &volumes, &networks, PowerState::Stopped);
+        assert_eq!(ready, 3);
+    }
+
+    #[test]
+    fn failed_nested_jobs_name_their_component() {
+        let job = |state: &str, msg: Option<&str>| JobStatus {
+            href: "j".into(),
+            action: Some("add".into()),
+            state: Some(state.into()),
+            status_message: msg.map(str::to_string),
+            ..Default::default()
+        };
+        let nested = vec![
+            NestedJob { component: Some("web1".into()), job: job("SUCCESS", None) },
+            NestedJob { component: Some("web2".into()), job: job("FAILED", Some("no capacity")) },
+        ];
+        assert_eq!(failed_components(&nested), ["web2 (add FAILED: no capacity)"]);
+    }
+
+    #[test]
+    fn exposed_names_are_dns_labels() {
+        assert_eq!(exposed_name("shop", "web1").as_deref(), Some("shop-web1"));
+        assert_eq!(exposed_name("Shop", "Web_1.a").as_deref(), Some("shop-web-1-a"));
+        assert_eq!(exposed_name(&"s".repeat(60), "web1").map(|n| n.len()), Some(63));
+    }
+}

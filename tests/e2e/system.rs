@@ -1,0 +1,373 @@
+//! CimiSystem on cimi-sim: the quickstart's system becomes Ready with its members in status and `kubectl get`;
+//! a member stopped on the provider shows MIXED; `powerState: Stopped` stops every machine; deletion removes every
+//! member; a nested Job failing midway names the failed component and leaves nothing behind; a create committed
+//! and dropped makes exactly one system; exposed members appear read-only and are garbage-collected.
+
+use std::time::Duration;
+
+use cimi_operator::api::CimiSystem;
+use cimi_operator::api::system::SystemMember;
+use cimi_operator::cimi::CimiClient;
+use cimi_operator::devenv::tools::Tool;
+use cimi_operator::sim::{FaultRule, Sim, SimConfig, SimHandle};
+use kube::ResourceExt as _;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Map, Value, json};
+
+use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, run_tool};
+use crate::machine::{provider_list, ready_provider, sim_client};
+
+const T: Duration = Duration::from_secs(90);
+
+/// The CimiSystem of `examples/quickstart/50-system.yaml`, for this test's provider and operator.
+fn example_system(op: &TestOperator, provider: &str) -> CimiSystem {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/50-system.yaml");
+    let text = std::fs::read_to_string(&path).expect("the example system exists");
+    let mut system: CimiSystem = serde_yaml::from_str(&text).expect("the example system parses");
+    system.spec.provider_ref.name = provider.to_string();
+    system.metadata.labels = Some(op.labels());
+    system
+}
+
+fn fault(value: Value) -> FaultRule {
+    serde_json::from_value(value).expect("a fault rule")
+}
+
+fn is_ready(s: &CimiSystem) -> bool {
+    s.status.as_ref().is_some_and(|st| condition(&st.common.conditions, "Ready").is_some_and(|c| c.0 == "True"))
+}
+
+fn state(s: &CimiSystem) -> Option<&str> {
+    s.status.as_ref()?.common.state.as_deref()
+}
+
+fn ready_string(s: &CimiSystem) -> Option<&str> {
+    s.status.as_ref()?.ready.as_deref()
+}
+
+async fn wait_system(api: &Api<CimiSystem>, name: &str, what: &str, check: impl Fn(&CimiSystem) -> bool) -> CimiSystem {
+    eventually(what, T, || async {
+        let s = api.get(name).await.ok()?;
+        check(&s).then_some(s)
+    })
+    .await
+}
+
+fn member<'a>(list: &'a [SystemMember], name: &str) -> &'a SystemMember {
+    list.iter().find(|m| m.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no member {name} in {list:?}"))
+}
+
+/// `kubectl get cimisystems` in the namespace, as a user reads it.
+fn kubectl_get(ns: &str) -> String {
+    let (ok, out, err) = run_tool(Tool::Kubectl, &["get", "cimisystems", "-n", ns], None);
+    assert!(ok, "kubectl get cimisystems failed: {err}");
+    out
+}
+
+async fn action(cimi: &CimiClient, href: &str, name: &str) {
+    let url = cimi.resolve(href).await.expect("href");
+    cimi.action_href(&url, name, Map::new()).await.unwrap_or_else(|e| panic!("{name} on {href}: {e}"));
+}
+
+/// Every collection the system's members live in is empty on the provider.
+async fn assert_nothing_left(cimi: &CimiClient) {
+    for collection in ["systems", "machines", "volumes", "networks"] {
+        let left = provider_list(cimi, collection).await;
+        assert!(left.is_empty(), "{collection} left on the provider: {left:?}");
+    }
+}
+
+async fn delete_and_wait(api: &Api<CimiSystem>, name: &str) {
+    api.delete(name, &DeleteParams::default()).await.expect("delete the system");
+    eventually(&format!("{name} to be gone"), T, || async { api.get_opt(name).await.ok()?.is_none().then_some(()) })
+        .await;
+}
+
+#[tokio::test]
+async fn example_system_members_mixed_power_and_deletion() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sys").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
+
+    // Ready, every member listed with its state, the machines with their IPs; 4/4 in kubectl.
+    let s = wait_system(&systems, "shop", "shop Ready with 4/4 members", |s| {
+        is_ready(s) && ready_string(s) == Some("4/4") && state(s) == Some("STARTED")
+    })
+    .await;
+    let st = s.status.clone().expect("status");
+    assert_eq!(st.machines.len(), 2, "{:?}", st.machines);
+    for name in ["web1", "web2"] {
+        let m = member(&st.machines, name);
+        assert_eq!(m.state.as_deref(), Some("STARTED"));
+        assert!(!m.addresses.is_empty(), "{name} has an IP: {m:?}");
+        assert_eq!(m.cpu, Some(1));
+    }
+    assert_eq!(member(&st.volumes, "data").state.as_deref(), Some("AVAILABLE"));
+    assert_eq!(member(&st.networks, "net").state.as_deref(), Some("STARTED"));
+    assert_eq!((st.members_ready, st.members_total), (Some(4), Some(4)));
+    assert_eq!(st.member_states.get("STARTED"), Some(&3));
+    assert_eq!(st.member_states.get("AVAILABLE"), Some(&1));
+    let job = st.common.job.clone().expect("the create Job is recorded");
+    assert_eq!((job.action.as_deref(), job.state.as_deref()), (Some("add"), Some("SUCCESS")));
+    assert_eq!(st.nested_jobs.len(), 4, "one nested Job per member: {:?}", st.nested_jobs);
+    assert!(st.nested_jobs.iter().all(|n| n.job.state.as_deref() == Some("SUCCESS") && n.component.is_some()));
+    let on_provider = provider_list(&cimi, "systems").await;
+    assert_eq!(on_provider.len(), 1, "{on_provider:?}");
+    assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(s.metadata.uid.clone().expect("uid")));
+    assert_eq!(on_provider[0]["properties"]["cimi.dev/name"], json!("shop"));
+    let listing = kubectl_get(&ns.name);
+    let line = listing.lines().find(|l| l.starts_with("shop")).unwrap_or_else(|| panic!("no shop in {listing}"));
+    assert!(line.contains("4/4") && line.contains("STARTED") && line.contains("True"), "{listing}");
+
+    // One member stopped on the provider: MIXED. The start the operator then asks for hangs (an injected fault),
+    // so the mixed state holds still while we look; its nested Job is in status.
+    sim.set_faults(vec![fault(json!({"resourceType": "System", "action": "start", "kind": "jobHangs"}))]);
+    action(&cimi, &member(&st.machines, "web1").href, "stop").await;
+    let s = wait_system(&systems, "shop", "shop MIXED with 3/4 members", |s| {
+        state(s) == Some("MIXED")
+            && ready_string(s) == Some("3/4")
+            && s.status.as_ref().is_some_and(|st| {
+                st.nested_jobs
+                    .iter()
+                    .any(|n| n.component.as_deref() == Some("web1") && n.job.state.as_deref() == Some("RUNNING"))
+            })
+    })
+    .await;
+    let listing = kubectl_get(&ns.name);
+    let line = listing.lines().find(|l| l.starts_with("shop")).unwrap_or_default().to_string();
+    assert!(line.contains("MIXED") && line.contains("3/4"), "{listing}");
+    assert_eq!(
+        condition(&s.status.clone().expect("status").common.conditions, "Ready").map(|c| c.0),
+        Some("False".into())
+    );
+    // The provider gives up on the hung start; the operator starts web1 again and the system is whole.
+    sim.set_faults(Vec::new());
+    let hung = s
+        .status
+        .as_ref()
+        .and_then(|st| st.nested_jobs.iter().find(|n| n.component.as_deref() == Some("web1")))
+        .map(|n| n.job.href.clone())
+        .expect("the hung nested Job");
+    action(&cimi, &hung, "stop").await;
+    wait_system(&systems, "shop", "shop STARTED again", |s| {
+        is_ready(s) && state(s) == Some("STARTED") && ready_string(s) == Some("4/4")
+    })
+    .await;
+
+    // powerState: Stopped stops every machine.
+    systems
+        .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
+        .await
+        .expect("stop the system");
+    let s = wait_system(&systems, "shop", "shop STOPPED", |s| is_ready(s) && state(s) == Some("STOPPED")).await;
+    let st = s.status.expect("status");
+    assert!(st.machines.iter().all(|m| m.state.as_deref() == Some("STOPPED")), "{:?}", st.machines);
+    for m in provider_list(&cimi, "machines").await {
+        assert_eq!(m["state"], "STOPPED", "{m}");
+    }
+
+    // Deletion removes the system and every member on the provider.
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
+
+#[tokio::test]
+async fn a_nested_job_failing_midway_names_the_component_and_leaves_nothing() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysfail").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // The system's create: the last component's Job (web2's) fails; the others succeed.
+    sim.set_faults(vec![fault(
+        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobFails", "times": 1}),
+    )]);
+    systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
+    let s = wait_system(&systems, "shop", "Ready=False JobFailed naming web2", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.common.conditions.iter().find(|c| c.type_ == "Ready" && c.reason == "JobFailed"))
+            .is_some_and(|c| c.message.contains("web2"))
+    })
+    .await;
+    let st = s.status.expect("status");
+    assert_eq!(condition(&st.common.conditions, "Stalled"), Some(("True".into(), "JobFailed".into())));
+    let web2 = st.nested_jobs.iter().find(|n| n.component.as_deref() == Some("web2")).expect("web2's nested Job");
+    assert_eq!(web2.job.state.as_deref(), Some("FAILED"));
+    let web1 = st.nested_jobs.iter().find(|n| n.component.as_deref() == Some("web1")).expect("web1's nested Job");
+    assert_eq!(web1.job.state.as_deref(), Some("SUCCESS"), "the failure came midway");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    eventually("a ComponentFailed Event", T, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ComponentFailed") && e.note.as_deref().is_some_and(|n| n.contains("web2"))
+            })
+            .then_some(())
+    })
+    .await;
+
+    // Deleting the object leaves nothing on the provider.
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
+
+#[tokio::test]
+async fn commit_then_drop_on_the_system_create_makes_exactly_one_system() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "syscrash").await;
+    let first = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &first, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // The create is committed, then the connection drops before any answer.
+    sim.set_faults(vec![fault(
+        json!({"method": "POST", "resourceType": "SystemCollection", "name": "shop", "times": 1, "kind": "commitThenDrop"}),
+    )]);
+    systems.create(&PostParams::default(), &example_system(&first, &provider)).await.expect("create the system");
+    eventually("the committed system on the provider", T, || async {
+        (!provider_list(&cimi, "systems").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(sim.faults().iter().all(|r| r.times == Some(0)), "the fault fired");
+    // The operator that asked goes away; a fresh one adopts the system by its UID tag.
+    let label = first.label.1.clone();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _second = TestOperator::start_with_label(&ns.name, &label).await;
+    let s =
+        wait_system(&systems, "shop", "shop Ready after the crash", |s| is_ready(s) && ready_string(s) == Some("4/4"))
+            .await;
+    let on_provider = provider_list(&cimi, "systems").await;
+    assert_eq!(on_provider.len(), 1, "exactly one system: {on_provider:?}");
+    assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(s.metadata.uid.clone().expect("uid")));
+    assert_eq!(s.status.and_then(|st| st.common.id), on_provider[0]["id"].as_str().map(str::to_string));
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "and exactly its two machines");
+}
+
+/// The exposed member objects of `shop`: (kind/name, import href, owner uid) of each.
+async fn exposed(client: &kube::Client, ns: &str) -> Vec<(String, String, String)> {
+    use cimi_operator::api::{CimiMachine, CimiNetwork, CimiVolume};
+    let lp = ListParams::default().labels("cimi.dev/system=shop");
+    let mut out = Vec::new();
+    let owner = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+        refs.iter().find(|r| r.kind == "CimiSystem").map(|r| r.uid.clone()).unwrap_or_default()
+    };
+    for m in Api::<CimiMachine>::namespaced(client.clone(), ns).list(&lp).await.expect("machines").items {
+        assert_eq!(m.spec.management_policy, cimi_operator::api::common::ManagementPolicy::ObserveOnly);
+        assert_eq!(m.spec.deletion_policy, cimi_operator::api::common::DeletionPolicy::Orphan);
+        let href = m.spec.import.clone().and_then(|i| i.href).unwrap_or_default();
+        out.push((format!("CimiMachine/{}", m.name_any()), href, owner(m.owner_references())));
+    }
+    for v in Api::<CimiVolume>::namespaced(client.clone(), ns).list(&lp).await.expect("volumes").items {
+        let href = v.spec.import.clone().and_then(|i| i.href).unwrap_or_default();
+        out.push((format!("CimiVolume/{}", v.name_any()), href, owner(v.owner_references())));
+    }
+    for n in Api::<CimiNetwork>::namespaced(client.clone(), ns).list(&lp).await.expect("networks").items {
+        let href = n.spec.import.clone().and_then(|i| i.href).unwrap_or_default();
+        out.push((format!("CimiNetwork/{}", n.name_any()), href, owner(n.owner_references())));
+    }
+    out.sort();
+    out
+}
+
+async fn ready_exposed_system(
+    client: &kube::Client,
+    op: &TestOperator,
+    ns: &str,
+    sim: &SimHandle,
+) -> (Api<CimiSystem>, CimiSystem) {
+    let provider = ready_provider(client, op, ns, sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), ns);
+    systems.create(&PostParams::default(), &example_system(op, &provider)).await.expect("create the system");
+    wait_system(&systems, "shop", "shop Ready", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    systems
+        .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"exposeMembers": true}})))
+        .await
+        .expect("expose the members");
+    let s = wait_system(&systems, "shop", "four exposed members in status", |s| {
+        s.status.as_ref().is_some_and(|st| st.exposed.len() == 4)
+    })
+    .await;
+    (systems, s)
+}
+
+#[tokio::test]
+async fn exposed_members_appear_read_only_and_are_garbage_collected() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysexp").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let writes_before = sim.stats().writes;
+    let (systems, s) = ready_exposed_system(&client, &op, &ns.name, &sim).await;
+    let writes_ready = sim.stats().writes;
+    assert!(writes_ready > writes_before, "the system was created");
+    let uid = s.uid().expect("uid");
+    let st = s.status.clone().expect("status");
+    let objects = exposed(&client, &ns.name).await;
+    let names: Vec<&str> = objects.iter().map(|(n, ..)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["CimiMachine/shop-web1", "CimiMachine/shop-web2", "CimiNetwork/shop-net", "CimiVolume/shop-data"]
+    );
+    for (name, href, owner) in &objects {
+        assert_eq!(owner, &uid, "{name} is owned by the system");
+        let all: Vec<&SystemMember> = st.machines.iter().chain(&st.volumes).chain(&st.networks).collect();
+        assert!(all.iter().any(|m| &m.href == href), "{name} imports a member: {href}");
+    }
+    // Their controllers see them for a while: not one provider write comes of it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(sim.stats().writes, writes_ready, "the exposed members made provider writes");
+
+    // Deleting the system: the members go on the provider, and the garbage collector removes the objects.
+    delete_and_wait(&systems, "shop").await;
+    eventually("the exposed objects garbage-collected", T, || async {
+        exposed(&client, &ns.name).await.is_empty().then_some(())
+    })
+    .await;
+    assert_nothing_left(&cimi).await;
+}
+
+#[tokio::test]
+async fn exposed_members_become_ready_without_provider_writes() {
+    use cimi_operator::api::{CimiMachine, CimiNetwork, CimiVolume};
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysexp2").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let (_systems, _) = ready_exposed_system(&client, &op, &ns.name, &sim).await;
+    let writes = sim.stats().writes;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
+    let ready = |c: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| {
+        c.is_some_and(|c| condition(c, "Ready").is_some_and(|r| r.0 == "True"))
+    };
+    eventually("the exposed members Ready", T, || async {
+        let mut all = true;
+        for name in ["shop-web1", "shop-web2"] {
+            let m = machines.get(name).await.ok()?;
+            all &= ready(m.status.as_ref().map(|s| &s.common.conditions))
+                && m.status.as_ref().and_then(|s| s.common.state.as_deref()) == Some("STARTED");
+        }
+        let v = volumes.get("shop-data").await.ok()?;
+        all &= ready(v.status.as_ref().map(|s| &s.common.conditions));
+        let n = networks.get("shop-net").await.ok()?;
+        all &= ready(n.status.as_ref().map(|s| &s.common.conditions));
+        all.then_some(())
+    })
+    .await;
+    assert_eq!(sim.stats().writes, writes, "the exposed members made provider writes");
+}
