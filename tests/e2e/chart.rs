@@ -780,8 +780,9 @@ async fn wait_gone(kubeconfig: &Path, kind: &str, name: &str, ns: Option<&str>) 
 }
 
 /// Everything a user does with the operator, on every kind it manages: a provider with credentials from a
-/// Secret, then per namespace a network, a volume and a machine attached to both with credentials from a Secret,
-/// a one-shot restart, a stop, and deletion of everything (the provider last).
+/// Secret, admitting only labelled namespaces; then per namespace a network, a volume and a machine attached to
+/// both with credentials from a Secret, a one-shot restart, a stop, a system whose members are exposed as objects
+/// of their own, and deletion of everything (the provider last).
 async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, namespaces: &[&str], endpoint: &str) {
     let provider = format!("{release}-sim");
     apply(
@@ -791,7 +792,8 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
              stringData: {{username: demo, password: demo}}\n---\n\
              apiVersion: cimi.dev/v1alpha1\nkind: CimiProvider\nmetadata: {{name: {provider}}}\n\
              spec:\n  endpoint: {endpoint}\n  pollInterval: 1s\n\
-             \x20 credentialsSecretRef: {{namespace: {operator_ns}, name: {provider}-creds}}\n"
+             \x20 credentialsSecretRef: {{namespace: {operator_ns}, name: {provider}-creds}}\n\
+             \x20 allowedNamespaces: {{matchLabels: {{e2e.cimi.dev/tenant: \"yes\"}}}}\n"
         ),
     );
     wait_for(kubeconfig, "cimiprovider", &provider, None, "Ready", is_ready).await;
@@ -810,7 +812,12 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
                  \x20 template:\n    machineConfig: {{name: tiny}}\n    machineImage: {{name: Linux SUSE}}\n\
                  \x20   credentialSecretRef: {{name: login}}\n\
                  \x20 networkInterfaces: [{{networkRef: {{name: net}}}}]\n\
-                 \x20 volumes: [{{volumeRef: {{name: data}}, initialLocation: /dev/vdb}}]\n"
+                 \x20 volumes: [{{volumeRef: {{name: data}}, initialLocation: /dev/vdb}}]\n---\n\
+                 apiVersion: cimi.dev/v1alpha1\nkind: CimiSystem\nmetadata: {{name: shop, namespace: {ns}}}\n\
+                 spec:\n  providerRef: {{name: {provider}}}\n  exposeMembers: true\n\
+                 \x20 template:\n    componentDescriptors:\n\
+                 \x20   - {{name: web, quantity: 2, machineTemplate: \
+                 {{machineConfig: {{name: tiny}}, machineImage: {{name: Linux SUSE}}}}}}\n"
             ),
         );
     }
@@ -834,14 +841,29 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             is_ready(o) && o["status"]["state"] == "STOPPED"
         })
         .await;
+        wait_for(kubeconfig, "cimisystem", "shop", Some(ns), "Ready with its members exposed", |o| {
+            is_ready(o) && o["status"]["ready"] == "2/2"
+        })
+        .await;
     }
     for ns in namespaces {
-        let delete = ["delete", "cimimachine/web", "cimivolume/data", "ciminetwork/net", "-n", ns, "--wait=false"];
+        let delete = [
+            "delete",
+            "cimimachine/web",
+            "cimivolume/data",
+            "ciminetwork/net",
+            "cimisystem/shop",
+            "-n",
+            ns,
+            "--wait=false",
+        ];
         let (ok, out, err) = run_tool_with(kubeconfig, Tool::Kubectl, &delete, None);
         assert!(ok, "{out}{err}");
     }
     for ns in namespaces {
-        for (kind, name) in [("cimimachine", "web"), ("cimivolume", "data"), ("ciminetwork", "net")] {
+        for (kind, name) in
+            [("cimimachine", "web"), ("cimivolume", "data"), ("ciminetwork", "net"), ("cimisystem", "shop")]
+        {
             wait_gone(kubeconfig, kind, name, Some(ns)).await;
         }
     }
@@ -867,6 +889,9 @@ async fn rbac_of_both_modes_equals_what_the_operator_uses_over_the_full_lifecycl
     let kubeconfig = cp.kubeconfig_path().to_path_buf();
     for ns in ["ops", "team-a", "team-b"] {
         let (ok, out, err) = run_tool_with(&kubeconfig, Tool::Kubectl, &["create", "namespace", ns], None);
+        assert!(ok, "{out}{err}");
+        let label = ["label", "namespace", ns, "e2e.cimi.dev/tenant=yes"];
+        let (ok, out, err) = run_tool_with(&kubeconfig, Tool::Kubectl, &label, None);
         assert!(ok, "{out}{err}");
     }
     let sim = cimi_operator::sim::Sim::start(cimi_operator::sim::SimConfig::default()).await.expect("sim");
