@@ -17,7 +17,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestNamespace, client, client_as, condition, control_plane, eventually, http_get, random_suffix};
+use crate::harness::{
+    TestNamespace, TestOperator, client, client_as, condition, control_plane, eventually, http_get, random_suffix,
+};
 
 /// Short timings so the tests run in seconds; the bound under test is `LEASE + RETRY`.
 const LEASE: Duration = Duration::from_secs(4);
@@ -550,4 +552,74 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
     let _ = cluster_bindings.delete(&cluster_name, &DeleteParams::default()).await;
     let _ = roles.delete(&cluster_name, &DeleteParams::default()).await;
     let _ = roles.delete(&namespaced_name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again() {
+    use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
+    use cimi_operator::api::machine::MachineTemplateSpec;
+    use cimi_operator::api::{CimiMachine, CimiMachineSpec, PowerState};
+
+    let admin = client().await;
+    let ns = TestNamespace::new(&admin, "rt-secret").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let provider = crate::machine::ready_provider(&admin, &op, &ns.name, &sim).await;
+    let mut machine = CimiMachine::new(
+        "web",
+        CimiMachineSpec {
+            provider_ref: ProviderRef { name: provider.clone() },
+            description: None,
+            template: Some(MachineTemplateSpec {
+                machine_config: Some(CatalogRef::by_name("small")),
+                machine_image: CatalogRef::by_name("Linux SUSE"),
+                credential_secret_ref: Some(LocalObjectRef { name: "login".into() }),
+                ..Default::default()
+            }),
+            name: None,
+            properties: None,
+            template_ref: None,
+            power_state: PowerState::Started,
+            volumes: Vec::new(),
+            network_interfaces: Vec::new(),
+            deletion_policy: Default::default(),
+            management_policy: Default::default(),
+            import: None,
+            timeouts: None,
+        },
+    );
+    machine.metadata.labels = Some(op.labels());
+    let machines: Api<CimiMachine> = Api::namespaced(admin.clone(), &ns.name);
+    machines.create(&PostParams::default(), &machine).await.expect("machine");
+    let reason = |m: &CimiMachine| m.status.as_ref().and_then(|s| condition(&s.common.conditions, "Ready"));
+    crate::machine::wait_machine(&machines, "web", "Ready=False, SecretNotFound", |m| {
+        reason(m) == Some(("False".into(), "SecretNotFound".into()))
+    })
+    .await;
+
+    // A missing Secret needs a human, so the machine is not retried for minutes; creating the Secret
+    // (with the operator's label: Secrets are watched by label) reconciles it at once.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns.name);
+    let mut login = Secret {
+        metadata: ObjectMeta { name: Some("login".into()), labels: Some(op.labels()), ..ObjectMeta::default() },
+        ..Secret::default()
+    };
+    login.string_data = Some(BTreeMap::from([("userID".into(), "admin".into()), ("password".into(), "pw".into())]));
+    secrets.create(&PostParams::default(), &login).await.expect("login secret");
+    let m = crate::machine::wait_machine(&machines, "web", "the machine to move past SecretNotFound", |m| {
+        reason(m).is_some_and(|(_, r)| r != "SecretNotFound")
+    })
+    .await;
+    assert!(
+        m.status.as_ref().and_then(|s| s.common.id.as_ref()).is_some() || reason(&m).is_some_and(|(s, _)| s == "True"),
+        "the machine is being created once its Secret exists: {:?}",
+        m.status
+    );
+
+    machines.delete("web", &DeleteParams::default()).await.expect("delete");
+    eventually("the machine to be gone", T, || async {
+        matches!(machines.get_opt("web").await, Ok(None)).then_some(())
+    })
+    .await;
+    sim.stop().await;
 }
