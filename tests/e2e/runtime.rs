@@ -108,6 +108,13 @@ async fn one_of_two_instances_leads_and_a_graceful_stop_hands_over_and_releases_
         assert!(leader.leads() && !standby.leads(), "leadership must be stable while the leader renews");
     }
     assert_eq!(holder(&ns.name).await.as_deref(), Some(leader.identity.as_str()));
+    // Both are ready: the leader once its watches synced, the standby once the API answers.
+    for (who, instance) in [("leader", leader), ("standby", standby)] {
+        eventually(&format!("the {who}'s /readyz to answer 200"), T, || async {
+            (http_get(instance.admin(), "/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+    }
     let (status, body) = http_get(leader.admin(), "/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("cimi_leader 1"), "the leader reports cimi_leader 1:\n{body}");
@@ -129,6 +136,15 @@ async fn one_of_two_instances_leads_and_a_graceful_stop_hands_over_and_releases_
     assert_eq!(spec.holder_identity.as_deref(), Some(standby.identity.as_str()));
     assert_eq!(spec.lease_transitions, Some(transitions_before + 1), "the takeover counts as a transition");
     assert!(!leader.leads(), "the stopped instance no longer claims to lead");
+    // The new leader started its controllers: ready again once their watches synced.
+    eventually("the new leader's /readyz to answer 200", T, || async {
+        (http_get(standby.admin(), "/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(
+        http_get(standby.admin(), "/metrics").await.1.contains("cimi_leader 1"),
+        "the new leader reports cimi_leader 1"
+    );
     let leader_admin = leader.admin();
     assert!(
         tokio::net::TcpStream::connect(leader_admin).await.is_err() || {
