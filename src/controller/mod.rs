@@ -88,6 +88,7 @@ impl Context {
             config: self.config.clone(),
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
+            recorder: Some(self.recorder.clone()),
         }
     }
 

@@ -22,10 +22,12 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::error_boundary::InvalidObject;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -48,6 +50,8 @@ pub struct Watches {
     pub readiness: Readiness,
     /// Where watch errors, resource counts and Job durations go.
     pub metrics: Metrics,
+    /// Publishes a Warning Event on an object a controller cannot decode (once per resourceVersion).
+    pub recorder: Option<Recorder>,
 }
 
 /// Reads the provider name and the shared status (if any yet) of a managed object, for the
@@ -170,6 +174,8 @@ impl Watches {
             metrics: self.metrics.clone(),
             status_of,
             states: HashMap::new(),
+            recorder: self.recorder.clone(),
+            reported: HashMap::new(),
         };
         let triggers = stream::unfold((events, state), |(mut events, mut state)| async move {
             loop {
@@ -276,6 +282,13 @@ impl Watches {
     }
 }
 
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 fn report_invalid(metrics: &Metrics, kind: &str, invalid: &InvalidObject) {
     let namespace = invalid.metadata.namespace.as_deref().unwrap_or("");
     let name = invalid.metadata.name.as_deref().unwrap_or("");
@@ -357,6 +370,9 @@ struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
     status_of: Option<StatusOf<K>>,
     /// Objects by provider state, as last published to `cimi_resources`.
     states: HashMap<String, i64>,
+    recorder: Option<Recorder>,
+    /// The resourceVersion of each undecodable object an Event was published for.
+    reported: HashMap<(Option<String>, Option<String>), Option<String>>,
 }
 
 impl<K> Reflection<K>
@@ -384,7 +400,7 @@ where
                             s.relist.get_or_insert_with(Vec::new).push(object);
                         }
                     }
-                    Err(invalid) => report_invalid(&self.metrics, &self.kind, &invalid),
+                    Err(invalid) => self.invalid(&invalid),
                 }
                 Vec::new()
             }
@@ -394,7 +410,7 @@ where
                 vec![object]
             }
             Ok(Event::Apply(DeserializeGuard(Err(invalid)))) => {
-                report_invalid(&self.metrics, &self.kind, &invalid);
+                self.invalid(&invalid);
                 // What the store holds is no longer what the cluster holds: treat it as absent.
                 self.forget(invalid.metadata.namespace.as_deref(), invalid.metadata.name.as_deref());
                 Vec::new()
@@ -405,6 +421,43 @@ where
                 Vec::new()
             }
         }
+    }
+
+    /// Reports an undecodable object: log, counter, and a Warning Event on it once per resourceVersion
+    /// (so `kubectl describe` shows why the operator ignores it).
+    fn invalid(&mut self, invalid: &InvalidObject) {
+        report_invalid(&self.metrics, &self.kind, invalid);
+        let meta = &invalid.metadata;
+        let key = (meta.namespace.clone(), meta.name.clone());
+        if self.reported.get(&key) == Some(&meta.resource_version) {
+            return;
+        }
+        self.reported.insert(key, meta.resource_version.clone());
+        let Some(recorder) = self.recorder.clone() else { return };
+        let reference = ObjectReference {
+            api_version: Some(K::api_version(&()).to_string()),
+            kind: Some(K::kind(&()).to_string()),
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            ..ObjectReference::default()
+        };
+        let event = kube::runtime::events::Event {
+            type_: EventType::Warning,
+            reason: "DecodeFailed".into(),
+            note: Some(format!(
+                "the operator cannot read this object and ignores it until it is fixed: {}",
+                truncate(&invalid.error, 512)
+            )),
+            action: "Watch".into(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::debug!(%error, "cannot publish the DecodeFailed Event");
+            }
+        });
     }
 
     /// A scope's relist is complete: its objects replace the ones the store held for it.
@@ -565,6 +618,8 @@ mod tests {
             metrics: metrics.clone(),
             status_of: Some(status_of),
             states: HashMap::new(),
+            recorder: None,
+            reported: HashMap::new(),
         };
         (state, readiness, metrics)
     }
@@ -647,7 +702,7 @@ mod tests {
         crate::runtime::telemetry::install_crypto_provider();
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().expect("url"))).expect("client");
         let config = Config { namespaces: vec!["a".into(), "b".into()], ..Config::default() };
-        let watches = Watches { client, config, readiness: Readiness::new(), metrics: Metrics::new() };
+        let watches = Watches { client, config, readiness: Readiness::new(), metrics: Metrics::new(), recorder: None };
         let _machines = watches.reflect::<CimiMachine>(None);
         let _providers = watches.reflect_cluster::<CimiProvider>();
         let _secrets = watches.secret_names("cimimachines", None);

@@ -517,6 +517,18 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         (sample(&metrics, decode_errors)? >= 1.0).then_some(())
     })
     .await;
+    // `kubectl describe` shows why the operator ignores it.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns_b.name);
+    let note = eventually("a DecodeFailed Event on the bad object", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find_map(|e| {
+            let on_it = e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken");
+            (on_it && e.reason.as_deref() == Some("DecodeFailed") && e.type_.as_deref() == Some("Warning"))
+                .then(|| e.note.unwrap_or_default())
+        })
+    })
+    .await;
+    assert!(note.contains("cannot read this object"), "{note}");
     // The watch goes on: a volume created after the bad one is reconciled, and so are changes.
     volumes_b.create(&PostParams::default(), &volume("data-c", &provider_name, labels.clone())).await.expect("volume");
     wait_volume_ready(&volumes_b, "data-c").await;
