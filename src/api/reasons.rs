@@ -81,8 +81,11 @@ reasons! {
         "The referenced CimiProvider is not Ready.",
         "Look at the CimiProvider's Ready condition (`kubectl get cimiprov`).";
     NotAllowedNamespace: [READY, STALLED]
-        "The object's namespace does not match the CimiProvider's `spec.allowedNamespaces`.",
-        "Ask the provider's owner to admit the namespace, or use another provider.";
+        "The object's namespace does not match the CimiProvider's `spec.allowedNamespaces` (the message shows the \
+         selector); no provider call is made for the object.",
+        "Label the namespace to match (namespace labels are re-read within 10 seconds), ask the provider's owner \
+         to admit the namespace, or use another provider; the operator looks again within 5 minutes, at once on a \
+         change of the object.";
     SecretNotFound: [READY, STALLED]
         "A Secret the spec references does not exist or lacks the expected key.",
         "Create the Secret with the keys the field's documentation names; the operator retries at once for a \

@@ -96,6 +96,7 @@ impl Context {
             config: self.config.clone(),
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
+            recorder: Some(self.recorder.clone()),
         }
     }
 

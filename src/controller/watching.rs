@@ -39,8 +39,7 @@ pub fn namespaced<K>(ctx: &Context, shutdown: &CancellationToken) -> Controller<
 where
     K: Managed + Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let status_of: crate::runtime::watches::StatusOf<K> =
-        |k: &K| k.managed_status().map(|status| (k.provider_name(), status));
+    let status_of: crate::runtime::watches::StatusOf<K> = |k: &K| (k.provider_name(), k.managed_status());
     let (store, triggers, release) = ctx.watches().reflect::<K>(Some(status_of));
     Controller::for_stream(triggers, store)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))

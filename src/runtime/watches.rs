@@ -22,10 +22,12 @@ use std::sync::{Arc, Mutex};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::error_boundary::InvalidObject;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -48,11 +50,13 @@ pub struct Watches {
     pub readiness: Readiness,
     /// Where watch errors, resource counts and Job durations go.
     pub metrics: Metrics,
+    /// Publishes a Warning Event on an object a controller cannot decode (once per resourceVersion).
+    pub recorder: Option<Recorder>,
 }
 
-/// Reads the provider name and the shared status of a managed object, for the `cimi_resources` gauge
-/// and `cimi_job_duration_seconds`.
-pub type StatusOf<K> = fn(&K) -> Option<(&str, &ManagedStatus)>;
+/// Reads the provider name and the shared status (if any yet) of a managed object, for the
+/// `cimi_resources` gauge (an object without a state counts as `UNKNOWN`) and `cimi_job_duration_seconds`.
+pub type StatusOf<K> = fn(&K) -> (&str, Option<&ManagedStatus>);
 
 /// The readiness component name of a controller's own watch: `watch/<plural>/<namespace or *>`.
 pub fn component_name<K: Resource<DynamicType = ()>>(namespace: Option<&str>) -> String {
@@ -170,6 +174,8 @@ impl Watches {
             metrics: self.metrics.clone(),
             status_of,
             states: HashMap::new(),
+            recorder: self.recorder.clone(),
+            reported: HashMap::new(),
         };
         let triggers = stream::unfold((events, state), |(mut events, mut state)| async move {
             loop {
@@ -276,6 +282,13 @@ impl Watches {
     }
 }
 
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 fn report_invalid(metrics: &Metrics, kind: &str, invalid: &InvalidObject) {
     let namespace = invalid.metadata.namespace.as_deref().unwrap_or("");
     let name = invalid.metadata.name.as_deref().unwrap_or("");
@@ -357,6 +370,9 @@ struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
     status_of: Option<StatusOf<K>>,
     /// Objects by provider state, as last published to `cimi_resources`.
     states: HashMap<String, i64>,
+    recorder: Option<Recorder>,
+    /// The resourceVersion of each undecodable object an Event was published for.
+    reported: HashMap<(Option<String>, Option<String>), Option<String>>,
 }
 
 impl<K> Reflection<K>
@@ -384,7 +400,7 @@ where
                             s.relist.get_or_insert_with(Vec::new).push(object);
                         }
                     }
-                    Err(invalid) => report_invalid(&self.metrics, &self.kind, &invalid),
+                    Err(invalid) => self.invalid(&invalid),
                 }
                 Vec::new()
             }
@@ -394,7 +410,7 @@ where
                 vec![object]
             }
             Ok(Event::Apply(DeserializeGuard(Err(invalid)))) => {
-                report_invalid(&self.metrics, &self.kind, &invalid);
+                self.invalid(&invalid);
                 // What the store holds is no longer what the cluster holds: treat it as absent.
                 self.forget(invalid.metadata.namespace.as_deref(), invalid.metadata.name.as_deref());
                 Vec::new()
@@ -405,6 +421,43 @@ where
                 Vec::new()
             }
         }
+    }
+
+    /// Reports an undecodable object: log, counter, and a Warning Event on it once per resourceVersion
+    /// (so `kubectl describe` shows why the operator ignores it).
+    fn invalid(&mut self, invalid: &InvalidObject) {
+        report_invalid(&self.metrics, &self.kind, invalid);
+        let meta = &invalid.metadata;
+        let key = (meta.namespace.clone(), meta.name.clone());
+        if self.reported.get(&key) == Some(&meta.resource_version) {
+            return;
+        }
+        self.reported.insert(key, meta.resource_version.clone());
+        let Some(recorder) = self.recorder.clone() else { return };
+        let reference = ObjectReference {
+            api_version: Some(K::api_version(&()).to_string()),
+            kind: Some(K::kind(&()).to_string()),
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            ..ObjectReference::default()
+        };
+        let event = kube::runtime::events::Event {
+            type_: EventType::Warning,
+            reason: "DecodeFailed".into(),
+            note: Some(format!(
+                "the operator cannot read this object and ignores it until it is fixed: {}",
+                truncate(&invalid.error, 512)
+            )),
+            action: "Watch".into(),
+            secondary: None,
+        };
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &reference).await {
+                tracing::debug!(%error, "cannot publish the DecodeFailed Event");
+            }
+        });
     }
 
     /// A scope's relist is complete: its objects replace the ones the store held for it.
@@ -444,22 +497,22 @@ where
     fn apply(&mut self, object: &K) {
         let old = self.reader.get(&ObjectRef::from_obj(object));
         if let Some(status_of) = self.status_of {
-            self.track(old.as_deref().and_then(status_of), status_of(object));
+            self.track(old.as_deref().map(status_of), Some(status_of(object)));
         }
         self.release.apply(&Event::Apply(object.clone()));
     }
 
     fn delete(&mut self, object: &K) {
         if let Some(status_of) = self.status_of {
-            self.track(status_of(object), None);
+            self.track(Some(status_of(object)), None);
         }
         self.release.apply(&Event::Delete(object.clone()));
     }
 
     /// Updates the resource gauge, and records a Job that `new` shows finished while `old` showed it running.
-    fn track(&mut self, old: Option<(&str, &ManagedStatus)>, new: Option<(&str, &ManagedStatus)>) {
-        let state = |s: Option<(&str, &ManagedStatus)>| -> Option<String> {
-            s.map(|(_, status)| status.state.clone().unwrap_or_else(|| "UNKNOWN".to_string()))
+    fn track(&mut self, old: Option<(&str, Option<&ManagedStatus>)>, new: Option<(&str, Option<&ManagedStatus>)>) {
+        let state = |s: Option<(&str, Option<&ManagedStatus>)>| -> Option<String> {
+            s.map(|(_, status)| status.and_then(|s| s.state.clone()).unwrap_or_else(|| "UNKNOWN".to_string()))
         };
         let (was, is) = (state(old), state(new));
         if was != is {
@@ -470,7 +523,7 @@ where
                 self.count(is, 1);
             }
         }
-        let (Some((_, old)), Some((provider, new))) = (old, new) else { return };
+        let (Some((_, Some(old))), Some((provider, Some(new)))) = (old, new) else { return };
         let (Some(before), Some(after)) = (&old.job, &new.job) else { return };
         let finished = |state: Option<&str>| matches!(state, Some("SUCCESS" | "FAILED" | "STOPPED"));
         if before.href == after.href
@@ -511,7 +564,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Drop for Reflection<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CimiMachine, CimiProvider};
+    use crate::api::{CimiMachine, CimiProvider, CimiVolume};
 
     #[test]
     fn components_name_the_watch() {
@@ -520,12 +573,136 @@ mod tests {
         assert_eq!(related_component_name::<Secret>("cimimachines", Some("a")), "watch/cimimachines/secrets/a");
     }
 
+    fn volume(ns: &str, name: &str, state: Option<&str>) -> DeserializeGuard<CimiVolume> {
+        let mut doc = serde_json::json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"providerRef": {"name": "lab"}}
+        });
+        if let Some(state) = state {
+            doc["status"] = serde_json::json!({"state": state});
+        }
+        serde_json::from_value(doc).expect("a guarded volume")
+    }
+
+    fn undecodable(ns: &str, name: &str) -> DeserializeGuard<CimiVolume> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"providerRef": {"name": "lab"}},
+            "status": {"job": {"href": "j", "progress": 4_294_967_296_i64}}
+        }))
+        .expect("a guarded volume")
+    }
+
+    fn reflection(namespaces: &[&str]) -> (Reflection<CimiVolume>, Readiness, Metrics) {
+        let (readiness, metrics) = (Readiness::new(), Metrics::new());
+        let writer = Writer::<CimiVolume>::new(());
+        let reader = writer.as_reader();
+        let release = StoreRelease { writer: Arc::new(Mutex::new(writer)), ready: Arc::new(AtomicBool::new(false)) };
+        let scopes = namespaces
+            .iter()
+            .map(|ns| {
+                let component = component_name::<CimiVolume>(Some(ns));
+                readiness.register(component.clone());
+                ScopeState { namespace: Some(ns.to_string()), component, synced: false, relist: None }
+            })
+            .collect();
+        let status_of: StatusOf<CimiVolume> = |v| ("lab", v.status.as_ref().map(|s| &s.common));
+        let state = Reflection {
+            kind: "CimiVolume".into(),
+            release,
+            reader,
+            scopes,
+            readiness: readiness.clone(),
+            metrics: metrics.clone(),
+            status_of: Some(status_of),
+            states: HashMap::new(),
+            recorder: None,
+            reported: HashMap::new(),
+        };
+        (state, readiness, metrics)
+    }
+
+    fn relist(r: &mut Reflection<CimiVolume>, scope: usize, objects: Vec<DeserializeGuard<CimiVolume>>) -> usize {
+        r.handle(Scoped { scope, event: Ok(Event::Init) });
+        for object in objects {
+            r.handle(Scoped { scope, event: Ok(Event::InitApply(object)) });
+        }
+        r.handle(Scoped { scope, event: Ok(Event::InitDone) }).len()
+    }
+
+    fn names(r: &Reflection<CimiVolume>) -> Vec<String> {
+        let mut names: Vec<String> = r.reader.state().iter().map(|o| o.name_any()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_store_is_ready_once_every_namespace_listed_and_a_relist_replaces_only_its_namespace() {
+        let (mut r, readiness, metrics) = reflection(&["a", "b"]);
+        assert_eq!(relist(&mut r, 0, vec![volume("a", "a1", Some("AVAILABLE")), volume("a", "a2", None)]), 2);
+        assert!(!r.release.ready.load(Ordering::SeqCst), "not ready while namespace b has not listed");
+        assert_eq!(readiness.pending(), ["watch/cimivolumes/b"]);
+        assert_eq!(relist(&mut r, 1, vec![volume("b", "b1", Some("AVAILABLE"))]), 1);
+        assert!(r.release.ready.load(Ordering::SeqCst));
+        assert!(readiness.is_ready());
+        assert_eq!(names(&r), ["a1", "a2", "b1"]);
+
+        // Namespace a relists without a2 (deleted while its watch was down): only a2 goes.
+        relist(&mut r, 0, vec![volume("a", "a1", Some("AVAILABLE"))]);
+        assert_eq!(names(&r), ["a1", "b1"]);
+        let text = metrics.encode();
+        assert!(text.contains("cimi_resources{kind=\"CimiVolume\",state=\"AVAILABLE\"} 2"), "{text}");
+        assert!(text.contains("cimi_resources{kind=\"CimiVolume\",state=\"UNKNOWN\"} 0"), "a2 is gone: {text}");
+        drop(r);
+        assert!(metrics.encode().contains("cimi_resources{kind=\"CimiVolume\",state=\"AVAILABLE\"} 0"));
+    }
+
+    #[test]
+    fn undecodable_objects_are_counted_and_absent_and_the_others_flow() {
+        let (mut r, _, metrics) = reflection(&["a"]);
+        assert_eq!(relist(&mut r, 0, vec![volume("a", "good", None), undecodable("a", "bad")]), 1);
+        assert_eq!(names(&r), ["good"]);
+        // A known object turns undecodable: it leaves the store (its old spec is no longer the truth).
+        let triggers = r.handle(Scoped { scope: 0, event: Ok(Event::Apply(undecodable("a", "good"))) });
+        assert!(triggers.is_empty());
+        assert!(names(&r).is_empty());
+        let triggers = r.handle(Scoped { scope: 0, event: Ok(Event::Apply(volume("a", "next", None))) });
+        assert_eq!(triggers.len(), 1, "the watch goes on");
+        r.handle(Scoped { scope: 0, event: Ok(Event::Delete(undecodable("a", "next"))) });
+        assert!(names(&r).is_empty(), "a deletion is applied even when the object cannot be decoded");
+        assert!(metrics.encode().contains("cimi_watch_errors_total{kind=\"CimiVolume\",reason=\"decode\"} 2"));
+    }
+
+    #[test]
+    fn a_job_seen_to_finish_is_timed_once() {
+        let (mut r, _, metrics) = reflection(&["a"]);
+        let with_job = |state: &str| -> DeserializeGuard<CimiVolume> {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume",
+                "metadata": {"name": "v", "namespace": "a"},
+                "spec": {"providerRef": {"name": "lab"}},
+                "status": {"job": {"href": "j/1", "action": "add", "state": state, "startedAt": "2026-01-01T00:00:00Z"}}
+            }))
+            .expect("volume")
+        };
+        relist(&mut r, 0, vec![with_job("RUNNING")]);
+        r.handle(Scoped { scope: 0, event: Ok(Event::Apply(with_job("SUCCESS"))) });
+        r.handle(Scoped { scope: 0, event: Ok(Event::Apply(with_job("SUCCESS"))) });
+        let text = metrics.encode();
+        assert!(
+            text.contains("cimi_job_duration_seconds_count{provider=\"lab\",action=\"add\",state=\"SUCCESS\"} 1"),
+            "{text}"
+        );
+    }
+
     #[tokio::test]
     async fn every_namespace_registers_a_watch() {
         crate::runtime::telemetry::install_crypto_provider();
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().expect("url"))).expect("client");
         let config = Config { namespaces: vec!["a".into(), "b".into()], ..Config::default() };
-        let watches = Watches { client, config, readiness: Readiness::new(), metrics: Metrics::new() };
+        let watches = Watches { client, config, readiness: Readiness::new(), metrics: Metrics::new(), recorder: None };
         let _machines = watches.reflect::<CimiMachine>(None);
         let _providers = watches.reflect_cluster::<CimiProvider>();
         let _secrets = watches.secret_names("cimimachines", None);

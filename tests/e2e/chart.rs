@@ -898,7 +898,8 @@ async fn rbac_of_both_modes_equals_what_the_operator_uses_over_the_full_lifecycl
 
     for (release, sets, namespaces) in [
         ("wide", vec![], vec![]),
-        ("narrow", vec!["--set", "rbac.mode=namespaced,watch.namespaces={team-a}"], vec!["team-a"]),
+        // Two watched namespaces: one watch per namespace, each within the Role the chart grants there.
+        ("narrow", vec!["--set", "rbac.mode=namespaced,watch.namespaces={team-a,team-b}"], vec!["team-a", "team-b"]),
     ] {
         let chart = chart();
         let mut args = vec!["install", release, chart.as_str(), "--namespace", "ops"];

@@ -17,7 +17,9 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestNamespace, client, client_as, condition, control_plane, eventually, http_get, random_suffix};
+use crate::harness::{
+    TestNamespace, TestOperator, client, client_as, condition, control_plane, eventually, http_get, random_suffix,
+};
 
 /// Short timings so the tests run in seconds; the bound under test is `LEASE + RETRY`.
 const LEASE: Duration = Duration::from_secs(4);
@@ -106,6 +108,13 @@ async fn one_of_two_instances_leads_and_a_graceful_stop_hands_over_and_releases_
         assert!(leader.leads() && !standby.leads(), "leadership must be stable while the leader renews");
     }
     assert_eq!(holder(&ns.name).await.as_deref(), Some(leader.identity.as_str()));
+    // Both are ready: the leader once its watches synced, the standby once the API answers.
+    for (who, instance) in [("leader", leader), ("standby", standby)] {
+        eventually(&format!("the {who}'s /readyz to answer 200"), T, || async {
+            (http_get(instance.admin(), "/readyz").await.0 == 200).then_some(())
+        })
+        .await;
+    }
     let (status, body) = http_get(leader.admin(), "/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("cimi_leader 1"), "the leader reports cimi_leader 1:\n{body}");
@@ -127,6 +136,15 @@ async fn one_of_two_instances_leads_and_a_graceful_stop_hands_over_and_releases_
     assert_eq!(spec.holder_identity.as_deref(), Some(standby.identity.as_str()));
     assert_eq!(spec.lease_transitions, Some(transitions_before + 1), "the takeover counts as a transition");
     assert!(!leader.leads(), "the stopped instance no longer claims to lead");
+    // The new leader started its controllers: ready again once their watches synced.
+    eventually("the new leader's /readyz to answer 200", T, || async {
+        (http_get(standby.admin(), "/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(
+        http_get(standby.admin(), "/metrics").await.1.contains("cimi_leader 1"),
+        "the new leader reports cimi_leader 1"
+    );
     let leader_admin = leader.admin();
     assert!(
         tokio::net::TcpStream::connect(leader_admin).await.is_err() || {
@@ -499,6 +517,18 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         (sample(&metrics, decode_errors)? >= 1.0).then_some(())
     })
     .await;
+    // `kubectl describe` shows why the operator ignores it.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns_b.name);
+    let note = eventually("a DecodeFailed Event on the bad object", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find_map(|e| {
+            let on_it = e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken");
+            (on_it && e.reason.as_deref() == Some("DecodeFailed") && e.type_.as_deref() == Some("Warning"))
+                .then(|| e.note.unwrap_or_default())
+        })
+    })
+    .await;
+    assert!(note.contains("cannot read this object"), "{note}");
     // The watch goes on: a volume created after the bad one is reconciled, and so are changes.
     volumes_b.create(&PostParams::default(), &volume("data-c", &provider_name, labels.clone())).await.expect("volume");
     wait_volume_ready(&volumes_b, "data-c").await;
@@ -550,4 +580,74 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
     let _ = cluster_bindings.delete(&cluster_name, &DeleteParams::default()).await;
     let _ = roles.delete(&cluster_name, &DeleteParams::default()).await;
     let _ = roles.delete(&namespaced_name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again() {
+    use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
+    use cimi_operator::api::machine::MachineTemplateSpec;
+    use cimi_operator::api::{CimiMachine, CimiMachineSpec, PowerState};
+
+    let admin = client().await;
+    let ns = TestNamespace::new(&admin, "rt-secret").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let provider = crate::machine::ready_provider(&admin, &op, &ns.name, &sim).await;
+    let mut machine = CimiMachine::new(
+        "web",
+        CimiMachineSpec {
+            provider_ref: ProviderRef { name: provider.clone() },
+            description: None,
+            template: Some(MachineTemplateSpec {
+                machine_config: Some(CatalogRef::by_name("small")),
+                machine_image: CatalogRef::by_name("Linux SUSE"),
+                credential_secret_ref: Some(LocalObjectRef { name: "login".into() }),
+                ..Default::default()
+            }),
+            name: None,
+            properties: None,
+            template_ref: None,
+            power_state: PowerState::Started,
+            volumes: Vec::new(),
+            network_interfaces: Vec::new(),
+            deletion_policy: Default::default(),
+            management_policy: Default::default(),
+            import: None,
+            timeouts: None,
+        },
+    );
+    machine.metadata.labels = Some(op.labels());
+    let machines: Api<CimiMachine> = Api::namespaced(admin.clone(), &ns.name);
+    machines.create(&PostParams::default(), &machine).await.expect("machine");
+    let reason = |m: &CimiMachine| m.status.as_ref().and_then(|s| condition(&s.common.conditions, "Ready"));
+    crate::machine::wait_machine(&machines, "web", "Ready=False, SecretNotFound", |m| {
+        reason(m) == Some(("False".into(), "SecretNotFound".into()))
+    })
+    .await;
+
+    // A missing Secret needs a human, so the machine is not retried for minutes; creating the Secret
+    // (with the operator's label: Secrets are watched by label) reconciles it at once.
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns.name);
+    let mut login = Secret {
+        metadata: ObjectMeta { name: Some("login".into()), labels: Some(op.labels()), ..ObjectMeta::default() },
+        ..Secret::default()
+    };
+    login.string_data = Some(BTreeMap::from([("userID".into(), "admin".into()), ("password".into(), "pw".into())]));
+    secrets.create(&PostParams::default(), &login).await.expect("login secret");
+    let m = crate::machine::wait_machine(&machines, "web", "the machine to move past SecretNotFound", |m| {
+        reason(m).is_some_and(|(_, r)| r != "SecretNotFound")
+    })
+    .await;
+    assert!(
+        m.status.as_ref().and_then(|s| s.common.id.as_ref()).is_some() || reason(&m).is_some_and(|(s, _)| s == "True"),
+        "the machine is being created once its Secret exists: {:?}",
+        m.status
+    );
+
+    machines.delete("web", &DeleteParams::default()).await.expect("delete");
+    eventually("the machine to be gone", T, || async {
+        matches!(machines.get_opt("web").await, Ok(None)).then_some(())
+    })
+    .await;
+    sim.stop().await;
 }
