@@ -762,13 +762,20 @@ fn is_ready(object: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-/// Waits until `check` holds for `kind/name`.
+/// Waits until `check` holds for `kind/name`; on timeout, fails showing the object as it was last seen.
 async fn wait_for(kubeconfig: &Path, kind: &str, name: &str, ns: Option<&str>, what: &str, check: fn(&Value) -> bool) {
-    let label = format!("{kind}/{name} {what}");
-    crate::harness::eventually(&label, std::time::Duration::from_secs(90), || async {
-        object_json(kubeconfig, kind, name, ns).is_some_and(|o| check(&o)).then_some(())
-    })
-    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let seen = object_json(kubeconfig, kind, name, ns);
+        if seen.as_ref().is_some_and(check) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let status = seen.map(|o| o["status"].to_string()).unwrap_or_else(|| "absent".into());
+            panic!("timed out after 90s waiting for {kind}/{name} {what}; status: {status}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 async fn wait_gone(kubeconfig: &Path, kind: &str, name: &str, ns: Option<&str>) {
