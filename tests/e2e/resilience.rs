@@ -13,7 +13,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::harness::{TestNamespace, TestOperator, client, eventually};
-use crate::machine::{provider_list, ready_provider, sim_client};
+use crate::machine::{provider_list, ready_provider, ready_provider_polled, sim_client};
 
 const T: Duration = Duration::from_secs(60);
 const ITERATIONS: usize = 20;
@@ -62,11 +62,23 @@ fn ready(m: &CimiMachine) -> bool {
 /// Every object Ready, and exactly one tagged provider machine per object, none untagged or orphaned.
 async fn exactly_one_machine_each(machines: &Api<CimiMachine>, sim: &SimHandle, expected: usize) {
     let cimi = sim_client(sim).await;
-    let list = eventually("every machine Ready", T, || async {
-        let list = machines.list(&Default::default()).await.ok()?.items;
-        (list.len() == expected && list.iter().all(ready)).then_some(list)
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + T;
+    let list = loop {
+        let list = machines.list(&Default::default()).await.expect("list").items;
+        if list.len() == expected && list.iter().all(ready) {
+            break list;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let waiting: Vec<String> = list
+                .iter()
+                .filter(|m| !ready(m))
+                .map(|m| format!("{}: {:?}", m.metadata.name.clone().unwrap_or_default(), m.status))
+                .collect();
+            let names: Vec<String> = list.iter().filter_map(|m| m.metadata.name.clone()).collect();
+            panic!("not every machine of {expected} is Ready after {T:?}: {names:?}; not Ready: {waiting:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let on_provider = provider_list(&cimi, "machines").await;
     assert_eq!(on_provider.len(), expected, "one provider machine per object: {on_provider:#?}");
     let mut uids: Vec<String> =
@@ -88,7 +100,9 @@ async fn commit_then_drop_and_a_fresh_operator_make_exactly_one_machine_each_tim
     let mut operator = TestOperator::start(&ns.name).await;
     let label = operator.label.1.clone();
     let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
-    let provider = ready_provider(&client, &operator, &ns.name, &sim).await;
+    // Polled every 30 s: 20 machines polled every second would spend the provider's whole request
+    // budget (20/s by default) on reads.
+    let provider = ready_provider_polled(&client, &operator, &ns.name, &sim, "30s").await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
 
     for i in 0..ITERATIONS {

@@ -323,11 +323,15 @@ async fn sync(
         .collect();
     let (wanted_networks, known_networks, networks_waiting) = network_refs(ctx, machine).await?;
     // Likewise, only interfaces on networks Kubernetes knows are ours to remove.
-    let attached_interfaces: Vec<AttachedInterface> = attached_interfaces(client, &current)
-        .await?
-        .into_iter()
-        .filter(|a| known_networks.contains(&a.network) || wanted_networks.iter().any(|w| w.href == a.network))
-        .collect();
+    // (From the interfaces just mirrored into status: no second read of the collection.)
+    let mut attached_interfaces = Vec::new();
+    for nic in &status.network_interfaces {
+        let Some(href) = &nic.href else { continue };
+        let network = client.resolve(href).await?.to_string();
+        if known_networks.contains(&network) || wanted_networks.iter().any(|w| w.href == network) {
+            attached_interfaces.push(AttachedInterface { network });
+        }
+    }
     let waiting_for = match (waiting_for, networks_waiting) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -404,7 +408,9 @@ async fn sync(
             Ok((Progress::Working(Reason::Updating, format!("attaching CimiVolume {}", wanted.name)), ACTIVE_REQUEUE))
         }
         MachineStep::Disconnect(attached) => {
-            let entry = client.get_value(&client.resolve(&attached.entry).await?).await?;
+            let Some(entry) = interface_entry(client, &current, &attached.network).await? else {
+                return Ok((Progress::Working(Reason::Updating, "re-reading the interfaces".into()), ACTIVE_REQUEUE));
+            };
             let accepted = client.delete(&entry).await?;
             status.common.job = job_started(&accepted, "disconnect").or(status.common.job.take());
             Ok((
@@ -582,26 +588,20 @@ async fn network_refs(
     Ok((out, known, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
 }
 
-/// The network interfaces the provider reports.
-async fn attached_interfaces(client: &CimiClient, machine: &Value) -> Result<Vec<AttachedInterface>, CimiError> {
+/// The machine's interface entry on `network` (what a disconnect deletes), if it has one.
+async fn interface_entry(client: &CimiClient, machine: &Value, network: &str) -> Result<Option<Value>, CimiError> {
     let Some(href) = machine.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let url = client.resolve(href).await?;
     let page = client.list_page_value(&url, &Default::default(), "MachineNetworkInterface").await?;
-    let mut out = Vec::new();
     for e in entries(&page) {
-        let (Some(id), Some(network)) =
-            (e.get("id").and_then(Value::as_str), e.get("network").and_then(|v| v.get("href")).and_then(Value::as_str))
-        else {
-            continue;
-        };
-        out.push(AttachedInterface {
-            entry: client.resolve(id).await?.to_string(),
-            network: client.resolve(network).await?.to_string(),
-        });
+        let Some(on) = e.get("network").and_then(|v| v.get("href")).and_then(Value::as_str) else { continue };
+        if client.resolve(on).await?.as_str() == network {
+            return Ok(Some(e));
+        }
     }
-    Ok(out)
+    Ok(None)
 }
 
 /// The attachments the provider reports.
