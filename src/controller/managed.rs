@@ -371,6 +371,85 @@ pub async fn enforce_timeout<K: Managed>(client: &CimiClient, obj: &K, job: &Job
     ))
 }
 
+/// A create whose Job failed (or was stopped) is retried: after a delay that doubles with each
+/// failure in a row (reported as `JobFailed` meanwhile), what the failed create left (a resource in
+/// ERROR) is deleted, and once it is gone the record is cleared so that the next pass creates again.
+/// `Ok(None)`: nothing to recover, or recovered (go on); `Ok(Some(message))`: working on it.
+pub async fn recover_failed_create(
+    ctx: &Context,
+    client: &CimiClient,
+    retry_key: &str,
+    noun: &str,
+    status: &mut ManagedStatus,
+    uid: &str,
+    was_running: bool,
+) -> Result<Option<String>, Problem> {
+    let Some(job) = status.job.clone() else { return Ok(None) };
+    if job.action.as_deref() != Some("add") || !matches!(job.state.as_deref(), Some("FAILED" | "STOPPED")) {
+        return Ok(None);
+    }
+    let reported = crate::api::conditions::find(&status.conditions, crate::api::conditions::STALLED)
+        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| c.message.contains(&job.href));
+    if let Some(c) = reported {
+        let delay = super::outcome::retry_delay(ctx.failures(retry_key).max(1));
+        let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
+        let since = Duration::try_from(since).unwrap_or_default();
+        if since < delay {
+            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
+        }
+    } else if was_running {
+        let failures = ctx.failed(retry_key);
+        let delay = super::outcome::retry_delay(failures);
+        return Err(Problem {
+            retry_after: Some(delay),
+            ..Problem::stalled(
+                Reason::JobFailed,
+                format!(
+                    "the create Job {} ended {}: {}; the operator removes what it left and creates the {noun} \
+                     again in {}s",
+                    job.href,
+                    job.state.as_deref().unwrap_or("?"),
+                    job.status_message.clone().unwrap_or_default(),
+                    delay.as_secs()
+                ),
+            )
+        });
+    }
+    // The delay is over: remove what the failed create left, then create again.
+    let left = match &status.id {
+        Some(href) => observe(client, href, uid).await?,
+        None => None,
+    };
+    match left {
+        Some(resource) => {
+            let state = resource.get("state").and_then(Value::as_str).unwrap_or("");
+            match state {
+                "ERROR" => match client.delete(&resource).await {
+                    Ok(_) | Err(CimiError::NotFound { .. }) => {
+                        Ok(Some(format!("removing the {noun} whose create failed, to create it again")))
+                    }
+                    Err(CimiError::NotAllowedNow { .. }) => Ok(Some(format!("waiting to remove the failed {noun}"))),
+                    Err(e) => Err(e.into()),
+                },
+                "DELETING" => Ok(Some(format!("removing the {noun} whose create failed, to create it again"))),
+                // It came up after all: forget the failed Job and go on with it.
+                _ => {
+                    status.job = None;
+                    Ok(None)
+                }
+            }
+        }
+        None => {
+            status.id = None;
+            status.job = None;
+            status.state = None;
+            Ok(None)
+        }
+    }
+}
+
 /// A Job record for an operation just started.
 pub fn job_started(accepted: &Accepted, action: &str) -> Option<JobStatus> {
     accepted.job.as_ref().map(|href| JobStatus {

@@ -1,7 +1,8 @@
 //! Resilience: crash safety (20 times, the provider commits a create and drops the connection before
 //! answering, and the operator that sent it is stopped; a fresh operator finds the machine by its UID
 //! tag and never creates a second one), and every cimi-sim fault kind: each ends in the condition a
-//! user should see, then recovers once the fault is cleared, with nothing leaked or duplicated.
+//! user should see, then recovers once the fault is cleared, with nothing leaked or duplicated (a
+//! failed create leaves a machine in ERROR: it is removed before the create is retried).
 
 use std::time::Duration;
 
@@ -181,10 +182,11 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
         post("throttle-1", FaultKind::Throttle { retry_after: 1 }),
         post("unavail-1", FaultKind::Unavailable { seconds: 40 }),
         FaultRule { times: Some(1), ..post("drop-1", FaultKind::CommitThenDrop) },
+        post("createfail-1", FaultKind::JobFails),
         start_of("fails-1", FaultKind::JobFails),
         start_of("hangs-1", FaultKind::JobHangs),
     ]);
-    for name in ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1"] {
+    for name in ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1", "createfail-1"] {
         machines.create(&PostParams::default(), &small_machine(op.labels(), name, &provider)).await.expect("create");
     }
     for name in ["fails-1", "hangs-1"] {
@@ -212,6 +214,8 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
     assert!(message.contains("400"), "{message}");
     expect("throttle-1", "Synced", "False", "RateLimited").await;
     expect("unavail-1", "Ready", "Unknown", "ProviderUnreachable").await;
+    let (_, _, message) = expect("createfail-1", "Stalled", "True", "JobFailed").await;
+    assert!(message.contains("create Job"), "{message}");
     let (_, _, message) = expect("fails-1", "Stalled", "True", "JobFailed").await;
     assert!(message.contains("start"), "{message}");
     let (_, _, message) = expect("hangs-1", "Stalled", "True", "Timeout").await;
@@ -245,7 +249,18 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
         .patch("bad-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"description": "fixed"}})))
         .await
         .expect("touch bad-1");
-    let names = ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1", "fails-1", "hangs-1", "trunc-1"];
+    let names = [
+        "error-1",
+        "bad-1",
+        "throttle-1",
+        "unavail-1",
+        "drop-1",
+        "latency-1",
+        "createfail-1",
+        "fails-1",
+        "hangs-1",
+        "trunc-1",
+    ];
     for name in names {
         eventually(&format!("{name} recovers"), T, || async {
             let m = machines.get(name).await.ok()?;

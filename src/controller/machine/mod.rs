@@ -29,7 +29,8 @@ use super::kubeops::{
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
-    observe, operations, read_imported, ready_transition_event, refresh_job, tags, wanted_attributes,
+    observe, operations, read_imported, ready_transition_event, recover_failed_create, refresh_job, tags,
+    wanted_attributes,
 };
 use super::outcome::{Problem, retry_delay};
 use super::registry::resolve_catalog;
@@ -228,15 +229,10 @@ async fn sync(
         return Err(Problem { retry_after: Some(retry_delay(failures)), ..problem });
     }
     settle_last_action(status);
-    if let Some(job) = &status.common.job
-        && job.state.as_deref() == Some("FAILED")
-        && job.action.as_deref() == Some("add")
-        && status.common.state.is_none()
+    if let Some(message) =
+        recover_failed_create(ctx, client, &retry_key, "machine", &mut status.common, &uid, was_running).await?
     {
-        return Err(Problem::stalled(
-            Reason::JobFailed,
-            format!("the create Job {} failed: {}", job.href, job.status_message.clone().unwrap_or_default()),
-        ));
+        return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }
     failed_operation(ctx, &retry_key, status, was_running)?;
 
