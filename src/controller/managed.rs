@@ -330,6 +330,39 @@ pub fn overdue<K: Managed>(obj: &K, job: &JobStatus) -> Option<(&'static str, Du
     (elapsed > limit).then_some((operation, limit, elapsed))
 }
 
+/// For a provider without Jobs: the Timeout problem of a resource that has stayed in a transient
+/// state (`CREATING`, `STARTING`...) longer than the spec allows, counted from when the object
+/// started reconciling. The state says which operation: `CREATING` a create, `DELETING` a delete,
+/// any other an update or action.
+pub fn transient_overdue<K: Managed>(
+    obj: &K,
+    noun: &str,
+    state: &str,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<Problem> {
+    let since = crate::api::conditions::find(conditions, crate::api::conditions::RECONCILING)
+        .filter(|c| c.status == "True")?
+        .last_transition_time
+        .0;
+    let (operation, limit) = match state {
+        "CREATING" => ("create", obj.create_timeout()),
+        "DELETING" => ("delete", obj.delete_timeout()),
+        _ => ("update", obj.update_timeout()),
+    };
+    let elapsed = Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(since)).unwrap_or_default();
+    (elapsed > limit).then(|| {
+        Problem::stalled(
+            Reason::Timeout,
+            format!(
+                "the {operation} operation timed out: the {noun} is still {state} after {}s, longer than \
+                 spec.timeouts.{operation} ({}s); the provider offers no Job to stop",
+                elapsed.as_secs(),
+                limit.as_secs_f64()
+            ),
+        )
+    })
+}
+
 /// The Timeout message of a delete that runs longer than the spec allows (it is left to run).
 pub fn delete_overdue<K: Managed>(obj: &K, job: Option<&JobStatus>) -> Option<String> {
     let job = job?;
@@ -664,6 +697,31 @@ mod tests {
         assert_eq!(overdue(&m, &job("start", "SUCCESS", ago(5))), None, "a finished Job never times out");
         assert!(delete_overdue(&m, Some(&job("delete", "RUNNING", ago(16 * 60)))).is_some(), "default delete limit");
         assert!(delete_overdue(&m, None).is_none());
+    }
+
+    #[test]
+    fn a_transient_state_without_a_job_times_out_too() {
+        use crate::api::common::Timeouts;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let mut m = crate::api::CimiMachine::new("m", Default::default());
+        m.spec.timeouts = Some(Timeouts { update: Some("1s".into()), ..Default::default() });
+        let reconciling = |status: &str, secs: i64| {
+            vec![Condition {
+                type_: "Reconciling".into(),
+                status: status.into(),
+                reason: "ChangingPowerState".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(
+                    k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs),
+                ),
+            }]
+        };
+        let p = transient_overdue(&m, "machine", "STARTING", &reconciling("True", 5)).expect("overdue");
+        assert_eq!(p.reason, Reason::Timeout);
+        assert!(p.message.contains("update") && p.message.contains("STARTING"), "{}", p.message);
+        assert!(transient_overdue(&m, "machine", "CREATING", &reconciling("True", 5)).is_none(), "create: 15m");
+        assert!(transient_overdue(&m, "machine", "STARTING", &reconciling("False", 5)).is_none());
     }
 
     #[test]

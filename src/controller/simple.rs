@@ -23,7 +23,8 @@ use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_ap
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, find_by_uid, find_import, job_running, job_started, observe,
-    read_imported, ready_transition_event, recover_failed_create, refresh_job, tags, wanted_attributes,
+    read_imported, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
+    wanted_attributes,
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
@@ -296,7 +297,13 @@ async fn sync<K: SimpleKind>(
             let ours = if observe_only { None } else { find_by_uid(client, K::COLLECTION, &uid).await? };
             match ours {
                 Some(v) => Some(v),
-                None => Some(find_import(client, K::COLLECTION, K::NOUN, import, &uid).await?),
+                None => {
+                    let found = find_import(client, K::COLLECTION, K::NOUN, import, &uid).await?;
+                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    publish(ctx, obj, false, "Imported", "Import", format!("adopted the provider {} {id}", K::NOUN))
+                        .await;
+                    Some(found)
+                }
             }
         }
         (None, None) => find_by_uid(client, K::COLLECTION, &uid).await?,
@@ -358,6 +365,11 @@ async fn sync<K: SimpleKind>(
         return Ok((Progress::Working(Reason::Updating, "updating attributes".into()), ACTIVE_REQUEUE));
     }
     if state != K::READY_STATE {
+        if matches!(state.as_str(), "CREATING" | "STARTING" | "STOPPING" | "DELETING")
+            && let Some(problem) = transient_overdue(obj, K::NOUN, &state, &K::common(status).conditions)
+        {
+            return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+        }
         return Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE));
     }
     Ok((Progress::InSync, Duration::from_secs(30)))

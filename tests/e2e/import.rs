@@ -129,6 +129,15 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     let st = m.status.expect("status");
     assert_eq!(st.common.id.as_deref(), Some(href.as_str()));
     assert!(st.cpu.is_some());
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    eventually("an Imported Event naming the machine", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Imported") && e.note.as_deref().is_some_and(|n| n.contains(&href)))
+            .map(|_| ())
+    })
+    .await;
 
     // Drift made on the provider is reported, not corrected.
     cimi.action(&get(&cimi, &href).await, "stop", Map::new()).await.expect("stop by hand");

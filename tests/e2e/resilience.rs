@@ -270,3 +270,45 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
     }
     exactly_one_machine_each(&machines, &sim, names.len()).await;
 }
+
+/// A provider without Jobs: an operation that never ends (the machine stays STARTING) is bounded by
+/// `spec.timeouts` all the same, and the condition says which operation, in which state, for how long.
+#[tokio::test]
+async fn without_jobs_a_stuck_transient_state_times_out() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "nojobs-timeout").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig {
+        profile: cimi_operator::sim::Profile::NoJobs,
+        timing: Timing::Instant,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = small_machine(op.labels(), "slow-1", &provider);
+    m.spec.power_state = PowerState::Stopped;
+    m.spec.timeouts = Some(Timeouts { update: Some("2s".into()), ..Default::default() });
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    eventually("slow-1 STOPPED and Ready", T, || async { machines.get("slow-1").await.ok().filter(ready).map(|_| ()) })
+        .await;
+    sim.set_faults(vec![FaultRule {
+        method: Some("POST".into()),
+        name: Some("slow-1".into()),
+        action: Some("start".into()),
+        ..rule(FaultKind::JobHangs)
+    }]);
+    machines
+        .patch("slow-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Started"}})))
+        .await
+        .expect("start");
+    let m = eventually("slow-1 Stalled=True Timeout", T, || async {
+        let m = machines.get("slow-1").await.ok()?;
+        cond(&m, "Stalled").filter(|c| c.0 == "True" && c.1 == "Timeout").map(|_| m)
+    })
+    .await;
+    let (_, _, message) = cond(&m, "Stalled").expect("Stalled");
+    assert!(message.contains("update") && message.contains("STARTING") && message.contains("2s"), "{message}");
+    assert_eq!(cond(&m, "Ready").map(|c| c.1), Some("Timeout".to_string()));
+}

@@ -30,7 +30,7 @@ use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
     observe, operations, read_imported, ready_transition_event, recover_failed_create, refresh_job, tags,
-    wanted_attributes,
+    transient_overdue, wanted_attributes,
 };
 use super::outcome::{Problem, retry_delay};
 use super::registry::resolve_catalog;
@@ -267,7 +267,13 @@ async fn sync(
             let ours = if observe_only { None } else { find_by_uid(client, COLLECTION, &uid).await? };
             match ours {
                 Some(v) => Some(v),
-                None => Some(find_import(client, COLLECTION, "machine", import, &uid).await?),
+                None => {
+                    let found = find_import(client, COLLECTION, "machine", import, &uid).await?;
+                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    publish(ctx, machine, false, "Imported", "Import", format!("adopted the provider machine {id}"))
+                        .await;
+                    Some(found)
+                }
             }
         }
         (None, None) => find_by_uid(client, COLLECTION, &uid).await?,
@@ -299,6 +305,14 @@ async fn sync(
         .then_some((state.as_str(), spec.power_state.cimi_state()));
         let drift = drift_report(&changes, &current, power);
         return Ok((Progress::Observed(drift), poll_interval(ctx, &spec.provider_ref.name).await));
+    }
+
+    // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
+    if !job_running(status.common.job.as_ref())
+        && plan::TRANSIENT_STATES.contains(&state.as_str())
+        && let Some(problem) = transient_overdue(machine, "machine", &state, &status.common.conditions)
+    {
+        return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
     }
 
     // Plan.
