@@ -343,6 +343,39 @@ pub fn overdue<K: Managed>(obj: &K, job: &JobStatus) -> Option<(&'static str, Du
     (elapsed > limit).then_some((operation, limit, elapsed))
 }
 
+/// For a provider without Jobs: the Timeout problem of a resource that has stayed in a transient
+/// state (`CREATING`, `STARTING`...) longer than the spec allows, counted from when the object
+/// started reconciling. The state says which operation: `CREATING` a create, `DELETING` a delete,
+/// any other an update or action.
+pub fn transient_overdue<K: Managed>(
+    obj: &K,
+    noun: &str,
+    state: &str,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<Problem> {
+    let since = crate::api::conditions::find(conditions, crate::api::conditions::RECONCILING)
+        .filter(|c| c.status == "True")?
+        .last_transition_time
+        .0;
+    let (operation, limit) = match state {
+        "CREATING" => ("create", obj.create_timeout()),
+        "DELETING" => ("delete", obj.delete_timeout()),
+        _ => ("update", obj.update_timeout()),
+    };
+    let elapsed = Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(since)).unwrap_or_default();
+    (elapsed > limit).then(|| {
+        Problem::stalled(
+            Reason::Timeout,
+            format!(
+                "the {operation} operation timed out: the {noun} is still {state} after {}s, longer than \
+                 spec.timeouts.{operation} ({}s); the provider offers no Job to stop",
+                elapsed.as_secs(),
+                limit.as_secs_f64()
+            ),
+        )
+    })
+}
+
 /// The Timeout message of a delete that runs longer than the spec allows (it is left to run).
 pub fn delete_overdue<K: Managed>(obj: &K, job: Option<&JobStatus>) -> Option<String> {
     let job = job?;
@@ -382,6 +415,85 @@ pub async fn enforce_timeout<K: Managed>(client: &CimiClient, obj: &K, job: &Job
             limit.as_secs_f64(),
         ),
     ))
+}
+
+/// A create whose Job failed (or was stopped) is retried: after a delay that doubles with each
+/// failure in a row (reported as `JobFailed` meanwhile), what the failed create left (a resource in
+/// ERROR) is deleted, and once it is gone the record is cleared so that the next pass creates again.
+/// `Ok(None)`: nothing to recover, or recovered (go on); `Ok(Some(message))`: working on it.
+pub async fn recover_failed_create(
+    ctx: &Context,
+    client: &CimiClient,
+    retry_key: &str,
+    noun: &str,
+    status: &mut ManagedStatus,
+    uid: &str,
+    was_running: bool,
+) -> Result<Option<String>, Problem> {
+    let Some(job) = status.job.clone() else { return Ok(None) };
+    if job.action.as_deref() != Some("add") || !matches!(job.state.as_deref(), Some("FAILED" | "STOPPED")) {
+        return Ok(None);
+    }
+    let reported = crate::api::conditions::find(&status.conditions, crate::api::conditions::STALLED)
+        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| c.message.contains(&job.href));
+    if let Some(c) = reported {
+        let delay = super::outcome::retry_delay(ctx.failures(retry_key).max(1));
+        let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
+        let since = Duration::try_from(since).unwrap_or_default();
+        if since < delay {
+            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
+        }
+    } else if was_running {
+        let failures = ctx.failed(retry_key);
+        let delay = super::outcome::retry_delay(failures);
+        return Err(Problem {
+            retry_after: Some(delay),
+            ..Problem::stalled(
+                Reason::JobFailed,
+                format!(
+                    "the create Job {} ended {}: {}; the operator removes what it left and creates the {noun} \
+                     again in {}s",
+                    job.href,
+                    job.state.as_deref().unwrap_or("?"),
+                    job.status_message.clone().unwrap_or_default(),
+                    delay.as_secs()
+                ),
+            )
+        });
+    }
+    // The delay is over: remove what the failed create left, then create again.
+    let left = match &status.id {
+        Some(href) => observe(client, href, uid).await?,
+        None => None,
+    };
+    match left {
+        Some(resource) => {
+            let state = resource.get("state").and_then(Value::as_str).unwrap_or("");
+            match state {
+                "ERROR" => match client.delete(&resource).await {
+                    Ok(_) | Err(CimiError::NotFound { .. }) => {
+                        Ok(Some(format!("removing the {noun} whose create failed, to create it again")))
+                    }
+                    Err(CimiError::NotAllowedNow { .. }) => Ok(Some(format!("waiting to remove the failed {noun}"))),
+                    Err(e) => Err(e.into()),
+                },
+                "DELETING" => Ok(Some(format!("removing the {noun} whose create failed, to create it again"))),
+                // It came up after all: forget the failed Job and go on with it.
+                _ => {
+                    status.job = None;
+                    Ok(None)
+                }
+            }
+        }
+        None => {
+            status.id = None;
+            status.job = None;
+            status.state = None;
+            Ok(None)
+        }
+    }
 }
 
 /// A Job record for an operation just started.
@@ -598,6 +710,31 @@ mod tests {
         assert_eq!(overdue(&m, &job("start", "SUCCESS", ago(5))), None, "a finished Job never times out");
         assert!(delete_overdue(&m, Some(&job("delete", "RUNNING", ago(16 * 60)))).is_some(), "default delete limit");
         assert!(delete_overdue(&m, None).is_none());
+    }
+
+    #[test]
+    fn a_transient_state_without_a_job_times_out_too() {
+        use crate::api::common::Timeouts;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let mut m = crate::api::CimiMachine::new("m", Default::default());
+        m.spec.timeouts = Some(Timeouts { update: Some("1s".into()), ..Default::default() });
+        let reconciling = |status: &str, secs: i64| {
+            vec![Condition {
+                type_: "Reconciling".into(),
+                status: status.into(),
+                reason: "ChangingPowerState".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(
+                    k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs),
+                ),
+            }]
+        };
+        let p = transient_overdue(&m, "machine", "STARTING", &reconciling("True", 5)).expect("overdue");
+        assert_eq!(p.reason, Reason::Timeout);
+        assert!(p.message.contains("update") && p.message.contains("STARTING"), "{}", p.message);
+        assert!(transient_overdue(&m, "machine", "CREATING", &reconciling("True", 5)).is_none(), "create: 15m");
+        assert!(transient_overdue(&m, "machine", "STARTING", &reconciling("False", 5)).is_none());
     }
 
     #[test]

@@ -21,7 +21,8 @@ use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_ap
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, find_by_uid, find_import, job_running, job_started,
-    read_imported, ready_transition_event, refresh_job, tags, wanted_attributes,
+    read_imported, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
+    wanted_attributes,
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
@@ -150,6 +151,7 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     let requeue = match sync(&*obj, &ctx, &api, &mut status).await {
         Ok((Progress::InSync, requeue)) => {
             ctx.succeeded(&key);
+            ctx.succeeded(&format!("{}-retry/{ns}/{}", K::NOUN, obj.name_any()));
             let state = K::common(&mut status).state.clone().unwrap_or_default();
             conds.set(READY, Status::True, Reason::Available, format!("the {} is {state}", K::NOUN));
             conds.set(SYNCED, Status::True, Reason::Available, format!("the provider {} matches the spec", K::NOUN));
@@ -242,9 +244,8 @@ async fn sync<K: SimpleKind>(
     let common = K::common(status);
     // Steady (Ready for this generation, no Job): observe from the observer's cache.
     let steady = observer::steady(common, obj.meta().generation);
-    if job_running(common.job.as_ref())
-        && let Some(job) = common.job.as_mut()
-    {
+    let was_running = job_running(common.job.as_ref());
+    if was_running && let Some(job) = common.job.as_mut() {
         refresh_job(client, job).await?;
     }
     if let Some(job) = common.job.as_ref()
@@ -252,15 +253,9 @@ async fn sync<K: SimpleKind>(
     {
         return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
     }
-    if let Some(job) = &common.job
-        && matches!(job.state.as_deref(), Some("FAILED" | "STOPPED"))
-        && job.action.as_deref() == Some("add")
-        && common.state.is_none()
-    {
-        return Err(Problem::stalled(
-            Reason::JobFailed,
-            format!("the create Job {} failed: {}", job.href, job.status_message.clone().unwrap_or_default()),
-        ));
+    let retry_key = format!("{}-retry/{}/{}", K::NOUN, obj.namespace().unwrap_or_default(), obj.name_any());
+    if let Some(message) = recover_failed_create(ctx, client, &retry_key, K::NOUN, common, &uid, was_running).await? {
+        return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = obj.import_spec();
@@ -298,7 +293,13 @@ async fn sync<K: SimpleKind>(
             let ours = if observe_only { None } else { find_by_uid(client, K::COLLECTION, &uid).await? };
             match ours {
                 Some(v) => Some(v),
-                None => Some(find_import(client, K::COLLECTION, K::NOUN, import, &uid).await?),
+                None => {
+                    let found = find_import(client, K::COLLECTION, K::NOUN, import, &uid).await?;
+                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    publish(ctx, obj, false, "Imported", "Import", format!("adopted the provider {} {id}", K::NOUN))
+                        .await;
+                    Some(found)
+                }
             }
         }
         (None, None) => find_by_uid(client, K::COLLECTION, &uid).await?,
@@ -364,6 +365,11 @@ async fn sync<K: SimpleKind>(
         return Ok((Progress::Working(Reason::Updating, "updating attributes".into()), ACTIVE_REQUEUE));
     }
     if state != K::READY_STATE {
+        if matches!(state.as_str(), "CREATING" | "STARTING" | "STOPPING" | "DELETING")
+            && let Some(problem) = transient_overdue(obj, K::NOUN, &state, &K::common(status).conditions)
+        {
+            return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+        }
         return Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE));
     }
     Ok((Progress::InSync, Duration::from_secs(30).min(monitor_due)))

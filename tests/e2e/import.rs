@@ -1,6 +1,7 @@
 //! Import: existing provider resources adopted by href or by a filter that must match exactly one;
 //! ObserveOnly mirrors and reports drift with zero provider writes; Managed imports are tagged and
-//! managed; Orphan leaves the resource untagged; force-orphan works with the provider stopped.
+//! managed (a machine by filter, started and described as its spec says); Orphan leaves the
+//! resource untagged; force-orphan works with the provider stopped.
 
 use std::time::Duration;
 
@@ -129,6 +130,15 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     let st = m.status.expect("status");
     assert_eq!(st.common.id.as_deref(), Some(href.as_str()));
     assert!(st.cpu.is_some());
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    eventually("an Imported Event naming the machine", T, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Imported") && e.note.as_deref().is_some_and(|n| n.contains(&href)))
+            .map(|_| ())
+    })
+    .await;
 
     // Drift made on the provider is reported, not corrected.
     cimi.action(&get(&cimi, &href).await, "stop", Map::new()).await.expect("stop by hand");
@@ -159,6 +169,41 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     // The only writes the provider saw since the import are the test's own two (stop, edit).
     assert_eq!(after_manual, base_writes + 2);
     assert_eq!(writes(&sim), after_manual, "ObserveOnly made provider writes");
+
+    // The same machine imported by filter under Managed: tagged, started, its description set,
+    // its own name and properties kept; deleted with Orphan, it stays, untagged.
+    let mut m = CimiMachine::new(
+        "manager",
+        CimiMachineSpec {
+            provider_ref: ProviderRef { name: provider.clone() },
+            description: Some("managed now".into()),
+            import: Some(ImportSpec { href: None, filter: Some("name='legacy-vm'".into()) }),
+            deletion_policy: DeletionPolicy::Orphan,
+            ..Default::default()
+        },
+    );
+    m.metadata.labels = Some(op.labels());
+    let m = machines.create(&PostParams::default(), &m).await.expect("create");
+    let uid = m.metadata.uid.clone().expect("uid");
+    eventually("manager Ready, the provider machine started, tagged and described", T, || async {
+        let m = machines.get("manager").await.ok()?;
+        let ready = cond(&m.status?.common.conditions, "Ready").1 == "Available";
+        let now = get(&cimi, &href).await;
+        (ready
+            && now["state"] == json!("STARTED")
+            && now["description"] == json!("managed now")
+            && now["name"] == json!("legacy-vm")
+            && now["properties"]["owner"] == json!("legacy")
+            && now["properties"]["cimi.dev/uid"] == json!(uid))
+        .then_some(())
+    })
+    .await;
+    machines.delete("manager", &DeleteParams::default()).await.expect("delete");
+    eventually("manager gone", T, || async { machines.get_opt("manager").await.ok()?.is_none().then_some(()) }).await;
+    let left = get(&cimi, &href).await;
+    assert_eq!(left["properties"], json!({"owner": "legacy"}), "Orphan removes the tags only");
+    assert_eq!(left["state"], json!("STARTED"));
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 1, "nothing created");
 }
 
 fn volume(op: &TestOperator, name: &str, provider: &str, import: ImportSpec, policy: DeletionPolicy) -> CimiVolume {

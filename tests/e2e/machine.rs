@@ -38,16 +38,26 @@ pub async fn provider_list(cimi: &CimiClient, collection: &str) -> Vec<Value> {
     cimi_operator::controller::managed::entries(&page)
 }
 
-/// A Ready provider for a fresh sim, in the test's namespace; returns its name.
+/// A Ready provider for a fresh sim, in the test's namespace, polled every second; returns its name.
 pub async fn ready_provider(client: &kube::Client, op: &TestOperator, ns: &str, sim: &SimHandle) -> String {
+    ready_provider_polled(client, op, ns, sim, "1s").await
+}
+
+/// A Ready provider for a fresh sim, polled every `poll_interval`; returns its name.
+pub async fn ready_provider_polled(
+    client: &kube::Client,
+    op: &TestOperator,
+    ns: &str,
+    sim: &SimHandle,
+    poll_interval: &str,
+) -> String {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     secrets.create(&PostParams::default(), &credentials_secret(op, "creds", "demo", "demo")).await.expect("secret");
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let name = format!("prov-{}", random_suffix());
-    providers
-        .create(&PostParams::default(), &provider_for(op, &name, &sim.url(), ns, "creds"))
-        .await
-        .expect("provider");
+    let mut provider = provider_for(op, &name, &sim.url(), ns, "creds");
+    provider.spec.poll_interval = poll_interval.into();
+    providers.create(&PostParams::default(), &provider).await.expect("provider");
     wait_ready(&providers, &name, "True", "Reachable").await;
     name
 }

@@ -1,7 +1,8 @@
 //! Resilience: crash safety (20 times, the provider commits a create and drops the connection before
 //! answering, and the operator that sent it is stopped; a fresh operator finds the machine by its UID
 //! tag and never creates a second one), and every cimi-sim fault kind: each ends in the condition a
-//! user should see, then recovers once the fault is cleared, with nothing leaked or duplicated.
+//! user should see, then recovers once the fault is cleared, with nothing leaked or duplicated (a
+//! failed create leaves a machine in ERROR: it is removed before the create is retried).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::harness::{TestNamespace, TestOperator, client, eventually};
-use crate::machine::{provider_list, ready_provider, sim_client};
+use crate::machine::{provider_list, ready_provider, ready_provider_polled, sim_client};
 
 const T: Duration = Duration::from_secs(60);
 const ITERATIONS: usize = 20;
@@ -62,11 +63,23 @@ fn ready(m: &CimiMachine) -> bool {
 /// Every object Ready, and exactly one tagged provider machine per object, none untagged or orphaned.
 async fn exactly_one_machine_each(machines: &Api<CimiMachine>, sim: &SimHandle, expected: usize) {
     let cimi = sim_client(sim).await;
-    let list = eventually("every machine Ready", T, || async {
-        let list = machines.list(&Default::default()).await.ok()?.items;
-        (list.len() == expected && list.iter().all(ready)).then_some(list)
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + T;
+    let list = loop {
+        let list = machines.list(&Default::default()).await.expect("list").items;
+        if list.len() == expected && list.iter().all(ready) {
+            break list;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let waiting: Vec<String> = list
+                .iter()
+                .filter(|m| !ready(m))
+                .map(|m| format!("{}: {:?}", m.metadata.name.clone().unwrap_or_default(), m.status))
+                .collect();
+            let names: Vec<String> = list.iter().filter_map(|m| m.metadata.name.clone()).collect();
+            panic!("not every machine of {expected} is Ready after {T:?}: {names:?}; not Ready: {waiting:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let on_provider = provider_list(&cimi, "machines").await;
     assert_eq!(on_provider.len(), expected, "one provider machine per object: {on_provider:#?}");
     let mut uids: Vec<String> =
@@ -88,7 +101,9 @@ async fn commit_then_drop_and_a_fresh_operator_make_exactly_one_machine_each_tim
     let mut operator = TestOperator::start(&ns.name).await;
     let label = operator.label.1.clone();
     let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
-    let provider = ready_provider(&client, &operator, &ns.name, &sim).await;
+    // Polled every 30 s: 20 machines polled every second would spend the provider's whole request
+    // budget (20/s by default) on reads.
+    let provider = ready_provider_polled(&client, &operator, &ns.name, &sim, "30s").await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
 
     for i in 0..ITERATIONS {
@@ -167,10 +182,11 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
         post("throttle-1", FaultKind::Throttle { retry_after: 1 }),
         post("unavail-1", FaultKind::Unavailable { seconds: 40 }),
         FaultRule { times: Some(1), ..post("drop-1", FaultKind::CommitThenDrop) },
+        post("createfail-1", FaultKind::JobFails),
         start_of("fails-1", FaultKind::JobFails),
         start_of("hangs-1", FaultKind::JobHangs),
     ]);
-    for name in ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1"] {
+    for name in ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1", "createfail-1"] {
         machines.create(&PostParams::default(), &small_machine(op.labels(), name, &provider)).await.expect("create");
     }
     for name in ["fails-1", "hangs-1"] {
@@ -198,6 +214,8 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
     assert!(message.contains("400"), "{message}");
     expect("throttle-1", "Synced", "False", "RateLimited").await;
     expect("unavail-1", "Ready", "Unknown", "ProviderUnreachable").await;
+    let (_, _, message) = expect("createfail-1", "Stalled", "True", "JobFailed").await;
+    assert!(message.contains("create Job"), "{message}");
     let (_, _, message) = expect("fails-1", "Stalled", "True", "JobFailed").await;
     assert!(message.contains("start"), "{message}");
     let (_, _, message) = expect("hangs-1", "Stalled", "True", "Timeout").await;
@@ -231,7 +249,18 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
         .patch("bad-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"description": "fixed"}})))
         .await
         .expect("touch bad-1");
-    let names = ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1", "fails-1", "hangs-1", "trunc-1"];
+    let names = [
+        "error-1",
+        "bad-1",
+        "throttle-1",
+        "unavail-1",
+        "drop-1",
+        "latency-1",
+        "createfail-1",
+        "fails-1",
+        "hangs-1",
+        "trunc-1",
+    ];
     for name in names {
         eventually(&format!("{name} recovers"), T, || async {
             let m = machines.get(name).await.ok()?;
@@ -240,4 +269,46 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
         .await;
     }
     exactly_one_machine_each(&machines, &sim, names.len()).await;
+}
+
+/// A provider without Jobs: an operation that never ends (the machine stays STARTING) is bounded by
+/// `spec.timeouts` all the same, and the condition says which operation, in which state, for how long.
+#[tokio::test]
+async fn without_jobs_a_stuck_transient_state_times_out() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "nojobs-timeout").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig {
+        profile: cimi_operator::sim::Profile::NoJobs,
+        timing: Timing::Instant,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = small_machine(op.labels(), "slow-1", &provider);
+    m.spec.power_state = PowerState::Stopped;
+    m.spec.timeouts = Some(Timeouts { update: Some("2s".into()), ..Default::default() });
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    eventually("slow-1 STOPPED and Ready", T, || async { machines.get("slow-1").await.ok().filter(ready).map(|_| ()) })
+        .await;
+    sim.set_faults(vec![FaultRule {
+        method: Some("POST".into()),
+        name: Some("slow-1".into()),
+        action: Some("start".into()),
+        ..rule(FaultKind::JobHangs)
+    }]);
+    machines
+        .patch("slow-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Started"}})))
+        .await
+        .expect("start");
+    let m = eventually("slow-1 Stalled=True Timeout", T, || async {
+        let m = machines.get("slow-1").await.ok()?;
+        cond(&m, "Stalled").filter(|c| c.0 == "True" && c.1 == "Timeout").map(|_| m)
+    })
+    .await;
+    let (_, _, message) = cond(&m, "Stalled").expect("Stalled");
+    assert!(message.contains("update") && message.contains("STARTING") && message.contains("2s"), "{message}");
+    assert_eq!(cond(&m, "Ready").map(|c| c.1), Some("Timeout".to_string()));
 }

@@ -151,7 +151,18 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
     let on_provider = sim.with_store(|s| serde_json::to_string(&*s).unwrap_or_default());
     assert!(on_provider.contains(&canary_b64) || on_provider.contains(&canary), "the sim got the userData");
 
-    // Delete everything, so deletion paths are logged as well.
+    // Delete everything, so deletion paths are logged as well. The provider with wrong credentials
+    // cannot confirm that nothing was created: that machine needs the escape hatch.
+    machines
+        .patch(
+            "canary-stuck",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"metadata": {"annotations": {"cimi.dev/force-orphan": "true"}}}),
+            ),
+        )
+        .await
+        .expect("force-orphan");
     machines.delete_collection(&DeleteParams::default(), &Default::default()).await.expect("delete machines");
     eventually("machines gone", T, || async {
         machines.list(&Default::default()).await.ok()?.items.is_empty().then_some(())

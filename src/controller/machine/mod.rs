@@ -27,7 +27,8 @@ use super::kubeops::{
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
-    operations, read_imported, ready_transition_event, refresh_job, tags, wanted_attributes,
+    operations, read_imported, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
+    wanted_attributes,
 };
 use super::outcome::{Problem, retry_delay};
 use super::registry::resolve_catalog;
@@ -246,15 +247,10 @@ async fn sync(
         return Err(Problem { retry_after: Some(retry_delay(failures)), ..problem });
     }
     settle_last_action(status);
-    if let Some(job) = &status.common.job
-        && job.state.as_deref() == Some("FAILED")
-        && job.action.as_deref() == Some("add")
-        && status.common.state.is_none()
+    if let Some(message) =
+        recover_failed_create(ctx, client, &retry_key, "machine", &mut status.common, &uid, was_running).await?
     {
-        return Err(Problem::stalled(
-            Reason::JobFailed,
-            format!("the create Job {} failed: {}", job.href, job.status_message.clone().unwrap_or_default()),
-        ));
+        return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }
     failed_operation(ctx, &retry_key, status, was_running)?;
 
@@ -291,7 +287,13 @@ async fn sync(
             let ours = if observe_only { None } else { find_by_uid(client, COLLECTION, &uid).await? };
             match ours {
                 Some(v) => Some(v),
-                None => Some(find_import(client, COLLECTION, "machine", import, &uid).await?),
+                None => {
+                    let found = find_import(client, COLLECTION, "machine", import, &uid).await?;
+                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    publish(ctx, machine, false, "Imported", "Import", format!("adopted the provider machine {id}"))
+                        .await;
+                    Some(found)
+                }
             }
         }
         (None, None) => find_by_uid(client, COLLECTION, &uid).await?,
@@ -305,7 +307,7 @@ async fn sync(
     if let Some(id) = current.get("id").and_then(Value::as_str) {
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
-    let (attached, attached_interfaces) = observe_into_status(ctx, provider, client, &current, status, steady).await?;
+    let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
     let monitor_due = observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await;
     let state = status.common.state.clone().unwrap_or_default();
 
@@ -326,6 +328,14 @@ async fn sync(
         return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
     }
 
+    // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
+    if !job_running(status.common.job.as_ref())
+        && plan::TRANSIENT_STATES.contains(&state.as_str())
+        && let Some(problem) = transient_overdue(machine, "machine", &state, &status.common.conditions)
+    {
+        return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+    }
+
     // Plan.
     let (name, props) = wanted_attributes(
         spec.name.as_deref(),
@@ -343,10 +353,15 @@ async fn sync(
         .collect();
     let (wanted_networks, known_networks, networks_waiting) = network_refs(ctx, machine).await?;
     // Likewise, only interfaces on networks Kubernetes knows are ours to remove.
-    let attached_interfaces: Vec<AttachedInterface> = attached_interfaces
-        .into_iter()
-        .filter(|a| known_networks.contains(&a.network) || wanted_networks.iter().any(|w| w.href == a.network))
-        .collect();
+    // (From the interfaces just mirrored into status: no second read of the collection.)
+    let mut attached_interfaces = Vec::new();
+    for nic in &status.network_interfaces {
+        let Some(href) = &nic.href else { continue };
+        let network = client.resolve(href).await?.to_string();
+        if known_networks.contains(&network) || wanted_networks.iter().any(|w| w.href == network) {
+            attached_interfaces.push(AttachedInterface { network });
+        }
+    }
     let waiting_for = match (waiting_for, networks_waiting) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -423,7 +438,9 @@ async fn sync(
             Ok((Progress::Working(Reason::Updating, format!("attaching CimiVolume {}", wanted.name)), ACTIVE_REQUEUE))
         }
         MachineStep::Disconnect(attached) => {
-            let entry = client.get_value(&client.resolve(&attached.entry).await?).await?;
+            let Some(entry) = interface_entry(client, &current, &attached.network).await? else {
+                return Ok((Progress::Working(Reason::Updating, "re-reading the interfaces".into()), ACTIVE_REQUEUE));
+            };
             let accepted = client.delete(&entry).await?;
             status.common.job = job_started(&accepted, "disconnect").or(status.common.job.take());
             Ok((
@@ -601,8 +618,24 @@ async fn network_refs(
     Ok((out, known, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
 }
 
+/// The machine's interface entry on `network` (what a disconnect deletes), if it has one.
+async fn interface_entry(client: &CimiClient, machine: &Value, network: &str) -> Result<Option<Value>, CimiError> {
+    let Some(href) = machine.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let url = client.resolve(href).await?;
+    let page = client.list_page_value(&url, &Default::default(), "MachineNetworkInterface").await?;
+    for e in entries(&page) {
+        let Some(on) = e.get("network").and_then(|v| v.get("href")).and_then(Value::as_str) else { continue };
+        if client.resolve(on).await?.as_str() == network {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
 /// Mirrors the provider machine into status: state, cpu, memory, addresses, interfaces, volumes; returns
-/// the volume attachments and network interfaces for the plan. The sub-collections (interfaces, their addresses, volumes) are
+/// the volume attachments for the plan. The sub-collections (interfaces, their addresses, volumes) are
 /// read when the object is not `steady`, when the machine's `updated` changed, or once per meter
 /// interval; otherwise the observer's last reading is reused.
 async fn observe_into_status(
@@ -612,7 +645,7 @@ async fn observe_into_status(
     m: &Value,
     status: &mut CimiMachineStatus,
     steady: bool,
-) -> Result<(Vec<AttachedVolume>, Vec<AttachedInterface>), CimiError> {
+) -> Result<Vec<AttachedVolume>, CimiError> {
     status.common.state = m.get("state").and_then(Value::as_str).map(str::to_string);
     status.cpu = m.get("cpu").and_then(Value::as_i64);
     status.memory = m.get("memory").and_then(Value::as_i64);
@@ -646,39 +679,18 @@ async fn observe_into_status(
             })
         })
         .collect();
-    let interfaces = reading
-        .get("interfaces")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|a| {
-            Some(AttachedInterface {
-                entry: a.get("entry")?.as_str()?.to_string(),
-                network: a.get("network")?.as_str()?.to_string(),
-            })
-        })
-        .collect();
-    Ok((attached, interfaces))
+    Ok(attached)
 }
 
 /// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
-/// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}],
-/// interfaces: [{entry, network}]}`.
+/// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
 async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
     let mut interfaces = Vec::new();
-    let mut interface_entries = Vec::new();
     if let Some(href) = m.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) {
         let page = client
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
             .await?;
         for nic in entries(&page) {
-            let network = nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str);
-            if let (Some(id), Some(network)) = (nic.get("id").and_then(Value::as_str), network) {
-                interface_entries.push(json!({
-                    "entry": client.resolve(id).await?.to_string(),
-                    "network": client.resolve(network).await?.to_string(),
-                }));
-            }
             let mut attachment = ObservedAttachment {
                 href: nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str).map(str::to_string),
                 state: nic.get("state").and_then(Value::as_str).map(str::to_string),
@@ -719,9 +731,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
             }
         }
     }
-    Ok(
-        json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached, "interfaces": interface_entries}),
-    )
+    Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
 }
 
 /// Builds the MachineCreate and POSTs it; the href and Job go into status at once.

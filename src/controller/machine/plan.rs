@@ -41,9 +41,7 @@ pub struct WantedNetwork {
 /// A network interface the provider reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachedInterface {
-    /// The MachineNetworkInterface entry's href (what a disconnect deletes).
-    pub entry: String,
-    /// The provider Network href.
+    /// The provider Network href the interface is on.
     pub network: String,
 }
 
@@ -285,12 +283,12 @@ mod tests {
     #[test]
     fn interfaces_are_removed_then_added_before_power() {
         let mut input = stopped();
-        input.attached_interfaces = vec![AttachedInterface { entry: "m/1/ni/1".into(), network: "n/old".into() }];
+        input.attached_interfaces = vec![AttachedInterface { network: "n/old".into() }];
         input.wanted_networks = vec![WantedNetwork { name: "back".into(), href: "n/new".into() }];
         assert!(matches!(plan_machine(&input), MachineStep::Disconnect(ref a) if a.network == "n/old"));
         input.attached_interfaces.clear();
         assert!(matches!(plan_machine(&input), MachineStep::Connect(ref w) if w.href == "n/new"));
-        input.attached_interfaces = vec![AttachedInterface { entry: "e".into(), network: "n/new".into() }];
+        input.attached_interfaces = vec![AttachedInterface { network: "n/new".into() }];
         assert_eq!(plan_machine(&input), MachineStep::Power("start"));
         input.job_running = true;
         assert!(matches!(plan_machine(&input), MachineStep::Wait(_)), "never a second operation while one runs");
