@@ -25,7 +25,7 @@ use crate::api::common::parse_duration;
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, Status};
 use crate::api::provider::{CATALOG_ENTRIES_PER_COLLECTION, Catalog, CatalogEntry, CimiProviderStatus, Format};
 use crate::api::reasons::Reason;
-use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiVolume};
+use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use crate::cimi::query::Query;
 use crate::cimi::{Auth, CimiClient, CimiError, ClientConfig, Limits};
 
@@ -73,8 +73,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         .watches(super::kubeops::watched_api::<CimiVolume>(&ctx), wc.clone(), |v: CimiVolume| {
             Some(ObjectRef::new(&v.spec.provider_ref.name))
         })
-        .watches(super::kubeops::watched_api::<CimiNetwork>(&ctx), wc, |n: CimiNetwork| {
+        .watches(super::kubeops::watched_api::<CimiNetwork>(&ctx), wc.clone(), |n: CimiNetwork| {
             Some(ObjectRef::new(&n.spec.provider_ref.name))
+        })
+        .watches(super::kubeops::watched_api::<CimiSystem>(&ctx), wc, |s: CimiSystem| {
+            Some(ObjectRef::new(&s.spec.provider_ref.name))
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown.cancelled_owned())
@@ -121,6 +124,11 @@ pub async fn references(ctx: &Context, provider: &str) -> kube::Result<Vec<Strin
     for n in super::kubeops::watched_api::<CimiNetwork>(ctx).list(&params).await?.items {
         if n.spec.provider_ref.name == provider && watched(n.namespace()) {
             out.push(format!("CimiNetwork {}/{}", n.namespace().unwrap_or_default(), n.name_any()));
+        }
+    }
+    for s in super::kubeops::watched_api::<CimiSystem>(ctx).list(&params).await?.items {
+        if s.spec.provider_ref.name == provider && watched(s.namespace()) {
+            out.push(format!("CimiSystem {}/{}", s.namespace().unwrap_or_default(), s.name_any()));
         }
     }
     Ok(out)

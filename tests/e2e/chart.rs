@@ -143,14 +143,24 @@ fn default_render_is_cluster_wide_least_privilege_and_hardened() {
 
     let cluster = grants(&of_kind(&objects, "ClusterRole")[0]["rules"]);
     for kind in ["cimiproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"] {
-        assert_eq!(grants_of(&cluster, kind), ["get", "list", "patch", "update", "watch"], "{kind}");
+        // A CimiSystem's exposeMembers creates and deletes read-only machines, volumes and networks.
+        let expected: &[&str] = if matches!(kind, "cimimachines" | "cimivolumes" | "ciminetworks") {
+            &["create", "delete", "get", "list", "patch", "update", "watch"]
+        } else {
+            &["get", "list", "patch", "update", "watch"]
+        };
+        assert_eq!(grants_of(&cluster, kind), expected, "{kind}");
         assert_eq!(grants_of(&cluster, &format!("{kind}/status")), ["get", "patch", "update"], "{kind}/status");
         assert_eq!(grants_of(&cluster, &format!("{kind}/finalizers")), ["update"], "{kind}/finalizers");
     }
     assert_eq!(grants_of(&cluster, "events"), ["create", "patch"]);
     assert_eq!(grants_of(&cluster, "secrets"), ["get", "list", "watch"]);
     assert_eq!(grants_of(&cluster, "namespaces"), ["get", "list", "watch"]);
-    assert!(!cluster.iter().any(|(_, r, v)| r == "*" || v == "*" || v == "delete"), "no wildcards, no delete");
+    let exposed = ["cimimachines", "cimivolumes", "ciminetworks"];
+    assert!(
+        !cluster.iter().any(|(_, r, v)| r == "*" || v == "*" || (v == "delete" && !exposed.contains(&r.as_str()))),
+        "no wildcards, no delete but of exposed system members"
+    );
     assert!(!cluster.iter().any(|(_, r, _)| r == "leases"), "the Lease is granted in the operator namespace only");
     let roles = of_kind(&objects, "Role");
     assert_eq!(roles.len(), 1);
@@ -197,7 +207,9 @@ fn namespaced_mode_grants_roles_per_watched_namespace_and_a_small_cluster_role()
     assert_eq!(namespaces, ["team-a", "team-b"]);
     for role in watched {
         let rules = grants(&role["rules"]);
-        assert_eq!(grants_of(&rules, "cimimachines"), ["get", "list", "patch", "update", "watch"]);
+        // create and delete: a CimiSystem's exposeMembers objects.
+        assert_eq!(grants_of(&rules, "cimimachines"), ["create", "delete", "get", "list", "patch", "update", "watch"]);
+        assert_eq!(grants_of(&rules, "cimisystems"), ["get", "list", "patch", "update", "watch"]);
         assert_eq!(grants_of(&rules, "cimimachines/finalizers"), ["update"]);
         assert!(grants_of(&rules, "cimiproviders").is_empty());
     }

@@ -120,6 +120,13 @@ async fn example_system_members_mixed_power_and_deletion() {
     assert_eq!(on_provider.len(), 1, "{on_provider:?}");
     assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(s.metadata.uid.clone().expect("uid")));
     assert_eq!(on_provider[0]["properties"]["cimi.dev/name"], json!("shop"));
+    // The provider is held while the system references it.
+    let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
+    eventually("the provider InUse by the system", T, || async {
+        let p = providers.get(&provider).await.ok()?;
+        (condition(&p.status?.conditions, "InUse") == Some(("True".into(), "Referenced".into()))).then_some(())
+    })
+    .await;
     let listing = kubectl_get(&ns.name);
     let line = listing.lines().find(|l| l.starts_with("shop")).unwrap_or_else(|| panic!("no shop in {listing}"));
     assert!(line.contains("4/4") && line.contains("STARTED") && line.contains("True"), "{listing}");

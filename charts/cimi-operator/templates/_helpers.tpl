@@ -55,6 +55,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [cimi.dev]
   resources: [cimimachines/finalizers, cimivolumes/finalizers, ciminetworks/finalizers, cimisystems/finalizers]
   verbs: [update]
+# A CimiSystem with exposeMembers creates (and, when it is turned off, deletes) read-only member objects.
+- apiGroups: [cimi.dev]
+  resources: [cimimachines, cimivolumes, ciminetworks]
+  verbs: [create, delete]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
