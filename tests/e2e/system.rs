@@ -457,3 +457,40 @@ async fn import_observe_only_then_managed_with_orphan() {
     assert_eq!(props.get("owner"), Some(&json!("ops")));
     assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "its members stay too");
 }
+
+#[tokio::test]
+async fn paused_then_force_orphaned() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "syspause").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // Paused: nothing is created, and the object says why.
+    let mut s = example_system(&op, &provider);
+    s.metadata.annotations = Some([("cimi.dev/paused".to_string(), "true".to_string())].into_iter().collect());
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    wait_system(&systems, "shop", "Synced=False Paused", |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| condition(&st.common.conditions, "Synced") == Some(("False".into(), "Paused".into())))
+    })
+    .await;
+    assert!(provider_list(&cimi, "systems").await.is_empty(), "a paused system was created");
+
+    // Unpaused: created and Ready.
+    let unpause = json!({"metadata": {"annotations": {"cimi.dev/paused": null}}});
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(unpause)).await.expect("unpause");
+    wait_system(&systems, "shop", "shop Ready", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+
+    // Force-orphan: the object goes without any provider call; the system stays.
+    let writes = sim.stats().writes;
+    let force = json!({"metadata": {"annotations": {"cimi.dev/force-orphan": "true"}}});
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(force)).await.expect("annotate");
+    delete_and_wait(&systems, "shop").await;
+    assert_eq!(sim.stats().writes, writes, "force-orphan made provider writes");
+    assert_eq!(provider_list(&cimi, "systems").await.len(), 1, "the system stays on the provider");
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "with its machines");
+}
