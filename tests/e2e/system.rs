@@ -338,6 +338,17 @@ async fn exposed_members_appear_read_only_and_are_garbage_collected() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(sim.stats().writes, writes_ready, "the exposed members made provider writes");
 
+    // Turned off, they go; turned on again, they come back.
+    let set = |on: bool| json!({"spec": {"exposeMembers": on}});
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(set(false))).await.expect("hide the members");
+    eventually("the exposed objects deleted", T, || async {
+        exposed(&client, &ns.name).await.is_empty().then_some(())
+    })
+    .await;
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(set(true))).await.expect("expose again");
+    eventually("the exposed objects back", T, || async { (exposed(&client, &ns.name).await.len() == 4).then_some(()) })
+        .await;
+
     // Deleting the system: the members go on the provider, and the garbage collector removes the objects.
     delete_and_wait(&systems, "shop").await;
     eventually("the exposed objects garbage-collected", T, || async {
