@@ -505,3 +505,40 @@ async fn paused_then_force_orphaned() {
     assert_eq!(provider_list(&cimi, "systems").await.len(), 1, "the system stays on the provider");
     assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "with its machines");
 }
+
+#[tokio::test]
+async fn a_create_longer_than_its_timeout_stalls_and_deletion_still_cleans_up() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "systime").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // The last component's Job never ends; the spec allows the create 3 seconds.
+    sim.set_faults(vec![fault(
+        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobHangs", "times": 1}),
+    )]);
+    let mut s = example_system(&op, &provider);
+    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    let s = wait_system(&systems, "shop", "Stalled=True Timeout", |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| condition(&st.common.conditions, "Stalled") == Some(("True".into(), "Timeout".into())))
+    })
+    .await;
+    let st = s.status.expect("status");
+    let hung = st
+        .nested_jobs
+        .iter()
+        .find(|n| n.job.state.as_deref() == Some("RUNNING"))
+        .unwrap_or_else(|| panic!("a running nested Job: {:?}", st.nested_jobs));
+    assert_eq!(hung.component.as_deref(), Some("web2"), "the last component hangs");
+
+    // The provider gives up; deleting the object then removes everything.
+    action(&cimi, &hung.job.href, "stop").await;
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
