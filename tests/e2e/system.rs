@@ -542,3 +542,55 @@ async fn a_create_longer_than_its_timeout_stalls_and_deletion_still_cleans_up() 
     delete_and_wait(&systems, "shop").await;
     assert_nothing_left(&cimi).await;
 }
+
+#[tokio::test]
+async fn a_template_by_value_with_a_credential_from_a_secret() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "syscred").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let login = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("login".into()), ..Default::default() },
+        data: Some(
+            [("userID", "admin"), ("password", "s3cret-system")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &login).await.expect("login secret");
+    let mut s: CimiSystem = serde_json::from_value(json!({
+        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiSystem", "metadata": {"name": "batch"},
+        "spec": {"providerRef": {"name": provider}, "powerState": "Stopped", "template": {"componentDescriptors": [
+            {"name": "admin", "credentialTemplate": {"secretRef": {"name": "login"}}},
+            {"name": "scratch", "volumeTemplate": {"capacity": "1Gi"}},
+            {"name": "worker", "quantity": 3, "machineTemplate": {
+                "machineConfig": {"name": "tiny"}, "machineImage": {"name": "Linux SUSE"},
+                "credential": {"href": "#admin"}}}
+        ]}}
+    }))
+    .expect("a CimiSystem");
+    s.metadata.labels = Some(op.labels());
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    let s = wait_system(&systems, "batch", "batch Ready, STOPPED, 4/4", |s| {
+        is_ready(s) && state(s) == Some("STOPPED") && ready_string(s) == Some("4/4")
+    })
+    .await;
+    let st = s.status.clone().expect("status");
+    let names: Vec<&str> = st.machines.iter().filter_map(|m| m.name.as_deref()).collect();
+    assert_eq!(names, ["worker1", "worker2", "worker3"]);
+    assert_eq!(member(&st.volumes, "scratch").size, Some(1_073_742), "1Gi in kB");
+    assert_eq!(provider_list(&cimi, "credentials").await.len(), 1, "the credential component");
+    let text = serde_json::to_string(&s).expect("json");
+    assert!(!text.contains("s3cret-system"), "a secret leaked into the object");
+    delete_and_wait(&systems, "batch").await;
+    assert_nothing_left(&cimi).await;
+    assert!(provider_list(&cimi, "credentials").await.is_empty(), "the credential is deleted with its system");
+}
