@@ -594,3 +594,28 @@ async fn a_template_by_value_with_a_credential_from_a_secret() {
     assert_nothing_left(&cimi).await;
     assert!(provider_list(&cimi, "credentials").await.is_empty(), "the credential is deleted with its system");
 }
+
+/// A provider without Jobs (the no-jobs profile): the system converges from the states alone.
+#[tokio::test]
+async fn no_jobs_profile_create_stop_delete() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysnojobs").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { profile: cimi_operator::sim::Profile::NoJobs, ..SimConfig::default() })
+        .await
+        .expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
+    let s =
+        wait_system(&systems, "shop", "shop Ready with 4/4", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    assert!(s.status.and_then(|st| st.common.job).is_none(), "no Job to follow");
+    systems
+        .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
+        .await
+        .expect("stop the system");
+    wait_system(&systems, "shop", "shop STOPPED", |s| is_ready(s) && state(s) == Some("STOPPED")).await;
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
