@@ -598,12 +598,20 @@ async fn a_template_by_value_with_a_credential_from_a_secret() {
 /// A provider without Jobs (the no-jobs profile): the system converges from the states alone.
 #[tokio::test]
 async fn no_jobs_profile_create_stop_delete() {
+    create_stop_delete_on(cimi_operator::sim::Profile::NoJobs, "sysnojobs").await;
+}
+
+/// A 1.x-era provider (the lenient-1x profile: numbers as strings, paging ignored, and the other deviations).
+#[tokio::test]
+async fn lenient_1x_profile_create_stop_delete() {
+    create_stop_delete_on(cimi_operator::sim::Profile::Lenient1x, "syslenient").await;
+}
+
+async fn create_stop_delete_on(profile: cimi_operator::sim::Profile, prefix: &str) {
     let client = client().await;
-    let ns = TestNamespace::new(&client, "sysnojobs").await;
+    let ns = TestNamespace::new(&client, prefix).await;
     let op = TestOperator::start(&ns.name).await;
-    let sim = Sim::start(SimConfig { profile: cimi_operator::sim::Profile::NoJobs, ..SimConfig::default() })
-        .await
-        .expect("sim");
+    let sim = Sim::start(SimConfig { profile, ..SimConfig::default() }).await.expect("sim");
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
