@@ -29,7 +29,7 @@ use crate::api::provider::{
     CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, CimiProviderStatus, Format, MAX_CAPABILITIES,
 };
 use crate::api::reasons::Reason;
-use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiVolume};
+use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use crate::cimi::query::Query;
 use crate::cimi::{Auth, CimiClient, CimiError, ClientConfig, Limits};
 
@@ -75,6 +75,9 @@ pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output
         })
         .watches_stream(watches.related::<CimiNetwork>(&owner), |n: CimiNetwork| {
             Some(ObjectRef::new(&n.spec.provider_ref.name))
+        })
+        .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| {
+            Some(ObjectRef::new(&s.spec.provider_ref.name))
         });
     watching::drive(controller, ctx, reconcile, error_policy)
 }
@@ -99,23 +102,27 @@ pub async fn references(ctx: &Context, provider: &str) -> kube::Result<Vec<Strin
     if let Some(selector) = ctx.config.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         params = params.labels(selector);
     }
+    let mut out = referencing::<CimiMachine>(ctx, &params, provider).await?;
+    out.extend(referencing::<CimiVolume>(ctx, &params, provider).await?);
+    out.extend(referencing::<CimiNetwork>(ctx, &params, provider).await?);
+    out.extend(referencing::<CimiSystem>(ctx, &params, provider).await?);
+    Ok(out)
+}
+
+/// The objects of kind `K` in the watched namespaces that reference `provider`, as `Kind namespace/name`.
+async fn referencing<K>(ctx: &Context, params: &ListParams, provider: &str) -> kube::Result<Vec<String>>
+where
+    K: crate::api::managed::Managed
+        + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let mut out = Vec::new();
-    for api in super::kubeops::watched_apis::<DeserializeGuard<CimiMachine>>(ctx) {
-        let items = api.list(&params).await?.items;
-        for m in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|m| m.spec.provider_ref.name == provider) {
-            out.push(format!("CimiMachine {}/{}", m.namespace().unwrap_or_default(), m.name_any()));
-        }
-    }
-    for api in super::kubeops::watched_apis::<DeserializeGuard<CimiVolume>>(ctx) {
-        let items = api.list(&params).await?.items;
-        for v in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|v| v.spec.provider_ref.name == provider) {
-            out.push(format!("CimiVolume {}/{}", v.namespace().unwrap_or_default(), v.name_any()));
-        }
-    }
-    for api in super::kubeops::watched_apis::<DeserializeGuard<CimiNetwork>>(ctx) {
-        let items = api.list(&params).await?.items;
-        for n in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|n| n.spec.provider_ref.name == provider) {
-            out.push(format!("CimiNetwork {}/{}", n.namespace().unwrap_or_default(), n.name_any()));
+    for api in super::kubeops::watched_apis::<DeserializeGuard<K>>(ctx) {
+        let items = api.list(params).await?.items;
+        for o in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|o| o.provider_name() == provider) {
+            out.push(format!("{} {}/{}", K::kind(&()), o.namespace().unwrap_or_default(), o.name_any()));
         }
     }
     Ok(out)

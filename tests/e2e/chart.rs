@@ -144,15 +144,25 @@ fn default_render_is_cluster_wide_least_privilege_and_hardened() {
     let cluster = grants(&of_kind(&objects, "ClusterRole")[0]["rules"]);
     for kind in ["cimiproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"] {
         // Finalizers and status are written by patch; nothing is ever updated (the live RBAC test proves the
-        // chart's grants equal what the operator uses).
-        assert_eq!(grants_of(&cluster, kind), ["get", "list", "patch", "watch"], "{kind}");
+        // chart's grants equal what the operator uses). A CimiSystem's exposeMembers creates and deletes read-only
+        // machines, volumes and networks.
+        let expected: &[&str] = if matches!(kind, "cimimachines" | "cimivolumes" | "ciminetworks") {
+            &["create", "delete", "get", "list", "patch", "watch"]
+        } else {
+            &["get", "list", "patch", "watch"]
+        };
+        assert_eq!(grants_of(&cluster, kind), expected, "{kind}");
         assert_eq!(grants_of(&cluster, &format!("{kind}/status")), ["patch"], "{kind}/status");
         assert!(grants_of(&cluster, &format!("{kind}/finalizers")).is_empty(), "{kind}/finalizers");
     }
     assert_eq!(grants_of(&cluster, "events"), ["create", "patch"]);
     assert_eq!(grants_of(&cluster, "secrets"), ["get", "list", "watch"]);
     assert_eq!(grants_of(&cluster, "namespaces"), ["get", "list", "watch"]);
-    assert!(!cluster.iter().any(|(_, r, v)| r == "*" || v == "*" || v == "delete"), "no wildcards, no delete");
+    let exposed = ["cimimachines", "cimivolumes", "ciminetworks"];
+    assert!(
+        !cluster.iter().any(|(_, r, v)| r == "*" || v == "*" || (v == "delete" && !exposed.contains(&r.as_str()))),
+        "no wildcards, no delete but of exposed system members"
+    );
     assert!(!cluster.iter().any(|(_, r, _)| r == "leases"), "the Lease is granted in the operator namespace only");
     let roles = of_kind(&objects, "Role");
     assert_eq!(roles.len(), 1);
@@ -211,7 +221,8 @@ fn namespaced_mode_grants_roles_per_watched_namespace_and_a_small_cluster_role()
     assert_eq!(namespaces, ["team-a", "team-b"]);
     for role in watched {
         let rules = grants(&role["rules"]);
-        assert_eq!(grants_of(&rules, "cimimachines"), ["get", "list", "patch", "watch"]);
+        assert_eq!(grants_of(&rules, "cimimachines"), ["create", "delete", "get", "list", "patch", "watch"]);
+        assert_eq!(grants_of(&rules, "cimisystems"), ["get", "list", "patch", "watch"]);
         assert_eq!(grants_of(&rules, "cimimachines/status"), ["patch"]);
         assert!(grants_of(&rules, "cimiproviders").is_empty());
     }

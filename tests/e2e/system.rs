@@ -120,6 +120,13 @@ async fn example_system_members_mixed_power_and_deletion() {
     assert_eq!(on_provider.len(), 1, "{on_provider:?}");
     assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(s.metadata.uid.clone().expect("uid")));
     assert_eq!(on_provider[0]["properties"]["cimi.dev/name"], json!("shop"));
+    // The provider is held while the system references it.
+    let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
+    eventually("the provider InUse by the system", T, || async {
+        let p = providers.get(&provider).await.ok()?;
+        (condition(&p.status?.conditions, "InUse") == Some(("True".into(), "Referenced".into()))).then_some(())
+    })
+    .await;
     let listing = kubectl_get(&ns.name);
     let line = listing.lines().find(|l| l.starts_with("shop")).unwrap_or_else(|| panic!("no shop in {listing}"));
     assert!(line.contains("4/4") && line.contains("STARTED") && line.contains("True"), "{listing}");
@@ -331,6 +338,17 @@ async fn exposed_members_appear_read_only_and_are_garbage_collected() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(sim.stats().writes, writes_ready, "the exposed members made provider writes");
 
+    // Turned off, they go; turned on again, they come back.
+    let set = |on: bool| json!({"spec": {"exposeMembers": on}});
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(set(false))).await.expect("hide the members");
+    eventually("the exposed objects deleted", T, || async {
+        exposed(&client, &ns.name).await.is_empty().then_some(())
+    })
+    .await;
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(set(true))).await.expect("expose again");
+    eventually("the exposed objects back", T, || async { (exposed(&client, &ns.name).await.len() == 4).then_some(()) })
+        .await;
+
     // Deleting the system: the members go on the provider, and the garbage collector removes the objects.
     delete_and_wait(&systems, "shop").await;
     eventually("the exposed objects garbage-collected", T, || async {
@@ -370,4 +388,274 @@ async fn exposed_members_become_ready_without_provider_writes() {
     })
     .await;
     assert_eq!(sim.stats().writes, writes, "the exposed members made provider writes");
+}
+
+/// A system made on the provider, outside Kubernetes, from the catalog's web-tier template; returns its href.
+async fn provider_side_system(cimi: &CimiClient, name: &str) -> String {
+    let template = cimi.resolve("systemTemplates/web-tier").await.expect("template href");
+    let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/SystemCreate", "name": name,
+        "properties": {"owner": "ops"}, "systemTemplate": {"href": template.as_str()}});
+    let url = cimi.collection_url("systems").await.expect("systems");
+    let accepted = cimi.create("systems", &body).await.expect("create on the provider");
+    let href = cimi.created_href(&accepted, &url).await.expect("href").expect("a system href");
+    eventually("the provider-side system STARTED", T, || async {
+        let doc = cimi.get_value(&href).await.ok()?;
+        (doc["state"] == "STARTED").then_some(())
+    })
+    .await;
+    href.to_string()
+}
+
+fn importing(op: &TestOperator, name: &str, provider: &str, import: Value, policy: &str) -> CimiSystem {
+    let mut s: CimiSystem = serde_json::from_value(json!({
+        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiSystem",
+        "metadata": {"name": name},
+        "spec": {"providerRef": {"name": provider}, "import": import, "managementPolicy": policy,
+                 "deletionPolicy": "Orphan"}
+    }))
+    .expect("a CimiSystem");
+    s.metadata.labels = Some(op.labels());
+    s
+}
+
+#[tokio::test]
+async fn import_observe_only_then_managed_with_orphan() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysimp").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let href = provider_side_system(&cimi, "legacy").await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // ObserveOnly, by filter: mirrored, Ready (Observed), and never written to, not even on deletion.
+    let writes = sim.stats().writes;
+    let view = importing(&op, "legacy-view", &provider, json!({"filter": "name='legacy'"}), "ObserveOnly");
+    systems.create(&PostParams::default(), &view).await.expect("create the observer");
+    let s = wait_system(&systems, "legacy-view", "legacy-view Ready (Observed) with 3/3", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            condition(&st.common.conditions, "Ready") == Some(("True".into(), "Observed".into()))
+                && st.ready.as_deref() == Some("3/3")
+        })
+    })
+    .await;
+    let st = s.status.expect("status");
+    assert_eq!(st.common.id.as_deref(), Some(href.as_str()));
+    assert_eq!(st.machines.iter().filter_map(|m| m.name.as_deref()).collect::<Vec<_>>(), ["web1", "web2"]);
+    delete_and_wait(&systems, "legacy-view").await;
+    assert_eq!(sim.stats().writes, writes, "an ObserveOnly system made provider writes");
+
+    // Managed, by href, deletionPolicy Orphan: tagged while managed (its own properties kept); left in place
+    // and untagged when the object goes.
+    let managed = importing(&op, "legacy", &provider, json!({"href": href}), "Managed");
+    systems.create(&PostParams::default(), &managed).await.expect("create the manager");
+    let s = wait_system(&systems, "legacy", "legacy Ready (Available)", |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| condition(&st.common.conditions, "Ready") == Some(("True".into(), "Available".into())))
+    })
+    .await;
+    let url = cimi.resolve(&href).await.expect("href");
+    let doc = cimi.get_value(&url).await.expect("the system");
+    assert_eq!(doc["properties"]["cimi.dev/uid"], json!(s.metadata.uid.clone().expect("uid")));
+    assert_eq!(doc["properties"]["owner"], "ops", "the provider's own properties are kept");
+    assert_eq!(doc["name"], "legacy", "an imported system keeps its name");
+    delete_and_wait(&systems, "legacy").await;
+    let doc = cimi.get_value(&url).await.expect("the system is still there");
+    let props = doc["properties"].as_object().cloned().unwrap_or_default();
+    assert!(props.keys().all(|k| !k.starts_with("cimi.dev/")), "tags removed: {props:?}");
+    assert_eq!(props.get("owner"), Some(&json!("ops")));
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "its members stay too");
+}
+
+#[tokio::test]
+async fn paused_then_force_orphaned() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "syspause").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // Paused: nothing is created, and the object says why.
+    let mut s = example_system(&op, &provider);
+    s.metadata.annotations = Some([("cimi.dev/paused".to_string(), "true".to_string())].into_iter().collect());
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    wait_system(&systems, "shop", "Synced=False Paused", |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| condition(&st.common.conditions, "Synced") == Some(("False".into(), "Paused".into())))
+    })
+    .await;
+    assert!(provider_list(&cimi, "systems").await.is_empty(), "a paused system was created");
+
+    // Unpaused: created and Ready.
+    let unpause = json!({"metadata": {"annotations": {"cimi.dev/paused": null}}});
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(unpause)).await.expect("unpause");
+    wait_system(&systems, "shop", "shop Ready", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+
+    // Force-orphan: the object goes without any provider call; the system stays.
+    let writes = sim.stats().writes;
+    let force = json!({"metadata": {"annotations": {"cimi.dev/force-orphan": "true"}}});
+    systems.patch("shop", &PatchParams::default(), &Patch::Merge(force)).await.expect("annotate");
+    delete_and_wait(&systems, "shop").await;
+    assert_eq!(sim.stats().writes, writes, "force-orphan made provider writes");
+    assert_eq!(provider_list(&cimi, "systems").await.len(), 1, "the system stays on the provider");
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "with its machines");
+}
+
+#[tokio::test]
+async fn a_create_longer_than_its_timeout_stalls_and_deletion_still_cleans_up() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "systime").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+
+    // The last component's Job never ends; the spec allows the create 3 seconds.
+    sim.set_faults(vec![fault(
+        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobHangs", "times": 1}),
+    )]);
+    let mut s = example_system(&op, &provider);
+    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    let s = wait_system(&systems, "shop", "Stalled=True Timeout", |s| {
+        s.status
+            .as_ref()
+            .is_some_and(|st| condition(&st.common.conditions, "Stalled") == Some(("True".into(), "Timeout".into())))
+    })
+    .await;
+    let st = s.status.expect("status");
+    let hung = st
+        .nested_jobs
+        .iter()
+        .find(|n| n.job.state.as_deref() == Some("RUNNING"))
+        .unwrap_or_else(|| panic!("a running nested Job: {:?}", st.nested_jobs));
+    assert_eq!(hung.component.as_deref(), Some("web2"), "the last component hangs");
+
+    // The provider gives up; deleting the object then removes everything.
+    action(&cimi, &hung.job.href, "stop").await;
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
+
+#[tokio::test]
+async fn a_template_by_value_with_a_credential_from_a_secret() {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "syscred").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let login = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("login".into()), ..Default::default() },
+        data: Some(
+            [("userID", "admin"), ("password", "s3cret-system")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &login).await.expect("login secret");
+    let mut s: CimiSystem = serde_json::from_value(json!({
+        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiSystem", "metadata": {"name": "batch"},
+        "spec": {"providerRef": {"name": provider}, "powerState": "Stopped", "template": {"componentDescriptors": [
+            {"name": "admin", "credentialTemplate": {"secretRef": {"name": "login"}}},
+            {"name": "scratch", "volumeTemplate": {"capacity": "1Gi"}},
+            {"name": "worker", "quantity": 3, "machineTemplate": {
+                "machineConfig": {"name": "tiny"}, "machineImage": {"name": "Linux SUSE"},
+                "credential": {"href": "#admin"}}}
+        ]}}
+    }))
+    .expect("a CimiSystem");
+    s.metadata.labels = Some(op.labels());
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    let s = wait_system(&systems, "batch", "batch Ready, STOPPED, 4/4", |s| {
+        is_ready(s) && state(s) == Some("STOPPED") && ready_string(s) == Some("4/4")
+    })
+    .await;
+    let st = s.status.clone().expect("status");
+    let names: Vec<&str> = st.machines.iter().filter_map(|m| m.name.as_deref()).collect();
+    assert_eq!(names, ["worker1", "worker2", "worker3"]);
+    assert_eq!(member(&st.volumes, "scratch").size, Some(1_073_742), "1Gi in kB");
+    assert_eq!(provider_list(&cimi, "credentials").await.len(), 1, "the credential component");
+    let text = serde_json::to_string(&s).expect("json");
+    assert!(!text.contains("s3cret-system"), "a secret leaked into the object");
+    delete_and_wait(&systems, "batch").await;
+    assert_nothing_left(&cimi).await;
+    assert!(provider_list(&cimi, "credentials").await.is_empty(), "the credential is deleted with its system");
+}
+
+/// A provider without Jobs (the no-jobs profile): the system converges from the states alone.
+#[tokio::test]
+async fn no_jobs_profile_create_stop_delete() {
+    create_stop_delete_on(cimi_operator::sim::Profile::NoJobs, "sysnojobs").await;
+}
+
+/// A provider spoken to in XML.
+#[tokio::test]
+async fn xml_provider_create_stop_delete() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysxml").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
+    providers
+        .patch(&provider, &PatchParams::default(), &Patch::Merge(json!({"spec": {"format": "xml"}})))
+        .await
+        .expect("switch to XML");
+    eventually("the provider reconnected in XML", T, || async {
+        let p = providers.get(&provider).await.ok()?;
+        let st = p.status.as_ref()?;
+        (st.observed_generation == p.metadata.generation
+            && condition(&st.conditions, "Ready").is_some_and(|c| c.0 == "True"))
+        .then_some(())
+    })
+    .await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
+    let s =
+        wait_system(&systems, "shop", "shop Ready with 4/4", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    let st = s.status.expect("status");
+    assert!(st.machines.iter().all(|m| m.cpu == Some(1) && !m.addresses.is_empty()), "{:?}", st.machines);
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
+
+/// A 1.x-era provider (the lenient-1x profile: numbers as strings, paging ignored, and the other deviations).
+#[tokio::test]
+async fn lenient_1x_profile_create_stop_delete() {
+    create_stop_delete_on(cimi_operator::sim::Profile::Lenient1x, "syslenient").await;
+}
+
+async fn create_stop_delete_on(profile: cimi_operator::sim::Profile, prefix: &str) {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, prefix).await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { profile, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
+    let s =
+        wait_system(&systems, "shop", "shop Ready with 4/4", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    assert!(s.status.and_then(|st| st.common.job).is_none(), "no Job to follow");
+    systems
+        .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
+        .await
+        .expect("stop the system");
+    wait_system(&systems, "shop", "shop STOPPED", |s| is_ready(s) && state(s) == Some("STOPPED")).await;
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
 }

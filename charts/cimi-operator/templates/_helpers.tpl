@@ -52,6 +52,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [cimi.dev]
   resources: [cimimachines/status, cimivolumes/status, ciminetworks/status, cimisystems/status]
   verbs: [patch]
+# A CimiSystem with exposeMembers creates (and, when it is turned off, deletes) read-only member objects.
+- apiGroups: [cimi.dev]
+  resources: [cimimachines, cimivolumes, ciminetworks]
+  verbs: [create, delete]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

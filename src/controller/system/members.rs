@@ -4,7 +4,8 @@
 use serde_json::Value;
 
 use crate::api::system::{CimiSystemStatus, SystemMember};
-use crate::cimi::{CimiClient, CimiError};
+use crate::cimi::query::Query;
+use crate::cimi::{CimiClient, CimiError, model};
 use crate::controller::managed::entries;
 
 /// How many members of each kind status lists (the counts cover every member).
@@ -24,7 +25,7 @@ pub async fn observe_members(
     system: &Value,
     status: &mut CimiSystemStatus,
 ) -> Result<(), CimiError> {
-    let machines = read_kind(client, system, "machines", "machine", "SystemMachine").await?;
+    let machines = read_kind(client, system, "machines").await?;
     let mut listed = Vec::new();
     for (href, doc) in machines {
         let previous = status.machines.iter().find(|m| m.href == href);
@@ -43,16 +44,13 @@ pub async fn observe_members(
         });
     }
     status.machines = listed;
-    status.volumes = read_kind(client, system, "volumes", "volume", "SystemVolume")
+    status.volumes = read_kind(client, system, "volumes")
         .await?
         .into_iter()
         .map(|(href, doc)| member(href, &doc, "capacity"))
         .collect();
-    status.networks = read_kind(client, system, "networks", "network", "SystemNetwork")
-        .await?
-        .into_iter()
-        .map(|(href, doc)| member(href, &doc, ""))
-        .collect();
+    status.networks =
+        read_kind(client, system, "networks").await?.into_iter().map(|(href, doc)| member(href, &doc, "")).collect();
     Ok(())
 }
 
@@ -67,22 +65,39 @@ fn member(href: String, doc: &Value, size: &str) -> SystemMember {
 }
 
 /// The members of one system sub-collection, as (href, document), sorted by name; members that vanished
-/// between the listing and the read are left out.
-async fn read_kind(
-    client: &CimiClient,
-    system: &Value,
-    sub: &str,
-    field: &str,
-    item_type: &str,
-) -> Result<Vec<(String, Value)>, CimiError> {
+/// between the listing and the read are left out. The listing pages through the whole sub-collection.
+async fn read_kind(client: &CimiClient, system: &Value, sub: &str) -> Result<Vec<(String, Value)>, CimiError> {
     let Some(href) = system.get(sub).and_then(|v| v.get("href")).and_then(Value::as_str) else {
         return Ok(Vec::new());
     };
-    let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), item_type).await?;
+    let url = client.resolve(href).await?;
+    let all = Query::new();
+    let hrefs: Vec<String> = match sub {
+        "machines" => client
+            .list_all_at::<model::SystemMachine>(&url, &all)
+            .await?
+            .entries
+            .into_iter()
+            .filter_map(|e| e.machine.map(|r| r.href))
+            .collect(),
+        "volumes" => client
+            .list_all_at::<model::SystemVolume>(&url, &all)
+            .await?
+            .entries
+            .into_iter()
+            .filter_map(|e| e.volume.map(|r| r.href))
+            .collect(),
+        _ => client
+            .list_all_at::<model::SystemNetwork>(&url, &all)
+            .await?
+            .entries
+            .into_iter()
+            .filter_map(|e| e.network.map(|r| r.href))
+            .collect(),
+    };
     let mut out = Vec::new();
-    for entry in entries(&page) {
-        let Some(member) = entry.get(field).and_then(|m| m.get("href")).and_then(Value::as_str) else { continue };
-        let url = client.resolve(member).await?;
+    for member in hrefs {
+        let url = client.resolve(&member).await?;
         match client.get_value(&url).await {
             Ok(doc) => out.push((url.to_string(), doc)),
             Err(CimiError::NotFound { .. }) => {}

@@ -678,3 +678,52 @@ async fn finalize(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::common::Timeouts;
+    use crate::api::{CimiSystemSpec, common::ProviderRef};
+
+    fn job(action: &str, state: &str, started_secs_ago: i64) -> JobStatus {
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        JobStatus {
+            href: "http://p/jobs/1".into(),
+            action: Some(action.into()),
+            state: Some(state.into()),
+            started_at: k8s_openapi::jiff::Timestamp::from_second(now - started_secs_ago).ok().map(Time),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_job_older_than_its_timeout_stalls() {
+        let mut system = CimiSystem::new(
+            "shop",
+            CimiSystemSpec { provider_ref: ProviderRef { name: "p".into() }, ..Default::default() },
+        );
+        system.spec.timeouts = Some(Timeouts { create: Some("1m".into()), ..Default::default() });
+        assert!(check_timeout(&system, &job("add", "RUNNING", 30)).is_ok());
+        let problem = check_timeout(&system, &job("add", "RUNNING", 90)).expect_err("too old");
+        assert_eq!((problem.reason, problem.stalled), (Reason::Timeout, true));
+        assert!(check_timeout(&system, &job("add", "SUCCESS", 90)).is_ok(), "a finished Job never times out");
+        assert!(check_timeout(&system, &job("start", "RUNNING", 90)).is_ok(), "actions use the update timeout");
+    }
+
+    #[test]
+    fn a_failed_job_names_its_failed_components() {
+        let nested = vec![
+            NestedJob { component: Some("web1".into()), job: job("add", "SUCCESS", 1) },
+            NestedJob {
+                component: Some("web2".into()),
+                job: JobStatus { status_message: Some("no capacity".into()), ..job("add", "FAILED", 1) },
+            },
+        ];
+        let message = job_failure_message(&job("add", "FAILED", 1), &nested);
+        assert!(message.contains("failed at component web2 (add FAILED: no capacity)"), "{message}");
+        assert!(!message.contains("web1"), "{message}");
+        let message =
+            job_failure_message(&JobStatus { status_message: Some("boom".into()), ..job("start", "FAILED", 1) }, &[]);
+        assert!(message.contains("start Job") && message.contains("boom"), "{message}");
+    }
+}
