@@ -119,8 +119,7 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     let mut conds = ConditionSet::new(&K::common(&mut status.clone()).conditions, generation, now.clone());
 
     // Held by machines: keep the in-use finalizer while any machine names the object.
-    let machines: Api<crate::api::CimiMachine> = Api::namespaced(ctx.client.clone(), &ns);
-    let held = obj.held_by(&machines.list(&Default::default()).await?.items);
+    let held = obj.held_by(&super::kubeops::list_decodable::<crate::api::CimiMachine>(&ctx, &ns).await?);
     if !held.is_empty() && !has_finalizer(&*obj, FINALIZER_IN_USE) && obj.meta().deletion_timestamp.is_none() {
         add_finalizer(&api, &*obj, FINALIZER_IN_USE).await?;
         return Ok(Action::requeue(Duration::from_millis(100)));
