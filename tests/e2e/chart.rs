@@ -147,17 +147,23 @@ fn default_render_is_cluster_wide_least_privilege_and_hardened() {
         // chart's grants equal what the operator uses). A CimiSystem's exposeMembers creates and deletes read-only
         // machines, volumes and networks.
         let expected: &[&str] = if matches!(kind, "cimimachines" | "cimivolumes" | "ciminetworks") {
-            &["create", "delete", "get", "list", "patch", "watch"]
-        } else {
+            &["create", "delete", "list", "patch", "watch"]
+        } else if kind == "cimiproviders" {
             &["get", "list", "patch", "watch"]
+        } else {
+            &["list", "patch", "watch"]
         };
         assert_eq!(grants_of(&cluster, kind), expected, "{kind}");
         assert_eq!(grants_of(&cluster, &format!("{kind}/status")), ["patch"], "{kind}/status");
         assert!(grants_of(&cluster, &format!("{kind}/finalizers")).is_empty(), "{kind}/finalizers");
     }
-    assert_eq!(grants_of(&cluster, "events"), ["create", "patch"]);
+    let events = |group: &str| -> Vec<&str> {
+        cluster.iter().filter(|(g, r, _)| g == group && r == "events").map(|(_, _, v)| v.as_str()).collect()
+    };
+    assert_eq!(events("events.k8s.io"), ["create", "patch"], "Events are published");
+    assert_eq!(events(""), ["list"], "mirrored provider events are read back after a restart");
     assert_eq!(grants_of(&cluster, "secrets"), ["get", "list", "watch"]);
-    assert_eq!(grants_of(&cluster, "namespaces"), ["get", "list", "watch"]);
+    assert_eq!(grants_of(&cluster, "namespaces"), ["get"]);
     let exposed = ["cimimachines", "cimivolumes", "ciminetworks"];
     assert!(
         !cluster.iter().any(|(_, r, v)| r == "*" || v == "*" || (v == "delete" && !exposed.contains(&r.as_str()))),
@@ -221,8 +227,8 @@ fn namespaced_mode_grants_roles_per_watched_namespace_and_a_small_cluster_role()
     assert_eq!(namespaces, ["team-a", "team-b"]);
     for role in watched {
         let rules = grants(&role["rules"]);
-        assert_eq!(grants_of(&rules, "cimimachines"), ["create", "delete", "get", "list", "patch", "watch"]);
-        assert_eq!(grants_of(&rules, "cimisystems"), ["get", "list", "patch", "watch"]);
+        assert_eq!(grants_of(&rules, "cimimachines"), ["create", "delete", "list", "patch", "watch"]);
+        assert_eq!(grants_of(&rules, "cimisystems"), ["list", "patch", "watch"]);
         assert_eq!(grants_of(&rules, "cimimachines/status"), ["patch"]);
         assert!(grants_of(&rules, "cimiproviders").is_empty());
     }
@@ -834,6 +840,8 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
                  apiVersion: cimi.dev/v1alpha1\nkind: CimiSystem\nmetadata: {{name: shop, namespace: {ns}}}\n\
                  spec:\n  providerRef: {{name: {provider}}}\n  exposeMembers: true\n\
                  \x20 template:\n    componentDescriptors:\n\
+                 \x20   - {{name: net, networkTemplate: {{name: private}}}}\n\
+                 \x20   - {{name: disk, volumeTemplate: {{name: data-10g}}}}\n\
                  \x20   - {{name: web, quantity: 2, machineTemplate: \
                  {{machineConfig: {{name: tiny}}, machineImage: {{name: Linux SUSE}}}}}}\n"
             ),
@@ -860,7 +868,27 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
         })
         .await;
         wait_for(kubeconfig, "cimisystem", "shop", Some(ns), "Ready with its members exposed", |o| {
-            is_ready(o) && o["status"]["ready"] == "2/2"
+            is_ready(o) && o["status"]["ready"] == "4/4"
+        })
+        .await;
+        // Turning exposeMembers off deletes the member objects (and nothing on the provider).
+        let hide =
+            ["patch", "cimisystem", "shop", "-n", ns, "--type=merge", "-p", r#"{"spec":{"exposeMembers":false}}"#];
+        let (ok, out, err) = run_tool_with(kubeconfig, Tool::Kubectl, &hide, None);
+        assert!(ok, "{out}{err}");
+        let exposed = ["get", "cimimachines,cimivolumes,ciminetworks", "-n", ns, "-l", "cimi.dev/system", "-o", "name"];
+        crate::harness::eventually("exposed members removed", std::time::Duration::from_secs(90), || async {
+            let (ok, out, _) = run_tool_with(kubeconfig, Tool::Kubectl, &exposed, None);
+            (ok && out.trim().is_empty()).then_some(())
+        })
+        .await;
+        let show =
+            ["patch", "cimisystem", "shop", "-n", ns, "--type=merge", "-p", r#"{"spec":{"exposeMembers":true}}"#];
+        let (ok, out, err) = run_tool_with(kubeconfig, Tool::Kubectl, &show, None);
+        assert!(ok, "{out}{err}");
+        crate::harness::eventually("exposed members back", std::time::Duration::from_secs(90), || async {
+            let (ok, out, _) = run_tool_with(kubeconfig, Tool::Kubectl, &exposed, None);
+            (ok && out.lines().count() == 4).then_some(())
         })
         .await;
     }
@@ -899,7 +927,8 @@ async fn rbac_of_both_modes_equals_what_the_operator_uses_over_the_full_lifecycl
     std::fs::write(&policy, AUDIT_POLICY).expect("policy");
     let cp = ControlPlane::start(ControlPlaneConfig {
         audit_policy: Some(policy),
-        controller_manager: false,
+        // The garbage collector removes the members a CimiSystem exposed.
+        controller_manager: true,
         ..ControlPlaneConfig::default()
     })
     .await

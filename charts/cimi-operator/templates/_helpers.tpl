@@ -48,7 +48,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "cimi-operator.namespacedRules" -}}
 - apiGroups: [cimi.dev]
   resources: [cimimachines, cimivolumes, ciminetworks, cimisystems]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [cimi.dev]
   resources: [cimimachines/status, cimivolumes/status, ciminetworks/status, cimisystems/status]
   verbs: [patch]
@@ -76,9 +76,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [cimi.dev]
   resources: [cimiproviders/status]
   verbs: [patch]
+# The labels of a namespace, for a CimiProvider's allowedNamespaces (one GET, cached briefly).
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [get, list, watch]
+  verbs: [get]
 {{- end -}}
 
 {{- define "cimi-operator.checks" -}}
