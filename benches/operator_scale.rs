@@ -7,7 +7,7 @@
 //!   with a direct CIMI client);
 //! - provider requests per machine until all are Ready;
 //! - steady-state provider requests per poll interval, split into state (collection reads), machine
-//!   sub-collections, meters, events and the rest;
+//!   sub-collections, meters, events, the CimiProvider controller's probe (CEP and catalog) and the rest;
 //! - the operator's resident set (this process: the operator and its Kubernetes client; the simulator and the
 //!   control plane run in other processes).
 //!
@@ -48,6 +48,16 @@ fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A child process killed when dropped (also when the benchmark panics).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Starts the cimi-sim binary on a free port; returns the child and its URL.
@@ -92,6 +102,13 @@ fn class(op: &str) -> &'static str {
         | "Address.read" => "sub-collections",
         "MeterCollection.read" | "SampleCollection.read" | "Meter.read" => "meters",
         "EventCollection.read" | "EventLog.read" => "events",
+        "CloudEntryPoint.read" => "provider-probe",
+        op if op.ends_with("ConfigurationCollection.read")
+            || op.ends_with("TemplateCollection.read")
+            || op.ends_with("ImageCollection.read") =>
+        {
+            "provider-probe"
+        }
         _ => "other",
     }
 }
@@ -144,9 +161,11 @@ fn main() {
 }
 
 async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16) {
+    cimi_operator::runtime::telemetry::install_crypto_provider();
     println!("operator_scale: {n} machines, pollInterval {poll}s, page {page}, concurrency {concurrency}");
     println!("load average at start: {}", load_average());
-    let (mut sim, url) = start_sim();
+    let (sim, url) = start_sim();
+    let mut sim = KillOnDrop(sim);
     let http = reqwest::Client::new();
     let job_time = sim_job_time(&url, 5).await;
     println!("cimi-sim create Job (mean of 5, direct client): {:.0} ms", job_time.as_secs_f64() * 1000.0);
@@ -292,7 +311,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
 
     shutdown.cancel();
     let _ = running.task.await;
-    let _ = sim.kill();
-    let _ = sim.wait();
+    let _ = sim.0.kill();
+    let _ = sim.0.wait();
     drop(cp);
 }

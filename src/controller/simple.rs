@@ -296,7 +296,13 @@ async fn sync<K: SimpleKind>(
     }
     let job_busy = job_running(common.job.as_ref());
     K::observe_into(&current, status);
-    let monitor_due = observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await;
+    // Meters and events only in the steady state (creation and changes go first); one second after
+    // an object turns Ready its next pass reads them.
+    let monitor_due = if steady {
+        observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await
+    } else {
+        Duration::from_secs(1)
+    };
     let state = K::common(status).state.clone().unwrap_or_default();
     if job_busy {
         return Ok((Progress::Working(Reason::WaitingForJob, "a provider Job runs".into()), ACTIVE_REQUEUE));

@@ -243,7 +243,13 @@ async fn sync(
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
     let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
-    let monitor_due = observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await;
+    // Meters and events only in the steady state (creation and changes go first); one second after
+    // an object turns Ready its next pass reads them.
+    let monitor_due = if steady {
+        observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await
+    } else {
+        Duration::from_secs(1)
+    };
 
     // Plan.
     let name = spec.name.clone().unwrap_or_else(|| machine.name_any());
