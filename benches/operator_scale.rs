@@ -12,7 +12,7 @@
 //!   control plane run in other processes).
 //!
 //! Run: `cargo bench --bench operator_scale` (env: `OPERATOR_BENCH_MACHINES`, default 1000;
-//! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 3;
+//! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
 //! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16).
 
 use std::collections::BTreeMap;
@@ -153,7 +153,7 @@ async fn sim_job_time(url: &str, n: usize) -> Duration {
 fn main() {
     let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
-    let window_polls = env("OPERATOR_BENCH_WINDOW_POLLS", 3);
+    let window_polls = env("OPERATOR_BENCH_WINDOW_POLLS", 12);
     let page = env("OPERATOR_BENCH_PAGE", 100);
     let concurrency = env("OPERATOR_BENCH_CONCURRENCY", 16) as u16;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -196,8 +196,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let provider: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "bench"},
         "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"},
-                 "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 6),
-                 "eventInterval": format!("{}s", poll * 3),
+                 "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 12),
+                 "eventInterval": format!("{}s", poll * 6),
                  "rateLimit": {"requestsPerSecond": 1000, "burst": 2000, "maxConcurrent": 64}}
     }))
     .expect("provider");
@@ -298,8 +298,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     }
     println!(
         "steady state over {seconds:.0} s ({intervals:.1} poll intervals; meters every {}s, events every {}s):",
-        poll * 6,
-        poll * 3
+        poll * 12,
+        poll * 6
     );
     for (class, count) in &by_class {
         println!("  {class:>16}: {count:>7} requests = {:>8.1} per poll interval", *count as f64 / intervals);

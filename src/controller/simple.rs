@@ -322,7 +322,9 @@ async fn sync<K: SimpleKind>(
     if state != K::READY_STATE {
         return Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE));
     }
-    Ok((Progress::InSync, Duration::from_secs(30).min(monitor_due)))
+    // Provider-side changes trigger a reconcile through the observer; the next pass on its own is when
+    // meters or events are due.
+    Ok((Progress::InSync, monitor_due))
 }
 
 async fn finalize<K: SimpleKind>(

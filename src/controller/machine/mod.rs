@@ -338,19 +338,11 @@ async fn sync(
         MachineStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
         MachineStep::InSync => match waiting_for {
             Some(message) => Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2))),
-            None => Ok((Progress::InSync, poll_interval(ctx, &machine.spec.provider_ref.name).await.min(monitor_due))),
+            // Provider-side changes trigger a reconcile through the observer; the next pass on its own is
+            // when meters or events are due.
+            None => Ok((Progress::InSync, monitor_due)),
         },
     }
-}
-
-/// The provider's pollInterval (default 30 s).
-async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
-    let api: Api<crate::api::CimiProvider> = Api::all(ctx.client.clone());
-    match api.get_opt(provider).await {
-        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
-        _ => Duration::from_secs(30),
-    }
-    .max(Duration::from_secs(1))
 }
 
 /// Moves a running one-shot action to Succeeded or Failed once its Job ended.
