@@ -13,7 +13,8 @@
 //!
 //! Run: `cargo bench --bench operator_scale` (env: `OPERATOR_BENCH_MACHINES`, default 1000;
 //! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
-//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16).
+//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16;
+//! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800).
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
@@ -249,6 +250,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let applied = started.elapsed();
     println!("applied {n} CimiMachines in {:.1} s", applied.as_secs_f64());
     let mut last_report = Instant::now();
+    let ready_timeout = Duration::from_secs(env("OPERATOR_BENCH_READY_TIMEOUT_SECONDS", 1800));
     let all_ready = loop {
         let list = machines.list(&Default::default()).await.expect("list");
         let ready = list
@@ -264,9 +266,24 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         if ready == n {
             break started.elapsed();
         }
-        if last_report.elapsed() > Duration::from_secs(15) {
-            println!("  {ready}/{n} Ready after {:.0} s", started.elapsed().as_secs_f64());
+        if last_report.elapsed() > Duration::from_secs(15) || started.elapsed() > ready_timeout {
+            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            for m in &list.items {
+                let reason = m
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.common.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map_or_else(|| "(no status)".to_string(), |c| c.reason.clone());
+                *reasons.entry(reason).or_default() += 1;
+            }
+            println!("  {ready}/{n} Ready after {:.0} s; Ready reasons {reasons:?}", started.elapsed().as_secs_f64());
             last_report = Instant::now();
+            if started.elapsed() > ready_timeout {
+                println!("gave up after {ready_timeout:?} (OPERATOR_BENCH_READY_TIMEOUT_SECONDS)");
+                shutdown.cancel();
+                let _ = running.task.await;
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };

@@ -314,6 +314,8 @@ fn item_type(collection: &str) -> &'static str {
 
 async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &'static str, poller: Arc<Poller>) {
     loop {
+        // Fixed rate: one listing per pollInterval, however long the listing takes.
+        let cycle = Instant::now();
         let interval = match inner.providers.get(&provider) {
             Some(conn) if conn.ready => {
                 let started = Instant::now();
@@ -335,7 +337,7 @@ async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &'static str
         };
         poller.first.send_replace(true);
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(interval.saturating_sub(cycle.elapsed())) => {}
             _ = inner.stop.cancelled() => return,
         }
     }
