@@ -7,13 +7,14 @@
 //!   with a direct CIMI client);
 //! - provider requests per machine until all are Ready;
 //! - steady-state provider requests per poll interval, split into state (collection reads), machine
-//!   sub-collections, meters, events and the rest;
+//!   sub-collections, meters, events, the CimiProvider controller's probe (CEP and catalog) and the rest;
 //! - the operator's resident set (this process: the operator and its Kubernetes client; the simulator and the
 //!   control plane run in other processes).
 //!
 //! Run: `cargo bench --bench operator_scale` (env: `OPERATOR_BENCH_MACHINES`, default 1000;
-//! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 3;
-//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16).
+//! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
+//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16;
+//! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800).
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
@@ -48,6 +49,16 @@ fn load_average() -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A child process killed when dropped (also when the benchmark panics).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Starts the cimi-sim binary on a free port; returns the child and its URL.
@@ -92,6 +103,13 @@ fn class(op: &str) -> &'static str {
         | "Address.read" => "sub-collections",
         "MeterCollection.read" | "SampleCollection.read" | "Meter.read" => "meters",
         "EventCollection.read" | "EventLog.read" => "events",
+        "CloudEntryPoint.read" => "provider-probe",
+        op if op.ends_with("ConfigurationCollection.read")
+            || op.ends_with("TemplateCollection.read")
+            || op.ends_with("ImageCollection.read") =>
+        {
+            "provider-probe"
+        }
         _ => "other",
     }
 }
@@ -136,7 +154,7 @@ async fn sim_job_time(url: &str, n: usize) -> Duration {
 fn main() {
     let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
-    let window_polls = env("OPERATOR_BENCH_WINDOW_POLLS", 3);
+    let window_polls = env("OPERATOR_BENCH_WINDOW_POLLS", 12);
     let page = env("OPERATOR_BENCH_PAGE", 100);
     let concurrency = env("OPERATOR_BENCH_CONCURRENCY", 16) as u16;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -144,9 +162,11 @@ fn main() {
 }
 
 async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16) {
+    cimi_operator::runtime::telemetry::install_crypto_provider();
     println!("operator_scale: {n} machines, pollInterval {poll}s, page {page}, concurrency {concurrency}");
     println!("load average at start: {}", load_average());
-    let (mut sim, url) = start_sim();
+    let (sim, url) = start_sim();
+    let mut sim = KillOnDrop(sim);
     let http = reqwest::Client::new();
     let job_time = sim_job_time(&url, 5).await;
     println!("cimi-sim create Job (mean of 5, direct client): {:.0} ms", job_time.as_secs_f64() * 1000.0);
@@ -177,8 +197,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let provider: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "bench"},
         "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"},
-                 "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 6),
-                 "eventInterval": format!("{}s", poll * 3),
+                 "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 12),
+                 "eventInterval": format!("{}s", poll * 6),
                  "rateLimit": {"requestsPerSecond": 1000, "burst": 2000, "maxConcurrent": 64}}
     }))
     .expect("provider");
@@ -230,6 +250,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let applied = started.elapsed();
     println!("applied {n} CimiMachines in {:.1} s", applied.as_secs_f64());
     let mut last_report = Instant::now();
+    let ready_timeout = Duration::from_secs(env("OPERATOR_BENCH_READY_TIMEOUT_SECONDS", 1800));
     let all_ready = loop {
         let list = machines.list(&Default::default()).await.expect("list");
         let ready = list
@@ -245,9 +266,24 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         if ready == n {
             break started.elapsed();
         }
-        if last_report.elapsed() > Duration::from_secs(15) {
-            println!("  {ready}/{n} Ready after {:.0} s", started.elapsed().as_secs_f64());
+        if last_report.elapsed() > Duration::from_secs(15) || started.elapsed() > ready_timeout {
+            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            for m in &list.items {
+                let reason = m
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.common.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .map_or_else(|| "(no status)".to_string(), |c| c.reason.clone());
+                *reasons.entry(reason).or_default() += 1;
+            }
+            println!("  {ready}/{n} Ready after {:.0} s; Ready reasons {reasons:?}", started.elapsed().as_secs_f64());
             last_report = Instant::now();
+            if started.elapsed() > ready_timeout {
+                println!("gave up after {ready_timeout:?} (OPERATOR_BENCH_READY_TIMEOUT_SECONDS)");
+                shutdown.cancel();
+                let _ = running.task.await;
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -279,8 +315,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     }
     println!(
         "steady state over {seconds:.0} s ({intervals:.1} poll intervals; meters every {}s, events every {}s):",
-        poll * 6,
-        poll * 3
+        poll * 12,
+        poll * 6
     );
     for (class, count) in &by_class {
         println!("  {class:>16}: {count:>7} requests = {:>8.1} per poll interval", *count as f64 / intervals);
@@ -292,7 +328,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
 
     shutdown.cancel();
     let _ = running.task.await;
-    let _ = sim.kill();
-    let _ = sim.wait();
+    let _ = sim.0.kill();
+    let _ = sim.0.wait();
     drop(cp);
 }

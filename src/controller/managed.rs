@@ -761,3 +761,13 @@ mod tests {
         assert!(entries(&json!({"count": 0})).is_empty());
     }
 }
+
+/// The provider's pollInterval (default 30 s).
+pub async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
+    let api: kube::Api<CimiProvider> = kube::Api::all(ctx.client.clone());
+    match api.get_opt(provider).await {
+        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
+        _ => Duration::from_secs(30),
+    }
+    .max(Duration::from_secs(1))
+}

@@ -15,7 +15,7 @@
 //!   per machine, but only when the reconcile is not steady, when the machine's `updated` changed, or
 //!   once per provider `meterInterval`; otherwise the last reading is reused ([`SubReading`]).
 //! - **Meters** (per resource in CIMI) are read every provider `meterInterval`: the meter list once, then the
-//!   latest sample of each meter (one request per meter in the steady state). The latest sample per
+//!   latest sample of each meter (`$orderby=timestamp:desc&$first=1&$last=1`, one request per meter). The latest sample per
 //!   aspect goes to `status.meters` and to the gauge `cimi_meter_value`, whose series are bounded by
 //!   `--meter-gauges-max` and removed when the object goes away.
 //! - **Events**: every provider `eventInterval` the resource's EventLog is read from `status.eventCursor`
@@ -152,7 +152,6 @@ struct Cached {
 struct Monitor {
     meters_read: Option<Instant>,
     meters: Option<Vec<MeterRef>>,
-    sample_counts: HashMap<String, u64>,
     events_read: Option<Instant>,
     events_href: Option<Url>,
     cursor: Option<EventCursor>,
@@ -315,6 +314,8 @@ fn item_type(collection: &str) -> &'static str {
 
 async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &'static str, poller: Arc<Poller>) {
     loop {
+        // Fixed rate: one listing per pollInterval, however long the listing takes.
+        let cycle = Instant::now();
         let interval = match inner.providers.get(&provider) {
             Some(conn) if conn.ready => {
                 let started = Instant::now();
@@ -336,7 +337,7 @@ async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &'static str
         };
         poller.first.send_replace(true);
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(interval.saturating_sub(cycle.elapsed())) => {}
             _ = inner.stop.cancelled() => return,
         }
     }
@@ -652,12 +653,7 @@ async fn read_meters(
     }
     let mut out = Vec::new();
     for meter in meters {
-        let key = meter.samples.to_string();
-        let known = lock(&inner.monitors).get(href).and_then(|m| m.sample_counts.get(&key).copied());
-        let (sample, count) = latest_sample(client, &meter.samples, known.unwrap_or(1)).await?;
-        if let Some(count) = count {
-            lock(&inner.monitors).entry(href.to_string()).or_default().sample_counts.insert(key, count);
-        }
+        let sample = latest_sample(client, &meter.samples).await?;
         out.push(MeterStatus {
             aspect: meter.aspect.clone(),
             units: meter.units.clone(),
@@ -669,34 +665,13 @@ async fn read_meters(
     Ok(Some(out))
 }
 
-/// The newest sample of a meter: asks for entry `guess` (the count seen last time, the newest in
-/// timestamp order) and once more at the new count if it moved. Returns the sample and the count.
-async fn latest_sample(
-    client: &CimiClient,
-    samples: &Url,
-    guess: u64,
-) -> Result<(Option<Value>, Option<u64>), CimiError> {
-    let mut at = guess.max(1);
-    for _ in 0..2 {
-        let query = Query::new().order_by("timestamp", false).page(at, at);
-        let page = client.list_page_value(samples, &query, "Sample").await?;
-        let count = page.get("count").and_then(Value::as_u64);
-        let items = entries(&page);
-        if items.len() > 1 {
-            // Paging ignored: the newest of everything served.
-            let newest = items.into_iter().max_by(|a, b| {
-                let t = |v: &Value| v.get("timestamp").and_then(Value::as_str).and_then(parse_time).map(|t| t.0);
-                t(a).cmp(&t(b))
-            });
-            return Ok((newest, count));
-        }
-        match count {
-            Some(0) => return Ok((None, Some(0))),
-            Some(c) if c != at => at = c,
-            _ => return Ok((items.into_iter().next(), count)),
-        }
-    }
-    Ok((None, None))
+/// The newest sample of a meter: `$orderby=timestamp:desc&$first=1&$last=1`, one request. A provider
+/// that ignores paging sends every sample: the newest of them is taken.
+async fn latest_sample(client: &CimiClient, samples: &Url) -> Result<Option<Value>, CimiError> {
+    let query = Query::new().order_by("timestamp", true).page(1, 1);
+    let page = client.list_page_value(samples, &query, "Sample").await?;
+    let stamp = |v: &Value| v.get("timestamp").and_then(Value::as_str).and_then(parse_time).map(|t| t.0);
+    Ok(entries(&page).into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))))
 }
 
 fn export_gauges(inner: &Inner, kind: &str, namespace: &str, name: &str, meters: &[MeterStatus]) {

@@ -333,7 +333,13 @@ async fn sync<K: SimpleKind>(
     }
     let job_busy = job_running(common.job.as_ref());
     K::observe_into(&current, status);
-    let monitor_due = observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await;
+    // Meters and events only in the steady state (creation and changes go first); one second after
+    // an object turns Ready its next pass reads them.
+    let monitor_due = if steady {
+        observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await
+    } else {
+        Duration::from_secs(1)
+    };
     let state = K::common(status).state.clone().unwrap_or_default();
     let object_name = obj.name_any();
     let spec_name = obj.spec_name();
@@ -371,7 +377,9 @@ async fn sync<K: SimpleKind>(
         }
         return Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE));
     }
-    Ok((Progress::InSync, Duration::from_secs(30).min(monitor_due)))
+    // Provider-side changes trigger a reconcile through the observer; the next pass on its own is when
+    // meters or events are due.
+    Ok((Progress::InSync, monitor_due))
 }
 
 async fn finalize<K: SimpleKind>(

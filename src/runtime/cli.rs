@@ -248,6 +248,17 @@ mod tests {
     }
 
     #[test]
+    fn observation_flags_reach_the_config() {
+        let cli = parse(&["cimi-operator", "run", "--observe-page-size", "25", "--meter-gauges-max", "0"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        let config = args.to_config().expect("config");
+        assert_eq!((config.observe_page_size, config.meter_gauges_max), (25, 0));
+        let cli = parse(&["cimi-operator", "run", "--observe-page-size", "0"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert!(args.to_config().is_err(), "a page of zero entries is refused");
+    }
+
+    #[test]
     fn crd_and_reasons_subcommands_parse() {
         assert!(matches!(parse(&["cimi-operator", "crd"]).command, Command::Crd(CrdArgs { write_dir: None })));
         assert!(matches!(parse(&["cimi-operator", "reasons", "--write", "x.md"]).command, Command::Reasons(_)));

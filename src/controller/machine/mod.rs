@@ -27,8 +27,8 @@ use super::kubeops::{
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
-    operations, read_imported, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
-    wanted_attributes,
+    operations, poll_interval, read_imported, ready_transition_event, recover_failed_create, refresh_job, tags,
+    transient_overdue, wanted_attributes,
 };
 use super::outcome::{Problem, retry_delay};
 use super::registry::resolve_catalog;
@@ -308,7 +308,13 @@ async fn sync(
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
     let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
-    let monitor_due = observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await;
+    // Meters and events only in the steady state (creation and changes go first); one second after
+    // an object turns Ready its next pass reads them.
+    let monitor_due = if steady {
+        observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await
+    } else {
+        Duration::from_secs(1)
+    };
     let state = status.common.state.clone().unwrap_or_default();
 
     // ObserveOnly: mirror, and report (never correct) what differs from the spec.
@@ -483,19 +489,11 @@ async fn sync(
         MachineStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
         MachineStep::InSync => match waiting_for {
             Some(message) => Ok((Progress::Working(Reason::WaitingForDependency, message), Duration::from_secs(2))),
-            None => Ok((Progress::InSync, poll_interval(ctx, &machine.spec.provider_ref.name).await.min(monitor_due))),
+            // Provider-side changes trigger a reconcile through the observer; the next pass on its own is
+            // when meters or events are due.
+            None => Ok((Progress::InSync, monitor_due)),
         },
     }
-}
-
-/// The provider's pollInterval (default 30 s).
-async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
-    let api: Api<crate::api::CimiProvider> = Api::all(ctx.client.clone());
-    match api.get_opt(provider).await {
-        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
-        _ => Duration::from_secs(30),
-    }
-    .max(Duration::from_secs(1))
 }
 
 /// Moves a running one-shot action to Succeeded or Failed once its Job ended.

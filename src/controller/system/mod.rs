@@ -28,7 +28,7 @@ use super::Context;
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
-    job_running, job_started, observe, operations, ready_transition_event, tags,
+    job_running, job_started, observe, operations, poll_interval, ready_transition_event, tags,
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
@@ -603,16 +603,6 @@ async fn create(
     )
     .await;
     Ok((Progress::Working(Reason::Creating, "the provider is creating the system".into()), ACTIVE_REQUEUE))
-}
-
-/// The provider's pollInterval (default 30 s).
-async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
-    let api: Api<crate::api::CimiProvider> = Api::all(ctx.client.clone());
-    match api.get_opt(provider).await {
-        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
-        _ => Duration::from_secs(30),
-    }
-    .max(Duration::from_secs(1))
 }
 
 /// The deletion path: force-orphan, or delete/orphan on the provider, then drop the finalizer.
