@@ -621,6 +621,16 @@ pub async fn ready_transition_event<K>(
     }
 }
 
+/// The provider's pollInterval (default 30 s).
+pub async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
+    let api: kube::Api<CimiProvider> = kube::Api::all(ctx.client.clone());
+    match api.get_opt(provider).await {
+        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
+        _ => Duration::from_secs(30),
+    }
+    .max(Duration::from_secs(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,14 +770,4 @@ mod tests {
         assert_eq!(entries(&page).len(), 1);
         assert!(entries(&json!({"count": 0})).is_empty());
     }
-}
-
-/// The provider's pollInterval (default 30 s).
-pub async fn poll_interval(ctx: &Context, provider: &str) -> Duration {
-    let api: kube::Api<CimiProvider> = kube::Api::all(ctx.client.clone());
-    match api.get_opt(provider).await {
-        Ok(Some(p)) => crate::api::common::parse_duration(&p.spec.poll_interval).unwrap_or(Duration::from_secs(30)),
-        _ => Duration::from_secs(30),
-    }
-    .max(Duration::from_secs(1))
 }
