@@ -100,6 +100,7 @@ impl Sim {
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
             journal,
+            authorization: server::expected_authorization(&config.auth),
             config,
         });
         let shutdown = CancellationToken::new();

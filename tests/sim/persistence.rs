@@ -248,6 +248,7 @@ async fn a_killed_process_loses_nothing_it_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("state.json");
     let (mut child, url) = spawn_sim(&file).await;
+    super::crypto();
     let http = reqwest::Client::new();
     let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": "survivor",
         "machineTemplate": {"machineConfig": {"href": format!("{url}machineConfigs/tiny")},
