@@ -201,6 +201,12 @@ impl SimHandle {
         server::reset(&self.app);
     }
 
+    /// The simulator's HTTP service, to call without a network (benchmarks measure the cost of the request
+    /// handling alone with it).
+    pub fn router(&self) -> axum::Router {
+        server::router(self.app.clone())
+    }
+
     /// Runs `f` on the provider state (for tests and benchmarks that need many resources quickly).
     pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         let mut store = lock(&self.app.store);
