@@ -369,6 +369,9 @@ fn outcome_response(profile: Profile, fmt: Format, out: Outcome, root: &str) -> 
     if out.status == 204 {
         return b.body(Body::empty()).unwrap_or_default();
     }
+    if let Some(raw) = out.raw {
+        return b.header(header::CONTENT_TYPE, "application/json").body(Body::from(raw)).unwrap_or_default();
+    }
     match out.body {
         Some(mut body) => {
             if profile == Profile::Lenient1x {
@@ -530,7 +533,8 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
 
     let result = {
         let mut store = lock(&app.store);
-        let result = execute(&app, &mut store, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
+        let json = fmt == Format::Json;
+        let result = execute(&app, &mut store, json, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
         wrote |= app.commit(&mut store);
         result
     };
@@ -578,6 +582,7 @@ fn if_match(store: &Store, path: &str, headers: &HeaderMap) -> Result<(), SimErr
 fn execute(
     app: &App,
     store: &mut Store,
+    json: bool,
     method: &Method,
     path: &str,
     target: &Target,
@@ -593,6 +598,15 @@ fn execute(
             Err(SimError::new(500, "internal error"))
         }
         (Target::Missing, _) => Err(SimError::new(404, format!("no resource at /{path}"))),
+        // The common request: one resource in JSON, as stored.
+        (Target::Resource(_), "GET" | "HEAD")
+            if json
+                && profile != Profile::Lenient1x
+                && !params.iter().any(|(k, _)| k == "$select" || k == "$expand")
+                && let Some(out) = store.read_json(path) =>
+        {
+            Ok(out)
+        }
         (Target::Cep | Target::Resource(_) | Target::Collection(_), "GET" | "HEAD") => {
             let mut q = read_query(params).map_err(|e| SimError::new(400, e.0))?;
             q.truncate = plan.truncate;
