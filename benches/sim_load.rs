@@ -4,8 +4,12 @@
 //! generator on another (`load-*`), in one process, so the two share the machine's cores; the CPU time of
 //! each side is read from `/proc/self/task/*/stat` and printed, so a figure always comes with its CPU share.
 //!
+//! A first scenario calls the simulator's router directly (no network, no load generator) to show what the
+//! request handling itself costs.
+//!
 //! Run: `cargo bench --bench sim_load` (env: `SIM_BENCH_SECONDS`, default 10; `SIM_BENCH_CONNECTIONS`,
-//! default 32; `SIM_BENCH_MACHINES`, default 10000; `SIM_BENCH_MEMORY_RESOURCES`, default 100000).
+//! default 32; `SIM_BENCH_MACHINES`, default 10000; `SIM_BENCH_MEMORY_RESOURCES`, default 100000;
+//! `SIM_BENCH_SCENARIOS`, default `direct,get,filter,page,memory`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +110,45 @@ fn load(rt: &tokio::runtime::Runtime, url: String, seconds: u64, connections: u6
     );
 }
 
+/// Calls the router in a loop on the simulator's runtime: CPU time per request of the handling alone.
+fn direct(rt: &tokio::runtime::Runtime, sim: &SimHandle, path: String, seconds: u64) {
+    use tower::ServiceExt;
+    let router = sim.router();
+    let auth = format!("Basic {}", "ZGVtbzpkZW1v"); // demo:demo
+    let cpu0 = cpu_seconds("sim-");
+    let started = Instant::now();
+    let target = path.clone();
+    let count = rt.block_on(async move {
+        tokio::spawn(async move {
+            let path = target;
+            let mut n = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            while Instant::now() < deadline {
+                for _ in 0..100 {
+                    let req = axum::http::Request::get(&path)
+                        .header("authorization", &auth)
+                        .body(axum::body::Body::empty())
+                        .expect("a request");
+                    let Ok(resp) = router.clone().oneshot(req).await;
+                    let ok = resp.status().is_success()
+                        && axum::body::to_bytes(resp.into_body(), usize::MAX).await.is_ok_and(|b| !b.is_empty());
+                    n += u64::from(ok);
+                }
+            }
+            n
+        })
+        .await
+        .unwrap_or(0)
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("sim-") - cpu0;
+    println!(
+        "GET {path} through the router, no network: {:.0} req/s on one thread; {:.1} µs of CPU per request",
+        count as f64 / wall,
+        cpu * 1e6 / count.max(1) as f64
+    );
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let seconds = env("SIM_BENCH_SECONDS", 10);
@@ -135,22 +178,36 @@ fn main() {
             .and_then(|b| b["machines"][0]["id"].as_str().map(str::to_string))
     });
     let one = one.expect("a machine");
+    let scenarios = std::env::var("SIM_BENCH_SCENARIOS").unwrap_or_else(|_| "direct,get,filter,page,memory".into());
+    let on = |name: &str| scenarios.split(',').any(|s| s.trim() == name);
     println!("cimi-sim load benchmark: {machines} machines, {seconds} s per scenario");
-    load(&load_rt, one, seconds, connections, "GET one machine (JSON, Basic auth)");
-    load(
-        &load_rt,
-        format!("{base}machines?$filter=name='bulk{}'", machines / 2),
-        seconds,
-        connections,
-        &format!("GET machines?$filter=name=... over {machines} machines (1 match)"),
-    );
-    load(
-        &load_rt,
-        format!("{base}machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20"),
-        seconds,
-        connections,
-        &format!("GET machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20 over {machines} machines"),
-    );
+    if on("direct") {
+        direct(&sim_rt, &sim, one.trim_start_matches(base.trim_end_matches('/')).to_string(), seconds);
+    }
+    if on("get") {
+        load(&load_rt, one, seconds, connections, "GET one machine (JSON, Basic auth)");
+    }
+    if on("filter") {
+        load(
+            &load_rt,
+            format!("{base}machines?$filter=name='bulk{}'", machines / 2),
+            seconds,
+            connections,
+            &format!("GET machines?$filter=name=... over {machines} machines (1 match)"),
+        );
+    }
+    if on("page") {
+        load(
+            &load_rt,
+            format!("{base}machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20"),
+            seconds,
+            connections,
+            &format!("GET machines?$filter=cpu=3 and state='STARTED'&$first=1&$last=20 over {machines} machines"),
+        );
+    }
+    if !on("memory") {
+        return;
+    }
     let before = rss_kib();
     sim.with_store(|s| s.bulk_machines(memory_resources));
     let after = rss_kib();

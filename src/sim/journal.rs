@@ -261,15 +261,36 @@ impl Journal {
         }
     }
 
-    /// Replaces the whole state (reset): a snapshot is written at once, in the background.
+    /// Replaces the whole state (reset): the snapshot of the new state is written before this returns (were it
+    /// written in the background, a crash in between would replay the new journal onto the old snapshot).
     pub fn replace(&self, store: &mut Store) {
         store.track_changes();
         let mut inner = lock(&self.inner);
         // Wait for a compaction in progress: two snapshot writers must not race.
         while self.compacting.swap(true, Ordering::AcqRel) {
-            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        self.start_compaction(&mut inner, store);
+        let next = inner.generation + 1;
+        let result = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(journal_path(&self.state, next))
+            .and_then(|file| write_snapshot(&self.state, next, store).map(|size| (file, size)));
+        match result {
+            Ok((file, size)) => {
+                inner.generation = next;
+                inner.file = Arc::new(file);
+                inner.bytes = 0;
+                self.snapshot_bytes.store(size, Ordering::Relaxed);
+                for (g, path) in journals(&self.state) {
+                    if g < next {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot write the simulator snapshot after a reset"),
+        }
+        self.compacting.store(false, Ordering::Release);
     }
 
     /// Starts journal `g+1` and writes snapshot `g+1` from a copy of the state in a background thread.

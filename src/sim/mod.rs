@@ -100,6 +100,7 @@ impl Sim {
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
             journal,
+            authorization: server::expected_authorization(&config.auth),
             config,
         });
         let shutdown = CancellationToken::new();
@@ -198,6 +199,12 @@ impl SimHandle {
     /// Back to the catalog: resources, Jobs, faults and statistics cleared.
     pub fn reset(&self) {
         server::reset(&self.app);
+    }
+
+    /// The simulator's HTTP service, to call without a network (benchmarks measure the cost of the request
+    /// handling alone with it).
+    pub fn router(&self) -> axum::Router {
+        server::router(self.app.clone())
     }
 
     /// Runs `f` on the provider state (for tests and benchmarks that need many resources quickly).

@@ -61,6 +61,8 @@ pub struct App {
     pub stats: Mutex<SimStats>,
     /// The journal of a persisted simulator (`--state-file`).
     pub journal: Option<super::journal::Journal>,
+    /// The `Authorization` header expected (see [`expected_authorization`]).
+    pub authorization: Option<Vec<u8>>,
 }
 
 /// Locks a mutex, recovering the data if a previous holder panicked.
@@ -136,8 +138,27 @@ fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, SimErr
     }
 }
 
-fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+/// The `Authorization` header a well-behaved client sends (`Basic <base64 of user:password>` or
+/// `Bearer <token>`): compared byte for byte first, so the common case costs no decoding.
+pub fn expected_authorization(auth: &Auth) -> Option<Vec<u8>> {
+    match auth {
+        Auth::None => None,
+        Auth::Bearer(token) => Some(format!("Bearer {token}").into_bytes()),
+        Auth::Basic { user, password } => Some(
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+                .into_bytes(),
+        ),
+    }
+}
+
+fn authorized(auth: &Auth, expected: Option<&[u8]>, headers: &HeaderMap) -> bool {
+    let raw = headers.get(header::AUTHORIZATION);
+    if let (Some(raw), Some(expected)) = (raw, expected)
+        && raw.as_bytes() == expected
+    {
+        return true;
+    }
+    let given = raw.and_then(|v| v.to_str().ok()).unwrap_or("");
     match auth {
         Auth::None => true,
         Auth::Bearer(token) => given.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token),
@@ -348,6 +369,9 @@ fn outcome_response(profile: Profile, fmt: Format, out: Outcome, root: &str) -> 
     if out.status == 204 {
         return b.body(Body::empty()).unwrap_or_default();
     }
+    if let Some(raw) = out.raw {
+        return b.header(header::CONTENT_TYPE, "application/json").body(Body::from(raw)).unwrap_or_default();
+    }
     match out.body {
         Some(mut body) => {
             if profile == Profile::Lenient1x {
@@ -429,7 +453,7 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
     };
 
     let public_cep = profile == Profile::Lenient1x && path.is_empty() && method == Method::GET;
-    if !public_cep && !authorized(&app.config.auth, &headers) {
+    if !public_cep && !authorized(&app.config.auth, app.authorization.as_deref(), &headers) {
         let err = SimError::new(401, "authentication required");
         let fmt = negotiate(&params, &headers).unwrap_or(Format::Json);
         let resp = error_response(profile, fmt, &err, None, &app.config.auth);
@@ -509,7 +533,8 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
 
     let result = {
         let mut store = lock(&app.store);
-        let result = execute(&app, &mut store, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
+        let json = fmt == Format::Json;
+        let result = execute(&app, &mut store, json, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
         wrote |= app.commit(&mut store);
         result
     };
@@ -557,6 +582,7 @@ fn if_match(store: &Store, path: &str, headers: &HeaderMap) -> Result<(), SimErr
 fn execute(
     app: &App,
     store: &mut Store,
+    json: bool,
     method: &Method,
     path: &str,
     target: &Target,
@@ -572,6 +598,15 @@ fn execute(
             Err(SimError::new(500, "internal error"))
         }
         (Target::Missing, _) => Err(SimError::new(404, format!("no resource at /{path}"))),
+        // The common request: one resource in JSON, as stored.
+        (Target::Resource(_), "GET" | "HEAD")
+            if json
+                && profile != Profile::Lenient1x
+                && !params.iter().any(|(k, _)| k == "$select" || k == "$expand")
+                && let Some(out) = store.read_json(path) =>
+        {
+            Ok(out)
+        }
         (Target::Cep | Target::Resource(_) | Target::Collection(_), "GET" | "HEAD") => {
             let mut q = read_query(params).map_err(|e| SimError::new(400, e.0))?;
             q.truncate = plan.truncate;

@@ -40,7 +40,12 @@ pub struct SimStats {
 impl SimStats {
     /// Counts one request.
     pub fn record(&mut self, record: RequestRecord, write: bool) {
-        *self.requests.entry(record.op.clone()).or_default().entry(record.status).or_default() += 1;
+        match self.requests.get_mut(&record.op) {
+            Some(by_status) => *by_status.entry(record.status).or_default() += 1,
+            None => {
+                self.requests.entry(record.op.clone()).or_default().insert(record.status, 1);
+            }
+        }
         self.total += 1;
         if write {
             self.writes += 1;

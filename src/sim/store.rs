@@ -286,6 +286,8 @@ pub struct Outcome {
     pub etag: Option<String>,
     /// Whether state changed.
     pub write: bool,
+    /// The body already serialized as JSON (the fast path of a plain GET), instead of `body`.
+    pub raw: Option<Vec<u8>>,
 }
 
 /// The query parameters of a read.
@@ -1190,6 +1192,17 @@ impl Store {
         }
     }
 
+    /// GET of one resource in JSON without `$select` or `$expand`, serialized straight from the stored document
+    /// (no intermediate map: the common request costs a third of the allocations). `None` when the fast path
+    /// does not apply (no such resource, or a System, whose state is computed).
+    pub fn read_json(&self, path: &str) -> Option<Outcome> {
+        let st = self.resources.get(path).filter(|st| st.type_name != "System")?;
+        let ops = self.operations(path, st);
+        let view = JsonView { type_uri: type_uri(&st.type_name), id: self.abs(path), doc: &st.doc, ops: &ops };
+        let raw = serde_json::to_vec(&view).ok()?;
+        Some(Outcome { status: 200, etag: Some(format!("\"{}\"", st.version)), raw: Some(raw), ..Default::default() })
+    }
+
     /// GET of any path.
     pub fn read(&self, path: &str, q: &ReadQuery) -> Result<Outcome, SimError> {
         let mut doc = match self.target(path) {
@@ -1336,10 +1349,19 @@ impl Store {
                 job: job_uri,
                 etag: self.etag(path),
                 write: true,
+                raw: None,
             }
         } else {
             let body = job.as_ref().and_then(|j| self.resources.get(j).map(|st| Value::Object(self.render(j, st))));
-            Outcome { status: 202, body, location: Some(self.abs(path)), job: job_uri, etag: None, write: true }
+            Outcome {
+                status: 202,
+                body,
+                location: Some(self.abs(path)),
+                job: job_uri,
+                etag: None,
+                write: true,
+                raw: None,
+            }
         }
     }
 
@@ -2149,6 +2171,33 @@ impl Store {
                 self.insert(&path, "Machine", "machines", doc);
             }
         }
+    }
+}
+
+/// A stored resource as served, for serialization without copying it (see [`Store::read_json`]); the same
+/// attributes as [`Store::render`].
+struct JsonView<'a> {
+    type_uri: String,
+    id: String,
+    doc: &'a Map<String, Value>,
+    ops: &'a [Value],
+}
+
+impl Serialize for JsonView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("resourceURI", &self.type_uri)?;
+        m.serialize_entry("id", &self.id)?;
+        for (k, v) in self.doc {
+            if !matches!(k.as_str(), "resourceURI" | "id" | "operations") {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if !self.ops.is_empty() {
+            m.serialize_entry("operations", self.ops)?;
+        }
+        m.end()
     }
 }
 

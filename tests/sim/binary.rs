@@ -39,6 +39,7 @@ async fn binary_prints_its_url_first_and_serves() {
     .expect("a first line");
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    super::crypto();
     let http = reqwest::Client::new();
     let cep = http.get(&url).basic_auth("alice", Some("wonderland")).send().await.expect("answer");
     assert_eq!(cep.status(), 200);
@@ -71,4 +72,42 @@ async fn catalog_file_replaces_the_default() {
     let a = api.post("credentials", &serde_json::json!({"credentialTemplate": {"key": "ssh-ed25519 AAAA"}})).await;
     assert_eq!(a.status, 201, "{}", a.text);
     assert!(Catalog::load(&dir.path().join("missing.yaml")).is_err());
+}
+
+#[tokio::test]
+async fn binary_takes_catalog_and_fault_files_and_a_bearer_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, r#"{"machineConfigs": [{"id": "huge", "name": "huge", "cpu": 64, "memory": 512000000}]}"#)
+        .expect("write");
+    let faults = dir.path().join("faults.yaml");
+    std::fs::write(&faults, "rules:\n  - {resourceType: VolumeCollection, kind: error, status: 503}\n").expect("write");
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_cimi-sim"))
+            .args(["--listen", "127.0.0.1:0", "--token", "t0ken", "--catalog"])
+            .arg(&catalog)
+            .arg("--faults")
+            .arg(&faults)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cimi-sim starts"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("join")
+    .expect("a first line");
+    let url = line.trim().to_string();
+    super::crypto();
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: &str| http.get(format!("{url}{path}")).bearer_auth(token).send();
+    let configs: serde_json::Value = get("machineConfigs", "t0ken").await.expect("answer").json().await.expect("json");
+    assert_eq!(configs["count"], 1);
+    assert_eq!(configs["machineConfigurations"][0]["cpu"], 64);
+    assert_eq!(get("volumes", "t0ken").await.expect("answer").status(), 503, "the fault file is active");
+    assert_eq!(get("machines", "wrong").await.expect("answer").status(), 401);
 }

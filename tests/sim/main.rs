@@ -11,6 +11,7 @@ mod profiles;
 mod protocol;
 mod resources;
 mod systems;
+mod timing;
 #[cfg(feature = "devenv")]
 mod tls;
 mod xml;
@@ -26,9 +27,14 @@ pub fn instant() -> SimConfig {
     SimConfig { timing: Timing::Instant, ..SimConfig::default() }
 }
 
+/// Installs the process's rustls crypto provider (reqwest is built without one).
+pub fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Starts a simulator.
 pub async fn start(config: SimConfig) -> SimHandle {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crypto();
     Sim::start(config).await.expect("the simulator starts")
 }
 

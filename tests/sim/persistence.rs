@@ -248,6 +248,7 @@ async fn a_killed_process_loses_nothing_it_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("state.json");
     let (mut child, url) = spawn_sim(&file).await;
+    super::crypto();
     let http = reqwest::Client::new();
     let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": "survivor",
         "machineTemplate": {"machineConfig": {"href": format!("{url}machineConfigs/tiny")},
@@ -266,4 +267,48 @@ async fn a_killed_process_loses_nothing_it_answered() {
     assert_eq!(got.status(), 200);
     let doc: Value = got.json().await.expect("JSON");
     assert_eq!(doc["name"], "survivor");
+}
+
+#[tokio::test]
+async fn a_reset_is_persisted_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state.json");
+    let config = SimConfig { state_file: Some(file.clone()), ..instant() };
+    let sim = start(config.clone()).await;
+    let api = Api::new(&sim);
+    api.create_machine("before-reset", None).await;
+    assert_eq!(api.send(reqwest::Method::POST, "_sim/reset", None).await.status, 200);
+    api.create_machine("after-reset", None).await;
+    drop(sim);
+    let sim = start(config).await;
+    let api = Api::new(&sim);
+    let machines = api.get("machines").await.json();
+    assert_eq!(machines["count"], 1, "{machines}");
+    assert_eq!(machines["machines"][0]["name"], "after-reset");
+    assert_eq!(journals(&file).len(), 1, "older journals are removed");
+}
+
+#[tokio::test]
+async fn a_compaction_starts_a_new_journal_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("state.json");
+    let config = SimConfig { state_file: Some(file.clone()), ..instant() };
+    let sim = start(config.clone()).await;
+    let api = Api::new(&sim);
+    let first = journal(&file);
+    // One record larger than the compaction threshold (4 MiB).
+    sim.with_store(|s| s.bulk_machines(20_000));
+    let m = api.create_machine("after-compaction", None).await.header("location").expect("m");
+    let m = m.replace(&api.base, "");
+    sim.stop().await;
+    let journals_now = journals(&file);
+    assert_eq!(journals_now.len(), 1, "the old journal is gone once the snapshot is written");
+    assert_ne!(journals_now[0], first, "writes go to a new journal");
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(&file).expect("snapshot")).expect("JSON");
+    assert!(snapshot["generation"].as_u64() > Some(1), "a new snapshot");
+    let sim = start(config).await;
+    let api = Api::new(&sim);
+    assert_eq!(api.get("machines?$first=1&$last=1").await.json()["count"], 20_001);
+    assert_eq!(api.get(&m).await.json()["name"], "after-compaction");
+    sim.stop().await;
 }

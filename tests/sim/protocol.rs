@@ -179,3 +179,19 @@ async fn external_url_is_the_base_of_every_href() {
     assert_eq!(cep["baseURI"], "https://cimi.example.net/api/");
     assert_eq!(cep["machines"]["href"], "https://cimi.example.net/api/machines");
 }
+
+#[tokio::test]
+async fn a_plain_get_serves_what_a_get_with_select_all_serves() {
+    // A plain JSON GET of one resource is serialized straight from the store; the general path must agree.
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("same", Some("STARTED")).await.header("location").expect("m");
+    for path in [m.as_str(), "machineConfigs/tiny", "resourceMetadata/Credential", "jobs/1"] {
+        let plain = api.get(path).await;
+        let general = api.get(&format!("{path}?$select=*")).await;
+        assert_eq!(plain.status, general.status, "{path}");
+        assert_eq!(plain.json(), general.json(), "{path}");
+        assert_eq!(plain.header("etag"), general.header("etag"), "{path}");
+        assert_eq!(plain.header("content-type").as_deref(), Some("application/json"));
+    }
+}
