@@ -125,9 +125,17 @@ async fn commit_then_drop_and_a_fresh_operator_make_exactly_one_machine_each_tim
         })
         .await;
         // The operator saw an error for it; it is stopped, and a fresh one (new client, new caches) starts.
+        // Seen in status (Synced=False) or, when the observer's next listing already led the operator to the
+        // committed machine and the condition flipped back, in the Warning Event of that Ready transition.
+        let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns.name);
         eventually(&format!("{name}: the operator saw the failed create"), T, || async {
             let m = machines.get(&name).await.ok()?;
-            cond(&m, "Synced").filter(|c| c.0 == "False").map(|_| ())
+            if cond(&m, "Synced").is_some_and(|c| c.0 == "False") {
+                return Some(());
+            }
+            let params = kube::api::ListParams::default().fields(&format!("involvedObject.name={name}"));
+            let list = events.list(&params).await.ok()?;
+            list.items.iter().any(|e| e.type_.as_deref() == Some("Warning")).then_some(())
         })
         .await;
         drop(operator);
