@@ -6,7 +6,7 @@
 //! A controller is built synchronously (so its watches are registered with readiness before the
 //! operator can report ready) and then driven:
 //!
-//! ```ignore
+//! ```text
 //! pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
 //!     let controller = watching::namespaced::<CimiSystem>(&ctx, &shutdown)
 //!         .watches_stream(ctx.watches().related::<CimiMachine>("cimisystems"), |m| /* systems of m */);
