@@ -128,6 +128,11 @@ where
     Ok(out)
 }
 
+/// How long ago `probed` was; `None` when it lies in the future (a clock step: probe again).
+fn probe_age(probed: &Time) -> Option<Duration> {
+    Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(probed.0)).ok()
+}
+
 /// What the provider's Secrets hold (never logged).
 struct Settings {
     auth: Auth,
@@ -385,6 +390,18 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
         }
     };
     let existing = ctx.providers.get(&name).filter(|c| c.fingerprint == settings.fingerprint);
+    // Between probes, a pass triggered by an object that references the provider (or by our own status
+    // write) only recounts the users: the CloudEntryPoint and catalog are read once per pollInterval, or
+    // at once when the spec or the Secrets change.
+    if existing.is_some()
+        && old.observed_generation == provider.meta().generation
+        && let Some(since) = old.last_probe_time.as_ref().and_then(probe_age)
+        && since < poll
+    {
+        status.conditions = conds.build();
+        write(&ctx, &api, &provider, &old, status).await?;
+        return Ok(Action::requeue(poll - since));
+    }
     let fp = settings.fingerprint;
     let client = match existing {
         Some(c) => c.client,
