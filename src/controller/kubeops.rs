@@ -25,19 +25,6 @@ where
     }
 }
 
-/// The Api of the first watched namespace when the operator is scoped to exactly one, else of all
-/// namespaces. Watches do not use it (see [`super::watching`]); with several namespaces prefer
-/// [`watched_apis`], which needs no cluster-wide permission.
-pub fn watched_api<K>(ctx: &Context) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match ctx.config.namespaces.as_slice() {
-        [only] => Api::namespaced(ctx.client.clone(), only),
-        _ => Api::all(ctx.client.clone()),
-    }
-}
-
 /// Every object of kind `K` in `namespace` that decodes; one the operator cannot decode (its watch
 /// reports it) is skipped, so it cannot fail the reconciles of the objects around it.
 pub async fn list_decodable<K>(ctx: &Context, namespace: &str) -> kube::Result<Vec<K>>
