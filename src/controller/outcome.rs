@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
+use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
 use crate::cimi::CimiError;
 
@@ -21,7 +22,30 @@ pub struct Problem {
     pub retry_after: Option<Duration>,
 }
 
+/// The conditions of a pass that reached the provider and is still working towards the spec.
+pub fn set_working(conds: &mut ConditionSet, reason: Reason, message: String) {
+    conds.set(READY, Status::False, reason, message.clone());
+    conds.set(SYNCED, Status::True, Reason::Available, "the provider answered");
+    conds.set(RECONCILING, Status::True, reason, message);
+    conds.set(STALLED, Status::False, reason, "");
+}
+
 impl Problem {
+    /// The conditions of a pass that failed with this problem: Ready Unknown when the provider is
+    /// unreachable (else False), Synced False, and Stalled or Reconciling as the problem is permanent or not.
+    pub fn set_conditions(&self, conds: &mut ConditionSet) {
+        let ready = if self.reason == Reason::ProviderUnreachable { Status::Unknown } else { Status::False };
+        conds.set(READY, ready, self.reason, self.message.clone());
+        conds.set(SYNCED, Status::False, self.reason, self.message.clone());
+        if self.stalled {
+            conds.set(STALLED, Status::True, self.reason, self.message.clone());
+            conds.set(RECONCILING, Status::False, self.reason, "");
+        } else {
+            conds.set(STALLED, Status::False, self.reason, "");
+            conds.set(RECONCILING, Status::True, self.reason, self.message.clone());
+        }
+    }
+
     /// A problem that needs a human.
     pub fn stalled(reason: Reason, message: impl Into<String>) -> Self {
         Self { reason, message: message.into(), stalled: true, retry_after: None }

@@ -182,25 +182,13 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
         }
         Ok((Progress::Working(reason, message), requeue)) => {
             ctx.succeeded(&key);
-            conds.set(READY, Status::False, reason, message.clone());
-            conds.set(SYNCED, Status::True, Reason::Available, "the provider answered");
-            conds.set(RECONCILING, Status::True, reason, message);
-            conds.set(STALLED, Status::False, reason, "");
+            super::outcome::set_working(&mut conds, reason, message);
             K::common(&mut status).last_sync_time = Some(now);
             requeue
         }
         Err(problem) => {
             let failures = ctx.failed(&key);
-            let ready = if problem.reason == Reason::ProviderUnreachable { Status::Unknown } else { Status::False };
-            conds.set(READY, ready, problem.reason, problem.message.clone());
-            conds.set(SYNCED, Status::False, problem.reason, problem.message.clone());
-            if problem.stalled {
-                conds.set(STALLED, Status::True, problem.reason, problem.message.clone());
-                conds.set(RECONCILING, Status::False, problem.reason, "");
-            } else {
-                conds.set(STALLED, Status::False, problem.reason, "");
-                conds.set(RECONCILING, Status::True, problem.reason, problem.message.clone());
-            }
+            problem.set_conditions(&mut conds);
             problem.requeue_after(failures)
         }
     };

@@ -87,6 +87,27 @@ impl Watches {
         }
     }
 
+    /// One guarded watch of `K` per scope (a namespace, or all), merged.
+    fn guarded_events<K>(&self, scopes: &[Option<String>]) -> Scopes<DeserializeGuard<K>>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (client, wc) = (self.client.clone(), self.config.watcher_config());
+        Self::open(scopes, |namespace| {
+            let api: Api<DeserializeGuard<K>> = match namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            watcher::watcher(api, wc.clone()).default_backoff().boxed()
+        })
+    }
+
     fn open<T>(
         scopes: &[Option<String>],
         open: impl Fn(Option<&str>) -> BoxStream<'static, Result<Event<T>, watcher::Error>>,
@@ -119,14 +140,7 @@ impl Watches {
             + 'static,
     {
         let scopes = self.namespaces();
-        let (client, wc) = (self.client.clone(), self.config.watcher_config());
-        let events = Self::open(&scopes, |namespace| {
-            let api: Api<DeserializeGuard<K>> = match namespace {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            };
-            watcher::watcher(api, wc.clone()).default_backoff().boxed()
-        });
+        let events = self.guarded_events::<K>(&scopes);
         self.reflect_scopes(scopes, events, status_of)
     }
 
@@ -203,14 +217,7 @@ impl Watches {
             + 'static,
     {
         let scopes = self.namespaces();
-        let (client, wc) = (self.client.clone(), self.config.watcher_config());
-        let events = Self::open(&scopes, |namespace| {
-            let api: Api<DeserializeGuard<K>> = match namespace {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            };
-            watcher::watcher(api, wc.clone()).default_backoff().boxed()
-        });
+        let events = self.guarded_events::<K>(&scopes);
         self.triggers(owner, scopes, events, |guard: DeserializeGuard<K>| guard)
     }
 

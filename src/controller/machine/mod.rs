@@ -165,26 +165,13 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
         }
         Ok((Progress::Working(reason, message), requeue)) => {
             ctx.succeeded(&key);
-            conds.set(READY, Status::False, reason, message.clone());
-            conds.set(SYNCED, Status::True, Reason::Available, "the provider answered");
-            conds.set(RECONCILING, Status::True, reason, message);
-            conds.set(STALLED, Status::False, reason, "");
+            super::outcome::set_working(&mut conds, reason, message);
             status.common.last_sync_time = Some(now);
             requeue
         }
         Err(problem) => {
             let failures = ctx.failed(&key);
-            let ready =
-                if matches!(problem.reason, Reason::ProviderUnreachable) { Status::Unknown } else { Status::False };
-            conds.set(READY, ready, problem.reason, problem.message.clone());
-            conds.set(SYNCED, Status::False, problem.reason, problem.message.clone());
-            if problem.stalled {
-                conds.set(STALLED, Status::True, problem.reason, problem.message.clone());
-                conds.set(RECONCILING, Status::False, problem.reason, "");
-            } else {
-                conds.set(STALLED, Status::False, problem.reason, "");
-                conds.set(RECONCILING, Status::True, problem.reason, problem.message.clone());
-            }
+            problem.set_conditions(&mut conds);
             problem.requeue_after(failures)
         }
     };
