@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, JobStatus, LocalObjectRef, ManagedStatus, ManagementPolicy, Properties,
-    ProviderRef, Timeouts,
+    CatalogRef, DeletionPolicy, EventCursor, ImportSpec, JobStatus, LocalObjectRef, ManagedStatus, ManagementPolicy,
+    Properties, ProviderRef, Timeouts,
 };
 use super::machine::PowerState;
 
@@ -330,6 +330,9 @@ pub struct SystemMember {
     /// Memory of a machine in KiB, or capacity of a volume in kB, as CIMI states them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
+    /// The last of the member's provider events mirrored onto the system as a Kubernetes Event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_cursor: Option<EventCursor>,
 }
 
 /// A nested Job of the system's Job: one component's part of a system operation.

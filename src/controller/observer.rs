@@ -257,7 +257,10 @@ impl Observer {
                 state.entries.remove(href);
                 state.owners.remove(href);
             }
-            lock(&self.inner.monitors).remove(href);
+            let mut monitors = lock(&self.inner.monitors);
+            monitors.remove(href);
+            let members = member_key(href, "");
+            monitors.retain(|key, _| !key.starts_with(&members));
         }
         let mut gauges = lock(&self.inner.gauges);
         let gone: Vec<MeterLabels> = gauges
@@ -588,7 +591,7 @@ where
         lock(&inner.monitors).entry(href.clone()).or_default().meters_read = Some(Instant::now());
     }
     if events_due {
-        if let Err(error) = mirror_events(ctx, client, obj, &href, current, common).await {
+        if let Err(error) = mirror_events(ctx, client, obj, &href, current, &mut common.event_cursor, None).await {
             tracing::debug!(%error, href, "observer: events not read");
         }
         lock(&inner.monitors).entry(href.clone()).or_default().events_read = Some(Instant::now());
@@ -599,6 +602,59 @@ where
     left(m.and_then(|m| m.meters_read), every.meters)
         .min(left(m.and_then(|m| m.events_read), every.events))
         .max(Duration::from_millis(100))
+}
+
+/// One member of a system whose provider events are mirrored onto the system object.
+pub struct Member<'a> {
+    /// The member's provider href.
+    pub href: &'a str,
+    /// How notes name it, e.g. `machine web1`.
+    pub label: String,
+    /// The member's provider document (for its EventLog).
+    pub doc: &'a Value,
+    /// The last of its events mirrored (from status; moved on by [`monitor_members`]).
+    pub cursor: Option<EventCursor>,
+}
+
+/// Mirrors the provider events of a system's members onto the system object `obj` when they are due (each
+/// member on the provider's `eventInterval`), each note naming the member, and moves each member's cursor.
+/// Failures are logged and retried at the next pass; returns how long until the next
+/// member is due.
+pub async fn monitor_members<K>(
+    ctx: &Context,
+    provider: &str,
+    client: &CimiClient,
+    obj: &K,
+    system_href: &str,
+    members: &mut [Member<'_>],
+) -> Duration
+where
+    K: Resource<DynamicType = ()>,
+{
+    let inner = &ctx.observer.inner;
+    let every = timing(inner, provider).await.events;
+    let mut next = every;
+    for member in members.iter_mut() {
+        let key = member_key(system_href, member.href);
+        let last = lock(&inner.monitors).get(&key).and_then(|m| m.events_read);
+        if let Some(at) = last
+            && at.elapsed() < every
+        {
+            next = next.min(every - at.elapsed());
+            continue;
+        }
+        let label = Some(member.label.as_str());
+        if let Err(error) = mirror_events(ctx, client, obj, &key, member.doc, &mut member.cursor, label).await {
+            tracing::debug!(%error, member = member.href, "observer: member events not read");
+        }
+        lock(&inner.monitors).entry(key).or_default().events_read = Some(Instant::now());
+    }
+    next.max(Duration::from_millis(100))
+}
+
+/// The monitoring key of a system member (apart from the member's own, which an exposed object uses).
+fn member_key(system_href: &str, member_href: &str) -> String {
+    format!("system {system_href} member {member_href}")
 }
 
 fn short(uri: &str) -> String {
@@ -714,7 +770,7 @@ struct ProviderEvent {
     note: String,
 }
 
-fn provider_event(e: &Value) -> Option<ProviderEvent> {
+fn provider_event(e: &Value, member: Option<&str>) -> Option<ProviderEvent> {
     let id = e.get("id").and_then(Value::as_str)?.to_string();
     let type_ = e.get("type").and_then(Value::as_str).map(short).unwrap_or_else(|| "event".into());
     let content = e.get("content").cloned().unwrap_or(Value::Null);
@@ -745,7 +801,10 @@ fn provider_event(e: &Value) -> Option<ProviderEvent> {
     let severity = e.get("severity").and_then(Value::as_str).unwrap_or("");
     let outcome = e.get("outcome").and_then(Value::as_str).unwrap_or("");
     let timestamp = e.get("timestamp").and_then(Value::as_str).map(str::to_string);
-    let mut note = format!("provider event {id}: {summary}");
+    let mut note = match member {
+        Some(member) => format!("provider event {id}: {member}: {summary}"),
+        None => format!("provider event {id}: {summary}"),
+    };
     if !severity.is_empty() {
         note.push_str(&format!(" (severity {severity})"));
     }
@@ -781,19 +840,23 @@ fn after_cursor(mut events: Vec<Value>, cursor: Option<&EventCursor>) -> Vec<Val
     events.into_iter().filter(|e| since.is_none() || ts(e) > since).collect()
 }
 
+/// Mirrors the events of `current`'s EventLog that come after `status_cursor` as Kubernetes Events on `obj`
+/// (notes prefixed by `member` when the resource is not `obj`'s own), and moves the cursor. `key` names
+/// the in-memory monitoring state.
 async fn mirror_events<K>(
     ctx: &Context,
     client: &CimiClient,
     obj: &K,
-    href: &str,
+    key: &str,
     current: &Value,
-    common: &mut ManagedStatus,
+    status_cursor: &mut Option<EventCursor>,
+    member: Option<&str>,
 ) -> Result<(), CimiError>
 where
     K: Resource<DynamicType = ()>,
 {
     let inner = &ctx.observer.inner;
-    let known = lock(&inner.monitors).get(href).and_then(|m| m.events_href.clone());
+    let known = lock(&inner.monitors).get(key).and_then(|m| m.events_href.clone());
     let events_url = match known {
         Some(u) => u,
         None => {
@@ -805,16 +868,16 @@ where
                 return Ok(());
             };
             let url = client.resolve(events).await?;
-            lock(&inner.monitors).entry(href.to_string()).or_default().events_href = Some(url.clone());
+            lock(&inner.monitors).entry(key.to_string()).or_default().events_href = Some(url.clone());
             url
         }
     };
     let (remembered, recovered) = {
         let monitors = lock(&inner.monitors);
-        let m = monitors.get(href);
+        let m = monitors.get(key);
         (m.and_then(|m| m.cursor.clone()), m.is_some_and(|m| m.recovered))
     };
-    let cursor = remembered.or_else(|| common.event_cursor.clone());
+    let cursor = remembered.or_else(|| status_cursor.clone());
     let since =
         cursor.as_ref().and_then(|c| c.timestamp.as_deref()).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     let filter = match since {
@@ -827,11 +890,11 @@ where
         return Ok(());
     }
     let already = if recovered { HashSet::new() } else { mirrored_ids(ctx, obj).await };
-    lock(&inner.monitors).entry(href.to_string()).or_default().recovered = true;
+    lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
     let mut cursor = cursor;
     let reporter = kube::runtime::events::Reporter { controller: crate::FIELD_MANAGER.to_string(), instance: None };
     for e in fresh.iter().take(MAX_EVENTS_PER_PASS) {
-        let Some(event) = provider_event(e) else { continue };
+        let Some(event) = provider_event(e, member) else { continue };
         if !already.contains(&event.id) {
             // A Recorder of its own per provider event: a shared one folds Events with the same reason
             // and action on one object into a series (keeping the first note), and each provider event
@@ -859,9 +922,9 @@ where
             }
         }
         cursor = Some(EventCursor { id: event.id, timestamp: event.timestamp });
-        lock(&inner.monitors).entry(href.to_string()).or_default().cursor = cursor.clone();
+        lock(&inner.monitors).entry(key.to_string()).or_default().cursor = cursor.clone();
     }
-    common.event_cursor = cursor;
+    *status_cursor = cursor;
     Ok(())
 }
 
@@ -915,12 +978,17 @@ mod tests {
 
     #[test]
     fn provider_event_note_carries_the_id() {
-        let e = provider_event(&event("http://p/eventLogs/1/events/7", "2026-01-01T00:00:00Z")).expect("event");
+        let e = provider_event(&event("http://p/eventLogs/1/events/7", "2026-01-01T00:00:00Z"), None).expect("event");
         assert_eq!(event_id_of_note(&e.note), Some("http://p/eventLogs/1/events/7"));
         assert!(e.note.contains("state STARTING -> STARTED"), "{}", e.note);
         assert!(!e.warning);
         let alarm = json!({"id": "a", "type": "x/event/alarm", "severity": "critical", "content": {"code": "E1"}});
-        assert!(provider_event(&alarm).expect("alarm").warning);
+        assert!(provider_event(&alarm, None).expect("alarm").warning);
+        let of_member =
+            provider_event(&event("http://p/eventLogs/2/events/9", "2026-01-01T00:00:00Z"), Some("machine web1"))
+                .expect("event");
+        assert_eq!(event_id_of_note(&of_member.note), Some("http://p/eventLogs/2/events/9"));
+        assert!(of_member.note.contains(": machine web1: state STARTING -> STARTED"), "{}", of_member.note);
     }
 
     #[test]

@@ -485,6 +485,7 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
     let (target, name, mut wrote) = {
         let mut store = lock(&app.store);
         store.advance(at);
+        store.sample_for_request(&path, at);
         let wrote = app.commit(&mut store);
         let target = store.target(&path);
         let name = store.name_of(&path);

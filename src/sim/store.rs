@@ -343,10 +343,6 @@ pub struct Store {
     credential_attrs: Vec<MetadataAttribute>,
     cep: Map<String, Value>,
     cep_version: u64,
-    #[serde(default)]
-    meters: Vec<String>,
-    #[serde(default)]
-    last_tick: Option<DateTime<Utc>>,
     /// Parent Jobs waiting for their nested Jobs, with their system.
     #[serde(default)]
     parents: Vec<(String, String)>,
@@ -456,8 +452,6 @@ impl Store {
             credential_attrs: catalog.credential_attributes.clone(),
             cep: Map::new(),
             cep_version: 1,
-            meters: Vec::new(),
-            last_tick: None,
             parents: Vec::new(),
             last_prune: None,
             retention: JobRetention::default(),
@@ -797,7 +791,6 @@ impl Store {
 
     /// Applies every transition that is due.
     pub fn advance(&mut self, at: DateTime<Utc>) {
-        self.sample_meters(at);
         self.prune_jobs(at);
         let mut pending = std::mem::take(&mut self.pending);
         let mut keep = Vec::new();
@@ -848,6 +841,14 @@ impl Store {
     }
 
     fn set_state(&mut self, path: &str, state: &str) {
+        // The samples due so far belong to the state being left.
+        if let Some(st) = self.resources.get(path)
+            && st.type_name == "Machine"
+            && st.state() != state
+        {
+            let running = st.state() == "STARTED";
+            self.sample_machine(path, now(), running);
+        }
         let mut previous = None;
         if let Some(st) = self.resources.get_mut(path) {
             previous = Some(st.state().to_string());

@@ -55,7 +55,7 @@ async fn provider_resource(cimi: &CimiClient, href: &str) -> Value {
 }
 
 /// Every event of a provider resource's EventLog.
-async fn provider_events(cimi: &CimiClient, href: &str) -> Vec<Value> {
+pub(crate) async fn provider_events(cimi: &CimiClient, href: &str) -> Vec<Value> {
     let resource = provider_resource(cimi, href).await;
     let log = resource["eventLog"]["href"].as_str().expect("an EventLog").to_string();
     let log = provider_resource(cimi, &log).await;
@@ -66,7 +66,7 @@ async fn provider_events(cimi: &CimiClient, href: &str) -> Vec<Value> {
 }
 
 /// The provider event ids mirrored on an object, with how often each was mirrored.
-async fn mirrored(client: &kube::Client, ns: &str, uid: &str) -> HashMap<String, usize> {
+pub(crate) async fn mirrored(client: &kube::Client, ns: &str, uid: &str) -> HashMap<String, usize> {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let params = ListParams::default().fields(&format!("involvedObject.uid={uid},reason=ProviderEvent"));
     let mut out = HashMap::new();

@@ -659,3 +659,103 @@ async fn create_stop_delete_on(profile: cimi_operator::sim::Profile, prefix: &st
     delete_and_wait(&systems, "shop").await;
     assert_nothing_left(&cimi).await;
 }
+
+/// The notes of the provider events mirrored on an object.
+async fn provider_event_notes(client: &kube::Client, ns: &str, uid: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let params = ListParams::default().fields(&format!("involvedObject.uid={uid},reason=ProviderEvent"));
+    events.list(&params).await.expect("list events").items.into_iter().filter_map(|e| e.message).collect()
+}
+
+/// Waits until every provider event of every resource in `hrefs` is mirrored on the object, each exactly once;
+/// returns how many.
+async fn all_mirrored_once(client: &kube::Client, cimi: &CimiClient, ns: &str, uid: &str, hrefs: &[String]) -> usize {
+    eventually("every provider event of the system and its members mirrored exactly once", T, || async {
+        let mut ids = Vec::new();
+        for href in hrefs {
+            ids.extend(
+                crate::observe::provider_events(cimi, href)
+                    .await
+                    .iter()
+                    .filter_map(|e| e["id"].as_str().map(str::to_string)),
+            );
+        }
+        let seen = crate::observe::mirrored(client, ns, uid).await;
+        if let Some((id, n)) = seen.iter().find(|(_, n)| **n > 1) {
+            panic!("provider event {id} mirrored {n} times");
+        }
+        (ids.iter().all(|id| seen.contains_key(id)) && seen.len() == ids.len()).then_some(ids.len())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across_a_restart() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysev").await;
+    let label = crate::harness::random_suffix();
+    let (op, running) = TestOperator::start_configured(&ns.name, &label, |_| {}).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
+    let creds = crate::provider::credentials_secret(&op, "creds", "demo", "demo");
+    secrets.create(&PostParams::default(), &creds).await.expect("secret");
+    let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
+    let provider = format!("prov-{}", crate::harness::random_suffix());
+    let mut p = crate::provider::provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
+    p.spec.poll_interval = "1s".into();
+    p.spec.event_interval = "1s".into();
+    providers.create(&PostParams::default(), &p).await.expect("provider");
+    crate::provider::wait_ready(&providers, &provider, "True", "Reachable").await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
+    let s =
+        wait_system(&systems, "shop", "shop Ready with 4/4 members", |s| is_ready(s) && ready_string(s) == Some("4/4"))
+            .await;
+    let uid = s.metadata.uid.clone().expect("uid");
+    let st = s.status.clone().expect("status");
+    let mut hrefs: Vec<String> =
+        st.machines.iter().chain(&st.volumes).chain(&st.networks).map(|m| m.href.clone()).collect();
+    hrefs.push(st.common.id.clone().expect("the system href"));
+    let web1 = member(&st.machines, "web1").href.clone();
+
+    // The events of the system and of each member, each once, the members' notes naming them.
+    let before = all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
+    assert!(before >= 5, "at least a create event per member and the system ({before})");
+    let notes = provider_event_notes(&client, &ns.name, &uid).await;
+    for named in ["machine web1: create", "machine web2: create", "volume data: create", "network net: create"] {
+        assert!(notes.iter().any(|n| n.contains(named)), "a note with {named:?} in {notes:#?}");
+    }
+
+    // A member stopped on the provider: its state events show on the system, and its cursor follows.
+    action(&cimi, &web1, "stop").await;
+    eventually("web1's stop mirrored on the system", T, || async {
+        let notes = provider_event_notes(&client, &ns.name, &uid).await;
+        notes.iter().any(|n| n.contains("machine web1: state STARTED -> STOPPING")).then_some(())
+    })
+    .await;
+    wait_system(&systems, "shop", "shop whole again", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
+    eventually("web1's eventCursor is its last provider event", T, || async {
+        let last = crate::observe::provider_events(&cimi, &web1).await.last()?["id"].as_str()?.to_string();
+        let s = systems.get("shop").await.ok()?;
+        let cursor = member(&s.status?.machines, "web1").event_cursor.clone()?;
+        (cursor.id == last).then_some(())
+    })
+    .await;
+
+    // A new operator instance (new caches) mirrors nothing twice, and what happened while none ran.
+    let before = all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
+    drop(op);
+    running.task.await.expect("join").expect("the operator stops cleanly");
+    action(&cimi, &web1, "stop").await;
+    let (op, _running) = TestOperator::start_configured(&ns.name, &label, |_| {}).await;
+    wait_system(&systems, "shop", "shop whole after the restart", |s| is_ready(s) && ready_string(s) == Some("4/4"))
+        .await;
+    let after = all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
+    assert!(after > before, "the stop made while no operator ran is mirrored: {before} -> {after}");
+
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+    drop(op);
+}

@@ -289,4 +289,21 @@ async fn event_logs_and_meters() {
     let v: f64 = samples["samples"][0]["value"].as_str().and_then(|v| v.parse().ok()).expect("a number");
     assert!(v > 0.0 && v <= 100.0);
     assert!(api.get("meters").await.json()["count"].as_u64().unwrap_or(0) >= 4);
+
+    // Samples are made when read, yet each reflects the state at its time: busy while STARTED, idle once STOPPED.
+    let samples_href = cpu["samples"]["href"].as_str().expect("samples");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    api.action(&m, "stop").await;
+    api.wait_state(&m, "STOPPED").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let samples = api.get(samples_href).await.json();
+    let values: Vec<f64> = samples["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["value"].as_str().and_then(|v| v.parse().ok()))
+        .collect();
+    assert!(values.len() as u64 > n, "more samples as time passes: {samples}");
+    assert!(values.iter().any(|v| *v > 0.0), "busy while it ran: {values:?}");
+    assert_eq!(values.last(), Some(&0.0), "idle once stopped: {values:?}");
 }

@@ -18,13 +18,31 @@ pub fn truncate_lists(status: &mut CimiSystemStatus) {
     status.networks.truncate(MAX_LISTED);
 }
 
+/// A member as read from the provider: its kind (`machine`, `volume`, `network`), href and document.
+pub struct MemberDoc {
+    /// `machine`, `volume` or `network`.
+    pub kind: &'static str,
+    /// The member's href.
+    pub href: String,
+    /// Its provider document.
+    pub doc: Value,
+}
+
 /// Reads the system's machines, volumes and networks into `status` (IPs are re-read only when a machine's
-/// state changed or none were known).
+/// state changed or none were known; each member keeps its event cursor), and returns what was read.
 pub async fn observe_members(
     client: &CimiClient,
     system: &Value,
     status: &mut CimiSystemStatus,
-) -> Result<(), CimiError> {
+) -> Result<Vec<MemberDoc>, CimiError> {
+    let mut cursors: std::collections::HashMap<String, crate::api::common::EventCursor> = status
+        .machines
+        .iter()
+        .chain(&status.volumes)
+        .chain(&status.networks)
+        .filter_map(|m| m.event_cursor.clone().map(|c| (m.href.clone(), c)))
+        .collect();
+    let mut docs = Vec::new();
     let machines = read_kind(client, system, "machines").await?;
     let mut listed = Vec::new();
     for (href, doc) in machines {
@@ -36,22 +54,39 @@ pub async fn observe_members(
         };
         listed.push(SystemMember {
             name: doc.get("name").and_then(Value::as_str).map(str::to_string),
-            href,
+            href: href.clone(),
             state,
             addresses,
             cpu: doc.get("cpu").and_then(Value::as_i64),
             size: doc.get("memory").and_then(Value::as_i64),
+            event_cursor: cursors.remove(&href),
         });
+        docs.push(MemberDoc { kind: "machine", href, doc });
     }
     status.machines = listed;
-    status.volumes = read_kind(client, system, "volumes")
-        .await?
-        .into_iter()
-        .map(|(href, doc)| member(href, &doc, "capacity"))
-        .collect();
-    status.networks =
-        read_kind(client, system, "networks").await?.into_iter().map(|(href, doc)| member(href, &doc, "")).collect();
-    Ok(())
+    let mut volumes = Vec::new();
+    for (href, doc) in read_kind(client, system, "volumes").await? {
+        volumes.push(SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc, "capacity") });
+        docs.push(MemberDoc { kind: "volume", href, doc });
+    }
+    status.volumes = volumes;
+    let mut networks = Vec::new();
+    for (href, doc) in read_kind(client, system, "networks").await? {
+        networks.push(SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc, "") });
+        docs.push(MemberDoc { kind: "network", href, doc });
+    }
+    status.networks = networks;
+    Ok(docs)
+}
+
+/// The status entry of a member (by href), wherever it is listed.
+pub fn member_mut<'a>(status: &'a mut CimiSystemStatus, href: &str) -> Option<&'a mut SystemMember> {
+    status
+        .machines
+        .iter_mut()
+        .chain(status.volumes.iter_mut())
+        .chain(status.networks.iter_mut())
+        .find(|m| m.href == href)
 }
 
 fn member(href: String, doc: &Value, size: &str) -> SystemMember {

@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use self::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system};
-use super::Context;
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
@@ -32,6 +31,7 @@ use super::managed::{
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
+use super::{Context, observer};
 use crate::api::CimiSystem;
 use crate::api::common::{DeletionPolicy, JobStatus, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
@@ -217,7 +217,8 @@ async fn sync(
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
     status.common.state = current.get("state").and_then(Value::as_str).map(str::to_string);
-    members::observe_members(client, &current, status).await?;
+    let member_docs = members::observe_members(client, &current, status).await?;
+    let monitor_due = mirror_events(ctx, client, system, &current, &member_docs, status).await;
     let (ready, total, states) = count_members(&status.machines, &status.volumes, &status.networks, spec.power_state);
     status.members_ready = Some(ready);
     status.members_total = Some(total);
@@ -317,9 +318,40 @@ async fn sync(
                 let message = format!("{ready}/{total} members ready; waiting for the others");
                 return Ok((Progress::Working(Reason::WaitingForJob, message), Duration::from_secs(2)));
             }
-            Ok((Progress::InSync, poll_interval(ctx, system.provider_name()).await))
+            Ok((Progress::InSync, poll_interval(ctx, system.provider_name()).await.min(monitor_due)))
         }
     }
+}
+
+/// Mirrors the provider events of the system and of each member (notes naming the member, such as
+/// `machine web1`) as Kubernetes Events on the CimiSystem, each member with its own cursor in status; returns
+/// how long until the next are due.
+async fn mirror_events(
+    ctx: &Context,
+    client: &CimiClient,
+    system: &CimiSystem,
+    current: &Value,
+    member_docs: &[members::MemberDoc],
+    status: &mut CimiSystemStatus,
+) -> Duration {
+    let provider = system.provider_name();
+    let own = observer::monitor(ctx, provider, client, system, current, &mut status.common).await;
+    let Some(system_href) = status.common.id.clone() else { return own };
+    let mut listed: Vec<observer::Member<'_>> = member_docs
+        .iter()
+        .map(|m| {
+            let name = m.doc.get("name").and_then(Value::as_str).unwrap_or(&m.href);
+            let cursor = members::member_mut(status, &m.href).and_then(|s| s.event_cursor.clone());
+            observer::Member { href: &m.href, label: format!("{} {name}", m.kind), doc: &m.doc, cursor }
+        })
+        .collect();
+    let next = observer::monitor_members(ctx, provider, client, system, &system_href, &mut listed).await;
+    for member in listed {
+        if let Some(entry) = members::member_mut(status, member.href) {
+            entry.event_cursor = member.cursor;
+        }
+    }
+    own.min(next)
 }
 
 /// A new system Job replaces the last one and its nested Jobs.
@@ -604,6 +636,8 @@ async fn finalize(
     if !has_finalizer(system, FINALIZER_CLEANUP) {
         return Ok(Action::await_change());
     }
+    let owner = (system.namespace().unwrap_or_default(), system.name_any());
+    ctx.observer.forget(system.provider_name(), COLLECTION, status.common.id.as_deref(), "CimiSystem", &owner);
     if flag(system, ANNOTATION_FORCE_ORPHAN) {
         publish(
             ctx,

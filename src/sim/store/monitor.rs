@@ -62,7 +62,6 @@ impl Store {
                         c.members.insert(seq, meter.clone());
                     }
                 }
-                self.meters.push(meter);
             }
             let href = json!({"href": self.abs(&meters)});
             if let Some(st) = self.resources.get_mut(path) {
@@ -134,75 +133,98 @@ impl Store {
         self.add_event(path, "model", Value::Object(c), "low");
     }
 
-    /// Adds the samples that are due (at most once a second over all meters).
-    pub(super) fn sample_meters(&mut self, at: DateTime<Utc>) {
-        if self.meters.is_empty() || self.last_tick.is_some_and(|t| at - t < Duration::seconds(1)) {
+    /// Brings the Meter a request path points into (`…/meters/{id}`, its `samples` or one sample) up to date.
+    ///
+    /// Samples are made lazily, when someone looks or when the machine's state is about to change (so each
+    /// sample reflects the state at its time): the cost of time passing no longer grows with the number of meters.
+    pub fn sample_for_request(&mut self, path: &str, at: DateTime<Utc>) {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let Some(i) = segments.iter().position(|s| *s == "meters") else {
+            return;
+        };
+        if i + 1 >= segments.len() {
             return;
         }
-        self.last_tick = Some(at);
-        let meters = std::mem::take(&mut self.meters);
-        let mut alive = Vec::with_capacity(meters.len());
+        let meter = segments[..=i + 1].join("/");
+        if self.resources.get(&meter).is_some_and(|st| st.type_name == "Meter") {
+            self.sample_meter(&meter, at, None);
+        }
+    }
+
+    /// Samples every meter of a machine up to `at` as if it were (or were not) running: called before a state
+    /// change.
+    pub(super) fn sample_machine(&mut self, machine: &str, at: DateTime<Utc>, running: bool) {
+        let Some(meters) = self.colls.get(&format!("{machine}/meters")) else {
+            return;
+        };
+        let meters: Vec<String> = meters.members.values().cloned().collect();
         for meter in meters {
-            let Some(st) = self.resources.get(&meter) else {
-                continue;
+            self.sample_meter(&meter, at, Some(running));
+        }
+    }
+
+    /// Adds the samples of one meter that are due by `at` (at most [`MAX_SAMPLES`], the newest ones).
+    fn sample_meter(&mut self, meter: &str, at: DateTime<Utc>, running: Option<bool>) {
+        let Some(st) = self.resources.get(meter) else {
+            return;
+        };
+        let interval = st.doc.get("sampleInterval").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let aspect =
+            st.doc.get("aspect").and_then(Value::as_str).unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
+        let target =
+            st.doc.get("targetResource").and_then(|t| t.get("href")).and_then(Value::as_str).map(|h| self.path_of(h));
+        let mut last = st
+            .hidden_str("lastSample")
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(at);
+        let step = Duration::seconds(interval);
+        if last + step > at {
+            return;
+        }
+        // Older samples than the newest MAX_SAMPLES would be pruned at once: skip them.
+        let due = ((at - last).num_seconds() / interval).max(0);
+        let keep = MAX_SAMPLES as i64;
+        if due > keep {
+            last += Duration::seconds((due - keep) * interval);
+        }
+        let (running, memory, disk) = match target.as_deref().and_then(|t| self.resources.get(t)) {
+            Some(m) => (
+                running.unwrap_or(m.state() == "STARTED"),
+                m.doc.get("memory").and_then(Value::as_i64).unwrap_or(0),
+                self.disk_total(target.as_deref().unwrap_or("")),
+            ),
+            None => (false, 0, 0),
+        };
+        let samples = format!("{meter}/samples");
+        let mut made = 0;
+        while last + step <= at && made < MAX_SAMPLES {
+            last += step;
+            made += 1;
+            let value = match (aspect.as_str(), running) {
+                (_, false) if aspect != "disk" => "0".to_string(),
+                ("cpu", _) => format!("{:.1}", self.rng.random_range(2.0..95.0)),
+                ("memory", _) => (memory * self.rng.random_range(20..90) / 100).to_string(),
+                ("disk", _) => (disk * self.rng.random_range(5..60) / 100).to_string(),
+                _ => self.rng.random_range(0..100_000).to_string(),
             };
-            alive.push(meter.clone());
-            let interval = st.doc.get("sampleInterval").and_then(Value::as_i64).unwrap_or(1).max(1);
-            let aspect =
-                st.doc.get("aspect").and_then(Value::as_str).unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
-            let target = st
-                .doc
-                .get("targetResource")
-                .and_then(|t| t.get("href"))
-                .and_then(Value::as_str)
-                .map(|h| self.path_of(h));
-            let mut last = st
-                .hidden_str("lastSample")
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(at);
-            let (running, memory, disk) = match target.as_deref().and_then(|t| self.resources.get(t)) {
-                Some(m) => (
-                    m.state() == "STARTED",
-                    m.doc.get("memory").and_then(Value::as_i64).unwrap_or(0),
-                    self.disk_total(target.as_deref().unwrap_or("")),
-                ),
-                None => (false, 0, 0),
-            };
-            let samples = format!("{meter}/samples");
-            let mut made = 0;
-            while last + Duration::seconds(interval) <= at && made < MAX_SAMPLES {
-                last += Duration::seconds(interval);
-                made += 1;
-                let value = match (aspect.as_str(), running) {
-                    (_, false) if aspect != "disk" => "0".to_string(),
-                    ("cpu", _) => format!("{:.1}", self.rng.random_range(2.0..95.0)),
-                    ("memory", _) => (memory * self.rng.random_range(20..90) / 100).to_string(),
-                    ("disk", _) => (disk * self.rng.random_range(5..60) / 100).to_string(),
-                    _ => self.rng.random_range(0..100_000).to_string(),
-                };
-                let id = self.next_id();
-                let sample = json!({"timestamp": stamp(last), "value": value});
-                if let Value::Object(sample) = sample {
-                    self.insert(&format!("{samples}/{id}"), "Sample", &samples, sample);
-                }
-            }
-            let excess: Vec<String> = self
-                .colls
-                .get(&samples)
-                .map(|c| c.members.values().take(c.members.len().saturating_sub(MAX_SAMPLES)).cloned().collect())
-                .unwrap_or_default();
-            for old in excess {
-                self.remove(&old);
-            }
-            if made > 0
-                && let Some(st) = self.resources.get_mut(&meter)
-            {
-                st.hidden.insert("lastSample".into(), json!(last.to_rfc3339()));
+            let id = self.next_id();
+            let sample = json!({"timestamp": stamp(last), "value": value});
+            if let Value::Object(sample) = sample {
+                self.insert(&format!("{samples}/{id}"), "Sample", &samples, sample);
             }
         }
-        alive.append(&mut self.meters);
-        self.meters = alive;
+        let excess: Vec<String> = self
+            .colls
+            .get(&samples)
+            .map(|c| c.members.values().take(c.members.len().saturating_sub(MAX_SAMPLES)).cloned().collect())
+            .unwrap_or_default();
+        for old in excess {
+            self.remove(&old);
+        }
+        if let Some(st) = self.resources.get_mut(meter) {
+            st.hidden.insert("lastSample".into(), json!(last.to_rfc3339()));
+        }
     }
 
     fn disk_total(&self, machine: &str) -> i64 {

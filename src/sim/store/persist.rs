@@ -1,6 +1,6 @@
 //! The store's side of persistence: the changes since the last journal record (the resources and collections
 //! written, and the small bookkeeping that is not a resource), applying such a record on replay, and rebuilding
-//! what is derived rather than stored (collection membership, the list of meters, sub-collections).
+//! what is derived rather than stored (collection membership, sub-collections).
 //!
 //! A record holds only what changed, so its size (and the cost of writing it) depends on the operation, not on
 //! how many resources the provider holds. Collection membership is never journaled: it follows from each
@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -32,7 +31,6 @@ pub struct Globals {
     parents: Vec<(String, String)>,
     cep: Map<String, Value>,
     cep_version: u64,
-    last_tick: Option<DateTime<Utc>>,
 }
 
 /// One journal record: what one request (or one batch of due transitions) changed.
@@ -98,7 +96,6 @@ impl Store {
             parents: self.parents.clone(),
             cep: self.cep.clone(),
             cep_version: self.cep_version,
-            last_tick: self.last_tick,
         }
     }
 
@@ -128,20 +125,15 @@ impl Store {
         self.parents = g.parents;
         self.cep = g.cep;
         self.cep_version = g.cep_version;
-        self.last_tick = g.last_tick;
     }
 
-    /// Rebuilds collection membership, the sampled meters and sub-collection lists from the resources.
+    /// Rebuilds collection membership and sub-collection lists from the resources.
     pub fn rebuild_derived(&mut self) {
         let mut members: BTreeMap<String, BTreeMap<u64, String>> = BTreeMap::new();
-        let mut meters: Vec<(u64, String)> = Vec::new();
         for (path, st) in self.resources.iter() {
             members.entry(st.coll.clone()).or_default().insert(st.seq, path.clone());
             for other in &st.also {
                 members.entry(other.clone()).or_default().insert(st.seq, path.clone());
-            }
-            if st.type_name == "Meter" {
-                meters.push((st.seq, path.clone()));
             }
         }
         let mut subs: Vec<(String, String)> = Vec::new();
@@ -158,7 +150,5 @@ impl Store {
                 st.subs.push(sub);
             }
         }
-        meters.sort();
-        self.meters = meters.into_iter().map(|(_, p)| p).collect();
     }
 }
