@@ -442,11 +442,57 @@ pub fn page_range(first: Option<u64>, last: Option<u64>, len: usize) -> std::ops
 }
 
 /// Keeps only the selected attributes of a document (`resourceURI` always stays; `*` keeps everything).
+///
+/// Path notation (the `QueryPathNotation` capability): `disks/name` keeps `disks` and, inside it, only `name`
+/// (with `href` or `id`, so a reference or an entry stays identified). Inside an inlined collection (`$expand`) the rest of the path
+/// applies to each entry, as a plain `$select` on a collection does; inside an array, to each element.
 pub fn select(doc: &mut Map<String, Value>, names: &[String]) {
     if names.is_empty() || names.iter().any(|n| n == "*") {
         return;
     }
-    doc.retain(|k, _| k == "resourceURI" || names.iter().any(|n| n == k));
+    // Each top-level attribute named, with the rests of the paths that go through it (none: keep it whole).
+    let mut keep: Vec<(&str, Option<Vec<String>>)> = Vec::new();
+    for name in names {
+        let (head, rest) = match name.split_once('/') {
+            Some((h, r)) if !h.is_empty() && !r.is_empty() => (h, Some(r.to_string())),
+            _ => (name.trim_matches('/'), None),
+        };
+        match (keep.iter_mut().find(|(h, _)| *h == head), rest) {
+            (Some((_, whole @ Some(_))), None) => *whole = None,
+            (Some((_, Some(rests))), Some(r)) => rests.push(r),
+            (Some((_, None)), _) => {}
+            (None, rest) => keep.push((head, rest.map(|r| vec![r]))),
+        }
+    }
+    doc.retain(|k, _| k == "resourceURI" || keep.iter().any(|(h, _)| h == k));
+    for (head, rests) in keep {
+        if let (Some(rests), Some(value)) = (rests, doc.get_mut(head)) {
+            select_within(value, &rests);
+        }
+    }
+}
+
+/// Applies the rest of `$select` paths inside an attribute's value.
+fn select_within(value: &mut Value, rests: &[String]) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|item| select_within(item, rests)),
+        Value::Object(obj) if obj.contains_key("count") => {
+            // An inlined collection: keep its own attributes, apply the paths to its entries.
+            for (k, v) in obj.iter_mut() {
+                if let Value::Array(entries) = v
+                    && k != "operations"
+                {
+                    entries.iter_mut().for_each(|e| select_within(e, rests));
+                }
+            }
+        }
+        Value::Object(obj) => {
+            let mut names = rests.to_vec();
+            names.extend(["href".into(), "id".into()]);
+            select(obj, &names);
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -543,5 +589,37 @@ mod tests {
         doc.insert("resourceURI".into(), json!("x"));
         select(&mut doc, &name_list(["name,cpu", "cpu"]));
         assert_eq!(Value::Object(doc), json!({"resourceURI": "x", "name": "web1", "cpu": 1}));
+    }
+
+    #[test]
+    fn select_with_path_notation() {
+        let machine = json!({"resourceURI": "r", "name": "m", "cpu": 2,
+            "disks": {"href": "m/disks", "count": 2, "disks": [
+                {"href": "m/disks/1", "name": "root", "capacity": 10},
+                {"href": "m/disks/2", "name": "data", "capacity": 20}]},
+            "eventLog": {"href": "e", "name": "events of m", "summary": {"low": 1}},
+            "networkInterfaces": {"href": "m/nics"}});
+        let pick = |names: &[&str]| {
+            let mut doc = machine.as_object().cloned().expect("object");
+            select(&mut doc, &name_list(names.iter().copied()));
+            Value::Object(doc)
+        };
+        // Into an inlined collection: the path applies to each entry.
+        assert_eq!(
+            pick(&["name,disks/capacity"]),
+            json!({"resourceURI": "r", "name": "m", "disks": {"href": "m/disks", "count": 2, "disks": [
+                {"href": "m/disks/1", "capacity": 10}, {"href": "m/disks/2", "capacity": 20}]}})
+        );
+        // Into an inlined resource, two levels deep; the reference keeps its href.
+        assert_eq!(
+            pick(&["eventLog/summary/low"]),
+            json!({"resourceURI": "r", "eventLog": {"href": "e", "summary": {"low": 1}}})
+        );
+        // A whole attribute named beside a path into it wins; a path into a plain reference keeps the href.
+        assert_eq!(pick(&["disks,disks/name"])["disks"], machine["disks"]);
+        assert_eq!(
+            pick(&["networkInterfaces/name"]),
+            json!({"resourceURI": "r", "networkInterfaces": {"href": "m/nics"}})
+        );
     }
 }

@@ -560,6 +560,7 @@ impl Store {
             "ExpandParameter",
             "FormatParameter",
             "OrderByParameter",
+            "QueryPathNotation",
         ];
         let caps: Vec<Value> =
             params.iter().map(|p| json!({"name": p, "uri": m::capability_uri("CloudEntryPoint", p)})).collect();
@@ -1135,7 +1136,14 @@ impl Store {
         let key = m::xml::entries_key(&coll.item_type);
         let coll_attrs = ["id", "count", "operations", key.as_str()];
         let selecting = !q.select.is_empty() && !q.select.iter().any(|s| s == "*");
-        let entry_names: Vec<String> = q.select.iter().filter(|n| !coll_attrs.contains(&n.as_str())).cloned().collect();
+        // Names that are not collection attributes apply to each entry, as do paths through the entries
+        // (`machines/name`: path notation).
+        let entry_names: Vec<String> = q
+            .select
+            .iter()
+            .filter(|n| !coll_attrs.contains(&n.as_str()))
+            .map(|n| n.strip_prefix(&format!("{key}/")).map_or_else(|| n.clone(), str::to_string))
+            .collect();
         for e in &mut entries {
             if let Some(expand) = &q.expand {
                 self.expand(e, expand);

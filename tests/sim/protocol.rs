@@ -132,6 +132,16 @@ async fn query_parameters_over_http() {
     let doc = api.get("machines?$filter=name='web1'&$expand=disks").await.json();
     assert_eq!(doc["machines"][0]["disks"]["count"], 1);
     assert_eq!(doc["machines"][0]["disks"]["disks"][0]["capacity"], 50000000);
+    // Path notation in $select: into the entries of the collection, then into each inlined disk.
+    let doc = api.get("machines?$filter=name='web1'&$expand=disks&$select=machines/name,disks/capacity").await.json();
+    let entry = doc["machines"][0].as_object().expect("an entry");
+    let mut keys: Vec<&str> = entry.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["disks", "name", "resourceURI"], "{entry:?}");
+    let disk = doc["machines"][0]["disks"]["disks"][0].as_object().expect("an inlined disk");
+    let mut keys: Vec<&str> = disk.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["capacity", "id", "resourceURI"], "{disk:?}");
     let cep = api.get("").await.json();
     let meta = api.get("resourceMetadata/CloudEntryPoint").await.json();
     let caps: Vec<&str> =
@@ -143,6 +153,7 @@ async fn query_parameters_over_http() {
         "ExpandParameter",
         "FormatParameter",
         "OrderByParameter",
+        "QueryPathNotation",
     ] {
         assert!(caps.contains(&p), "{p} advertised");
     }
