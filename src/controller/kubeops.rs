@@ -25,17 +25,6 @@ where
     }
 }
 
-/// Every object of kind `K` in `namespace` that decodes; one the operator cannot decode (its watch
-/// reports it) is skipped, so it cannot fail the reconciles of the objects around it.
-pub async fn list_decodable<K>(ctx: &Context, namespace: &str) -> kube::Result<Vec<K>>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
-{
-    let api: Api<kube::core::DeserializeGuard<K>> = Api::namespaced(ctx.client.clone(), namespace);
-    let items = api.list(&Default::default()).await?.items;
-    Ok(items.into_iter().filter_map(|guard| guard.0.ok()).collect())
-}
-
 /// The Api of one object's namespace.
 pub fn object_api<K>(ctx: &Context, obj: &K) -> Api<K>
 where

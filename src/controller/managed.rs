@@ -612,7 +612,8 @@ pub async fn ready_transition_event<K>(
     if let Some(now) = find(new, READY)
         && before.as_ref() != Some(&(now.status.clone(), now.reason.clone()))
     {
-        let warning = now.status == "False"
+        // Not Ready for a reason other than progress (False, or Unknown when the provider cannot be reached).
+        let warning = now.status != "True"
             && !matches!(
                 now.reason.as_str(),
                 "Creating" | "Updating" | "ChangingPowerState" | "WaitingForJob" | "Deleting" | "WaitingForDependency"

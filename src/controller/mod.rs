@@ -12,7 +12,8 @@
 //! - [`watching`]: every controller's watches (namespaces, label selector, readiness, decode
 //!   failures) and its reconcile metrics;
 //! - [`namespaces`]: `spec.allowedNamespaces` of a CimiProvider.
-//! - [`observer`]: provider state from paged collection reads, meters and provider events.
+//! - [`observer`]: provider state from paged collection reads, meters and provider events;
+//! - [`stores`]: the controllers' caches, shared so reconciles read related objects from memory.
 //!
 //! [`start`] runs every controller until the shutdown token is cancelled.
 
@@ -26,6 +27,7 @@ pub mod outcome;
 pub mod provider;
 pub mod registry;
 pub mod simple;
+pub mod stores;
 pub mod system;
 pub mod volume;
 pub mod watching;
@@ -62,6 +64,8 @@ pub struct Context {
     pub namespace_labels: namespaces::NamespaceLabels,
     /// Provider state by paged collection reads; meters; provider events.
     pub observer: observer::Observer,
+    /// The controllers' reflector stores, for reading related objects without listing them.
+    pub stores: stores::Stores,
     /// Consecutive transient failures by object key, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -80,6 +84,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             observer: observer::Observer::new(client.clone(), &config, providers.clone(), metrics.clone()),
             namespace_labels: namespaces::NamespaceLabels::default(),
+            stores: stores::Stores::default(),
             client,
             config,
             providers,

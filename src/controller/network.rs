@@ -66,12 +66,7 @@ impl SimpleKind for CimiNetwork {
         };
         Ok(json!({"resourceURI": model::type_uri("NetworkCreate"), "networkTemplate": template}))
     }
-    fn held_by(&self, machines: &[CimiMachine]) -> Vec<String> {
-        let name = kube::ResourceExt::name_any(self);
-        machines
-            .iter()
-            .filter(|m| m.spec.network_interfaces.iter().any(|n| n.network_ref.name == name))
-            .map(kube::ResourceExt::name_any)
-            .collect()
+    fn named_by(machine: &CimiMachine) -> Vec<String> {
+        machine.spec.network_interfaces.iter().map(|x| x.network_ref.name.clone()).collect()
     }
 }

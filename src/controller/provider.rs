@@ -10,8 +10,7 @@ use std::future::Future;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams};
-use kube::core::DeserializeGuard;
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource as _, ResourceExt as _};
@@ -95,36 +94,34 @@ fn error_policy(_: Arc<CimiProvider>, error: &Error, _: Arc<Context>) -> Action 
     Action::requeue(super::outcome::backoff(3, None))
 }
 
-/// The objects (in this operator's scope) that reference `provider`, as `kind namespace/name`
-/// (objects the operator cannot decode are skipped; their watch reports them).
-pub async fn references(ctx: &Context, provider: &str) -> kube::Result<Vec<String>> {
-    let mut params = ListParams::default();
-    if let Some(selector) = ctx.config.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
-        params = params.labels(selector);
-    }
-    let mut out = referencing::<CimiMachine>(ctx, &params, provider).await?;
-    out.extend(referencing::<CimiVolume>(ctx, &params, provider).await?);
-    out.extend(referencing::<CimiNetwork>(ctx, &params, provider).await?);
-    out.extend(referencing::<CimiSystem>(ctx, &params, provider).await?);
+/// The objects (in this operator's scope) that reference `provider`, as `kind namespace/name`, sorted
+/// (objects the operator cannot decode are skipped; their watch reports them)
+/// (read from the controllers' stores: see [`super::stores`]).
+/// With `fresh`, listed from the API instead.
+pub async fn references(ctx: &Context, provider: &str, fresh: bool) -> kube::Result<Vec<String>> {
+    let mut out = referencing::<CimiMachine>(ctx, provider, fresh).await?;
+    out.extend(referencing::<CimiVolume>(ctx, provider, fresh).await?);
+    out.extend(referencing::<CimiNetwork>(ctx, provider, fresh).await?);
+    out.extend(referencing::<CimiSystem>(ctx, provider, fresh).await?);
     Ok(out)
 }
 
 /// The objects of kind `K` in the watched namespaces that reference `provider`, as `Kind namespace/name`.
-async fn referencing<K>(ctx: &Context, params: &ListParams, provider: &str) -> kube::Result<Vec<String>>
+async fn referencing<K>(ctx: &Context, provider: &str, fresh: bool) -> kube::Result<Vec<String>>
 where
-    K: crate::api::managed::Managed
-        + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+    K: crate::api::managed::Managed + super::stores::Cached,
 {
-    let mut out = Vec::new();
-    for api in super::kubeops::watched_apis::<DeserializeGuard<K>>(ctx) {
-        let items = api.list(params).await?.items;
-        for o in items.iter().filter_map(|g| g.0.as_ref().ok()).filter(|o| o.provider_name() == provider) {
-            out.push(format!("{} {}/{}", K::kind(&()), o.namespace().unwrap_or_default(), o.name_any()));
-        }
-    }
+    let objects = if fresh {
+        super::stores::listed::<K>(ctx, None).await?
+    } else {
+        super::stores::objects::<K>(ctx, None).await?
+    };
+    let mut out: Vec<String> = objects
+        .iter()
+        .filter(|o| o.provider_name() == provider)
+        .map(|o| format!("{} {}/{}", K::kind(&()), o.namespace().unwrap_or_default(), o.name_any()))
+        .collect();
+    out.sort();
     Ok(out)
 }
 
@@ -340,7 +337,11 @@ fn format_latency(d: Duration) -> String {
 async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = provider.name_any();
     let api: Api<CimiProvider> = Api::all(ctx.client.clone());
-    let users = references(&ctx, &name).await?;
+    let mut users = references(&ctx, &name, false).await?;
+    if users.is_empty() && has_finalizer(&*provider, FINALIZER_IN_USE) {
+        // About to release it: make sure from the API, not from caches that may lag a new user.
+        users = references(&ctx, &name, true).await?;
+    }
     let old = provider.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut conds = ConditionSet::new(&old.conditions, provider.meta().generation, now.clone());

@@ -35,6 +35,7 @@ use crate::{ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP, FINAL
 /// What is particular to one simple kind.
 pub trait SimpleKind:
     crate::api::managed::Managed
+    + super::stores::Cached
     + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
@@ -63,8 +64,14 @@ pub trait SimpleKind:
     fn observe_into(resource: &Value, status: &mut Self::Status);
     /// The body of the create, without name, description and properties.
     fn create_body(&self, conn: &ProviderConnection) -> Result<Value, Problem>;
+    /// The objects of this kind (in its namespace) a machine's spec names.
+    fn named_by(machine: &crate::api::CimiMachine) -> Vec<String>;
+
     /// The CimiMachines (in this namespace) that use this object, by name.
-    fn held_by(&self, machines: &[crate::api::CimiMachine]) -> Vec<String>;
+    fn held_by(&self, machines: &[Arc<crate::api::CimiMachine>]) -> Vec<String> {
+        let name = self.name_any();
+        machines.iter().filter(|m| Self::named_by(m).contains(&name)).map(|m| m.name_any()).collect()
+    }
 }
 
 /// Builds the controller of kind `K` (its watches register with readiness at once) and returns the
@@ -73,15 +80,12 @@ pub trait SimpleKind:
 /// whether it is held).
 pub fn run<K: SimpleKind>(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     let controller = super::watching::namespaced::<K>(&ctx, &shutdown);
-    let store = controller.store();
     let machines = ctx.watches().related::<crate::api::CimiMachine>(&K::plural(&()));
     let controller = controller
         // Provider-side changes seen by the observer's collection reads.
         .reconcile_on(ctx.observer.changes::<K>(K::COLLECTION))
-        .watches_stream(machines, move |m: crate::api::CimiMachine| {
-            let ns = m.namespace();
-            super::watching::referencing(&store, |o: &K| o.namespace() == ns)
-        });
+        // A machine event reconciles only the objects it names now or named before (a detach releases one).
+        .watches_stream(machines, super::watching::naming::<crate::api::CimiMachine, K>(K::named_by));
     super::watching::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
 }
 
@@ -119,7 +123,11 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     let mut conds = ConditionSet::new(&K::common(&mut status.clone()).conditions, generation, now.clone());
 
     // Held by machines: keep the in-use finalizer while any machine names the object.
-    let held = obj.held_by(&super::kubeops::list_decodable::<crate::api::CimiMachine>(&ctx, &ns).await?);
+    let mut held = obj.held_by(&super::stores::objects::<crate::api::CimiMachine>(&ctx, Some(&ns)).await?);
+    if held.is_empty() && has_finalizer(&*obj, FINALIZER_IN_USE) {
+        // About to release it: make sure from the API, not from a cache that may lag a new machine.
+        held = obj.held_by(&super::stores::listed::<crate::api::CimiMachine>(&ctx, Some(&ns)).await?);
+    }
     if !held.is_empty() && !has_finalizer(&*obj, FINALIZER_IN_USE) && obj.meta().deletion_timestamp.is_none() {
         add_finalizer(&api, &*obj, FINALIZER_IN_USE).await?;
         return Ok(Action::requeue(Duration::from_millis(100)));

@@ -79,12 +79,7 @@ impl SimpleKind for CimiVolume {
         };
         Ok(json!({"resourceURI": model::type_uri("VolumeCreate"), "volumeTemplate": template}))
     }
-    fn held_by(&self, machines: &[CimiMachine]) -> Vec<String> {
-        let name = kube::ResourceExt::name_any(self);
-        machines
-            .iter()
-            .filter(|m| m.spec.volumes.iter().any(|v| v.volume_ref.name == name))
-            .map(kube::ResourceExt::name_any)
-            .collect()
+    fn named_by(machine: &CimiMachine) -> Vec<String> {
+        machine.spec.volumes.iter().map(|x| x.volume_ref.name.clone()).collect()
     }
 }

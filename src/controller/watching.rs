@@ -20,11 +20,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt as _;
-use kube::Resource;
-use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, reflector::Store};
+use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +32,15 @@ use crate::api::managed::Managed;
 
 /// A controller of the managed kind `K` on every watched namespace, with the label selector,
 /// concurrency and graceful shutdown of the operator; its store feeds `cimi_resources` and
-/// `cimi_job_duration_seconds`. Add related watches with `watches_stream` (see
+/// `cimi_job_duration_seconds`, and is shared with the other reconciles ([`super::stores`]). Add related watches with `watches_stream` (see
 /// [`crate::runtime::watches::Watches::related`]), then [`drive`] it.
 pub fn namespaced<K>(ctx: &Context, shutdown: &CancellationToken) -> Controller<K>
 where
-    K: Managed + Resource<Scope = NamespaceResourceScope> + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Managed + super::stores::Cached,
 {
     let status_of: crate::runtime::watches::StatusOf<K> = |k: &K| (k.provider_name(), k.managed_status());
     let (store, triggers, release) = ctx.watches().reflect::<K>(Some(status_of));
+    ctx.stores.register(store.clone(), release.listed());
     Controller::for_stream(triggers, store)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
@@ -64,6 +64,36 @@ where
     K: Resource<DynamicType = ()> + Clone,
 {
     store.state().iter().filter(|o| references(o)).map(|o| ObjectRef::from_obj(&**o)).collect()
+}
+
+/// A mapper for a related watch of `R` (such as CimiMachine) to the objects of `K` in the same namespace
+/// that an `R` names (`names`), now or at its previous event: a change that drops a name still reconciles
+/// the object it released, and an `R` that names nothing triggers nothing (rather than every `K` of the
+/// namespace on every status write of every `R`). What each `R` last named is remembered until it is
+/// deleted.
+pub fn naming<R, K>(names: fn(&R) -> Vec<String>) -> impl Fn(R) -> Vec<ObjectRef<K>> + Send + Sync + 'static
+where
+    R: Resource<DynamicType = ()> + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+{
+    let last: std::sync::Mutex<std::collections::HashMap<(String, String), Vec<String>>> = Default::default();
+    move |r: R| {
+        let namespace = r.namespace().unwrap_or_default();
+        let key = (namespace.clone(), r.name_any());
+        let now = names(&r);
+        let mut last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = if r.meta().deletion_timestamp.is_some() {
+            // Its last events (with the DELETED one) carry the same names: forget it now.
+            last.remove(&key)
+        } else {
+            last.insert(key, now.clone())
+        };
+        let mut all: Vec<String> = before.unwrap_or_default();
+        all.extend(now);
+        all.sort();
+        all.dedup();
+        all.into_iter().map(|name| ObjectRef::new(&name).within(&namespace)).collect()
+    }
 }
 
 /// Runs `controller` until its shutdown, counting and timing each reconcile by kind and result
@@ -103,5 +133,54 @@ where
                 futures::future::ready(())
             })
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::ObjectMeta;
+
+    use super::*;
+    use crate::api::{CimiMachine, CimiVolume};
+
+    fn machine(name: &str, volumes: &[&str], deleting: bool) -> CimiMachine {
+        let mut m: CimiMachine = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
+            "metadata": {"name": name, "namespace": "team"},
+            "spec": {"providerRef": {"name": "p"}, "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "img"}},
+                "volumes": volumes.iter().map(|v| serde_json::json!({"volumeRef": {"name": v}})).collect::<Vec<_>>()}
+        }))
+        .expect("a machine");
+        if deleting {
+            m.metadata = ObjectMeta {
+                deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                )),
+                ..m.metadata
+            };
+        }
+        m
+    }
+
+    fn names(refs: Vec<ObjectRef<CimiVolume>>) -> Vec<String> {
+        assert!(refs.iter().all(|r| r.namespace.as_deref() == Some("team")), "{refs:?}");
+        refs.into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn a_machine_event_reconciles_what_it_names_and_what_it_released() {
+        let map =
+            naming::<CimiMachine, CimiVolume>(|m| m.spec.volumes.iter().map(|v| v.volume_ref.name.clone()).collect());
+        assert_eq!(names(map(machine("m", &["a", "b"], false))), ["a", "b"]);
+        // A status write: the same names, nothing else.
+        assert_eq!(names(map(machine("m", &["a", "b"], false))), ["a", "b"]);
+        // A detach: the released volume is reconciled too, once.
+        assert_eq!(names(map(machine("m", &["a"], false))), ["a", "b"]);
+        assert_eq!(names(map(machine("m", &["a"], false))), ["a"]);
+        // A machine that names nothing triggers nothing; another machine is its own.
+        assert!(map(machine("other", &[], false)).is_empty());
+        // Deletion: the names are reconciled and forgotten.
+        assert_eq!(names(map(machine("m", &["a"], true))), ["a"]);
+        assert_eq!(names(map(machine("m", &["a"], true))), ["a"]);
     }
 }

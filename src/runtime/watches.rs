@@ -169,7 +169,11 @@ impl Watches {
     {
         let writer = Writer::<K>::new(());
         let reader = writer.as_reader();
-        let release = StoreRelease { writer: Arc::new(Mutex::new(writer)), ready: Arc::new(AtomicBool::new(false)) };
+        let release = StoreRelease {
+            writer: Arc::new(Mutex::new(writer)),
+            ready: Arc::new(AtomicBool::new(false)),
+            listed: Arc::new(AtomicBool::new(false)),
+        };
         let kind = K::kind(&()).to_string();
         let scopes = scopes
             .into_iter()
@@ -320,11 +324,12 @@ fn report_watch_error(metrics: &Metrics, kind: &str, error: &watcher::Error) {
 pub struct StoreRelease<K: Resource<DynamicType = ()> + Clone + 'static> {
     writer: Arc<Mutex<Writer<K>>>,
     ready: Arc<AtomicBool>,
+    listed: Arc<AtomicBool>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for StoreRelease<K> {
     fn clone(&self) -> Self {
-        Self { writer: self.writer.clone(), ready: self.ready.clone() }
+        Self { writer: self.writer.clone(), ready: self.ready.clone(), listed: self.listed.clone() }
     }
 }
 
@@ -344,6 +349,12 @@ impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> StoreRelease
             writer.apply_watcher_event(&Event::InitApply((*object).clone()));
         }
         writer.apply_watcher_event(&Event::InitDone);
+    }
+
+    /// Turns true once every scope has listed (never when the store was only released): whether what the
+    /// store holds can stand for the API's answer.
+    pub fn listed(&self) -> Arc<AtomicBool> {
+        self.listed.clone()
     }
 
     /// Releases the store (empty) if it is not ready yet; nothing happens once it is.
@@ -486,6 +497,7 @@ where
         }
         if self.scopes.iter().all(|s| s.synced) {
             self.release.mark_ready(self.reader.state());
+            self.release.listed.store(true, Ordering::SeqCst);
         }
         listed
     }
@@ -606,7 +618,11 @@ mod tests {
         let (readiness, metrics) = (Readiness::new(), Metrics::new());
         let writer = Writer::<CimiVolume>::new(());
         let reader = writer.as_reader();
-        let release = StoreRelease { writer: Arc::new(Mutex::new(writer)), ready: Arc::new(AtomicBool::new(false)) };
+        let release = StoreRelease {
+            writer: Arc::new(Mutex::new(writer)),
+            ready: Arc::new(AtomicBool::new(false)),
+            listed: Arc::new(AtomicBool::new(false)),
+        };
         let scopes = namespaces
             .iter()
             .map(|ns| {

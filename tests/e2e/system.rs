@@ -734,7 +734,17 @@ async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across
         notes.iter().any(|n| n.contains("machine web1: state STARTED -> STOPPING")).then_some(())
     })
     .await;
-    wait_system(&systems, "shop", "shop whole again", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    eventually("web1 STARTED again on the provider", T, || async {
+        let url = cimi.resolve(&web1).await.ok()?;
+        (cimi.get_value(&url).await.ok()?["state"] == "STARTED").then_some(())
+    })
+    .await;
+    wait_system(&systems, "shop", "shop whole again", |s| {
+        is_ready(s)
+            && ready_string(s) == Some("4/4")
+            && member(&s.status.as_ref().expect("status").machines, "web1").state.as_deref() == Some("STARTED")
+    })
+    .await;
     all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
     eventually("web1's eventCursor is its last provider event", T, || async {
         let last = crate::observe::provider_events(&cimi, &web1).await.last()?["id"].as_str()?.to_string();

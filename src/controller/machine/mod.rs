@@ -555,7 +555,7 @@ async fn wanted_volumes(
     ctx: &Context,
     machine: &CimiMachine,
 ) -> Result<(Vec<WantedVolume>, Vec<String>, Option<String>), Problem> {
-    let all = super::kubeops::list_decodable::<CimiVolume>(ctx, &machine.namespace().unwrap_or_default()).await?;
+    let all = super::stores::objects::<CimiVolume>(ctx, machine.namespace().as_deref()).await?;
     let known: Vec<String> = all.iter().filter_map(|v| v.status.as_ref().and_then(|s| s.common.id.clone())).collect();
     let mut out = Vec::new();
     let mut waiting = Vec::new();
@@ -582,7 +582,7 @@ async fn network_refs(
     ctx: &Context,
     machine: &CimiMachine,
 ) -> Result<(Vec<WantedNetwork>, Vec<String>, Option<String>), Problem> {
-    let all = super::kubeops::list_decodable::<CimiNetwork>(ctx, &machine.namespace().unwrap_or_default()).await?;
+    let all = super::stores::objects::<CimiNetwork>(ctx, machine.namespace().as_deref()).await?;
     let known: Vec<String> = all.iter().filter_map(|n| n.status.as_ref().and_then(|s| s.common.id.clone())).collect();
     let mut out = Vec::new();
     let mut waiting = Vec::new();
