@@ -394,9 +394,18 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
     // Between probes, a pass triggered by an object that references the provider (or by our own status
     // write) only recounts the users: the CloudEntryPoint and catalog are read once per pollInterval, or
     // at once when the spec or the Secrets change.
+    // The connection remembers its probe too: the object this pass reads may come from a cache that does
+    // not show the status of the last probe yet.
+    let generation = provider.meta().generation;
+    let remembered =
+        existing.as_ref().and_then(|c| c.probed).filter(|(_, g)| *g == generation).map(|(t, _)| t.elapsed());
+    let recorded = old.last_probe_time.as_ref().and_then(probe_age).filter(|_| old.observed_generation == generation);
+    let since = match (remembered, recorded) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     if existing.is_some()
-        && old.observed_generation == provider.meta().generation
-        && let Some(since) = old.last_probe_time.as_ref().and_then(probe_age)
+        && let Some(since) = since
         && since < poll
     {
         status.conditions = conds.build();
@@ -462,6 +471,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                     message: String::new(),
                     catalog: full,
                     allowed_namespaces: None,
+                    probed: None,
                 }
             }
             Err(error) => {
@@ -474,6 +484,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                     message: error.to_string(),
                     catalog: BTreeMap::new(),
                     allowed_namespaces: None,
+                    probed: None,
                 }
             }
         },
@@ -488,10 +499,15 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                 message: error.to_string(),
                 catalog,
                 allowed_namespaces: None,
+                probed: None,
             }
         }
     };
-    let connection = ProviderConnection { allowed_namespaces: provider.spec.allowed_namespaces.clone(), ..connection };
+    let connection = ProviderConnection {
+        allowed_namespaces: provider.spec.allowed_namespaces.clone(),
+        probed: Some((started, provider.meta().generation)),
+        ..connection
+    };
     ctx.providers.put(&name, connection);
     status.conditions = conds.build();
     write(&ctx, &api, &provider, &old, status).await?;

@@ -28,6 +28,9 @@ pub struct ProviderConnection {
     pub catalog: BTreeMap<String, Vec<CatalogEntry>>,
     /// The provider's `spec.allowedNamespaces` (absent: every namespace may use it).
     pub allowed_namespaces: Option<LabelSelector>,
+    /// When the provider controller last probed, and for which generation of the CimiProvider (kept in
+    /// memory: a pass may see the object from a cache that does not show that probe's status yet).
+    pub probed: Option<(std::time::Instant, Option<i64>)>,
 }
 
 /// Connections by CimiProvider name.
