@@ -139,6 +139,8 @@ struct PollState {
     entries: HashMap<String, Cached>,
     owners: HashMap<String, Owner>,
     unfiltered: bool,
+    /// Imported resources (without our tags, so not in the tag-filtered listing) that objects observe.
+    imported: HashSet<String>,
 }
 
 struct Cached {
@@ -256,6 +258,7 @@ impl Observer {
                 let mut state = lock_state(&poller);
                 state.entries.remove(href);
                 state.owners.remove(href);
+                state.imported.remove(href);
             }
             let mut monitors = lock(&self.inner.monitors);
             monitors.remove(href);
@@ -322,13 +325,26 @@ async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &'static str
         let interval = match inner.providers.get(&provider) {
             Some(conn) if conn.ready => {
                 let started = Instant::now();
-                let unfiltered = lock_state(&poller).unfiltered;
-                let filter = (!unfiltered).then(|| Filter::property(TAG_CLUSTER, &inner.cluster).ok()).flatten();
+                let (unfiltered, imported) = {
+                    let state = lock_state(&poller);
+                    (state.unfiltered, state.imported.len() as u64)
+                };
+                let mut filter = (!unfiltered).then(|| Filter::property(TAG_CLUSTER, &inner.cluster).ok()).flatten();
+                if filter.is_some() && imported > 0 {
+                    // Imported resources carry no tag of ours: list everything when that takes no more
+                    // requests than a GET of each imported resource would.
+                    match collection_count(&conn.client, collection).await {
+                        Ok(total) if total.div_ceil(inner.page_size.max(1)) <= imported => filter = None,
+                        Ok(_) => {}
+                        Err(error) => tracing::debug!(%error, provider, collection, "observer: count failed"),
+                    }
+                }
+                let asked = filter.is_some();
                 match list_collection(&conn.client, collection, filter, inner.page_size).await {
                     Ok((listing, filtered)) => {
                         let resolved = resolve_all(&conn.client, listing).await;
                         apply_listing(&inner, &poller, collection, resolved, started);
-                        if !filtered {
+                        if asked && !filtered {
                             lock_state(&poller).unfiltered = true;
                         }
                     }
@@ -369,6 +385,13 @@ async fn timing(inner: &Inner, provider: &str) -> Timing {
     };
     lock(&inner.timings).insert(provider.to_string(), (t, Instant::now()));
     t
+}
+
+/// The number of resources in a collection (one request for one entry).
+async fn collection_count(client: &CimiClient, collection: &str) -> Result<u64, CimiError> {
+    let url = client.collection_url(collection).await?;
+    let page = client.list_page_value(&url, &Query::new().page(1, 1), item_type(collection)).await?;
+    Ok(page.get("count").and_then(Value::as_u64).unwrap_or(u64::MAX))
 }
 
 /// Lists a whole collection in pages (`$first`/`$last`), with `filter` when given; a provider that
@@ -556,6 +579,40 @@ where
     Ok(current)
 }
 
+/// Reads the imported provider resource of `obj` at `href` (`None` when it is gone): from the observer's
+/// cache when the object is `steady` and the resource was in the last listing, else by a GET. Imported
+/// resources carry no tag of ours, so they are listed (unfiltered) only while there are at least as many of
+/// them as pages in the whole collection; otherwise each is read by a GET.
+pub async fn observe_imported<K>(
+    ctx: &Context,
+    provider: &str,
+    client: &CimiClient,
+    collection: &'static str,
+    obj: &K,
+    href: &str,
+    steady: bool,
+) -> Result<Option<Value>, CimiError>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let owner = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let poller = ctx.observer.poller(provider, collection);
+    lock_state(&poller).imported.insert(href.to_string());
+    if steady {
+        let mut first = poller.first.subscribe();
+        let _ = tokio::time::timeout(FIRST_POLL_WAIT, first.wait_for(|done| *done)).await;
+        let state = lock_state(&poller);
+        if let Some(c) = state.entries.get(href).filter(|c| c.listed) {
+            return Ok(Some(c.value.clone()));
+        }
+    }
+    let current = super::managed::read_imported(client, href).await?;
+    if let Some(v) = &current {
+        ctx.observer.record(provider, collection, href, v, owner);
+    }
+    Ok(current)
+}
+
 /// Reads meters and mirrors events of `obj`'s provider resource `current` when they are due; returns
 /// how long until the next is due. Failures are logged and retried at the next pass: they never fail
 /// the reconcile.
@@ -734,30 +791,39 @@ fn export_gauges(inner: &Inner, kind: &str, namespace: &str, name: &str, meters:
     if inner.gauges_max == 0 {
         return;
     }
+    let series: Vec<(MeterLabels, Option<f64>)> = meters
+        .iter()
+        .map(|m| {
+            let labels = MeterLabels {
+                kind: kind.to_string(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                aspect: m.aspect.clone(),
+                units: m.units.clone().unwrap_or_default(),
+            };
+            (labels, m.value.as_deref().and_then(|v| v.trim().parse::<f64>().ok()))
+        })
+        .collect();
     let mut gauges = lock(&inner.gauges);
-    for m in meters {
-        let Some(value) = m.value.as_deref().and_then(|v| v.trim().parse::<f64>().ok()) else { continue };
-        let labels = MeterLabels {
-            kind: kind.to_string(),
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            aspect: m.aspect.clone(),
-            units: m.units.clone().unwrap_or_default(),
-        };
-        if !gauges.live.contains(&labels) {
-            if gauges.live.len() >= inner.gauges_max {
-                if !gauges.warned {
-                    gauges.warned = true;
-                    tracing::warn!(
-                        max = inner.gauges_max,
-                        "--meter-gauges-max reached: further meters are only in status"
-                    );
-                }
-                continue;
+    // An object's meters are admitted together (whether or not each has a sample yet), so the bound keeps
+    // whole objects: the first ones seen, all their aspects.
+    let new: Vec<&MeterLabels> = series.iter().map(|(l, _)| l).filter(|l| !gauges.live.contains(*l)).collect();
+    if !new.is_empty() {
+        if gauges.live.len() + new.len() <= inner.gauges_max {
+            for labels in new {
+                gauges.live.insert(labels.clone());
             }
-            gauges.live.insert(labels.clone());
+        } else if !gauges.warned {
+            gauges.warned = true;
+            tracing::warn!(max = inner.gauges_max, "--meter-gauges-max reached: further meters are only in status");
         }
-        inner.metrics.meter_values.get_or_create(&labels).set(value);
+    }
+    for (labels, value) in series {
+        if let Some(value) = value
+            && gauges.live.contains(&labels)
+        {
+            inner.metrics.meter_values.get_or_create(&labels).set(value);
+        }
     }
 }
 

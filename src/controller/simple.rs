@@ -21,8 +21,7 @@ use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_ap
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, find_by_uid, find_import, job_running, job_started,
-    read_imported, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
-    wanted_attributes,
+    ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue, wanted_attributes,
 };
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
@@ -255,18 +254,21 @@ async fn sync<K: SimpleKind>(
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = obj.import_spec();
     let current = match (&common.id, imported) {
-        (Some(href), Some(_)) => match read_imported(client, href).await? {
-            Some(v) => {
-                check_not_claimed(&v, &uid, K::NOUN)?;
-                Some(v)
+        (Some(href), Some(_)) => {
+            match observer::observe_imported(ctx, obj.provider_name(), client, K::COLLECTION, obj, href, steady).await?
+            {
+                Some(v) => {
+                    check_not_claimed(&v, &uid, K::NOUN)?;
+                    Some(v)
+                }
+                None => {
+                    return Err(Problem::stalled(
+                        Reason::ResourceGone,
+                        format!("the imported provider {} {href} no longer exists; delete the object", K::NOUN),
+                    ));
+                }
             }
-            None => {
-                return Err(Problem::stalled(
-                    Reason::ResourceGone,
-                    format!("the imported provider {} {href} no longer exists; delete the object", K::NOUN),
-                ));
-            }
-        },
+        }
         (Some(href), None) => {
             match observer::observe_object(ctx, obj.provider_name(), client, K::COLLECTION, obj, href, steady).await? {
                 Some(v) => Some(v),

@@ -339,3 +339,77 @@ async fn import_by_filter_must_match_exactly_one_then_orphan_and_force_orphan() 
     })
     .await;
 }
+
+/// Imported resources carry no tag of ours, so the tag-filtered listing misses them: with at least as many
+/// imports as pages in the collection, the observer lists the collection whole and the imported objects are
+/// served from it (no GET per machine per poll), and provider-side changes still show.
+#[tokio::test]
+async fn many_observe_only_imports_are_observed_by_listing_not_by_a_get_each() {
+    const IMPORTS: usize = 6;
+    const PAGE: u64 = 2;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "impn").await;
+    let label = crate::harness::random_suffix();
+    let (op, _running) = TestOperator::start_configured(&ns.name, &label, |c| c.observe_page_size = PAGE).await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut hrefs = Vec::new();
+    for i in 0..IMPORTS {
+        hrefs.push(legacy_machine(&cimi, &format!("legacy-{i}")).await);
+    }
+    let base_writes = writes(&sim);
+    for (i, href) in hrefs.iter().enumerate() {
+        let mut m = CimiMachine::new(
+            &format!("imported-{i}"),
+            CimiMachineSpec {
+                provider_ref: ProviderRef { name: provider.clone() },
+                import: Some(ImportSpec { href: Some(href.clone()), filter: None }),
+                management_policy: ManagementPolicy::ObserveOnly,
+                deletion_policy: DeletionPolicy::Orphan,
+                ..Default::default()
+            },
+        );
+        m.metadata.labels = Some(op.labels());
+        machines.create(&PostParams::default(), &m).await.expect("create");
+    }
+    eventually("every import Ready (Observed) and STARTED", T, || async {
+        let list = machines.list(&Default::default()).await.ok()?.items;
+        (list.len() == IMPORTS
+            && list.iter().all(|m| {
+                m.status.as_ref().is_some_and(|st| {
+                    cond(&st.common.conditions, "Ready").1 == "Observed"
+                        && st.common.state.as_deref() == Some("STARTED")
+                })
+            }))
+        .then_some(())
+    })
+    .await;
+
+    // Steady state: the whole collection is listed each poll (1 s), and no imported machine is read by a GET.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let from = sim.stats().log.len();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let window: Vec<(String, String)> =
+        sim.stats().log.iter().skip(from).map(|r| (r.op.clone(), r.path.clone())).collect();
+    let gets: Vec<&(String, String)> = window.iter().filter(|(op, _)| op == "Machine.read").collect();
+    assert!(gets.is_empty(), "no GET per imported machine in the steady state: {gets:#?}");
+    let whole_pages = window
+        .iter()
+        .filter(|(op, path)| op == "MachineCollection.read" && !path.contains("cimi.dev%2Fcluster"))
+        .count();
+    assert!(whole_pages >= 2 * (IMPORTS as u64).div_ceil(PAGE) as usize, "the collection is listed whole: {window:#?}");
+    assert_eq!(writes(&sim), base_writes, "ObserveOnly never writes");
+
+    // A change on the provider still shows: one machine stopped there is STOPPED in status (and not started).
+    let current = get(&cimi, &hrefs[0]).await;
+    cimi.action(&current, "stop", Map::new()).await.expect("stop on the provider");
+    eventually("imported-0 shows STOPPED", T, || async {
+        let m = machines.get("imported-0").await.ok()?;
+        (m.status?.common.state.as_deref() == Some("STOPPED")).then_some(())
+    })
+    .await;
+    assert_eq!(get(&cimi, &hrefs[0]).await["state"], "STOPPED", "ObserveOnly does not correct it");
+    drop(op);
+}

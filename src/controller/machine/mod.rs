@@ -27,8 +27,8 @@ use super::kubeops::{
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
     desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
-    operations, poll_interval, read_imported, ready_transition_event, recover_failed_create, refresh_job, tags,
-    transient_overdue, wanted_attributes,
+    operations, poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
+    wanted_attributes,
 };
 use super::outcome::{Problem, retry_delay};
 use super::registry::resolve_catalog;
@@ -244,18 +244,20 @@ async fn sync(
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = spec.import.as_ref();
     let current = match (&status.common.id, imported) {
-        (Some(href), Some(_)) => match read_imported(client, href).await? {
-            Some(v) => {
-                check_not_claimed(&v, &uid, "machine")?;
-                Some(v)
+        (Some(href), Some(_)) => {
+            match observer::observe_imported(ctx, provider, client, COLLECTION, machine, href, steady).await? {
+                Some(v) => {
+                    check_not_claimed(&v, &uid, "machine")?;
+                    Some(v)
+                }
+                None => {
+                    return Err(Problem::stalled(
+                        Reason::ResourceGone,
+                        format!("the imported provider machine {href} no longer exists; delete the object"),
+                    ));
+                }
             }
-            None => {
-                return Err(Problem::stalled(
-                    Reason::ResourceGone,
-                    format!("the imported provider machine {href} no longer exists; delete the object"),
-                ));
-            }
-        },
+        }
         (Some(href), None) => match observer::observe_object(ctx, provider, client, COLLECTION, machine, href, steady)
             .await?
         {
