@@ -333,6 +333,10 @@ pub struct Store {
     pub profile: Profile,
     /// The timing.
     pub timing: Timing,
+    /// Overrides the timing's range of one transition's duration, in milliseconds (in-process only, for tests
+    /// that must see a transient state: `SimHandle::with_store(|s| s.step_millis = Some((300, 400)))`).
+    #[serde(skip)]
+    pub step_millis: Option<(u64, u64)>,
     #[serde(skip, default = "default_rng")]
     rng: StdRng,
     seq: u64,
@@ -443,6 +447,7 @@ impl Store {
             base,
             profile,
             timing,
+            step_millis: None,
             rng: StdRng::seed_from_u64(seed),
             seq: 0,
             resources: Tracked::default(),
@@ -734,7 +739,7 @@ impl Store {
     // ----- time -----
 
     fn step_duration(&mut self) -> Duration {
-        let (lo, hi) = self.timing.step_millis();
+        let (lo, hi) = self.step_millis.unwrap_or_else(|| self.timing.step_millis());
         let ms = if hi > lo { self.rng.random_range(lo..=hi) } else { lo };
         Duration::milliseconds(ms as i64)
     }

@@ -21,6 +21,8 @@ fn hrefs(coll: &Value, key: &str, attr: &str) -> Vec<String> {
 #[tokio::test]
 async fn network_ports_live_on_their_network() {
     let sim = start(SimConfig::default()).await;
+    // Transitions long enough that a GET right after the request sees the transient state under load.
+    sim.with_store(|s| s.step_millis = Some((300, 400)));
     let api = Api::new(&sim);
     let net = network(&api, "lan").await;
     api.wait_state(&net, "STARTED").await;
@@ -103,6 +105,8 @@ async fn forwarding_groups_join_networks() {
 #[tokio::test]
 async fn volume_snapshots_and_volumes_from_images() {
     let sim = start(SimConfig::default()).await;
+    // Transitions long enough that a GET right after the request sees the transient state under load.
+    sim.with_store(|s| s.step_millis = Some((300, 400)));
     let api = Api::new(&sim);
     let a = api
         .post(

@@ -10,6 +10,9 @@ use super::{Api, instant, start};
 #[tokio::test]
 async fn machine_lifecycle_with_asynchronous_jobs() {
     let sim = start(SimConfig::default()).await;
+    // Transitions of 300-400 ms (fast timing is 20-80 ms): a GET right after an action must see the transient
+    // state even on a loaded machine.
+    sim.with_store(|s| s.step_millis = Some((300, 400)));
     let api = Api::new(&sim);
     let a = api.create_machine("m", Some("STARTED")).await;
     assert_eq!(a.status, 202, "{}", a.text);
