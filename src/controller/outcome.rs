@@ -22,6 +22,65 @@ pub struct Problem {
     pub retry_after: Option<Duration>,
 }
 
+/// Where a pass that reached the provider stands.
+#[derive(Debug)]
+pub enum Progress {
+    /// In the state the spec asks for.
+    InSync,
+    /// Working towards it: the Ready reason and a message.
+    Working(Reason, String),
+    /// ObserveOnly: mirrored; what differs from the spec, if anything (reported, never corrected).
+    Observed(Option<String>),
+}
+
+/// Sets the conditions of a pass from its outcome and returns when to look again, and whether the pass
+/// reached the provider (for `lastSyncTime`). Successes and failures are counted under `key` for the backoff.
+/// `noun` names the resource (`machine`) and `state` what Ready says of it (`STARTED`).
+pub fn conclude(
+    ctx: &super::Context,
+    key: &str,
+    conds: &mut ConditionSet,
+    outcome: Result<(Progress, Duration), Problem>,
+    noun: &str,
+    state: &str,
+) -> (Duration, bool) {
+    let (progress, requeue) = match outcome {
+        Ok(done) => done,
+        Err(problem) => {
+            let failures = ctx.failed(key);
+            problem.set_conditions(conds);
+            return (problem.requeue_after(failures), false);
+        }
+    };
+    ctx.succeeded(key);
+    match progress {
+        Progress::InSync => {
+            conds.set(READY, Status::True, Reason::Available, format!("the {noun} is {state}"));
+            conds.set(SYNCED, Status::True, Reason::Available, format!("the provider {noun} matches the spec"));
+            conds.set(RECONCILING, Status::False, Reason::Available, "");
+            conds.set(STALLED, Status::False, Reason::Available, "");
+        }
+        Progress::Observed(drift) => {
+            conds.set(READY, Status::True, Reason::Observed, format!("ObserveOnly: the provider {noun} is {state}"));
+            match drift {
+                Some(d) => conds.set(
+                    SYNCED,
+                    Status::False,
+                    Reason::Drifted,
+                    format!("the provider {noun} differs from the spec (ObserveOnly: not corrected): {d}"),
+                ),
+                None => {
+                    conds.set(SYNCED, Status::True, Reason::Observed, format!("the provider {noun} matches the spec"))
+                }
+            };
+            conds.set(RECONCILING, Status::False, Reason::Observed, "");
+            conds.set(STALLED, Status::False, Reason::Observed, "");
+        }
+        Progress::Working(reason, message) => set_working(conds, reason, message),
+    }
+    (requeue, true)
+}
+
 /// The conditions of a pass that reached the provider and is still working towards the spec.
 pub fn set_working(conds: &mut ConditionSet, reason: Reason, message: String) {
     conds.set(READY, Status::False, reason, message.clone());

@@ -23,7 +23,7 @@ use super::managed::{
     desired_properties, drift_report, enforce_timeout, find_by_uid, find_import, job_running, job_started,
     ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue, wanted_attributes,
 };
-use super::outcome::Problem;
+use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
 use super::{Context, observer};
 use crate::api::common::{ManagedStatus, ManagementPolicy};
@@ -101,13 +101,6 @@ fn error_policy<K: SimpleKind>(_: Arc<K>, error: &Error, _: Arc<Context>) -> Act
     Action::requeue(super::outcome::backoff(3, None))
 }
 
-enum Progress {
-    InSync,
-    Working(Reason, String),
-    /// ObserveOnly: mirrored; what differs from the spec, if anything (reported, never corrected).
-    Observed(Option<String>),
-}
-
 async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().unwrap_or_default();
     if !ctx.config.watches_namespace(&ns) {
@@ -154,51 +147,15 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     }
     K::common(&mut status).observed_generation = generation;
 
-    let requeue = match sync(&*obj, &ctx, &api, &mut status).await {
-        Ok((Progress::InSync, requeue)) => {
-            ctx.succeeded(&key);
-            ctx.succeeded(&format!("{}-retry/{ns}/{}", K::NOUN, obj.name_any()));
-            let state = K::common(&mut status).state.clone().unwrap_or_default();
-            conds.set(READY, Status::True, Reason::Available, format!("the {} is {state}", K::NOUN));
-            conds.set(SYNCED, Status::True, Reason::Available, format!("the provider {} matches the spec", K::NOUN));
-            conds.set(RECONCILING, Status::False, Reason::Available, "");
-            conds.set(STALLED, Status::False, Reason::Available, "");
-            K::common(&mut status).last_sync_time = Some(now);
-            requeue
-        }
-        Ok((Progress::Observed(drift), requeue)) => {
-            ctx.succeeded(&key);
-            let state = K::common(&mut status).state.clone().unwrap_or_default();
-            let noun = K::NOUN;
-            conds.set(READY, Status::True, Reason::Observed, format!("ObserveOnly: the provider {noun} is {state}"));
-            match drift {
-                Some(d) => conds.set(
-                    SYNCED,
-                    Status::False,
-                    Reason::Drifted,
-                    format!("the provider {noun} differs from the spec (ObserveOnly: not corrected): {d}"),
-                ),
-                None => {
-                    conds.set(SYNCED, Status::True, Reason::Observed, format!("the provider {noun} matches the spec"))
-                }
-            };
-            conds.set(RECONCILING, Status::False, Reason::Observed, "");
-            conds.set(STALLED, Status::False, Reason::Observed, "");
-            K::common(&mut status).last_sync_time = Some(now);
-            requeue
-        }
-        Ok((Progress::Working(reason, message), requeue)) => {
-            ctx.succeeded(&key);
-            super::outcome::set_working(&mut conds, reason, message);
-            K::common(&mut status).last_sync_time = Some(now);
-            requeue
-        }
-        Err(problem) => {
-            let failures = ctx.failed(&key);
-            problem.set_conditions(&mut conds);
-            problem.requeue_after(failures)
-        }
-    };
+    let outcome = sync(&*obj, &ctx, &api, &mut status).await;
+    if matches!(outcome, Ok((Progress::InSync, _))) {
+        ctx.succeeded(&format!("{}-retry/{ns}/{}", K::NOUN, obj.name_any()));
+    }
+    let state = K::common(&mut status).state.clone().unwrap_or_default();
+    let (requeue, reached) = super::outcome::conclude(&ctx, &key, &mut conds, outcome, K::NOUN, &state);
+    if reached {
+        K::common(&mut status).last_sync_time = Some(now);
+    }
     K::common(&mut status).conditions = conds.build();
     write(&ctx, &api, &*obj, &old, status).await?;
     Ok(Action::requeue(requeue))

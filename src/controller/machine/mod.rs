@@ -30,7 +30,7 @@ use super::managed::{
     operations, poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
     wanted_attributes,
 };
-use super::outcome::{Problem, retry_delay};
+use super::outcome::{Problem, Progress, retry_delay};
 use super::registry::resolve_catalog;
 use super::{Context, observer, watching};
 use crate::api::common::{LastAction, ManagementPolicy};
@@ -86,16 +86,6 @@ fn error_policy(_: Arc<CimiMachine>, error: &Error, _: Arc<Context>) -> Action {
     Action::requeue(super::outcome::backoff(3, None))
 }
 
-/// What one pass decided, for the conditions.
-enum Progress {
-    /// In the state the spec asks for.
-    InSync,
-    /// Working towards it: the Ready reason and a message.
-    Working(Reason, String),
-    /// ObserveOnly: mirrored; what differs from the spec, if anything (reported, never corrected).
-    Observed(Option<String>),
-}
-
 async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = machine.namespace().unwrap_or_default();
     if !ctx.config.watches_namespace(&ns) {
@@ -129,52 +119,14 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
     status.common.observed_generation = generation;
 
     let outcome = sync(&machine, &ctx, &api, &mut status).await;
-    let requeue = match outcome {
-        Ok((Progress::InSync, requeue)) => {
-            ctx.succeeded(&key);
-            ctx.succeeded(&format!("machine-retry/{ns}/{}", machine.name_any()));
-            conds.set(
-                READY,
-                Status::True,
-                Reason::Available,
-                format!("the machine is {}", status.common.state.clone().unwrap_or_default()),
-            );
-            conds.set(SYNCED, Status::True, Reason::Available, "the provider machine matches the spec");
-            conds.set(RECONCILING, Status::False, Reason::Available, "");
-            conds.set(STALLED, Status::False, Reason::Available, "");
-            status.common.last_sync_time = Some(now);
-            requeue
-        }
-        Ok((Progress::Observed(drift), requeue)) => {
-            ctx.succeeded(&key);
-            let state = status.common.state.clone().unwrap_or_default();
-            conds.set(READY, Status::True, Reason::Observed, format!("ObserveOnly: the provider machine is {state}"));
-            match drift {
-                Some(d) => conds.set(
-                    SYNCED,
-                    Status::False,
-                    Reason::Drifted,
-                    format!("the provider machine differs from the spec (ObserveOnly: not corrected): {d}"),
-                ),
-                None => conds.set(SYNCED, Status::True, Reason::Observed, "the provider machine matches the spec"),
-            };
-            conds.set(RECONCILING, Status::False, Reason::Observed, "");
-            conds.set(STALLED, Status::False, Reason::Observed, "");
-            status.common.last_sync_time = Some(now);
-            requeue
-        }
-        Ok((Progress::Working(reason, message), requeue)) => {
-            ctx.succeeded(&key);
-            super::outcome::set_working(&mut conds, reason, message);
-            status.common.last_sync_time = Some(now);
-            requeue
-        }
-        Err(problem) => {
-            let failures = ctx.failed(&key);
-            problem.set_conditions(&mut conds);
-            problem.requeue_after(failures)
-        }
-    };
+    if matches!(outcome, Ok((Progress::InSync, _))) {
+        ctx.succeeded(&format!("machine-retry/{ns}/{}", machine.name_any()));
+    }
+    let state = status.common.state.clone().unwrap_or_default();
+    let (requeue, reached) = super::outcome::conclude(&ctx, &key, &mut conds, outcome, "machine", &state);
+    if reached {
+        status.common.last_sync_time = Some(now);
+    }
     status.common.conditions = conds.build();
     write(&ctx, &api, &machine, &old, status).await?;
     Ok(Action::requeue(requeue))

@@ -29,12 +29,12 @@ use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
     job_running, job_started, observe, operations, poll_interval, ready_transition_event, tags,
 };
-use super::outcome::Problem;
+use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
 use super::{Context, observer};
 use crate::api::CimiSystem;
 use crate::api::common::{DeletionPolicy, JobStatus, ManagementPolicy};
-use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
+use crate::api::conditions::{ConditionSet, READY, RECONCILING, SYNCED, Status};
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::{CimiSystemStatus, NestedJob};
@@ -62,14 +62,6 @@ pub enum Error {
 fn error_policy(_: Arc<CimiSystem>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(%error, "cimisystem reconcile failed");
     Action::requeue(super::outcome::backoff(3, None))
-}
-
-/// What one pass decided, for the conditions.
-enum Progress {
-    /// In the state the spec asks for.
-    InSync,
-    /// Working towards it: the Ready reason and a message.
-    Working(Reason, String),
 }
 
 async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -110,40 +102,21 @@ async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action,
     {
         outcome = Err(problem);
     }
+    // Under ObserveOnly a system in sync is an observed one (ObserveOnly reports no drift for systems).
     let observe_only = system.spec.management_policy == ManagementPolicy::ObserveOnly;
-    let requeue = match outcome {
-        Ok((Progress::InSync, requeue)) => {
-            ctx.succeeded(&key);
-            let reason = if observe_only { Reason::Observed } else { Reason::Available };
-            let message = format!(
-                "the system is {}, {} members ready",
-                status.common.state.clone().unwrap_or_default(),
-                status.ready.clone().unwrap_or_else(|| "0/0".into())
-            );
-            conds.set(READY, Status::True, reason, message);
-            let synced = if observe_only {
-                "the provider system is observed, never changed"
-            } else {
-                "the provider system matches the spec"
-            };
-            conds.set(SYNCED, Status::True, reason, synced);
-            conds.set(RECONCILING, Status::False, reason, "");
-            conds.set(STALLED, Status::False, reason, "");
-            status.common.last_sync_time = Some(now);
-            requeue
-        }
-        Ok((Progress::Working(reason, message), requeue)) => {
-            ctx.succeeded(&key);
-            super::outcome::set_working(&mut conds, reason, message);
-            status.common.last_sync_time = Some(now);
-            requeue
-        }
-        Err(problem) => {
-            let failures = ctx.failed(&key);
-            problem.set_conditions(&mut conds);
-            problem.requeue_after(failures)
-        }
-    };
+    let outcome = outcome.map(|(progress, requeue)| match progress {
+        Progress::InSync if observe_only => (Progress::Observed(None), requeue),
+        other => (other, requeue),
+    });
+    let state = format!(
+        "{}, {} members ready",
+        status.common.state.clone().unwrap_or_default(),
+        status.ready.clone().unwrap_or_else(|| "0/0".into())
+    );
+    let (requeue, reached) = super::outcome::conclude(&ctx, &key, &mut conds, outcome, "system", &state);
+    if reached {
+        status.common.last_sync_time = Some(now);
+    }
     status.common.conditions = conds.build();
     write(&ctx, &api, &system, &old, status).await?;
     Ok(Action::requeue(requeue))
