@@ -189,6 +189,44 @@ pub async fn read_imported(client: &CimiClient, href: &str) -> Result<Option<Val
     }
 }
 
+/// The provider resource an object already points at (`status.id` = `href`), through the observer: the
+/// document, or the outcome the pass ends with when it is not there (still being created by a running Job, or
+/// gone: the object must be deleted, or deleted and recreated). An imported resource that another object's UID
+/// tag claims is a problem too.
+pub async fn observe_known<K>(
+    ctx: &Context,
+    obj: &K,
+    at: &super::observer::Lookup<'_>,
+    noun: &str,
+    creating: bool,
+) -> Result<Result<Value, (super::outcome::Progress, Duration)>, Problem>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let uid = obj.uid().unwrap_or_default();
+    let (href, imported) = (at.href, at.imported);
+    match super::observer::observe_object(ctx, obj, at).await? {
+        Some(v) => {
+            if imported {
+                check_not_claimed(&v, &uid, noun)?;
+            }
+            Ok(Ok(v))
+        }
+        None if !imported && creating => Ok(Err((
+            super::outcome::Progress::Working(Reason::Creating, "waiting for the create Job".into()),
+            ACTIVE_REQUEUE,
+        ))),
+        None if imported => Err(Problem::stalled(
+            Reason::ResourceGone,
+            format!("the imported provider {noun} {href} no longer exists; delete the object"),
+        )),
+        None => Err(Problem::stalled(
+            Reason::ResourceGone,
+            format!("the provider {noun} {href} no longer exists; delete and recreate the object"),
+        )),
+    }
+}
+
 /// Finds the one provider resource that `spec.import` names: by href, or by a `$filter` that must
 /// match exactly one resource of `collection`. Zero or several matches, or a resource that carries
 /// another object's UID tag, are problems that need a human; nothing is adopted then.

@@ -232,16 +232,6 @@ impl Observer {
         })
     }
 
-    /// The cached observation of `href` in `collection` of `provider`, starting the collection's poll
-    /// task on first use and waiting (briefly) for its first listing. `None`: not listed (yet), so
-    /// the caller GETs it.
-    pub async fn cached(&self, provider: &str, collection: &'static str, href: &str) -> Option<Value> {
-        let poller = self.poller(provider, collection);
-        let mut first = poller.first.subscribe();
-        let _ = tokio::time::timeout(FIRST_POLL_WAIT, first.wait_for(|done| *done)).await;
-        lock_state(&poller).entries.get(href).map(|c| c.value.clone())
-    }
-
     /// Stores what a GET of `href` answered (fresher than any listing started before) and whose it is.
     pub fn record(&self, provider: &str, collection: &'static str, href: &str, value: &Value, owner: Owner) {
         let poller = self.poller(provider, collection);
@@ -550,63 +540,56 @@ pub fn steady(common: &ManagedStatus, generation: Option<i64>) -> bool {
     ready && !super::managed::job_running(common.job.as_ref())
 }
 
+/// Where and how to read one object's provider resource.
+#[derive(Clone, Copy)]
+pub struct Lookup<'a> {
+    /// The CimiProvider.
+    pub provider: &'a str,
+    /// Its client.
+    pub client: &'a CimiClient,
+    /// The CEP collection of the resource (`machines`).
+    pub collection: &'static str,
+    /// The resource (`status.id`).
+    pub href: &'a str,
+    /// Whether the object is steady (see [`steady`]): its observation may come from the cache.
+    pub steady: bool,
+    /// Whether the resource was imported (`spec.import`), so carries no tag of ours.
+    pub imported: bool,
+}
+
 /// Reads the provider resource of `obj` at `href` (`None` when it is gone, as
 /// [`super::managed::observe`] decides): from the observer's cache when the object is `steady` and
 /// the resource was listed, else by a GET whose answer goes into the cache.
-pub async fn observe_object<K>(
-    ctx: &Context,
-    provider: &str,
-    client: &CimiClient,
-    collection: &'static str,
-    obj: &K,
-    href: &str,
-    steady: bool,
-) -> Result<Option<Value>, CimiError>
+///
+/// An `imported` resource carries no tag of ours (none at all under ObserveOnly), so the tag-filtered listing
+/// misses it: it is served from the cache only when it was in the last listing, which lists the collection
+/// whole while there are at least as many imported resources as pages in it; otherwise each is read by a
+/// GET, and only a 404 means gone.
+pub async fn observe_object<K>(ctx: &Context, obj: &K, at: &Lookup<'_>) -> Result<Option<Value>, CimiError>
 where
     K: Resource<DynamicType = ()>,
 {
+    let Lookup { provider, client, collection, href, steady, imported } = *at;
     let uid = obj.uid().unwrap_or_default();
-    if steady
-        && let Some(v) = ctx.observer.cached(provider, collection, href).await
-        && super::managed::carries_uid(&v, &uid)
-    {
-        return Ok(Some(v));
-    }
-    let current = super::managed::observe(client, href, &uid).await?;
-    if let Some(v) = &current {
-        ctx.observer.record(provider, collection, href, v, (obj.namespace().unwrap_or_default(), obj.name_any()));
-    }
-    Ok(current)
-}
-
-/// Reads the imported provider resource of `obj` at `href` (`None` when it is gone): from the observer's
-/// cache when the object is `steady` and the resource was in the last listing, else by a GET. Imported
-/// resources carry no tag of ours, so they are listed (unfiltered) only while there are at least as many of
-/// them as pages in the whole collection; otherwise each is read by a GET.
-pub async fn observe_imported<K>(
-    ctx: &Context,
-    provider: &str,
-    client: &CimiClient,
-    collection: &'static str,
-    obj: &K,
-    href: &str,
-    steady: bool,
-) -> Result<Option<Value>, CimiError>
-where
-    K: Resource<DynamicType = ()>,
-{
     let owner = (obj.namespace().unwrap_or_default(), obj.name_any());
     let poller = ctx.observer.poller(provider, collection);
-    lock_state(&poller).imported.insert(href.to_string());
+    if imported {
+        lock_state(&poller).imported.insert(href.to_string());
+    }
     if steady {
         let mut first = poller.first.subscribe();
         let _ = tokio::time::timeout(FIRST_POLL_WAIT, first.wait_for(|done| *done)).await;
         let state = lock_state(&poller);
-        if let Some(c) = state.entries.get(href).filter(|c| c.listed) {
+        let usable = |c: &&Cached| if imported { c.listed } else { super::managed::carries_uid(&c.value, &uid) };
+        if let Some(c) = state.entries.get(href).filter(usable) {
             return Ok(Some(c.value.clone()));
         }
     }
-    let current = super::managed::read_imported(client, href).await?;
+    let current = if imported {
+        super::managed::read_imported(client, href).await?
+    } else {
+        super::managed::observe(client, href, &uid).await?
+    };
     if let Some(v) = &current {
         ctx.observer.record(provider, collection, href, v, owner);
     }

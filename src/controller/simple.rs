@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
-    desired_properties, drift_report, enforce_timeout, find_by_uid, find_import, job_running, job_started,
-    ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue, wanted_attributes,
+    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
+    enforce_timeout, find_by_uid, find_import, job_running, job_started, observe_known, ready_transition_event,
+    recover_failed_create, refresh_job, tags, transient_overdue, wanted_attributes,
 };
 use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
@@ -211,36 +211,19 @@ async fn sync<K: SimpleKind>(
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = obj.import_spec();
     let current = match (&common.id, imported) {
-        (Some(href), Some(_)) => {
-            match observer::observe_imported(ctx, obj.provider_name(), client, K::COLLECTION, obj, href, steady).await?
-            {
-                Some(v) => {
-                    check_not_claimed(&v, &uid, K::NOUN)?;
-                    Some(v)
-                }
-                None => {
-                    return Err(Problem::stalled(
-                        Reason::ResourceGone,
-                        format!("the imported provider {} {href} no longer exists; delete the object", K::NOUN),
-                    ));
-                }
-            }
-        }
-        (Some(href), None) => {
-            match observer::observe_object(ctx, obj.provider_name(), client, K::COLLECTION, obj, href, steady).await? {
-                Some(v) => Some(v),
-                None if job_running(common.job.as_ref()) => {
-                    return Ok((
-                        Progress::Working(Reason::Creating, "waiting for the create Job".into()),
-                        ACTIVE_REQUEUE,
-                    ));
-                }
-                None => {
-                    return Err(Problem::stalled(
-                        Reason::ResourceGone,
-                        format!("the provider {} {href} no longer exists; delete and recreate the object", K::NOUN),
-                    ));
-                }
+        (Some(href), imported) => {
+            let creating = job_running(common.job.as_ref());
+            let at = observer::Lookup {
+                provider: obj.provider_name(),
+                client,
+                collection: K::COLLECTION,
+                href,
+                steady,
+                imported: imported.is_some(),
+            };
+            match observe_known(ctx, obj, &at, K::NOUN, creating).await? {
+                Ok(v) => Some(v),
+                Err(early) => return Ok(early),
             }
         }
         (None, Some(import)) => {

@@ -25,9 +25,9 @@ use super::kubeops::{
     add_finalizer, annotation, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer,
 };
 use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, check_not_claimed, cleanup, connection, delete_overdue,
-    desired_properties, drift_report, enforce_timeout, entries, find_by_uid, find_import, job_running, job_started,
-    operations, poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
+    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
+    enforce_timeout, entries, find_by_uid, find_import, job_running, job_started, observe_known, operations,
+    poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
     wanted_attributes,
 };
 use super::outcome::{Problem, Progress, retry_delay};
@@ -196,34 +196,21 @@ async fn sync(
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = spec.import.as_ref();
     let current = match (&status.common.id, imported) {
-        (Some(href), Some(_)) => {
-            match observer::observe_imported(ctx, provider, client, COLLECTION, machine, href, steady).await? {
-                Some(v) => {
-                    check_not_claimed(&v, &uid, "machine")?;
-                    Some(v)
-                }
-                None => {
-                    return Err(Problem::stalled(
-                        Reason::ResourceGone,
-                        format!("the imported provider machine {href} no longer exists; delete the object"),
-                    ));
-                }
+        (Some(href), imported) => {
+            let creating = job_running(status.common.job.as_ref());
+            let at = observer::Lookup {
+                provider,
+                client,
+                collection: COLLECTION,
+                href,
+                steady,
+                imported: imported.is_some(),
+            };
+            match observe_known(ctx, machine, &at, "machine", creating).await? {
+                Ok(v) => Some(v),
+                Err(early) => return Ok(early),
             }
         }
-        (Some(href), None) => match observer::observe_object(ctx, provider, client, COLLECTION, machine, href, steady)
-            .await?
-        {
-            Some(v) => Some(v),
-            None if job_running(status.common.job.as_ref()) => {
-                return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
-            }
-            None => {
-                return Err(Problem::stalled(
-                    Reason::ResourceGone,
-                    format!("the provider machine {href} no longer exists; delete and recreate the object"),
-                ));
-            }
-        },
         (None, Some(import)) => {
             let ours = if observe_only { None } else { find_by_uid(client, COLLECTION, &uid).await? };
             match ours {
