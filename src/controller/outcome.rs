@@ -22,6 +22,21 @@ pub struct Problem {
     pub retry_after: Option<Duration>,
 }
 
+/// The condition of an object the operator leaves alone (`cimi.dev/paused: "true"`).
+pub fn set_paused(conds: &mut ConditionSet) {
+    conds.set(SYNCED, Status::False, Reason::Paused, "the object carries cimi.dev/paused: \"true\"");
+}
+
+/// Marks the generation a pass works on; on first contact (no generation observed yet) the object is
+/// Reconciling and not Ready, so kstatus never reads a new object as Current.
+pub fn begin(conds: &mut ConditionSet, common: &mut crate::api::common::ManagedStatus, generation: Option<i64>) {
+    if common.observed_generation.is_none() {
+        conds.set(RECONCILING, Status::True, Reason::Creating, "the operator has seen the object");
+        conds.set(READY, Status::False, Reason::Creating, "the operator has seen the object");
+    }
+    common.observed_generation = generation;
+}
+
 /// Where a pass that reached the provider stands.
 #[derive(Debug)]
 pub enum Progress {

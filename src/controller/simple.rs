@@ -133,7 +133,7 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
     if flag(&*obj, ANNOTATION_PAUSED) {
-        conds.set(SYNCED, Status::False, Reason::Paused, "the object carries cimi.dev/paused: \"true\"");
+        super::outcome::set_paused(&mut conds);
         K::common(&mut status).conditions = conds.build();
         write(&ctx, &api, &*obj, &old, status).await?;
         return Ok(Action::await_change());
@@ -141,11 +141,7 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     if !has_finalizer(&*obj, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*obj, FINALIZER_CLEANUP).await?;
     }
-    if K::common(&mut status).observed_generation.is_none() {
-        conds.set(RECONCILING, Status::True, Reason::Creating, "the operator has seen the object");
-        conds.set(READY, Status::False, Reason::Creating, "the operator has seen the object");
-    }
-    K::common(&mut status).observed_generation = generation;
+    super::outcome::begin(&mut conds, K::common(&mut status), generation);
 
     let outcome = sync(&*obj, &ctx, &api, &mut status).await;
     if matches!(outcome, Ok((Progress::InSync, _))) {

@@ -103,7 +103,7 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
         return finalize(&machine, &ctx, &api, old, status, conds).await;
     }
     if flag(&*machine, ANNOTATION_PAUSED) {
-        conds.set(SYNCED, Status::False, Reason::Paused, "the object carries cimi.dev/paused: \"true\"");
+        super::outcome::set_paused(&mut conds);
         status.common.conditions = conds.build();
         write(&ctx, &api, &machine, &old, status).await?;
         return Ok(Action::await_change());
@@ -111,12 +111,7 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
     if !has_finalizer(&*machine, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*machine, FINALIZER_CLEANUP).await?;
     }
-    if old.common.observed_generation.is_none() {
-        // First contact: kstatus must never read a new object as Current.
-        conds.set(RECONCILING, Status::True, Reason::Creating, "the operator has seen the object");
-        conds.set(READY, Status::False, Reason::Creating, "the operator has seen the object");
-    }
-    status.common.observed_generation = generation;
+    super::outcome::begin(&mut conds, &mut status.common, generation);
 
     let outcome = sync(&machine, &ctx, &api, &mut status).await;
     if matches!(outcome, Ok((Progress::InSync, _))) {

@@ -81,7 +81,7 @@ async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action,
         return finalize(&system, &ctx, &api, old, status, conds).await;
     }
     if flag(&*system, ANNOTATION_PAUSED) {
-        conds.set(SYNCED, Status::False, Reason::Paused, "the object carries cimi.dev/paused: \"true\"");
+        super::outcome::set_paused(&mut conds);
         status.common.conditions = conds.build();
         write(&ctx, &api, &system, &old, status).await?;
         return Ok(Action::await_change());
@@ -89,12 +89,7 @@ async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action,
     if !has_finalizer(&*system, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*system, FINALIZER_CLEANUP).await?;
     }
-    if old.common.observed_generation.is_none() {
-        // First contact: kstatus must never read a new object as Current.
-        conds.set(RECONCILING, Status::True, Reason::Creating, "the operator has seen the object");
-        conds.set(READY, Status::False, Reason::Creating, "the operator has seen the object");
-    }
-    status.common.observed_generation = generation;
+    super::outcome::begin(&mut conds, &mut status.common, generation);
 
     let mut outcome = sync(&system, &ctx, &api, &mut status).await;
     if outcome.is_ok()
