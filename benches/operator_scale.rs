@@ -118,6 +118,7 @@ fn class(op: &str) -> &'static str {
 async fn sim_job_time(url: &str, n: usize) -> Duration {
     let mut config = ClientConfig::new("bench", url).expect("config");
     config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
+    config.transport.allow_plain_http = true;
     let cimi = CimiClient::connect(config).await.expect("connect");
     let configs = cimi.collection_url("machineConfigs").await.expect("configs");
     let images = cimi.collection_url("machineImages").await.expect("images");

@@ -135,6 +135,18 @@ reasons! {
     InvalidSpec: [READY, STALLED]
         "The spec passed admission but cannot be turned into a CIMI request (for example a quantity too large for CIMI).",
         "Correct the spec as the message says.";
+    UntrustedHref: [READY, STALLED]
+        "An href, from the spec (`import.href`, a catalog href) or from the provider (baseURI, a collection, an \
+         operation, `Location`, `CIMI-Job-URI`, a next page), points outside the provider's origin, carries user \
+         info or is not http(s). The operator refused it without making any request; the message names the href.",
+        "Correct the href in the spec. If the provider really serves it from another origin, its owner adds that \
+         origin to the CimiProvider's `spec.trustedOrigins`.";
+    ReadLimitExceeded: [READY, STALLED]
+        "The provider answered more than the CimiProvider's `spec.readLimits` allow: a body larger than \
+         `maxBodySize`, a listing with more pages than `maxPages` or entries than `maxEntries`, pages that loop, \
+         or a listing longer than `listingTimeout`. What was read was dropped.",
+        "If the provider is right (a very large collection), raise the limit the message names on the \
+         CimiProvider; otherwise report the provider.";
     Reachable: [READY]
         "CimiProvider: the CloudEntryPoint answered with the given credentials.",
         "Nothing.";
@@ -150,6 +162,11 @@ reasons! {
     TLSError: [READY]
         "CimiProvider: the TLS handshake failed (unknown CA, wrong host name, expired certificate).",
         "Provide the CA with `spec.caBundleSecretRef` (key `ca.crt`), or correct the endpoint's host name.";
+    PlainHttpNotAllowed: [READY]
+        "CimiProvider: the endpoint (or a trusted origin) is plain `http://` and credentials are configured; they \
+         would travel in clear text, so the operator does not connect.",
+        "Use an `https://` endpoint, or set `spec.allowPlainHttp: true` if the network to the provider is trusted \
+         (a lab, a loopback simulator).";
     CredentialsNotFound: [READY]
         "CimiProvider: the credentials or CA Secret is missing, lacks its keys, or is outside the operator's namespace.",
         "Create the Secret in the operator's namespace with keys `username` and `password`, or `token` (and `ca.crt` for a CA).";

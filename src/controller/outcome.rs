@@ -157,6 +157,8 @@ impl From<CimiError> for Problem {
             CimiError::NotFound { .. } => (Reason::ResourceGone, true),
             CimiError::Config(_) => (Reason::InvalidSpec, true),
             CimiError::Protocol { .. } => (Reason::ProviderRejected, false),
+            CimiError::UntrustedHref { .. } => (Reason::UntrustedHref, true),
+            CimiError::ReadLimit { .. } => (Reason::ReadLimitExceeded, true),
         };
         Self { reason, message, stalled, retry_after }
     }

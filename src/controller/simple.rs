@@ -45,7 +45,7 @@ pub trait SimpleKind:
     + 'static
 {
     /// The status type.
-    type Status: Clone + Default + PartialEq + Serialize + Debug + Send + Sync;
+    type Status: Clone + Default + PartialEq + Serialize + serde::de::DeserializeOwned + Debug + Send + Sync;
     /// The CEP collection (`volumes`, `networks`).
     const COLLECTION: &'static str;
     /// The provider state in which the resource is ready (`AVAILABLE`, `STARTED`).
@@ -164,6 +164,7 @@ async fn write<K: SimpleKind>(
     old: &K::Status,
     status: K::Status,
 ) -> Result<(), Error> {
+    let status = super::kubeops::bounded(&status);
     let comparable = |s: &K::Status| {
         let mut s = s.clone();
         K::common(&mut s).last_sync_time = None;

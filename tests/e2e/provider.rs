@@ -46,6 +46,11 @@ pub fn provider_for(op: &TestOperator, name: &str, endpoint: &str, ns: &str, sec
             event_interval: "1m".into(),
             rate_limit: None,
             allowed_namespaces: None,
+            trusted_origins: Vec::new(),
+            // cimi-sim serves plain http on loopback.
+            allow_plain_http: true,
+            read_limits: None,
+            ca_bundle_replaces_system_roots: false,
         },
     );
     p.metadata.labels = Some(op.labels());

@@ -135,6 +135,7 @@ async fn write(
     old: &CimiMachineStatus,
     status: CimiMachineStatus,
 ) -> Result<(), Error> {
+    let status = super::kubeops::bounded(&status);
     let comparable = |s: &CimiMachineStatus| {
         let mut s = s.clone();
         s.common.last_sync_time = None;
@@ -601,6 +602,10 @@ async fn observe_into_status(
     Ok(attached)
 }
 
+/// The most network interfaces, addresses per interface, and attached volumes read of one machine: what a
+/// provider serves beyond is not read (a hostile provider cannot make one machine cost unbounded requests).
+const MAX_SUB_ENTRIES: usize = 64;
+
 /// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
 /// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
 async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
@@ -609,7 +614,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
         let page = client
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
             .await?;
-        for nic in entries(&page) {
+        for nic in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
             let mut attachment = ObservedAttachment {
                 href: nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str).map(str::to_string),
                 state: nic.get("state").and_then(Value::as_str).map(str::to_string),
@@ -619,7 +624,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
                 let page = client
                     .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
                     .await?;
-                for entry in entries(&page) {
+                for entry in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
                     if let Some(addr) = entry.get("address").and_then(|a| a.get("href")).and_then(Value::as_str) {
                         let address = client.get_value(&client.resolve(addr).await?).await?;
                         if let Some(ip) = address.get("ip").and_then(Value::as_str) {
@@ -635,7 +640,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
     let mut attached = Vec::new();
     if let Some(href) = m.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) {
         let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
-        for e in entries(&page) {
+        for e in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
             let volume = e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str);
             volumes.push(ObservedAttachment {
                 href: volume.map(str::to_string),

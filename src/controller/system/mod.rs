@@ -125,6 +125,7 @@ async fn write(
     old: &CimiSystemStatus,
     status: CimiSystemStatus,
 ) -> Result<(), Error> {
+    let status = super::kubeops::bounded(&status);
     let comparable = |s: &CimiSystemStatus| {
         let mut s = s.clone();
         s.common.last_sync_time = None;
