@@ -197,7 +197,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let provider: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "bench"},
-        "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"},
+        "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"}, "allowPlainHttp": true,
                  "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 12),
                  "eventInterval": format!("{}s", poll * 6),
                  "rateLimit": {"requestsPerSecond": 1000, "burst": 2000, "maxConcurrent": 64}}

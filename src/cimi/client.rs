@@ -33,8 +33,8 @@ use url::Url;
 
 use super::error::{CimiError, ReadLimitKind, redact_url};
 use super::model::{self, CloudEntryPoint, Collection, Resource};
-use super::origin::OriginPolicy;
 use super::normalize::{ImageLocationForm, normalize_resource, type_name};
+use super::origin::OriginPolicy;
 use super::query::{Query, select_url};
 use super::transport::{ClientMetrics, Request, Response, Transport, TransportConfig};
 

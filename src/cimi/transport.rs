@@ -655,10 +655,7 @@ impl Transport {
 
     /// The error of a redirect that was not followed: to an origin the policy refuses (named), or too deep.
     fn refused_redirect(&self, from: &Url, headers: &HeaderMap, href: &str) -> CimiError {
-        let target = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| from.join(l.trim()).ok());
+        let target = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| from.join(l.trim()).ok());
         match target {
             Some(to) => match self.inner.origins.check(&to) {
                 Err(e) => {
@@ -903,6 +900,40 @@ mod tests {
             let _ = serde_json::from_value::<Collection<Machine>>(v.clone());
             let _ = serde_json::from_value::<Collection<MachineImage>>(v);
         }
+    }
+
+    #[test]
+    fn credentials_never_go_over_plain_http_unless_allowed() {
+        let plain = Url::parse("http://127.0.0.1:1/machines").unwrap();
+        let basic = Auth::Basic { username: "u".into(), password: Secret::new("p") };
+        let t = |auth: Auth, allow: bool| {
+            let cfg = TransportConfig { auth, allow_plain_http: allow, ..TransportConfig::new("p") };
+            Transport::new(cfg, policy(), ClientMetrics::default()).unwrap()
+        };
+        let refused = t(basic.clone(), false).vet(&plain).unwrap_err();
+        assert!(
+            matches!(&refused, CimiError::UntrustedHref { reason, .. } if reason.contains("allowPlainHttp")),
+            "{refused}"
+        );
+        assert!(t(basic, true).vet(&plain).is_ok(), "explicitly allowed");
+        assert!(t(Auth::None, false).vet(&plain).is_ok(), "no credentials, nothing to protect");
+        let foreign = Url::parse("http://127.0.0.2:1/machines").unwrap();
+        assert!(matches!(t(Auth::None, true).vet(&foreign), Err(CimiError::UntrustedHref { .. })));
+        let tr = t(Auth::None, false);
+        let _ = tr.vet(&foreign);
+        let labels = RefusalLabels { provider: "p".into(), reason: "untrusted_href".into() };
+        assert_eq!(tr.metrics().refused.get_or_create(&labels).get(), 1, "refusals are counted");
+    }
+
+    #[tokio::test]
+    async fn a_refused_url_is_never_requested() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let t = Transport::new(TransportConfig::new("p"), policy(), ClientMetrics::default()).unwrap();
+        let e = t.execute(&Request::get(Url::parse(&format!("http://{addr}/x")).unwrap(), "get")).await;
+        assert!(matches!(e, Err(CimiError::UntrustedHref { .. })), "{e:?}");
+        assert!(listener.accept().is_err(), "no connection was made");
     }
 
     #[test]

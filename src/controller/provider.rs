@@ -623,6 +623,24 @@ mod tests {
         assert_eq!(probe_reason(&CimiError::NotFound { href: "h".into() }), Reason::NotCIMI);
     }
 
+    fn provider(endpoint: &str, trusted: &[&str], allow: bool) -> CimiProvider {
+        let spec = serde_json::json!({"endpoint": endpoint, "trustedOrigins": trusted, "allowPlainHttp": allow});
+        CimiProvider::new("p", serde_json::from_value(spec).expect("spec"))
+    }
+
+    #[test]
+    fn plain_http_needs_an_explicit_opt_in() {
+        let basic = Auth::Basic { username: "u".into(), password: crate::cimi::Secret::new("p") };
+        let refusal = plain_http_refusal(&provider("http://lab:8780/", &[], false), &basic).expect("refused");
+        assert!(refusal.contains("http://lab:8780/") && refusal.contains("allowPlainHttp"), "{refusal}");
+        assert_eq!(plain_http_refusal(&provider("http://lab:8780/", &[], true), &basic), None);
+        assert_eq!(plain_http_refusal(&provider("https://lab/", &[], false), &basic), None);
+        assert_eq!(plain_http_refusal(&provider("http://lab/", &[], false), &Auth::None), None, "no credentials");
+        let refusal =
+            plain_http_refusal(&provider("https://lab/", &["http://jobs.lab"], false), &basic).expect("refused");
+        assert!(refusal.contains("http://jobs.lab"), "a plain-http trusted origin counts too: {refusal}");
+    }
+
     #[test]
     fn capabilities_come_from_resource_metadata_and_are_capped() {
         let docs = vec![

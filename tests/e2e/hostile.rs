@@ -184,7 +184,8 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
         let note = warning_event(&client, &ns.name, name, "UntrustedHref").await;
         assert!(note.contains(second.url.trim_end_matches('/')), "{mode:?}: {note}");
         wait_machine_reason(&machines, name, "True", "Available").await;
-        let creates: u64 = hostile(mode).sim.stats().requests.get("MachineCollection.add").map_or(0, |s| s.values().sum());
+        let creates: u64 =
+            hostile(mode).sim.stats().requests.get("MachineCollection.add").map_or(0, |s| s.values().sum());
         assert_eq!(creates, 1, "{mode:?}: one create on the provider");
     }
 

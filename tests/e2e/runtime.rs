@@ -486,7 +486,8 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         "spec": {
             "endpoint": sim.url(),
             "credentialsSecretRef": {"namespace": ns_a.name, "name": "creds"},
-            "pollInterval": "2s"
+            "pollInterval": "2s",
+            "allowPlainHttp": true
         }
     }))
     .expect("a CimiProvider");

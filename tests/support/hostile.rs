@@ -307,8 +307,10 @@ fn endless_page(path_and_query: &str) -> Response {
     let first = param("$first").unwrap_or(1).max(1);
     let last = param("$last").unwrap_or(first + 99).min(first + 999);
     let entries: Vec<Value> = (first..=last)
-        .map(|i| json!({"id": format!("machineImages/endless-{i}"), "name": format!("endless {i}"),
-                        "resourceURI": "http://schemas.dmtf.org/cimi/1/MachineImage"}))
+        .map(|i| {
+            json!({"id": format!("machineImages/endless-{i}"), "name": format!("endless {i}"),
+                        "resourceURI": "http://schemas.dmtf.org/cimi/1/MachineImage"})
+        })
         .collect();
     json_response(
         StatusCode::OK,
