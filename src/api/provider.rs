@@ -204,7 +204,7 @@ pub struct CimiProviderStatus {
     /// True when the last probe reached a CIMI CloudEntryPoint with the given credentials.
     #[serde(default)]
     pub ready: bool,
-    /// Ready and InUse; see docs/reasons.md for every reason.
+    /// Ready, InUse, and Stalled when a human must act (bad credentials, not a CIMI endpoint, TLS, refused hrefs, read limits); see docs/reasons.md for every reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -23,7 +23,7 @@ use super::registry::{ProviderConnection, fingerprint};
 use super::watching;
 use crate::FINALIZER_IN_USE;
 use crate::api::common::parse_duration;
-use crate::api::conditions::{self, ConditionSet, IN_USE, READY, Status};
+use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
 use crate::api::provider::{
     CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, CimiProviderStatus, Format, MAX_CAPABILITIES,
 };
@@ -574,6 +574,43 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::requeue(poll))
 }
 
+/// The Ready reasons of a CimiProvider that a retry cannot mend: a human must change the spec, a Secret or
+/// the provider.
+const NEEDS_A_HUMAN: &[Reason] = &[
+    Reason::Unauthorized,
+    Reason::NotCIMI,
+    Reason::TLSError,
+    Reason::CredentialsNotFound,
+    Reason::PlainHttpNotAllowed,
+    Reason::UntrustedHref,
+    Reason::ReadLimitExceeded,
+];
+
+/// `conditions` with `Stalled=True` (the Ready condition's reason and message) when the provider is not Ready
+/// for a reason that needs a human, so that Argo CD shows Degraded and Flux fails promptly; without a Stalled
+/// condition otherwise (an unreachable provider may come back by itself).
+fn with_stalled(
+    provider: &CimiProvider,
+    conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let ready = conditions::find(&conditions, READY).cloned();
+    let mut conds =
+        ConditionSet::new(&conditions, provider.meta().generation, Time(k8s_openapi::jiff::Timestamp::now()));
+    let stalled = ready
+        .as_ref()
+        .filter(|c| c.status == "False")
+        .and_then(|c| NEEDS_A_HUMAN.iter().find(|r| r.as_str() == c.reason).map(|r| (*r, c.message.clone())));
+    match stalled {
+        Some((reason, message)) => {
+            conds.set(STALLED, Status::True, reason, message);
+        }
+        None => {
+            conds.remove(STALLED);
+        }
+    }
+    conds.build()
+}
+
 /// Writes status when it changed (the probe time and latency alone do not count) and records an
 /// Event when Ready flips or changes reason.
 async fn write(
@@ -583,7 +620,8 @@ async fn write(
     old: &CimiProviderStatus,
     status: CimiProviderStatus,
 ) -> Result<(), Error> {
-    let status = super::kubeops::bounded(&status);
+    let mut status = super::kubeops::bounded(&status);
+    status.conditions = with_stalled(provider, status.conditions);
     let comparable = |s: &CimiProviderStatus| CimiProviderStatus { last_probe_time: None, latency: None, ..s.clone() };
     let probe_due = match (&old.last_probe_time, &status.last_probe_time) {
         (Some(a), Some(b)) => b.0.duration_since(a.0).as_secs() >= 60,

@@ -44,6 +44,7 @@ fn machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
             management_policy: Default::default(),
             import: None,
             timeouts: None,
+            resource_gone_policy: Default::default(),
         },
     );
     m.metadata.labels = Some(op.labels());

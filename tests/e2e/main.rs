@@ -7,6 +7,7 @@ mod hostile_provider;
 
 mod api;
 mod chart;
+mod day2;
 mod devenv;
 mod gitops;
 mod hostile;

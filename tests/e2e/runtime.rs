@@ -615,6 +615,7 @@ async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again
             management_policy: Default::default(),
             import: None,
             timeouts: None,
+            resource_gone_policy: Default::default(),
         },
     );
     machine.metadata.labels = Some(op.labels());

@@ -26,7 +26,7 @@ use super::kubeops::{
 };
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
-    enforce_timeout, entries, find_by_uid, find_import, job_running, job_started, observe_known, operations,
+    enforce_timeout, entries, find_import, find_own, job_running, job_started, observe_known, operations,
     poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
     wanted_attributes,
 };
@@ -40,7 +40,7 @@ use crate::api::quantity::{capacity_kb, format_memory_kib, memory_kib};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
 use crate::cimi::{CimiClient, CimiError, model};
-use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP};
+use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of machines.
 pub const COLLECTION: &str = "machines";
@@ -99,14 +99,15 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
     let generation = machine.meta().generation;
     let mut conds = ConditionSet::new(&old.common.conditions, generation, now.clone());
 
-    if machine.meta().deletion_timestamp.is_some() {
-        return finalize(&machine, &ctx, &api, old, status, conds).await;
-    }
-    if flag(&*machine, ANNOTATION_PAUSED) {
-        super::outcome::set_paused(&mut conds);
+    let deleting = machine.meta().deletion_timestamp.is_some();
+    if super::outcome::held_by_pause(&*machine) {
+        super::outcome::set_paused(&mut conds, deleting);
         status.common.conditions = conds.build();
         write(&ctx, &api, &machine, &old, status).await?;
         return Ok(Action::await_change());
+    }
+    if deleting {
+        return finalize(&machine, &ctx, &api, old, status, conds).await;
     }
     if !has_finalizer(&*machine, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*machine, FINALIZER_CLEANUP).await?;
@@ -191,9 +192,9 @@ async fn sync(
 
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = spec.import.as_ref();
-    let current = match (&status.common.id, imported) {
+    let current = match (status.common.id.clone(), imported) {
         (Some(href), imported) => {
-            let creating = job_running(status.common.job.as_ref());
+            let href = href.as_str();
             let at = observer::Lookup {
                 provider,
                 client,
@@ -202,13 +203,17 @@ async fn sync(
                 steady,
                 imported: imported.is_some(),
             };
-            match observe_known(ctx, machine, &at, "machine", creating).await? {
+            match observe_known(ctx, machine, &at, "machine", &mut status.common).await? {
                 Ok(v) => Some(v),
                 Err(early) => return Ok(early),
             }
         }
         (None, Some(import)) => {
-            let ours = if observe_only { None } else { find_by_uid(client, COLLECTION, &uid).await? };
+            let ours = if observe_only {
+                None
+            } else {
+                find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?
+            };
             match ours {
                 Some(v) => Some(v),
                 None => {
@@ -220,7 +225,7 @@ async fn sync(
                 }
             }
         }
-        (None, None) => find_by_uid(client, COLLECTION, &uid).await?,
+        (None, None) => find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?,
     };
     let Some(current) = current else {
         if observe_only {
