@@ -183,11 +183,18 @@ fn read_query(params: &[(String, String)]) -> Result<ReadQuery, QueryError> {
             _ => {}
         }
     }
-    q.select = query::name_list(params.iter().filter(|(k, _)| k == "$select").map(|(_, v)| v.as_str()));
+    q.select = names_of(params, "$select")?;
     if params.iter().any(|(k, _)| k == "$expand") {
-        q.expand = Some(query::name_list(params.iter().filter(|(k, _)| k == "$expand").map(|(_, v)| v.as_str())));
+        q.expand = Some(names_of(params, "$expand")?);
     }
     Ok(q)
+}
+
+/// The names of every `$select` (or `$expand`) parameter, their paths checked.
+fn names_of(params: &[(String, String)], key: &str) -> Result<Vec<String>, QueryError> {
+    let names = query::name_list(params.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()));
+    query::check_paths(&names)?;
+    Ok(names)
 }
 
 /// What the faults decided for one request.
@@ -616,10 +623,11 @@ fn execute(
         }
         (Target::Cep | Target::Resource(_), "PUT") => {
             if_match(store, path, headers)?;
-            let select: Option<Vec<String>> = params
-                .iter()
-                .any(|(k, _)| k == "$select")
-                .then(|| query::name_list(params.iter().filter(|(k, _)| k == "$select").map(|(_, v)| v.as_str())));
+            let select = if params.iter().any(|(k, _)| k == "$select") {
+                Some(names_of(params, "$select").map_err(|e| SimError::new(400, e.0))?)
+            } else {
+                None
+            };
             store.update(path, need_body()?, select.as_deref())
         }
         (Target::Resource(_), "DELETE") => {
