@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use cimi_operator::sim::{Auth, Catalog, FaultSet, JobRetention, Profile, Sim, SimConfig, Timing, TlsFiles};
+use cimi_operator::sim::{Auth, Catalog, FaultSet, JobRetention, Limits, Profile, Sim, SimConfig, Timing, TlsFiles};
 use clap::Parser;
 
 /// A CIMI provider that simulates an IaaS.
@@ -60,6 +61,52 @@ struct Args {
     /// At most this many Jobs are kept; beyond it the oldest finished ones are removed.
     #[arg(long, default_value_t = 10_000)]
     max_jobs: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one request or connection may cost (see `Limits`).
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// The largest request body in bytes; larger is answered 413.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// The longest request target (path and query) in bytes; longer is answered 414.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_uri_bytes)]
+    max_uri_bytes: usize,
+    /// The largest request head (request line and headers) in bytes; larger is answered 431.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_header_bytes)]
+    max_header_bytes: usize,
+    /// Seconds a client may take to send a request head before its connection is closed.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "10")]
+    header_read_timeout: Duration,
+    /// Seconds a connection may stay idle between requests before it is closed.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "60")]
+    idle_timeout: Duration,
+    /// Seconds reading one request body may take before the request is answered 408.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "30")]
+    body_read_timeout: Duration,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_uri_bytes: self.max_uri_bytes,
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_read_timeout,
+        }
+    }
+}
+
+/// A positive number of seconds, decimals allowed (`0.5`).
+fn seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("{text} is not a positive number of seconds")),
+    }
 }
 
 #[tokio::main]
@@ -102,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
             age: std::time::Duration::from_secs(args.job_retention_minutes.saturating_mul(60)),
             max_jobs: args.max_jobs,
         },
+        limits: args.limits.limits(),
     };
     let mut sim = Sim::start(config).await.context("starting the simulator")?;
     println!("{}", sim.url());

@@ -4,14 +4,15 @@
 //! statistics, its fault rules, and lets a test restart it (same port, same state) or stop it. The same
 //! simulator runs as the `cimi-sim` binary.
 //!
-//! - [`config`]: [`SimConfig`], profiles, timing and authentication;
+//! - [`config`]: [`SimConfig`], profiles, timing, authentication and [`Limits`];
 //! - [`catalog`]: the configurations, images and templates it starts with (the Primer's by default);
 //! - [`store`]: the resources, their state machines and Jobs;
 //! - [`machine`]: the state machines as pure functions;
 //! - [`query`]: `$filter`, `$select`, `$expand`, `$first`/`$last`, `$orderby`;
 //! - [`faults`]: fault rules (`GET/PUT /_sim/faults`);
 //! - [`stats`]: request statistics (`GET /_sim/stats`);
-//! - [`server`]: HTTP, content negotiation, profiles and the admin API.
+//! - [`server`]: HTTP, content negotiation, profiles and the admin API;
+//! - [`request`]: a request read within its limits (target length, body size, time and depth).
 
 pub mod catalog;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod faults;
 pub mod journal;
 pub mod machine;
 pub mod query;
+pub mod request;
 pub mod server;
 pub mod stats;
 pub mod store;
@@ -38,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 pub use catalog::Catalog;
-pub use config::{Auth, JobRetention, Profile, SimConfig, Timing, TlsFiles};
+pub use config::{Auth, JobRetention, Limits, Profile, SimConfig, Timing, TlsFiles};
 pub use faults::{FaultKind, FaultRule, FaultSet};
 pub use stats::{RequestRecord, SimStats};
 
