@@ -9,7 +9,9 @@ mod persistence;
 mod primer;
 mod profiles;
 mod protocol;
+mod raw;
 mod resources;
+mod slow;
 mod systems;
 mod timing;
 #[cfg(feature = "devenv")]
