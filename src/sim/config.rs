@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::catalog::Catalog;
 use super::faults::FaultRule;
 
-/// How a consumer authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a consumer authenticates. Its `Debug` form hides the password and the token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
     /// Every request is accepted.
     None,
@@ -23,6 +23,16 @@ pub enum Auth {
     },
     /// `Authorization: Bearer <token>`.
     Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Basic { user, .. } => f.debug_struct("Basic").field("user", user).field("password", &"***").finish(),
+            Auth::Bearer(_) => f.debug_tuple("Bearer").field(&"***").finish(),
+        }
+    }
 }
 
 /// Which reading of the standard the simulator serves.

@@ -5,6 +5,7 @@
 //! simulator runs as the `cimi-sim` binary.
 //!
 //! - [`config`]: [`SimConfig`], profiles, timing, authentication and [`Limits`];
+//! - [`auth`]: the credential check (constant time);
 //! - [`catalog`]: the configurations, images and templates it starts with (the Primer's by default);
 //! - [`store`]: the resources, their state machines and Jobs;
 //! - [`machine`]: the state machines as pure functions;
@@ -15,6 +16,7 @@
 //! - [`request`]: a request read within its limits (target length, body size, time and depth);
 //! - [`conn`]: connections (TLS, HTTP/1.1 and HTTP/2) and the watchdog of slow and idle ones.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod conn;
@@ -102,7 +104,7 @@ impl Sim {
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
             journal,
-            authorization: server::expected_authorization(&config.auth),
+            authorization: auth::expected_authorization(&config.auth),
             config,
         });
         let shutdown = CancellationToken::new();

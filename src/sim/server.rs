@@ -9,13 +9,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::{Extension, Router};
-use base64::Engine;
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::authorized;
 use super::config::{Auth, Profile, SimConfig};
 use super::faults::{FaultKind, FaultRule, FaultSet, RequestFacts};
 use super::query::{self, QueryError};
@@ -59,7 +59,7 @@ pub struct App {
     pub stats: Mutex<SimStats>,
     /// The journal of a persisted simulator (`--state-file`).
     pub journal: Option<super::journal::Journal>,
-    /// The `Authorization` header expected (see [`expected_authorization`]).
+    /// The `Authorization` header expected (see [`expected_authorization`](super::auth::expected_authorization)).
     pub authorization: Option<Vec<u8>>,
 }
 
@@ -113,38 +113,6 @@ fn negotiate(params: &[(String, String)], headers: &HeaderMap) -> Result<Format,
         }
     }
     Err(SimError::new(406, format!("cannot serve {accept}; ask for application/json or application/xml")))
-}
-
-/// The `Authorization` header a well-behaved client sends (`Basic <base64 of user:password>` or
-/// `Bearer <token>`): compared byte for byte first, so the common case costs no decoding.
-pub fn expected_authorization(auth: &Auth) -> Option<Vec<u8>> {
-    match auth {
-        Auth::None => None,
-        Auth::Bearer(token) => Some(format!("Bearer {token}").into_bytes()),
-        Auth::Basic { user, password } => Some(
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-                .into_bytes(),
-        ),
-    }
-}
-
-fn authorized(auth: &Auth, expected: Option<&[u8]>, headers: &HeaderMap) -> bool {
-    let raw = headers.get(header::AUTHORIZATION);
-    if let (Some(raw), Some(expected)) = (raw, expected)
-        && raw.as_bytes() == expected
-    {
-        return true;
-    }
-    let given = raw.and_then(|v| v.to_str().ok()).unwrap_or("");
-    match auth {
-        Auth::None => true,
-        Auth::Bearer(token) => given.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token),
-        Auth::Basic { user, password } => given
-            .strip_prefix("Basic ")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-            .and_then(|d| String::from_utf8(d).ok())
-            .is_some_and(|up| up == format!("{user}:{password}")),
-    }
 }
 
 fn read_query(params: &[(String, String)]) -> Result<ReadQuery, QueryError> {
