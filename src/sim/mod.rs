@@ -14,7 +14,8 @@
 //! - [`stats`]: request statistics (`GET /_sim/stats`);
 //! - [`server`]: HTTP, content negotiation, profiles and the admin API;
 //! - [`request`]: a request read within its limits (target length, body size, time and depth);
-//! - [`conn`]: connections (TLS, HTTP/1.1 and HTTP/2) and the watchdog of slow and idle ones.
+//! - [`conn`]: connections (TLS, HTTP/1.1 and HTTP/2) and the watchdog of slow and idle ones;
+//! - [`journal`]: persistence (`--state-file`), never through a symbolic link.
 
 pub mod auth;
 pub mod catalog;
