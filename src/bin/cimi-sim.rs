@@ -2,12 +2,13 @@
 //! interrupted.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use cimi_operator::sim::{Auth, Catalog, FaultSet, JobRetention, Limits, Profile, Sim, SimConfig, Timing, TlsFiles};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 /// A CIMI provider that simulates an IaaS.
 #[derive(Debug, Parser)]
@@ -22,12 +23,20 @@ struct Args {
     /// Basic auth user.
     #[arg(long, env = "CIMI_SIM_USER", default_value = "demo")]
     user: String,
-    /// Basic auth password.
-    #[arg(long, env = "CIMI_SIM_PASSWORD", default_value = "demo", hide_env_values = true)]
-    password: String,
-    /// Accept `Authorization: Bearer <token>` instead of Basic.
-    #[arg(long, conflicts_with = "no_auth")]
+    /// Basic auth password [default: demo]. On the command line it is visible to every user of the machine
+    /// (`ps`): prefer --password-file or the environment.
+    #[arg(long, env = "CIMI_SIM_PASSWORD", hide_env_values = true, conflicts_with = "password_file")]
+    password: Option<String>,
+    /// Read the Basic auth password from this file (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Accept `Authorization: Bearer <token>` instead of Basic. On the command line it is visible to every
+    /// user of the machine (`ps`): prefer --token-file or the environment.
+    #[arg(long, env = "CIMI_SIM_TOKEN", hide_env_values = true, conflicts_with_all = ["no_auth", "token_file"])]
     token: Option<String>,
+    /// Read the bearer token from this file (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_auth")]
+    token_file: Option<PathBuf>,
     /// Accept every request.
     #[arg(long)]
     no_auth: bool,
@@ -109,20 +118,54 @@ fn seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A password or token kept in a file: its content, without the trailing newline. An empty one is an error.
+fn read_secret(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!secret.is_empty(), "{} is empty", path.display());
+    Ok(secret.to_string())
+}
+
+/// The credentials, from the command line, the environment or a file (`demo`/`demo` by default).
+fn auth(args: &Args) -> anyhow::Result<Auth> {
+    if args.no_auth {
+        return Ok(Auth::None);
+    }
+    if let Some(token) = &args.token {
+        return Ok(Auth::Bearer(token.clone()));
+    }
+    if let Some(path) = &args.token_file {
+        return Ok(Auth::Bearer(read_secret(path)?));
+    }
+    let password = match (&args.password, &args.password_file) {
+        (Some(password), _) => password.clone(),
+        (None, Some(path)) => read_secret(path)?,
+        (None, None) => "demo".to_string(),
+    };
+    Ok(Auth::Basic { user: args.user.clone(), password })
+}
+
+/// Warns when a secret was given on the command line, where every user of the machine can read it.
+fn warn_about_visible_secrets(matches: &ArgMatches) {
+    for (arg, instead) in
+        [("password", "--password-file or CIMI_SIM_PASSWORD"), ("token", "--token-file or CIMI_SIM_TOKEN")]
+    {
+        if matches.value_source(arg) == Some(ValueSource::CommandLine) {
+            eprintln!("cimi-sim: warning: --{arg} on the command line is visible to other users (ps); use {instead}");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    let auth = if args.no_auth {
-        Auth::None
-    } else if let Some(token) = args.token {
-        Auth::Bearer(token)
-    } else {
-        Auth::Basic { user: args.user, password: args.password }
-    };
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    warn_about_visible_secrets(&matches);
+    let auth = auth(&args)?;
     let catalog = args.catalog.as_deref().map(Catalog::load).transpose()?;
     let faults = match &args.faults {
         Some(path) => {
