@@ -3,6 +3,7 @@
 
 mod binary;
 mod faults;
+mod hostile;
 mod jobs;
 mod networking;
 mod persistence;

@@ -1,10 +1,11 @@
 //! HTTP/1.1 written by hand, for requests a well-behaved client never sends: a length announced but no body, a
 //! head trickled a byte at a time, a connection left silent.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long an exchange may take before the test fails.
@@ -34,6 +35,18 @@ pub fn request(method: &str, target: &str, headers: &[(&str, String)], body: &[u
     bytes
 }
 
+/// A body in the chunked transfer coding, in chunks of 64 KiB.
+pub fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in body.chunks(64 * 1024) {
+        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
 /// An answer: the status (0 when the connection closed without one) and the whole text.
 #[derive(Debug)]
 pub struct RawAnswer {
@@ -43,6 +56,33 @@ pub struct RawAnswer {
 
 fn status_of(text: &str) -> u16 {
     text.strip_prefix("HTTP/1.1 ").and_then(|rest| rest.get(..3)).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// Sends `bytes` on a new connection (from a task of its own, so that an answer given before the request is
+/// complete is read while the rest is still being written) and reads until the server closes.
+pub async fn exchange(addr: SocketAddr, bytes: Vec<u8>) -> RawAnswer {
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+    let writing = tokio::spawn(async move {
+        // The server may answer and close before reading everything: a failed write is expected then.
+        let _ = writer.write_all(&bytes).await;
+        writer
+    });
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within {PATIENCE:?}; got {:?}", String::from_utf8_lossy(&received));
+    writing.abort();
+    let text = String::from_utf8_lossy(&received).into_owned();
+    RawAnswer { status: status_of(&text), text }
 }
 
 /// Reads one answer from a kept-alive connection: the head, then `Content-Length` bytes of body.
