@@ -408,7 +408,9 @@ impl Transport {
         let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the 60 s after which many servers (cimi-sim among them) close an idle connection, so a
+            // request is never sent on a connection the provider is closing.
+            .pool_idle_timeout(Duration::from_secs(30))
             .tcp_keepalive(Duration::from_secs(60))
             .redirect(redirects)
             .user_agent(concat!("cimi-operator/", env!("CARGO_PKG_VERSION")));
