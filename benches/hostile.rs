@@ -105,7 +105,9 @@ async fn main() {
         (Mode::Honest, "Reachable"),
         (Mode::HugeBody, "ReadLimitExceeded"),
         (Mode::EndlessBody, "ReadLimitExceeded"),
-        (Mode::EndlessPages, "ReadLimitExceeded"),
+        // With the default limits the catalog read stops at its own cap of 10,000 entries per collection: the
+        // provider is Reachable, and this row measures what that cap costs in memory.
+        (Mode::EndlessPages, "Reachable"),
         (Mode::ForeignBase, "UntrustedHref"),
         (Mode::Redirect, "UntrustedHref"),
         (Mode::ForeignNextPage, "UntrustedHref"),
