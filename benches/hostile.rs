@@ -69,38 +69,13 @@ async fn main() {
     };
     secrets.create(&PostParams::default(), &secret).await.expect("secret");
 
-    // The operator as a separate process, with the chart's flags (its namespace, every namespace watched).
-    let log = std::env::temp_dir().join("cimi-hostile-bench-operator.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let operator = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
-            .args(["run", "--kubeconfig"])
-            .arg(cp.kubeconfig_path())
-            .args([
-                "--operator-namespace",
-                ns,
-                "--cluster-name",
-                "bench",
-                "--log-format",
-                "json",
-                "--admin-addr",
-                "off",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(log_file.try_clone().expect("log"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start cimi-operator"),
-    );
-    let pid = operator.0.id();
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let second = Recorder::start().await;
     let providers: Api<CimiProvider> = Api::all(client.clone());
-    println!("operator RSS at start: {:.1} MB", rss_kib(pid) as f64 / 1024.0);
+    let log = std::env::temp_dir().join("cimi-hostile-bench-operator.log");
     println!(
-        "| attack | provider Ready reason | bytes of the body read (max of one answer) | peak RSS | RSS at the end |"
+        "| attack | provider Ready reason | bytes of the body read (max of one answer) | RSS before | peak RSS | RSS at the end |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     let attacks = [
         (Mode::Honest, "Reachable"),
         (Mode::HugeBody, "ReadLimitExceeded"),
@@ -113,6 +88,24 @@ async fn main() {
         (Mode::ForeignNextPage, "UntrustedHref"),
     ];
     for (i, (mode, expected)) in attacks.iter().enumerate() {
+        // A fresh operator process per attack (so that each row starts from the same memory), with the
+        // chart's flags: its own namespace, every namespace watched.
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let operator = KillOnDrop(
+            std::process::Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
+                .args(["run", "--kubeconfig"])
+                .arg(cp.kubeconfig_path())
+                .args(["--operator-namespace", ns, "--cluster-name", "bench", "--log-format", "json"])
+                .args(["--admin-addr", "off"])
+                .env("RUST_LOG", "warn")
+                .stdout(log_file.try_clone().expect("log"))
+                .stderr(log_file)
+                .spawn()
+                .expect("start cimi-operator"),
+        );
+        let pid = operator.0.id();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let start_rss = rss_kib(pid);
         let h = Hostile::start(*mode, &second).await;
         let name = format!("attack-{i}");
         let provider: CimiProvider = serde_json::from_value(json!({
@@ -140,12 +133,14 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         println!(
-            "| {mode:?} | {reason} | {} | {:.1} MB | {:.1} MB |",
+            "| {mode:?} | {reason} | {} | {:.1} MB | {:.1} MB | {:.1} MB |",
             h.bytes_sent(),
+            start_rss as f64 / 1024.0,
             peak as f64 / 1024.0,
             last as f64 / 1024.0
         );
-        // One attack at a time: the next one starts from this one's provider gone.
+        // One attack at a time: the next one starts from this one's provider gone, with a new operator.
+        drop(operator);
         let _ = providers.delete(&name, &Default::default()).await;
     }
     println!("requests received by the second origin: {}", second.requests().len());

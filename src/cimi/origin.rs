@@ -108,7 +108,7 @@ impl OriginPolicy {
         }
         let downgrade = origin.is_plain_http()
             && self.origins().any(|t| !t.is_plain_http() && t.host == origin.host)
-            && !self.trusted.iter().any(|t| *t == origin);
+            && !self.trusted.contains(&origin);
         let reason = if downgrade {
             format!(
                 "it would downgrade {} to plain http; a provider that really serves {origin} must be listed in \

@@ -68,11 +68,9 @@ fn clean_strings(value: &mut serde_json::Value) -> bool {
     let mut stack = vec![value];
     while let Some(v) = stack.pop() {
         match v {
-            Value::String(s) => {
-                if s.chars().count() > MAX_STATUS_STRING || s.chars().any(char::is_control) {
-                    *s = clean_text(s, MAX_STATUS_STRING);
-                    changed = true;
-                }
+            Value::String(s) if s.chars().count() > MAX_STATUS_STRING || s.chars().any(char::is_control) => {
+                *s = clean_text(s, MAX_STATUS_STRING);
+                changed = true;
             }
             Value::Array(items) => stack.extend(items.iter_mut()),
             Value::Object(map) => stack.extend(map.values_mut()),
