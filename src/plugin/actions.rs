@@ -78,11 +78,7 @@ impl Action {
     /// Whether the operator handles this action on this kind. One-shot actions are read from the annotation
     /// by the CimiMachine controller only (a CimiSystem's is ignored today; CIMI has no capture of a System).
     pub fn supported_on(self, kind: Kind) -> bool {
-        match (self.power_state(), kind) {
-            (Some(_), Kind::Machine | Kind::System) => true,
-            (None, Kind::Machine) => true,
-            _ => false,
-        }
+        matches!((self.power_state(), kind), (Some(_), Kind::Machine | Kind::System) | (None, Kind::Machine))
     }
 }
 

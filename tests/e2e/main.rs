@@ -10,6 +10,7 @@ mod gitops;
 mod import;
 mod machine;
 mod observe;
+mod plugin;
 mod provider;
 mod quickstart;
 mod resilience;
