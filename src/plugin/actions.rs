@@ -91,23 +91,24 @@ pub fn new_nonce() -> String {
     format!("{millis}-{salt:04x}")
 }
 
-/// Why a GitOps tool would revert a change of `spec.powerState`, if one manages the object: Argo CD and Flux
-/// by their labels and annotations, other tools by `managedFields` (a field manager other than kubectl, the
-/// operator and this plugin that owns `spec.powerState`).
+/// The warnings to give before changing `spec.powerState`, one per tool that would set it back: Argo CD and
+/// Flux by their labels and annotations, other tools by `managedFields` (a field manager other than kubectl,
+/// the operator and this plugin that owns `spec.powerState`).
 pub fn gitops_managers(meta: &ObjectMeta) -> Vec<String> {
+    const GIT: &str = ": it will set spec.powerState back to what Git says; make the change in Git to keep it";
     let mut out = Vec::new();
     let labels = meta.labels.clone().unwrap_or_default();
     let annotations = meta.annotations.clone().unwrap_or_default();
     if let Some(app) = labels.get("argocd.argoproj.io/instance") {
-        out.push(format!("Argo CD (label argocd.argoproj.io/instance={app})"));
+        out.push(format!("Argo CD manages it (label argocd.argoproj.io/instance={app}){GIT}"));
     } else if let Some(id) = annotations.get("argocd.argoproj.io/tracking-id") {
-        out.push(format!("Argo CD (annotation argocd.argoproj.io/tracking-id={id})"));
+        out.push(format!("Argo CD manages it (annotation argocd.argoproj.io/tracking-id={id}){GIT}"));
     }
     if let Some(k) = labels.get("kustomize.toolkit.fluxcd.io/name") {
-        out.push(format!("Flux (Kustomization {k})"));
+        out.push(format!("Flux manages it (Kustomization {k}){GIT}"));
     }
     if let Some(h) = labels.get("helm.toolkit.fluxcd.io/name") {
-        out.push(format!("Flux (HelmRelease {h})"));
+        out.push(format!("Flux manages it (HelmRelease {h}){GIT}"));
     }
     for entry in meta.managed_fields.iter().flatten() {
         let Some(manager) = entry.manager.as_deref() else { continue };
@@ -120,7 +121,10 @@ pub fn gitops_managers(meta: &ObjectMeta) -> Vec<String> {
             .and_then(|f| f.0.get("f:spec"))
             .is_some_and(|spec| spec.get("f:powerState").is_some());
         if owns_power && !out.iter().any(|o| o.contains(manager)) {
-            out.push(format!("the field manager {manager:?}, which owns spec.powerState"));
+            out.push(format!(
+                "the field manager {manager:?} owns spec.powerState: if a GitOps or CI tool applies as {manager:?}, \
+                 its next apply sets it back; make the change where it applies from"
+            ));
         }
     }
     out
@@ -280,10 +284,13 @@ pub async fn run(kube: &Kube, action: Action, args: &ActionArgs, printer: &Print
         Some(wanted) => power(kube, &target, &subject, action, wanted, args).await?,
         None => one_shot(kube, &target, action, args).await?,
     };
-    println!("{outcome}");
     if printer.is_document() {
+        // Scripts get one document on stdout: the object's common status after the action.
+        eprintln!("{outcome}");
         let view = objects::get_view(kube, &target).await?;
-        print!("{}", printer.document(&json!({"object": view, "status": view.status}))?);
+        print!("{}", printer.document(&json!({"object": view, "status": view.status, "outcome": outcome}))?);
+    } else {
+        println!("{outcome}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -296,12 +303,8 @@ async fn power(
     wanted: PowerState,
     args: &ActionArgs,
 ) -> Result<String, PluginError> {
-    for manager in gitops_managers(&subject.meta) {
-        eprintln!(
-            "warning: {} is managed by {manager}: it will set spec.powerState back to what Git says; make the \
-             change in Git to keep it",
-            target.display()
-        );
+    for warning in gitops_managers(&subject.meta) {
+        eprintln!("warning: {}: {warning}", target.display());
     }
     let wanted_text =
         serde_json::to_value(wanted).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
@@ -356,6 +359,7 @@ mod tests {
             namespace: "ns".into(),
             name: "web-1".into(),
             provider: "lab".into(),
+            uid: None,
             generation: Some(generation),
             created: None,
             status: ManagedStatus { state: Some(state.into()), conditions: conds.build(), ..Default::default() },
@@ -438,10 +442,11 @@ mod tests {
         let mut meta = ObjectMeta::default();
         assert!(gitops_managers(&meta).is_empty());
         meta.labels = Some([("argocd.argoproj.io/instance".to_string(), "shop".to_string())].into_iter().collect());
-        assert!(gitops_managers(&meta)[0].starts_with("Argo CD"));
+        assert!(gitops_managers(&meta)[0].starts_with("Argo CD manages it"));
+        assert!(gitops_managers(&meta)[0].ends_with("make the change in Git to keep it"));
         meta.labels =
             Some([("kustomize.toolkit.fluxcd.io/name".to_string(), "apps".to_string())].into_iter().collect());
-        assert!(gitops_managers(&meta)[0].contains("Flux (Kustomization apps)"));
+        assert!(gitops_managers(&meta)[0].contains("Flux manages it (Kustomization apps)"));
         meta.labels = None;
         meta.annotations =
             Some([("argocd.argoproj.io/tracking-id".to_string(), "shop:x".to_string())].into_iter().collect());

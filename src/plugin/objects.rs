@@ -133,6 +133,9 @@ pub struct ObjectView {
     pub name: String,
     /// The CimiProvider it references.
     pub provider: String,
+    /// `metadata.uid`.
+    #[serde(skip)]
+    pub uid: Option<String>,
     /// `metadata.generation`.
     #[serde(skip)]
     pub generation: Option<i64>,
@@ -156,6 +159,7 @@ impl ObjectView {
             namespace: object.namespace().unwrap_or_default(),
             name: object.name_any(),
             provider: object.provider_name().to_string(),
+            uid: object.meta().uid.clone(),
             generation: object.meta().generation,
             created: object.meta().creation_timestamp.clone(),
             status: object.managed_status().cloned().unwrap_or_default(),

@@ -19,7 +19,7 @@ use super::kubeconn::Kube;
 use super::objects::{self, Kind, Target};
 use super::output::{Cell, Printer, Style, Table, age, or_dash};
 use crate::api::common::MeterStatus;
-use crate::controller::observer::PROVIDER_EVENT_REASON;
+use crate::controller::observer::{PROVIDER_EVENT_REASON, event_id_of_note};
 
 /// The meters of an object, as printed.
 #[derive(Clone, Debug, Serialize)]
@@ -133,6 +133,9 @@ pub fn render_events(object: &str, lines: &[EventLine], all: bool, printer: &Pri
         headers.push("reason");
     }
     headers.extend(["action", "message"]);
+    if printer.wide() {
+        headers.push("provider event");
+    }
     let mut t = Table::new(headers);
     for l in lines {
         let mut row = vec![
@@ -143,8 +146,18 @@ pub fn render_events(object: &str, lines: &[EventLine], all: bool, printer: &Pri
             row.push(Cell::plain(&l.reason));
         }
         row.push(Cell::plain(&l.action));
+        // A mirrored provider event reads `provider event <id>: <what happened>`: the id (a long href) goes
+        // to its own column with -o wide.
+        let id = event_id_of_note(&l.message).filter(|_| l.reason == PROVIDER_EVENT_REASON);
+        let text = match id {
+            Some(id) => l.message.strip_prefix(&format!("provider event {id}: ")).unwrap_or(&l.message),
+            None => l.message.as_str(),
+        };
         let count = if l.count > 1 { format!(" (x{})", l.count) } else { String::new() };
-        row.push(Cell::plain(format!("{}{count}", printer.message(&l.message))));
+        row.push(Cell::plain(format!("{}{count}", printer.message(text))));
+        if printer.wide() {
+            row.push(Cell::plain(id.unwrap_or("-")));
+        }
         t.row(row);
     }
     t.render(printer.colour)
@@ -156,13 +169,7 @@ pub async fn events(kube: &Kube, target: &Target, all: bool, printer: &Printer) 
         return Err(PluginError::Usage("events are mirrored on managed objects, not on a CimiProvider".into()));
     }
     let view = objects::get_view(kube, target).await?;
-    let uid = match target.kind {
-        Kind::Machine => objects::get::<crate::api::CimiMachine>(kube, target).await?.metadata.uid,
-        Kind::Volume => objects::get::<crate::api::CimiVolume>(kube, target).await?.metadata.uid,
-        Kind::Network => objects::get::<crate::api::CimiNetwork>(kube, target).await?.metadata.uid,
-        _ => objects::get::<crate::api::CimiSystem>(kube, target).await?.metadata.uid,
-    }
-    .unwrap_or_default();
+    let uid = view.uid.clone().unwrap_or_default();
     let mut selector = format!("involvedObject.uid={uid}");
     if !all {
         selector.push_str(&format!(",reason={PROVIDER_EVENT_REASON}"));
@@ -207,7 +214,10 @@ mod tests {
         let p = Printer { format: OutputFormat::Table, colour: false };
         let text = render_events("CimiMachine/web-1", &lines, false, &p);
         assert!(text.starts_with("AGE"), "{text}");
-        assert!(text.contains("Warning   state    provider event e1"), "{text}");
+        assert!(text.contains("Warning   state    state CREATING -> STOPPED"), "{text}");
+        let wide =
+            render_events("CimiMachine/web-1", &lines, false, &Printer { format: OutputFormat::Wide, colour: false });
+        assert!(wide.contains("PROVIDER EVENT") && wide.contains("   e1"), "{wide}");
         assert!(render_events("CimiMachine/web-1", &[], false, &p).contains("no provider events mirrored"));
     }
 

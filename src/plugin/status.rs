@@ -327,6 +327,7 @@ mod tests {
             namespace: "team-a".into(),
             name: name.into(),
             provider: "lab".into(),
+            uid: None,
             generation: Some(1),
             created: Some(now()),
             status: ManagedStatus { conditions: conds.build(), job, ..Default::default() },

@@ -202,7 +202,7 @@ spec:
     assert!(ok, "{err}");
     let run = cimi(&["start", "cimimachine", "web-1", "-n", n, "--wait"]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("warning: cimimachine/web-1 is managed by Argo CD"), "{}", run.stderr);
+    assert!(run.stderr.contains("warning: cimimachine/web-1: Argo CD manages it"), "{}", run.stderr);
     assert!(run.stdout.contains("CimiMachine/web-1 is STARTED"), "{}", run.stdout);
 
     // meters and events, as the operator mirrored them.
@@ -214,7 +214,7 @@ spec:
     assert!(line(&out, "cpu").contains("percent"), "{out}");
     let out = eventually("provider events of web-1", T, || async {
         let out = cimi_ok(&["events", "cimimachine/web-1", "-n", n]).await;
-        out.contains("provider event").then_some(out)
+        out.contains("state STARTING -> STARTED").then_some(out)
     })
     .await;
     assert!(out.starts_with("AGE") && out.contains("state"), "{out}");
