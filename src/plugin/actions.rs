@@ -145,17 +145,41 @@ pub fn power_outcome(view: &ObjectView, wanted: PowerState, generation: Option<i
         .then(|| Ok(format!("{} is {state}", view.label())))
 }
 
-/// What `--wait` concludes from one reading after a one-shot action with `nonce`.
-pub fn one_shot_outcome(view: &ObjectView, action: &str, nonce: &str) -> Option<Result<String, String>> {
-    let last = view.last_action().filter(|a| a.nonce == nonce)?;
-    let message = last.message.clone().unwrap_or_default();
-    match last.phase.as_str() {
-        "Succeeded" => Some(Ok(match &last.result {
-            Some(result) => format!("{action} succeeded on {}: {result}", view.label()),
-            None => format!("{action} succeeded on {}", view.label()),
-        })),
-        "Failed" => Some(Err(format!("{action} failed on {}: {message}", view.label()))),
-        "Rejected" => Some(Err(format!("{action} rejected for {}: {message}", view.label()))),
+/// The Stalled condition when it is True, as (lastTransitionTime, reason, message): what a one-shot action
+/// compares against, since annotations do not move the generation.
+pub fn stalled_now(view: &ObjectView) -> Option<(String, String, String)> {
+    view.condition(STALLED)
+        .filter(|c| c.status == "True")
+        .map(|c| (c.last_transition_time.0.to_string(), c.reason.clone(), c.message.clone()))
+}
+
+/// What `--wait` concludes from one reading after a one-shot action with `nonce`: the outcome in
+/// `status.lastAction`, or a Stalled condition other than the one the object had before (`stalled_before`),
+/// such as the provider rejecting the request before any Job.
+pub fn one_shot_outcome(
+    view: &ObjectView,
+    action: &str,
+    nonce: &str,
+    stalled_before: Option<&(String, String, String)>,
+) -> Option<Result<String, String>> {
+    if let Some(last) = view.last_action().filter(|a| a.nonce == nonce) {
+        let message = last.message.clone().unwrap_or_default();
+        match last.phase.as_str() {
+            "Succeeded" => {
+                return Some(Ok(match &last.result {
+                    Some(result) => format!("{action} succeeded on {}: {result}", view.label()),
+                    None => format!("{action} succeeded on {}", view.label()),
+                }));
+            }
+            "Failed" => return Some(Err(format!("{action} failed on {}: {message}", view.label()))),
+            "Rejected" => return Some(Err(format!("{action} rejected for {}: {message}", view.label()))),
+            _ => {}
+        }
+    }
+    match stalled_now(view) {
+        Some(now) if Some(&now) != stalled_before => {
+            Some(Err(format!("{action} failed on {}: {}: {}", view.label(), now.1, now.2)))
+        }
         _ => None,
     }
 }
@@ -282,7 +306,7 @@ pub async fn run(kube: &Kube, action: Action, args: &ActionArgs, printer: &Print
     }
     let outcome = match action.power_state() {
         Some(wanted) => power(kube, &target, &subject, action, wanted, args).await?,
-        None => one_shot(kube, &target, action, args).await?,
+        None => one_shot(kube, &target, &subject, action, args).await?,
     };
     if printer.is_document() {
         // Scripts get one document on stdout: the object's common status after the action.
@@ -327,7 +351,20 @@ async fn power(
     wait(kube, target, args.timeout, |v| power_outcome(v, wanted, generation)).await
 }
 
-async fn one_shot(kube: &Kube, target: &Target, action: Action, args: &ActionArgs) -> Result<String, PluginError> {
+async fn one_shot(
+    kube: &Kube,
+    target: &Target,
+    subject: &Subject,
+    action: Action,
+    args: &ActionArgs,
+) -> Result<String, PluginError> {
+    let stalled_before = stalled_now(&subject.view);
+    if let Some((_, reason, message)) = &stalled_before {
+        eprintln!(
+            "warning: {} is Stalled ({reason}: {message}); the operator may not act on the request until that is fixed",
+            target.display()
+        );
+    }
     let nonce = new_nonce();
     let value = format!("{}@{nonce}", action.name());
     let annotations: BTreeMap<&str, &str> = [(crate::ANNOTATION_ACTION, value.as_str())].into_iter().collect();
@@ -336,7 +373,7 @@ async fn one_shot(kube: &Kube, target: &Target, action: Action, args: &ActionArg
     if !args.wait {
         return Ok(format!("{} {} requested", target.display(), action.name()));
     }
-    wait(kube, target, args.timeout, |v| one_shot_outcome(v, action.name(), &nonce)).await
+    wait(kube, target, args.timeout, |v| one_shot_outcome(v, action.name(), &nonce, stalled_before.as_ref())).await
 }
 
 #[cfg(test)]
@@ -423,18 +460,34 @@ mod tests {
             ..Default::default()
         };
         v.status.last_action = Some(last("old", "Succeeded", None));
-        assert_eq!(one_shot_outcome(&v, "restart", "new"), None);
+        assert_eq!(one_shot_outcome(&v, "restart", "new", None), None);
         v.status.last_action = Some(last("new", "Running", None));
-        assert_eq!(one_shot_outcome(&v, "restart", "new"), None);
+        assert_eq!(one_shot_outcome(&v, "restart", "new", None), None);
         v.status.last_action = Some(last("new", "Succeeded", None));
-        assert_eq!(one_shot_outcome(&v, "restart", "new"), Some(Ok("restart succeeded on CimiMachine/web-1".into())));
+        assert_eq!(
+            one_shot_outcome(&v, "restart", "new", None),
+            Some(Ok("restart succeeded on CimiMachine/web-1".into()))
+        );
         v.status.last_action = Some(last("new", "Failed", Some("the provider failed the operation")));
         assert_eq!(
-            one_shot_outcome(&v, "restart", "new"),
+            one_shot_outcome(&v, "restart", "new", None),
             Some(Err("restart failed on CimiMachine/web-1: the provider failed the operation".into()))
         );
         v.status.last_action = Some(last("new", "Rejected", Some("not offered")));
-        assert!(matches!(one_shot_outcome(&v, "restart", "new"), Some(Err(m)) if m.contains("rejected")));
+        assert!(matches!(one_shot_outcome(&v, "restart", "new", None), Some(Err(m)) if m.contains("rejected")));
+    }
+
+    #[test]
+    fn one_shot_fails_on_a_new_stall_but_not_on_the_old_one() {
+        let stalled = view(1, "STOPPED", |c| {
+            c.set(STALLED, Status::True, Reason::ProviderRejected, "invalid request (400): bad body");
+        });
+        let before = stalled_now(&stalled);
+        assert_eq!(one_shot_outcome(&stalled, "capture", "n", before.as_ref()), None, "stalled already");
+        assert_eq!(
+            one_shot_outcome(&stalled, "capture", "n", None),
+            Some(Err("capture failed on CimiMachine/web-1: ProviderRejected: invalid request (400): bad body".into()))
+        );
     }
 
     #[test]

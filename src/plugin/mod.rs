@@ -74,7 +74,7 @@ pub struct GlobalArgs {
     /// The namespace (default: the kubeconfig context's, else `default`).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    /// Every namespace (status, import listing).
+    /// Every namespace (status, tree of a provider).
     #[arg(short = 'A', long, global = true)]
     pub all_namespaces: bool,
     /// The kubeconfig context to use.
@@ -354,6 +354,38 @@ mod tests {
         assert!(cli.global.all_namespaces);
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert!(Cli::try_parse_from(["kubectl-cimi", "status", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn the_krew_manifest_matches_the_crate() {
+        let manifest: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../../plugins/krew/cimi.yaml")).expect("the krew manifest parses");
+        assert_eq!(manifest["kind"].as_str(), Some("Plugin"));
+        assert_eq!(manifest["metadata"]["name"].as_str(), Some("cimi"), "found by kubectl as `kubectl cimi`");
+        let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(manifest["spec"]["version"].as_str(), Some(version.as_str()));
+        let platforms = manifest["spec"]["platforms"].as_sequence().expect("platforms");
+        assert!(!platforms.is_empty());
+        for p in platforms {
+            assert_eq!(p["bin"].as_str(), Some("kubectl-cimi"));
+            let uri = p["uri"].as_str().expect("uri");
+            assert!(uri.contains(&version) && uri.ends_with(".tar.gz"), "{uri}");
+            let sha = p["sha256"].as_str().expect("sha256");
+            assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()), "{sha}");
+        }
+    }
+
+    #[test]
+    fn the_documentation_covers_every_command_and_exit_code() {
+        let docs = include_str!("../../docs/kubectl-cimi.md");
+        for sub in Cli::command().get_subcommands().filter(|s| s.get_name() != "completion") {
+            let name = sub.get_name();
+            assert!(docs.contains(&format!("$ kubectl cimi {name}")), "docs/kubectl-cimi.md shows no `{name}` run");
+        }
+        for line in EXIT_CODES.lines().skip(1) {
+            let code = line.split_whitespace().next().expect("a code");
+            assert!(docs.contains(&format!("| {code} |")), "docs/kubectl-cimi.md lacks exit code {code}");
+        }
     }
 
     #[test]

@@ -281,8 +281,13 @@ pub fn render(report: &StatusReport, all_namespaces: bool, printer: &Printer) ->
     let scope =
         if all_namespaces { "in every namespace".to_string() } else { format!("in namespace {}", report.scope) };
     out.push_str(&format!(
-        "\n{} objects {scope}: {} Ready, {} not Ready, {} with a provider Job running, {} Stalled.\n",
-        s.objects, s.ready, s.not_ready, s.jobs_running, s.stalled
+        "\n{} object{} {scope}: {} Ready, {} not Ready, {} with a provider Job running, {} Stalled.\n",
+        s.objects,
+        if s.objects == 1 { "" } else { "s" },
+        s.ready,
+        s.not_ready,
+        s.jobs_running,
+        s.stalled
     ));
     out
 }
