@@ -2,8 +2,9 @@
 //! `PATH`, against the test control plane, an operator and cimi-sim. Each test shares one operator and one
 //! sim across the commands it checks: a machine's status, tree, restart and stop with --wait, a failing
 //! action, the GitOps warning, meters, events and catalog; a CimiSystem with one broken member (tree and
-//! status) then stopped with --wait; import (list, forbidden Secret, manifests that adopt without a single
-//! provider write, then nothing left to list); doctor on each cimi-sim profile.
+//! status) then stopped with --wait; a catalog larger than status keeps; import (list, forbidden Secret,
+//! manifests that adopt without a single provider write, then nothing left to list); doctor on each cimi-sim
+//! profile.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -342,10 +343,30 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "plugimp").await;
     let op = TestOperator::start(&ns.name).await;
-    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    // A catalog with more images than a CimiProvider's status keeps (50 per collection).
+    let mut catalog = cimi_operator::sim::Catalog::primer();
+    let images = catalog.collections.entry("machineImages".into()).or_default();
+    for i in 0..57 {
+        images.push(
+            serde_json::from_value(json!({"id": format!("extra-{i}"), "name": format!("Extra {i}"),
+                "state": "AVAILABLE", "type": "IMAGE", "imageLocation": {"href": format!("data/extra-{i}")}}))
+            .expect("an image"),
+        );
+    }
+    let config = SimConfig { timing: Timing::Instant, catalog: Some(catalog), ..SimConfig::default() };
+    let sim = Sim::start(config).await.expect("sim");
     let cimi_client = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let n = ns.name.as_str();
+
+    // The catalog says what its status holds only part of, and how to see the rest.
+    let out = cimi_ok(&["catalog", &provider]).await;
+    assert!(out.contains("machineImages: 50 of 60"), "{out}");
+    assert!(out.contains(&format!("kubectl cimi catalog {provider} --live")), "{out}");
+    let live: Value =
+        serde_json::from_str(&cimi_ok(&["catalog", &provider, "--live", "-o", "json"]).await).expect("catalog JSON");
+    let listed = live["collections"]["machineImages"]["entries"].as_array().map(Vec::len);
+    assert_eq!((listed, live["collections"]["machineImages"]["partial"].as_bool()), (Some(60), Some(false)));
 
     // A brownfield estate: two machines (one stopped), a volume and a network made by hand; one more machine
     // already imported ObserveOnly (never tagged), and one the operator made (tagged).
