@@ -184,14 +184,17 @@ pub fn one_shot_outcome(
     }
 }
 
-/// A line about progress, when there is news: the provider Job, or the Ready reason.
-fn progress_line(view: &ObjectView) -> String {
-    match view.running_job() {
-        Some(job) => format!("provider Job {}", job_phrase(job)),
-        None => match view.condition(READY) {
-            Some(c) => format!("Ready={} {}: {}", c.status, c.reason, c.message),
-            None => "waiting for the operator".into(),
-        },
+/// A line about progress: the provider Job, else the Ready condition once it speaks of `generation` (the
+/// one a power change made; `None` for a one-shot action), else that the operator has yet to act.
+pub fn progress_line(view: &ObjectView, generation: Option<i64>) -> String {
+    if let Some(job) = view.running_job() {
+        return format!("provider Job {}", job_phrase(job));
+    }
+    match view.condition(READY) {
+        Some(c) if c.observed_generation.unwrap_or(0) >= generation.unwrap_or(0) => {
+            format!("Ready={} {}: {}", c.status, c.reason, c.message)
+        }
+        _ => "waiting for the operator".into(),
     }
 }
 
@@ -200,6 +203,7 @@ async fn wait(
     kube: &Kube,
     target: &Target,
     timeout: Duration,
+    generation: Option<i64>,
     outcome: impl Fn(&ObjectView) -> Option<Result<String, String>>,
 ) -> Result<String, PluginError> {
     let deadline = Instant::now() + timeout;
@@ -211,7 +215,7 @@ async fn wait(
             Some(Err(failed)) => return Err(PluginError::ActionFailed(failed)),
             None => {}
         }
-        let line = progress_line(&view);
+        let line = progress_line(&view, generation);
         if line != last_line {
             eprintln!("  {}: {}", target.display(), super::output::shorten(&line, 160));
             last_line = line;
@@ -348,7 +352,7 @@ async fn power(
         return Ok(format!("{} {} requested", target.display(), action.name()));
     }
     let generation = view.generation;
-    wait(kube, target, args.timeout, |v| power_outcome(v, wanted, generation)).await
+    wait(kube, target, args.timeout, generation, |v| power_outcome(v, wanted, generation)).await
 }
 
 async fn one_shot(
@@ -373,7 +377,8 @@ async fn one_shot(
     if !args.wait {
         return Ok(format!("{} {} requested", target.display(), action.name()));
     }
-    wait(kube, target, args.timeout, |v| one_shot_outcome(v, action.name(), &nonce, stalled_before.as_ref())).await
+    wait(kube, target, args.timeout, None, |v| one_shot_outcome(v, action.name(), &nonce, stalled_before.as_ref()))
+        .await
 }
 
 #[cfg(test)]
@@ -447,6 +452,24 @@ mod tests {
         let mut running = done.clone();
         running.status.job = Some(JobStatus { href: "j".into(), state: Some("RUNNING".into()), ..Default::default() });
         assert_eq!(power_outcome(&running, PowerState::Stopped, Some(2)), None);
+    }
+
+    #[test]
+    fn progress_speaks_of_the_new_generation_only() {
+        let old = view(1, "STARTED", |c| {
+            c.set(READY, Status::True, Reason::Available, "the machine is STARTED");
+        });
+        assert_eq!(progress_line(&old, Some(2)), "waiting for the operator");
+        assert_eq!(progress_line(&old, None), "Ready=True Available: the machine is STARTED");
+        let mut running = old.clone();
+        running.status.job = Some(JobStatus {
+            href: "j".into(),
+            action: Some("stop".into()),
+            state: Some("RUNNING".into()),
+            progress: Some(40),
+            ..Default::default()
+        });
+        assert_eq!(progress_line(&running, Some(2)), "provider Job stop RUNNING 40%");
     }
 
     #[test]
