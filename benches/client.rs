@@ -96,6 +96,7 @@ async fn main() {
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let mut cfg = ClientConfig::new("bench", &sim.url()).expect("config");
     cfg.transport.auth = Auth::Basic { username: "demo".into(), password: Secret::new("demo") };
+    cfg.transport.allow_plain_http = true;
     cfg.transport.limits = Limits { requests_per_second: 1e9, burst: 1_000_000, max_concurrent: 64 };
     let client = CimiClient::connect(cfg).await.expect("connect");
     let url = client.collection_url("machineConfigs").await.expect("url");

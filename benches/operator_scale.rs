@@ -118,6 +118,7 @@ fn class(op: &str) -> &'static str {
 async fn sim_job_time(url: &str, n: usize) -> Duration {
     let mut config = ClientConfig::new("bench", url).expect("config");
     config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
+    config.transport.allow_plain_http = true;
     let cimi = CimiClient::connect(config).await.expect("connect");
     let configs = cimi.collection_url("machineConfigs").await.expect("configs");
     let images = cimi.collection_url("machineImages").await.expect("images");
@@ -196,7 +197,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let provider: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "bench"},
-        "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"},
+        "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"}, "allowPlainHttp": true,
                  "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 12),
                  "eventInterval": format!("{}s", poll * 6),
                  "rateLimit": {"requestsPerSecond": 1000, "burst": 2000, "maxConcurrent": 64}}

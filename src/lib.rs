@@ -43,5 +43,8 @@ pub const TAG_CLUSTER: &str = "cimi.dev/cluster";
 pub const TAG_NAMESPACE: &str = "cimi.dev/namespace";
 /// Provider-side tag: the object's name.
 pub const TAG_NAME: &str = "cimi.dev/name";
+/// Provider-side tag: the object's kind (`CimiMachine`...); with the cluster, namespace and name it is the
+/// object's identity, which survives a rebuild of the cluster (a UID does not).
+pub const TAG_KIND: &str = "cimi.dev/kind";
 
 pub use runtime::{Config, run};

@@ -101,6 +101,17 @@ pub enum DeletionPolicy {
     Orphan,
 }
 
+/// What the operator does when the provider resource an object stands for is gone (404/410, or its id now
+/// names a resource without the object's UID tag) although nobody deleted the object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ResourceGonePolicy {
+    /// Report it: the object turns Stalled with reason ResourceGone and waits for a human.
+    #[default]
+    Report,
+    /// Create the resource again from the spec, as GitOps users expect of cattle VMs. What the lost resource held (its disks' data, its addresses) is lost.
+    Recreate,
+}
+
 /// How far the operator acts on the provider resource.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ManagementPolicy {

@@ -76,7 +76,9 @@ pub fn provider_spec() -> Value {
     json!({
         "endpoint": "https://cimi.example.net/cimi/cloudEntryPoint",
         "credentialsSecretRef": {"namespace": "cimi-system", "name": "lab-credentials"},
-        "rateLimit": {"requestsPerSecond": 20, "burst": 40, "maxConcurrent": 8}
+        "rateLimit": {"requestsPerSecond": 20, "burst": 40, "maxConcurrent": 8},
+        "trustedOrigins": ["https://jobs.example.net", "https://images.example.net:8443/"],
+        "readLimits": {"maxBodySize": "32Mi", "maxPages": 2000, "maxEntries": 200000, "listingTimeout": "5m"}
     })
 }
 
@@ -403,6 +405,34 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
             "CimiProvider",
             with(provider_spec(), &["endpoint"], json!("ftp://cimi.example.net/")),
             "endpoint must be an http or https URL",
+            Cel,
+        ),
+        case(
+            "provider-trusted-origin-with-path",
+            "CimiProvider",
+            with(provider_spec(), &["trustedOrigins"], json!(["https://jobs.example.net/jobs"])),
+            "trustedOrigins: each entry must be an origin",
+            Cel,
+        ),
+        case(
+            "provider-trusted-origin-with-userinfo",
+            "CimiProvider",
+            with(provider_spec(), &["trustedOrigins"], json!(["https://user@jobs.example.net"])),
+            "trustedOrigins: each entry must be an origin",
+            Cel,
+        ),
+        case(
+            "provider-read-limit-body-too-small",
+            "CimiProvider",
+            with(provider_spec(), &["readLimits"], json!({"maxBodySize": "1k"})),
+            "readLimits.maxBodySize must be a quantity between 4Ki and 1Gi",
+            Cel,
+        ),
+        case(
+            "provider-ca-replaces-roots-without-ca",
+            "CimiProvider",
+            with(provider_spec(), &["caBundleReplacesSystemRoots"], json!(true)),
+            "caBundleReplacesSystemRoots needs caBundleSecretRef",
             Cel,
         ),
         case(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     CatalogRef, DeletionPolicy, ImportSpec, LocalObjectRef, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
-    SecretKeyRef, Timeouts,
+    ResourceGonePolicy, SecretKeyRef, Timeouts,
 };
 
 /// The power state the user wants the machine in.
@@ -63,6 +63,7 @@ impl PowerState {
     validation = Rule::new("has(self.__import__) || has(self.templateRef) != has(self.template)").message("set exactly one of spec.templateRef and spec.template"),
     validation = Rule::new("!(has(self.templateRef) && has(self.template))").message("spec.templateRef and spec.template are mutually exclusive"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
+    validation = Rule::new("self.resourceGonePolicy != 'Recreate' || (self.managementPolicy == 'Managed' && !has(self.__import__))").message("resourceGonePolicy Recreate needs a Managed object that is not imported: only what the operator created can be created again"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || has(self.__import__)").message("managementPolicy ObserveOnly requires spec.import: it observes an existing machine and never creates one"),
     validation = Rule::new("has(self.templateRef) == has(oldSelf.templateRef) && has(self.template) == has(oldSelf.template)").message("spec.templateRef and spec.template cannot be added or removed after creation"),
     validation = Rule::new("has(self.__import__) == has(oldSelf.__import__)").message("spec.import cannot be added or removed after creation"),
@@ -117,6 +118,9 @@ pub struct CimiMachineSpec {
     /// Limits on how long operations may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// What to do when the provider machine is deleted behind the operator's back: Report (default: the object says ResourceGone and waits for a human) or Recreate (create it again from the spec; whatever the lost machine held is lost).
+    #[serde(default)]
+    pub resource_gone_policy: ResourceGonePolicy,
 }
 
 /// A machine template by value: a configuration (from the catalog or inline), an image, a credential and user data.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use kube::ResourceExt;
 
 use super::common::{
-    DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, Timeouts, parse_duration,
+    DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ResourceGonePolicy, Timeouts,
+    parse_duration,
 };
 use super::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
 
@@ -39,6 +40,8 @@ pub trait Managed: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'sta
     fn timeouts(&self) -> Option<&Timeouts>;
     /// The status fields every managed kind shares, if the object has a status.
     fn managed_status(&self) -> Option<&ManagedStatus>;
+    /// What to do when the provider resource is gone behind the operator's back.
+    fn resource_gone_policy(&self) -> ResourceGonePolicy;
 
     /// The limit of a create operation (spec or default).
     fn create_timeout(&self) -> Duration {
@@ -87,6 +90,9 @@ macro_rules! impl_managed {
             }
             fn managed_status(&self) -> Option<&ManagedStatus> {
                 self.status.as_ref().map(|s| &s.common)
+            }
+            fn resource_gone_policy(&self) -> ResourceGonePolicy {
+                self.spec.resource_gone_policy
             }
         }
     };

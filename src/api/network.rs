@@ -5,7 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef, Timeouts,
+    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
+    ResourceGonePolicy, Timeouts,
 };
 
 /// Whether a network is reachable from outside the provider.
@@ -53,6 +54,7 @@ impl NetworkType {
     validation = Rule::new("has(self.__import__) || (has(self.networkType) ? 1 : 0) + (has(self.networkConfig) ? 1 : 0) + (has(self.networkTemplate) ? 1 : 0) == 1").message("set exactly one of spec.networkType (inline), spec.networkConfig and spec.networkTemplate"),
     validation = Rule::new("has(self.networkType) || !(has(self.mtu) || has(self.classOfService))").message("spec.mtu and spec.classOfService need an inline spec.networkType"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
+    validation = Rule::new("self.resourceGonePolicy != 'Recreate' || (self.managementPolicy == 'Managed' && !has(self.__import__))").message("resourceGonePolicy Recreate needs a Managed object that is not imported: only what the operator created can be created again"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || has(self.__import__)").message("managementPolicy ObserveOnly requires spec.import: it observes an existing network and never creates one"),
     validation = Rule::new("has(self.networkConfig) == has(oldSelf.networkConfig) && has(self.networkTemplate) == has(oldSelf.networkTemplate) && has(self.networkType) == has(oldSelf.networkType)").message("spec.networkType, spec.networkConfig and spec.networkTemplate cannot be added or removed after creation"),
     validation = Rule::new("has(self.__import__) == has(oldSelf.__import__)").message("spec.import cannot be added or removed after creation"),
@@ -107,6 +109,9 @@ pub struct CimiNetworkSpec {
     /// Limits on how long operations may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// What to do when the provider network is deleted behind the operator's back: Report (default: the object says ResourceGone and waits for a human) or Recreate (create it again from the spec; whatever the lost network held is lost).
+    #[serde(default)]
+    pub resource_gone_policy: ResourceGonePolicy,
 }
 
 /// What the operator observed of the network.

@@ -50,6 +50,7 @@ pub enum Format {
 #[x_kube(
     validation = Rule::new("!(self.insecureSkipTlsVerify && has(self.caBundleSecretRef))").message("caBundleSecretRef and insecureSkipTlsVerify are mutually exclusive"),
     validation = Rule::new("!has(self.caBundleSecretRef) || self.endpoint.startsWith('https://')").message("caBundleSecretRef needs an https endpoint"),
+    validation = Rule::new("!self.caBundleReplacesSystemRoots || has(self.caBundleSecretRef)").message("caBundleReplacesSystemRoots needs caBundleSecretRef"),
 )]
 pub struct CimiProviderSpec {
     /// The CloudEntryPoint URL, such as `https://cimi.example.net/`.
@@ -87,6 +88,68 @@ pub struct CimiProviderSpec {
     /// Only objects in namespaces matching this label selector may use the provider; absent means all namespaces. Objects elsewhere get `Ready=False` with reason NotAllowedNamespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<LabelSelector>,
+    /// Origins (`scheme://host[:port]`), besides the endpoint's, that the operator may send requests and credentials to, for providers whose baseURI, collections or Jobs live on another host. Every other href, from the provider or from a spec, is refused with reason UntrustedHref.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 512)))]
+    #[x_kube(validation = Rule::new("self.all(o, isURL(o) && url(o).getScheme() in ['http', 'https'] && url(o).getEscapedPath() in ['', '/'] && !o.contains('@') && !o.contains('?') && !o.contains('#'))").message("trustedOrigins: each entry must be an origin, scheme://host[:port], with scheme http or https and no path, user info, query or fragment"))]
+    pub trusted_origins: Vec<String>,
+    /// Send credentials over plain `http://` (the endpoint or a trusted origin). Without it, a plain-http provider with credentials is not Ready (reason PlainHttpNotAllowed). For labs and loopback simulators only.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// Bounds on what the operator reads from the provider; each that trips gives reason ReadLimitExceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_limits: Option<ReadLimits>,
+    /// Trust only the CA bundle of caBundleSecretRef for the provider's certificate, not the system roots as well.
+    #[serde(default)]
+    pub ca_bundle_replaces_system_roots: bool,
+}
+
+/// Bounds on what the operator reads from a provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadLimits {
+    /// The largest response body read, as a quantity such as `16Mi` (default). A larger body is refused; a `Content-Length` over it before a byte is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).compareTo(quantity('4Ki')) >= 0 && quantity(self).compareTo(quantity('1Gi')) <= 0").message("readLimits.maxBodySize must be a quantity between 4Ki and 1Gi"))]
+    pub max_body_size: Option<String>,
+    /// The most pages one listing of a collection reads. Default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_pages: Option<i64>,
+    /// The most entries one listing keeps. Default 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10_000_000))]
+    pub max_entries: Option<i64>,
+    /// The longest one listing may take, all pages together, such as `2m` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    pub listing_timeout: Option<String>,
+}
+
+impl ReadLimits {
+    /// The client's bounds: these, with the client's defaults where unset (or unusable).
+    pub fn to_client(&self) -> crate::cimi::ReadLimits {
+        let defaults = crate::cimi::ReadLimits::default();
+        let positive = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0);
+        crate::cimi::ReadLimits {
+            max_body_bytes: self
+                .max_body_size
+                .as_deref()
+                .and_then(|q| super::quantity::parse_quantity(q).ok())
+                .and_then(|b| u64::try_from(b).ok())
+                .filter(|b| *b > 0)
+                .unwrap_or(defaults.max_body_bytes),
+            max_pages: positive(self.max_pages).unwrap_or(defaults.max_pages),
+            max_entries: positive(self.max_entries).unwrap_or(defaults.max_entries),
+            listing_timeout: self
+                .listing_timeout
+                .as_deref()
+                .and_then(|t| super::common::parse_duration(t).ok())
+                .filter(|d| !d.is_zero())
+                .unwrap_or(defaults.listing_timeout),
+        }
+    }
 }
 
 fn default_poll_interval() -> String {
@@ -141,7 +204,7 @@ pub struct CimiProviderStatus {
     /// True when the last probe reached a CIMI CloudEntryPoint with the given credentials.
     #[serde(default)]
     pub ready: bool,
-    /// Ready and InUse; see docs/reasons.md for every reason.
+    /// Ready, InUse, and Stalled when a human must act (bad credentials, not a CIMI endpoint, TLS, refused hrefs, read limits); see docs/reasons.md for every reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -93,6 +93,11 @@ fn to_units(quantity: &str, unit: i128) -> Result<i64, QuantityError> {
     i64::try_from(units).map_err(|_| too_large())
 }
 
+/// A positive quantity as whole units, rounded up (`16Mi` -> 16777216), such as a byte count.
+pub fn parse_quantity(quantity: &str) -> Result<i64, QuantityError> {
+    to_units(quantity, 1)
+}
+
 /// Memory for CIMI: a quantity of bytes to KiB, rounded up (`4Gi` -> 4194304).
 pub fn memory_kib(quantity: &Quantity) -> Result<i64, QuantityError> {
     to_units(&quantity.0, 1024)

@@ -105,6 +105,11 @@ reasons! {
     ImportConflict: [READY, STALLED]
         "The provider resource `spec.import` names carries another object's `cimi.dev/uid` tag: it is managed already.",
         "Import another resource, or release it first (delete the other object with deletionPolicy Orphan).";
+    AdoptionConflict: [READY, STALLED]
+        "Before creating, the operator looked for a provider resource carrying this object's identity (cluster, \
+         kind, namespace, name) and found several, or one that a live object claims; nothing was adopted or created.",
+        "Delete the extra resources on the provider (the message names them), or import the right one by \
+         `spec.import.href`; check that every cluster using the provider has a cluster name of its own.";
     Drifted: [SYNCED]
         "managementPolicy is ObserveOnly and the provider resource differs from the spec; the message says how. Nothing is changed.",
         "Nothing, or align the spec (or the provider), or switch to Managed to let the operator correct it.";
@@ -135,22 +140,39 @@ reasons! {
     InvalidSpec: [READY, STALLED]
         "The spec passed admission but cannot be turned into a CIMI request (for example a quantity too large for CIMI).",
         "Correct the spec as the message says.";
+    UntrustedHref: [READY, STALLED]
+        "An href, from the spec (`import.href`, a catalog href) or from the provider (baseURI, a collection, an \
+         operation, `Location`, `CIMI-Job-URI`, a next page), points outside the provider's origin, carries user \
+         info or is not http(s). The operator refused it without making any request; the message names the href.",
+        "Correct the href in the spec. If the provider really serves it from another origin, its owner adds that \
+         origin to the CimiProvider's `spec.trustedOrigins`.";
+    ReadLimitExceeded: [READY, STALLED]
+        "The provider answered more than the CimiProvider's `spec.readLimits` allow: a body larger than \
+         `maxBodySize`, a listing with more pages than `maxPages` or entries than `maxEntries`, pages that loop, \
+         or a listing longer than `listingTimeout`. What was read was dropped.",
+        "If the provider is right (a very large collection), raise the limit the message names on the \
+         CimiProvider; otherwise report the provider.";
     Reachable: [READY]
         "CimiProvider: the CloudEntryPoint answered with the given credentials.",
         "Nothing.";
-    Unauthorized: [READY]
+    Unauthorized: [READY, STALLED]
         "CimiProvider: the provider answered 401 or 403 to the given credentials.",
         "Correct the credentials Secret (`username`/`password` or `token`); the operator reconnects when it changes.";
     Unreachable: [READY]
         "CimiProvider: the endpoint did not answer (DNS, connection refused, timeout) or answered 5xx.",
         "Check `spec.endpoint` and that the provider runs; the operator probes again every pollInterval.";
-    NotCIMI: [READY]
+    NotCIMI: [READY, STALLED]
         "CimiProvider: the endpoint answered, but not with a CIMI CloudEntryPoint.",
         "Point `spec.endpoint` at the CloudEntryPoint URL of the provider.";
-    TLSError: [READY]
+    TLSError: [READY, STALLED]
         "CimiProvider: the TLS handshake failed (unknown CA, wrong host name, expired certificate).",
         "Provide the CA with `spec.caBundleSecretRef` (key `ca.crt`), or correct the endpoint's host name.";
-    CredentialsNotFound: [READY]
+    PlainHttpNotAllowed: [READY, STALLED]
+        "CimiProvider: the endpoint (or a trusted origin) is plain `http://` and credentials are configured; they \
+         would travel in clear text, so the operator does not connect.",
+        "Use an `https://` endpoint, or set `spec.allowPlainHttp: true` if the network to the provider is trusted \
+         (a lab, a loopback simulator).";
+    CredentialsNotFound: [READY, STALLED]
         "CimiProvider: the credentials or CA Secret is missing, lacks its keys, or is outside the operator's namespace.",
         "Create the Secret in the operator's namespace with keys `username` and `password`, or `token` (and `ca.crt` for a CA).";
     Referenced: [IN_USE]

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::common::{
     CatalogRef, DeletionPolicy, EventCursor, ImportSpec, JobStatus, LocalObjectRef, ManagedStatus, ManagementPolicy,
-    Properties, ProviderRef, Timeouts,
+    Properties, ProviderRef, ResourceGonePolicy, Timeouts,
 };
 use super::machine::PowerState;
 
@@ -40,6 +40,7 @@ use super::machine::PowerState;
     validation = Rule::new("has(self.__import__) || has(self.templateRef) != has(self.template)").message("set exactly one of spec.templateRef and spec.template"),
     validation = Rule::new("!(has(self.templateRef) && has(self.template))").message("spec.templateRef and spec.template are mutually exclusive"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
+    validation = Rule::new("self.resourceGonePolicy != 'Recreate' || (self.managementPolicy == 'Managed' && !has(self.__import__))").message("resourceGonePolicy Recreate needs a Managed object that is not imported: only what the operator created can be created again"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || has(self.__import__)").message("managementPolicy ObserveOnly requires spec.import: it observes an existing system and never creates one"),
     validation = Rule::new("has(self.templateRef) == has(oldSelf.templateRef) && has(self.template) == has(oldSelf.template)").message("spec.templateRef and spec.template cannot be added or removed after creation"),
     validation = Rule::new("has(self.__import__) == has(oldSelf.__import__)").message("spec.import cannot be added or removed after creation"),
@@ -89,6 +90,9 @@ pub struct CimiSystemSpec {
     /// Limits on how long operations may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// What to do when the provider system is deleted behind the operator's back: Report (default: the object says ResourceGone and waits for a human) or Recreate (create it again from the spec; whatever the lost system held is lost).
+    #[serde(default)]
+    pub resource_gone_policy: ResourceGonePolicy,
 }
 
 /// A system template by value: the components the system is made of. A component refers to another one with

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef, Timeouts,
+    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
+    ResourceGonePolicy, Timeouts,
 };
 
 /// A CimiVolume declares one provider Volume (block storage) that CimiMachines can attach.
@@ -36,6 +37,7 @@ use super::common::{
     validation = Rule::new("has(self.capacity) || !(has(self.type) || has(self.format))").message("spec.type and spec.format need an inline spec.capacity"),
     validation = Rule::new("!(has(self.volumeTemplate) && has(self.volumeImage))").message("spec.volumeTemplate excludes spec.volumeImage (the template carries it)"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
+    validation = Rule::new("self.resourceGonePolicy != 'Recreate' || (self.managementPolicy == 'Managed' && !has(self.__import__))").message("resourceGonePolicy Recreate needs a Managed object that is not imported: only what the operator created can be created again"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || has(self.__import__)").message("managementPolicy ObserveOnly requires spec.import: it observes an existing volume and never creates one"),
     validation = Rule::new("has(self.capacity) == has(oldSelf.capacity) && has(self.volumeConfig) == has(oldSelf.volumeConfig) && has(self.volumeTemplate) == has(oldSelf.volumeTemplate)").message("spec.capacity, spec.volumeConfig and spec.volumeTemplate cannot be added or removed after creation"),
     validation = Rule::new("has(self.__import__) == has(oldSelf.__import__)").message("spec.import cannot be added or removed after creation"),
@@ -102,6 +104,9 @@ pub struct CimiVolumeSpec {
     /// Limits on how long operations may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<Timeouts>,
+    /// What to do when the provider volume is deleted behind the operator's back: Report (default: the object says ResourceGone and waits for a human) or Recreate (create it again from the spec; whatever the lost volume held is lost).
+    #[serde(default)]
+    pub resource_gone_policy: ResourceGonePolicy,
 }
 
 /// What the operator observed of the volume.

@@ -5,6 +5,10 @@
 //! `delete` and action operations of a resource. It never builds a path. A collection the CEP does not list
 //! is [`CimiError::NotSupported`] before any request is made.
 //!
+//! Every href is resolved and checked by [`CimiClient::resolve`] against the provider's
+//! [`OriginPolicy`](super::origin::OriginPolicy) before it is requested (the transport checks again), and
+//! every listing is bounded in pages, entries and time ([`ReadLimits`](super::transport::ReadLimits)).
+//!
 //! ```no_run
 //! use cimi_operator::cimi::{CimiClient, ClientConfig, query::{Filter, Query}};
 //! use cimi_operator::cimi::model::{Machine, MachineImage};
@@ -27,9 +31,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::error::{CimiError, redact_url};
+use super::error::{CimiError, ReadLimitKind, redact_url};
 use super::model::{self, CloudEntryPoint, Collection, Resource};
 use super::normalize::{ImageLocationForm, normalize_resource, type_name};
+use super::origin::OriginPolicy;
 use super::query::{Query, select_url};
 use super::transport::{ClientMetrics, Request, Response, Transport, TransportConfig};
 
@@ -68,6 +73,9 @@ pub struct ClientConfig {
     pub wait: WaitPolicy,
     /// Entries asked for per page when reading a whole collection.
     pub page_size: u64,
+    /// Origins besides the endpoint's that the client may request (`spec.trustedOrigins`), as
+    /// `scheme://host[:port]`.
+    pub trusted_origins: Vec<String>,
 }
 
 impl ClientConfig {
@@ -79,6 +87,7 @@ impl ClientConfig {
             transport: TransportConfig::new(provider),
             wait: WaitPolicy::default(),
             page_size: 100,
+            trusted_origins: Vec::new(),
         })
     }
 }
@@ -165,6 +174,24 @@ pub(crate) fn find_operation(resource: &Value, rel: &str) -> Option<Result<Strin
     op.get("href").and_then(Value::as_str).map(|h| Ok(h.to_string()))
 }
 
+/// Takes the entries out of a collection document: the array `key`, else its one array of objects other
+/// than `operations`.
+pub fn take_entries(doc: &mut Value, key: Option<&str>) -> Vec<Value> {
+    let Value::Object(map) = doc else { return Vec::new() };
+    let key = match key {
+        Some(k) => Some(k.to_string()),
+        None => map
+            .iter()
+            .filter(|(k, _)| k.as_str() != "operations")
+            .find(|(_, v)| v.as_array().is_some_and(|a| a.iter().all(Value::is_object)))
+            .map(|(k, _)| k.clone()),
+    };
+    match key.and_then(|k| map.get_mut(&k)).map(Value::take) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    }
+}
+
 /// The `id` of a JSON-shaped resource.
 pub fn id_of(resource: &Value) -> Option<&str> {
     resource.get("id").and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -178,7 +205,8 @@ impl CimiClient {
 
     /// A client recording into `metrics` (share one [`ClientMetrics`] between providers and register it once).
     pub fn with_metrics(config: ClientConfig, metrics: ClientMetrics) -> Result<Self, CimiError> {
-        let transport = Transport::new(config.transport.clone(), metrics)?;
+        let origins = OriginPolicy::new(&config.endpoint, &config.trusted_origins)?;
+        let transport = Transport::new(config.transport.clone(), origins, metrics)?;
         Ok(CimiClient {
             inner: Arc::new(Inner {
                 config,
@@ -217,6 +245,13 @@ impl CimiClient {
         // baseURI is mandatory; a provider that leaves it out gets the CEP URL's directory.
         let base = if base_raw.is_empty() { resp.url.join("./") } else { resp.url.join(base_raw) }
             .map_err(|e| CimiError::protocol(&href, format!("baseURI: {e}"), base_raw.as_bytes()))?;
+        // Every relative href resolves against baseURI: one on another origin would send them all there.
+        self.inner.transport.vet(&base).map_err(|e| match e {
+            CimiError::UntrustedHref { href, reason } => {
+                CimiError::UntrustedHref { href, reason: format!("the CloudEntryPoint's baseURI: {reason}") }
+            }
+            other => other,
+        })?;
         let mut collections = BTreeMap::new();
         if let Value::Object(obj) = &body {
             for (k, v) in obj {
@@ -250,17 +285,20 @@ impl CimiClient {
         Ok(self.discovery().await?.collection(name)?.clone())
     }
 
-    /// Resolve an href the provider gave, against `baseURI`.
+    /// Resolve an href (the provider's or a spec's) against `baseURI`, and check that it may be requested:
+    /// [`CimiError::UntrustedHref`] when its origin is not the provider's nor a trusted one.
     pub async fn resolve(&self, href: &str) -> Result<Url, CimiError> {
         let base = match self.inner.discovery.read().await.as_ref() {
             Some(d) => d.base.clone(),
             None => self.inner.config.endpoint.clone(),
         };
-        base.join(href.trim()).map_err(|e| CimiError::Protocol {
+        let url = base.join(href.trim()).map_err(|e| CimiError::Protocol {
             href: redact_url(&base),
             reason: format!("unusable href: {e}"),
             excerpt: super::error::excerpt(href.as_bytes()),
-        })
+        })?;
+        self.inner.transport.vet(&url)?;
+        Ok(url)
     }
 
     fn normalized(&self, resp: &Response, hint: Option<&str>) -> Option<Value> {
@@ -329,33 +367,105 @@ impl CimiClient {
 
     /// Every entry of the collection at `href` (a CEP collection or a sub-collection such as a machine's
     /// `volumes`). Providers that ignore paging, omit an empty entry array, or truncate are handled: the
-    /// result says `truncated` when fewer entries than `count` could be read.
+    /// result says `truncated` when fewer entries than `count` could be read. The read is bounded like
+    /// [`Self::list_values_at`].
     pub async fn list_all_at<T: Resource + DeserializeOwned>(
         &self,
         href: &Url,
         query: &Query,
     ) -> Result<Listing<T>, CimiError> {
-        let page = self.inner.config.page_size.max(1);
-        let key = T::COLLECTION_KEY;
+        let page = self.inner.config.page_size;
+        let listing = self.list_values_at(href, query, T::TYPE_NAME, Some(T::COLLECTION_KEY), page).await?;
+        let entries = listing.entries.into_iter().map(|v| typed(v, href)).collect::<Result<Vec<T>, _>>()?;
+        Ok(Listing { entries, count: listing.count, truncated: listing.truncated })
+    }
+
+    /// Every entry of the collection at `href` matching `query`, as JSON, read `page_size` entries at a
+    /// time: with `$first`/`$last`, or through the `next` operation of each page where the provider links its
+    /// pages. `key` names the entry array (else the one array of objects other than `operations`).
+    ///
+    /// Bounded by the transport's [`ReadLimits`](super::transport::ReadLimits): more pages than `max_pages`,
+    /// more entries than `max_entries`, a next page already read, or a listing longer than `listing_timeout`
+    /// is [`CimiError::ReadLimit`], counted in the `refused` metric.
+    pub async fn list_values_at(
+        &self,
+        href: &Url,
+        query: &Query,
+        item_type: &str,
+        key: Option<&str>,
+        page_size: u64,
+    ) -> Result<Listing<Value>, CimiError> {
+        let limits = self.inner.transport.config().read_limits;
+        let reading = self.page_values(href, query, item_type, key, page_size.max(1));
+        match tokio::time::timeout(limits.listing_timeout, reading).await {
+            Ok(result) => result,
+            Err(_) => Err(self.read_limit(
+                href,
+                ReadLimitKind::ListingTime,
+                format!(
+                    "the listing took longer than {:?}; raise spec.readLimits.listingTimeout if the provider is \
+                     just slow",
+                    limits.listing_timeout
+                ),
+            )),
+        }
+    }
+
+    fn read_limit(&self, href: &Url, limit: ReadLimitKind, detail: String) -> CimiError {
+        self.inner.transport.count_refusal(limit.label());
+        CimiError::ReadLimit { href: redact_url(href), limit, detail }
+    }
+
+    async fn page_values(
+        &self,
+        href: &Url,
+        query: &Query,
+        item_type: &str,
+        key: Option<&str>,
+        page: u64,
+    ) -> Result<Listing<Value>, CimiError> {
+        let limits = self.inner.transport.config().read_limits;
         let mut seen = std::collections::HashSet::new();
-        let mut entries: Vec<T> = Vec::new();
+        let mut visited = std::collections::HashSet::new();
+        let mut entries: Vec<Value> = Vec::new();
         let mut count: Option<u64> = None;
-        let mut next = query.first_index().unwrap_or(1);
+        let first = query.first_index().unwrap_or(1);
+        let mut next = first;
         let end = query.last_index();
-        loop {
-            let last = end.map_or(next + page - 1, |e| e.min(next + page - 1));
-            let mut body = self.list_page_value(href, &query.page(next, last), T::TYPE_NAME).await?;
+        // The next page the provider linked (`next` operation), once it links them.
+        let mut linked: Option<Url> = None;
+        for pages in 1u64.. {
+            if pages > limits.max_pages {
+                return Err(self.read_limit(
+                    href,
+                    ReadLimitKind::Pages,
+                    format!(
+                        "more than {} pages; raise spec.readLimits.maxPages if the collection is that large",
+                        limits.max_pages
+                    ),
+                ));
+            }
+            let (url, asked) = match &linked {
+                Some(u) => (u.clone(), None),
+                None => {
+                    let last = end.map_or(next + page - 1, |e| e.min(next + page - 1));
+                    (query.page(next, last).apply(href), Some(last - next + 1))
+                }
+            };
+            visited.insert(url.clone());
+            let mut body = self.list_page_value(&url, &Query::new(), item_type).await?;
             if count.is_none() {
                 count = body.get("count").and_then(Value::as_u64);
             }
-            let mut items = match body.get_mut(key).map(Value::take) {
-                Some(Value::Array(a)) => a,
-                _ => Vec::new(),
+            let next_page = match find_operation(&body, "next") {
+                Some(Ok(h)) => Some(self.resolve(&h).await?),
+                _ => None,
             };
+            let mut items = take_entries(&mut body, key);
             let mut served = items.len() as u64;
             // Ref §7: "`$first`/`$last` ignored (the whole collection comes back)". More entries than asked
             // for means this is the whole collection: apply the window here, and stop paging.
-            let ignored_paging = served > last - next + 1;
+            let ignored_paging = asked.is_some_and(|n| served > n);
             if ignored_paging {
                 let from = usize::try_from(next - 1).unwrap_or(usize::MAX);
                 let to = end.map_or(items.len(), |e| usize::try_from(e).unwrap_or(usize::MAX).min(items.len()));
@@ -372,7 +482,17 @@ impl CimiClient {
                     continue;
                 }
                 fresh += 1;
-                entries.push(typed(item, href)?);
+                entries.push(item);
+                if entries.len() as u64 > limits.max_entries {
+                    return Err(self.read_limit(
+                        href,
+                        ReadLimitKind::Entries,
+                        format!(
+                            "more than {} entries; raise spec.readLimits.maxEntries if the collection is that large",
+                            limits.max_entries
+                        ),
+                    ));
+                }
             }
             let wanted = match (count, end) {
                 (Some(c), Some(e)) => c.min(e),
@@ -380,21 +500,38 @@ impl CimiClient {
                 (None, Some(e)) => e,
                 (None, None) => u64::MAX,
             };
-            let have = (next - 1) + fresh;
-            if ignored_paging || have >= wanted || entries.len() as u64 >= wanted {
+            let have = (first - 1) + entries.len() as u64;
+            if ignored_paging || have >= wanted || fresh == 0 {
                 break;
             }
-            // A short page ends the collection when the provider gave no `count`. With a `count`, a provider
-            // that truncates its answers is asked for the rest; one that then gives nothing new is done.
-            if fresh == 0 || (count.is_none() && served < last - next + 1) {
-                break;
+            match next_page {
+                Some(u) => {
+                    if visited.contains(&u) {
+                        return Err(self.read_limit(
+                            href,
+                            ReadLimitKind::RepeatedPage,
+                            format!("the next page {} was read already: the provider's pages loop", redact_url(&u)),
+                        ));
+                    }
+                    linked = Some(u);
+                }
+                // A provider that linked its pages is done when a page links no further.
+                None if linked.is_some() => break,
+                // A short page ends the collection when the provider gave no `count`. With a `count`, a
+                // provider that truncates its answers is asked for the rest; one that then gives nothing new
+                // is done.
+                None => {
+                    if count.is_none() && asked.is_some_and(|n| served < n) {
+                        break;
+                    }
+                    next += fresh;
+                }
             }
-            next += fresh;
         }
         let truncated = count.is_some_and(|c| {
-            let expected = match (query.first_index(), end) {
-                (f, Some(e)) => e.min(c).saturating_sub(f.unwrap_or(1) - 1),
-                (f, None) => c.saturating_sub(f.unwrap_or(1) - 1),
+            let expected = match end {
+                Some(e) => e.min(c).saturating_sub(first - 1),
+                None => c.saturating_sub(first - 1),
             };
             (entries.len() as u64) < expected
         });
@@ -437,17 +574,21 @@ impl CimiClient {
         body: Option<Value>,
         operation: &'static str,
     ) -> Result<Accepted, CimiError> {
+        if let Some(b) = &body {
+            self.vet_body_hrefs(b).await?;
+        }
         let resp = self.inner.transport.execute(&Request { method, url, body, operation }).await?;
         let body = self.normalized(&resp, None);
-        // Header URIs, like every CIMI href, resolve against baseURI when relative.
-        let location = self.header_href(&resp, http::header::LOCATION.as_str()).await;
-        let mut job = self.header_href(&resp, JOB_HEADER).await;
+        // Header URIs, like every CIMI href, resolve against baseURI when relative; one on an origin that is
+        // not trusted fails the call (the write happened: the caller finds its result by the UID tag).
+        let location = self.header_href(&resp, http::header::LOCATION.as_str()).await?;
+        let mut job = self.header_href(&resp, JOB_HEADER).await?;
         if job.is_none()
             && let Some(b) = &body
             && b.get("resourceURI").and_then(Value::as_str).map(type_name) == Some("Job")
             && let Some(id) = id_of(b)
         {
-            job = self.resolve(id).await.ok();
+            job = Some(self.resolve(id).await?);
         }
         let status = resp.status.as_u16();
         if !matches!(resp.status, StatusCode::OK | StatusCode::CREATED | StatusCode::ACCEPTED | StatusCode::NO_CONTENT)
@@ -457,14 +598,53 @@ impl CimiClient {
         Ok(Accepted { status, location, job, body })
     }
 
-    async fn header_href(&self, resp: &Response, name: &str) -> Option<Url> {
-        let raw = resp.headers.get(name)?.to_str().ok()?.trim();
+    /// Checks every `href` a request body carries (template, config, image, volume references — often
+    /// written by a user in a spec) as if it were requested: the provider would act on it for us. `#name`
+    /// references inside a SystemTemplate are symbolic and pass.
+    async fn vet_body_hrefs(&self, body: &Value) -> Result<(), CimiError> {
+        let mut stack = vec![body];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(map) => {
+                    for (k, child) in map {
+                        match child {
+                            Value::String(h) if k == "href" && !h.starts_with('#') => {
+                                self.resolve(h).await.map_err(|e| match e {
+                                    CimiError::UntrustedHref { href, reason } => CimiError::UntrustedHref {
+                                        href,
+                                        reason: format!("an href of the request body: {reason}"),
+                                    },
+                                    other => other,
+                                })?;
+                            }
+                            _ => stack.push(child),
+                        }
+                    }
+                }
+                Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn header_href(&self, resp: &Response, name: &str) -> Result<Option<Url>, CimiError> {
+        let Some(raw) = resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim) else {
+            return Ok(None);
+        };
         if raw.is_empty() {
-            return None;
+            return Ok(None);
         }
         match self.resolve(raw).await {
-            Ok(u) => Some(u),
-            Err(_) => resp.header_url(name),
+            Ok(u) => Ok(Some(u)),
+            Err(CimiError::UntrustedHref { href, reason }) => {
+                Err(CimiError::UntrustedHref { href, reason: format!("the {name} header: {reason}") })
+            }
+            // Not a URL against baseURI: try the request URL, and check that too.
+            Err(_) => match resp.header_url(name) {
+                Some(u) => self.inner.transport.vet(&u).map(|()| Some(u)),
+                None => Ok(None),
+            },
         }
     }
 

@@ -129,6 +129,60 @@ pub enum CimiError {
     /// The client's own configuration is wrong (bad URL, bad CA bundle, bad filter attribute).
     #[error("configuration: {0}")]
     Config(String),
+    /// An href (from the provider or from a spec) that the client refused to request: its origin is not the
+    /// provider's nor a trusted one, it carries user info, or its scheme is not http(s). No request was made.
+    #[error("refused to request {href}: {reason}")]
+    UntrustedHref {
+        /// The href, without user info.
+        href: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+    /// A read bound tripped (`spec.readLimits`): a body, a listing's pages, entries or time. What was read
+    /// so far is dropped.
+    #[error("read limit {limit} reached at {href}: {detail}")]
+    ReadLimit {
+        /// The href being read.
+        href: String,
+        /// Which bound.
+        limit: ReadLimitKind,
+        /// What was seen, and the setting to raise if the provider is right.
+        detail: String,
+    },
+}
+
+/// Which read bound tripped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLimitKind {
+    /// A response body larger than `readLimits.maxBodySize`.
+    BodySize,
+    /// A listing with more pages than `readLimits.maxPages`.
+    Pages,
+    /// A listing with more entries than `readLimits.maxEntries`.
+    Entries,
+    /// A listing that took longer than `readLimits.listingTimeout`.
+    ListingTime,
+    /// A listing whose next page is one already read (a loop).
+    RepeatedPage,
+}
+
+impl ReadLimitKind {
+    /// The label of the bound in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReadLimitKind::BodySize => "body_size",
+            ReadLimitKind::Pages => "pages",
+            ReadLimitKind::Entries => "entries",
+            ReadLimitKind::ListingTime => "listing_time",
+            ReadLimitKind::RepeatedPage => "repeated_page",
+        }
+    }
+}
+
+impl std::fmt::Display for ReadLimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 impl CimiError {
@@ -161,6 +215,8 @@ impl CimiError {
             CimiError::JobFailed { .. } => "job_failed",
             CimiError::Cancelled { .. } => "cancelled",
             CimiError::Config(_) => "config",
+            CimiError::UntrustedHref { .. } => "untrusted_href",
+            CimiError::ReadLimit { .. } => "read_limit",
         }
     }
 

@@ -32,6 +32,8 @@ pub const JOB_TERMINAL: &[&str] = &["SUCCESS", "FAILED", "STOPPED"];
 pub const RESOURCE_FAILED: &[&str] = &["ERROR", "FAILED"];
 /// How deep nested Jobs are followed.
 const MAX_NESTING: u32 = 8;
+/// How many nested Jobs of one Job are followed (a provider may list more; the parent's state still counts).
+const MAX_NESTED_JOBS: usize = 64;
 
 /// How one wait behaves.
 #[derive(Debug, Clone)]
@@ -142,7 +144,7 @@ impl CimiClient {
                         "SUCCESS" => {
                             // A parent is SUCCESS only if its nested Jobs are; check those not yet done.
                             if depth < MAX_NESTING {
-                                for n in &j.nested_jobs.clone().unwrap_or_default() {
+                                for n in j.nested_jobs.clone().unwrap_or_default().iter().take(MAX_NESTED_JOBS) {
                                     let u = self.resolve(&n.href).await?;
                                     Box::pin(self.follow_job_until(&u, opts, deadline, depth + 1)).await?;
                                 }
@@ -168,7 +170,7 @@ impl CimiClient {
         let mut message = j.status_message.clone().unwrap_or_default();
         let mut return_code = j.return_code;
         if depth < MAX_NESTING {
-            for n in j.nested_jobs.clone().unwrap_or_default() {
+            for n in j.nested_jobs.clone().unwrap_or_default().into_iter().take(MAX_NESTED_JOBS) {
                 let Ok(u) = self.resolve(&n.href).await else {
                     continue;
                 };

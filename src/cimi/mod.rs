@@ -4,7 +4,9 @@
 //! - [`client`]: [`CimiClient`], discovery from the CloudEntryPoint and every CIMI operation;
 //! - [`jobs`]: following Jobs (nested included) or resource states, with timeouts and cancellation;
 //! - [`query`]: the typed `$filter` builder and the other query parameters;
-//! - [`transport`]: HTTP with TLS, auth, the per-provider rate budget, safe retries, spans and metrics;
+//! - [`transport`]: HTTP with TLS, auth, the per-provider rate budget, safe retries, read bounds, spans and
+//!   metrics;
+//! - [`origin`]: the origins a provider's client may request (credentials never leave them);
 //! - [`normalize`]: the client's tolerance for deviating providers (reference section 7);
 //! - [`xml`]: CIMI XML read into (and written from) the JSON shape;
 //! - [`error`]: [`CimiError`], the one error type.
@@ -48,10 +50,12 @@ pub mod error;
 pub mod jobs;
 pub mod model;
 pub mod normalize;
+pub mod origin;
 pub mod query;
 pub mod transport;
 pub mod xml;
 
 pub use client::{Accepted, CimiClient, ClientConfig, Discovery, Listing, Template, WaitPolicy, create_body};
 pub use error::CimiError;
-pub use transport::{Auth, ClientMetrics, Format, Limits, RetryPolicy, Secret, TransportConfig};
+pub use origin::{Origin, OriginPolicy};
+pub use transport::{Auth, ClientMetrics, Format, Limits, ReadLimits, RetryPolicy, Secret, TransportConfig};

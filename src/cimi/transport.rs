@@ -10,6 +10,11 @@
 //! 4. runs in a `cimi_request` tracing span (provider, method, href, status, duration) and is counted in
 //!    [`ClientMetrics`] by provider, operation and status.
 //!
+//! Before any of that, the URL is checked against the provider's [`OriginPolicy`]: a URL of another origin
+//! is refused without a request (redirects to another origin are not followed either), and credentials go
+//! over plain `http` only where [`TransportConfig::allow_plain_http`] says so. Bodies are read as a stream
+//! and refused past [`ReadLimits::max_body_bytes`] (a `Content-Length` over it is refused before reading).
+//!
 //! TLS is rustls with the ring provider ([`install_crypto_provider`]); a CA bundle (PEM) can be added, and
 //! certificate verification can be switched off only by an explicit option, which logs a warning.
 //! HTTP(S) proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
@@ -31,7 +36,8 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 use url::Url;
 
-use super::error::{CimiError, excerpt, redact_url};
+use super::error::{CimiError, ReadLimitKind, excerpt, redact_url};
+use super::origin::OriginPolicy;
 use super::xml;
 
 /// Install ring as the process-wide rustls crypto provider. Idempotent: a provider already installed
@@ -144,6 +150,33 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How much the client reads from a provider (`CimiProvider.spec.readLimits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The largest response body read; a larger one is refused (before reading, when `Content-Length` says so).
+    pub max_body_bytes: u64,
+    /// The most pages one listing reads.
+    pub max_pages: u64,
+    /// The most entries one listing keeps.
+    pub max_entries: u64,
+    /// The longest one listing may take, all its pages together.
+    pub listing_timeout: Duration,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_body_bytes: 16 << 20,
+            max_pages: 1000,
+            max_entries: 100_000,
+            listing_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The most bytes of an error answer read: enough for any message, of which only an excerpt is kept.
+const MAX_ERROR_BODY_BYTES: u64 = 64 << 10;
+
 /// Everything needed to talk to one provider.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
@@ -155,6 +188,12 @@ pub struct TransportConfig {
     pub auth: Auth,
     /// Extra trusted CA certificates, PEM.
     pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Trust only `ca_bundle_pem`, not the system roots as well.
+    pub ca_bundle_replaces_system_roots: bool,
+    /// Send credentials over plain `http` (only where the CimiProvider says so explicitly).
+    pub allow_plain_http: bool,
+    /// The read bounds.
+    pub read_limits: ReadLimits,
     /// Skip TLS verification (lab providers only; logged as a warning).
     pub insecure_skip_tls_verify: bool,
     /// The limit for one request, connection to last byte.
@@ -175,6 +214,9 @@ impl TransportConfig {
             format: Format::Json,
             auth: Auth::None,
             ca_bundle_pem: None,
+            ca_bundle_replaces_system_roots: false,
+            allow_plain_http: false,
+            read_limits: ReadLimits::default(),
             insecure_skip_tls_verify: false,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
@@ -197,6 +239,16 @@ pub struct RequestLabels {
 
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
+/// Labels of a refused request or a tripped read bound.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The provider name.
+    pub provider: String,
+    /// `untrusted_href`, `plain_http`, or the read bound: `body_size`, `pages`, `entries`, `listing_time`,
+    /// `repeated_page`.
+    pub reason: String,
+}
+
 /// The client's metrics (all prefixed `cimi_client_` once registered).
 #[derive(Debug, Clone)]
 pub struct ClientMetrics {
@@ -206,6 +258,8 @@ pub struct ClientMetrics {
     pub duration: HistogramFamily,
     /// Attempts that were retried.
     pub retries: Family<RequestLabels, Counter>,
+    /// Requests refused before they were sent, and reads stopped by a bound.
+    pub refused: Family<RefusalLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -218,6 +272,7 @@ impl Default for ClientMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             retries: Family::default(),
+            refused: Family::default(),
         }
     }
 }
@@ -229,6 +284,11 @@ impl ClientMetrics {
         sub.register("requests", "CIMI requests sent, by provider, operation and status", self.requests.clone());
         sub.register("request_duration_seconds", "CIMI request duration", self.duration.clone());
         sub.register("retries", "CIMI requests retried, by the status that caused it", self.retries.clone());
+        sub.register(
+            "refused",
+            "CIMI requests refused before sending (untrusted href, plain http) and reads stopped by a bound",
+            self.refused.clone(),
+        );
     }
 }
 
@@ -323,6 +383,7 @@ pub struct Transport {
 #[derive(Debug)]
 struct Inner {
     config: TransportConfig,
+    origins: OriginPolicy,
     http: reqwest::Client,
     bucket: TokenBucket,
     permits: Semaphore,
@@ -330,25 +391,44 @@ struct Inner {
 }
 
 impl Transport {
-    /// Build the transport (and install the ring crypto provider if none is).
-    pub fn new(config: TransportConfig, metrics: ClientMetrics) -> Result<Self, CimiError> {
+    /// Build the transport for requests to the origins of `origins` (and install the ring crypto provider
+    /// if none is).
+    pub fn new(config: TransportConfig, origins: OriginPolicy, metrics: ClientMetrics) -> Result<Self, CimiError> {
         install_crypto_provider();
+        // Redirects are followed only within the trusted origins, at most 5 deep; any other is answered as
+        // the redirect itself, which `send_once` turns into an UntrustedHref error.
+        let follow = origins.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 || !follow.allows(attempt.url()) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
         let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the 60 s after which many servers (cimi-sim among them) close an idle connection, so a
+            // request is never sent on a connection the provider is closing.
+            .pool_idle_timeout(Duration::from_secs(30))
             .tcp_keepalive(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(redirects)
             .user_agent(concat!("cimi-operator/", env!("CARGO_PKG_VERSION")));
+        if config.ca_bundle_replaces_system_roots && config.ca_bundle_pem.is_none() {
+            return Err(CimiError::Config("caBundleReplacesSystemRoots needs a CA bundle".into()));
+        }
         if let Some(pem) = &config.ca_bundle_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| CimiError::Config(format!("the CA bundle is not PEM certificates: {e}")))?;
             if certs.is_empty() {
                 return Err(CimiError::Config("the CA bundle holds no certificate".into()));
             }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
+            // Either the bundle alone, or the bundle beside the platform's roots.
+            builder = if config.ca_bundle_replaces_system_roots {
+                builder.tls_certs_only(certs)
+            } else {
+                builder.tls_certs_merge(certs)
+            };
         }
         if config.insecure_skip_tls_verify {
             tracing::warn!(
@@ -360,7 +440,7 @@ impl Transport {
         let http = builder.build().map_err(|e| CimiError::Config(format!("HTTP client: {e}")))?;
         let bucket = TokenBucket::new(&config.limits);
         let permits = Semaphore::new(config.limits.max_concurrent.max(1));
-        Ok(Transport { inner: Arc::new(Inner { config, http, bucket, permits, metrics }) })
+        Ok(Transport { inner: Arc::new(Inner { config, origins, http, bucket, permits, metrics }) })
     }
 
     /// The configuration.
@@ -373,8 +453,41 @@ impl Transport {
         &self.inner.metrics
     }
 
-    /// Send a request, with retries where safe. Non-2xx answers become errors.
+    /// The origins this transport may request.
+    pub fn origins(&self) -> &OriginPolicy {
+        &self.inner.origins
+    }
+
+    /// Counts a refusal or a tripped read bound of this provider (`reason` is its metric label).
+    pub fn count_refusal(&self, reason: &str) {
+        let labels = RefusalLabels { provider: self.inner.config.provider.clone(), reason: reason.to_string() };
+        self.inner.metrics.refused.get_or_create(&labels).inc();
+    }
+
+    /// `Ok` when `url` may be requested with this provider's credentials: its origin is trusted, and it is
+    /// not plain `http` while credentials are configured and plain http is not allowed. Refusals are counted.
+    pub fn vet(&self, url: &Url) -> Result<(), CimiError> {
+        if let Err(e) = self.inner.origins.check(url) {
+            self.count_refusal("untrusted_href");
+            return Err(e);
+        }
+        let cfg = &self.inner.config;
+        if url.scheme() == "http" && cfg.auth != Auth::None && !cfg.allow_plain_http {
+            self.count_refusal("plain_http");
+            return Err(CimiError::UntrustedHref {
+                href: redact_url(url),
+                reason: "credentials would travel in clear text over plain http; use https, or set \
+                         spec.allowPlainHttp: true on the CimiProvider if the network is trusted"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Send a request, with retries where safe. Non-2xx answers become errors. A URL that [`Self::vet`]
+    /// refuses is never sent.
     pub async fn execute(&self, req: &Request) -> Result<Response, CimiError> {
+        self.vet(&req.url)?;
         let policy = self.inner.config.retry;
         let mut attempt = 0u32;
         loop {
@@ -487,12 +600,80 @@ impl Transport {
         let status = resp.status();
         let headers = resp.headers().clone();
         let url = resp.url().clone();
-        let raw = resp.bytes().await.map_err(|e| transport_error(&e, href, cfg.request_timeout))?;
+        if status.is_redirection() {
+            // Only a redirect the policy would not follow comes back: to another origin, or too deep.
+            return Err(self.refused_redirect(&url, &headers, href));
+        }
         if !status.is_success() {
+            let raw = self.read_body(resp, MAX_ERROR_BODY_BYTES, href, false).await?;
             return Err(CimiError::from_status(status, &headers, &raw, href, req.operation));
         }
+        let raw = self.read_body(resp, cfg.read_limits.max_body_bytes, href, true).await?;
         let body = decode_body(&headers, &raw, href)?;
         Ok(Response { status, headers, body, url })
+    }
+}
+
+impl Transport {
+    /// Reads a body of at most `cap` bytes as it streams in. Past the cap, a success body is refused with
+    /// [`CimiError::ReadLimit`] (a `Content-Length` over the cap before a byte is read), and an error body
+    /// (`refuse` false) is cut, since only its excerpt is kept. The connection is dropped either way.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        cap: u64,
+        href: &str,
+        refuse: bool,
+    ) -> Result<Bytes, CimiError> {
+        let timeout = self.inner.config.request_timeout;
+        let too_large = |seen: String| {
+            self.count_refusal(ReadLimitKind::BodySize.label());
+            CimiError::ReadLimit {
+                href: href.to_string(),
+                limit: ReadLimitKind::BodySize,
+                detail: format!(
+                    "the provider sent {seen}, over the limit of {cap} bytes; raise spec.readLimits.maxBodySize if \
+                     it is right"
+                ),
+            }
+        };
+        if refuse && let Some(len) = resp.content_length().filter(|l| *l > cap) {
+            return Err(too_large(format!("a body of {len} bytes (Content-Length)")));
+        }
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&e, href, timeout))? {
+            let room = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(buf.len());
+            if chunk.len() > room {
+                if refuse {
+                    return Err(too_large(format!("more than {cap} bytes")));
+                }
+                buf.extend_from_slice(&chunk[..room]);
+                break;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// The error of a redirect that was not followed: to an origin the policy refuses (named), or too deep.
+    fn refused_redirect(&self, from: &Url, headers: &HeaderMap, href: &str) -> CimiError {
+        let target = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| from.join(l.trim()).ok());
+        match target {
+            Some(to) => match self.inner.origins.check(&to) {
+                Err(e) => {
+                    self.count_refusal("untrusted_href");
+                    match e {
+                        CimiError::UntrustedHref { href: to, reason } => CimiError::UntrustedHref {
+                            href: to,
+                            reason: format!("{href} redirected there, and {reason}"),
+                        },
+                        other => other,
+                    }
+                }
+                Ok(()) => CimiError::protocol(href, format!("more than 5 redirects, last to {}", redact_url(&to)), b""),
+            },
+            None => CimiError::protocol(href, "a redirect without a usable Location", b""),
+        }
     }
 }
 
@@ -579,6 +760,10 @@ pub fn decode_body(headers: &HeaderMap, raw: &Bytes, href: &str) -> Result<Optio
 mod tests {
     use super::*;
 
+    fn policy() -> OriginPolicy {
+        OriginPolicy::new(&Url::parse("http://127.0.0.1:1/cep").unwrap(), &[]).unwrap()
+    }
+
     #[test]
     fn secrets_never_print() {
         let auth = Auth::Basic { username: "joe".into(), password: Secret::new("letmein") };
@@ -637,7 +822,7 @@ mod tests {
 
     #[test]
     fn retries_only_where_safe() {
-        let t = Transport::new(TransportConfig::new("p"), ClientMetrics::default()).unwrap();
+        let t = Transport::new(TransportConfig::new("p"), policy(), ClientMetrics::default()).unwrap();
         let url = Url::parse("http://127.0.0.1:1/m").unwrap();
         let post = Request { method: Method::POST, url: url.clone(), body: None, operation: "create" };
         let get = Request::get(url, "get");
@@ -720,8 +905,42 @@ mod tests {
     }
 
     #[test]
+    fn credentials_never_go_over_plain_http_unless_allowed() {
+        let plain = Url::parse("http://127.0.0.1:1/machines").unwrap();
+        let basic = Auth::Basic { username: "u".into(), password: Secret::new("p") };
+        let t = |auth: Auth, allow: bool| {
+            let cfg = TransportConfig { auth, allow_plain_http: allow, ..TransportConfig::new("p") };
+            Transport::new(cfg, policy(), ClientMetrics::default()).unwrap()
+        };
+        let refused = t(basic.clone(), false).vet(&plain).unwrap_err();
+        assert!(
+            matches!(&refused, CimiError::UntrustedHref { reason, .. } if reason.contains("allowPlainHttp")),
+            "{refused}"
+        );
+        assert!(t(basic, true).vet(&plain).is_ok(), "explicitly allowed");
+        assert!(t(Auth::None, false).vet(&plain).is_ok(), "no credentials, nothing to protect");
+        let foreign = Url::parse("http://127.0.0.2:1/machines").unwrap();
+        assert!(matches!(t(Auth::None, true).vet(&foreign), Err(CimiError::UntrustedHref { .. })));
+        let tr = t(Auth::None, false);
+        let _ = tr.vet(&foreign);
+        let labels = RefusalLabels { provider: "p".into(), reason: "untrusted_href".into() };
+        assert_eq!(tr.metrics().refused.get_or_create(&labels).get(), 1, "refusals are counted");
+    }
+
+    #[tokio::test]
+    async fn a_refused_url_is_never_requested() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let t = Transport::new(TransportConfig::new("p"), policy(), ClientMetrics::default()).unwrap();
+        let e = t.execute(&Request::get(Url::parse(&format!("http://{addr}/x")).unwrap(), "get")).await;
+        assert!(matches!(e, Err(CimiError::UntrustedHref { .. })), "{e:?}");
+        assert!(listener.accept().is_err(), "no connection was made");
+    }
+
+    #[test]
     fn a_bad_ca_bundle_is_a_config_error() {
         let cfg = TransportConfig { ca_bundle_pem: Some(b"not a pem".to_vec()), ..TransportConfig::new("p") };
-        assert!(matches!(Transport::new(cfg, ClientMetrics::default()), Err(CimiError::Config(_))));
+        assert!(matches!(Transport::new(cfg, policy(), ClientMetrics::default()), Err(CimiError::Config(_))));
     }
 }

@@ -12,6 +12,7 @@
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
+use super::model::xml::MAX_DEPTH;
 use super::normalize::{NS1, entry_key, type_name};
 
 /// Item elements that always form an array, with the attribute name of the array.
@@ -169,6 +170,14 @@ fn start_node(e: &BytesStart<'_>) -> Result<Node, String> {
     Ok(node)
 }
 
+/// Refuses an element that would sit deeper than [`MAX_DEPTH`] (the bound the simulator's reader keeps too);
+/// `open` is the number of elements open around it. A hostile provider's deeply nested answer must not
+/// exhaust the operator's stack in the recursive conversion below (or in dropping the tree).
+fn check_depth(open: usize) -> Result<(), String> {
+    if open >= MAX_DEPTH { Err(format!("XML elements are nested deeper than {MAX_DEPTH} levels")) } else { Ok(()) }
+}
+
+/// Reads the element tree without recursion (an explicit stack of open elements), at most [`MAX_DEPTH`] deep.
 fn read_tree(doc: &[u8]) -> Result<Node, String> {
     let mut reader = quick_xml::Reader::from_reader(doc);
     reader.config_mut().trim_text(false);
@@ -179,12 +188,11 @@ fn read_tree(doc: &[u8]) -> Result<Node, String> {
             reader.read_event_into(&mut buf).map_err(|e| format!("XML error at {}: {e}", reader.buffer_position()))?;
         match ev {
             Event::Start(e) => {
-                if stack.len() > 64 {
-                    return Err("XML nested too deeply".into());
-                }
+                check_depth(stack.len())?;
                 stack.push(start_node(&e)?);
             }
             Event::Empty(e) => {
+                check_depth(stack.len())?;
                 let node = start_node(&e)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(node),
@@ -376,5 +384,18 @@ mod tests {
             deep.push_str("<a>");
         }
         assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    /// A hostile provider's answer of 100,000 nested elements is an error, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_refused() {
+        let nested = |levels: usize| format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels));
+        assert!(parse(nested(MAX_DEPTH).as_bytes()).is_ok(), "64 levels read");
+        for levels in [MAX_DEPTH + 1, 100_000] {
+            let err = parse(nested(levels).as_bytes()).unwrap_err();
+            assert!(err.contains("nested deeper than 64 levels"), "{levels}: {err}");
+        }
+        let empty_too_deep = format!("{}<b/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(parse(empty_too_deep.as_bytes()).is_err());
     }
 }

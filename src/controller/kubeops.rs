@@ -33,12 +33,63 @@ where
     Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
 }
 
-/// Writes `status` by server-side apply with the operator's field manager.
+/// The longest string a status carries: an href is at most 2048 characters; provider text is cut here.
+pub const MAX_STATUS_STRING: usize = 2048;
+/// The longest Event note the API server accepts is 1 kB; notes are cut to this many bytes.
+pub const MAX_EVENT_NOTE_BYTES: usize = 1000;
+
+/// `text` on one line, without control characters, at most `max_chars` characters (cut with `…`).
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars + 3));
+    for (i, c) in text.chars().enumerate() {
+        if i == max_chars {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+/// `status` with every string cleaned and bounded ([`clean_text`], [`MAX_STATUS_STRING`]): content from a
+/// provider reaches status only as a short, clean excerpt (design.md §9.3). Writers compare and write this.
+pub fn bounded<S: Serialize + DeserializeOwned + Clone>(status: &S) -> S {
+    let Ok(mut value) = serde_json::to_value(status) else { return status.clone() };
+    if !clean_strings(&mut value) {
+        return status.clone();
+    }
+    serde_json::from_value(value).unwrap_or_else(|_| status.clone())
+}
+
+/// Cleans every string of `value` in place; whether any changed.
+fn clean_strings(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    let mut changed = false;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) => {
+                if s.chars().count() > MAX_STATUS_STRING || s.chars().any(char::is_control) {
+                    *s = clean_text(s, MAX_STATUS_STRING);
+                    changed = true;
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(map) => stack.extend(map.values_mut()),
+            _ => {}
+        }
+    }
+    changed
+}
+
+/// Writes `status` by server-side apply with the operator's field manager (every string bounded).
 pub async fn apply_status<K, S>(api: &Api<K>, name: &str, status: &S) -> kube::Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize,
 {
+    let mut status = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
+    clean_strings(&mut status);
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -100,11 +151,16 @@ pub fn flag<K: Resource>(obj: &K, key: &str) -> bool {
     annotation(obj, key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Publishes an Event on the object (best effort: a failure is logged, never fatal).
+/// Publishes an Event on the object (best effort: a failure is logged, never fatal). The note is cleaned and
+/// cut to what the API server accepts.
 pub async fn publish<K>(ctx: &Context, obj: &K, warning: bool, reason: &str, action: &str, note: String)
 where
     K: Resource<DynamicType = ()>,
 {
+    let mut note = clean_text(&note, MAX_EVENT_NOTE_BYTES);
+    while note.len() > MAX_EVENT_NOTE_BYTES {
+        note.pop();
+    }
     let event = Event {
         type_: if warning { EventType::Warning } else { EventType::Normal },
         reason: reason.to_string(),
@@ -114,5 +170,32 @@ where
     };
     if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(%error, reason, "cannot publish an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_one_clean_bounded_line() {
+        assert_eq!(clean_text("a\nb\u{1b}[31mc", 100), "a b [31mc");
+        assert_eq!(clean_text(&"x".repeat(10), 4), "xxxx…");
+        assert_eq!(clean_text("short", 10), "short");
+    }
+
+    #[test]
+    fn bounded_status_cuts_long_and_control_strings_and_keeps_the_rest() {
+        let status = crate::api::common::ManagedStatus {
+            id: Some("https://p/machines/1".into()),
+            state: Some(format!("STARTED\u{7}{}", "y".repeat(10_000))),
+            ..Default::default()
+        };
+        let b = bounded(&status);
+        assert_eq!(b.id, status.id);
+        let state = b.state.clone().expect("state");
+        assert_eq!(state.chars().count(), MAX_STATUS_STRING + 1);
+        assert!(state.starts_with("STARTED ") && !state.contains('\u{7}'));
+        assert_eq!(bounded(&b), b, "bounding is idempotent, so a bounded status compares equal to itself");
     }
 }

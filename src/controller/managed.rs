@@ -14,21 +14,22 @@ use super::outcome::Problem;
 use super::registry::ProviderConnection;
 use super::{Context, kubeops};
 use crate::api::CimiProvider;
-use crate::api::common::{DeletionPolicy, ImportSpec, JobStatus, ManagedStatus};
+use crate::api::common::{DeletionPolicy, ImportSpec, JobStatus, ManagedStatus, ResourceGonePolicy};
 use crate::api::managed::Managed;
 use crate::api::reasons::Reason;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{Accepted, CimiClient, CimiError};
-use crate::{TAG_CLUSTER, TAG_NAME, TAG_NAMESPACE, TAG_UID};
+use crate::{TAG_CLUSTER, TAG_KIND, TAG_NAME, TAG_NAMESPACE, TAG_UID};
 
 /// How soon to look again while something runs on the provider.
 pub const ACTIVE_REQUEUE: Duration = Duration::from_millis(500);
 
-/// The provider-side tags of an object.
-pub fn tags<K: Resource>(ctx: &Context, obj: &K) -> BTreeMap<String, String> {
+/// The provider-side tags of an object: its UID, and its identity (cluster, kind, namespace, name).
+pub fn tags<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K) -> BTreeMap<String, String> {
     BTreeMap::from([
         (TAG_UID.to_string(), obj.uid().unwrap_or_default()),
         (TAG_CLUSTER.to_string(), ctx.config.cluster_name.clone()),
+        (TAG_KIND.to_string(), K::kind(&()).to_string()),
         (TAG_NAMESPACE.to_string(), obj.namespace().unwrap_or_default()),
         (TAG_NAME.to_string(), obj.name_any()),
     ])
@@ -178,6 +179,119 @@ pub async fn find_by_uid(client: &CimiClient, collection: &str, uid: &str) -> Re
     Ok(None)
 }
 
+/// The resource this object made before, if any: the one carrying its UID tag, else — after a rebuild of the
+/// cluster from Git, where every UID is new — the one carrying its identity (cluster, kind, namespace, name)
+/// whose UID tag names an object that no longer exists. That one is adopted: retagged with this object's UID
+/// (the edit's Job goes into `status`), recorded as `status.id`, and announced by a `Readopted` Event naming
+/// the old UID. Two candidates, or one that a live object claims, need a human (`AdoptionConflict`); nothing
+/// is adopted then. `None`: nothing to adopt, create.
+pub async fn find_own<K>(
+    ctx: &Context,
+    client: &CimiClient,
+    collection: &str,
+    noun: &str,
+    obj: &K,
+    status: &mut ManagedStatus,
+) -> Result<Option<Value>, Problem>
+where
+    K: Managed + super::stores::Cached,
+{
+    let uid = obj.uid().unwrap_or_default();
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let kind = K::kind(&()).to_string();
+    let cluster = &ctx.config.cluster_name;
+    // One listing for both: tagged with our UID, or with our identity.
+    let url = client.collection_url(collection).await?;
+    let filter = Filter::property(TAG_UID, &uid)?.or(Filter::property(TAG_CLUSTER, cluster)?
+        .and(Filter::property(TAG_NAMESPACE, &namespace)?)
+        .and(Filter::property(TAG_NAME, &name)?));
+    let page_size = client.config().page_size;
+    let listing = client.list_values_at(&url, &Query::new().filter(filter), "", None, page_size).await?;
+    if let Some(ours) = listing.entries.iter().find(|e| carries_uid(e, &uid)) {
+        return Ok(Some(ours.clone()));
+    }
+    // A truncated answer must never lead to a second create.
+    if listing.truncated {
+        return Err(CimiError::Protocol {
+            href: url.to_string(),
+            excerpt: String::new(),
+            reason: format!(
+                "the provider counts more {collection} tagged with this object's UID or identity than it served; \
+                 not creating anything until it serves them all"
+            ),
+        }
+        .into());
+    }
+    // The filter is the provider's: check the tags here too (and the kind, where the resource has one).
+    let candidates: Vec<Value> = listing
+        .entries
+        .into_iter()
+        .filter(|e| {
+            let p = properties_of(e);
+            p.get(TAG_CLUSTER) == Some(cluster)
+                && p.get(TAG_NAMESPACE) == Some(&namespace)
+                && p.get(TAG_NAME) == Some(&name)
+                && p.get(TAG_KIND).is_none_or(|k| *k == kind)
+        })
+        .collect();
+    let resource = match candidates.as_slice() {
+        [] => return Ok(None),
+        [one] => one.clone(),
+        many => {
+            let hrefs: Vec<&str> = many.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).take(5).collect();
+            return Err(Problem::stalled(
+                Reason::AdoptionConflict,
+                format!(
+                    "{} provider {noun}s carry this object's identity (cluster {cluster}, {namespace}/{name}): {}; \
+                     nothing was adopted. Delete the extra ones on the provider, or import the right one by href",
+                    many.len(),
+                    hrefs.join(", ")
+                ),
+            ));
+        }
+    };
+    let id = resource.get("id").and_then(Value::as_str).unwrap_or("(no id)").to_string();
+    let old_uid = properties_of(&resource).get(TAG_UID).cloned().unwrap_or_default();
+    let claimed = !old_uid.is_empty()
+        && super::stores::objects::<K>(ctx, None).await?.iter().any(|o| o.uid().as_deref() == Some(old_uid.as_str()));
+    if claimed {
+        return Err(Problem::stalled(
+            Reason::AdoptionConflict,
+            format!(
+                "the provider {noun} {id} carries this object's identity but belongs to the live object with UID \
+                 {old_uid}; nothing was adopted"
+            ),
+        ));
+    }
+    // Retag first: until the resource carries this object's UID, it is not ours.
+    let mut properties = properties_of(&resource);
+    properties.extend(tags(ctx, obj));
+    let mut changes = Map::new();
+    changes.insert("properties".into(), json!(properties));
+    let accepted = client.update(&resource, &changes, &[]).await?;
+    status.id = Some(client.resolve(&id).await?.to_string());
+    if let Some(job) = job_started(&accepted, "edit") {
+        status.job = Some(job);
+    }
+    let before = if old_uid.is_empty() { "no UID".to_string() } else { format!("the UID {old_uid}") };
+    kubeops::publish(
+        ctx,
+        obj,
+        false,
+        "Readopted",
+        "Adopt",
+        format!(
+            "adopted the provider {noun} {id} again by its identity (cluster {cluster}, {namespace}/{name}); it was \
+             tagged with {before}, of an object that no longer exists"
+        ),
+    )
+    .await;
+    let mut adopted = resource;
+    adopted["properties"] = json!(properties);
+    Ok(Some(adopted))
+}
+
 /// Reads an adopted resource at `href`: `None` when the provider answers 404/410. Unlike [`observe`],
 /// it does not require our UID tag (an ObserveOnly import never carries it).
 pub async fn read_imported(client: &CimiClient, href: &str) -> Result<Option<Value>, CimiError> {
@@ -198,11 +312,12 @@ pub async fn observe_known<K>(
     obj: &K,
     at: &super::observer::Lookup<'_>,
     noun: &str,
-    creating: bool,
+    status: &mut ManagedStatus,
 ) -> Result<Result<Value, (super::outcome::Progress, Duration)>, Problem>
 where
-    K: Resource<DynamicType = ()>,
+    K: Managed,
 {
+    let creating = job_running(status.job.as_ref());
     let uid = obj.uid().unwrap_or_default();
     let (href, imported) = (at.href, at.imported);
     match super::observer::observe_object(ctx, obj, at).await? {
@@ -220,9 +335,23 @@ where
             Reason::ResourceGone,
             format!("the imported provider {noun} {href} no longer exists; delete the object"),
         )),
+        None if obj.resource_gone_policy() == ResourceGonePolicy::Recreate => {
+            let message = format!(
+                "the provider {noun} {href} no longer exists; creating it again (resourceGonePolicy: Recreate): what \
+                 it held is lost"
+            );
+            kubeops::publish(ctx, obj, true, "Recreating", "Create", message.clone()).await;
+            status.id = None;
+            status.job = None;
+            status.state = None;
+            Ok(Err((super::outcome::Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE)))
+        }
         None => Err(Problem::stalled(
             Reason::ResourceGone,
-            format!("the provider {noun} {href} no longer exists; delete and recreate the object"),
+            format!(
+                "the provider {noun} {href} no longer exists; delete and recreate the object, or set \
+                 spec.resourceGonePolicy: Recreate to have it created again"
+            ),
         )),
     }
 }

@@ -423,6 +423,8 @@ async fn list_at(
     }
 }
 
+/// Every entry of the collection at `url` matching `query`, in pages of `page_size`, bounded by the
+/// provider's read limits (the client's listing).
 async fn page_through(
     client: &CimiClient,
     url: &Url,
@@ -430,35 +432,7 @@ async fn page_through(
     query: &Query,
     page_size: u64,
 ) -> Result<Vec<Value>, CimiError> {
-    let mut out: Vec<Value> = Vec::new();
-    let mut seen = HashSet::new();
-    let mut next = 1u64;
-    loop {
-        let page = client.list_page_value(url, &query.page(next, next + page_size - 1), item_type).await?;
-        let count = page.get("count").and_then(Value::as_u64);
-        let items = entries(&page);
-        let served = items.len() as u64;
-        let mut fresh = 0u64;
-        for item in items {
-            if let Some(id) = item.get("id").and_then(Value::as_str)
-                && !seen.insert(id.to_string())
-            {
-                continue;
-            }
-            fresh += 1;
-            out.push(item);
-        }
-        // More than a page: the provider ignores paging and served everything.
-        let whole = served > page_size;
-        let done = match count {
-            Some(c) => out.len() as u64 >= c,
-            None => served < page_size,
-        };
-        if whole || done || fresh == 0 {
-            return Ok(out);
-        }
-        next += served;
-    }
+    Ok(client.list_values_at(url, query, item_type, None, page_size).await?.entries)
 }
 
 async fn resolve_all(client: &CimiClient, listing: Vec<Value>) -> Vec<(String, Value)> {

@@ -23,8 +23,22 @@ pub struct Problem {
 }
 
 /// The condition of an object the operator leaves alone (`cimi.dev/paused: "true"`).
-pub fn set_paused(conds: &mut ConditionSet) {
-    conds.set(SYNCED, Status::False, Reason::Paused, "the object carries cimi.dev/paused: \"true\"");
+pub fn set_paused(conds: &mut ConditionSet, deleting: bool) {
+    let message = if deleting {
+        "the object is being deleted, but carries cimi.dev/paused: \"true\": the deletion waits, without any \
+         provider call and with its finalizer, until the annotation is removed (or cimi.dev/force-orphan is set)"
+    } else {
+        "the object carries cimi.dev/paused: \"true\""
+    };
+    conds.set(SYNCED, Status::False, Reason::Paused, message);
+}
+
+/// Whether a pass must stop at the pause: the object carries `cimi.dev/paused: "true"`, and is not being
+/// released by `cimi.dev/force-orphan` (which makes no provider call either). Pause comes before deletion.
+pub fn held_by_pause<K: kube::Resource>(obj: &K) -> bool {
+    use super::kubeops::flag;
+    flag(obj, crate::ANNOTATION_PAUSED)
+        && !(obj.meta().deletion_timestamp.is_some() && flag(obj, crate::ANNOTATION_FORCE_ORPHAN))
 }
 
 /// Marks the generation a pass works on; on first contact (no generation observed yet) the object is
@@ -157,6 +171,8 @@ impl From<CimiError> for Problem {
             CimiError::NotFound { .. } => (Reason::ResourceGone, true),
             CimiError::Config(_) => (Reason::InvalidSpec, true),
             CimiError::Protocol { .. } => (Reason::ProviderRejected, false),
+            CimiError::UntrustedHref { .. } => (Reason::UntrustedHref, true),
+            CimiError::ReadLimit { .. } => (Reason::ReadLimitExceeded, true),
         };
         Self { reason, message, stalled, retry_after }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use std::future::Future;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -23,7 +23,7 @@ use super::registry::{ProviderConnection, fingerprint};
 use super::watching;
 use crate::FINALIZER_IN_USE;
 use crate::api::common::parse_duration;
-use crate::api::conditions::{self, ConditionSet, IN_USE, READY, Status};
+use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
 use crate::api::provider::{
     CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, CimiProviderStatus, Format, MAX_CAPABILITIES,
 };
@@ -94,20 +94,35 @@ fn error_policy(_: Arc<CimiProvider>, error: &Error, _: Arc<Context>) -> Action 
     Action::requeue(super::outcome::backoff(3, None))
 }
 
-/// The objects (in this operator's scope) that reference `provider`, as `kind namespace/name`, sorted
+/// The objects (in this operator's scope) that hold `provider` in use, as `kind namespace/name`, sorted
 /// (objects the operator cannot decode are skipped; their watch reports them)
 /// (read from the controllers' stores: see [`super::stores`]).
 /// With `fresh`, listed from the API instead.
-pub async fn references(ctx: &Context, provider: &str, fresh: bool) -> kube::Result<Vec<String>> {
-    let mut out = referencing::<CimiMachine>(ctx, provider, fresh).await?;
-    out.extend(referencing::<CimiVolume>(ctx, provider, fresh).await?);
-    out.extend(referencing::<CimiNetwork>(ctx, provider, fresh).await?);
-    out.extend(referencing::<CimiSystem>(ctx, provider, fresh).await?);
+///
+/// An object counts when its namespace is one the provider's `allowed` namespaces admit, or when it already
+/// has a provider resource (`status.id`) wherever it is: a tenant of a namespace the provider does not admit
+/// cannot block the provider's deletion by merely naming it.
+pub async fn references(
+    ctx: &Context,
+    provider: &str,
+    allowed: Option<&LabelSelector>,
+    fresh: bool,
+) -> kube::Result<Vec<String>> {
+    let mut out = referencing::<CimiMachine>(ctx, provider, allowed, fresh).await?;
+    out.extend(referencing::<CimiVolume>(ctx, provider, allowed, fresh).await?);
+    out.extend(referencing::<CimiNetwork>(ctx, provider, allowed, fresh).await?);
+    out.extend(referencing::<CimiSystem>(ctx, provider, allowed, fresh).await?);
+    out.sort();
     Ok(out)
 }
 
-/// The objects of kind `K` in the watched namespaces that reference `provider`, as `Kind namespace/name`.
-async fn referencing<K>(ctx: &Context, provider: &str, fresh: bool) -> kube::Result<Vec<String>>
+/// The objects of kind `K` in the watched namespaces that hold `provider` in use, as `Kind namespace/name`.
+async fn referencing<K>(
+    ctx: &Context,
+    provider: &str,
+    allowed: Option<&LabelSelector>,
+    fresh: bool,
+) -> kube::Result<Vec<String>>
 where
     K: crate::api::managed::Managed + super::stores::Cached,
 {
@@ -116,12 +131,21 @@ where
     } else {
         super::stores::objects::<K>(ctx, None).await?
     };
-    let mut out: Vec<String> = objects
-        .iter()
-        .filter(|o| o.provider_name() == provider)
-        .map(|o| format!("{} {}/{}", K::kind(&()), o.namespace().unwrap_or_default(), o.name_any()))
-        .collect();
-    out.sort();
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| o.provider_name() == provider) {
+        let namespace = o.namespace().unwrap_or_default();
+        let has_resource = o.managed_status().and_then(|s| s.id.as_deref()).is_some_and(|id| !id.is_empty());
+        let admitted = match allowed {
+            None => true,
+            Some(selector) => {
+                let labels = ctx.namespace_labels.get(&ctx.client, &namespace).await?.unwrap_or_default();
+                super::namespaces::selector_matches(selector, &labels).unwrap_or(false)
+            }
+        };
+        if has_resource || admitted {
+            out.push(format!("{} {namespace}/{}", K::kind(&()), o.name_any()));
+        }
+    }
     Ok(out)
 }
 
@@ -146,6 +170,11 @@ async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Setting
         spec.endpoint.as_bytes().to_vec(),
         format!("{:?}{}", spec.format, spec.insecure_skip_tls_verify).into_bytes(),
         format!("{:?}", spec.rate_limit).into_bytes(),
+        format!(
+            "{:?}{}{:?}{}",
+            spec.trusted_origins, spec.allow_plain_http, spec.read_limits, spec.ca_bundle_replaces_system_roots
+        )
+        .into_bytes(),
     ];
     if let Some(r) = &spec.credentials_secret_ref {
         if &r.namespace != ns {
@@ -203,8 +232,12 @@ fn client_for(
 ) -> Result<CimiClient, CimiError> {
     let name = provider.name_any();
     let mut config = ClientConfig::new(&name, &provider.spec.endpoint)?;
+    config.trusted_origins = provider.spec.trusted_origins.clone();
     config.transport.auth = settings.auth;
     config.transport.ca_bundle_pem = settings.ca_bundle_pem;
+    config.transport.ca_bundle_replaces_system_roots = provider.spec.ca_bundle_replaces_system_roots;
+    config.transport.allow_plain_http = provider.spec.allow_plain_http;
+    config.transport.read_limits = provider.spec.read_limits.clone().unwrap_or_default().to_client();
     config.transport.insecure_skip_tls_verify = provider.spec.insecure_skip_tls_verify;
     config.transport.format = match provider.spec.format {
         Format::Json => crate::cimi::Format::Json,
@@ -224,10 +257,31 @@ fn client_for(
     CimiClient::with_metrics(config, metrics.clone())
 }
 
+/// Why the operator will not connect: credentials would go over plain http (the endpoint or a trusted
+/// origin) without `spec.allowPlainHttp`. `None` when it may.
+pub fn plain_http_refusal(provider: &CimiProvider, auth: &Auth) -> Option<String> {
+    if *auth == Auth::None || provider.spec.allow_plain_http {
+        return None;
+    }
+    let plain: Vec<&str> = std::iter::once(provider.spec.endpoint.as_str())
+        .chain(provider.spec.trusted_origins.iter().map(String::as_str))
+        .filter(|u| u.trim().to_ascii_lowercase().starts_with("http://"))
+        .collect();
+    (!plain.is_empty()).then(|| {
+        format!(
+            "{} is plain http: the credentials would travel in clear text; use https, or set spec.allowPlainHttp: \
+             true if the network to the provider is trusted",
+            plain.join(", ")
+        )
+    })
+}
+
 /// The Ready reason of a failed probe.
 pub fn probe_reason(error: &CimiError) -> Reason {
     match error {
         CimiError::Unauthorized { .. } => Reason::Unauthorized,
+        CimiError::UntrustedHref { .. } => Reason::UntrustedHref,
+        CimiError::ReadLimit { .. } => Reason::ReadLimitExceeded,
         CimiError::Unavailable { message, .. } | CimiError::Config(message)
             if message.to_ascii_lowercase().contains("certificate") || message.to_ascii_lowercase().contains("tls") =>
         {
@@ -240,29 +294,26 @@ pub fn probe_reason(error: &CimiError) -> Reason {
     }
 }
 
+/// The most entries of one catalog collection kept in memory (names are resolved against them; status
+/// shows at most [`CATALOG_ENTRIES_PER_COLLECTION`]).
+pub const CATALOG_MAX_ENTRIES: u64 = 10_000;
+
+/// The catalog collections, each read in bounded pages up to [`CATALOG_MAX_ENTRIES`] entries. Entries whose
+/// href is not on a trusted origin are left out (nothing could use them).
 async fn read_catalog(client: &CimiClient) -> Result<BTreeMap<String, Vec<CatalogEntry>>, CimiError> {
     let discovery = client.discovery().await?;
+    let page_size = client.config().page_size;
     let mut out = BTreeMap::new();
     for name in CATALOG_COLLECTIONS {
         let Some(url) = discovery.collections.get(*name) else { continue };
-        let page = client.list_page_value(url, &Query::new(), "").await?;
-        let mut entries = Vec::new();
-        // The entry array is the one array of objects with ids in the collection document.
-        if let Value::Object(doc) = &page {
-            for (key, value) in doc {
-                if key == "operations" {
-                    continue;
-                }
-                if let Value::Array(items) = value {
-                    for item in items {
-                        if let Some(href) = item.get("id").and_then(Value::as_str) {
-                            let href = client.resolve(href).await.map(|u| u.to_string()).unwrap_or(href.to_string());
-                            let name = item.get("name").and_then(Value::as_str).map(str::to_string);
-                            entries.push(CatalogEntry { name, href });
-                        }
-                    }
-                }
-            }
+        let query = Query::new().last(CATALOG_MAX_ENTRIES);
+        let listing = client.list_values_at(url, &query, "", None, page_size).await?;
+        let mut entries = Vec::with_capacity(listing.entries.len());
+        for item in &listing.entries {
+            let Some(href) = item.get("id").and_then(Value::as_str) else { continue };
+            let Ok(href) = client.resolve(href).await else { continue };
+            let name = item.get("name").and_then(Value::as_str).map(str::to_string);
+            entries.push(CatalogEntry { name, href: href.to_string() });
         }
         out.insert((*name).to_string(), entries);
     }
@@ -337,10 +388,11 @@ fn format_latency(d: Duration) -> String {
 async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = provider.name_any();
     let api: Api<CimiProvider> = Api::all(ctx.client.clone());
-    let mut users = references(&ctx, &name, false).await?;
+    let allowed = provider.spec.allowed_namespaces.as_ref();
+    let mut users = references(&ctx, &name, allowed, false).await?;
     if users.is_empty() && has_finalizer(&*provider, FINALIZER_IN_USE) {
         // About to release it: make sure from the API, not from caches that may lag a new user.
-        users = references(&ctx, &name, true).await?;
+        users = references(&ctx, &name, allowed, true).await?;
     }
     let old = provider.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -390,6 +442,14 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
             return Ok(Action::requeue(poll));
         }
     };
+    if let Some(message) = plain_http_refusal(&provider, &settings.auth) {
+        ctx.providers.remove(&name);
+        conds.set(READY, Status::False, Reason::PlainHttpNotAllowed, message);
+        status.ready = false;
+        status.conditions = conds.build();
+        write(&ctx, &api, &provider, &old, status).await?;
+        return Ok(Action::requeue(poll));
+    }
     let existing = ctx.providers.get(&name).filter(|c| c.fingerprint == settings.fingerprint);
     // Between probes, a pass triggered by an object that references the provider (or by our own status
     // write) only recounts the users: the CloudEntryPoint and catalog are read once per pollInterval, or
@@ -469,7 +529,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                     fingerprint: fp,
                     ready: true,
                     message: String::new(),
-                    catalog: full,
+                    catalog: Arc::new(full),
                     allowed_namespaces: None,
                     probed: None,
                 }
@@ -482,7 +542,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                     fingerprint: fp,
                     ready: false,
                     message: error.to_string(),
-                    catalog: BTreeMap::new(),
+                    catalog: Arc::default(),
                     allowed_namespaces: None,
                     probed: None,
                 }
@@ -514,6 +574,43 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::requeue(poll))
 }
 
+/// The Ready reasons of a CimiProvider that a retry cannot mend: a human must change the spec, a Secret or
+/// the provider.
+const NEEDS_A_HUMAN: &[Reason] = &[
+    Reason::Unauthorized,
+    Reason::NotCIMI,
+    Reason::TLSError,
+    Reason::CredentialsNotFound,
+    Reason::PlainHttpNotAllowed,
+    Reason::UntrustedHref,
+    Reason::ReadLimitExceeded,
+];
+
+/// `conditions` with `Stalled=True` (the Ready condition's reason and message) when the provider is not Ready
+/// for a reason that needs a human, so that Argo CD shows Degraded and Flux fails promptly; without a Stalled
+/// condition otherwise (an unreachable provider may come back by itself).
+fn with_stalled(
+    provider: &CimiProvider,
+    conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let ready = conditions::find(&conditions, READY).cloned();
+    let mut conds =
+        ConditionSet::new(&conditions, provider.meta().generation, Time(k8s_openapi::jiff::Timestamp::now()));
+    let stalled = ready
+        .as_ref()
+        .filter(|c| c.status == "False")
+        .and_then(|c| NEEDS_A_HUMAN.iter().find(|r| r.as_str() == c.reason).map(|r| (*r, c.message.clone())));
+    match stalled {
+        Some((reason, message)) => {
+            conds.set(STALLED, Status::True, reason, message);
+        }
+        None => {
+            conds.remove(STALLED);
+        }
+    }
+    conds.build()
+}
+
 /// Writes status when it changed (the probe time and latency alone do not count) and records an
 /// Event when Ready flips or changes reason.
 async fn write(
@@ -523,6 +620,8 @@ async fn write(
     old: &CimiProviderStatus,
     status: CimiProviderStatus,
 ) -> Result<(), Error> {
+    let mut status = super::kubeops::bounded(&status);
+    status.conditions = with_stalled(provider, status.conditions);
     let comparable = |s: &CimiProviderStatus| CimiProviderStatus { last_probe_time: None, latency: None, ..s.clone() };
     let probe_due = match (&old.last_probe_time, &status.last_probe_time) {
         (Some(a), Some(b)) => b.0.duration_since(a.0).as_secs() >= 60,
@@ -560,6 +659,24 @@ mod tests {
         );
         assert_eq!(probe_reason(&CimiError::protocol("h", "not a CloudEntryPoint", b"<html>")), Reason::NotCIMI);
         assert_eq!(probe_reason(&CimiError::NotFound { href: "h".into() }), Reason::NotCIMI);
+    }
+
+    fn provider(endpoint: &str, trusted: &[&str], allow: bool) -> CimiProvider {
+        let spec = serde_json::json!({"endpoint": endpoint, "trustedOrigins": trusted, "allowPlainHttp": allow});
+        CimiProvider::new("p", serde_json::from_value(spec).expect("spec"))
+    }
+
+    #[test]
+    fn plain_http_needs_an_explicit_opt_in() {
+        let basic = Auth::Basic { username: "u".into(), password: crate::cimi::Secret::new("p") };
+        let refusal = plain_http_refusal(&provider("http://lab:8780/", &[], false), &basic).expect("refused");
+        assert!(refusal.contains("http://lab:8780/") && refusal.contains("allowPlainHttp"), "{refusal}");
+        assert_eq!(plain_http_refusal(&provider("http://lab:8780/", &[], true), &basic), None);
+        assert_eq!(plain_http_refusal(&provider("https://lab/", &[], false), &basic), None);
+        assert_eq!(plain_http_refusal(&provider("http://lab/", &[], false), &Auth::None), None, "no credentials");
+        let refusal =
+            plain_http_refusal(&provider("https://lab/", &["http://jobs.lab"], false), &basic).expect("refused");
+        assert!(refusal.contains("http://jobs.lab"), "a plain-http trusted origin counts too: {refusal}");
     }
 
     #[test]

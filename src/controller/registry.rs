@@ -24,8 +24,9 @@ pub struct ProviderConnection {
     pub ready: bool,
     /// Why it is not ready, for the message of dependent objects.
     pub message: String,
-    /// The whole catalog (not capped), by CEP collection name (`machineConfigs`, `machineImages`...).
-    pub catalog: BTreeMap<String, Vec<CatalogEntry>>,
+    /// The catalog (up to `CATALOG_MAX_ENTRIES` per collection), by CEP collection name (`machineConfigs`,
+    /// `machineImages`...); shared, not copied, by every reconcile.
+    pub catalog: Arc<BTreeMap<String, Vec<CatalogEntry>>>,
     /// The provider's `spec.allowedNamespaces` (absent: every namespace may use it).
     pub allowed_namespaces: Option<LabelSelector>,
     /// When the provider controller last probed, and for which generation of the CimiProvider (kept in

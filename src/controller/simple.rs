@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
-    enforce_timeout, find_by_uid, find_import, job_running, job_started, observe_known, ready_transition_event,
+    enforce_timeout, find_import, find_own, job_running, job_started, observe_known, ready_transition_event,
     recover_failed_create, refresh_job, tags, transient_overdue, wanted_attributes,
 };
 use super::outcome::{Problem, Progress};
@@ -29,7 +29,7 @@ use super::{Context, observer};
 use crate::api::common::{ManagedStatus, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
-use crate::{ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP, FINALIZER_IN_USE};
+use crate::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// What is particular to one simple kind.
 pub trait SimpleKind:
@@ -45,7 +45,7 @@ pub trait SimpleKind:
     + 'static
 {
     /// The status type.
-    type Status: Clone + Default + PartialEq + Serialize + Debug + Send + Sync;
+    type Status: Clone + Default + PartialEq + Serialize + serde::de::DeserializeOwned + Debug + Send + Sync;
     /// The CEP collection (`volumes`, `networks`).
     const COLLECTION: &'static str;
     /// The provider state in which the resource is ready (`AVAILABLE`, `STARTED`).
@@ -125,18 +125,19 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 
-    if obj.meta().deletion_timestamp.is_some() {
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    if super::outcome::held_by_pause(&*obj) {
+        super::outcome::set_paused(&mut conds, deleting);
+        K::common(&mut status).conditions = conds.build();
+        write(&ctx, &api, &*obj, &old, status).await?;
+        return Ok(Action::await_change());
+    }
+    if deleting {
         return finalize(&*obj, &ctx, &api, old, status, conds, held).await;
     }
     if held.is_empty() && has_finalizer(&*obj, FINALIZER_IN_USE) {
         remove_finalizer(&api, &*obj, FINALIZER_IN_USE).await?;
         return Ok(Action::requeue(Duration::from_millis(100)));
-    }
-    if flag(&*obj, ANNOTATION_PAUSED) {
-        super::outcome::set_paused(&mut conds);
-        K::common(&mut status).conditions = conds.build();
-        write(&ctx, &api, &*obj, &old, status).await?;
-        return Ok(Action::await_change());
     }
     if !has_finalizer(&*obj, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*obj, FINALIZER_CLEANUP).await?;
@@ -164,6 +165,7 @@ async fn write<K: SimpleKind>(
     old: &K::Status,
     status: K::Status,
 ) -> Result<(), Error> {
+    let status = super::kubeops::bounded(&status);
     let comparable = |s: &K::Status| {
         let mut s = s.clone();
         K::common(&mut s).last_sync_time = None;
@@ -206,9 +208,9 @@ async fn sync<K: SimpleKind>(
     }
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = obj.import_spec();
-    let current = match (&common.id, imported) {
+    let current = match (common.id.clone(), imported) {
         (Some(href), imported) => {
-            let creating = job_running(common.job.as_ref());
+            let href = href.as_str();
             let at = observer::Lookup {
                 provider: obj.provider_name(),
                 client,
@@ -217,13 +219,14 @@ async fn sync<K: SimpleKind>(
                 steady,
                 imported: imported.is_some(),
             };
-            match observe_known(ctx, obj, &at, K::NOUN, creating).await? {
+            match observe_known(ctx, obj, &at, K::NOUN, common).await? {
                 Ok(v) => Some(v),
                 Err(early) => return Ok(early),
             }
         }
         (None, Some(import)) => {
-            let ours = if observe_only { None } else { find_by_uid(client, K::COLLECTION, &uid).await? };
+            let ours =
+                if observe_only { None } else { find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await? };
             match ours {
                 Some(v) => Some(v),
                 None => {
@@ -235,7 +238,7 @@ async fn sync<K: SimpleKind>(
                 }
             }
         }
-        (None, None) => find_by_uid(client, K::COLLECTION, &uid).await?,
+        (None, None) => find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await?,
     };
     let description = obj.cimi_description();
     let Some(current) = current else {

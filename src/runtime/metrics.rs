@@ -7,6 +7,7 @@
 //! | `cimi_requests_total` | counter | provider, operation, status | the CIMI client, each attempt |
 //! | `cimi_request_duration_seconds` | histogram | provider, operation, status | the CIMI client |
 //! | `cimi_request_retries_total` | counter | provider, operation, status | the CIMI client |
+//! | `cimi_requests_refused_total` | counter | provider, reason | the CIMI client: an href refused before sending (`untrusted_href`, `plain_http`), a read stopped by a bound (`body_size`, `pages`, `entries`, `listing_time`, `repeated_page`) |
 //! | `cimi_job_duration_seconds` | histogram | provider, action, state | a Job seen to finish in status |
 //! | `cimi_resources` | gauge | kind, state | the controllers' stores |
 //! | `cimi_watch_errors_total` | counter | kind, reason (`decode`, `watch`) | every watch |
@@ -158,6 +159,12 @@ impl Metrics {
             "request_retries",
             "CIMI requests retried, by provider, operation and the status that caused it",
             client.retries.clone(),
+        );
+        registry.register(
+            "requests_refused",
+            "CIMI requests refused before sending (reason untrusted_href, plain_http) and reads stopped by a bound \
+             (body_size, pages, entries, listing_time, repeated_page), by provider",
+            client.refused.clone(),
         );
         registry.register(
             "job_duration_seconds",

@@ -2,14 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::catalog::Catalog;
 use super::faults::FaultRule;
 
-/// How a consumer authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a consumer authenticates. Its `Debug` form hides the password and the token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
     /// Every request is accepted.
     None,
@@ -22,6 +23,16 @@ pub enum Auth {
     },
     /// `Authorization: Bearer <token>`.
     Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Basic { user, .. } => f.debug_struct("Basic").field("user", user).field("password", &"***").finish(),
+            Auth::Bearer(_) => f.debug_tuple("Bearer").field(&"***").finish(),
+        }
+    }
 }
 
 /// Which reading of the standard the simulator serves.
@@ -97,6 +108,45 @@ pub struct SimConfig {
     pub tls: Option<TlsFiles>,
     /// How long and how many finished Jobs are kept.
     pub job_retention: JobRetention,
+    /// What one request or connection may cost: sizes and timeouts.
+    pub limits: Limits,
+}
+
+/// What one request or one connection may cost the simulator, so that no request can crash it or hold it:
+/// beyond a size the request gets a 4xx, beyond a time its connection is closed (see the "Hardening" section
+/// of `docs/cimi-sim.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body, in bytes: a larger `Content-Length` is answered 413 before the body is read,
+    /// and a body without a length (chunked) is answered 413 once it grows past it.
+    pub max_body_bytes: usize,
+    /// The longest request target (path and query), in bytes; longer is answered 414.
+    pub max_uri_bytes: usize,
+    /// The largest request head (request line and headers), in bytes; larger is answered 431 (HTTP/1.1) or
+    /// refused by HTTP/2. At least 8 KiB is used.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request head, from the first byte of a request (or from the
+    /// connection's opening, TLS handshake included); then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay idle between requests (no request in flight, not one byte received);
+    /// then it is closed.
+    pub idle_timeout: Duration,
+    /// How long reading one request body may take; then the request is answered 408.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// 1 MiB bodies, 16 KiB targets, 64 KiB heads; 10 s for a head, 60 s idle, 30 s for a body.
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_uri_bytes: 16 * 1024,
+            max_header_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Which finished Jobs are kept: those younger than `age` (advertised, in minutes, as the `JobRetention`
@@ -127,7 +177,8 @@ pub struct TlsFiles {
 }
 
 impl Default for SimConfig {
-    /// Loopback on a free port, Basic `demo`/`demo`, strict profile, fast timing, seed 0, default catalog.
+    /// Loopback on a free port, Basic `demo`/`demo`, strict profile, fast timing, seed 0, default catalog,
+    /// default [`Limits`].
     fn default() -> Self {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -141,6 +192,7 @@ impl Default for SimConfig {
             state_file: None,
             tls: None,
             job_retention: JobRetention::default(),
+            limits: Limits::default(),
         }
     }
 }

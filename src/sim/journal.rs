@@ -1,7 +1,7 @@
 //! Crash-safe persistence of a simulator (`--state-file FILE`): a snapshot plus an append-only journal.
 //!
 //! - `FILE` is a snapshot of the whole state, `{"generation": g, "store": …}`, only ever replaced atomically
-//!   (written to `FILE.tmp`, synced, renamed over `FILE`, directory synced).
+//!   (written to a new `FILE.tmp.<g>`, synced, renamed over `FILE`, directory synced).
 //! - `FILE.journal.<g>` holds the changes made after snapshot `g`, one record per write: a 4-byte little-endian
 //!   length, the CRC-32 of the payload (4 bytes, little-endian), and the payload (JSON of what changed, see
 //!   [`Record`]). A record holds only the resources the operation touched, so the cost of a write does not
@@ -16,6 +16,10 @@
 //! - Start: load snapshot `g` (or the catalog when there is none), replay journals `g`, `g+1`… in order; a
 //!   record cut short or failing its checksum (a crash in the middle of an append) ends the replay of that file,
 //!   which is truncated there. Then a fresh snapshot is written, so a start is also a compaction.
+//! - Links: nothing is read or written through a symbolic link. A state file or journal that is a link is an
+//!   error at start; new files (journals, temporary snapshots) are created with `create_new` (`O_EXCL`, which
+//!   refuses an existing name, a link included), and a snapshot replaces `FILE` by a rename, which replaces a
+//!   link planted there instead of writing to its target.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -106,12 +110,63 @@ fn sync_dir(path: &Path) {
     }
 }
 
-/// Writes a snapshot atomically: temporary file, sync, rename, directory sync. Returns its size.
+/// A path refused because it is a symbolic link.
+fn link_refused(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{} is a symbolic link; cimi-sim does not read or write state through links", path.display()),
+    )
+}
+
+/// Opens an existing file of the state, refusing a symbolic link or anything but a regular file. On Unix the
+/// file opened is checked to be the one examined (so a link swapped in between is refused too).
+fn open_existing(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
+    let seen = std::fs::symlink_metadata(path)?;
+    if seen.file_type().is_symlink() {
+        return Err(link_refused(path));
+    }
+    if !seen.is_file() {
+        return Err(invalid(path, "not a regular file"));
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let opened = file.metadata()?;
+        if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+            return Err(link_refused(path));
+        }
+    }
+    Ok(file)
+}
+
+/// Creates a file that must not exist yet (`O_EXCL`: an existing name, a symbolic link included, is an error).
+fn create_new(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    options.create_new(true).open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => std::io::Error::new(
+            e.kind(),
+            format!("{} exists already (a link or a file left behind); cimi-sim creates it anew", path.display()),
+        ),
+        _ => e,
+    })
+}
+
+/// Opens a new journal for appending.
+fn create_journal(path: &Path) -> std::io::Result<File> {
+    create_new(path, OpenOptions::new().append(true))
+}
+
+/// Writes a snapshot atomically: a new temporary file, sync, rename, directory sync. Returns its size.
 fn write_snapshot(state: &Path, generation: u64, store: &Store) -> std::io::Result<u64> {
     let mut tmp = state.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".tmp.{generation}"));
     let tmp = PathBuf::from(tmp);
-    let file = File::create(&tmp)?;
+    // One left by a crash is removed (a link is removed itself, its target untouched) and created anew.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = create_new(&tmp, OpenOptions::new().write(true))?;
     let mut w = BufWriter::new(file);
     serde_json::to_writer(&mut w, &SnapshotOut { generation, store })?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
@@ -177,27 +232,35 @@ impl Journal {
     /// Loads the persisted state (snapshot, then journals), or `fresh()` when there is none, writes a new
     /// snapshot and opens a new journal. A torn last record is dropped (and the file truncated there).
     pub fn open(state: &Path, fresh: impl FnOnce() -> Store) -> std::io::Result<(Journal, Store)> {
-        let (mut generation, mut store) = match std::fs::read(state) {
-            Ok(bytes) => {
+        let existing = journals(state);
+        if let Some((_, link)) = existing.iter().find(|(_, p)| p.symlink_metadata().is_ok_and(|m| m.is_symlink())) {
+            return Err(link_refused(link));
+        }
+        let (mut generation, mut store) = match open_existing(state, OpenOptions::new().read(true)) {
+            Ok(mut file) => {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).map_err(|e| invalid(state, e))?;
                 let snap: SnapshotIn = serde_json::from_slice(&bytes).map_err(|e| invalid(state, e))?;
                 (snap.generation, snap.store)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, fresh()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(e),
             Err(e) => return Err(invalid(state, e)),
         };
         let mut replayed = 0usize;
-        for (g, path) in journals(state) {
+        for (g, path) in existing {
             if g < generation {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
+            let mut file = open_existing(&path, OpenOptions::new().read(true).write(true))?;
             let mut bytes = Vec::new();
-            File::open(&path)?.read_to_end(&mut bytes)?;
+            file.read_to_end(&mut bytes)?;
             let (records, good) = read_records(&bytes);
             if good < bytes.len() {
                 tracing::warn!(journal = %path.display(), dropped = bytes.len() - good,
                     "the journal ends with a torn or corrupt record; it is dropped");
-                OpenOptions::new().write(true).open(&path)?.set_len(good as u64)?;
+                file.set_len(good as u64)?;
             }
             replayed += records.len();
             for r in records {
@@ -213,7 +276,7 @@ impl Journal {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(journal_path(state, generation))?;
+        let file = create_journal(&journal_path(state, generation))?;
         sync_dir(state);
         tracing::debug!(replayed, generation, "simulator state loaded");
         store.track_changes();
@@ -271,10 +334,7 @@ impl Journal {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let next = inner.generation + 1;
-        let result = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(journal_path(&self.state, next))
+        let result = create_journal(&journal_path(&self.state, next))
             .and_then(|file| write_snapshot(&self.state, next, store).map(|size| (file, size)));
         match result {
             Ok((file, size)) => {
@@ -296,7 +356,7 @@ impl Journal {
     /// Starts journal `g+1` and writes snapshot `g+1` from a copy of the state in a background thread.
     fn start_compaction(&self, inner: &mut Inner, store: &Store) {
         let next = inner.generation + 1;
-        let file = match OpenOptions::new().create(true).append(true).open(journal_path(&self.state, next)) {
+        let file = match create_journal(&journal_path(&self.state, next)) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a new journal; compaction postponed");

@@ -4,21 +4,28 @@
 //! statistics, its fault rules, and lets a test restart it (same port, same state) or stop it. The same
 //! simulator runs as the `cimi-sim` binary.
 //!
-//! - [`config`]: [`SimConfig`], profiles, timing and authentication;
+//! - [`config`]: [`SimConfig`], profiles, timing, authentication and [`Limits`];
+//! - [`auth`]: the credential check (constant time);
 //! - [`catalog`]: the configurations, images and templates it starts with (the Primer's by default);
 //! - [`store`]: the resources, their state machines and Jobs;
 //! - [`machine`]: the state machines as pure functions;
 //! - [`query`]: `$filter`, `$select`, `$expand`, `$first`/`$last`, `$orderby`;
 //! - [`faults`]: fault rules (`GET/PUT /_sim/faults`);
 //! - [`stats`]: request statistics (`GET /_sim/stats`);
-//! - [`server`]: HTTP, content negotiation, profiles and the admin API.
+//! - [`server`]: HTTP, content negotiation, profiles and the admin API;
+//! - [`request`]: a request read within its limits (target length, body size, time and depth);
+//! - [`conn`]: connections (TLS, HTTP/1.1 and HTTP/2) and the watchdog of slow and idle ones;
+//! - [`journal`]: persistence (`--state-file`), never through a symbolic link.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod conn;
 pub mod faults;
 pub mod journal;
 pub mod machine;
 pub mod query;
+pub mod request;
 pub mod server;
 pub mod stats;
 pub mod store;
@@ -26,8 +33,6 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -35,14 +40,14 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 pub use catalog::Catalog;
-pub use config::{Auth, JobRetention, Profile, SimConfig, Timing, TlsFiles};
+pub use config::{Auth, JobRetention, Limits, Profile, SimConfig, Timing, TlsFiles};
 pub use faults::{FaultKind, FaultRule, FaultSet};
 pub use stats::{RequestRecord, SimStats};
 
-use server::{App, ConnDrop, FaultState, lock};
+use conn::serve;
+use server::{App, FaultState, lock};
 use store::Store;
 
 /// The simulator.
@@ -100,7 +105,7 @@ impl Sim {
             faults: Mutex::new(FaultState::new(config.faults.clone(), config.seed)),
             stats: Mutex::new(SimStats::default()),
             journal,
-            authorization: server::expected_authorization(&config.auth),
+            authorization: auth::expected_authorization(&config.auth),
             config,
         });
         let shutdown = CancellationToken::new();
@@ -125,49 +130,6 @@ fn tls_acceptor(files: &TlsFiles) -> std::io::Result<TlsAcceptor> {
         .with_single_cert(certs, key)
         .map_err(|e| invalid("the TLS identity", &e))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken, tls: Option<TlsAcceptor>) {
-    let router = server::router(app);
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let router = router.clone();
-        let shutdown = shutdown.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => serve_connection(stream, router, shutdown).await,
-                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                },
-                None => serve_connection(stream, router, shutdown).await,
-            }
-        });
-    }
-}
-
-/// Serves one connection until it closes, the simulator stops, or a commit-then-drop fault drops it.
-async fn serve_connection<S>(stream: S, router: axum::Router, shutdown: CancellationToken)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let drop_conn = CancellationToken::new();
-    let token = drop_conn.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnDrop(token.clone()));
-        router.clone().oneshot(req.map(axum::body::Body::new))
-    });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        _ = conn => {}
-        _ = drop_conn.cancelled() => {}
-        _ = shutdown.cancelled() => {}
-    }
 }
 
 impl SimHandle {

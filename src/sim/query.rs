@@ -6,6 +6,14 @@ use std::cmp::Ordering;
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
 
+/// How deeply `$filter` parentheses may nest. The parser descends once per parenthesis, so the bound keeps a
+/// query of thousands of `(` from exhausting the stack; CIMI filters need two or three levels.
+pub const MAX_FILTER_DEPTH: usize = 32;
+
+/// How many segments a `$select` or `$expand` path (`disks/capacity`) may have. Selection descends once per
+/// segment; CIMI documents are a few levels deep.
+pub const MAX_PATH_SEGMENTS: usize = 16;
+
 /// A query parameter that cannot be understood (answered with 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -66,12 +74,16 @@ pub enum Literal {
 }
 
 /// A parsed `$filter` expression.
+///
+/// A chain `a or b or c` is one [`Filter::Or`] of three parts (not a nest of pairs), so the depth of the tree
+/// grows only with the parentheses, which [`MAX_FILTER_DEPTH`] bounds: evaluating and dropping a filter of any
+/// length stays shallow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    /// Either side matches.
-    Or(Box<Filter>, Box<Filter>),
-    /// Both sides match.
-    And(Box<Filter>, Box<Filter>),
+    /// Some part matches.
+    Or(Vec<Filter>),
+    /// Every part matches.
+    And(Vec<Filter>),
     /// A top-level attribute compared with a literal.
     Compare(String, Op, Literal),
     /// `property['key'] op 'value'`: some property with that key compares so.
@@ -205,24 +217,24 @@ impl Parser {
         matches!(self.peek(), Some(Token::Ident(w)) if w == kw)
     }
 
-    fn filter(&mut self) -> Result<Filter, QueryError> {
-        let mut left = self.and_expr()?;
+    /// `and_expr ("or" and_expr)*`, inside `depth` parentheses.
+    fn filter(&mut self, depth: usize) -> Result<Filter, QueryError> {
+        let mut parts = vec![self.and_expr(depth)?];
         while self.is_keyword("or") {
             self.pos += 1;
-            let right = self.and_expr()?;
-            left = Filter::Or(Box::new(left), Box::new(right));
+            parts.push(self.and_expr(depth)?);
         }
-        Ok(left)
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::Or(parts) })
     }
 
-    fn and_expr(&mut self) -> Result<Filter, QueryError> {
-        let mut left = self.comp()?;
+    /// `comp ("and" comp)*`, inside `depth` parentheses.
+    fn and_expr(&mut self, depth: usize) -> Result<Filter, QueryError> {
+        let mut parts = vec![self.comp(depth)?];
         while self.is_keyword("and") {
             self.pos += 1;
-            let right = self.comp()?;
-            left = Filter::And(Box::new(left), Box::new(right));
+            parts.push(self.comp(depth)?);
         }
-        Ok(left)
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::And(parts) })
     }
 
     fn op(&mut self) -> Result<Op, QueryError> {
@@ -232,10 +244,14 @@ impl Parser {
         }
     }
 
-    fn comp(&mut self) -> Result<Filter, QueryError> {
+    /// A parenthesized filter or one comparison, inside `depth` parentheses.
+    fn comp(&mut self, depth: usize) -> Result<Filter, QueryError> {
         match self.next() {
             Some(Token::Open) => {
-                let inner = self.filter()?;
+                if depth >= MAX_FILTER_DEPTH {
+                    return Err(QueryError(format!("$filter nests parentheses deeper than {MAX_FILTER_DEPTH} levels")));
+                }
+                let inner = self.filter(depth + 1)?;
                 match self.next() {
                     Some(Token::Close) => Ok(inner),
                     _ => Err(QueryError("missing ')' in $filter".into())),
@@ -305,7 +321,7 @@ pub fn parse_filter(input: &str) -> Result<Filter, QueryError> {
         return Err(QueryError("empty $filter".into()));
     }
     let mut parser = Parser { tokens, pos: 0 };
-    let filter = parser.filter()?;
+    let filter = parser.filter(0)?;
     if parser.pos != parser.tokens.len() {
         return Err(QueryError(format!("unexpected {:?} in $filter", parser.peek())));
     }
@@ -316,7 +332,7 @@ impl Filter {
     /// Whether the expression refers to this attribute.
     pub fn mentions(&self, attr: &str) -> bool {
         match self {
-            Filter::Or(a, b) | Filter::And(a, b) => a.mentions(attr) || b.mentions(attr),
+            Filter::Or(parts) | Filter::And(parts) => parts.iter().any(|p| p.mentions(attr)),
             Filter::Compare(name, _, _) => name == attr,
             Filter::Property(..) => attr == "properties",
         }
@@ -325,8 +341,8 @@ impl Filter {
     /// Whether a document matches. A missing attribute, or one of another type, never matches.
     pub fn matches(&self, doc: &Map<String, Value>) -> bool {
         match self {
-            Filter::Or(a, b) => a.matches(doc) || b.matches(doc),
-            Filter::And(a, b) => a.matches(doc) && b.matches(doc),
+            Filter::Or(parts) => parts.iter().any(|p| p.matches(doc)),
+            Filter::And(parts) => parts.iter().all(|p| p.matches(doc)),
             Filter::Property(key, op, value) => doc
                 .get("properties")
                 .and_then(Value::as_object)
@@ -363,6 +379,17 @@ pub fn name_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         }
     }
     out
+}
+
+/// Checks the names of a `$select` or `$expand`: a path has at most [`MAX_PATH_SEGMENTS`] segments.
+pub fn check_paths(names: &[String]) -> Result<(), QueryError> {
+    match names.iter().find(|n| n.split('/').count() > MAX_PATH_SEGMENTS) {
+        Some(n) => Err(QueryError(format!(
+            "the path '{}…' has more than {MAX_PATH_SEGMENTS} segments",
+            n.chars().take(40).collect::<String>()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// One key of `$orderby`.
@@ -563,6 +590,40 @@ mod tests {
         {
             assert!(parse_filter(bad).is_err(), "{bad} should not parse");
         }
+    }
+
+    #[test]
+    fn filter_chains_are_flat_and_parentheses_bounded() {
+        assert_eq!(
+            parse_filter("cpu=1 or cpu=2 or cpu=4 and state='STARTED'").expect("parses"),
+            Filter::Or(vec![
+                Filter::Compare("cpu".into(), Op::Eq, Literal::Int(1)),
+                Filter::Compare("cpu".into(), Op::Eq, Literal::Int(2)),
+                Filter::And(vec![
+                    Filter::Compare("cpu".into(), Op::Eq, Literal::Int(4)),
+                    Filter::Compare("state".into(), Op::Eq, Literal::Str("STARTED".into())),
+                ]),
+            ])
+        );
+        // A long chain is one flat node: matching and dropping it do not recurse per term.
+        let chain = vec!["cpu=3"; 50_000].join(" or ") + " or cpu=4";
+        assert_eq!(names(&chain), ["db'1"]);
+        let nested = |depth: usize| format!("{}cpu=4{}", "(".repeat(depth), ")".repeat(depth));
+        assert_eq!(names(&nested(MAX_FILTER_DEPTH)), ["db'1"]);
+        for depth in [MAX_FILTER_DEPTH + 1, 100_000] {
+            let err = parse_filter(&nested(depth)).expect_err("too deep");
+            assert!(err.0.contains("deeper than 32 levels"), "{depth}: {err}");
+        }
+        assert!(parse_filter(&"(".repeat(100_000)).is_err());
+    }
+
+    #[test]
+    fn select_paths_are_bounded() {
+        assert!(check_paths(&name_list(["disks/capacity,name"])).is_ok());
+        let deep = vec!["a"; MAX_PATH_SEGMENTS].join("/");
+        assert!(check_paths(std::slice::from_ref(&deep)).is_ok());
+        let err = check_paths(&[format!("{deep}/a")]).expect_err("too deep");
+        assert!(err.0.contains("more than 16 segments"), "{err}");
     }
 
     #[test]

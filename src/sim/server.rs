@@ -4,27 +4,25 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::{Extension, Router};
-use base64::Engine;
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::authorized;
 use super::config::{Auth, Profile, SimConfig};
 use super::faults::{FaultKind, FaultRule, FaultSet, RequestFacts};
 use super::query::{self, QueryError};
+use super::request::{check_target, parse_body, read_body};
 use super::stats::{RequestRecord, SimStats};
 use super::store::{JobFault, Outcome, ReadQuery, SimError, Store, Target};
 use crate::cimi::model::{action_name, type_uri, xml};
-
-/// The largest request body accepted.
-const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The header naming the Job of an operation.
 pub const JOB_HEADER: &str = "CIMI-Job-URI";
@@ -61,7 +59,7 @@ pub struct App {
     pub stats: Mutex<SimStats>,
     /// The journal of a persisted simulator (`--state-file`).
     pub journal: Option<super::journal::Journal>,
-    /// The `Authorization` header expected (see [`expected_authorization`]).
+    /// The `Authorization` header expected (see [`expected_authorization`](super::auth::expected_authorization)).
     pub authorization: Option<Vec<u8>>,
 }
 
@@ -117,59 +115,6 @@ fn negotiate(params: &[(String, String)], headers: &HeaderMap) -> Result<Format,
     Err(SimError::new(406, format!("cannot serve {accept}; ask for application/json or application/xml")))
 }
 
-fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, SimError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .unwrap_or_else(|| "application/json".into());
-    match ctype.as_str() {
-        "application/json" => serde_json::from_slice(bytes)
-            .map(Some)
-            .map_err(|e| SimError::new(400, format!("the body is not valid JSON: {e}"))),
-        "application/xml" | "text/xml" => {
-            let text = std::str::from_utf8(bytes).map_err(|_| SimError::new(400, "the body is not UTF-8"))?;
-            xml::from_xml(text).map(|(_, v)| Some(v)).map_err(|e| SimError::new(400, e.to_string()))
-        }
-        other => Err(SimError::new(415, format!("cannot read {other}; send application/json or application/xml"))),
-    }
-}
-
-/// The `Authorization` header a well-behaved client sends (`Basic <base64 of user:password>` or
-/// `Bearer <token>`): compared byte for byte first, so the common case costs no decoding.
-pub fn expected_authorization(auth: &Auth) -> Option<Vec<u8>> {
-    match auth {
-        Auth::None => None,
-        Auth::Bearer(token) => Some(format!("Bearer {token}").into_bytes()),
-        Auth::Basic { user, password } => Some(
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-                .into_bytes(),
-        ),
-    }
-}
-
-fn authorized(auth: &Auth, expected: Option<&[u8]>, headers: &HeaderMap) -> bool {
-    let raw = headers.get(header::AUTHORIZATION);
-    if let (Some(raw), Some(expected)) = (raw, expected)
-        && raw.as_bytes() == expected
-    {
-        return true;
-    }
-    let given = raw.and_then(|v| v.to_str().ok()).unwrap_or("");
-    match auth {
-        Auth::None => true,
-        Auth::Bearer(token) => given.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token),
-        Auth::Basic { user, password } => given
-            .strip_prefix("Basic ")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
-            .and_then(|d| String::from_utf8(d).ok())
-            .is_some_and(|up| up == format!("{user}:{password}")),
-    }
-}
-
 fn read_query(params: &[(String, String)]) -> Result<ReadQuery, QueryError> {
     let mut q = ReadQuery::default();
     for (k, v) in params {
@@ -183,11 +128,18 @@ fn read_query(params: &[(String, String)]) -> Result<ReadQuery, QueryError> {
             _ => {}
         }
     }
-    q.select = query::name_list(params.iter().filter(|(k, _)| k == "$select").map(|(_, v)| v.as_str()));
+    q.select = names_of(params, "$select")?;
     if params.iter().any(|(k, _)| k == "$expand") {
-        q.expand = Some(query::name_list(params.iter().filter(|(k, _)| k == "$expand").map(|(_, v)| v.as_str())));
+        q.expand = Some(names_of(params, "$expand")?);
     }
     Ok(q)
+}
+
+/// The names of every `$select` (or `$expand`) parameter, their paths checked.
+fn names_of(params: &[(String, String)], key: &str) -> Result<Vec<String>, QueryError> {
+    let names = query::name_list(params.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()));
+    query::check_paths(&names)?;
+    Ok(names)
 }
 
 /// What the faults decided for one request.
@@ -429,56 +381,78 @@ pub fn reset(app: &App) {
     *lock(&app.stats) = SimStats::default();
 }
 
+/// The longest request target kept in the statistics' log (the rest is cut, so the log's memory is bounded).
+const LOGGED_TARGET_CHARS: usize = 512;
+
+/// The longest method kept in the statistics' log (an extension method may be as long as a request head).
+const LOGGED_METHOD_CHARS: usize = 32;
+
+/// A request target as the statistics' log keeps it: at most [`LOGGED_TARGET_CHARS`] characters.
+fn logged_target(path_and_query: &str) -> String {
+    match path_and_query.char_indices().nth(LOGGED_TARGET_CHARS) {
+        Some((cut, _)) => format!("{}…", &path_and_query[..cut]),
+        None => path_and_query.to_string(),
+    }
+}
+
+/// Answers a request refused before it was classified, counted under `label` (admin requests are not counted).
+fn refuse(
+    app: &App,
+    at: chrono::DateTime<Utc>,
+    method: &Method,
+    target: &str,
+    label: &str,
+    fmt: Format,
+    err: &SimError,
+) -> Response {
+    if !target.starts_with("/_sim") {
+        record(app, at, method, target, label.to_string(), err.status, false);
+    }
+    error_response(app.config.profile, fmt, err, None, &app.config.auth)
+}
+
 async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let profile = app.config.profile;
+    let limits = app.config.limits;
     let method = parts.method.clone();
+    let at = Utc::now();
+    let full_target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path_and_query = logged_target(full_target);
+    // What may be refused before anything else is done: a long target, then missing credentials (before a byte
+    // of the body is read), then a body too large, too slow or broken.
+    if let Err(e) = check_target(full_target, &limits) {
+        return refuse(&app, at, &method, &path_and_query, "Target.read", Format::Json, &e);
+    }
     let path = parts.uri.path().trim_start_matches('/').trim_end_matches('/').to_string();
-    let path_and_query = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let headers = parts.headers;
-    let at = Utc::now();
-    let bytes = match to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return error_response(
-                profile,
-                Format::Json,
-                &SimError::new(400, "body too large"),
-                None,
-                &app.config.auth,
-            );
-        }
-    };
 
     let public_cep = profile == Profile::Lenient1x && path.is_empty() && method == Method::GET;
     if !public_cep && !authorized(&app.config.auth, app.authorization.as_deref(), &headers) {
-        let err = SimError::new(401, "authentication required");
         let fmt = negotiate(&params, &headers).unwrap_or(Format::Json);
-        let resp = error_response(profile, fmt, &err, None, &app.config.auth);
-        if !path.starts_with("_sim") {
-            record(&app, at, &method, &path_and_query, "Unauthenticated.read".into(), 401, false);
-        }
-        return resp;
+        let err = SimError::new(401, "authentication required");
+        return refuse(&app, at, &method, &path_and_query, "Unauthenticated.read", fmt, &err);
     }
+    let bytes = match read_body(body, &headers, &limits).await {
+        Ok(b) => b,
+        Err(e) => {
+            let fmt = negotiate(&params, &headers).unwrap_or(Format::Json);
+            return refuse(&app, at, &method, &path_and_query, "Body.read", fmt, &e);
+        }
+    };
     if path.starts_with("_sim/") {
         return admin(&app, &method, &path, &bytes).await;
     }
 
     let fmt = match negotiate(&params, &headers) {
         Ok(f) => f,
-        Err(e) => {
-            record(&app, at, &method, &path_and_query, "Negotiation.read".into(), e.status, false);
-            return error_response(profile, Format::Json, &e, None, &app.config.auth);
-        }
+        Err(e) => return refuse(&app, at, &method, &path_and_query, "Negotiation.read", Format::Json, &e),
     };
     let body = match parse_body(&headers, &bytes) {
         Ok(b) => b,
-        Err(e) => {
-            record(&app, at, &method, &path_and_query, "Body.read".into(), e.status, false);
-            return error_response(profile, fmt, &e, None, &app.config.auth);
-        }
+        Err(e) => return refuse(&app, at, &method, &path_and_query, "Body.read", fmt, &e),
     };
 
     // Classify the request.
@@ -502,6 +476,7 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
                 .and_then(|b| b.get("action"))
                 .and_then(Value::as_str)
                 .and_then(|a| action_name(a.trim()))
+                .filter(|a| is_label(a))
                 .unwrap_or("action")
                 .to_string();
             (t.clone(), action)
@@ -509,7 +484,8 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
         (Target::Resource(t), _) => (t.clone(), "read".into()),
         (Target::Collection(t), "POST") => (format!("{t}Collection"), "add".into()),
         (Target::Collection(t), _) => (format!("{t}Collection"), "read".into()),
-        (Target::Missing, m) => ("Unknown".to_string(), m.to_ascii_lowercase()),
+        (Target::Missing, m) if is_label(m) => ("Unknown".to_string(), m.to_ascii_lowercase()),
+        (Target::Missing, _) => ("Unknown".to_string(), "other".to_string()),
     };
     let subject_name = if op == "add" {
         body.as_ref().and_then(|b| b.get("name")).and_then(Value::as_str).map(str::to_string)
@@ -567,6 +543,13 @@ async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop>>, 
     }
 }
 
+/// Whether a word from the request (an action name, a method) may become part of an operation label: short and
+/// plain. The statistics count by label, so a label made of arbitrary request text would let requests grow
+/// them without bound.
+fn is_label(word: &str) -> bool {
+    (1..=32).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn if_match(store: &Store, path: &str, headers: &HeaderMap) -> Result<(), SimError> {
     let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Ok(());
@@ -616,10 +599,11 @@ fn execute(
         }
         (Target::Cep | Target::Resource(_), "PUT") => {
             if_match(store, path, headers)?;
-            let select: Option<Vec<String>> = params
-                .iter()
-                .any(|(k, _)| k == "$select")
-                .then(|| query::name_list(params.iter().filter(|(k, _)| k == "$select").map(|(_, v)| v.as_str())));
+            let select = if params.iter().any(|(k, _)| k == "$select") {
+                Some(names_of(params, "$select").map_err(|e| SimError::new(400, e.0))?)
+            } else {
+                None
+            };
             store.update(path, need_body()?, select.as_deref())
         }
         (Target::Resource(_), "DELETE") => {
@@ -645,7 +629,10 @@ fn execute(
     }
 }
 
+/// Counts a request in the statistics; its method and `path` (already cut by [`logged_target`]) are logged at
+/// most a few hundred bytes long, so the log of the last requests stays small whatever they were.
 fn record(app: &App, at: chrono::DateTime<Utc>, method: &Method, path: &str, op: String, status: u16, write: bool) {
-    let rec = RequestRecord { at, method: method.to_string(), path: path.to_string(), op, status };
+    let method = method.as_str().chars().take(LOGGED_METHOD_CHARS).collect();
+    let rec = RequestRecord { at, method, path: path.to_string(), op, status };
     lock(&app.stats).record(rec, write);
 }

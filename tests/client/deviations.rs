@@ -16,6 +16,7 @@ use crate::scripted::Scripted;
 fn config(s: &Scripted, password: &str) -> ClientConfig {
     let mut c = ClientConfig::new("scripted", &s.cep()).expect("config");
     c.transport.auth = Auth::Basic { username: "demo".into(), password: Secret::new(password) };
+    c.transport.allow_plain_http = true;
     c.transport.request_timeout = Duration::from_secs(5);
     c.transport.retry.base_delay = Duration::from_millis(10);
     c.wait.poll_initial = Duration::from_millis(10);

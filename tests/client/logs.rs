@@ -46,11 +46,13 @@ async fn spans_name_the_request_and_never_the_credentials() {
     let s = Scripted::start().await;
     let mut cfg = ClientConfig::new("logged", &s.cep()).expect("config");
     cfg.transport.auth = Auth::Bearer(Secret::new("tok-SECRET-42"));
+    cfg.transport.allow_plain_http = true;
     let c = CimiClient::connect(cfg).await.expect("connect");
     let _ = c.list_all::<Machine>("machines", &Query::new()).await.expect_err("401 for a bearer token");
     let mut cfg = ClientConfig::new("lab", &s.cep()).expect("config");
     cfg.transport.auth = Auth::Basic { username: "joe".into(), password: Secret::new("pw-SECRET-43") };
     cfg.transport.insecure_skip_tls_verify = true;
+    cfg.transport.allow_plain_http = true;
     let c = CimiClient::connect(cfg).await.expect("connect");
     let _ = c.list_all::<Machine>("machines", &Query::new()).await;
 

@@ -18,6 +18,7 @@ pub fn config(sim: &SimHandle, format: Format) -> ClientConfig {
     let mut c = ClientConfig::new("sim", &sim.url()).expect("config");
     c.transport.format = format;
     c.transport.auth = Auth::Basic { username: "demo".into(), password: Secret::new("demo") };
+    c.transport.allow_plain_http = true;
     c.transport.request_timeout = Duration::from_secs(5);
     c.transport.retry.base_delay = Duration::from_millis(20);
     c.wait.poll_initial = Duration::from_millis(10);

@@ -815,7 +815,7 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: {provider}-creds, namespace: {operator_ns}}}\n\
              stringData: {{username: demo, password: demo}}\n---\n\
              apiVersion: cimi.dev/v1alpha1\nkind: CimiProvider\nmetadata: {{name: {provider}}}\n\
-             spec:\n  endpoint: {endpoint}\n  pollInterval: 1s\n\
+             spec:\n  endpoint: {endpoint}\n  pollInterval: 1s\n  allowPlainHttp: true\n\
              \x20 credentialsSecretRef: {{namespace: {operator_ns}, name: {provider}-creds}}\n\
              \x20 allowedNamespaces: {{matchLabels: {{e2e.cimi.dev/tenant: \"yes\"}}}}\n"
         ),

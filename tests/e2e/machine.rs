@@ -28,6 +28,7 @@ const T: Duration = Duration::from_secs(60);
 pub async fn sim_client(sim: &SimHandle) -> CimiClient {
     let mut config = ClientConfig::new("test", &sim.url()).expect("config");
     config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
+    config.transport.allow_plain_http = true;
     CimiClient::connect(config).await.expect("connect to the sim")
 }
 
@@ -84,6 +85,7 @@ fn machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
             management_policy: Default::default(),
             import: None,
             timeouts: None,
+            resource_gone_policy: Default::default(),
         },
     );
     m.metadata.labels = Some(op.labels());

@@ -2,11 +2,15 @@
 //! binary, shared by every test; each test works in its own namespace with its own clients.
 
 mod harness;
+#[path = "../support/hostile.rs"]
+mod hostile_provider;
 
 mod api;
 mod chart;
+mod day2;
 mod devenv;
 mod gitops;
+mod hostile;
 mod import;
 mod machine;
 mod observe;

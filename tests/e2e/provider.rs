@@ -46,6 +46,11 @@ pub fn provider_for(op: &TestOperator, name: &str, endpoint: &str, ns: &str, sec
             event_interval: "1m".into(),
             rate_limit: None,
             allowed_namespaces: None,
+            trusted_origins: Vec::new(),
+            // cimi-sim serves plain http on loopback.
+            allow_plain_http: true,
+            read_limits: None,
+            ca_bundle_replaces_system_roots: false,
         },
     );
     p.metadata.labels = Some(op.labels());
@@ -188,15 +193,31 @@ async fn objects_outside_allowed_namespaces_are_refused_without_provider_calls()
     })
     .await;
 
-    // The refused object is deleted without any provider call; the served one is deleted on the provider.
-    refused.delete("outside", &DeleteParams::default()).await.expect("delete");
+    // Only the admitted object holds the provider in use: a tenant outside cannot pin it.
+    let in_use = eventually("the provider to count one user", T, || async {
+        let st = providers.get(&name).await.ok()?.status?;
+        (st.in_use_by == Some(1)).then_some(st)
+    })
+    .await;
+    let in_use = in_use.conditions.iter().find(|c| c.type_ == "InUse").expect("InUse");
+    assert!(in_use.message.contains("inside") && !in_use.message.contains("outside"), "{}", in_use.message);
+
+    // The served one is deleted on the provider; then the provider goes although the refused object still
+    // names it; the refused object is deleted without any provider call.
     served.delete("inside", &DeleteParams::default()).await.expect("delete");
-    for (api, what) in [(&refused, "outside"), (&served, "inside")] {
-        eventually(&format!("volume {what} to be gone"), T, || async {
-            matches!(api.get_opt(what).await, Ok(None)).then_some(())
-        })
-        .await;
-    }
+    eventually("volume inside to be gone", T, || async {
+        matches!(served.get_opt("inside").await, Ok(None)).then_some(())
+    })
+    .await;
     providers.delete(&name, &DeleteParams::default()).await.expect("delete provider");
+    eventually("the provider to be gone while an outside object names it", T, || async {
+        matches!(providers.get_opt(&name).await, Ok(None)).then_some(())
+    })
+    .await;
+    refused.delete("outside", &DeleteParams::default()).await.expect("delete");
+    eventually("volume outside to be gone", T, || async {
+        matches!(refused.get_opt("outside").await, Ok(None)).then_some(())
+    })
+    .await;
     sim.stop().await;
 }

@@ -20,6 +20,46 @@ fn is_ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condit
     condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
 }
 
+/// Applies `examples/quickstart/` as a user would, scoped to a test: every object in `namespace` with the
+/// test's `label`, the CimiProvider named `provider` and pointed at `endpoint` (its Secret in `namespace`).
+pub async fn apply_quickstart(
+    client: &kube::Client,
+    namespace: &str,
+    label: &(String, String),
+    provider: &str,
+    endpoint: &str,
+) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let pp = PatchParams::apply("e2e-quickstart").force();
+    for (_, mut obj) in read_manifests(&dir).expect("the quickstart manifests parse") {
+        let types = obj.types.clone().expect("types");
+        if types.kind == "Namespace" {
+            continue;
+        }
+        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
+        let ar = ApiResource::from_gvk(&gvk);
+        obj.metadata.labels.get_or_insert_default().insert(label.0.clone(), label.1.clone());
+        let api: Api<DynamicObject> = match types.kind.as_str() {
+            "CimiProvider" => {
+                obj.metadata.name = Some(provider.to_string());
+                obj.data["spec"]["endpoint"] = json!(endpoint);
+                obj.data["spec"]["credentialsSecretRef"]["namespace"] = json!(namespace);
+                Api::all_with(client.clone(), &ar)
+            }
+            "Secret" => {
+                obj.metadata.namespace = Some(namespace.to_string());
+                Api::namespaced_with(client.clone(), namespace, &ar)
+            }
+            _ => {
+                obj.data["spec"]["providerRef"]["name"] = json!(provider);
+                Api::namespaced_with(client.clone(), namespace, &ar)
+            }
+        };
+        let name = obj.metadata.name.clone().expect("name");
+        api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap_or_else(|e| panic!("apply {}: {e}", types.kind));
+    }
+}
+
 #[tokio::test]
 async fn quickstart_end_to_end() {
     let client = client().await;
@@ -30,35 +70,7 @@ async fn quickstart_end_to_end() {
     let provider = format!("demo-{}", random_suffix());
 
     // Apply the manifests, scoped to this test: its namespace, its label, its sim.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    let pp = PatchParams::apply("e2e-quickstart").force();
-    for (_, mut obj) in read_manifests(&dir).expect("the quickstart manifests parse") {
-        let types = obj.types.clone().expect("types");
-        if types.kind == "Namespace" {
-            continue;
-        }
-        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
-        let ar = ApiResource::from_gvk(&gvk);
-        obj.metadata.labels.get_or_insert_default().insert(op.label.0.clone(), op.label.1.clone());
-        let api: Api<DynamicObject> = match types.kind.as_str() {
-            "CimiProvider" => {
-                obj.metadata.name = Some(provider.clone());
-                obj.data["spec"]["endpoint"] = json!(sim.url());
-                obj.data["spec"]["credentialsSecretRef"]["namespace"] = json!(ns.name);
-                Api::all_with(client.clone(), &ar)
-            }
-            "Secret" => {
-                obj.metadata.namespace = Some(ns.name.clone());
-                Api::namespaced_with(client.clone(), &ns.name, &ar)
-            }
-            _ => {
-                obj.data["spec"]["providerRef"]["name"] = json!(provider);
-                Api::namespaced_with(client.clone(), &ns.name, &ar)
-            }
-        };
-        let name = obj.metadata.name.clone().expect("name");
-        api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap_or_else(|e| panic!("apply {}: {e}", types.kind));
-    }
+    apply_quickstart(&client, &ns.name, &op.label, &provider, &sim.url()).await;
 
     // Everything Ready.
     let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());

@@ -486,7 +486,8 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         "spec": {
             "endpoint": sim.url(),
             "credentialsSecretRef": {"namespace": ns_a.name, "name": "creds"},
-            "pollInterval": "2s"
+            "pollInterval": "2s",
+            "allowPlainHttp": true
         }
     }))
     .expect("a CimiProvider");
@@ -614,6 +615,7 @@ async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again
             management_policy: Default::default(),
             import: None,
             timeouts: None,
+            resource_gone_policy: Default::default(),
         },
     );
     machine.metadata.labels = Some(op.labels());

@@ -210,6 +210,11 @@ fn provider_for_label(name: &str, endpoint: &str, ns: &str, secret: &str) -> Cim
             event_interval: "1m".into(),
             rate_limit: None,
             allowed_namespaces: None,
+            trusted_origins: Vec::new(),
+            // cimi-sim serves plain http on loopback.
+            allow_plain_http: true,
+            read_limits: None,
+            ca_bundle_replaces_system_roots: false,
         },
     )
 }

@@ -111,3 +111,80 @@ async fn binary_takes_catalog_and_fault_files_and_a_bearer_token() {
     assert_eq!(get("volumes", "t0ken").await.expect("answer").status(), 503, "the fault file is active");
     assert_eq!(get("machines", "wrong").await.expect("answer").status(), 401);
 }
+
+/// Starts the binary with `args` and `env`; returns it with its URL.
+async fn spawn(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cimi-sim"));
+    command.args(["--listen", "127.0.0.1:0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    for var in ["CIMI_SIM_USER", "CIMI_SIM_PASSWORD", "CIMI_SIM_TOKEN"] {
+        command.env_remove(var);
+    }
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = Child(command.spawn().expect("cimi-sim starts"));
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("join")
+    .expect("a first line");
+    (child, line.trim().to_string())
+}
+
+/// The status of `GET url` with Basic credentials.
+async fn basic(url: &str, user: &str, password: &str) -> u16 {
+    let answer = reqwest::Client::new().get(url).basic_auth(user, Some(password)).send().await.expect("answer");
+    answer.status().as_u16()
+}
+
+/// The status of `GET url` with a bearer token.
+async fn bearer(url: &str, token: &str) -> u16 {
+    reqwest::Client::new().get(url).bearer_auth(token).send().await.expect("answer").status().as_u16()
+}
+
+#[tokio::test]
+async fn secrets_come_from_files_or_the_environment() {
+    super::crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "from a file\n").expect("write");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken-file\r\n").expect("write");
+
+    let (_sim, url) = spawn(&["--password-file".as_ref(), password.as_os_str()], &[]).await;
+    assert_eq!(basic(&url, "demo", "from a file").await, 200, "the trailing newline is not part of it");
+    assert_eq!(basic(&url, "demo", "demo").await, 401);
+
+    let (_sim, url) = spawn(&["--token-file".as_ref(), token.as_os_str()], &[]).await;
+    assert_eq!(bearer(&url, "t0ken-file").await, 200);
+    assert_eq!(bearer(&url, "t0ken").await, 401);
+
+    let (_sim, url) = spawn(&[], &[("CIMI_SIM_TOKEN", "t0ken-env")]).await;
+    assert_eq!(bearer(&url, "t0ken-env").await, 200);
+    assert_eq!(basic(&url, "demo", "demo").await, 401);
+
+    // Nothing given: the demo's credentials.
+    let (_sim, url) = spawn(&[], &[]).await;
+    assert_eq!(basic(&url, "demo", "demo").await, 200);
+
+    // A password both on the command line (or in the environment) and in a file, or an empty file: refused.
+    let both = Command::new(env!("CARGO_BIN_EXE_cimi-sim"))
+        .args(["--listen", "127.0.0.1:0", "--password", "x", "--password-file"])
+        .arg(&password)
+        .output()
+        .expect("runs");
+    assert!(!both.status.success());
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_cimi-sim"))
+        .args(["--listen", "127.0.0.1:0", "--password-file"])
+        .arg(&empty)
+        .env_remove("CIMI_SIM_PASSWORD")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty"), "{out:?}");
+}

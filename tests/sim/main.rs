@@ -3,13 +3,16 @@
 
 mod binary;
 mod faults;
+mod hostile;
 mod jobs;
 mod networking;
 mod persistence;
 mod primer;
 mod profiles;
 mod protocol;
+mod raw;
 mod resources;
+mod slow;
 mod systems;
 mod timing;
 #[cfg(feature = "devenv")]

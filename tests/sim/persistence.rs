@@ -99,7 +99,12 @@ async fn every_answered_write_is_in_the_journal_already() {
     let text = std::fs::read(journal(&file)).expect("the journal");
     assert!(String::from_utf8_lossy(&text).contains("early-bird"), "journaled before the answer");
     assert!(std::fs::read_to_string(&file).expect("a snapshot").starts_with("{\"generation\""));
-    assert!(!dir.path().join("state.json.tmp").exists(), "no temporary file left behind");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("readable")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "no temporary file left behind: {names:?}");
     sim.stop().await;
 }
 
@@ -176,6 +181,67 @@ async fn an_unreadable_state_file_is_an_error_not_a_fresh_start() {
     let err = Sim::start(SimConfig { state_file: Some(file.clone()), ..instant() }).await.err().expect("an error");
     assert!(err.to_string().contains("state file"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).expect("kept"), "this is not a snapshot", "left untouched");
+}
+
+/// A file that a symbolic link points to: it must stay as it was.
+#[cfg(unix)]
+fn victim(dir: &Path) -> PathBuf {
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "precious").expect("write");
+    victim
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_state_file_that_is_a_link_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = victim(dir.path());
+    let link = dir.path().join("state.json");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let err = Sim::start(SimConfig { state_file: Some(link.clone()), ..instant() }).await.err().expect("an error");
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).expect("kept"), "precious");
+    // A dangling link is refused as well: nothing is created at its target.
+    let dangling = dir.path().join("dangling.json");
+    std::os::unix::fs::symlink(dir.path().join("created-through-the-link"), &dangling).expect("symlink");
+    assert!(Sim::start(SimConfig { state_file: Some(dangling), ..instant() }).await.is_err());
+    assert!(!dir.path().join("created-through-the-link").exists());
+    // And the binary says so at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_cimi-sim"))
+        .args(["--listen", "127.0.0.1:0", "--state-file"])
+        .arg(&link)
+        .output()
+        .expect("cimi-sim runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a symbolic link"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&victim).expect("kept"), "precious");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn journals_and_temporary_files_are_never_written_through_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = victim(dir.path());
+    let file = dir.path().join("state.json");
+    // A journal that is a link: refused at start.
+    let journal_link = dir.path().join("state.json.journal.7");
+    std::os::unix::fs::symlink(&victim, &journal_link).expect("symlink");
+    let err = Sim::start(SimConfig { state_file: Some(file.clone()), ..instant() }).await.err().expect("an error");
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    std::fs::remove_file(&journal_link).expect("unlink");
+    // Links planted at the names of the next temporary snapshot and of the next journal: the first is removed
+    // (not followed), the second makes the start fail; the victim is untouched either way.
+    std::os::unix::fs::symlink(&victim, dir.path().join("state.json.tmp.1")).expect("symlink");
+    let sim = start(SimConfig { state_file: Some(file.clone()), ..instant() }).await;
+    Api::new(&sim).create_machine("m", None).await;
+    sim.stop().await;
+    assert_eq!(std::fs::read_to_string(&victim).expect("kept"), "precious");
+    assert!(std::fs::read_to_string(&file).expect("a snapshot").starts_with("{\"generation\""));
+    let next = journals(&file).len() + 1;
+    std::os::unix::fs::symlink(&victim, dir.path().join(format!("state.json.journal.{next}"))).expect("symlink");
+    let err = Sim::start(SimConfig { state_file: Some(file.clone()), ..instant() }).await.err().expect("an error");
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).expect("kept"), "precious");
 }
 
 /// The bytes a write adds to the journal.

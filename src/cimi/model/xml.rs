@@ -29,7 +29,15 @@ pub enum XmlError {
     /// The document has no root element.
     #[error("the XML document has no root element")]
     NoRoot,
+    /// Elements are nested deeper than [`MAX_DEPTH`].
+    #[error("XML elements are nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
+
+/// How deeply XML elements may nest, the root being level 1. CIMI documents need fewer than ten levels; the
+/// bound keeps a small hostile document (100,000 nested elements) from exhausting the stack of the recursive
+/// conversion (and of dropping the tree). Both XML readers, the simulator's and the client's, enforce it.
+pub const MAX_DEPTH: usize = 64;
 
 /// Elements written with XML attributes instead of child elements: name and the attributes that go inline.
 const ATTRIBUTE_STYLE: &[(&str, &[&str])] = &[
@@ -285,6 +293,12 @@ fn start_node(e: &BytesStart<'_>) -> Result<Node, XmlError> {
     Ok(node)
 }
 
+/// Refuses an element that would sit deeper than [`MAX_DEPTH`]; `open` is the number of elements open around it.
+fn check_depth(open: usize) -> Result<(), XmlError> {
+    if open >= MAX_DEPTH { Err(XmlError::TooDeep) } else { Ok(()) }
+}
+
+/// Reads the element tree without recursion (an explicit stack of open elements), at most [`MAX_DEPTH`] deep.
 fn parse_tree(xml: &str) -> Result<Node, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Node> = Vec::new();
@@ -292,8 +306,12 @@ fn parse_tree(xml: &str) -> Result<Node, XmlError> {
     loop {
         let event = reader.read_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
         match event {
-            Event::Start(e) => stack.push(start_node(&e)?),
+            Event::Start(e) => {
+                check_depth(stack.len())?;
+                stack.push(start_node(&e)?);
+            }
             Event::Empty(e) => {
+                check_depth(stack.len())?;
                 let node = start_node(&e)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(node),
@@ -444,4 +462,35 @@ pub fn from_xml(xml: &str) -> Result<(String, Value), XmlError> {
     }
     children_into(&root, &mut map, is_collection);
     Ok((root.name.clone(), Value::Object(map)))
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    fn nested(levels: usize) -> String {
+        format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels))
+    }
+
+    #[test]
+    fn nesting_up_to_the_bound_reads() {
+        let (root, doc) = from_xml(&nested(MAX_DEPTH)).expect("64 levels read");
+        assert_eq!(root, "a");
+        assert!(doc.get("a").is_some(), "{doc}");
+        let empty_innermost = format!("{}<b/>{}", "<a>".repeat(MAX_DEPTH - 1), "</a>".repeat(MAX_DEPTH - 1));
+        assert!(from_xml(&empty_innermost).is_ok());
+    }
+
+    #[test]
+    fn deeper_nesting_is_refused_without_exhausting_the_stack() {
+        for levels in [MAX_DEPTH + 1, 100_000] {
+            let err = from_xml(&nested(levels)).expect_err("refused");
+            assert!(matches!(err, XmlError::TooDeep), "{levels}: {err}");
+            assert!(err.to_string().contains("64 levels"), "{err}");
+        }
+        // An empty element one level too deep counts too, and so do unclosed elements.
+        let empty_too_deep = format!("{}<b/>{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        assert!(matches!(from_xml(&empty_too_deep), Err(XmlError::TooDeep)));
+        assert!(matches!(from_xml(&"<a>".repeat(100_000)), Err(XmlError::TooDeep)));
+    }
 }

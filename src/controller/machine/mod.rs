@@ -26,7 +26,7 @@ use super::kubeops::{
 };
 use super::managed::{
     ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
-    enforce_timeout, entries, find_by_uid, find_import, job_running, job_started, observe_known, operations,
+    enforce_timeout, entries, find_import, find_own, job_running, job_started, observe_known, operations,
     poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
     wanted_attributes,
 };
@@ -40,7 +40,7 @@ use crate::api::quantity::{capacity_kb, format_memory_kib, memory_kib};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
 use crate::cimi::{CimiClient, CimiError, model};
-use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP};
+use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of machines.
 pub const COLLECTION: &str = "machines";
@@ -99,14 +99,15 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
     let generation = machine.meta().generation;
     let mut conds = ConditionSet::new(&old.common.conditions, generation, now.clone());
 
-    if machine.meta().deletion_timestamp.is_some() {
-        return finalize(&machine, &ctx, &api, old, status, conds).await;
-    }
-    if flag(&*machine, ANNOTATION_PAUSED) {
-        super::outcome::set_paused(&mut conds);
+    let deleting = machine.meta().deletion_timestamp.is_some();
+    if super::outcome::held_by_pause(&*machine) {
+        super::outcome::set_paused(&mut conds, deleting);
         status.common.conditions = conds.build();
         write(&ctx, &api, &machine, &old, status).await?;
         return Ok(Action::await_change());
+    }
+    if deleting {
+        return finalize(&machine, &ctx, &api, old, status, conds).await;
     }
     if !has_finalizer(&*machine, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*machine, FINALIZER_CLEANUP).await?;
@@ -135,6 +136,7 @@ async fn write(
     old: &CimiMachineStatus,
     status: CimiMachineStatus,
 ) -> Result<(), Error> {
+    let status = super::kubeops::bounded(&status);
     let comparable = |s: &CimiMachineStatus| {
         let mut s = s.clone();
         s.common.last_sync_time = None;
@@ -190,9 +192,9 @@ async fn sync(
 
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
     let imported = spec.import.as_ref();
-    let current = match (&status.common.id, imported) {
+    let current = match (status.common.id.clone(), imported) {
         (Some(href), imported) => {
-            let creating = job_running(status.common.job.as_ref());
+            let href = href.as_str();
             let at = observer::Lookup {
                 provider,
                 client,
@@ -201,13 +203,17 @@ async fn sync(
                 steady,
                 imported: imported.is_some(),
             };
-            match observe_known(ctx, machine, &at, "machine", creating).await? {
+            match observe_known(ctx, machine, &at, "machine", &mut status.common).await? {
                 Ok(v) => Some(v),
                 Err(early) => return Ok(early),
             }
         }
         (None, Some(import)) => {
-            let ours = if observe_only { None } else { find_by_uid(client, COLLECTION, &uid).await? };
+            let ours = if observe_only {
+                None
+            } else {
+                find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?
+            };
             match ours {
                 Some(v) => Some(v),
                 None => {
@@ -219,7 +225,7 @@ async fn sync(
                 }
             }
         }
-        (None, None) => find_by_uid(client, COLLECTION, &uid).await?,
+        (None, None) => find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?,
     };
     let Some(current) = current else {
         if observe_only {
@@ -601,6 +607,10 @@ async fn observe_into_status(
     Ok(attached)
 }
 
+/// The most network interfaces, addresses per interface, and attached volumes read of one machine: what a
+/// provider serves beyond is not read (a hostile provider cannot make one machine cost unbounded requests).
+const MAX_SUB_ENTRIES: usize = 64;
+
 /// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
 /// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
 async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
@@ -609,7 +619,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
         let page = client
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
             .await?;
-        for nic in entries(&page) {
+        for nic in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
             let mut attachment = ObservedAttachment {
                 href: nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str).map(str::to_string),
                 state: nic.get("state").and_then(Value::as_str).map(str::to_string),
@@ -619,7 +629,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
                 let page = client
                     .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
                     .await?;
-                for entry in entries(&page) {
+                for entry in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
                     if let Some(addr) = entry.get("address").and_then(|a| a.get("href")).and_then(Value::as_str) {
                         let address = client.get_value(&client.resolve(addr).await?).await?;
                         if let Some(ip) = address.get("ip").and_then(Value::as_str) {
@@ -635,7 +645,7 @@ async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, C
     let mut attached = Vec::new();
     if let Some(href) = m.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) {
         let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
-        for e in entries(&page) {
+        for e in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
             let volume = e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str);
             volumes.push(ObservedAttachment {
                 href: volume.map(str::to_string),

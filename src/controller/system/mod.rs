@@ -26,21 +26,21 @@ use url::Url;
 use self::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system};
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
 use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_by_uid,
+    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_own,
     job_running, job_started, observe, operations, poll_interval, ready_transition_event, tags,
 };
 use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
 use super::{Context, observer};
 use crate::api::CimiSystem;
-use crate::api::common::{DeletionPolicy, JobStatus, ManagementPolicy};
+use crate::api::common::{DeletionPolicy, JobStatus, ManagementPolicy, ResourceGonePolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, SYNCED, Status};
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::{CimiSystemStatus, NestedJob};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError, model};
-use crate::{ANNOTATION_FORCE_ORPHAN, ANNOTATION_PAUSED, FINALIZER_CLEANUP};
+use crate::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of systems.
 pub const COLLECTION: &str = "systems";
@@ -77,14 +77,15 @@ async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action,
     let generation = system.meta().generation;
     let mut conds = ConditionSet::new(&old.common.conditions, generation, now.clone());
 
-    if system.meta().deletion_timestamp.is_some() {
-        return finalize(&system, &ctx, &api, old, status, conds).await;
-    }
-    if flag(&*system, ANNOTATION_PAUSED) {
-        super::outcome::set_paused(&mut conds);
+    let deleting = system.meta().deletion_timestamp.is_some();
+    if super::outcome::held_by_pause(&*system) {
+        super::outcome::set_paused(&mut conds, deleting);
         status.common.conditions = conds.build();
         write(&ctx, &api, &system, &old, status).await?;
         return Ok(Action::await_change());
+    }
+    if deleting {
+        return finalize(&system, &ctx, &api, old, status, conds).await;
     }
     if !has_finalizer(&*system, FINALIZER_CLEANUP) {
         add_finalizer(&api, &*system, FINALIZER_CLEANUP).await?;
@@ -125,6 +126,7 @@ async fn write(
     old: &CimiSystemStatus,
     status: CimiSystemStatus,
 ) -> Result<(), Error> {
+    let status = super::kubeops::bounded(&status);
     let comparable = |s: &CimiSystemStatus| {
         let mut s = s.clone();
         s.common.last_sync_time = None;
@@ -160,11 +162,11 @@ async fn sync(
         && status.common.job.as_ref().is_some_and(|j| matches!(j.state.as_deref(), Some("FAILED" | "STOPPED")));
 
     // Observe.
-    let current = match &status.common.id {
-        Some(href) if spec.import.is_some() => observe_imported(client, href).await?,
-        Some(href) => observe(client, href, &uid).await?,
+    let current = match status.common.id.clone() {
+        Some(href) if spec.import.is_some() => observe_imported(client, &href).await?,
+        Some(href) => observe(client, &href, &uid).await?,
         None if spec.import.is_some() => return import(system, client, status).await,
-        None => find_by_uid(client, COLLECTION, &uid).await?,
+        None => find_own(ctx, client, COLLECTION, "system", system, &mut status.common).await?,
     };
     let Some(current) = current else {
         if let Some(href) = status.common.id.clone() {
@@ -174,9 +176,23 @@ async fn sync(
             if let Some(job) = status.common.job.as_ref().filter(|j| j.state.as_deref() == Some("FAILED")) {
                 return Err(Problem::stalled(Reason::JobFailed, job_failure_message(job, &status.nested_jobs)));
             }
+            if spec.resource_gone_policy == ResourceGonePolicy::Recreate && spec.import.is_none() {
+                let message = format!(
+                    "the provider system {href} no longer exists; creating it again (resourceGonePolicy: Recreate): \
+                     what it held is lost"
+                );
+                publish(ctx, system, true, "Recreating", "Create", message.clone()).await;
+                status.common.id = None;
+                status.common.job = None;
+                status.common.state = None;
+                return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
+            }
             return Err(Problem::stalled(
                 Reason::ResourceGone,
-                format!("the provider system {href} no longer exists; delete and recreate the object"),
+                format!(
+                    "the provider system {href} no longer exists; delete and recreate the object, or set \
+                     spec.resourceGonePolicy: Recreate to have it created again"
+                ),
             ));
         }
         return create(system, ctx, api, &conn, status).await;
