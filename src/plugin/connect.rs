@@ -5,8 +5,9 @@
 //! read bounds.
 //!
 //! This duplicates, on purpose and for now, what the operator's `controller::provider` does privately in
-//! `read_settings` (Secret keys to [`Auth`], the CA bundle) and `client_for` (spec to [`ClientConfig`]); the
-//! two are meant to become one shared function.
+//! `read_settings` (Secret keys to [`Auth`], the CA bundle) and `client_for` (spec to [`ClientConfig`]:
+//! endpoint, format, TLS, trusted origins, plain http, read limits, rate limit); the two are meant to become
+//! one shared function.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
@@ -39,8 +40,14 @@ pub fn client_config(
     let name = provider.name_any();
     let mut config = ClientConfig::new(&name, &provider.spec.endpoint)
         .map_err(|e| PluginError::Other(format!("cimiprovider/{name}: {e}")))?;
+    // The operator's security settings of the provider: credentials pinned to its origins, plain http only
+    // when the CimiProvider allows it, every read bounded by its limits.
+    config.trusted_origins = provider.spec.trusted_origins.clone();
     config.transport.auth = auth;
     config.transport.ca_bundle_pem = ca_bundle_pem;
+    config.transport.ca_bundle_replaces_system_roots = provider.spec.ca_bundle_replaces_system_roots;
+    config.transport.allow_plain_http = provider.spec.allow_plain_http;
+    config.transport.read_limits = provider.spec.read_limits.clone().unwrap_or_default().to_client();
     config.transport.insecure_skip_tls_verify = provider.spec.insecure_skip_tls_verify;
     config.transport.format = match provider.spec.format {
         Format::Json => crate::cimi::Format::Json,
@@ -138,7 +145,8 @@ mod tests {
     fn the_spec_gives_the_client_configuration() {
         let mut provider: CimiProvider = serde_json::from_value(serde_json::json!({
             "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "lab"},
-            "spec": {"endpoint": "https://cimi.example.net/", "format": "xml"}
+            "spec": {"endpoint": "https://cimi.example.net/", "format": "xml", "allowPlainHttp": true,
+                     "trustedOrigins": ["https://images.example.net"], "readLimits": {"maxPages": 7}}
         }))
         .expect("provider");
         provider.spec.rate_limit = Some(RateLimit { requests_per_second: 5, burst: 10, max_concurrent: 2 });
@@ -147,6 +155,9 @@ mod tests {
         assert_eq!(config.transport.format, crate::cimi::Format::Xml);
         assert_eq!(config.transport.limits.burst, 10);
         assert_eq!(config.transport.provider, "lab");
+        assert!(config.transport.allow_plain_http);
+        assert_eq!(config.trusted_origins, ["https://images.example.net"]);
+        assert_eq!(config.transport.read_limits.max_pages, 7);
         let bad = CimiProvider::new("x", CimiProviderSpec { endpoint: "not a url".into(), ..provider.spec.clone() });
         assert!(client_config(&bad, Auth::None, None).is_err());
     }

@@ -154,6 +154,12 @@ fn first_contact_failure(error: &CimiError) -> Finding {
             format!("the CloudEntryPoint refused the credentials ({status})"),
             "every reconcile fails with the provider not Ready (Unauthorized); fix the credentials",
         ),
+        CimiError::UntrustedHref { .. } => Finding::new(
+            "transport",
+            Verdict::Fatal,
+            format!("refused before sending: {error}"),
+            "the operator refuses it too; use https, or allow plain http (spec.allowPlainHttp, --allow-plain-http)",
+        ),
         CimiError::Unavailable { .. } | CimiError::Timeout { .. } | CimiError::RateLimited { .. } => Finding::new(
             "entry-point",
             Verdict::Fatal,
@@ -803,15 +809,21 @@ pub async fn run_url(args: &DoctorArgs, printer: &Printer) -> Result<ExitCode, P
             Some(std::fs::read(ca).map_err(|e| PluginError::Usage(format!("cannot read {}: {e}", ca.display())))?);
     }
     config.transport.insecure_skip_tls_verify = args.insecure_skip_tls_verify;
+    config.transport.allow_plain_http = args.allow_plain_http;
     let report = probe(&config).await?;
     finish(&report, printer)
 }
 
 /// `doctor PROVIDER`: the CimiProvider's endpoint, format, TLS settings and Secret.
 pub async fn run_provider(kube: &Kube, args: &DoctorArgs, printer: &Printer) -> Result<ExitCode, PluginError> {
-    if args.credentials_file.is_some() || args.ca_file.is_some() || args.insecure_skip_tls_verify {
+    if args.credentials_file.is_some()
+        || args.ca_file.is_some()
+        || args.insecure_skip_tls_verify
+        || args.allow_plain_http
+    {
         return Err(PluginError::Usage(
-            "--credentials-file, --ca-file and --insecure-skip-tls-verify apply to a URL; a CimiProvider brings its own"
+            "--credentials-file, --ca-file, --insecure-skip-tls-verify and --allow-plain-http apply to a URL; a \
+             CimiProvider brings its own settings"
                 .into(),
         ));
     }

@@ -69,6 +69,9 @@ impl PluginError {
                 PluginError::Provider(format!("{what}: {error}"))
             }
             CimiError::NotFound { .. } => PluginError::NotFound(format!("{what}: {error}")),
+            CimiError::UntrustedHref { .. } | CimiError::ReadLimit { .. } => {
+                PluginError::Provider(format!("{what}: refused by the client: {error}"))
+            }
             _ => PluginError::Other(format!("{what}: {error}")),
         }
     }

@@ -244,6 +244,9 @@ pub struct DoctorArgs {
     /// For a URL: accept any certificate (tests only).
     #[arg(long)]
     pub insecure_skip_tls_verify: bool,
+    /// For an http:// URL: send the credentials over plain http (as a CimiProvider's spec.allowPlainHttp).
+    #[arg(long)]
+    pub allow_plain_http: bool,
 }
 
 /// Parses a Go-style duration (`90s`, `10m`, `1h30m`).

@@ -540,7 +540,8 @@ async fn doctor_reports_each_sim_profile() {
     let name = format!("doctor-{}", random_suffix());
     let p: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": name},
-        "spec": {"endpoint": strict.url(), "credentialsSecretRef": {"namespace": ns.name, "name": "creds"}}
+        "spec": {"endpoint": strict.url(), "credentialsSecretRef": {"namespace": ns.name, "name": "creds"},
+                 "allowPlainHttp": true}
     }))
     .expect("provider");
     providers.create(&PostParams::default(), &p).await.expect("provider");
@@ -552,7 +553,11 @@ async fn doctor_reports_each_sim_profile() {
 
     // no-jobs, by URL with credentials from the environment.
     let env = |password: &str| vec![("CIMI_USERNAME", "demo".to_string()), ("CIMI_PASSWORD", password.to_string())];
-    let run = cimi_env(&["doctor", &no_jobs.url(), "-o", "json"], &env("demo")).await;
+    // Credentials over plain http only when asked for, as a CimiProvider's spec.allowPlainHttp.
+    let run = cimi_env(&["doctor", &no_jobs.url()], &env("demo")).await;
+    assert_eq!(run.code, Some(8), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("transport") && run.stdout.contains("plain http"), "{}", run.stdout);
+    let run = cimi_env(&["doctor", &no_jobs.url(), "--allow-plain-http", "-o", "json"], &env("demo")).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let no_jobs_report: Value = serde_json::from_str(&run.stdout).expect("json");
 
@@ -562,7 +567,8 @@ async fn doctor_reports_each_sim_profile() {
     std::fs::write(&file, "username: demo\npassword: demo\n").expect("write");
     let file_arg = file.display().to_string();
     let lenient_report: Value = serde_json::from_str(
-        &cimi_ok(&["doctor", &lenient.url(), "--credentials-file", &file_arg, "-o", "json"]).await,
+        &cimi_ok(&["doctor", &lenient.url(), "--credentials-file", &file_arg, "--allow-plain-http", "-o", "json"])
+            .await,
     )
     .expect("json");
 
@@ -608,7 +614,7 @@ async fn doctor_reports_each_sim_profile() {
     assert_eq!(l["dev-delete-500"], "notProbed");
 
     // Refused credentials: exit 8, the report says why.
-    let run = cimi_env(&["doctor", &no_jobs.url()], &env("wrong")).await;
+    let run = cimi_env(&["doctor", &no_jobs.url(), "--allow-plain-http"], &env("wrong")).await;
     assert_eq!(run.code, Some(8), "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("THE OPERATOR CANNOT USE IT") && run.stdout.contains("authentication"),
