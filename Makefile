@@ -22,6 +22,7 @@ lint:
 
 ## The main job on embedded defaults: control plane, cimi-sim, operator, examples; until Ctrl-C (DEMO_EXIT=1 exits).
 demo: tools
+	$(CARGO) build --quiet --bin kubectl-cimi
 	$(CARGO) run --quiet --bin cimi-dev -- demo
 
 ## A throwaway cluster in the background; kubeconfig at $(DEV_DIR)/kubeconfig.

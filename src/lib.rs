@@ -6,13 +6,15 @@
 //! - [`api`]: the custom resource types (`cimi.dev/v1alpha1`);
 //! - [`controller`]: the reconcilers;
 //! - [`runtime`]: CLI, configuration, telemetry, metrics, health and leader election;
-//! - `devenv` (feature `devenv`): the local control plane used by tests and demos.
+//! - `devenv` (feature `devenv`): the local control plane used by tests and demos;
+//! - [`plugin`]: `kubectl cimi`, the companion CLI (binary `kubectl-cimi`).
 
 pub mod api;
 pub mod cimi;
 pub mod controller;
 #[cfg(feature = "devenv")]
 pub mod devenv;
+pub mod plugin;
 pub mod runtime;
 pub mod sim;
 

@@ -2,7 +2,8 @@
 //!
 //! A local control plane (unless `KUBECONFIG` names a cluster), the CRDs, cimi-sim on `127.0.0.1:8780` (user `demo`,
 //! password `demo`), the operator in-process, and `examples/quickstart/` applied; then it waits until every applied
-//! object that has a `Ready` condition says `True`, and prints `kubectl get cimi -A`.
+//! object that has a `Ready` condition says `True`, and prints `kubectl get cimi -A` and two `kubectl cimi`
+//! commands to try.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -124,6 +125,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<(), Error> {
     let result = match outcome {
         Ok(()) => {
             say("everything is Ready");
+            print_plugin_commands(&kubeconfig);
             if !opts.exit_when_ready {
                 say("running until Ctrl-C (DEMO_EXIT=1 exits here instead)");
                 wait_for_signal().await;
@@ -203,6 +205,26 @@ fn print_kubectl_get(kubeconfig: &Path) {
         }
         Err(e) => say(&format!("(kubectl not available: {e})")),
     }
+}
+
+/// Two `kubectl cimi` commands to try, runnable as printed: the plugin built next to this binary put first on
+/// `PATH`, kubectl from the tool cache, the demo's kubeconfig.
+fn print_plugin_commands(kubeconfig: &Path) {
+    let plugin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.join("kubectl-cimi").is_file());
+    let kubectl = super::tools::Tool::Kubectl.locate().map(|p| p.display().to_string()).unwrap_or("kubectl".into());
+    let env = match &plugin_dir {
+        Some(dir) => format!("KUBECONFIG={} PATH={}:$PATH", kubeconfig.display(), dir.display()),
+        None => format!("KUBECONFIG={}", kubeconfig.display()),
+    };
+    say("try the kubectl plugin (kubectl cimi --help lists every command):");
+    if plugin_dir.is_none() {
+        say("  (first: cargo build --bin kubectl-cimi, and put its directory on PATH)");
+    }
+    say(&format!("  {env} {kubectl} cimi status -A"));
+    say(&format!("  {env} {kubectl} cimi tree cimisystem/shop -n default"));
 }
 
 async fn wait_for_signal() {

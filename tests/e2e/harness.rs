@@ -217,6 +217,26 @@ pub fn run_tool_with(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String, String) {
+    let out = run_tool_env(kubeconfig, tool, args, &[], stdin);
+    (out.code == Some(0), out.stdout, out.stderr)
+}
+
+/// What a tool run left: its exit code (`None` when a signal ended it), stdout and stderr.
+pub struct ToolRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a tool from the cache against the cluster of `kubeconfig`, with extra environment variables (such
+/// as a `PATH` on which kubectl finds a plugin); returns its exit code and output.
+pub fn run_tool_env(
+    kubeconfig: &std::path::Path,
+    tool: cimi_operator::devenv::tools::Tool,
+    args: &[&str],
+    env: &[(&str, String)],
+    stdin: Option<&str>,
+) -> ToolRun {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let program = tool.locate().expect("the tool is provisioned (make tools)");
@@ -227,6 +247,7 @@ pub fn run_tool_with(
         .env("HELM_CACHE_HOME", home.join("cache"))
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_DATA_HOME", home.join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -243,9 +264,9 @@ pub fn run_tool_with(
     if let Some(writer) = writer {
         let _ = writer.join();
     }
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    ToolRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

@@ -35,7 +35,7 @@ async fn create_on_provider(cimi: &CimiClient, collection: &str, body: Value) ->
     cimi.created_href(&accepted, &coll).await.expect("created href").expect("an href").to_string()
 }
 
-async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
+pub(crate) async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
     let config = catalog_href(cimi, "machineConfigs", "tiny").await;
     let image = catalog_href(cimi, "machineImages", "Linux SUSE").await;
     create_on_provider(
@@ -50,7 +50,7 @@ async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
     .await
 }
 
-async fn legacy_volume(cimi: &CimiClient, name: &str) -> String {
+pub(crate) async fn legacy_volume(cimi: &CimiClient, name: &str) -> String {
     create_on_provider(
         cimi,
         "volumes",
@@ -62,7 +62,7 @@ async fn legacy_volume(cimi: &CimiClient, name: &str) -> String {
     .await
 }
 
-async fn legacy_network(cimi: &CimiClient, name: &str) -> String {
+pub(crate) async fn legacy_network(cimi: &CimiClient, name: &str) -> String {
     create_on_provider(
         cimi,
         "networks",

@@ -14,6 +14,7 @@ mod hostile;
 mod import;
 mod machine;
 mod observe;
+mod plugin;
 mod provider;
 mod quickstart;
 mod resilience;

@@ -1,0 +1,164 @@
+//! A CIMI client for a CimiProvider, made the way the operator makes it: the endpoint, format and TLS
+//! settings of its spec, the credentials of its `credentialsSecretRef` (keys `username`/`password`, or
+//! `token`) and the CA bundle of its `caBundleSecretRef` (key `ca.crt`), read with the user's own
+//! Kubernetes permissions. All provider I/O then goes through [`CimiClient`], with its origin pinning and
+//! read bounds.
+//!
+//! This duplicates, on purpose and for now, what the operator's `controller::provider` does privately in
+//! `read_settings` (Secret keys to [`Auth`], the CA bundle) and `client_for` (spec to [`ClientConfig`]:
+//! endpoint, format, TLS, trusted origins, plain http, read limits, rate limit); the two are meant to become
+//! one shared function.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt as _;
+use kube::api::Api;
+
+use super::error::PluginError;
+use crate::api::CimiProvider;
+use crate::api::common::SecretRef;
+use crate::api::provider::Format;
+use crate::cimi::{Auth, CimiClient, ClientConfig, Limits};
+
+/// The credentials a Secret's data holds: `username` and `password` (Basic), else `token` (Bearer).
+pub fn auth_from_data(data: &std::collections::BTreeMap<String, Vec<u8>>, secret: &str) -> Result<Auth, PluginError> {
+    let key = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).trim_end_matches(['\n', '\r']).to_string());
+    match (key("username"), key("password"), key("token")) {
+        (Some(username), Some(password), _) => {
+            Ok(Auth::Basic { username, password: crate::cimi::Secret::new(password) })
+        }
+        (_, _, Some(token)) => Ok(Auth::Bearer(crate::cimi::Secret::new(token))),
+        _ => Err(PluginError::Other(format!("Secret {secret} needs keys username and password, or token"))),
+    }
+}
+
+/// The client configuration of a provider from its spec, the credentials and the CA bundle.
+pub fn client_config(
+    provider: &CimiProvider,
+    auth: Auth,
+    ca_bundle_pem: Option<Vec<u8>>,
+) -> Result<ClientConfig, PluginError> {
+    let name = provider.name_any();
+    let mut config = ClientConfig::new(&name, &provider.spec.endpoint)
+        .map_err(|e| PluginError::Other(format!("cimiprovider/{name}: {e}")))?;
+    // The operator's security settings of the provider: credentials pinned to its origins, plain http only
+    // when the CimiProvider allows it, every read bounded by its limits.
+    config.trusted_origins = provider.spec.trusted_origins.clone();
+    config.transport.auth = auth;
+    config.transport.ca_bundle_pem = ca_bundle_pem;
+    config.transport.ca_bundle_replaces_system_roots = provider.spec.ca_bundle_replaces_system_roots;
+    config.transport.allow_plain_http = provider.spec.allow_plain_http;
+    config.transport.read_limits = provider.spec.read_limits.clone().unwrap_or_default().to_client();
+    config.transport.insecure_skip_tls_verify = provider.spec.insecure_skip_tls_verify;
+    config.transport.format = match provider.spec.format {
+        Format::Json => crate::cimi::Format::Json,
+        Format::Xml => crate::cimi::Format::Xml,
+    };
+    // The plugin keeps within the provider's budget, as the operator does.
+    if let Some(limits) = &provider.spec.rate_limit {
+        config.transport.limits = Limits {
+            requests_per_second: f64::from(limits.requests_per_second),
+            burst: u32::try_from(limits.burst).unwrap_or(1),
+            max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(1),
+        };
+    }
+    Ok(config)
+}
+
+/// Reads one Secret with the user's permissions; a clear error when it is missing or not readable.
+async fn read_secret(
+    client: &kube::Client,
+    r: &SecretRef,
+    provider: &str,
+    purpose: &str,
+) -> Result<Secret, PluginError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
+    match api.get(&r.name).await {
+        Ok(s) => Ok(s),
+        Err(kube::Error::Api(status)) if status.code == 403 || status.code == 401 => {
+            Err(PluginError::Forbidden(format!(
+                "cannot read Secret {}/{} ({purpose} of cimiprovider/{provider}): your Kubernetes permissions do not \
+             allow `get` on it. This command reads the provider with that Secret's credentials, as the operator \
+             does; ask for read access to it, or run it as someone who has it",
+                r.namespace, r.name
+            )))
+        }
+        Err(e) => Err(PluginError::kube(
+            &format!("Secret {}/{} ({purpose} of cimiprovider/{provider})", r.namespace, r.name),
+            e,
+        )),
+    }
+}
+
+/// The client configuration of a CimiProvider, its Secrets read with the user's permissions.
+pub async fn config_for(client: &kube::Client, provider: &CimiProvider) -> Result<ClientConfig, PluginError> {
+    let name = provider.name_any();
+    let auth = match &provider.spec.credentials_secret_ref {
+        Some(r) => {
+            let secret = read_secret(client, r, &name, "credentialsSecretRef").await?;
+            let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+            auth_from_data(&data, &format!("{}/{}", r.namespace, r.name))?
+        }
+        None => Auth::None,
+    };
+    let ca = match &provider.spec.ca_bundle_secret_ref {
+        Some(r) => {
+            let secret = read_secret(client, r, &name, "caBundleSecretRef").await?;
+            let pem =
+                secret.data.unwrap_or_default().get("ca.crt").map(|v| v.0.clone()).ok_or_else(|| {
+                    PluginError::Other(format!("Secret {}/{} has no key ca.crt", r.namespace, r.name))
+                })?;
+            Some(pem)
+        }
+        None => None,
+    };
+    client_config(provider, auth, ca)
+}
+
+/// A client of a CimiProvider that has read its CloudEntryPoint.
+pub async fn connect(client: &kube::Client, provider: &CimiProvider) -> Result<CimiClient, PluginError> {
+    let config = config_for(client, provider).await?;
+    let name = provider.name_any();
+    CimiClient::connect(config).await.map_err(|e| PluginError::cimi(&format!("cimiprovider/{name}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::CimiProviderSpec;
+    use crate::api::provider::RateLimit;
+
+    fn data(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, Vec<u8>> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn secrets_give_basic_or_bearer_credentials() {
+        let basic = auth_from_data(&data(&[("username", "demo"), ("password", "pw\n")]), "ns/s").expect("basic");
+        assert_eq!(basic, Auth::Basic { username: "demo".into(), password: crate::cimi::Secret::new("pw") });
+        let bearer = auth_from_data(&data(&[("token", "t")]), "ns/s").expect("bearer");
+        assert_eq!(bearer, Auth::Bearer(crate::cimi::Secret::new("t")));
+        let e = auth_from_data(&data(&[("username", "u")]), "ns/s").expect_err("incomplete");
+        assert!(e.to_string().contains("username and password, or token"), "{e}");
+    }
+
+    #[test]
+    fn the_spec_gives_the_client_configuration() {
+        let mut provider: CimiProvider = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "lab"},
+            "spec": {"endpoint": "https://cimi.example.net/", "format": "xml", "allowPlainHttp": true,
+                     "trustedOrigins": ["https://images.example.net"], "readLimits": {"maxPages": 7}}
+        }))
+        .expect("provider");
+        provider.spec.rate_limit = Some(RateLimit { requests_per_second: 5, burst: 10, max_concurrent: 2 });
+        let config = client_config(&provider, Auth::None, None).expect("config");
+        assert_eq!(config.endpoint.as_str(), "https://cimi.example.net/");
+        assert_eq!(config.transport.format, crate::cimi::Format::Xml);
+        assert_eq!(config.transport.limits.burst, 10);
+        assert_eq!(config.transport.provider, "lab");
+        assert!(config.transport.allow_plain_http);
+        assert_eq!(config.trusted_origins, ["https://images.example.net"]);
+        assert_eq!(config.transport.read_limits.max_pages, 7);
+        let bad = CimiProvider::new("x", CimiProviderSpec { endpoint: "not a url".into(), ..provider.spec.clone() });
+        assert!(client_config(&bad, Auth::None, None).is_err());
+    }
+}
