@@ -296,3 +296,50 @@ pub struct CatalogEntry {
     /// The entry's href.
     pub href: String,
 }
+
+/// The credentials a CimiProvider's Secret holds (`secret` names it in errors): keys `username` and
+/// `password` (HTTP Basic), else `token` (Bearer); a trailing newline of a value is not part of it.
+pub fn credentials_from_secret(data: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<crate::cimi::Auth, String> {
+    use crate::cimi::{Auth, Secret};
+    let key = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).trim_end_matches(['\n', '\r']).to_string());
+    match (key("username"), key("password"), key("token")) {
+        (Some(username), Some(password), _) => Ok(Auth::Basic { username, password: Secret::new(password) }),
+        (_, _, Some(token)) => Ok(Auth::Bearer(Secret::new(token))),
+        _ => Err(format!("Secret {secret} needs keys username and password, or token")),
+    }
+}
+
+impl CimiProvider {
+    /// The CIMI client configuration this provider's spec describes, with the credentials and CA bundle read
+    /// from its Secrets: endpoint, format, TLS, the origins credentials may go to, plain http, read limits and
+    /// the rate budget. Shared by the operator and `kubectl cimi`; each sets its own timeouts and retries.
+    pub fn client_config(
+        &self,
+        auth: crate::cimi::Auth,
+        ca_bundle_pem: Option<Vec<u8>>,
+    ) -> Result<crate::cimi::ClientConfig, crate::cimi::CimiError> {
+        let spec = &self.spec;
+        let name = self.metadata.name.clone().unwrap_or_default();
+        let mut config = crate::cimi::ClientConfig::new(&name, &spec.endpoint)?;
+        config.trusted_origins = spec.trusted_origins.clone();
+        let transport = &mut config.transport;
+        transport.auth = auth;
+        transport.ca_bundle_pem = ca_bundle_pem;
+        transport.ca_bundle_replaces_system_roots = spec.ca_bundle_replaces_system_roots;
+        transport.insecure_skip_tls_verify = spec.insecure_skip_tls_verify;
+        transport.allow_plain_http = spec.allow_plain_http;
+        transport.read_limits = spec.read_limits.clone().unwrap_or_default().to_client();
+        transport.format = match spec.format {
+            Format::Json => crate::cimi::Format::Json,
+            Format::Xml => crate::cimi::Format::Xml,
+        };
+        if let Some(limits) = &spec.rate_limit {
+            transport.limits = crate::cimi::Limits {
+                requests_per_second: f64::from(limits.requests_per_second),
+                burst: u32::try_from(limits.burst).unwrap_or(1),
+                max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(1),
+            };
+        }
+        Ok(config)
+    }
+}

@@ -25,12 +25,13 @@ use crate::FINALIZER_IN_USE;
 use crate::api::common::parse_duration;
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
 use crate::api::provider::{
-    CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, CimiProviderStatus, Format, MAX_CAPABILITIES,
+    CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, CimiProviderStatus, MAX_CAPABILITIES,
+    credentials_from_secret,
 };
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use crate::cimi::query::Query;
-use crate::cimi::{Auth, CimiClient, CimiError, ClientConfig, Limits};
+use crate::cimi::{Auth, CimiClient, CimiError};
 
 /// The catalog collections read at each probe, by CEP collection name.
 pub const CATALOG_COLLECTIONS: &[&str] = &[
@@ -188,18 +189,11 @@ async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Setting
             .await
             .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", r.name))?
             .ok_or_else(|| format!("Secret {ns}/{} does not exist", r.name))?;
-        let data = secret.data.unwrap_or_default();
-        let key =
-            |k: &str| data.get(k).map(|v| String::from_utf8_lossy(&v.0).trim_end_matches(['\n', '\r']).to_string());
-        auth = match (key("username"), key("password"), key("token")) {
-            (Some(username), Some(password), _) => {
-                Auth::Basic { username, password: crate::cimi::Secret::new(password) }
-            }
-            (_, _, Some(token)) => Auth::Bearer(crate::cimi::Secret::new(token)),
-            _ => return Err(format!("Secret {ns}/{} needs keys username and password, or token", r.name)),
-        };
+        let data: BTreeMap<String, Vec<u8>> =
+            secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        auth = credentials_from_secret(&data, &format!("{ns}/{}", r.name))?;
         for k in ["username", "password", "token"] {
-            parts.push(data.get(k).map(|v| v.0.clone()).unwrap_or_default());
+            parts.push(data.get(k).cloned().unwrap_or_default());
         }
     }
     let mut ca_bundle_pem = None;
@@ -230,26 +224,7 @@ fn client_for(
     settings: Settings,
     metrics: &crate::cimi::ClientMetrics,
 ) -> Result<CimiClient, CimiError> {
-    let name = provider.name_any();
-    let mut config = ClientConfig::new(&name, &provider.spec.endpoint)?;
-    config.trusted_origins = provider.spec.trusted_origins.clone();
-    config.transport.auth = settings.auth;
-    config.transport.ca_bundle_pem = settings.ca_bundle_pem;
-    config.transport.ca_bundle_replaces_system_roots = provider.spec.ca_bundle_replaces_system_roots;
-    config.transport.allow_plain_http = provider.spec.allow_plain_http;
-    config.transport.read_limits = provider.spec.read_limits.clone().unwrap_or_default().to_client();
-    config.transport.insecure_skip_tls_verify = provider.spec.insecure_skip_tls_verify;
-    config.transport.format = match provider.spec.format {
-        Format::Json => crate::cimi::Format::Json,
-        Format::Xml => crate::cimi::Format::Xml,
-    };
-    if let Some(limits) = &provider.spec.rate_limit {
-        config.transport.limits = Limits {
-            requests_per_second: f64::from(limits.requests_per_second),
-            burst: u32::try_from(limits.burst).unwrap_or(1),
-            max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(1),
-        };
-    }
+    let mut config = provider.client_config(settings.auth, settings.ca_bundle_pem)?;
     // Probes and reconciles requeue on their own; keep in-call retries short.
     config.transport.retry.max_attempts = 2;
     config.transport.request_timeout = Duration::from_secs(15);

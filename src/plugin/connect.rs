@@ -4,10 +4,8 @@
 //! Kubernetes permissions. All provider I/O then goes through [`CimiClient`], with its origin pinning and
 //! read bounds.
 //!
-//! This duplicates, on purpose and for now, what the operator's `controller::provider` does privately in
-//! `read_settings` (Secret keys to [`Auth`], the CA bundle) and `client_for` (spec to [`ClientConfig`]:
-//! endpoint, format, TLS, trusted origins, plain http, read limits, rate limit); the two are meant to become
-//! one shared function.
+//! The conversion itself is the operator's own: [`CimiProvider::client_config`] and
+//! [`credentials_from_secret`] in `api::provider`; only the Secrets are read here, with the user's permissions.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
@@ -16,19 +14,12 @@ use kube::api::Api;
 use super::error::PluginError;
 use crate::api::CimiProvider;
 use crate::api::common::SecretRef;
-use crate::api::provider::Format;
-use crate::cimi::{Auth, CimiClient, ClientConfig, Limits};
+use crate::api::provider::credentials_from_secret;
+use crate::cimi::{Auth, CimiClient, ClientConfig};
 
 /// The credentials a Secret's data holds: `username` and `password` (Basic), else `token` (Bearer).
 pub fn auth_from_data(data: &std::collections::BTreeMap<String, Vec<u8>>, secret: &str) -> Result<Auth, PluginError> {
-    let key = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).trim_end_matches(['\n', '\r']).to_string());
-    match (key("username"), key("password"), key("token")) {
-        (Some(username), Some(password), _) => {
-            Ok(Auth::Basic { username, password: crate::cimi::Secret::new(password) })
-        }
-        (_, _, Some(token)) => Ok(Auth::Bearer(crate::cimi::Secret::new(token))),
-        _ => Err(PluginError::Other(format!("Secret {secret} needs keys username and password, or token"))),
-    }
+    credentials_from_secret(data, secret).map_err(PluginError::Other)
 }
 
 /// The client configuration of a provider from its spec, the credentials and the CA bundle.
@@ -37,31 +28,9 @@ pub fn client_config(
     auth: Auth,
     ca_bundle_pem: Option<Vec<u8>>,
 ) -> Result<ClientConfig, PluginError> {
-    let name = provider.name_any();
-    let mut config = ClientConfig::new(&name, &provider.spec.endpoint)
-        .map_err(|e| PluginError::Other(format!("cimiprovider/{name}: {e}")))?;
-    // The operator's security settings of the provider: credentials pinned to its origins, plain http only
-    // when the CimiProvider allows it, every read bounded by its limits.
-    config.trusted_origins = provider.spec.trusted_origins.clone();
-    config.transport.auth = auth;
-    config.transport.ca_bundle_pem = ca_bundle_pem;
-    config.transport.ca_bundle_replaces_system_roots = provider.spec.ca_bundle_replaces_system_roots;
-    config.transport.allow_plain_http = provider.spec.allow_plain_http;
-    config.transport.read_limits = provider.spec.read_limits.clone().unwrap_or_default().to_client();
-    config.transport.insecure_skip_tls_verify = provider.spec.insecure_skip_tls_verify;
-    config.transport.format = match provider.spec.format {
-        Format::Json => crate::cimi::Format::Json,
-        Format::Xml => crate::cimi::Format::Xml,
-    };
-    // The plugin keeps within the provider's budget, as the operator does.
-    if let Some(limits) = &provider.spec.rate_limit {
-        config.transport.limits = Limits {
-            requests_per_second: f64::from(limits.requests_per_second),
-            burst: u32::try_from(limits.burst).unwrap_or(1),
-            max_concurrent: usize::try_from(limits.max_concurrent).unwrap_or(1),
-        };
-    }
-    Ok(config)
+    provider
+        .client_config(auth, ca_bundle_pem)
+        .map_err(|e| PluginError::Other(format!("cimiprovider/{}: {e}", provider.name_any())))
 }
 
 /// Reads one Secret with the user's permissions; a clear error when it is missing or not readable.
