@@ -774,6 +774,22 @@ impl CimiClient {
         self.write(Method::POST, href, Some(Value::Object(body)), "action").await
     }
 
+    /// Capture (or snapshot, with `action` `snapshot`) a machine into a new MachineImage: POST a MachineImage
+    /// named `name` whose `imageLocation` is the machine to the href of the machine's `capture` (or
+    /// `snapshot`) operation, normally the machineImages collection (reference §3.2). The new image's href is
+    /// then [`Self::created_href`] of the answer.
+    pub async fn capture(&self, machine: &Value, action: &str, name: &str) -> Result<Accepted, CimiError> {
+        let href = self.operation_href(machine, &model::action_uri(action)).await?;
+        let location = id_of(machine).ok_or_else(|| CimiError::Config("a machine to capture needs its id".into()))?;
+        let location = self.resolve(location).await?;
+        let body = serde_json::json!({
+            "resourceURI": model::type_uri("MachineImage"),
+            "name": name,
+            "imageLocation": location.as_str(),
+        });
+        self.write(Method::POST, href, Some(body), "create").await
+    }
+
     /// Invoke an action on the resource at `href` (read first for its operations).
     pub async fn action_href(
         &self,

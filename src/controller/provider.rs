@@ -275,10 +275,11 @@ pub const CATALOG_MAX_ENTRIES: u64 = 10_000;
 
 /// The catalog collections, each read in bounded pages up to [`CATALOG_MAX_ENTRIES`] entries. Entries whose
 /// href is not on a trusted origin are left out (nothing could use them).
-async fn read_catalog(client: &CimiClient) -> Result<BTreeMap<String, Vec<CatalogEntry>>, CimiError> {
+async fn read_catalog(client: &CimiClient) -> Result<(Catalogue, BTreeMap<String, u64>), CimiError> {
     let discovery = client.discovery().await?;
     let page_size = client.config().page_size;
     let mut out = BTreeMap::new();
+    let mut counts = BTreeMap::new();
     for name in CATALOG_COLLECTIONS {
         let Some(url) = discovery.collections.get(*name) else { continue };
         let query = Query::new().last(CATALOG_MAX_ENTRIES);
@@ -290,10 +291,15 @@ async fn read_catalog(client: &CimiClient) -> Result<BTreeMap<String, Vec<Catalo
             let name = item.get("name").and_then(Value::as_str).map(str::to_string);
             entries.push(CatalogEntry { name, href: href.to_string() });
         }
+        // The provider's own count, where it states one: the entries kept may be fewer.
+        counts.insert((*name).to_string(), listing.count.unwrap_or(0).max(entries.len() as u64));
         out.insert((*name).to_string(), entries);
     }
-    Ok(out)
+    Ok((out, counts))
 }
+
+/// The catalog entries by CEP collection name.
+type Catalogue = BTreeMap<String, Vec<CatalogEntry>>;
 
 /// The capabilities of the provider's ResourceMetadata (the CEP's `resourceMetadata` collection),
 /// at most [`MAX_CAPABILITIES`]; none when the provider offers no ResourceMetadata.
@@ -331,12 +337,14 @@ pub fn capabilities_of(metadata: &[Value]) -> Vec<Capability> {
     out
 }
 
-/// The bounded catalog of status from the whole one.
-pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>) -> Catalog {
+/// The bounded catalog of status from the one read, with each collection's full size (`counts`, the
+/// provider's count where it stated one).
+pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>, counts: &BTreeMap<String, u64>) -> Catalog {
     let mut catalog = Catalog::default();
     for (name, entries) in full {
-        catalog.counts.insert(name.clone(), entries.len() as i64);
-        if entries.len() > CATALOG_ENTRIES_PER_COLLECTION {
+        let count = counts.get(name).copied().unwrap_or(0).max(entries.len() as u64);
+        catalog.counts.insert(name.clone(), i64::try_from(count).unwrap_or(i64::MAX));
+        if count > CATALOG_ENTRIES_PER_COLLECTION as u64 {
             catalog.truncated = true;
         }
         let capped: Vec<CatalogEntry> = entries.iter().take(CATALOG_ENTRIES_PER_COLLECTION).cloned().collect();
@@ -472,7 +480,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
     status.latency = Some(format_latency(latency));
     let connection = match probe {
         Ok(discovery) => match read_catalog(&client).await {
-            Ok(full) => {
+            Ok((full, counts)) => {
                 status.ready = true;
                 status.cimi_version = Some(
                     discovery
@@ -485,7 +493,7 @@ async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Act
                 );
                 status.base_uri = Some(discovery.base.to_string());
                 status.collections = discovery.collections.keys().cloned().collect();
-                status.catalog = Some(bounded_catalog(&full));
+                status.catalog = Some(bounded_catalog(&full, &counts));
                 status.capabilities = match read_capabilities(&client).await {
                     Ok(capabilities) => capabilities,
                     Err(error) => {
@@ -692,10 +700,13 @@ mod tests {
             .collect();
         full.insert("machineImages".to_string(), many);
         full.insert("machineConfigs".to_string(), vec![CatalogEntry { name: Some("small".into()), href: "h".into() }]);
-        let catalog = bounded_catalog(&full);
+        let mut counts = BTreeMap::new();
+        counts.insert("machineConfigs".to_string(), 3);
+        let catalog = bounded_catalog(&full, &counts);
         assert_eq!(catalog.machine_images.len(), CATALOG_ENTRIES_PER_COLLECTION);
         assert_eq!(catalog.counts["machineImages"], 60);
         assert_eq!(catalog.machine_configs.len(), 1);
+        assert_eq!(catalog.counts["machineConfigs"], 3, "the provider's count, though one entry was read");
         assert!(catalog.truncated);
     }
 }

@@ -539,3 +539,63 @@ async fn a_bad_catalog_name_stalls_and_deletion_is_not_blocked() {
     machines.delete("bad-1", &DeleteParams::default()).await.expect("delete");
     eventually("bad-1 gone", T, || async { machines.get_opt("bad-1").await.ok()?.is_none().then_some(()) }).await;
 }
+
+#[tokio::test]
+async fn capture_makes_a_machine_image_and_a_refused_action_fails_once() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "mach-capture").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = machine(&op, "cap-1", &provider);
+    m.spec.template.as_mut().expect("template").credential_secret_ref = None;
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    let m = wait_machine(&machines, "cap-1", "Ready", ready).await;
+    let machine_href = m.status.and_then(|s| s.common.id).expect("id");
+    let annotate = |value: &str| Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/action": value}}}));
+
+    // capture: a MachineImage whose imageLocation is the machine; its href is the action's result.
+    machines.patch("cap-1", &PatchParams::default(), &annotate("capture@c1")).await.expect("capture");
+    let done = wait_machine(&machines, "cap-1", "capture@c1 Succeeded with a result", |m| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.common.last_action.as_ref())
+            .is_some_and(|a| a.nonce == "c1" && a.phase == "Succeeded" && a.result.is_some())
+    })
+    .await;
+    let result = done.status.and_then(|s| s.common.last_action).and_then(|a| a.result).expect("result");
+    let image = cimi.get_value(&url::Url::parse(&result).expect("href")).await.expect("the image");
+    assert_eq!(
+        image["imageLocation"]["href"].as_str().or(image["imageLocation"].as_str()),
+        Some(machine_href.as_str())
+    );
+    assert_eq!(image["name"], "cap-1-c1");
+
+    // A restart the provider refuses for good: Failed once with its message, and not asked again.
+    sim.set_faults(vec![cimi_operator::sim::FaultRule {
+        method: Some("POST".into()),
+        resource_type: Some("Machine".into()),
+        action: Some("restart".into()),
+        name: None,
+        rate: None,
+        times: None,
+        kind: cimi_operator::sim::FaultKind::Error { status: 400 },
+        window_start: None,
+    }]);
+    machines.patch("cap-1", &PatchParams::default(), &annotate("restart@r1")).await.expect("restart");
+    let failed = wait_machine(&machines, "cap-1", "restart@r1 Failed", |m| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.common.last_action.as_ref())
+            .is_some_and(|a| a.nonce == "r1" && a.phase == "Failed")
+    })
+    .await;
+    let message = failed.status.and_then(|s| s.common.last_action).and_then(|a| a.message).expect("message");
+    assert!(message.contains("refused restart") && message.contains("400"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarts: u64 = sim.stats().requests.get("Machine.restart").map_or(0, |s| s.values().sum());
+    assert_eq!(restarts, 1, "the refused nonce is not asked again");
+    wait_machine(&machines, "cap-1", "still Ready", ready).await;
+}

@@ -322,15 +322,54 @@ async fn sync(
         MachineStep::Wait(message) => Ok((Progress::Working(Reason::WaitingForJob, message), ACTIVE_REQUEUE)),
         MachineStep::Failed(message) => Err(Problem::stalled(Reason::ProviderError, message)),
         MachineStep::OneShot { action, nonce } => {
-            let accepted = client.action(&current, &action, Map::new()).await?;
+            // capture and snapshot make a MachineImage (its href is the action's result); the rest are Actions.
+            let image = matches!(action.as_str(), "capture" | "snapshot");
+            let requested = if image {
+                let name = format!("{}-{nonce}", machine.name_any());
+                client.capture(&current, &action, &name).await
+            } else {
+                client.action(&current, &action, Map::new()).await
+            };
+            let accepted = match requested {
+                Ok(accepted) => accepted,
+                Err(error) if error.is_retryable() => return Err(error.into()),
+                // Refused for good (the provider said no): this nonce is done, as Failed; a new nonce asks again.
+                Err(error) => {
+                    let message = format!("the provider refused {action}: {error}");
+                    status.common.last_action = Some(LastAction {
+                        action: action.clone(),
+                        nonce,
+                        phase: "Failed".into(),
+                        message: Some(message.clone()),
+                        job: None,
+                        result: None,
+                        completed_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+                    });
+                    publish(ctx, machine, true, "ActionFailed", "Action", message).await;
+                    return Ok((
+                        Progress::Working(Reason::Updating, "re-reading after a refused action".into()),
+                        ACTIVE_REQUEUE,
+                    ));
+                }
+            };
             let job = job_started(&accepted, &action);
+            let result = if image {
+                let images = client.collection_url("machineImages").await.ok();
+                match images {
+                    Some(collection) => client.created_href(&accepted, &collection).await.ok().flatten(),
+                    None => accepted.location.clone(),
+                }
+                .map(|u| u.to_string())
+            } else {
+                None
+            };
             status.common.last_action = Some(LastAction {
                 action: action.clone(),
                 nonce,
                 phase: if job.is_some() { "Running".into() } else { "Succeeded".into() },
                 message: None,
                 job: job.as_ref().map(|j| j.href.clone()),
-                result: None,
+                result,
                 completed_at: if job.is_some() { None } else { Some(Time(k8s_openapi::jiff::Timestamp::now())) },
             });
             if job.is_some() {
