@@ -21,3 +21,4 @@ mod runtime;
 mod secrets;
 mod smoke;
 mod system;
+mod uninstall;
