@@ -22,3 +22,4 @@ mod runtime;
 mod secrets;
 mod smoke;
 mod system;
+mod uninstall;
