@@ -97,6 +97,18 @@ where
     Ok(())
 }
 
+/// Removes `fields` from the object's status with a merge patch: server-side apply removes only fields the
+/// operator owns, and a status restored from a backup is owned by whoever restored it.
+pub async fn clear_status<K>(api: &Api<K>, name: &str, fields: &[&str]) -> kube::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let nulls: serde_json::Map<String, serde_json::Value> =
+        fields.iter().map(|f| ((*f).to_string(), serde_json::Value::Null)).collect();
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({"status": nulls}))).await?;
+    Ok(())
+}
+
 /// Whether the object carries `finalizer`.
 pub fn has_finalizer<K: Resource>(obj: &K, finalizer: &str) -> bool {
     obj.finalizers().iter().any(|f| f == finalizer)

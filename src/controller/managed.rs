@@ -199,7 +199,6 @@ where
     let uid = obj.uid().unwrap_or_default();
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let kind = K::kind(&()).to_string();
     let cluster = &ctx.config.cluster_name;
     // One listing for both: tagged with our UID, or with our identity.
     let url = client.collection_url(collection).await?;
@@ -217,24 +216,16 @@ where
             href: url.to_string(),
             excerpt: String::new(),
             reason: format!(
-                "the provider counts more {collection} tagged with this object's UID or identity than it served; \
-                 not creating anything until it serves them all"
+                "the provider counts {} {collection} tagged with this object's UID or identity but served {}; \
+                 not creating anything until it serves them all",
+                listing.count.unwrap_or(0),
+                listing.entries.len()
             ),
         }
         .into());
     }
     // The filter is the provider's: check the tags here too (and the kind, where the resource has one).
-    let candidates: Vec<Value> = listing
-        .entries
-        .into_iter()
-        .filter(|e| {
-            let p = properties_of(e);
-            p.get(TAG_CLUSTER) == Some(cluster)
-                && p.get(TAG_NAMESPACE) == Some(&namespace)
-                && p.get(TAG_NAME) == Some(&name)
-                && p.get(TAG_KIND).is_none_or(|k| *k == kind)
-        })
-        .collect();
+    let candidates: Vec<Value> = listing.entries.into_iter().filter(|e| carries_identity(ctx, obj, e)).collect();
     let resource = match candidates.as_slice() {
         [] => return Ok(None),
         [one] => one.clone(),
@@ -251,11 +242,41 @@ where
             ));
         }
     };
+    adopt(ctx, client, noun, obj, resource, status).await.map(Some)
+}
+
+/// Whether `resource` carries `obj`'s identity tags: this cluster, its namespace and name, and its kind where
+/// the resource states one.
+pub fn carries_identity<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, resource: &Value) -> bool {
+    let p = properties_of(resource);
+    p.get(TAG_CLUSTER) == Some(&ctx.config.cluster_name)
+        && p.get(TAG_NAMESPACE).map(String::as_str) == obj.namespace().as_deref()
+        && p.get(TAG_NAME).map(String::as_str) == Some(obj.name_any().as_str())
+        && p.get(TAG_KIND).is_none_or(|k| *k == K::kind(&()))
+}
+
+/// Whether `uid` is the UID of a live object of kind `K` that this operator sees.
+async fn live<K: super::stores::Cached>(ctx: &Context, uid: &str) -> Result<bool, Problem> {
+    Ok(!uid.is_empty() && super::stores::objects::<K>(ctx, None).await?.iter().any(|o| o.uid().as_deref() == Some(uid)))
+}
+
+/// Adopts `resource`, which carries `obj`'s identity: unless a live object's UID claims it
+/// (`AdoptionConflict`), it is retagged with `obj`'s UID (the edit's Job goes into `status`), recorded as
+/// `status.id`, and a `Readopted` Event names the UID it carried before.
+async fn adopt<K>(
+    ctx: &Context,
+    client: &CimiClient,
+    noun: &str,
+    obj: &K,
+    resource: Value,
+    status: &mut ManagedStatus,
+) -> Result<Value, Problem>
+where
+    K: Managed + super::stores::Cached,
+{
     let id = resource.get("id").and_then(Value::as_str).unwrap_or("(no id)").to_string();
     let old_uid = properties_of(&resource).get(TAG_UID).cloned().unwrap_or_default();
-    let claimed = !old_uid.is_empty()
-        && super::stores::objects::<K>(ctx, None).await?.iter().any(|o| o.uid().as_deref() == Some(old_uid.as_str()));
-    if claimed {
+    if live::<K>(ctx, &old_uid).await? {
         return Err(Problem::stalled(
             Reason::AdoptionConflict,
             format!(
@@ -282,14 +303,17 @@ where
         "Readopted",
         "Adopt",
         format!(
-            "adopted the provider {noun} {id} again by its identity (cluster {cluster}, {namespace}/{name}); it was \
-             tagged with {before}, of an object that no longer exists"
+            "adopted the provider {noun} {id} again by its identity (cluster {}, {}/{}); it was tagged with \
+             {before}, of an object that no longer exists",
+            ctx.config.cluster_name,
+            obj.namespace().unwrap_or_default(),
+            obj.name_any()
         ),
     )
     .await;
     let mut adopted = resource;
     adopted["properties"] = json!(properties);
-    Ok(Some(adopted))
+    Ok(adopted)
 }
 
 /// Reads an adopted resource at `href`: `None` when the provider answers 404/410. Unlike [`observe`],
@@ -315,15 +339,25 @@ pub async fn observe_known<K>(
     status: &mut ManagedStatus,
 ) -> Result<Result<Value, (super::outcome::Progress, Duration)>, Problem>
 where
-    K: Managed,
+    K: Managed + super::stores::Cached,
 {
     let creating = job_running(status.job.as_ref());
     let uid = obj.uid().unwrap_or_default();
     let (href, imported) = (at.href, at.imported);
-    match super::observer::observe_object(ctx, obj, at).await? {
+    let observed = super::observer::observe_object(ctx, obj, at).await?;
+    // Not ours by UID: a status restored with the object (a backup) or copied keeps the href of the resource
+    // the object had under its old UID; one that carries this object's identity is adopted again.
+    let observed = match observed {
+        None if !imported && !creating => match read_imported(at.client, href).await? {
+            Some(v) if carries_identity(ctx, obj, &v) => Some(adopt(ctx, at.client, noun, obj, v, status).await?),
+            _ => None,
+        },
+        other => other,
+    };
+    match observed {
         Some(v) => {
             if imported {
-                check_not_claimed(&v, &uid, noun)?;
+                check_not_claimed::<K>(ctx, &v, &uid, noun).await?;
             }
             Ok(Ok(v))
         }
@@ -341,6 +375,8 @@ where
                  it held is lost"
             );
             kubeops::publish(ctx, obj, true, "Recreating", "Create", message.clone()).await;
+            // Fields another manager wrote (a restore of status) are not removed by leaving them out of an apply.
+            kubeops::clear_status(&kubeops::object_api(ctx, obj), &obj.name_any(), &["id", "job", "state"]).await?;
             status.id = None;
             status.job = None;
             status.state = None;
@@ -359,13 +395,17 @@ where
 /// Finds the one provider resource that `spec.import` names: by href, or by a `$filter` that must
 /// match exactly one resource of `collection`. Zero or several matches, or a resource that carries
 /// another object's UID tag, are problems that need a human; nothing is adopted then.
-pub async fn find_import(
+pub async fn find_import<K>(
+    ctx: &Context,
     client: &CimiClient,
     collection: &str,
     noun: &str,
     import: &ImportSpec,
     uid: &str,
-) -> Result<Value, Problem> {
+) -> Result<Value, Problem>
+where
+    K: super::stores::Cached,
+{
     let found = if let Some(href) = &import.href {
         match read_imported(client, href).await {
             Ok(Some(v)) => v,
@@ -430,13 +470,31 @@ pub async fn find_import(
     } else {
         return Err(Problem::stalled(Reason::InvalidSpec, "spec.import needs an href or a filter"));
     };
-    check_not_claimed(&found, uid, noun)?;
+    check_not_claimed::<K>(ctx, &found, uid, noun).await?;
     Ok(found)
 }
 
-/// Fails when the resource carries the UID tag of another object: it is managed already, and two
-/// objects must never fight over one resource.
-pub fn check_not_claimed(resource: &Value, uid: &str, noun: &str) -> Result<(), Problem> {
+/// Fails when the resource carries the UID tag of another live object of kind `K`: it is managed already, and
+/// two objects must never fight over one resource. A UID of an object that no longer exists (the resource was
+/// released by hand, or its cluster was lost) does not hold it.
+pub async fn check_not_claimed<K: super::stores::Cached>(
+    ctx: &Context,
+    resource: &Value,
+    uid: &str,
+    noun: &str,
+) -> Result<(), Problem> {
+    let props = properties_of(resource);
+    let other = props.get(TAG_UID).filter(|o| !o.is_empty() && o.as_str() != uid);
+    if let Some(o) = other
+        && !live::<K>(ctx, o).await?
+    {
+        return Ok(());
+    }
+    claimed_by(resource, uid, noun)
+}
+
+/// The conflict of a resource whose UID tag names another object than `uid`.
+fn claimed_by(resource: &Value, uid: &str, noun: &str) -> Result<(), Problem> {
     let props = properties_of(resource);
     match props.get(TAG_UID) {
         Some(other) if !other.is_empty() && other != uid => Err(Problem::stalled(
@@ -859,9 +917,9 @@ mod tests {
         let mine = json!({"id": "m/1", "properties": {"cimi.dev/uid": "u1"}});
         let other =
             json!({"id": "m/2", "properties": {"cimi.dev/uid": "u2", "cimi.dev/namespace": "a", "cimi.dev/name": "b"}});
-        assert!(check_not_claimed(&mine, "u1", "machine").is_ok());
-        assert!(check_not_claimed(&json!({"id": "m/3"}), "u1", "machine").is_ok());
-        let problem = check_not_claimed(&other, "u1", "machine").expect_err("claimed");
+        assert!(claimed_by(&mine, "u1", "machine").is_ok());
+        assert!(claimed_by(&json!({"id": "m/3"}), "u1", "machine").is_ok());
+        let problem = claimed_by(&other, "u1", "machine").expect_err("claimed");
         assert_eq!(problem.reason, Reason::ImportConflict);
         assert!(problem.message.contains("a/b") && problem.stalled, "{}", problem.message);
     }

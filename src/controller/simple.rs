@@ -230,7 +230,7 @@ async fn sync<K: SimpleKind>(
             match ours {
                 Some(v) => Some(v),
                 None => {
-                    let found = find_import(client, K::COLLECTION, K::NOUN, import, &uid).await?;
+                    let found = find_import::<K>(ctx, client, K::COLLECTION, K::NOUN, import, &uid).await?;
                     let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
                     publish(ctx, obj, false, "Imported", "Import", format!("adopted the provider {} {id}", K::NOUN))
                         .await;

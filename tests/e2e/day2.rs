@@ -319,3 +319,77 @@ async fn a_resource_lost_on_the_provider_is_reported_or_recreated_as_asked() {
         "Report stays"
     );
 }
+
+#[tokio::test]
+async fn a_status_restored_from_a_backup_readopts_its_resource() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "restore").await;
+    let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let volume_spec = |provider: &str| -> CimiVolume {
+        serde_json::from_value(json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume", "metadata": {"name": "data"},
+            "spec": {"providerRef": {"name": provider}, "capacity": "1Gi"}
+        }))
+        .expect("volume")
+    };
+
+    // The volume as it was backed up: Ready, with its status.
+    let op = TestOperator::start_with_label(&ns.name, "restore").await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let mut object = volume_spec(&provider);
+    object.metadata.labels = Some(op.labels());
+    volumes.create(&PostParams::default(), &object).await.expect("create");
+    let backed_up = eventually("the volume Ready", T, || async {
+        let v = volumes.get("data").await.ok()?;
+        v.status.as_ref().is_some_and(|s| ready(&s.common.conditions)).then_some(v)
+    })
+    .await;
+    let status = backed_up.status.clone().expect("status");
+    let href = status.common.id.clone().expect("id");
+
+    // The cluster is lost (the operator goes; the object goes without a provider call), then restored with
+    // its status: a new UID, the old status.id.
+    let labels = op.labels();
+    drop(op);
+    volumes
+        .patch("data", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .expect("release");
+    volumes.delete("data", &DeleteParams::default()).await.expect("delete");
+    eventually("the object gone", T, || async { volumes.get_opt("data").await.ok()?.is_none().then_some(()) }).await;
+    let mut object = volume_spec(&provider);
+    object.metadata.labels = Some(labels);
+    let restored = volumes.create(&PostParams::default(), &object).await.expect("restore");
+    volumes
+        .patch_status(
+            "data",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": serde_json::to_value(&status).expect("status")})),
+        )
+        .await
+        .expect("restore the status");
+    // The operator comes back after the restore, and finds status.id set.
+    let _op = TestOperator::start_with_label(&ns.name, "restore").await;
+
+    // Re-adopted: Ready on the same provider volume, now tagged with the new UID; nothing created.
+    let readopted = eventually("the restored volume Ready on its old resource", T, || async {
+        let v = volumes.get("data").await.ok()?;
+        let s = v.status.as_ref()?;
+        (ready(&s.common.conditions) && s.common.id.as_deref() == Some(href.as_str())).then_some(v)
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    let readopt = eventually("a Readopted Event on the restored object", T, || async {
+        events.list(&Default::default()).await.ok()?.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("Readopted")
+                && e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == readopted.metadata.uid.as_deref()
+        })
+    })
+    .await;
+    assert!(readopt.note.unwrap_or_default().contains(backed_up.metadata.uid.as_deref().expect("old uid")));
+    let on_provider = provider_list(&cimi, "volumes").await;
+    assert_eq!(on_provider.len(), 1, "nothing created");
+    assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"].as_str(), restored.metadata.uid.as_deref());
+}

@@ -217,7 +217,7 @@ async fn sync(
             match ours {
                 Some(v) => Some(v),
                 None => {
-                    let found = find_import(client, COLLECTION, "machine", import, &uid).await?;
+                    let found = find_import::<CimiMachine>(ctx, client, COLLECTION, "machine", import, &uid).await?;
                     let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
                     publish(ctx, machine, false, "Imported", "Import", format!("adopted the provider machine {id}"))
                         .await;
