@@ -69,3 +69,27 @@ async fn a_private_ca_is_refused_then_trusted_through_the_bundle() {
     cfg.transport.insecure_skip_tls_verify = true;
     CimiClient::connect(cfg).await.expect("verification off, on purpose");
 }
+
+/// `caBundleReplacesSystemRoots`: the provider's own CA alone is trusted, and it is enough; without a bundle
+/// the option is refused up front (it would trust nothing).
+#[tokio::test]
+async fn a_ca_bundle_can_replace_the_system_roots() {
+    let (url, ca) = https_provider().await;
+    let mut cfg = ClientConfig::new("tls", &url).expect("config");
+    cfg.transport.ca_bundle_pem = Some(ca.clone().into_bytes());
+    cfg.transport.ca_bundle_replaces_system_roots = true;
+    let c = CimiClient::connect(cfg).await.expect("trusted through the bundle alone");
+    assert!(c.discovery().await.expect("cep").supports("machines"));
+
+    // Another endpoint with its own CA is refused: the bundle is the only root.
+    let (other, _) = https_provider().await;
+    let mut cfg = ClientConfig::new("tls", &other).expect("config");
+    cfg.transport.ca_bundle_pem = Some(ca.into_bytes());
+    cfg.transport.ca_bundle_replaces_system_roots = true;
+    let e = CimiClient::connect(cfg).await.expect_err("not signed by the bundle");
+    assert!(matches!(e, CimiError::Unavailable { status: None, .. }), "{e}");
+
+    let mut cfg = ClientConfig::new("tls", &url).expect("config");
+    cfg.transport.ca_bundle_replaces_system_roots = true;
+    assert!(matches!(CimiClient::new(cfg), Err(CimiError::Config(_))), "no bundle, no roots: refused");
+}
