@@ -119,9 +119,12 @@ async fn a_cluster_rebuilt_from_git_readopts_everything_without_a_duplicate() {
     a.apply_and_wait(&namespace, &sim.url()).await;
     let counts = provider_counts(&sim).await;
     a.lose();
+    // What A still had in flight when it was lost has reached the provider by now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = sim.stats();
 
     // Cluster B, from the same Git with the same cluster name: every object on its old resource, no create.
+    let started_b = chrono::Utc::now();
     let b = Cluster::start(&namespace, "prod").await;
     b.apply_and_wait(&namespace, &sim.url()).await;
     let after = sim.stats();
@@ -134,7 +137,13 @@ async fn a_cluster_rebuilt_from_git_readopts_everything_without_a_duplicate() {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    assert!(made_by_b.is_empty(), "B created nothing on the provider: {made_by_b:?}");
+    let adds: Vec<String> = after
+        .log
+        .iter()
+        .filter(|r| r.op.ends_with(".add") && r.at > started_b)
+        .map(|r| format!("{} {} {} {}", r.at, r.method, r.path, r.status))
+        .collect();
+    assert!(made_by_b.is_empty(), "B created nothing on the provider: {made_by_b:?} {adds:?} (B started {started_b})");
     let again = provider_counts(&sim).await;
     assert_eq!(again, counts, "no duplicate on the provider");
     for (kind, name) in OBJECTS {
