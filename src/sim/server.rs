@@ -22,7 +22,7 @@ use super::query::{self, QueryError};
 use super::request::{check_target, parse_body, read_body};
 use super::stats::{RequestRecord, SimStats};
 use super::store::{JobFault, Outcome, ReadQuery, SimError, Store, Target};
-use crate::cimi::model::{action_name, type_uri, xml};
+use crate::cimi::model::{action_name, type_uri, xml_codec};
 
 /// The header naming the Job of an operation.
 pub const JOB_HEADER: &str = "CIMI-Job-URI";
@@ -259,7 +259,7 @@ fn lenient(v: &mut Value, entry: bool) {
 fn serialize(fmt: Format, body: &Value, root: &str) -> (Vec<u8>, &'static str) {
     match fmt {
         Format::Json => (serde_json::to_vec(body).unwrap_or_default(), "application/json"),
-        Format::Xml => (xml::to_xml(body, root).into_bytes(), "application/xml"),
+        Format::Xml => (xml_codec::to_xml(body, root).into_bytes(), "application/xml"),
     }
 }
 

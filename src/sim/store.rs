@@ -1138,7 +1138,7 @@ impl Store {
         if let Some(max) = q.truncate {
             entries.truncate(max);
         }
-        let key = m::xml::entries_key(&coll.item_type);
+        let key = m::xml_codec::entries_key(&coll.item_type);
         let coll_attrs = ["id", "count", "operations", key.as_str()];
         let selecting = !q.select.is_empty() && !q.select.iter().any(|s| s == "*");
         // Names that are not collection attributes apply to each entry, as do paths through the entries

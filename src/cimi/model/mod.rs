@@ -8,11 +8,12 @@
 //!
 //! - [`resources`]: the resource structs (Machine, Volume, Network, Job, ...) and create/action bodies;
 //! - [`collection`]: the generic [`Collection`] whose entry array is named after its item type;
-//! - [`xml`]: the XML serialization of section 1.2 of `shared/cimi-reference.md`, to and from JSON values.
+//! - [`xml_codec`]: the strict XML codec of section 1.2 of `shared/cimi-reference.md`, to and from JSON values
+//!   (attributes typed as the standard defines them; used by cimi-sim and by the client to write).
 
 pub mod collection;
 pub mod resources;
-pub mod xml;
+pub mod xml_codec;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

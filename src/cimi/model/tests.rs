@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::xml::{entries_key, from_xml, singular, to_xml};
+use super::xml_codec::{entries_key, from_xml, singular, to_xml};
 use super::*;
 
 #[test]
