@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::config::Limits;
-use super::store::SimError;
+use super::error::SimError;
 use crate::cimi::model::xml_codec;
 
 /// How deeply a request body may nest (objects and arrays in JSON, elements in XML). serde_json alone stops at

@@ -1,7 +1,7 @@
 //! The HTTP face of the simulator: authentication, content negotiation (JSON and XML), query parameters, fault
 //! injection, statistics, the profiles' deviations, and the admin API under `/_sim/`.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,11 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::authorized;
 use super::config::{Auth, Profile, SimConfig};
+use super::error::SimError;
 use super::faults::{FaultKind, FaultRule, FaultSet, RequestFacts};
 use super::query::{self, QueryError};
 use super::request::{check_target, parse_body, read_body};
 use super::stats::{RequestRecord, SimStats};
-use super::store::{JobFault, Outcome, ReadQuery, SimError, Store, Target};
+use super::store::{JobFault, Outcome, ReadQuery, Store, Target};
+use super::sync::lock;
 use crate::cimi::model::{action_name, type_uri, xml_codec};
 
 /// The header naming the Job of an operation.
@@ -61,11 +63,6 @@ pub struct App {
     pub journal: Option<super::journal::Journal>,
     /// The `Authorization` header expected (see [`expected_authorization`](super::auth::expected_authorization)).
     pub authorization: Option<Vec<u8>>,
-}
-
-/// Locks a mutex, recovering the data if a previous holder panicked.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl App {

@@ -13,41 +13,16 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::Catalog;
 use super::config::{JobRetention, Profile, Timing};
-use super::machine::{self, ActionRefusal};
+use super::lifecycle::{self, ActionRefusal};
 use super::query::{self, Filter, OrderKey};
+pub use crate::sim::error::SimError;
+use crate::sim::error::{bad, conflict, not_found};
 mod monitor;
 mod network;
 pub mod persist;
 mod system;
 
 use crate::cimi::model::{self as m, MetadataAttribute, NS, Resource, action_name, action_uri, type_uri};
-
-/// An error answered to the consumer: an HTTP status and a human message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status}: {message}")]
-pub struct SimError {
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong, for a human.
-    pub message: String,
-}
-
-impl SimError {
-    /// A new error.
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        SimError { status, message: message.into() }
-    }
-}
-
-fn bad(msg: impl Into<String>) -> SimError {
-    SimError::new(400, msg)
-}
-fn not_found(path: &str) -> SimError {
-    SimError::new(404, format!("no resource at /{path}"))
-}
-fn conflict(msg: impl Into<String>) -> SimError {
-    SimError::new(409, msg)
-}
 
 /// A hash map with a fast (non-cryptographic) hasher: paths are not attacker-chosen in a simulator.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -537,7 +512,7 @@ impl Store {
             "name": "Machine", "typeURI": type_uri("Machine"),
             "capabilities": [
                 {"name": "InitialStates", "uri": m::capability_uri("Machine", "InitialStates"),
-                 "value": machine::MACHINE_INITIAL_STATES.join(",")},
+                 "value": lifecycle::MACHINE_INITIAL_STATES.join(",")},
                 {"name": "MachineConfigByValue", "uri": m::capability_uri("Machine", "MachineConfigByValue")},
                 {"name": "MachineImageByValue", "uri": m::capability_uri("Machine", "MachineImageByValue")},
                 {"name": "MachineCredentialByValue", "uri": m::capability_uri("Machine", "MachineCredentialByValue")},
@@ -988,11 +963,11 @@ impl Store {
         };
         match st.type_name.as_str() {
             "Machine" => {
-                if machine::MACHINE_STABLE.contains(&state) {
+                if lifecycle::MACHINE_STABLE.contains(&state) {
                     ops.push(op("edit", &id));
                     delete_ops(&mut ops);
                 }
-                for a in machine::machine_actions(state) {
+                for a in lifecycle::machine_actions(state) {
                     if a == "capture" {
                         ops.push(op(&action_uri(a), &self.abs("machineImages")));
                     } else {
@@ -1008,7 +983,7 @@ impl Store {
                     ops.push(op("edit", &id));
                     delete_ops(&mut ops);
                 }
-                for a in machine::network_actions(state) {
+                for a in lifecycle::network_actions(state) {
                     ops.push(op(&action_uri(a), &id));
                 }
             }
@@ -1030,7 +1005,7 @@ impl Store {
             "Job" => {
                 ops.push(op("edit", &id));
                 delete_ops(&mut ops);
-                if machine::job_stoppable(state) {
+                if lifecycle::job_stoppable(state) {
                     ops.push(op(&action_uri("stop"), &id));
                 }
             }
@@ -1464,7 +1439,7 @@ impl Store {
             validate("Credential", &Value::Object(cred), &self.credential_attr_names())?;
         }
         let initial = tmpl.get("initialState").and_then(Value::as_str).unwrap_or("STOPPED").to_string();
-        let walk = machine::machine_create_walk(&initial)
+        let walk = lifecycle::machine_create_walk(&initial)
             .ok_or_else(|| bad(format!("{initial} is not a state a machine can be created into")))?;
         // Volumes and networks must be usable before anything is created.
         let mut attach = Vec::new();
@@ -1807,7 +1782,7 @@ impl Store {
         let loc = obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).unwrap_or_default();
         let machine = self.path_of(loc);
         let state = self.resources.get(&machine).map(|s| s.state().to_string()).unwrap_or_default();
-        machine::machine_walk(&state, "capture", false)
+        lifecycle::machine_walk(&state, "capture", false)
             .map_err(|_| conflict(format!("capture is not allowed while the machine is {state}")))?;
         let at = now();
         let mut doc = Self::common_from(obj, at);
@@ -1857,7 +1832,7 @@ impl Store {
         validate(&type_name, body, &extra)?;
         if type_name == "Machine" {
             let state = existing.get("state").and_then(Value::as_str).unwrap_or("");
-            if !machine::MACHINE_STABLE.contains(&state) {
+            if !lifecycle::MACHINE_STABLE.contains(&state) {
                 return Err(conflict(format!("the machine cannot be edited while {state}")));
             }
         }
@@ -1977,7 +1952,7 @@ impl Store {
             "System" => self.delete_system(path, fault),
             "Machine" | "Volume" | "Network" | "NetworkPort" => {
                 let stable = match type_name.as_str() {
-                    "Machine" => machine::MACHINE_STABLE.contains(&state.as_str()),
+                    "Machine" => lifecycle::MACHINE_STABLE.contains(&state.as_str()),
                     "Volume" => matches!(state.as_str(), "AVAILABLE" | "ERROR"),
                     _ => matches!(state.as_str(), "STARTED" | "STOPPED" | "ERROR"),
                 };
@@ -2109,7 +2084,7 @@ impl Store {
         let target = self.abs(path);
         match type_name.as_str() {
             "Machine" => {
-                let walk = machine::machine_walk(&state, &name, action.force.unwrap_or(false)).map_err(refuse)?;
+                let walk = lifecycle::machine_walk(&state, &name, action.force.unwrap_or(false)).map_err(refuse)?;
                 if name == "capture" {
                     let mut img = Map::new();
                     img.insert("name".into(), json!(format!("capture of {}", self.name_of(path).unwrap_or_default())));
@@ -2132,7 +2107,7 @@ impl Store {
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
             "Network" | "NetworkPort" => {
-                let walk = machine::network_walk(&state, &name).map_err(refuse)?;
+                let walk = lifecycle::network_walk(&state, &name).map_err(refuse)?;
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
             "System" => self.system_action(path, &name, fault),
@@ -2140,7 +2115,7 @@ impl Store {
                 if name != "stop" {
                     return Err(refuse(ActionRefusal::Unknown));
                 }
-                if !machine::job_stoppable(&state) {
+                if !lifecycle::job_stoppable(&state) {
                     return Err(refuse(ActionRefusal::NotAllowedNow));
                 }
                 if !self.stop_job(path, now()) {
