@@ -13,7 +13,8 @@
 //! - [`error`]: [`SimError`](error::SimError), the status and message a request is refused with;
 //! - [`faults`]: fault rules (`GET/PUT /_sim/faults`);
 //! - [`stats`]: request statistics (`GET /_sim/stats`);
-//! - [`server`]: HTTP, content negotiation, profiles and the admin API;
+//! - [`server`]: HTTP: the request pipeline, content negotiation, faults applied, responses, profiles and the
+//!   admin API;
 //! - [`request`]: a request read within its limits (target length, body size, time and depth);
 //! - [`conn`]: connections (TLS, HTTP/1.1 and HTTP/2) and the watchdog of slow and idle ones;
 //! - [`journal`]: persistence (`--state-file`), never through a symbolic link;
