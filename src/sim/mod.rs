@@ -7,7 +7,8 @@
 //! - [`config`]: [`SimConfig`], profiles, timing, authentication and [`Limits`];
 //! - [`auth`]: the credential check (constant time);
 //! - [`catalog`]: the configurations, images and templates it starts with (the Primer's by default);
-//! - [`store`]: the resources, their transitions and Jobs;
+//! - [`store`]: the provider state and the protocol's operations on it (the store, the Job engine, reads,
+//!   creates and edits, one room per kind of resource, monitoring, the journal's side of persistence);
 //! - [`lifecycle`]: the state machines of machines, networks and Jobs, as pure functions;
 //! - [`query`]: `$filter`, `$select`, `$expand`, `$first`/`$last`, `$orderby`;
 //! - [`error`]: [`SimError`](error::SimError), the status and message a request is refused with;

@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{JobFault, Outcome, SimError, Step, Store, bad, conflict, href, now};
+use super::data::Step;
+use super::data::{Store, href, now};
+use super::protocol::{JobFault, Outcome};
 use crate::cimi::model::action_uri;
+use crate::sim::error::{SimError, bad, conflict};
 use crate::sim::lifecycle;
 
 /// Component kinds in creation order: template key, component type, system sub-collection, association type.
