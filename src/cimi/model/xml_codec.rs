@@ -2,7 +2,7 @@
 //! the typed structs of this model serve both media types.
 //!
 //! Rules (section 1.2 of `shared/cimi-reference.md`): the root element is named after the type, in the namespace
-//! [`NS`](super::common::NS) (`<Machine xmlns="http://schemas.dmtf.org/cimi/1">`); a collection is
+//! [`NS`] (`<Machine xmlns="http://schemas.dmtf.org/cimi/1">`); a collection is
 //! `<Collection resourceURI="…/MachineCollection">` whose entries are elements named after their type; a
 //! reference is an element with an `href` attribute; `properties` become repeated
 //! `<property key="k">v</property>`; `operations` become repeated `<operation rel=".." href=".."/>`; every other

@@ -22,7 +22,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// A map from paths to values that, when tracking is on, remembers which paths were written since the last
-/// [`Tracked::take_dirty`]: the journal of a persisted simulator writes only those (see [`persist`](super::persist)).
+/// `take_dirty`: the journal of a persisted simulator writes only those (see [`persist`](super::persist)).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Tracked<V> {
