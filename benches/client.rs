@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cimi_operator::cimi::model::{Collection, Machine, xml};
+use cimi_operator::cimi::model::{Collection, Machine, xml_codec};
 use cimi_operator::cimi::normalize::{ImageLocationForm, normalize_resource};
 use cimi_operator::cimi::transport::decode_body;
 use cimi_operator::cimi::{Auth, CimiClient, ClientConfig, Limits, Secret};
@@ -67,7 +67,7 @@ fn time<F: FnMut()>(runs: u32, mut f: F) -> Duration {
 async fn main() {
     let doc = collection(10_000);
     let json_bytes = Bytes::from(serde_json::to_vec(&doc).expect("json"));
-    let xml_bytes = Bytes::from(xml::to_xml(&doc, "Collection").into_bytes());
+    let xml_bytes = Bytes::from(xml_codec::to_xml(&doc, "Collection").into_bytes());
     assert_eq!(read("application/json", &json_bytes).entries.len(), 10_000);
     assert_eq!(read("application/xml", &xml_bytes).entries.len(), 10_000);
     let tj = time(5, || {

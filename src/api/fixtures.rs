@@ -1,8 +1,9 @@
-//! Admission cases: objects the API server must refuse, each with the message a user sees.
+//! Admission cases: objects the API server must refuse, each with the message a user sees, and valid
+//! objects it must accept. Data only: nothing here talks to an API server.
 //!
-//! The e2e tests run them against a real kube-apiserver with the CRDs of `crds/`; the unit tests run
-//! the CEL ones through a client-side CEL evaluator. A case with `old` is an update: create `old`,
-//! then replace it with `object` (carrying the `resourceVersion` the create returned). Objects carry
+//! The e2e tests (`tests/e2e/api.rs`) run them against a real kube-apiserver with the CRDs of `crds/`; the
+//! unit tests run the CEL ones through a client-side CEL evaluator. A case with `old` is an update: create
+//! `old`, then replace it with `object` (carrying the `resourceVersion` the create returned). Objects carry
 //! no namespace: the test puts each in its own.
 
 use serde_json::{Value, json};
@@ -612,86 +613,6 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
         c
     })
     .collect()
-}
-
-/// The API resource of a kind of this group, for a dynamic client.
-pub fn api_resource(kind: &str) -> Option<(kube::core::ApiResource, bool)> {
-    use super::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
-    use kube::core::ApiResource;
-    match kind {
-        "CimiProvider" => Some((ApiResource::erase::<CimiProvider>(&()), false)),
-        "CimiMachine" => Some((ApiResource::erase::<CimiMachine>(&()), true)),
-        "CimiVolume" => Some((ApiResource::erase::<CimiVolume>(&()), true)),
-        "CimiNetwork" => Some((ApiResource::erase::<CimiNetwork>(&()), true)),
-        "CimiSystem" => Some((ApiResource::erase::<CimiSystem>(&()), true)),
-        _ => None,
-    }
-}
-
-fn dynamic_api(
-    client: &kube::Client,
-    namespace: &str,
-    kind: &str,
-) -> Result<kube::Api<kube::core::DynamicObject>, String> {
-    let (resource, namespaced) = api_resource(kind).ok_or_else(|| format!("unknown kind {kind}"))?;
-    Ok(if namespaced {
-        kube::Api::namespaced_with(client.clone(), namespace, &resource)
-    } else {
-        kube::Api::all_with(client.clone(), &resource)
-    })
-}
-
-fn to_dynamic(value: &Value, name_prefix: &str) -> Result<kube::core::DynamicObject, String> {
-    let mut object: kube::core::DynamicObject = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    object.metadata.name = object.metadata.name.map(|n| format!("{name_prefix}{n}"));
-    Ok(object)
-}
-
-/// Sends one case to a real API server (creating `old` first for an update case) and checks that it
-/// is refused with the expected message. Namespaced objects go to `namespace`; every name gets
-/// `name_prefix` (cluster-scoped CimiProviders share one namespace-less space, so give each run its
-/// own prefix, short enough that names stay within 63 characters). Returns the API server's message.
-pub async fn run_admission_case(
-    client: &kube::Client,
-    namespace: &str,
-    name_prefix: &str,
-    case: &AdmissionCase,
-) -> Result<String, String> {
-    use kube::api::PostParams;
-    let kind = case.object["kind"].as_str().unwrap_or_default();
-    let api = dynamic_api(client, namespace, kind)?;
-    let mut object = to_dynamic(&case.object, name_prefix)?;
-    let outcome = match &case.old {
-        None => api.create(&PostParams::default(), &object).await,
-        Some(old) => {
-            let old = to_dynamic(old, name_prefix)?;
-            let created = api
-                .create(&PostParams::default(), &old)
-                .await
-                .map_err(|e| format!("{}: the old object was refused: {e}", case.name))?;
-            object.metadata.resource_version = created.metadata.resource_version;
-            let name = object.metadata.name.clone().unwrap_or_default();
-            api.replace(&name, &PostParams::default(), &object).await
-        }
-    };
-    match outcome {
-        Ok(_) => Err(format!("{}: accepted, expected a refusal with {:?}", case.name, case.expected_message)),
-        Err(kube::Error::Api(status)) if status.message.contains(case.expected_message) => Ok(status.message),
-        Err(error) => Err(format!("{}: expected {:?}, got {error}", case.name, case.expected_message)),
-    }
-}
-
-/// Creates one valid object on a real API server (the positive control), with `name_prefix` on its name.
-pub async fn create_valid_object(
-    client: &kube::Client,
-    namespace: &str,
-    name_prefix: &str,
-    object: &Value,
-) -> Result<(), String> {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let api = dynamic_api(client, namespace, kind)?;
-    let object = to_dynamic(object, name_prefix)?;
-    api.create(&kube::api::PostParams::default(), &object).await.map(|_| ()).map_err(|e| format!("{kind} refused: {e}"))
 }
 
 /// The admission cases as Markdown: the text of `docs/admission.md`.

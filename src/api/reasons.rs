@@ -1,7 +1,9 @@
 //! The catalogue of condition reasons: every reason the operator writes, what it means and what the
 //! user should do. `docs/reasons.md` is generated from it (`make crds`) and a test keeps them equal.
-
-use super::conditions::{IN_USE, READY, RECONCILING, STALLED, SYNCED};
+//!
+//! The catalogue is data with no dependency: it names the condition types that carry each reason as they are
+//! written (`Ready`, `Synced`, …), and a test checks every name against the constants of
+//! [`conditions`](super::conditions), which builds conditions from these reasons.
 
 /// One entry of the catalogue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,8 +18,9 @@ pub struct ReasonInfo {
     pub action: &'static str,
 }
 
+/// Declares [`Reason`] and its catalogue; each entry is `Variant: [ConditionType, …] "meaning", "action";`.
 macro_rules! reasons {
-    ($( $variant:ident: [$($cond:expr),*] $meaning:literal, $action:literal; )*) => {
+    ($( $variant:ident: [$($cond:ident),*] $meaning:literal, $action:literal; )*) => {
         /// Every reason the operator writes into a condition.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Reason {
@@ -36,7 +39,7 @@ macro_rules! reasons {
                 match self {
                     $(Reason::$variant => ReasonInfo {
                         name: stringify!($variant),
-                        conditions: &[$($cond),*],
+                        conditions: &[$(stringify!($cond)),*],
                         meaning: $meaning,
                         action: $action,
                     },)*
@@ -47,138 +50,138 @@ macro_rules! reasons {
 }
 
 reasons! {
-    Available: [READY, SYNCED]
+    Available: [Ready, Synced]
         "The provider resource exists and is in the state the spec asks for.",
         "Nothing.";
-    Creating: [READY, RECONCILING]
+    Creating: [Ready, Reconciling]
         "The operator asked the provider to create the resource and waits for it.",
         "Wait; `status.job` shows the provider Job and its progress.";
-    Updating: [READY, RECONCILING]
+    Updating: [Ready, Reconciling]
         "The operator is applying a change of the spec (attributes, volumes, interfaces).",
         "Wait; `status.job` shows the provider Job when there is one.";
-    ChangingPowerState: [READY, RECONCILING]
+    ChangingPowerState: [Ready, Reconciling]
         "The operator asked the provider to start, stop, pause or suspend the resource.",
         "Wait; `status.state` shows the provider's transient state.";
-    WaitingForJob: [READY, RECONCILING]
+    WaitingForJob: [Ready, Reconciling]
         "A provider Job of this resource is running; no new operation is started until it ends.",
         "Wait; if the Job hangs, the `timeouts` of the spec turn this into Timeout.";
-    Deleting: [READY, RECONCILING]
+    Deleting: [Ready, Reconciling]
         "The object is being deleted and the operator deletes the provider resource.",
         "Wait. If the provider is gone for good, annotate the object `cimi.dev/force-orphan: \"true\"`.";
-    Observed: [READY, SYNCED]
+    Observed: [Ready, Synced]
         "managementPolicy is ObserveOnly: the operator mirrors the provider resource and never changes it.",
         "Nothing; switch to Managed (with deletionPolicy Delete if wanted) to let the operator act.";
-    Paused: [SYNCED]
+    Paused: [Synced]
         "The object carries `cimi.dev/paused: \"true\"`; the operator does not reconcile it.",
         "Remove the annotation to resume.";
-    WaitingForDependency: [READY, RECONCILING]
+    WaitingForDependency: [Ready, Reconciling]
         "A CimiVolume or CimiNetwork the spec references does not exist yet or is not Ready.",
         "Create the referenced object, or check why it is not Ready (the message names it).";
-    ProviderNotFound: [READY, STALLED]
+    ProviderNotFound: [Ready, Stalled]
         "`spec.providerRef` names no CimiProvider.",
         "Create the CimiProvider or correct `spec.providerRef` (it is immutable: recreate the object).";
-    ProviderNotReady: [READY, RECONCILING]
+    ProviderNotReady: [Ready, Reconciling]
         "The referenced CimiProvider is not Ready.",
         "Look at the CimiProvider's Ready condition (`kubectl get cimiprov`).";
-    NotAllowedNamespace: [READY, STALLED]
+    NotAllowedNamespace: [Ready, Stalled]
         "The object's namespace does not match the CimiProvider's `spec.allowedNamespaces` (the message shows the \
          selector); no provider call is made for the object.",
         "Label the namespace to match (namespace labels are re-read within 10 seconds), ask the provider's owner \
          to admit the namespace, or use another provider; the operator looks again within 5 minutes, at once on a \
          change of the object.";
-    SecretNotFound: [READY, STALLED]
+    SecretNotFound: [Ready, Stalled]
         "A Secret the spec references does not exist or lacks the expected key.",
         "Create the Secret with the keys the field's documentation names; the operator retries at once for a \
          CimiProvider's Secrets, and within 5 minutes (at once on a spec change) for a machine's.";
-    CatalogEntryNotFound: [READY, STALLED]
+    CatalogEntryNotFound: [Ready, Stalled]
         "A configuration, image or template named in the spec matches no entry of the provider's catalog.",
         "Pick a name or href from the CimiProvider's `status.catalog`.";
-    CatalogEntryAmbiguous: [READY, STALLED]
+    CatalogEntryAmbiguous: [Ready, Stalled]
         "A catalog name in the spec matches several entries of the provider's catalog.",
         "Name the entry by href instead.";
-    ImportNotFound: [READY, STALLED]
+    ImportNotFound: [Ready, Stalled]
         "`spec.import` matches no provider resource.",
         "Correct the href or the filter; `spec.import` is immutable, so recreate the object.";
-    ImportAmbiguous: [READY, STALLED]
+    ImportAmbiguous: [Ready, Stalled]
         "`spec.import.filter` matches more than one provider resource.",
         "Narrow the filter, or import by href.";
-    ImportConflict: [READY, STALLED]
+    ImportConflict: [Ready, Stalled]
         "The provider resource `spec.import` names carries another object's `cimi.dev/uid` tag: it is managed already.",
         "Import another resource, or release it first (delete the other object with deletionPolicy Orphan).";
-    AdoptionConflict: [READY, STALLED]
+    AdoptionConflict: [Ready, Stalled]
         "Before creating, the operator looked for a provider resource carrying this object's identity (cluster, \
          kind, namespace, name) and found several, or one that a live object claims; nothing was adopted or created.",
         "Delete the extra resources on the provider (the message names them), or import the right one by \
          `spec.import.href`; check that every cluster using the provider has a cluster name of its own.";
-    Drifted: [SYNCED]
+    Drifted: [Synced]
         "managementPolicy is ObserveOnly and the provider resource differs from the spec; the message says how. Nothing is changed.",
         "Nothing, or align the spec (or the provider), or switch to Managed to let the operator correct it.";
-    UnsupportedByProvider: [READY, STALLED]
+    UnsupportedByProvider: [Ready, Stalled]
         "The provider does not offer what the spec needs (a collection, an operation or a by-value capability).",
         "Check the CimiProvider's `status.collections` and `status.capabilities`; use a template by reference instead.";
-    ProviderRejected: [READY, SYNCED, STALLED]
+    ProviderRejected: [Ready, Synced, Stalled]
         "The provider refused a request (4xx other than 401, 403, 404, 409, 429); the message quotes it.",
         "Correct the spec as the message says.";
-    ProviderUnreachable: [READY, SYNCED]
+    ProviderUnreachable: [Ready, Synced]
         "The provider did not answer, or answered 5xx; the operator retries with backoff. Ready turns Unknown.",
         "Check the provider and the network; nothing to change on the object.";
-    RateLimited: [SYNCED]
+    RateLimited: [Synced]
         "The provider answered 429 or the operator's own budget for the provider is spent; requests wait.",
         "Nothing, or raise the CimiProvider's `spec.rateLimit` if the provider allows it.";
-    JobFailed: [READY, STALLED]
+    JobFailed: [Ready, Stalled]
         "A provider Job ended FAILED or STOPPED; the message carries its status message.",
         "Read the message; change the spec or fix the provider side. The operator retries slowly and at once on a spec change.";
-    Timeout: [READY, STALLED]
+    Timeout: [Ready, Stalled]
         "An operation ran longer than the spec's `timeouts` allow.",
         "Check the provider; raise `spec.timeouts` if the operation is just slow.";
-    ProviderError: [READY]
+    ProviderError: [Ready]
         "The provider reports the resource in state ERROR.",
         "Inspect the resource on the provider; delete and recreate the object if it cannot recover.";
-    ResourceGone: [READY, STALLED]
+    ResourceGone: [Ready, Stalled]
         "The provider resource recorded in `status.id` no longer exists (404/410, or an id reused by another resource).",
         "For a managed object, delete it and create it again; an ObserveOnly object cannot recover.";
-    InvalidSpec: [READY, STALLED]
+    InvalidSpec: [Ready, Stalled]
         "The spec passed admission but cannot be turned into a CIMI request (for example a quantity too large for CIMI).",
         "Correct the spec as the message says.";
-    UntrustedHref: [READY, STALLED]
+    UntrustedHref: [Ready, Stalled]
         "An href, from the spec (`import.href`, a catalog href) or from the provider (baseURI, a collection, an \
          operation, `Location`, `CIMI-Job-URI`, a next page), points outside the provider's origin, carries user \
          info or is not http(s). The operator refused it without making any request; the message names the href.",
         "Correct the href in the spec. If the provider really serves it from another origin, its owner adds that \
          origin to the CimiProvider's `spec.trustedOrigins`.";
-    ReadLimitExceeded: [READY, STALLED]
+    ReadLimitExceeded: [Ready, Stalled]
         "The provider answered more than the CimiProvider's `spec.readLimits` allow: a body larger than \
          `maxBodySize`, a listing with more pages than `maxPages` or entries than `maxEntries`, pages that loop, \
          or a listing longer than `listingTimeout`. What was read was dropped.",
         "If the provider is right (a very large collection), raise the limit the message names on the \
          CimiProvider; otherwise report the provider.";
-    Reachable: [READY]
+    Reachable: [Ready]
         "CimiProvider: the CloudEntryPoint answered with the given credentials.",
         "Nothing.";
-    Unauthorized: [READY, STALLED]
+    Unauthorized: [Ready, Stalled]
         "CimiProvider: the provider answered 401 or 403 to the given credentials.",
         "Correct the credentials Secret (`username`/`password` or `token`); the operator reconnects when it changes.";
-    Unreachable: [READY]
+    Unreachable: [Ready]
         "CimiProvider: the endpoint did not answer (DNS, connection refused, timeout) or answered 5xx.",
         "Check `spec.endpoint` and that the provider runs; the operator probes again every pollInterval.";
-    NotCIMI: [READY, STALLED]
+    NotCIMI: [Ready, Stalled]
         "CimiProvider: the endpoint answered, but not with a CIMI CloudEntryPoint.",
         "Point `spec.endpoint` at the CloudEntryPoint URL of the provider.";
-    TLSError: [READY, STALLED]
+    TLSError: [Ready, Stalled]
         "CimiProvider: the TLS handshake failed (unknown CA, wrong host name, expired certificate).",
         "Provide the CA with `spec.caBundleSecretRef` (key `ca.crt`), or correct the endpoint's host name.";
-    PlainHttpNotAllowed: [READY, STALLED]
+    PlainHttpNotAllowed: [Ready, Stalled]
         "CimiProvider: the endpoint (or a trusted origin) is plain `http://` and credentials are configured; they \
          would travel in clear text, so the operator does not connect.",
         "Use an `https://` endpoint, or set `spec.allowPlainHttp: true` if the network to the provider is trusted \
          (a lab, a loopback simulator).";
-    CredentialsNotFound: [READY, STALLED]
+    CredentialsNotFound: [Ready, Stalled]
         "CimiProvider: the credentials or CA Secret is missing, lacks its keys, or is outside the operator's namespace.",
         "Create the Secret in the operator's namespace with keys `username` and `password`, or `token` (and `ca.crt` for a CA).";
-    Referenced: [IN_USE]
+    Referenced: [InUse]
         "CimiProvider: objects reference the provider; it keeps the `cimi.dev/in-use` finalizer until they are gone.",
         "Delete or move the objects the message names before deleting the provider.";
-    NotReferenced: [IN_USE]
+    NotReferenced: [InUse]
         "CimiProvider: no object references the provider.",
         "Nothing.";
 }
@@ -250,6 +253,18 @@ mod tests {
             "NotAllowedNamespace",
         ] {
             assert!(seen.contains(required), "catalogue lacks {required}");
+        }
+    }
+
+    #[test]
+    fn catalogue_names_only_condition_types_that_exist() {
+        use crate::api::conditions::{IN_USE, READY, RECONCILING, STALLED, SYNCED};
+        let types = [READY, SYNCED, RECONCILING, STALLED, IN_USE];
+        for reason in Reason::ALL {
+            let info = reason.info();
+            for condition in info.conditions {
+                assert!(types.contains(condition), "{} names {condition}, which is no condition type", info.name);
+            }
         }
     }
 

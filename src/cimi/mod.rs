@@ -8,7 +8,8 @@
 //!   metrics;
 //! - [`origin`]: the origins a provider's client may request (credentials never leave them);
 //! - [`normalize`]: the client's tolerance for deviating providers (reference section 7);
-//! - [`xml`]: CIMI XML read into (and written from) the JSON shape;
+//! - [`xml_lenient`]: the client's CIMI XML: a document read into the JSON shape with its text kept as
+//!   strings (typed by [`normalize`]), and a JSON-shaped body written as XML;
 //! - [`error`]: [`CimiError`], the one error type.
 //!
 //! What the client tolerates (reference section 7), each with a test: no Jobs (state followed instead);
@@ -53,7 +54,7 @@ pub mod normalize;
 pub mod origin;
 pub mod query;
 pub mod transport;
-pub mod xml;
+pub mod xml_lenient;
 
 pub use client::{Accepted, CimiClient, ClientConfig, Discovery, Listing, Template, WaitPolicy, create_body};
 pub use error::CimiError;

@@ -38,7 +38,7 @@ use url::Url;
 
 use super::error::{CimiError, ReadLimitKind, excerpt, redact_url};
 use super::origin::OriginPolicy;
-use super::xml;
+use super::xml_lenient;
 
 /// Install ring as the process-wide rustls crypto provider. Idempotent: a provider already installed
 /// (by us or by kube) is kept.
@@ -592,7 +592,7 @@ impl Transport {
         if let Some(body) = &req.body {
             let bytes = match cfg.format {
                 Format::Json => serde_json::to_vec(body).map_err(|e| CimiError::Config(format!("body: {e}")))?,
-                Format::Xml => xml::write(body).map_err(|e| CimiError::Config(format!("body: {e}")))?,
+                Format::Xml => xml_lenient::write(body).map_err(|e| CimiError::Config(format!("body: {e}")))?,
             };
             rb = rb.header(header::CONTENT_TYPE, HeaderValue::from_static(cfg.format.media_type())).body(bytes);
         }
@@ -743,7 +743,7 @@ pub fn decode_body(headers: &HeaderMap, raw: &Bytes, href: &str) -> Result<Optio
             tracing::debug!(href, "ignoring an HTML body on a success answer");
             return Ok(None);
         }
-        return xml::parse(text).map(Some).map_err(|e| CimiError::protocol(href, e, text));
+        return xml_lenient::parse(text).map(Some).map_err(|e| CimiError::protocol(href, e, text));
     }
     if ctype.contains("html") || ctype.starts_with("text/plain") {
         return Ok(None);

@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::server::lock;
 use super::store::Store;
 use super::store::persist::Record;
+use super::sync::lock;
 
 /// The journal is never compacted below this size.
 pub const MIN_COMPACT_BYTES: u64 = 4 * 1024 * 1024;

@@ -7,28 +7,34 @@
 //! - [`config`]: [`SimConfig`], profiles, timing, authentication and [`Limits`];
 //! - [`auth`]: the credential check (constant time);
 //! - [`catalog`]: the configurations, images and templates it starts with (the Primer's by default);
-//! - [`store`]: the resources, their state machines and Jobs;
-//! - [`machine`]: the state machines as pure functions;
+//! - [`store`]: the provider state and the protocol's operations on it (the store, the Job engine, reads,
+//!   creates and edits, one room per kind of resource, monitoring, the journal's side of persistence);
+//! - [`lifecycle`]: the state machines of machines, networks and Jobs, as pure functions;
 //! - [`query`]: `$filter`, `$select`, `$expand`, `$first`/`$last`, `$orderby`;
+//! - [`error`]: [`SimError`](error::SimError), the status and message a request is refused with;
 //! - [`faults`]: fault rules (`GET/PUT /_sim/faults`);
 //! - [`stats`]: request statistics (`GET /_sim/stats`);
-//! - [`server`]: HTTP, content negotiation, profiles and the admin API;
+//! - [`server`]: HTTP: the request pipeline, content negotiation, faults applied, responses, profiles and the
+//!   admin API;
 //! - [`request`]: a request read within its limits (target length, body size, time and depth);
 //! - [`conn`]: connections (TLS, HTTP/1.1 and HTTP/2) and the watchdog of slow and idle ones;
-//! - [`journal`]: persistence (`--state-file`), never through a symbolic link.
+//! - [`journal`]: persistence (`--state-file`), never through a symbolic link;
+//! - [`sync`]: the one lock helper (a poisoned lock is recovered, never a reason to fail).
 
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod conn;
+pub mod error;
 pub mod faults;
 pub mod journal;
-pub mod machine;
+pub mod lifecycle;
 pub mod query;
 pub mod request;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,8 +53,9 @@ pub use faults::{FaultKind, FaultRule, FaultSet};
 pub use stats::{RequestRecord, SimStats};
 
 use conn::serve;
-use server::{App, FaultState, lock};
+use server::{App, FaultState};
 use store::Store;
+use sync::lock;
 
 /// The simulator.
 pub struct Sim;

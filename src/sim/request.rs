@@ -9,14 +9,14 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::config::Limits;
-use super::store::SimError;
-use crate::cimi::model::xml;
+use super::error::SimError;
+use crate::cimi::model::xml_codec;
 
 /// How deeply a request body may nest (objects and arrays in JSON, elements in XML). serde_json alone stops at
 /// 128; a lower bound leaves room for the envelope of the state file (a stored value sits a few levels deep
 /// in the snapshot and journal records, which are read back with the same parser), and is the bound of the
 /// XML readers.
-pub const MAX_BODY_DEPTH: usize = xml::MAX_DEPTH;
+pub const MAX_BODY_DEPTH: usize = xml_codec::MAX_DEPTH;
 
 /// 414 when the request target (path and query) is longer than the limit.
 pub fn check_target(path_and_query: &str, limits: &Limits) -> Result<(), SimError> {
@@ -89,7 +89,7 @@ pub fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, Si
         }
         "application/xml" | "text/xml" => {
             let text = std::str::from_utf8(bytes).map_err(|_| SimError::new(400, "the body is not UTF-8"))?;
-            xml::from_xml(text).map(|(_, v)| Some(v)).map_err(|e| SimError::new(400, e.to_string()))
+            xml_codec::from_xml(text).map(|(_, v)| Some(v)).map_err(|e| SimError::new(400, e.to_string()))
         }
         other => Err(SimError::new(415, format!("cannot read {other}; send application/json or application/xml"))),
     }

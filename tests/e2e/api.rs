@@ -1,9 +1,12 @@
 //! The API surface on a real API server: every CRD installs, `kubectl explain` shows the field docs, invalid objects
 //! are refused at admission with the message a user sees, valid ones are accepted.
 
-use cimi_operator::api::fixtures::{Check, admission_cases, create_valid_object, run_admission_case, valid_objects};
+use cimi_operator::api::fixtures::{AdmissionCase, Check, admission_cases, valid_objects};
+use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::Api;
+use kube::api::{Api, PostParams};
+use kube::core::{ApiResource, DynamicObject};
+use serde_json::Value;
 
 use crate::harness::{TestNamespace, client, control_plane, random_suffix};
 
@@ -86,4 +89,79 @@ async fn valid_objects_are_accepted() {
     for object in valid_objects() {
         create_valid_object(&client, &ns.name, &prefix, &object).await.expect("a valid object is accepted");
     }
+}
+
+// The runners of the admission fixtures (`cimi_operator::api::fixtures` holds the cases, as data).
+
+/// The API resource of a kind of this group, and whether it is namespaced.
+fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
+    match kind {
+        "CimiProvider" => Some((ApiResource::erase::<CimiProvider>(&()), false)),
+        "CimiMachine" => Some((ApiResource::erase::<CimiMachine>(&()), true)),
+        "CimiVolume" => Some((ApiResource::erase::<CimiVolume>(&()), true)),
+        "CimiNetwork" => Some((ApiResource::erase::<CimiNetwork>(&()), true)),
+        "CimiSystem" => Some((ApiResource::erase::<CimiSystem>(&()), true)),
+        _ => None,
+    }
+}
+
+fn dynamic_api(client: &kube::Client, namespace: &str, kind: &str) -> Result<Api<DynamicObject>, String> {
+    let (resource, namespaced) = api_resource(kind).ok_or_else(|| format!("unknown kind {kind}"))?;
+    Ok(if namespaced {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    })
+}
+
+fn to_dynamic(value: &Value, name_prefix: &str) -> Result<DynamicObject, String> {
+    let mut object: DynamicObject = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    object.metadata.name = object.metadata.name.map(|n| format!("{name_prefix}{n}"));
+    Ok(object)
+}
+
+/// Sends one case to the API server (creating `old` first for an update case) and checks that it is refused
+/// with the expected message. Namespaced objects go to `namespace`; every name gets `name_prefix`
+/// (cluster-scoped CimiProviders share one namespace-less space, so each run has its own prefix, short enough
+/// that names stay within 63 characters). Returns the API server's message.
+async fn run_admission_case(
+    client: &kube::Client,
+    namespace: &str,
+    name_prefix: &str,
+    case: &AdmissionCase,
+) -> Result<String, String> {
+    let kind = case.object["kind"].as_str().unwrap_or_default();
+    let api = dynamic_api(client, namespace, kind)?;
+    let mut object = to_dynamic(&case.object, name_prefix)?;
+    let outcome = match &case.old {
+        None => api.create(&PostParams::default(), &object).await,
+        Some(old) => {
+            let old = to_dynamic(old, name_prefix)?;
+            let created = api
+                .create(&PostParams::default(), &old)
+                .await
+                .map_err(|e| format!("{}: the old object was refused: {e}", case.name))?;
+            object.metadata.resource_version = created.metadata.resource_version;
+            let name = object.metadata.name.clone().unwrap_or_default();
+            api.replace(&name, &PostParams::default(), &object).await
+        }
+    };
+    match outcome {
+        Ok(_) => Err(format!("{}: accepted, expected a refusal with {:?}", case.name, case.expected_message)),
+        Err(kube::Error::Api(status)) if status.message.contains(case.expected_message) => Ok(status.message),
+        Err(error) => Err(format!("{}: expected {:?}, got {error}", case.name, case.expected_message)),
+    }
+}
+
+/// Creates one valid object on the API server (the positive control), with `name_prefix` on its name.
+async fn create_valid_object(
+    client: &kube::Client,
+    namespace: &str,
+    name_prefix: &str,
+    object: &Value,
+) -> Result<(), String> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let api = dynamic_api(client, namespace, kind)?;
+    let object = to_dynamic(object, name_prefix)?;
+    api.create(&PostParams::default(), &object).await.map(|_| ()).map_err(|e| format!("{kind} refused: {e}"))
 }

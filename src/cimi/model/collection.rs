@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::{Operation, Resource};
+use super::common::{Operation, Resource};
 
 /// A collection of `T`. `count` is the number of entries after `$filter` and before paging, so a client can
 /// tell when a provider returned fewer entries than exist.

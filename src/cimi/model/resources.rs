@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Location, Operation, Ref, RefOr, Resource};
+use super::common::{Location, Operation, Ref, RefOr, Resource, action_uri};
 
 /// An xsd:dateTime with its offset kept.
 pub type Timestamp = chrono::DateTime<chrono::FixedOffset>;
@@ -1018,6 +1018,6 @@ cimi_resource! {
 impl Action {
     /// An action body for `…/action/<name>`.
     pub fn new(name: &str) -> Self {
-        Action { resource_uri: Some(Self::resource_uri()), action: Some(super::action_uri(name)), ..Default::default() }
+        Action { resource_uri: Some(Self::resource_uri()), action: Some(action_uri(name)), ..Default::default() }
     }
 }

@@ -1,8 +1,8 @@
 //! Round trips of the model through JSON and XML, from documents written by hand after the Primer.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::xml::{entries_key, from_xml, singular, to_xml};
+use super::xml_codec::{entries_key, from_xml, singular, to_xml};
 use super::*;
 
 #[test]

@@ -5,8 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::{Store, Timing, now, stamp};
+use super::data::{Store, now, stamp};
 use crate::cimi::model::NS;
+use crate::sim::config::Timing;
 
 /// How many events an EventLog keeps.
 const MAX_EVENTS: usize = 1000;

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Coll, Pending, Store, Stored};
+use super::data::Pending;
+use super::data::{Coll, Store, Stored};
+use crate::sim::config::Profile;
 
 /// A collection without its members (which are derived from the resources).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,7 +112,7 @@ impl Store {
         }
         for path in rec.del {
             if let Some(st) = self.resources.remove(&path)
-                && self.profile == super::Profile::Lenient1x
+                && self.profile == Profile::Lenient1x
                 && !matches!(st.type_name.as_str(), "Sample" | "Event" | "Job")
             {
                 self.deleted.insert(path);

@@ -2,7 +2,7 @@
 //! the typed structs of this model serve both media types.
 //!
 //! Rules (section 1.2 of `shared/cimi-reference.md`): the root element is named after the type, in the namespace
-//! [`NS`](super::NS) (`<Machine xmlns="http://schemas.dmtf.org/cimi/1">`); a collection is
+//! [`NS`] (`<Machine xmlns="http://schemas.dmtf.org/cimi/1">`); a collection is
 //! `<Collection resourceURI="…/MachineCollection">` whose entries are elements named after their type; a
 //! reference is an element with an `href` attribute; `properties` become repeated
 //! `<property key="k">v</property>`; `operations` become repeated `<operation rel=".." href=".."/>`; every other
@@ -18,7 +18,7 @@ use quick_xml::escape::{escape, resolve_predefined_entity};
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
-use super::NS;
+use super::common::NS;
 
 /// Why an XML document could not be read.
 #[derive(Debug, thiserror::Error)]

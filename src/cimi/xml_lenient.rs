@@ -12,7 +12,7 @@
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Map, Value};
 
-use super::model::xml::MAX_DEPTH;
+use super::model::xml_codec::MAX_DEPTH;
 use super::normalize::{NS1, entry_key, type_name};
 
 /// Item elements that always form an array, with the attribute name of the array.
@@ -240,7 +240,7 @@ pub fn write(body: &Value) -> Result<Vec<u8>, String> {
     if body.get("resourceURI").and_then(Value::as_str).is_none() {
         return Err("an XML body needs a resourceURI".into());
     }
-    Ok(crate::cimi::model::xml::to_xml(body, "Resource").into_bytes())
+    Ok(crate::cimi::model::xml_codec::to_xml(body, "Resource").into_bytes())
 }
 
 #[cfg(test)]

@@ -10,9 +10,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{JobFault, Outcome, SimError, Step, Store, bad, conflict, href, now};
+use super::data::Step;
+use super::data::{Store, href, now};
+use super::protocol::{JobFault, Outcome};
 use crate::cimi::model::action_uri;
-use crate::sim::machine;
+use crate::sim::error::{SimError, bad, conflict};
+use crate::sim::lifecycle;
 
 /// Component kinds in creation order: template key, component type, system sub-collection, association type.
 const COMPONENTS: &[(&str, &str, &str, &str)] = &[
@@ -252,9 +255,9 @@ impl Store {
         ["start", "stop", "restart", "pause", "suspend"]
             .into_iter()
             .filter(|a| {
-                machines
-                    .iter()
-                    .any(|m| self.resources.get(m).is_some_and(|s| machine::machine_walk(s.state(), a, false).is_ok()))
+                machines.iter().any(|m| {
+                    self.resources.get(m).is_some_and(|s| lifecycle::machine_walk(s.state(), a, false).is_ok())
+                })
             })
             .collect()
     }
@@ -267,7 +270,7 @@ impl Store {
         let machines: Vec<String> = self
             .system_members(path, "machines")
             .into_iter()
-            .filter(|m| self.resources.get(m).is_some_and(|s| machine::machine_walk(s.state(), name, false).is_ok()))
+            .filter(|m| self.resources.get(m).is_some_and(|s| lifecycle::machine_walk(s.state(), name, false).is_ok()))
             .collect();
         if machines.is_empty() {
             return Err(conflict(format!("no machine of the system can {name} now")));
@@ -278,7 +281,7 @@ impl Store {
         for (i, m) in machines.into_iter().enumerate() {
             let fault = if i == last { fault } else { JobFault::default() };
             let state = self.resources.get(&m).map(|s| s.state().to_string()).unwrap_or_default();
-            let walk = machine::machine_walk(&state, name, false).unwrap_or_default();
+            let walk = lifecycle::machine_walk(&state, name, false).unwrap_or_default();
             let target = self.abs(&m);
             let out = self.walk_action(&m, &target, name, &state, walk, fault)?;
             if let (Some(parent), Some(child)) = (&job, out.job) {
@@ -304,7 +307,7 @@ impl Store {
         let machines = self.system_members(path, "machines");
         for m in &machines {
             let state = self.resources.get(m).map(|s| s.state().to_string()).unwrap_or_default();
-            if !machine::MACHINE_STABLE.contains(&state.as_str()) {
+            if !lifecycle::MACHINE_STABLE.contains(&state.as_str()) {
                 return Err(conflict(format!("machine /{m} is {state}; the system cannot be deleted now")));
             }
         }

@@ -1,28 +1,94 @@
-//! Network ports (created from a NetworkPortTemplate on a network, listed in the network's `networkPorts`,
-//! started and stopped like networks), forwarding groups (created from a ForwardingGroupTemplate listing
-//! networks; each network's `forwardingGroup` points back), and volume snapshots (a VolumeImage whose
-//! `imageLocation` is a volume: the volume goes CAPTURING, the image is added to its `images`).
+//! Networks (from a NetworkTemplate, with an address range of their own, STARTED or STOPPED), addresses (from
+//! an AddressTemplate), network ports (from a NetworkPortTemplate on a network, listed in the network's
+//! `networkPorts`, started and stopped like networks) and forwarding groups (from a ForwardingGroupTemplate
+//! listing networks; each network's `forwardingGroup` points back).
 
 use serde_json::{Map, Value, json};
 
-use super::{JobFault, Outcome, SimError, Step, Store, bad, conflict, href, now, trim_hrefs};
+use super::data::Step;
+use super::data::{Store, href, now, trim_hrefs};
+use super::protocol::{JobFault, Outcome};
+use super::schema::{READ_ONLY, validate};
+use crate::sim::error::{SimError, bad, conflict};
 
 impl Store {
-    /// Adds `{key: {href: target}}` to the collection `coll` and remembers the entry on `target`, so that the
-    /// entry goes when the target does (see [`Store::remove`]).
-    pub(super) fn add_entry(&mut self, coll: &str, item_type: &str, key: &str, target: &str) -> String {
+    /// POST of a NetworkCreate.
+    pub(super) fn create_network(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
+        let tmpl = self.template_of(obj, "networkTemplate", "NetworkTemplate", "NetworkCreate")?;
+        let config = match tmpl.get("networkConfig") {
+            Some(c) => self.resolve(c, "NetworkConfiguration")?,
+            None => Map::new(),
+        };
+        validate("NetworkConfiguration", &Value::Object(config.clone()), &[])?;
+        let initial = tmpl.get("initialState").and_then(Value::as_str).unwrap_or("STARTED").to_string();
+        let walk: Vec<&str> = match initial.as_str() {
+            "STARTED" => vec!["STARTING", "STARTED"],
+            "STOPPED" => vec!["STOPPED"],
+            other => {
+                return Err(bad(format!("{other} is not a state a network can be created into")));
+            }
+        };
+        let at = now();
         let id = self.next_id();
-        let entry = format!("{coll}/{id}");
-        let mut doc = Map::new();
-        doc.insert(key.into(), json!({"href": self.abs(target)}));
-        self.insert(&entry, item_type, coll, doc);
-        if let Some(st) = self.resources.get_mut(target) {
-            let list = st.hidden.entry("entries").or_insert_with(|| json!([]));
-            if let Value::Array(a) = list {
-                a.push(json!(entry));
+        let path = format!("networks/{id}");
+        let mut doc = Self::common_from(obj, at);
+        doc.insert("state".into(), json!("CREATING"));
+        for k in ["networkType", "mtu", "classOfService"] {
+            if let Some(v) = config.get(k) {
+                doc.insert(k.into(), v.clone());
             }
         }
-        entry
+        let group = match tmpl.get("forwardingGroup").and_then(href) {
+            Some(h) => {
+                let g = self.path_of(h);
+                match self.resources.get(&g) {
+                    Some(st) if st.type_name == "ForwardingGroup" => Some(g),
+                    _ => return Err(bad(format!("forwarding group {h} does not exist"))),
+                }
+            }
+            None => None,
+        };
+        doc.insert("networkPorts".into(), json!({"href": self.abs(&format!("{path}/networkPorts"))}));
+        if let Some(g) = &group {
+            doc.insert("forwardingGroup".into(), json!({"href": self.abs(g)}));
+        }
+        let subnet = self.colls.get("networks").map(|c| c.members.len()).unwrap_or(0) as u64 + self.seq % 7;
+        self.insert(&path, "Network", "networks", doc);
+        self.add_sub_collection(&path, "networkPorts", "NetworkNetworkPort");
+        if let Some(g) = group {
+            self.add_entry(&format!("{g}/networks"), "ForwardingGroupNetwork", "network", &path);
+        }
+        if let Some(st) = self.resources.get_mut(&path) {
+            st.hidden.insert("subnet".into(), json!(subnet));
+        }
+        self.monitor_new(&path);
+        let steps = walk.iter().map(|s| Step::State(path.clone(), s.to_string())).collect();
+        let job = self.run_job(
+            "add",
+            &self.abs("networks"),
+            vec![self.abs(&path)],
+            steps,
+            Some((path.clone(), "ERROR".into())),
+            fault,
+        );
+        Ok(self.created(&path, job))
+    }
+
+    /// POST of an AddressCreate.
+    pub(super) fn create_address(&mut self, obj: &Map<String, Value>) -> Result<Outcome, SimError> {
+        let tmpl = self.template_of(obj, "addressTemplate", "AddressTemplate", "AddressCreate")?;
+        let at = now();
+        let mut doc = Self::common_from(obj, at);
+        for (k, v) in tmpl {
+            if !READ_ONLY.contains(&k.as_str()) && !matches!(k.as_str(), "name" | "description" | "properties") {
+                doc.insert(k, trim_hrefs(v));
+            }
+        }
+        let id = self.next_id();
+        let path = format!("addresses/{id}");
+        self.insert(&path, "Address", "addresses", doc);
+        let job = self.run_job("add", &self.abs("addresses"), vec![self.abs(&path)], vec![], None, JobFault::default());
+        Ok(self.created(&path, job))
     }
 
     /// POST of a NetworkPortCreate.
@@ -45,7 +111,7 @@ impl Store {
             Some(c) => self.resolve(c, "NetworkPortConfiguration")?,
             None => Map::new(),
         };
-        super::validate("NetworkPortConfiguration", &Value::Object(config.clone()), &[])?;
+        validate("NetworkPortConfiguration", &Value::Object(config.clone()), &[])?;
         let at = now();
         let id = self.next_id();
         let path = format!("networkPorts/{id}");
@@ -132,53 +198,5 @@ impl Store {
                 st.doc.remove("forwardingGroup");
             }
         }
-    }
-
-    /// POST of a VolumeImage whose `imageLocation` is a volume: a snapshot of that volume.
-    pub(super) fn snapshot_volume(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
-        Self::check_resource_uri(obj, "VolumeImage")?;
-        super::validate("VolumeImage", &Value::Object(obj.clone()), &[])?;
-        let loc = obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).unwrap_or_default();
-        let volume = self.path_of(loc);
-        let (state, bootable) = match self.resources.get(&volume) {
-            Some(st) => (st.state().to_string(), st.doc.get("bootable").cloned()),
-            None => return Err(bad(format!("volume {loc} does not exist"))),
-        };
-        if state != "AVAILABLE" {
-            return Err(conflict(format!("a snapshot needs an AVAILABLE volume; this one is {state}")));
-        }
-        let at = now();
-        let mut doc = Self::common_from(obj, at);
-        for (k, v) in obj {
-            if matches!(k.as_str(), "bootable") {
-                doc.insert(k.clone(), trim_hrefs(v.clone()));
-            }
-        }
-        doc.insert("state".into(), json!("CREATING"));
-        doc.insert("imageLocation".into(), json!({"href": self.abs(&volume)}));
-        if !doc.contains_key("bootable")
-            && let Some(b) = bootable
-        {
-            doc.insert("bootable".into(), b);
-        }
-        let id = self.next_id();
-        let path = format!("volumeImages/{id}");
-        self.insert(&path, "VolumeImage", "volumeImages", doc);
-        let images = format!("{volume}/images");
-        if self.colls.contains_key(&images) {
-            self.add_entry(&images, "VolumeVolumeImage", "volumeImage", &path);
-        }
-        self.set_state(&volume, "CAPTURING");
-        let steps =
-            vec![Step::State(volume.clone(), "AVAILABLE".into()), Step::State(path.clone(), "AVAILABLE".into())];
-        let job = self.run_job(
-            "add",
-            &self.abs("volumeImages"),
-            vec![self.abs(&path), self.abs(&volume)],
-            steps,
-            Some((path.clone(), "ERROR".into())),
-            fault,
-        );
-        Ok(self.created(&path, job))
     }
 }
