@@ -216,7 +216,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         ..Default::default()
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let running = cimi_operator::runtime::start(config, cp.client().await.expect("client"), shutdown.clone())
+    let running = cimi_operator::operator::start(config, cp.client().await.expect("client"), shutdown.clone())
         .await
         .expect("operator");
     // Wait for the provider to be Ready.

@@ -5,46 +5,23 @@
 //! - [`sim`]: `cimi-sim`, a faithful CIMI provider that simulates an IaaS;
 //! - [`api`]: the custom resource types (`cimi.dev/v1alpha1`);
 //! - [`controller`]: the reconcilers;
-//! - [`runtime`]: CLI, configuration, telemetry, metrics, health and leader election;
+//! - [`runtime`]: CLI, configuration, telemetry, metrics, health and leader election: the services controllers use;
+//! - [`operator`]: the wiring: starts the runtime services and, while this instance leads, every controller;
+//! - [`names`]: the names every part agrees on (API group, field manager, finalizers, annotations, tags);
 //! - `devenv` (feature `devenv`): the local control plane used by tests and demos;
 //! - [`plugin`]: `kubectl cimi`, the companion CLI (binary `kubectl-cimi`).
 
 pub mod api;
 pub mod cimi;
 pub mod controller;
+pub mod names;
+pub mod operator;
 #[cfg(feature = "devenv")]
 pub mod devenv;
 pub mod plugin;
 pub mod runtime;
 pub mod sim;
 
-/// The API group of every custom resource.
-pub const API_GROUP: &str = "cimi.dev";
-/// The API version of every custom resource.
-pub const API_VERSION: &str = "v1alpha1";
-/// The field manager of every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "cimi-operator";
-/// The finalizer on managed kinds: provider cleanup before the object goes.
-pub const FINALIZER_CLEANUP: &str = "cimi.dev/cleanup";
-/// The finalizer on providers, and on volumes and networks held by a machine.
-pub const FINALIZER_IN_USE: &str = "cimi.dev/in-use";
-
-/// The annotation that requests a one-shot action: `<action>@<nonce>`, such as `restart@1`.
-pub const ANNOTATION_ACTION: &str = "cimi.dev/action";
-/// The annotation that stops reconciling an object while `"true"` (`Synced=False`, reason `Paused`).
-pub const ANNOTATION_PAUSED: &str = "cimi.dev/paused";
-/// The annotation that drops the finalizer without provider calls while `"true"` (recorded in an Event).
-pub const ANNOTATION_FORCE_ORPHAN: &str = "cimi.dev/force-orphan";
-/// Provider-side tags, in CIMI `properties` of everything the operator creates.
-pub const TAG_UID: &str = "cimi.dev/uid";
-/// Provider-side tag: the cluster name.
-pub const TAG_CLUSTER: &str = "cimi.dev/cluster";
-/// Provider-side tag: the object's namespace.
-pub const TAG_NAMESPACE: &str = "cimi.dev/namespace";
-/// Provider-side tag: the object's name.
-pub const TAG_NAME: &str = "cimi.dev/name";
-/// Provider-side tag: the object's kind (`CimiMachine`...); with the cluster, namespace and name it is the
-/// object's identity, which survives a rebuild of the cluster (a UID does not).
-pub const TAG_KIND: &str = "cimi.dev/kind";
-
-pub use runtime::{Config, run};
+pub use names::*;
+pub use operator::run;
+pub use runtime::Config;

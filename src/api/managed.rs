@@ -108,10 +108,10 @@ impl_managed!(CimiSystem);
 pub fn provider_tags<K: kube::Resource>(object: &K, cluster: &str) -> BTreeMap<String, String> {
     let meta = object.meta();
     let mut tags = BTreeMap::new();
-    tags.insert(crate::TAG_UID.to_string(), meta.uid.clone().unwrap_or_default());
-    tags.insert(crate::TAG_CLUSTER.to_string(), cluster.to_string());
-    tags.insert(crate::TAG_NAMESPACE.to_string(), meta.namespace.clone().unwrap_or_default());
-    tags.insert(crate::TAG_NAME.to_string(), meta.name.clone().unwrap_or_default());
+    tags.insert(crate::names::TAG_UID.to_string(), meta.uid.clone().unwrap_or_default());
+    tags.insert(crate::names::TAG_CLUSTER.to_string(), cluster.to_string());
+    tags.insert(crate::names::TAG_NAMESPACE.to_string(), meta.namespace.clone().unwrap_or_default());
+    tags.insert(crate::names::TAG_NAME.to_string(), meta.name.clone().unwrap_or_default());
     tags
 }
 
@@ -129,7 +129,7 @@ pub fn properties_with_tags<K: Managed>(object: &K, cluster: &str) -> BTreeMap<S
 /// True when provider `properties` carry this object's UID tag (the test for "this is ours").
 pub fn is_tagged_for<K: kube::Resource>(object: &K, properties: &BTreeMap<String, String>) -> bool {
     match object.meta().uid.as_deref() {
-        Some(uid) if !uid.is_empty() => properties.get(crate::TAG_UID).map(String::as_str) == Some(uid),
+        Some(uid) if !uid.is_empty() => properties.get(crate::names::TAG_UID).map(String::as_str) == Some(uid),
         _ => false,
     }
 }
@@ -158,7 +158,7 @@ pub fn parse_action(value: &str) -> Result<ActionRequest, String> {
 
 /// The object's action request, if it has the annotation (an invalid value is an `Err`).
 pub fn action_request<K: kube::Resource>(object: &K) -> Option<Result<ActionRequest, String>> {
-    object.meta().annotations.as_ref()?.get(crate::ANNOTATION_ACTION).map(|v| parse_action(v))
+    object.meta().annotations.as_ref()?.get(crate::names::ANNOTATION_ACTION).map(|v| parse_action(v))
 }
 
 fn annotation_is_true<K: kube::Resource>(object: &K, key: &str) -> bool {
@@ -167,12 +167,12 @@ fn annotation_is_true<K: kube::Resource>(object: &K, key: &str) -> bool {
 
 /// True when the object carries `cimi.dev/paused: "true"`.
 pub fn is_paused<K: kube::Resource>(object: &K) -> bool {
-    annotation_is_true(object, crate::ANNOTATION_PAUSED)
+    annotation_is_true(object, crate::names::ANNOTATION_PAUSED)
 }
 
 /// True when the object carries `cimi.dev/force-orphan: "true"`.
 pub fn is_force_orphan<K: kube::Resource>(object: &K) -> bool {
-    annotation_is_true(object, crate::ANNOTATION_FORCE_ORPHAN)
+    annotation_is_true(object, crate::names::ANNOTATION_FORCE_ORPHAN)
 }
 
 #[cfg(test)]

@@ -51,9 +51,9 @@ fn every_kind_has_names_scope_category_and_status() {
     assert_eq!(all.len(), expected.len());
     for (kind, plural, short, scope) in expected {
         let crd = crd_of(kind);
-        assert_eq!(crd.spec.group, crate::API_GROUP);
+        assert_eq!(crd.spec.group, crate::names::API_GROUP);
         assert_eq!(crd.spec.versions.len(), 1);
-        assert_eq!(crd.spec.versions[0].name, crate::API_VERSION);
+        assert_eq!(crd.spec.versions[0].name, crate::names::API_VERSION);
         assert_eq!(crd.spec.names.plural, plural);
         assert_eq!(crd.spec.scope, scope, "{kind}");
         assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));

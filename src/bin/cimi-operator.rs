@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use cimi_operator::runtime::cli::{Cli, Command, kube_client};
-use cimi_operator::runtime::{shutdown_on_signals, telemetry};
+use cimi_operator::operator::shutdown_on_signals;
+use cimi_operator::runtime::telemetry;
 use clap::Parser;
 
 #[tokio::main]

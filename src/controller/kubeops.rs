@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::Context;
-use crate::FIELD_MANAGER;
+use super::context::Context;
+use crate::names::FIELD_MANAGER;
 
 /// One Api per watched namespace (or one for all namespaces), for listing what the operator sees.
 pub fn watched_apis<K>(ctx: &Context) -> Vec<Api<K>>

@@ -12,14 +12,15 @@ use url::Url;
 
 use super::outcome::Problem;
 use super::registry::ProviderConnection;
-use super::{Context, kubeops};
+use super::context::Context;
+use super::{kubeops};
 use crate::api::CimiProvider;
 use crate::api::common::{DeletionPolicy, ImportSpec, JobStatus, ManagedStatus, ResourceGonePolicy};
 use crate::api::managed::Managed;
 use crate::api::reasons::Reason;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{Accepted, CimiClient, CimiError};
-use crate::{TAG_CLUSTER, TAG_KIND, TAG_NAME, TAG_NAMESPACE, TAG_UID};
+use crate::names::{TAG_CLUSTER, TAG_KIND, TAG_NAME, TAG_NAMESPACE, TAG_UID};
 
 /// How soon to look again while something runs on the provider.
 pub const ACTIVE_REQUEUE: Duration = Duration::from_millis(500);

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 
-use super::Context;
+use super::context::Context;
 use super::outcome::Problem;
 use crate::api::reasons::Reason;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
+use super::context::Context;
 use super::outcome::Problem;
 use super::registry::{ProviderConnection, resolve_catalog};
 use super::simple::{self, SimpleKind};

@@ -39,10 +39,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
-use super::Context;
+use super::context::Context;
 use super::managed::entries;
 use super::registry::ProviderRegistry;
-use crate::TAG_CLUSTER;
+use crate::names::TAG_CLUSTER;
 use crate::api::CimiProvider;
 use crate::api::common::{EventCursor, ManagedStatus, MeterStatus};
 use crate::cimi::query::{Filter, Query};
@@ -915,7 +915,7 @@ where
     let already = if recovered { HashSet::new() } else { mirrored_ids(ctx, obj).await };
     lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
     let mut cursor = cursor;
-    let reporter = kube::runtime::events::Reporter { controller: crate::FIELD_MANAGER.to_string(), instance: None };
+    let reporter = kube::runtime::events::Reporter { controller: crate::names::FIELD_MANAGER.to_string(), instance: None };
     for e in fresh.iter().take(MAX_EVENTS_PER_PASS) {
         let Some(event) = provider_event(e, member) else { continue };
         if !already.contains(&event.id) {

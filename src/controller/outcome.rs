@@ -37,8 +37,8 @@ pub fn set_paused(conds: &mut ConditionSet, deleting: bool) {
 /// released by `cimi.dev/force-orphan` (which makes no provider call either). Pause comes before deletion.
 pub fn held_by_pause<K: kube::Resource>(obj: &K) -> bool {
     use super::kubeops::flag;
-    flag(obj, crate::ANNOTATION_PAUSED)
-        && !(obj.meta().deletion_timestamp.is_some() && flag(obj, crate::ANNOTATION_FORCE_ORPHAN))
+    flag(obj, crate::names::ANNOTATION_PAUSED)
+        && !(obj.meta().deletion_timestamp.is_some() && flag(obj, crate::names::ANNOTATION_FORCE_ORPHAN))
 }
 
 /// Marks the generation a pass works on; on first contact (no generation observed yet) the object is
@@ -66,7 +66,7 @@ pub enum Progress {
 /// reached the provider (for `lastSyncTime`). Successes and failures are counted under `key` for the backoff.
 /// `noun` names the resource (`machine`) and `state` what Ready says of it (`STARTED`).
 pub fn conclude(
-    ctx: &super::Context,
+    ctx: &super::context::Context,
     key: &str,
     conds: &mut ConditionSet,
     outcome: Result<(Progress, Duration), Problem>,

@@ -17,11 +17,11 @@ use kube::{Resource as _, ResourceExt as _};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
+use super::context::Context;
 use super::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
 use super::registry::{ProviderConnection, fingerprint};
 use super::watching;
-use crate::FINALIZER_IN_USE;
+use crate::names::FINALIZER_IN_USE;
 use crate::api::common::parse_duration;
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
 use crate::api::provider::{

@@ -25,11 +25,12 @@ use super::managed::{
 };
 use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
-use super::{Context, observer};
+use super::context::Context;
+use super::{observer};
 use crate::api::common::{ManagedStatus, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
-use crate::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
+use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// What is particular to one simple kind.
 pub trait SimpleKind:

@@ -17,7 +17,7 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 
-use super::Context;
+use super::context::Context;
 use crate::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
 
 /// A registered store and whether it has really listed.

@@ -27,7 +27,7 @@ use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
+use super::context::Context;
 use crate::api::managed::Managed;
 
 /// A controller of the managed kind `K` on every watched namespace, with the label selector,

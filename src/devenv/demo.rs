@@ -103,7 +103,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<(), Error> {
         operator_namespace: opts.operator_namespace.clone(),
         ..crate::runtime::Config::default()
     };
-    let operator = crate::runtime::start(operator_config, client.clone(), shutdown.clone())
+    let operator = crate::operator::start(operator_config, client.clone(), shutdown.clone())
         .await
         .map_err(|e| Error::Other(format!("the operator did not start: {e:#}")))?;
     say("operator started");

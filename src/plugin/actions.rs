@@ -112,7 +112,7 @@ pub fn gitops_managers(meta: &ObjectMeta) -> Vec<String> {
     }
     for entry in meta.managed_fields.iter().flatten() {
         let Some(manager) = entry.manager.as_deref() else { continue };
-        if manager.starts_with("kubectl") || manager == crate::FIELD_MANAGER || manager == FIELD_MANAGER {
+        if manager.starts_with("kubectl") || manager == crate::names::FIELD_MANAGER || manager == FIELD_MANAGER {
             continue;
         }
         let owns_power = entry
@@ -301,7 +301,7 @@ pub async fn run(kube: &Kube, action: Action, args: &ActionArgs, printer: &Print
             target.display()
         )));
     }
-    let paused = subject.meta.annotations.as_ref().and_then(|a| a.get(crate::ANNOTATION_PAUSED));
+    let paused = subject.meta.annotations.as_ref().and_then(|a| a.get(crate::names::ANNOTATION_PAUSED));
     if paused.is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
         eprintln!(
             "warning: {} carries cimi.dev/paused: \"true\"; the operator will not act until it is removed",
@@ -371,9 +371,9 @@ async fn one_shot(
     }
     let nonce = new_nonce();
     let value = format!("{}@{nonce}", action.name());
-    let annotations: BTreeMap<&str, &str> = [(crate::ANNOTATION_ACTION, value.as_str())].into_iter().collect();
+    let annotations: BTreeMap<&str, &str> = [(crate::names::ANNOTATION_ACTION, value.as_str())].into_iter().collect();
     patch::<CimiMachine>(kube, target, json!({"metadata": {"annotations": annotations}})).await?;
-    eprintln!("{}: {} requested ({}={value})", target.display(), action.name(), crate::ANNOTATION_ACTION);
+    eprintln!("{}: {} requested ({}={value})", target.display(), action.name(), crate::names::ANNOTATION_ACTION);
     if !args.wait {
         return Ok(format!("{} {} requested", target.display(), action.name()));
     }

@@ -116,7 +116,7 @@ pub struct Listed {
 
 /// Whether an object already manages the resource: our UID tag, or one object's `status.id`.
 pub fn is_managed(listed: &Listed, known: &HashSet<String>) -> bool {
-    listed.properties.contains_key(crate::TAG_UID) || known.contains(&listed.href)
+    listed.properties.contains_key(crate::names::TAG_UID) || known.contains(&listed.href)
 }
 
 /// A DNS-1123 label (at most 63 characters) from a CIMI name, else from the href's last segment, unique
@@ -188,7 +188,7 @@ pub fn manifest(
         spec.insert("powerState".into(), json!(power));
     }
     json!({
-        "apiVersion": format!("{}/{}", crate::API_GROUP, crate::API_VERSION),
+        "apiVersion": format!("{}/{}", crate::names::API_GROUP, crate::names::API_VERSION),
         "kind": candidate.kind.kind_name(),
         "metadata": metadata,
         "spec": spec,

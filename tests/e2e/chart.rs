@@ -921,7 +921,8 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_of_both_modes_equals_what_the_operator_uses_over_the_full_lifecycle() {
-    use cimi_operator::runtime::{self, Config, LeaderElectionConfig};
+    use cimi_operator::operator as runtime;
+    use cimi_operator::runtime::{Config, LeaderElectionConfig};
     let policy_dir = tempfile::tempdir().expect("tempdir");
     let policy = policy_dir.path().join("audit-policy.yaml");
     std::fs::write(&policy, AUDIT_POLICY).expect("policy");

@@ -55,7 +55,7 @@ impl Cluster {
             ..Default::default()
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
-        cimi_operator::runtime::start(config, client.clone(), shutdown.clone()).await.expect("operator starts");
+        cimi_operator::operator::start(config, client.clone(), shutdown.clone()).await.expect("operator starts");
         Cluster { cp, client, shutdown }
     }
 

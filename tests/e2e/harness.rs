@@ -123,7 +123,7 @@ impl TestOperator {
             ..Default::default()
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
-        cimi_operator::runtime::start(config, client().await, shutdown.clone()).await.expect("operator starts");
+        cimi_operator::operator::start(config, client().await, shutdown.clone()).await.expect("operator starts");
         Self { label, shutdown }
     }
 
@@ -133,7 +133,7 @@ impl TestOperator {
         namespace: &str,
         value: &str,
         configure: impl FnOnce(&mut cimi_operator::Config),
-    ) -> (Self, cimi_operator::runtime::Running) {
+    ) -> (Self, cimi_operator::operator::Running) {
         let label = ("e2e.cimi.dev/test".to_string(), value.to_string());
         let mut config = cimi_operator::Config {
             namespaces: vec![namespace.to_string()],
@@ -145,7 +145,7 @@ impl TestOperator {
         configure(&mut config);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let running =
-            cimi_operator::runtime::start(config, client().await, shutdown.clone()).await.expect("operator starts");
+            cimi_operator::operator::start(config, client().await, shutdown.clone()).await.expect("operator starts");
         (Self { label, shutdown }, running)
     }
 

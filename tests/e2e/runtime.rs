@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use cimi_operator::api::{CimiProvider, CimiVolume};
-use cimi_operator::runtime::{self, Config, LeaderElectionConfig, Running};
+use cimi_operator::operator::{self as runtime, Running};
+use cimi_operator::runtime::{Config, LeaderElectionConfig};
 use cimi_operator::sim::{Sim, SimConfig};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Secret;

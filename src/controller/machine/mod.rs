@@ -32,7 +32,8 @@ use super::managed::{
 };
 use super::outcome::{Problem, Progress, retry_delay};
 use super::registry::resolve_catalog;
-use super::{Context, observer, watching};
+use super::context::Context;
+use super::{observer, watching};
 use crate::api::common::{LastAction, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::machine::{CimiMachineStatus, ObservedAttachment};
@@ -40,7 +41,7 @@ use crate::api::quantity::{capacity_kb, format_memory_kib, memory_kib};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
 use crate::cimi::{CimiClient, CimiError, model};
-use crate::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
+use crate::names::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of machines.
 pub const COLLECTION: &str = "machines";

@@ -16,7 +16,7 @@ use super::plan::exposed_name;
 use crate::api::common::{DeletionPolicy, ImportSpec, ManagementPolicy, ProviderRef};
 use crate::api::system::{CimiSystemStatus, SystemMember};
 use crate::api::{CimiMachine, CimiMachineSpec, CimiNetwork, CimiNetworkSpec, CimiSystem, CimiVolume, CimiVolumeSpec};
-use crate::controller::Context;
+use crate::controller::context::Context;
 use crate::controller::outcome::Problem;
 
 /// The label that names the CimiSystem an exposed member belongs to.

@@ -31,7 +31,8 @@ use super::managed::{
 };
 use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
-use super::{Context, observer};
+use super::context::Context;
+use super::observer;
 use crate::api::CimiSystem;
 use crate::api::common::{DeletionPolicy, JobStatus, ManagementPolicy, ResourceGonePolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, SYNCED, Status};
@@ -40,7 +41,7 @@ use crate::api::reasons::Reason;
 use crate::api::system::{CimiSystemStatus, NestedJob};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError, model};
-use crate::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
+use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of systems.
 pub const COLLECTION: &str = "systems";
