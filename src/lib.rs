@@ -14,10 +14,10 @@
 pub mod api;
 pub mod cimi;
 pub mod controller;
-pub mod names;
-pub mod operator;
 #[cfg(feature = "devenv")]
 pub mod devenv;
+pub mod names;
+pub mod operator;
 pub mod plugin;
 pub mod runtime;
 pub mod sim;

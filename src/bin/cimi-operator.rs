@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use cimi_operator::runtime::cli::{Cli, Command, kube_client};
 use cimi_operator::operator::shutdown_on_signals;
+use cimi_operator::runtime::cli::{Cli, Command, kube_client};
 use cimi_operator::runtime::telemetry;
 use clap::Parser;
 

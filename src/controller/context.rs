@@ -2,16 +2,16 @@
 //! connections, the Event recorder, metrics, readiness, namespace labels, the observer, the controllers' stores
 //! and the backoff counters.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
-use crate::runtime::watches::Watches;
-use crate::runtime::{Config, Metrics, Readiness};
+use super::outcome::Failures;
 use super::registry::ProviderRegistry;
 use super::{namespaces, observer, stores};
+use crate::runtime::watches::Watches;
+use crate::runtime::{Config, Metrics, Readiness};
 
 /// What every reconcile shares: the Kubernetes client, the operator's configuration, the provider
 /// connections and the Event recorder.
@@ -35,7 +35,7 @@ pub struct Context {
     /// The controllers' reflector stores, for reading related objects without listing them.
     pub stores: stores::Stores,
     /// Consecutive transient failures by object key, for the backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    pub failures: Failures,
 }
 
 impl Context {
@@ -58,7 +58,7 @@ impl Context {
             providers,
             metrics,
             readiness,
-            failures: Mutex::new(HashMap::new()),
+            failures: Failures::default(),
         })
     }
 
@@ -75,19 +75,27 @@ impl Context {
 
     /// Counts one more transient failure of `key` and returns how many in a row.
     pub fn failed(&self, key: &str) -> u32 {
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = map.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
+        self.failures.failed(key)
     }
 
     /// How many transient failures of `key` in a row, without counting one more.
     pub fn failures(&self, key: &str) -> u32 {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied().unwrap_or(0)
+        self.failures.count(key)
     }
 
     /// Forgets the failures of `key` after a success.
     pub fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        self.failures.succeeded(key);
+    }
+
+    /// The objects of `K` this operator watches, in `namespace` (or in every watched namespace), from the
+    /// controller's store once it has listed (see [`stores::objects`]).
+    pub async fn objects<K: stores::Cached>(&self, namespace: Option<&str>) -> kube::Result<Vec<Arc<K>>> {
+        stores::objects(&self.stores, &self.client, &self.config, namespace).await
+    }
+
+    /// The same objects, listed from the API server (see [`stores::listed`]).
+    pub async fn listed<K: stores::Cached>(&self, namespace: Option<&str>) -> kube::Result<Vec<Arc<K>>> {
+        stores::listed(&self.client, &self.config, namespace).await
     }
 }

@@ -4,33 +4,33 @@
 use std::fmt::Debug;
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::context::Context;
 use crate::names::FIELD_MANAGER;
+use crate::runtime::Config;
 
 /// One Api per watched namespace (or one for all namespaces), for listing what the operator sees.
-pub fn watched_apis<K>(ctx: &Context) -> Vec<Api<K>>
+pub fn watched_apis<K>(client: &kube::Client, config: &Config) -> Vec<Api<K>>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
 {
-    if ctx.config.namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
+    if config.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
     } else {
-        ctx.config.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
+        config.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
     }
 }
 
 /// The Api of one object's namespace.
-pub fn object_api<K>(ctx: &Context, obj: &K) -> Api<K>
+pub fn object_api<K>(client: &kube::Client, obj: &K) -> Api<K>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
 {
-    Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
+    Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default())
 }
 
 /// The longest string a status carries: an href is at most 2048 characters; provider text is cut here.
@@ -163,7 +163,7 @@ pub fn flag<K: Resource>(obj: &K, key: &str) -> bool {
 
 /// Publishes an Event on the object (best effort: a failure is logged, never fatal). The note is cleaned and
 /// cut to what the API server accepts.
-pub async fn publish<K>(ctx: &Context, obj: &K, warning: bool, reason: &str, action: &str, note: String)
+pub async fn publish<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, action: &str, note: String)
 where
     K: Resource<DynamicType = ()>,
 {
@@ -178,8 +178,32 @@ where
         action: action.to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(error) = recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(%error, reason, "cannot publish an Event");
+    }
+}
+
+/// Publishes the Event of a Ready transition (status or reason changed).
+pub async fn ready_transition_event<K>(
+    recorder: &kube::runtime::events::Recorder,
+    obj: &K,
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) where
+    K: Resource<DynamicType = ()>,
+{
+    use crate::api::conditions::{READY, find};
+    let before = find(old, READY).map(|c| (c.status.clone(), c.reason.clone()));
+    if let Some(now) = find(new, READY)
+        && before.as_ref() != Some(&(now.status.clone(), now.reason.clone()))
+    {
+        // Not Ready for a reason other than progress (False, or Unknown when the provider cannot be reached).
+        let warning = now.status != "True"
+            && !matches!(
+                now.reason.as_str(),
+                "Creating" | "Updating" | "ChangingPowerState" | "WaitingForJob" | "Deleting" | "WaitingForDependency"
+            );
+        publish(recorder, obj, warning, &now.reason, "Reconcile", now.message.clone()).await;
     }
 }
 

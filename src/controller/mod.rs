@@ -6,7 +6,8 @@
 //! - [`volume`], [`network`]: the CimiVolume and CimiNetwork controllers;
 //! - [`simple`]: the reconcile shared by volumes and networks;
 //! - [`system`]: the CimiSystem controller (SystemTemplates, nested Jobs, members, exposeMembers);
-//! - [`managed`]: what the managed kinds share (tags, finding by UID, following Jobs, deleting);
+//! - [`resource`]: what the managed kinds do with their provider resource (identity, import, Jobs, deletion);
+//! - [`connection`]: the provider connection an object may use;
 //! - [`outcome`]: provider errors turned into conditions and requeue delays;
 //! - [`kubeops`]: status by server-side apply, finalizers, Events;
 //! - [`watching`]: every controller's watches (namespaces, label selector, readiness, decode
@@ -17,16 +18,17 @@
 //!
 //! [`crate::operator`] starts every controller; each reconcile shares a [`context::Context`].
 
+pub mod connection;
 pub mod context;
 pub mod kubeops;
 pub mod machine;
-pub mod managed;
 pub mod namespaces;
 pub mod network;
 pub mod observer;
 pub mod outcome;
 pub mod provider;
 pub mod registry;
+pub mod resource;
 pub mod simple;
 pub mod stores;
 pub mod system;

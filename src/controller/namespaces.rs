@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 
-use super::context::Context;
 use super::outcome::Problem;
 use crate::api::reasons::Reason;
 
@@ -90,8 +89,14 @@ pub fn selector_text(selector: &LabelSelector) -> String {
 
 /// Ok when objects of `namespace` may use `provider`, whose `spec.allowedNamespaces` is `selector`;
 /// else the problem to show (`NotAllowedNamespace`, stalled: a human changes labels or the provider).
-pub async fn admit(ctx: &Context, provider: &str, selector: &LabelSelector, namespace: &str) -> Result<(), Problem> {
-    let labels = ctx.namespace_labels.get(&ctx.client, namespace).await.map_err(|error| {
+pub async fn admit(
+    labels: &NamespaceLabels,
+    client: &kube::Client,
+    provider: &str,
+    selector: &LabelSelector,
+    namespace: &str,
+) -> Result<(), Problem> {
+    let labels = labels.get(client, namespace).await.map_err(|error| {
         Problem::transient(
             Reason::NotAllowedNamespace,
             format!(

@@ -40,13 +40,13 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
 use super::context::Context;
-use super::managed::entries;
 use super::registry::ProviderRegistry;
-use crate::names::TAG_CLUSTER;
 use crate::api::CimiProvider;
 use crate::api::common::{EventCursor, ManagedStatus, MeterStatus};
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
+use crate::controller::resource::reads::entries;
+use crate::names::TAG_CLUSTER;
 use crate::runtime::Config;
 use crate::runtime::metrics::{MeterLabels, Metrics};
 
@@ -511,7 +511,7 @@ fn apply_listing(
 pub fn steady(common: &ManagedStatus, generation: Option<i64>) -> bool {
     let ready = crate::api::conditions::find(&common.conditions, crate::api::conditions::READY)
         .is_some_and(|c| c.status == "True" && c.observed_generation == generation);
-    ready && !super::managed::job_running(common.job.as_ref())
+    ready && !crate::controller::resource::jobs::job_running(common.job.as_ref())
 }
 
 /// Where and how to read one object's provider resource.
@@ -532,7 +532,7 @@ pub struct Lookup<'a> {
 }
 
 /// Reads the provider resource of `obj` at `href` (`None` when it is gone, as
-/// [`super::managed::observe`] decides): from the observer's cache when the object is `steady` and
+/// [`crate::controller::resource::reads::observe`] decides): from the observer's cache when the object is `steady` and
 /// the resource was listed, else by a GET whose answer goes into the cache.
 ///
 /// An `imported` resource carries no tag of ours (none at all under ObserveOnly), so the tag-filtered listing
@@ -554,15 +554,17 @@ where
         let mut first = poller.first.subscribe();
         let _ = tokio::time::timeout(FIRST_POLL_WAIT, first.wait_for(|done| *done)).await;
         let state = lock_state(&poller);
-        let usable = |c: &&Cached| if imported { c.listed } else { super::managed::carries_uid(&c.value, &uid) };
+        let usable = |c: &&Cached| {
+            if imported { c.listed } else { crate::controller::resource::reads::carries_uid(&c.value, &uid) }
+        };
         if let Some(c) = state.entries.get(href).filter(usable) {
             return Ok(Some(c.value.clone()));
         }
     }
     let current = if imported {
-        super::managed::read_imported(client, href).await?
+        crate::controller::resource::reads::read_imported(client, href).await?
     } else {
-        super::managed::observe(client, href, &uid).await?
+        crate::controller::resource::reads::observe(client, href, &uid).await?
     };
     if let Some(v) = &current {
         ctx.observer.record(provider, collection, href, v, owner);
@@ -915,7 +917,8 @@ where
     let already = if recovered { HashSet::new() } else { mirrored_ids(ctx, obj).await };
     lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
     let mut cursor = cursor;
-    let reporter = kube::runtime::events::Reporter { controller: crate::names::FIELD_MANAGER.to_string(), instance: None };
+    let reporter =
+        kube::runtime::events::Reporter { controller: crate::names::FIELD_MANAGER.to_string(), instance: None };
     for e in fresh.iter().take(MAX_EVENTS_PER_PASS) {
         let Some(event) = provider_event(e, member) else { continue };
         if !already.contains(&event.id) {

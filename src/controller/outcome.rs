@@ -51,6 +51,39 @@ pub fn begin(conds: &mut ConditionSet, common: &mut crate::api::common::ManagedS
     common.observed_generation = generation;
 }
 
+/// How soon to look again while something runs on the provider.
+pub const ACTIVE_REQUEUE: Duration = Duration::from_millis(500);
+
+/// Consecutive transient failures by object key (such as `machine/ns/name`), for the backoff.
+#[derive(Debug, Default)]
+pub struct Failures {
+    counts: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Failures {
+    fn counts(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one more failure of `key`; how many in a row.
+    pub fn failed(&self, key: &str) -> u32 {
+        let mut counts = self.counts();
+        let n = counts.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// How many failures of `key` in a row, without counting one more.
+    pub fn count(&self, key: &str) -> u32 {
+        self.counts().get(key).copied().unwrap_or(0)
+    }
+
+    /// Forgets the failures of `key` after a success.
+    pub fn succeeded(&self, key: &str) {
+        self.counts().remove(key);
+    }
+}
+
 /// Where a pass that reached the provider stands.
 #[derive(Debug)]
 pub enum Progress {
@@ -66,7 +99,7 @@ pub enum Progress {
 /// reached the provider (for `lastSyncTime`). Successes and failures are counted under `key` for the backoff.
 /// `noun` names the resource (`machine`) and `state` what Ready says of it (`STARTED`).
 pub fn conclude(
-    ctx: &super::context::Context,
+    failures: &Failures,
     key: &str,
     conds: &mut ConditionSet,
     outcome: Result<(Progress, Duration), Problem>,
@@ -76,12 +109,12 @@ pub fn conclude(
     let (progress, requeue) = match outcome {
         Ok(done) => done,
         Err(problem) => {
-            let failures = ctx.failed(key);
+            let failures = failures.failed(key);
             problem.set_conditions(conds);
             return (problem.requeue_after(failures), false);
         }
     };
-    ctx.succeeded(key);
+    failures.succeeded(key);
     match progress {
         Progress::InSync => {
             conds.set(READY, Status::True, Reason::Available, format!("the {noun} is {state}"));

@@ -21,7 +21,6 @@ use super::context::Context;
 use super::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
 use super::registry::{ProviderConnection, fingerprint};
 use super::watching;
-use crate::names::FINALIZER_IN_USE;
 use crate::api::common::parse_duration;
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
 use crate::api::provider::{
@@ -32,6 +31,7 @@ use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use crate::cimi::query::Query;
 use crate::cimi::{Auth, CimiClient, CimiError};
+use crate::names::FINALIZER_IN_USE;
 
 /// The catalog collections read at each probe, by CEP collection name.
 pub const CATALOG_COLLECTIONS: &[&str] = &[
@@ -127,11 +127,7 @@ async fn referencing<K>(
 where
     K: crate::api::managed::Managed + super::stores::Cached,
 {
-    let objects = if fresh {
-        super::stores::listed::<K>(ctx, None).await?
-    } else {
-        super::stores::objects::<K>(ctx, None).await?
-    };
+    let objects = if fresh { ctx.listed::<K>(None).await? } else { ctx.objects::<K>(None).await? };
     let mut out = Vec::new();
     for o in objects.iter().filter(|o| o.provider_name() == provider) {
         let namespace = o.namespace().unwrap_or_default();
@@ -307,7 +303,7 @@ async fn read_capabilities(client: &CimiClient) -> Result<Vec<Capability>, CimiE
     let discovery = client.discovery().await?;
     let Some(url) = discovery.collections.get("resourceMetadata") else { return Ok(Vec::new()) };
     let page = client.list_page_value(url, &Query::new(), "").await?;
-    Ok(capabilities_of(&super::managed::entries(&page)))
+    Ok(capabilities_of(&crate::controller::resource::reads::entries(&page)))
 }
 
 /// The capabilities listed by ResourceMetadata documents, capped at [`MAX_CAPABILITIES`]. The
@@ -619,7 +615,7 @@ async fn write(
     if let Some(now) = conditions::find(&status.conditions, READY)
         && before.as_ref() != Some(&(now.status.clone(), now.reason.clone()))
     {
-        publish(ctx, provider, now.status != "True", &now.reason, "Probe", now.message.clone()).await;
+        publish(&ctx.recorder, provider, now.status != "True", &now.reason, "Probe", now.message.clone()).await;
     }
     Ok(())
 }

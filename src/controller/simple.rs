@@ -17,19 +17,25 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
-use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
-    enforce_timeout, find_import, find_own, job_running, job_started, observe_known, ready_transition_event,
-    recover_failed_create, refresh_job, tags, transient_overdue, wanted_attributes,
-};
+use super::observer;
 use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
-use super::context::Context;
-use super::{observer};
 use crate::api::common::{ManagedStatus, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
+use crate::controller::connection::connection;
+use crate::controller::kubeops::ready_transition_event;
+use crate::controller::outcome::ACTIVE_REQUEUE;
+use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift_report, wanted_attributes};
+use crate::controller::resource::deletion::{Cleanup, cleanup};
+use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::import::find_import;
+use crate::controller::resource::jobs::{
+    delete_overdue, enforce_timeout, job_running, job_started, recover_failed_create, refresh_job, transient_overdue,
+};
+use crate::controller::resource::known::observe_known;
 use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// What is particular to one simple kind.
@@ -107,7 +113,7 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     if !ctx.config.watches_namespace(&ns) {
         return Ok(Action::await_change());
     }
-    let api: Api<K> = object_api(&ctx, &*obj);
+    let api: Api<K> = object_api(&ctx.client, &*obj);
     let key = format!("{}/{ns}/{}", K::NOUN, obj.name_any());
     let old = obj.status_now();
     let mut status = old.clone();
@@ -116,10 +122,10 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
     let mut conds = ConditionSet::new(&K::common(&mut status.clone()).conditions, generation, now.clone());
 
     // Held by machines: keep the in-use finalizer while any machine names the object.
-    let mut held = obj.held_by(&super::stores::objects::<crate::api::CimiMachine>(&ctx, Some(&ns)).await?);
+    let mut held = obj.held_by(&ctx.objects::<crate::api::CimiMachine>(Some(&ns)).await?);
     if held.is_empty() && has_finalizer(&*obj, FINALIZER_IN_USE) {
         // About to release it: make sure from the API, not from a cache that may lag a new machine.
-        held = obj.held_by(&super::stores::listed::<crate::api::CimiMachine>(&ctx, Some(&ns)).await?);
+        held = obj.held_by(&ctx.listed::<crate::api::CimiMachine>(Some(&ns)).await?);
     }
     if !held.is_empty() && !has_finalizer(&*obj, FINALIZER_IN_USE) && obj.meta().deletion_timestamp.is_none() {
         add_finalizer(&api, &*obj, FINALIZER_IN_USE).await?;
@@ -150,7 +156,7 @@ async fn reconcile<K: SimpleKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Acti
         ctx.succeeded(&format!("{}-retry/{ns}/{}", K::NOUN, obj.name_any()));
     }
     let state = K::common(&mut status).state.clone().unwrap_or_default();
-    let (requeue, reached) = super::outcome::conclude(&ctx, &key, &mut conds, outcome, K::NOUN, &state);
+    let (requeue, reached) = super::outcome::conclude(&ctx.failures, &key, &mut conds, outcome, K::NOUN, &state);
     if reached {
         K::common(&mut status).last_sync_time = Some(now);
     }
@@ -177,7 +183,7 @@ async fn write<K: SimpleKind>(
     }
     apply_status(api, &obj.name_any(), &status).await?;
     let (mut o, mut n) = (old.clone(), status.clone());
-    ready_transition_event(ctx, obj, &K::common(&mut o).conditions, &K::common(&mut n).conditions).await;
+    ready_transition_event(&ctx.recorder, obj, &K::common(&mut o).conditions, &K::common(&mut n).conditions).await;
     Ok(())
 }
 
@@ -204,7 +210,9 @@ async fn sync<K: SimpleKind>(
         return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
     }
     let retry_key = format!("{}-retry/{}/{}", K::NOUN, obj.namespace().unwrap_or_default(), obj.name_any());
-    if let Some(message) = recover_failed_create(ctx, client, &retry_key, K::NOUN, common, &uid, was_running).await? {
+    if let Some(message) =
+        recover_failed_create(&ctx.failures, client, &retry_key, K::NOUN, common, &uid, was_running).await?
+    {
         return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }
     // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
@@ -233,8 +241,15 @@ async fn sync<K: SimpleKind>(
                 None => {
                     let found = find_import::<K>(ctx, client, K::COLLECTION, K::NOUN, import, &uid).await?;
                     let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
-                    publish(ctx, obj, false, "Imported", "Import", format!("adopted the provider {} {id}", K::NOUN))
-                        .await;
+                    publish(
+                        &ctx.recorder,
+                        obj,
+                        false,
+                        "Imported",
+                        "Import",
+                        format!("adopted the provider {} {id}", K::NOUN),
+                    )
+                    .await;
                     Some(found)
                 }
             }
@@ -260,7 +275,7 @@ async fn sync<K: SimpleKind>(
         common.job = job_started(&accepted, "add");
         // Write-ahead: href and Job in status before anything waits on them.
         apply_status(api, &obj.name_any(), &*status).await.map_err(Problem::from)?;
-        publish(ctx, obj, false, "Created", "Create", format!("provider {} requested", K::NOUN)).await;
+        publish(&ctx.recorder, obj, false, "Created", "Create", format!("provider {} requested", K::NOUN)).await;
         return Ok((
             Progress::Working(Reason::Creating, format!("the provider is creating the {}", K::NOUN)),
             ACTIVE_REQUEUE,
@@ -348,7 +363,7 @@ async fn finalize<K: SimpleKind>(
     let id = K::common(&mut status).id.clone();
     ctx.observer.forget(obj.provider_name(), K::COLLECTION, id.as_deref(), &K::kind(&()), &owner);
     if flag(obj, ANNOTATION_FORCE_ORPHAN) {
-        publish(ctx, obj, true, "ForceOrphaned", "Delete", format!("cimi.dev/force-orphan: the finalizer was removed without any provider call; the provider {} may remain", K::NOUN)).await;
+        publish(&ctx.recorder, obj, true, "ForceOrphaned", "Delete", format!("cimi.dev/force-orphan: the finalizer was removed without any provider call; the provider {} may remain", K::NOUN)).await;
         remove_finalizer(api, obj, FINALIZER_CLEANUP).await?;
         return Ok(Action::await_change());
     }
@@ -368,8 +383,15 @@ async fn finalize<K: SimpleKind>(
     };
     match step {
         Ok(Cleanup::Done) => {
-            publish(ctx, obj, false, "Deleted", "Delete", format!("the provider {} is gone (or orphaned)", K::NOUN))
-                .await;
+            publish(
+                &ctx.recorder,
+                obj,
+                false,
+                "Deleted",
+                "Delete",
+                format!("the provider {} is gone (or orphaned)", K::NOUN),
+            )
+            .await;
             remove_finalizer(api, obj, FINALIZER_CLEANUP).await?;
             Ok(Action::await_change())
         }

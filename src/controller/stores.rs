@@ -17,8 +17,8 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 
-use super::context::Context;
 use crate::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
+use crate::runtime::Config;
 
 /// A registered store and whether it has really listed.
 #[doc(hidden)]
@@ -86,23 +86,32 @@ impl Stores {
 /// The objects of `K` this operator watches, in `namespace` (or in every watched namespace): from the
 /// controller's store once it has listed, else listed from the API (with the label selector; objects that do
 /// not decode are skipped, as their watch reports them).
-pub async fn objects<K: Cached>(ctx: &Context, namespace: Option<&str>) -> kube::Result<Vec<Arc<K>>> {
-    if let Some(store) = ctx.stores.listed::<K>() {
+pub async fn objects<K: Cached>(
+    stores: &Stores,
+    client: &kube::Client,
+    config: &Config,
+    namespace: Option<&str>,
+) -> kube::Result<Vec<Arc<K>>> {
+    if let Some(store) = stores.listed::<K>() {
         return Ok(store.state_filter(|o| namespace.is_none_or(|ns| o.namespace().as_deref() == Some(ns))));
     }
-    listed(ctx, namespace).await
+    listed(client, config, namespace).await
 }
 
 /// The same objects as [`objects`], always listed from the API: for a decision a store a few milliseconds
 /// behind must not make, such as dropping an in-use finalizer because no user is seen yet.
-pub async fn listed<K: Cached>(ctx: &Context, namespace: Option<&str>) -> kube::Result<Vec<Arc<K>>> {
+pub async fn listed<K: Cached>(
+    client: &kube::Client,
+    config: &Config,
+    namespace: Option<&str>,
+) -> kube::Result<Vec<Arc<K>>> {
     let mut params = ListParams::default();
-    if let Some(selector) = ctx.config.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+    if let Some(selector) = config.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
         params = params.labels(selector);
     }
     let apis: Vec<Api<DeserializeGuard<K>>> = match namespace {
-        Some(ns) => vec![Api::namespaced(ctx.client.clone(), ns)],
-        None => super::kubeops::watched_apis(ctx),
+        Some(ns) => vec![Api::namespaced(client.clone(), ns)],
+        None => super::kubeops::watched_apis(client, config),
     };
     let mut out = Vec::new();
     for api in apis {

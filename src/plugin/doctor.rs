@@ -32,7 +32,7 @@ use crate::cimi::model::action_uri;
 use crate::cimi::query::Query;
 use crate::cimi::transport::{Request, Response};
 use crate::cimi::{Auth, CimiClient, CimiError, ClientConfig, Discovery, Format};
-use crate::controller::managed::entries;
+use crate::controller::resource::reads::entries;
 
 /// What a finding means for the operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

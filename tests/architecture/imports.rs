@@ -177,7 +177,7 @@ impl Collector<'_> {
 
     /// Records an edge to the file of the deepest existing module on `segs`, labelled with the path as written.
     /// A path that starts with a name a `use` brought in adds nothing when that name is an item (`Store`,
-    /// `Cleanup::Done` after `use super::managed::Cleanup`): its `use` made the edge. Through a module's name
+    /// `Cleanup::Done` after `use crate::controller::resource::deletion::Cleanup`): its `use` made the edge. Through a module's name
     /// (`observer::monitor` after `use super::observer`) it may go deeper, so it counts.
     fn record(&mut self, segs: &[String]) {
         let here = self.here().clone();

@@ -36,7 +36,7 @@ pub async fn sim_client(sim: &SimHandle) -> CimiClient {
 pub async fn provider_list(cimi: &CimiClient, collection: &str) -> Vec<Value> {
     let url = cimi.collection_url(collection).await.expect("collection");
     let page = cimi.list_page_value(&url, &Query::new(), "").await.expect("list");
-    cimi_operator::controller::managed::entries(&page)
+    cimi_operator::controller::resource::reads::entries(&page)
 }
 
 /// A Ready provider for a fresh sim, in the test's namespace, polled every second; returns its name.

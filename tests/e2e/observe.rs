@@ -62,7 +62,7 @@ pub(crate) async fn provider_events(cimi: &CimiClient, href: &str) -> Vec<Value>
     let events = log["events"]["href"].as_str().expect("events").to_string();
     let url = cimi.resolve(&events).await.expect("events url");
     let page = cimi.list_page_value(&url, &Query::new(), "Event").await.expect("list events");
-    cimi_operator::controller::managed::entries(&page)
+    cimi_operator::controller::resource::reads::entries(&page)
 }
 
 /// The provider event ids mirrored on an object, with how often each was mirrored.

@@ -21,18 +21,12 @@ use self::plan::{
     AttachedInterface, AttachedVolume, MachinePlanInput, MachineStep, WantedNetwork, WantedVolume,
     parse_action_annotation, plan_machine, power_action,
 };
+use super::context::Context;
 use super::kubeops::{
     add_finalizer, annotation, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer,
 };
-use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, delete_overdue, desired_properties, drift_report,
-    enforce_timeout, entries, find_import, find_own, job_running, job_started, observe_known, operations,
-    poll_interval, ready_transition_event, recover_failed_create, refresh_job, tags, transient_overdue,
-    wanted_attributes,
-};
 use super::outcome::{Problem, Progress, retry_delay};
 use super::registry::resolve_catalog;
-use super::context::Context;
 use super::{observer, watching};
 use crate::api::common::{LastAction, ManagementPolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
@@ -41,6 +35,18 @@ use crate::api::quantity::{capacity_kb, format_memory_kib, memory_kib};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
 use crate::cimi::{CimiClient, CimiError, model};
+use crate::controller::connection::{connection, poll_interval};
+use crate::controller::kubeops::ready_transition_event;
+use crate::controller::outcome::ACTIVE_REQUEUE;
+use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift_report, wanted_attributes};
+use crate::controller::resource::deletion::{Cleanup, cleanup};
+use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::import::find_import;
+use crate::controller::resource::jobs::{
+    delete_overdue, enforce_timeout, job_running, job_started, recover_failed_create, refresh_job, transient_overdue,
+};
+use crate::controller::resource::known::observe_known;
+use crate::controller::resource::reads::{entries, operations};
 use crate::names::{ANNOTATION_ACTION, ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of machines.
@@ -92,7 +98,7 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
     if !ctx.config.watches_namespace(&ns) {
         return Ok(Action::await_change());
     }
-    let api = object_api(&ctx, &*machine);
+    let api = object_api(&ctx.client, &*machine);
     let key = format!("machine/{ns}/{}", machine.name_any());
     let old = machine.status.clone().unwrap_or_default();
     let mut status = old.clone();
@@ -120,7 +126,7 @@ async fn reconcile(machine: Arc<CimiMachine>, ctx: Arc<Context>) -> Result<Actio
         ctx.succeeded(&format!("machine-retry/{ns}/{}", machine.name_any()));
     }
     let state = status.common.state.clone().unwrap_or_default();
-    let (requeue, reached) = super::outcome::conclude(&ctx, &key, &mut conds, outcome, "machine", &state);
+    let (requeue, reached) = super::outcome::conclude(&ctx.failures, &key, &mut conds, outcome, "machine", &state);
     if reached {
         status.common.last_sync_time = Some(now);
     }
@@ -147,7 +153,7 @@ async fn write(
         return Ok(());
     }
     apply_status(api, &machine.name_any(), &status).await?;
-    ready_transition_event(ctx, machine, &old.common.conditions, &status.common.conditions).await;
+    ready_transition_event(&ctx.recorder, machine, &old.common.conditions, &status.common.conditions).await;
     Ok(())
 }
 
@@ -185,7 +191,8 @@ async fn sync(
     }
     settle_last_action(status);
     if let Some(message) =
-        recover_failed_create(ctx, client, &retry_key, "machine", &mut status.common, &uid, was_running).await?
+        recover_failed_create(&ctx.failures, client, &retry_key, "machine", &mut status.common, &uid, was_running)
+            .await?
     {
         return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }
@@ -220,8 +227,15 @@ async fn sync(
                 None => {
                     let found = find_import::<CimiMachine>(ctx, client, COLLECTION, "machine", import, &uid).await?;
                     let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
-                    publish(ctx, machine, false, "Imported", "Import", format!("adopted the provider machine {id}"))
-                        .await;
+                    publish(
+                        &ctx.recorder,
+                        machine,
+                        false,
+                        "Imported",
+                        "Import",
+                        format!("adopted the provider machine {id}"),
+                    )
+                    .await;
                     Some(found)
                 }
             }
@@ -346,7 +360,7 @@ async fn sync(
                         result: None,
                         completed_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
                     });
-                    publish(ctx, machine, true, "ActionFailed", "Action", message).await;
+                    publish(&ctx.recorder, machine, true, "ActionFailed", "Action", message).await;
                     return Ok((
                         Progress::Working(Reason::Updating, "re-reading after a refused action".into()),
                         ACTIVE_REQUEUE,
@@ -376,8 +390,15 @@ async fn sync(
             if job.is_some() {
                 status.common.job = job;
             }
-            publish(ctx, machine, false, "ActionStarted", "Action", format!("{action} requested on the provider"))
-                .await;
+            publish(
+                &ctx.recorder,
+                machine,
+                false,
+                "ActionStarted",
+                "Action",
+                format!("{action} requested on the provider"),
+            )
+            .await;
             Ok((Progress::Working(Reason::ChangingPowerState, format!("{action} requested")), ACTIVE_REQUEUE))
         }
         MachineStep::RejectOneShot { action, nonce, message } => {
@@ -390,7 +411,7 @@ async fn sync(
                 result: None,
                 completed_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
             });
-            publish(ctx, machine, true, "ActionRejected", "Action", message).await;
+            publish(&ctx.recorder, machine, true, "ActionRejected", "Action", message).await;
             Ok((Progress::Working(Reason::Updating, "re-reading after a rejected action".into()), ACTIVE_REQUEUE))
         }
         MachineStep::Update(changes) => {
@@ -537,7 +558,7 @@ async fn wanted_volumes(
     ctx: &Context,
     machine: &CimiMachine,
 ) -> Result<(Vec<WantedVolume>, Vec<String>, Option<String>), Problem> {
-    let all = super::stores::objects::<CimiVolume>(ctx, machine.namespace().as_deref()).await?;
+    let all = ctx.objects::<CimiVolume>(machine.namespace().as_deref()).await?;
     let known: Vec<String> = all.iter().filter_map(|v| v.status.as_ref().and_then(|s| s.common.id.clone())).collect();
     let mut out = Vec::new();
     let mut waiting = Vec::new();
@@ -564,7 +585,7 @@ async fn network_refs(
     ctx: &Context,
     machine: &CimiMachine,
 ) -> Result<(Vec<WantedNetwork>, Vec<String>, Option<String>), Problem> {
-    let all = super::stores::objects::<CimiNetwork>(ctx, machine.namespace().as_deref()).await?;
+    let all = ctx.objects::<CimiNetwork>(machine.namespace().as_deref()).await?;
     let known: Vec<String> = all.iter().filter_map(|n| n.status.as_ref().and_then(|s| s.common.id.clone())).collect();
     let mut out = Vec::new();
     let mut waiting = Vec::new();
@@ -809,7 +830,7 @@ async fn create(
     status.common.conditions = conds.build();
     apply_status(api, &machine.name_any(), &*status).await.map_err(Problem::from)?;
     publish(
-        ctx,
+        &ctx.recorder,
         machine,
         false,
         "Created",
@@ -863,8 +884,7 @@ async fn finalize(
         &owner,
     );
     if flag(machine, ANNOTATION_FORCE_ORPHAN) {
-        publish(
-            ctx,
+        publish(&ctx.recorder,
             machine,
             true,
             "ForceOrphaned",
@@ -894,7 +914,7 @@ async fn finalize(
     match step {
         Ok(Cleanup::Done) => {
             publish(
-                ctx,
+                &ctx.recorder,
                 machine,
                 false,
                 "Deleted",

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::api::system::{CimiSystemStatus, SystemMember};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError, model};
-use crate::controller::managed::entries;
+use crate::controller::resource::reads::entries;
 
 /// How many members of each kind status lists (the counts cover every member).
 pub const MAX_LISTED: usize = 100;

@@ -24,15 +24,11 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use self::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system};
+use super::context::Context;
 use super::kubeops::{add_finalizer, apply_status, flag, has_finalizer, object_api, publish, remove_finalizer};
-use super::managed::{
-    ACTIVE_REQUEUE, Cleanup, attribute_changes, cleanup, connection, desired_properties, entries, find_own,
-    job_running, job_started, observe, operations, poll_interval, ready_transition_event, tags,
-};
+use super::observer;
 use super::outcome::{Problem, Progress};
 use super::registry::ProviderConnection;
-use super::context::Context;
-use super::observer;
 use crate::api::CimiSystem;
 use crate::api::common::{DeletionPolicy, JobStatus, ManagementPolicy, ResourceGonePolicy};
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, SYNCED, Status};
@@ -41,6 +37,14 @@ use crate::api::reasons::Reason;
 use crate::api::system::{CimiSystemStatus, NestedJob};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError, model};
+use crate::controller::connection::{connection, poll_interval};
+use crate::controller::kubeops::ready_transition_event;
+use crate::controller::outcome::ACTIVE_REQUEUE;
+use crate::controller::resource::attributes::{attribute_changes, desired_properties};
+use crate::controller::resource::deletion::{Cleanup, cleanup};
+use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::jobs::{job_running, job_started};
+use crate::controller::resource::reads::{entries, observe, operations};
 use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP};
 
 /// The CEP collection of systems.
@@ -70,7 +74,7 @@ async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action,
     if !ctx.config.watches_namespace(&ns) {
         return Ok(Action::await_change());
     }
-    let api = object_api(&ctx, &*system);
+    let api = object_api(&ctx.client, &*system);
     let key = format!("system/{ns}/{}", system.name_any());
     let old = system.status.clone().unwrap_or_default();
     let mut status = old.clone();
@@ -110,7 +114,7 @@ async fn reconcile(system: Arc<CimiSystem>, ctx: Arc<Context>) -> Result<Action,
         status.common.state.clone().unwrap_or_default(),
         status.ready.clone().unwrap_or_else(|| "0/0".into())
     );
-    let (requeue, reached) = super::outcome::conclude(&ctx, &key, &mut conds, outcome, "system", &state);
+    let (requeue, reached) = super::outcome::conclude(&ctx.failures, &key, &mut conds, outcome, "system", &state);
     if reached {
         status.common.last_sync_time = Some(now);
     }
@@ -137,7 +141,7 @@ async fn write(
         return Ok(());
     }
     apply_status(api, &system.name_any(), &status).await?;
-    ready_transition_event(ctx, system, &old.common.conditions, &status.common.conditions).await;
+    ready_transition_event(&ctx.recorder, system, &old.common.conditions, &status.common.conditions).await;
     Ok(())
 }
 
@@ -182,7 +186,7 @@ async fn sync(
                     "the provider system {href} no longer exists; creating it again (resourceGonePolicy: Recreate): \
                      what it held is lost"
                 );
-                publish(ctx, system, true, "Recreating", "Create", message.clone()).await;
+                publish(&ctx.recorder, system, true, "Recreating", "Create", message.clone()).await;
                 status.common.id = None;
                 status.common.job = None;
                 status.common.state = None;
@@ -215,7 +219,7 @@ async fn sync(
     if job_ended_badly && let Some(job) = status.common.job.as_ref() {
         // A system Job that failed (one of its nested Jobs did): say which component, then carry on.
         let message = job_failure_message(job, &status.nested_jobs);
-        publish(ctx, system, true, "ComponentFailed", "Reconcile", message.clone()).await;
+        publish(&ctx.recorder, system, true, "ComponentFailed", "Reconcile", message.clone()).await;
         if status.common.state.as_deref() != Some("ERROR") {
             return Err(Problem::transient(Reason::JobFailed, message));
         }
@@ -229,7 +233,7 @@ async fn sync(
         (None, false) => system.name_any(),
     };
     // An imported system keeps the properties it had; the spec's are added, then our tags.
-    let mut user = if imported { super::managed::properties_of(&current) } else { BTreeMap::new() };
+    let mut user = if imported { crate::controller::resource::reads::properties_of(&current) } else { BTreeMap::new() };
     user.extend(spec.properties.clone().unwrap_or_default());
     let props = desired_properties(Some(&user), &tags(ctx, system));
     let input = SystemPlanInput {
@@ -272,7 +276,7 @@ async fn sync(
             let accepted = client.action(&current, action, Map::new()).await?;
             start_job(status, job_started(&accepted, action));
             publish(
-                ctx,
+                &ctx.recorder,
                 system,
                 false,
                 "ChangingPowerState",
@@ -598,7 +602,7 @@ async fn create(
     status.common.conditions = conds.build();
     apply_status(api, &system.name_any(), &*status).await.map_err(Problem::from)?;
     publish(
-        ctx,
+        &ctx.recorder,
         system,
         false,
         "Created",
@@ -624,8 +628,7 @@ async fn finalize(
     let owner = (system.namespace().unwrap_or_default(), system.name_any());
     ctx.observer.forget(system.provider_name(), COLLECTION, status.common.id.as_deref(), "CimiSystem", &owner);
     if flag(system, ANNOTATION_FORCE_ORPHAN) {
-        publish(
-            ctx,
+        publish(&ctx.recorder,
             system,
             true,
             "ForceOrphaned",
@@ -653,7 +656,7 @@ async fn finalize(
                 DeletionPolicy::Delete => "the provider system and its members are gone".to_string(),
                 DeletionPolicy::Orphan => "the provider system was left in place, untagged".to_string(),
             };
-            publish(ctx, system, false, "Deleted", "Delete", note).await;
+            publish(&ctx.recorder, system, false, "Deleted", "Delete", note).await;
             remove_finalizer(api, system, FINALIZER_CLEANUP).await?;
             Ok(Action::await_change())
         }

@@ -1,0 +1,287 @@
+//! Provider Jobs of an object's operations: the record started in status, refreshed while it runs, bounded by
+//! the spec's timeouts (stopped when the provider offers `stop`), and the recovery of a create whose Job
+//! failed. A provider without Jobs is bounded by how long its resource stays in a transient state.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::reads::{observe, operations};
+use crate::api::common::{JobStatus, ManagedStatus};
+use crate::api::managed::Managed;
+use crate::api::reasons::Reason;
+use crate::cimi::{Accepted, CimiClient, CimiError};
+use crate::controller::outcome::{Failures, Problem};
+
+/// The spec's limit for the operation a Job stands for: `add` is a create, `delete` a delete,
+/// anything else an update or action.
+pub fn job_limit<K: Managed>(obj: &K, job: &JobStatus) -> (&'static str, Duration) {
+    match job.action.as_deref() {
+        Some("add") => ("create", obj.create_timeout()),
+        Some("delete") => ("delete", obj.delete_timeout()),
+        _ => ("update", obj.update_timeout()),
+    }
+}
+
+/// A running Job that has run longer than the spec allows: its operation, the limit and how long
+/// it has run.
+pub fn overdue<K: Managed>(obj: &K, job: &JobStatus) -> Option<(&'static str, Duration, Duration)> {
+    if !job_running(Some(job)) {
+        return None;
+    }
+    let started = job.started_at.as_ref()?;
+    let (operation, limit) = job_limit(obj, job);
+    let elapsed = k8s_openapi::jiff::Timestamp::now().duration_since(started.0);
+    let elapsed = Duration::try_from(elapsed).unwrap_or_default();
+    (elapsed > limit).then_some((operation, limit, elapsed))
+}
+
+/// For a provider without Jobs: the Timeout problem of a resource that has stayed in a transient
+/// state (`CREATING`, `STARTING`...) longer than the spec allows, counted from when the object
+/// started reconciling. The state says which operation: `CREATING` a create, `DELETING` a delete,
+/// any other an update or action.
+pub fn transient_overdue<K: Managed>(
+    obj: &K,
+    noun: &str,
+    state: &str,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<Problem> {
+    let since = crate::api::conditions::find(conditions, crate::api::conditions::RECONCILING)
+        .filter(|c| c.status == "True")?
+        .last_transition_time
+        .0;
+    let (operation, limit) = match state {
+        "CREATING" => ("create", obj.create_timeout()),
+        "DELETING" => ("delete", obj.delete_timeout()),
+        _ => ("update", obj.update_timeout()),
+    };
+    let elapsed = Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(since)).unwrap_or_default();
+    (elapsed > limit).then(|| {
+        Problem::stalled(
+            Reason::Timeout,
+            format!(
+                "the {operation} operation timed out: the {noun} is still {state} after {}s, longer than \
+                 spec.timeouts.{operation} ({}s); the provider offers no Job to stop",
+                elapsed.as_secs(),
+                limit.as_secs_f64()
+            ),
+        )
+    })
+}
+
+/// The Timeout message of a delete that runs longer than the spec allows (it is left to run).
+pub fn delete_overdue<K: Managed>(obj: &K, job: Option<&JobStatus>) -> Option<String> {
+    let job = job?;
+    let (operation, limit, elapsed) = overdue(obj, job)?;
+    Some(format!(
+        "the {operation} operation timed out: provider Job {} still ran after {}s, longer than spec.timeouts.{operation} \
+         ({}s); the operator keeps waiting for it",
+        job.href,
+        elapsed.as_secs(),
+        limit.as_secs_f64()
+    ))
+}
+
+/// When a running Job has run longer than the spec allows: asks the provider to stop it (best
+/// effort, when it offers `stop`) and returns the Timeout problem that says which operation timed
+/// out after how long. `None` while it is within its limit.
+pub async fn enforce_timeout<K: Managed>(client: &CimiClient, obj: &K, job: &JobStatus) -> Option<Problem> {
+    let (operation, limit, elapsed) = overdue(obj, job)?;
+    let mut stopped = "";
+    // A delete is left to run (stopping it would only leave the resource behind); others are stopped.
+    if operation != "delete"
+        && let Ok(url) = client.resolve(&job.href).await
+        && let Ok(current) = client.get_value(&url).await
+        && operations(&current).iter().any(|o| o == "stop")
+        && client.action(&current, "stop", Map::new()).await.is_ok()
+    {
+        stopped = "; the operator asked the provider to stop the Job";
+    }
+    Some(Problem::stalled(
+        Reason::Timeout,
+        format!(
+            "the {operation} operation timed out: provider Job {} ({}) still ran after {}s, longer than \
+             spec.timeouts.{operation} ({}s){stopped}",
+            job.href,
+            job.action.as_deref().unwrap_or("?"),
+            elapsed.as_secs(),
+            limit.as_secs_f64(),
+        ),
+    ))
+}
+
+/// A create whose Job failed (or was stopped) is retried: after a delay that doubles with each
+/// failure in a row (reported as `JobFailed` meanwhile), what the failed create left (a resource in
+/// ERROR) is deleted, and once it is gone the record is cleared so that the next pass creates again.
+/// `Ok(None)`: nothing to recover, or recovered (go on); `Ok(Some(message))`: working on it.
+pub async fn recover_failed_create(
+    failures: &Failures,
+    client: &CimiClient,
+    retry_key: &str,
+    noun: &str,
+    status: &mut ManagedStatus,
+    uid: &str,
+    was_running: bool,
+) -> Result<Option<String>, Problem> {
+    let Some(job) = status.job.clone() else { return Ok(None) };
+    if job.action.as_deref() != Some("add") || !matches!(job.state.as_deref(), Some("FAILED" | "STOPPED")) {
+        return Ok(None);
+    }
+    let reported = crate::api::conditions::find(&status.conditions, crate::api::conditions::STALLED)
+        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| c.message.contains(&job.href));
+    if let Some(c) = reported {
+        let delay = crate::controller::outcome::retry_delay(failures.count(retry_key).max(1));
+        let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
+        let since = Duration::try_from(since).unwrap_or_default();
+        if since < delay {
+            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
+        }
+    } else if was_running {
+        let failures = failures.failed(retry_key);
+        let delay = crate::controller::outcome::retry_delay(failures);
+        return Err(Problem {
+            retry_after: Some(delay),
+            ..Problem::stalled(
+                Reason::JobFailed,
+                format!(
+                    "the create Job {} ended {}: {}; the operator removes what it left and creates the {noun} \
+                     again in {}s",
+                    job.href,
+                    job.state.as_deref().unwrap_or("?"),
+                    job.status_message.clone().unwrap_or_default(),
+                    delay.as_secs()
+                ),
+            )
+        });
+    }
+    // The delay is over: remove what the failed create left, then create again.
+    let left = match &status.id {
+        Some(href) => observe(client, href, uid).await?,
+        None => None,
+    };
+    match left {
+        Some(resource) => {
+            let state = resource.get("state").and_then(Value::as_str).unwrap_or("");
+            match state {
+                "ERROR" => match client.delete(&resource).await {
+                    Ok(_) | Err(CimiError::NotFound { .. }) => {
+                        Ok(Some(format!("removing the {noun} whose create failed, to create it again")))
+                    }
+                    Err(CimiError::NotAllowedNow { .. }) => Ok(Some(format!("waiting to remove the failed {noun}"))),
+                    Err(e) => Err(e.into()),
+                },
+                "DELETING" => Ok(Some(format!("removing the {noun} whose create failed, to create it again"))),
+                // It came up after all: forget the failed Job and go on with it.
+                _ => {
+                    status.job = None;
+                    Ok(None)
+                }
+            }
+        }
+        None => {
+            status.id = None;
+            status.job = None;
+            status.state = None;
+            Ok(None)
+        }
+    }
+}
+
+/// A Job record for an operation just started.
+pub fn job_started(accepted: &Accepted, action: &str) -> Option<JobStatus> {
+    accepted.job.as_ref().map(|href| JobStatus {
+        href: href.to_string(),
+        action: Some(action.to_string()),
+        state: Some("QUEUED".into()),
+        progress: Some(0),
+        status_message: None,
+        started_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
+    })
+}
+
+/// Whether a recorded Job still runs.
+pub fn job_running(job: Option<&JobStatus>) -> bool {
+    job.is_some_and(|j| !matches!(j.state.as_deref(), Some("SUCCESS" | "FAILED" | "STOPPED")))
+}
+
+/// Reads a Job and updates its record. A Job that is gone counts as done.
+pub async fn refresh_job(client: &CimiClient, job: &mut JobStatus) -> Result<(), CimiError> {
+    let url = Url::parse(&job.href).or_else(|_| Url::parse("http://invalid/"));
+    let url = match url {
+        Ok(u) => u,
+        Err(_) => return Ok(()),
+    };
+    match client.get_value(&url).await {
+        Ok(j) => {
+            job.state = j.get("state").and_then(Value::as_str).map(str::to_string).or(job.state.take());
+            job.progress = j.get("progress").and_then(Value::as_i64).map(|p| p as i32).or(job.progress);
+            job.status_message = j.get("statusMessage").and_then(Value::as_str).map(str::to_string);
+            Ok(())
+        }
+        Err(CimiError::NotFound { .. }) => {
+            job.state = Some("SUCCESS".into());
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn timeouts_follow_the_operation_of_the_job() {
+        use crate::api::common::Timeouts;
+        let mut m = crate::api::CimiMachine::new("m", Default::default());
+        m.spec.timeouts = Some(Timeouts { create: Some("1h".into()), update: Some("1s".into()), delete: None });
+        let ago = |secs: i64| {
+            Some(Time(k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs)))
+        };
+        let job = |action: &str, state: &str, started_at| JobStatus {
+            href: "j/1".into(),
+            action: Some(action.into()),
+            state: Some(state.into()),
+            started_at,
+            ..Default::default()
+        };
+        assert_eq!(overdue(&m, &job("add", "RUNNING", ago(5))), None, "within the create limit");
+        let (op, limit, elapsed) = overdue(&m, &job("start", "RUNNING", ago(5))).expect("over the update limit");
+        assert_eq!((op, limit), ("update", Duration::from_secs(1)));
+        assert!(elapsed >= Duration::from_secs(5));
+        assert_eq!(overdue(&m, &job("start", "SUCCESS", ago(5))), None, "a finished Job never times out");
+        assert!(delete_overdue(&m, Some(&job("delete", "RUNNING", ago(16 * 60)))).is_some(), "default delete limit");
+        assert!(delete_overdue(&m, None).is_none());
+    }
+
+    #[test]
+    fn a_transient_state_without_a_job_times_out_too() {
+        use crate::api::common::Timeouts;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let mut m = crate::api::CimiMachine::new("m", Default::default());
+        m.spec.timeouts = Some(Timeouts { update: Some("1s".into()), ..Default::default() });
+        let reconciling = |status: &str, secs: i64| {
+            vec![Condition {
+                type_: "Reconciling".into(),
+                status: status.into(),
+                reason: "ChangingPowerState".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(
+                    k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(secs),
+                ),
+            }]
+        };
+        let p = transient_overdue(&m, "machine", "STARTING", &reconciling("True", 5)).expect("overdue");
+        assert_eq!(p.reason, Reason::Timeout);
+        assert!(p.message.contains("update") && p.message.contains("STARTING"), "{}", p.message);
+        assert!(transient_overdue(&m, "machine", "CREATING", &reconciling("True", 5)).is_none(), "create: 15m");
+        assert!(transient_overdue(&m, "machine", "STARTING", &reconciling("False", 5)).is_none());
+    }
+}
