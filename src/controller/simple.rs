@@ -289,7 +289,7 @@ async fn sync<K: SimpleKind>(
     // Meters and events only in the steady state (creation and changes go first); one second after
     // an object turns Ready its next pass reads them.
     let monitor_due = if steady {
-        observer::monitor(ctx, obj.provider_name(), client, obj, &current, K::common(status)).await
+        observer::monitor(&ctx.observer, obj.provider_name(), client, obj, &current, K::common(status)).await
     } else {
         Duration::from_secs(1)
     };

@@ -255,7 +255,7 @@ async fn sync(
     // Meters and events only in the steady state (creation and changes go first); one second after
     // an object turns Ready its next pass reads them.
     let monitor_due = if steady {
-        observer::monitor(ctx, provider, client, machine, &current, &mut status.common).await
+        observer::monitor(&ctx.observer, provider, client, machine, &current, &mut status.common).await
     } else {
         Duration::from_secs(1)
     };

@@ -34,7 +34,7 @@ where
     let creating = job_running(status.job.as_ref());
     let uid = obj.uid().unwrap_or_default();
     let (href, imported) = (at.href, at.imported);
-    let observed = crate::controller::observer::observe_object(ctx, obj, at).await?;
+    let observed = crate::controller::observer::observe_object(&ctx.observer, obj, at).await?;
     // Not ours by UID: a status restored with the object (a backup) or copied keeps the href of the resource
     // the object had under its old UID; one that carries this object's identity is adopted again.
     let observed = match observed {

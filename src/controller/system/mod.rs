@@ -324,7 +324,7 @@ async fn mirror_events(
     status: &mut CimiSystemStatus,
 ) -> Duration {
     let provider = system.provider_name();
-    let own = observer::monitor(ctx, provider, client, system, current, &mut status.common).await;
+    let own = observer::monitor(&ctx.observer, provider, client, system, current, &mut status.common).await;
     let Some(system_href) = status.common.id.clone() else { return own };
     let mut listed: Vec<observer::Member<'_>> = member_docs
         .iter()
@@ -334,7 +334,7 @@ async fn mirror_events(
             observer::Member { href: &m.href, label: format!("{} {name}", m.kind), doc: &m.doc, cursor }
         })
         .collect();
-    let next = observer::monitor_members(ctx, provider, client, system, &system_href, &mut listed).await;
+    let next = observer::monitor_members(&ctx.observer, provider, client, system, &system_href, &mut listed).await;
     for member in listed {
         if let Some(entry) = members::member_mut(status, member.href) {
             entry.event_cursor = member.cursor;

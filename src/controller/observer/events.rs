@@ -1,0 +1,247 @@
+//! Provider events mirrored as Kubernetes Events, exactly once: from the resource's EventLog after its cursor
+//! (`status.eventCursor`), the object's existing Events checked once after a restart.
+
+use std::collections::HashSet;
+
+use k8s_openapi::api::core::v1::Event as CoreEvent;
+use kube::api::{Api, ListParams};
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+
+use super::poll::list_at;
+use super::shared::*;
+use crate::api::common::EventCursor;
+use crate::cimi::query::Filter;
+use crate::cimi::{CimiClient, CimiError};
+
+/// One provider event, as mirrored.
+pub(super) struct ProviderEvent {
+    id: String,
+    timestamp: Option<String>,
+    warning: bool,
+    action: String,
+    note: String,
+}
+
+pub(super) fn provider_event(e: &Value, member: Option<&str>) -> Option<ProviderEvent> {
+    let id = e.get("id").and_then(Value::as_str)?.to_string();
+    let type_ = e.get("type").and_then(Value::as_str).map(short).unwrap_or_else(|| "event".into());
+    let content = e.get("content").cloned().unwrap_or(Value::Null);
+    let field = |k: &str| content.get(k).and_then(text);
+    let summary = match type_.as_str() {
+        "state" => format!(
+            "state {} -> {}",
+            field("previous").unwrap_or_else(|| "?".into()),
+            field("state").unwrap_or_else(|| "?".into())
+        ),
+        "model" => format!(
+            "{}{}",
+            field("change").unwrap_or_else(|| "change".into()),
+            field("detail").map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        "alarm" => format!(
+            "alarm {}{}",
+            field("code").unwrap_or_default(),
+            field("detail").map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        "access" => format!(
+            "access {} by {}",
+            field("operation").unwrap_or_default(),
+            field("initiator").unwrap_or_else(|| "?".into())
+        ),
+        other => other.to_string(),
+    };
+    let severity = e.get("severity").and_then(Value::as_str).unwrap_or("");
+    let outcome = e.get("outcome").and_then(Value::as_str).unwrap_or("");
+    let timestamp = e.get("timestamp").and_then(Value::as_str).map(str::to_string);
+    let mut note = match member {
+        Some(member) => format!("provider event {id}: {member}: {summary}"),
+        None => format!("provider event {id}: {summary}"),
+    };
+    if !severity.is_empty() {
+        note.push_str(&format!(" (severity {severity})"));
+    }
+    if let Some(t) = &timestamp {
+        note.push_str(&format!(" at {t}"));
+    }
+    Some(ProviderEvent {
+        id,
+        timestamp,
+        warning: matches!(severity, "high" | "critical") || matches!(outcome, "Failure" | "Warning"),
+        action: type_,
+        note,
+    })
+}
+
+/// The provider event id a mirrored Event's note carries.
+pub fn event_id_of_note(note: &str) -> Option<&str> {
+    note.strip_prefix("provider event ")?.split(": ").next()
+}
+
+/// The events of a log that come after `cursor` (all of them without one), in the log's order.
+pub(super) fn after_cursor(mut events: Vec<Value>, cursor: Option<&EventCursor>) -> Vec<Value> {
+    let ts = |v: &Value| {
+        v.get("timestamp").and_then(Value::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    events.sort_by_key(ts);
+    let Some(cursor) = cursor else { return events };
+    if let Some(i) = events.iter().position(|e| e.get("id").and_then(Value::as_str) == Some(cursor.id.as_str())) {
+        return events.split_off(i + 1);
+    }
+    // The cursor's event is gone (the log was trimmed): keep what is strictly newer.
+    let since = cursor.timestamp.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+    events.into_iter().filter(|e| since.is_none() || ts(e) > since).collect()
+}
+
+/// Mirrors the events of `current`'s EventLog that come after `status_cursor` as Kubernetes Events on `obj`
+/// (notes prefixed by `member` when the resource is not `obj`'s own), and moves the cursor. `key` names
+/// the in-memory monitoring state.
+pub(super) async fn mirror_events<K>(
+    observer: &Observer,
+    client: &CimiClient,
+    obj: &K,
+    key: &str,
+    current: &Value,
+    status_cursor: &mut Option<EventCursor>,
+    member: Option<&str>,
+) -> Result<(), CimiError>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let inner = &observer.inner;
+    let known = lock(&inner.monitors).get(key).and_then(|m| m.events_href.clone());
+    let events_url = match known {
+        Some(u) => u,
+        None => {
+            let Some(log) = current.get("eventLog").and_then(|l| l.get("href")).and_then(Value::as_str) else {
+                return Ok(());
+            };
+            let log = client.get_value(&client.resolve(log).await?).await?;
+            let Some(events) = log.get("events").and_then(|e| e.get("href")).and_then(Value::as_str) else {
+                return Ok(());
+            };
+            let url = client.resolve(events).await?;
+            lock(&inner.monitors).entry(key.to_string()).or_default().events_href = Some(url.clone());
+            url
+        }
+    };
+    let (remembered, recovered) = {
+        let monitors = lock(&inner.monitors);
+        let m = monitors.get(key);
+        (m.and_then(|m| m.cursor.clone()), m.is_some_and(|m| m.recovered))
+    };
+    let cursor = remembered.or_else(|| status_cursor.clone());
+    let since =
+        cursor.as_ref().and_then(|c| c.timestamp.as_deref()).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let filter = match since {
+        Some(t) => Some(Filter::attr("timestamp")?.ge(t)),
+        None => None,
+    };
+    let (events, _) = list_at(client, &events_url, "Event", filter, inner.page_size, None).await?;
+    let fresh = after_cursor(events, cursor.as_ref());
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let already = if recovered { HashSet::new() } else { mirrored_ids(&observer.inner.client, obj).await };
+    lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
+    let mut cursor = cursor;
+    let reporter =
+        kube::runtime::events::Reporter { controller: crate::names::FIELD_MANAGER.to_string(), instance: None };
+    for e in fresh.iter().take(MAX_EVENTS_PER_PASS) {
+        let Some(event) = provider_event(e, member) else { continue };
+        if !already.contains(&event.id) {
+            // A Recorder of its own per provider event: a shared one folds Events with the same reason
+            // and action on one object into a series (keeping the first note), and each provider event
+            // must stay a Kubernetes Event of its own, its id in the note.
+            let recorder = kube::runtime::events::Recorder::new(observer.inner.client.clone(), reporter.clone());
+            let published = recorder
+                .publish(
+                    &kube::runtime::events::Event {
+                        type_: if event.warning {
+                            kube::runtime::events::EventType::Warning
+                        } else {
+                            kube::runtime::events::EventType::Normal
+                        },
+                        reason: PROVIDER_EVENT_REASON.to_string(),
+                        note: Some(event.note),
+                        action: event.action,
+                        secondary: None,
+                    },
+                    &obj.object_ref(&()),
+                )
+                .await;
+            if let Err(error) = published {
+                tracing::warn!(%error, "cannot publish a provider event; retried at the next pass");
+                break;
+            }
+        }
+        cursor = Some(EventCursor { id: event.id, timestamp: event.timestamp });
+        lock(&inner.monitors).entry(key.to_string()).or_default().cursor = cursor.clone();
+    }
+    *status_cursor = cursor;
+    Ok(())
+}
+
+/// The provider event ids already mirrored on the object (read once per object and process, so an
+/// event mirrored just before a crash is not mirrored again).
+pub(super) async fn mirrored_ids<K>(client: &kube::Client, obj: &K) -> HashSet<String>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let Some(uid) = obj.uid() else { return HashSet::new() };
+    let api: Api<CoreEvent> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let params = ListParams::default().fields(&format!("involvedObject.uid={uid},reason={PROVIDER_EVENT_REASON}"));
+    match api.list(&params).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter_map(|e| e.message.as_deref().and_then(event_id_of_note).map(str::to_string))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the object's Events; mirroring without the restart check");
+            HashSet::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: &str, ts: &str) -> Value {
+        json!({"id": id, "timestamp": ts, "type": "http://schemas.dmtf.org/cimi/1/event/state",
+            "content": {"state": "STARTED", "previous": "STARTING"}, "severity": "low"})
+    }
+
+    #[test]
+    fn events_after_the_cursor_in_log_order() {
+        let log = vec![
+            event("e/1", "2026-01-01T00:00:00Z"),
+            event("e/2", "2026-01-01T00:00:01Z"),
+            event("e/3", "2026-01-01T00:00:01Z"),
+            event("e/4", "2026-01-01T00:00:02Z"),
+        ];
+        let ids = |v: Vec<Value>| v.iter().map(|e| e["id"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(after_cursor(log.clone(), None)), ["e/1", "e/2", "e/3", "e/4"]);
+        let at2 = EventCursor { id: "e/2".into(), timestamp: Some("2026-01-01T00:00:01Z".into()) };
+        assert_eq!(ids(after_cursor(log.clone(), Some(&at2))), ["e/3", "e/4"], "same second, later in the log");
+        let gone = EventCursor { id: "e/0".into(), timestamp: Some("2026-01-01T00:00:01Z".into()) };
+        assert_eq!(ids(after_cursor(log, Some(&gone))), ["e/4"], "trimmed cursor: strictly newer only");
+    }
+
+    #[test]
+    fn provider_event_note_carries_the_id() {
+        let e = provider_event(&event("http://p/eventLogs/1/events/7", "2026-01-01T00:00:00Z"), None).expect("event");
+        assert_eq!(event_id_of_note(&e.note), Some("http://p/eventLogs/1/events/7"));
+        assert!(e.note.contains("state STARTING -> STARTED"), "{}", e.note);
+        assert!(!e.warning);
+        let alarm = json!({"id": "a", "type": "x/event/alarm", "severity": "critical", "content": {"code": "E1"}});
+        assert!(provider_event(&alarm, None).expect("alarm").warning);
+        let of_member =
+            provider_event(&event("http://p/eventLogs/2/events/9", "2026-01-01T00:00:00Z"), Some("machine web1"))
+                .expect("event");
+        assert_eq!(event_id_of_note(&of_member.note), Some("http://p/eventLogs/2/events/9"));
+        assert!(of_member.note.contains(": machine web1: state STARTING -> STARTED"), "{}", of_member.note);
+    }
+}

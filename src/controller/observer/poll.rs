@@ -1,0 +1,242 @@
+//! The poll tasks: per CimiProvider and collection, one listing per `pollInterval` (filtered on our cluster
+//! tag, or whole when imports make that cheaper), bounded by the provider's read limits; a resource whose state
+//! or attributes changed, or that vanished, triggers a reconcile of its object.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::Api;
+use serde_json::Value;
+use url::Url;
+
+use super::shared::*;
+use crate::api::CimiProvider;
+use crate::cimi::query::{Filter, Query};
+use crate::cimi::{CimiClient, CimiError};
+use crate::names::TAG_CLUSTER;
+
+/// The item type of a collection's entries.
+pub(super) fn item_type(collection: &str) -> &'static str {
+    match collection {
+        "machines" => "Machine",
+        "volumes" => "Volume",
+        "networks" => "Network",
+        "events" => "Event",
+        "meters" => "Meter",
+        _ => "",
+    }
+}
+
+pub(super) async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &'static str, poller: Arc<Poller>) {
+    loop {
+        // Fixed rate: one listing per pollInterval, however long the listing takes.
+        let cycle = Instant::now();
+        let interval = match inner.providers.get(&provider) {
+            Some(conn) if conn.ready => {
+                let started = Instant::now();
+                let (unfiltered, imported) = {
+                    let state = lock_state(&poller);
+                    (state.unfiltered, state.imported.len() as u64)
+                };
+                let mut filter = (!unfiltered).then(|| Filter::property(TAG_CLUSTER, &inner.cluster).ok()).flatten();
+                if filter.is_some() && imported > 0 {
+                    // Imported resources carry no tag of ours: list everything when that takes no more
+                    // requests than a GET of each imported resource would.
+                    match collection_count(&conn.client, collection).await {
+                        Ok(total) if total.div_ceil(inner.page_size.max(1)) <= imported => filter = None,
+                        Ok(_) => {}
+                        Err(error) => tracing::debug!(%error, provider, collection, "observer: count failed"),
+                    }
+                }
+                let asked = filter.is_some();
+                match list_collection(&conn.client, collection, filter, inner.page_size).await {
+                    Ok((listing, filtered)) => {
+                        let resolved = resolve_all(&conn.client, listing).await;
+                        apply_listing(&inner, &poller, collection, resolved, started);
+                        if asked && !filtered {
+                            lock_state(&poller).unfiltered = true;
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, provider, collection, "observer: listing failed"),
+                }
+                timing(&inner, &provider).await.poll
+            }
+            _ => Duration::from_secs(1),
+        };
+        poller.first.send_replace(true);
+        tokio::select! {
+            _ = tokio::time::sleep(interval.saturating_sub(cycle.elapsed())) => {}
+            _ = inner.stop.cancelled() => return,
+        }
+    }
+}
+
+/// A provider's cadences from its spec (defaults when unset or unreadable; state at least every second,
+/// meters and events at least every 100 ms), read again after [`TIMING_TTL`].
+pub(super) async fn timing(inner: &Inner, provider: &str) -> Timing {
+    if let Some((t, at)) = lock(&inner.timings).get(provider)
+        && at.elapsed() < TIMING_TTL
+    {
+        return *t;
+    }
+    let api: Api<CimiProvider> = Api::all(inner.client.clone());
+    let defaults = Timing::default();
+    let t = match api.get_opt(provider).await {
+        Ok(Some(p)) => {
+            let parse = |text: &str, default: Duration| crate::api::common::parse_duration(text).unwrap_or(default);
+            Timing {
+                poll: parse(&p.spec.poll_interval, defaults.poll).max(Duration::from_secs(1)),
+                meters: parse(&p.spec.meter_interval, defaults.meters).max(Duration::from_millis(100)),
+                events: parse(&p.spec.event_interval, defaults.events).max(Duration::from_millis(100)),
+            }
+        }
+        _ => defaults,
+    };
+    lock(&inner.timings).insert(provider.to_string(), (t, Instant::now()));
+    t
+}
+
+/// The number of resources in a collection (one request for one entry).
+pub(super) async fn collection_count(client: &CimiClient, collection: &str) -> Result<u64, CimiError> {
+    let url = client.collection_url(collection).await?;
+    let page = client.list_page_value(&url, &Query::new().page(1, 1), item_type(collection)).await?;
+    Ok(page.get("count").and_then(Value::as_u64).unwrap_or(u64::MAX))
+}
+
+/// Lists a whole collection in pages (`$first`/`$last`), with `filter` when given; a provider that
+/// refuses the filter (4xx) is asked again without it. Returns the entries and whether the filter
+/// was applied.
+pub async fn list_collection(
+    client: &CimiClient,
+    collection: &str,
+    filter: Option<Filter>,
+    page_size: u64,
+) -> Result<(Vec<Value>, bool), CimiError> {
+    let url = client.collection_url(collection).await?;
+    list_at(client, &url, item_type(collection), filter, page_size, None).await
+}
+
+/// Lists the collection at `url` in pages; `order_by` asks for an ascending order on an attribute.
+pub(super) async fn list_at(
+    client: &CimiClient,
+    url: &Url,
+    item_type: &str,
+    filter: Option<Filter>,
+    page_size: u64,
+    order_by: Option<&str>,
+) -> Result<(Vec<Value>, bool), CimiError> {
+    let mut base = Query::new();
+    if let Some(attr) = order_by {
+        base = base.order_by(attr, false);
+    }
+    let filtered = filter.is_some();
+    let query = match filter {
+        Some(f) => base.clone().filter(f),
+        None => base.clone(),
+    };
+    match page_through(client, url, item_type, &query, page_size).await {
+        Err(CimiError::Invalid { .. }) if filtered => {
+            Ok((page_through(client, url, item_type, &base, page_size).await?, false))
+        }
+        other => other.map(|entries| (entries, filtered)),
+    }
+}
+
+/// Every entry of the collection at `url` matching `query`, in pages of `page_size`, bounded by the
+/// provider's read limits (the client's listing).
+pub(super) async fn page_through(
+    client: &CimiClient,
+    url: &Url,
+    item_type: &str,
+    query: &Query,
+    page_size: u64,
+) -> Result<Vec<Value>, CimiError> {
+    Ok(client.list_values_at(url, query, item_type, None, page_size).await?.entries)
+}
+
+pub(super) async fn resolve_all(client: &CimiClient, listing: Vec<Value>) -> Vec<(String, Value)> {
+    let mut out = Vec::with_capacity(listing.len());
+    for entry in listing {
+        let Some(id) = entry.get("id").and_then(Value::as_str) else { continue };
+        if let Ok(url) = client.resolve(id).await {
+            out.push((url.to_string(), entry));
+        }
+    }
+    out
+}
+
+/// The attributes of a resource whose change matters to its object.
+pub(super) fn digest(v: &Value) -> Vec<Option<&Value>> {
+    WATCHED_ATTRIBUTES.iter().map(|a| v.get(*a)).collect()
+}
+
+pub(super) fn apply_listing(
+    inner: &Inner,
+    poller: &Poller,
+    collection: &'static str,
+    listing: Vec<(String, Value)>,
+    started: Instant,
+) {
+    let mut wake: Vec<Owner> = Vec::new();
+    {
+        let mut state = lock_state(poller);
+        let mut listed = HashSet::with_capacity(listing.len());
+        for (href, entry) in listing {
+            listed.insert(href.clone());
+            let owner = state.owners.get(&href).cloned();
+            match state.entries.get_mut(&href) {
+                Some(cached) => {
+                    if digest(&cached.value) != digest(&entry) {
+                        wake.extend(owner);
+                    }
+                    // A GET answered after this listing started is fresher: keep it.
+                    if cached.at < started {
+                        cached.value = entry;
+                        cached.at = Instant::now();
+                    }
+                    cached.listed = true;
+                }
+                None => {
+                    // Back after it was missing: its object looks again.
+                    wake.extend(owner);
+                    state.entries.insert(href, Cached { value: entry, at: Instant::now(), listed: true });
+                }
+            }
+        }
+        let missing: Vec<String> = state
+            .entries
+            .iter()
+            .filter(|(href, c)| !listed.contains(*href) && c.at < started)
+            .map(|(href, _)| href.clone())
+            .collect();
+        for href in missing {
+            // Missing from the listing: not trusted as gone; the object's next reconcile GETs it.
+            if state.entries.remove(&href).is_some_and(|c| c.listed)
+                && let Some(owner) = state.owners.get(&href)
+            {
+                wake.push(owner.clone());
+            }
+        }
+    }
+    if let Some(tx) = lock(&inner.triggers).get(collection) {
+        for owner in wake {
+            let _ = tx.send(owner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn digest_sees_state_and_attributes_only() {
+        let a = json!({"state": "STARTED", "name": "m", "operations": [1]});
+        let b = json!({"state": "STARTED", "name": "m", "operations": [2]});
+        let c = json!({"state": "STOPPED", "name": "m"});
+        assert_eq!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), digest(&c));
+    }
+}

@@ -1,0 +1,177 @@
+//! The state the observer's parts share: per provider and collection the poll task's cache, the monitoring
+//! state of each resource (meters, events), the meter gauges, and the provider cadences.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use url::Url;
+
+use crate::api::common::EventCursor;
+use crate::controller::registry::ProviderRegistry;
+use crate::runtime::metrics::{MeterLabels, Metrics};
+
+/// The reason of the Kubernetes Events that mirror provider events.
+pub const PROVIDER_EVENT_REASON: &str = "ProviderEvent";
+
+/// The most provider events mirrored in one pass (the rest follow in the next passes).
+pub(super) const MAX_EVENTS_PER_PASS: usize = 100;
+
+/// How long a reconcile waits for the first listing of its collection before it GETs instead.
+pub(super) const FIRST_POLL_WAIT: Duration = Duration::from_secs(10);
+
+/// The attributes whose change in a listing triggers a reconcile.
+pub(super) const WATCHED_ATTRIBUTES: &[&str] = &[
+    "state",
+    "name",
+    "description",
+    "properties",
+    "updated",
+    "cpu",
+    "memory",
+    "capacity",
+    "bootable",
+    "networkType",
+    "mtu",
+];
+
+/// A Kubernetes object, by namespace and name.
+pub(super) type Owner = (String, String);
+
+/// The provider observation shared by every controller of one operator instance.
+pub struct Observer {
+    pub(super) inner: Arc<Inner>,
+    pub(super) _stop: DropGuard,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer").finish_non_exhaustive()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) providers: ProviderRegistry,
+    pub(super) client: kube::Client,
+    pub(super) page_size: u64,
+    pub(super) cluster: String,
+    pub(super) timings: Mutex<HashMap<String, (Timing, Instant)>>,
+    pub(super) gauges_max: usize,
+    pub(super) metrics: Metrics,
+    pub(super) stop: CancellationToken,
+    pub(super) pollers: Mutex<HashMap<(String, &'static str), Arc<Poller>>>,
+    pub(super) triggers: Mutex<HashMap<&'static str, mpsc::UnboundedSender<Owner>>>,
+    pub(super) receivers: Mutex<HashMap<&'static str, mpsc::UnboundedReceiver<Owner>>>,
+    pub(super) monitors: Mutex<HashMap<String, Monitor>>,
+    pub(super) gauges: Mutex<GaugeSet>,
+}
+
+/// A provider's cadences: `pollInterval`, `meterInterval`, `eventInterval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// State (collection reads).
+    pub poll: Duration,
+    /// Meters.
+    pub meters: Duration,
+    /// EventLogs.
+    pub events: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self { poll: Duration::from_secs(30), meters: Duration::from_secs(300), events: Duration::from_secs(60) }
+    }
+}
+
+/// How long a provider's cadences are remembered before they are read again.
+pub(super) const TIMING_TTL: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+pub(super) struct GaugeSet {
+    pub(super) live: HashSet<MeterLabels>,
+    pub(super) warned: bool,
+}
+
+/// One provider collection's cache and its poll task.
+pub(super) struct Poller {
+    pub(super) state: Mutex<PollState>,
+    pub(super) first: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+pub(super) struct PollState {
+    pub(super) entries: HashMap<String, Cached>,
+    pub(super) owners: HashMap<String, Owner>,
+    pub(super) unfiltered: bool,
+    /// Imported resources (without our tags, so not in the tag-filtered listing) that objects observe.
+    pub(super) imported: HashSet<String>,
+}
+
+pub(super) struct Cached {
+    pub(super) value: Value,
+    pub(super) at: Instant,
+    pub(super) listed: bool,
+}
+
+/// What the observer keeps per provider resource between reconciles (in memory only).
+#[derive(Default)]
+pub(super) struct Monitor {
+    pub(super) meters_read: Option<Instant>,
+    pub(super) meters: Option<Vec<MeterRef>>,
+    pub(super) events_read: Option<Instant>,
+    pub(super) events_href: Option<Url>,
+    pub(super) cursor: Option<EventCursor>,
+    pub(super) recovered: bool,
+    pub(super) sub: Option<SubReading>,
+}
+
+#[derive(Clone)]
+pub(super) struct MeterRef {
+    pub(super) aspect: String,
+    pub(super) units: Option<String>,
+    pub(super) samples: Url,
+}
+
+/// The last reading of a machine's sub-collections, with the machine's `updated` at the time.
+#[derive(Clone, Debug)]
+pub struct SubReading {
+    /// The machine's `updated` when read.
+    pub updated: Option<String>,
+    /// When read.
+    pub at: Instant,
+    /// What was read.
+    pub value: Value,
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(super) fn lock_state(p: &Poller) -> MutexGuard<'_, PollState> {
+    lock(&p.state)
+}
+
+pub(super) fn short(uri: &str) -> String {
+    uri.rsplit('/').next().unwrap_or(uri).to_string()
+}
+
+pub(super) fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn parse_time(s: &str) -> Option<Time> {
+    s.parse::<k8s_openapi::jiff::Timestamp>().ok().map(Time)
+}
+
+/// The monitoring key of a system member (apart from the member's own, which an exposed object uses).
+pub(super) fn member_key(system_href: &str, member_href: &str) -> String {
+    format!("system {system_href} member {member_href}")
+}
