@@ -15,7 +15,9 @@
 
 pub mod common;
 pub mod conditions;
+pub mod crds;
 pub mod fixtures;
+pub mod generate;
 pub mod machine;
 pub mod managed;
 pub mod network;
@@ -33,68 +35,8 @@ pub use reasons::Reason;
 pub use system::{CimiSystem, CimiSystemSpec, CimiSystemStatus};
 pub use volume::{CimiVolume, CimiVolumeSpec, CimiVolumeStatus};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
-
-/// Every CustomResourceDefinition of the operator, providers first.
-pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![CimiProvider::crd(), CimiMachine::crd(), CimiVolume::crd(), CimiNetwork::crd(), CimiSystem::crd()]
-}
-
-/// One CRD as YAML (one document, no leading `---`).
-pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(crd)
-}
-
-/// Every CRD as one multi-document YAML stream, as `cimi-operator crd` prints it.
-pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
-    let mut out = String::new();
-    for crd in crds() {
-        out.push_str("---\n");
-        out.push_str(&crd_yaml(&crd)?);
-    }
-    Ok(out)
-}
-
-/// The file name of a CRD under `crds/`: `<plural>.cimi.dev.yaml`.
-pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
-    format!("{}.yaml", crd.spec.names.plural.clone() + "." + &crd.spec.group)
-}
-
-/// Writes one file per CRD into `dir`, returning the paths written.
-pub fn write_crds(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut written = Vec::new();
-    for crd in crds() {
-        let path = dir.join(crd_file_name(&crd));
-        std::fs::write(&path, crd_yaml(&crd)?)?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// Where the Helm chart keeps its copy of the CRDs, relative to the repository root.
-pub const CHART_CRDS_DIR: &str = "charts/cimi-operator/crds";
-
-/// Writes every generated file under `root`: `crds/<plural>.cimi.dev.yaml` (and the chart's copy in
-/// [`CHART_CRDS_DIR`]), `docs/reasons.md`, `docs/admission.md` and `docs/api-reference.md` (what
-/// `make crds` runs). Returns the paths written.
-pub fn write_generated(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let mut written = write_crds(&root.join("crds"))?;
-    written.extend(write_crds(&root.join(CHART_CRDS_DIR))?);
-    let docs = root.join("docs");
-    std::fs::create_dir_all(&docs)?;
-    for (name, text) in [
-        ("reasons.md", reasons::reasons_markdown()),
-        ("admission.md", fixtures::admission_markdown()),
-        ("api-reference.md", reference::reference_markdown()),
-    ] {
-        let path = docs.join(name);
-        std::fs::write(&path, text)?;
-        written.push(path);
-    }
-    Ok(written)
-}
+pub use crds::{CHART_CRDS_DIR, crd_file_name, crd_yaml, crds, crds_yaml, write_crds};
+pub use generate::write_generated;
 
 #[cfg(test)]
 mod tests;

@@ -6,14 +6,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
 };
 
-/// The Markdown reference of every CRD of [`super::crds`].
+/// The Markdown reference of every CRD of [`super::crds::crds`].
 pub fn reference_markdown() -> String {
     let mut out = String::from(
         "# API reference\n\n<!-- Generated from the CRDs by `make crds`; do not edit by hand. -->\n\n\
          Group `cimi.dev`. Condition reasons are listed in [reasons.md](reasons.md), admission rules in \
          [admission.md](admission.md).\n",
     );
-    for crd in super::crds() {
+    for crd in super::crds::crds() {
         crd_section(&crd, &mut out);
     }
     out

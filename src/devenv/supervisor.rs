@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::Error;
+use super::error::Error;
 
 const SUPERVISOR_SCRIPT: &str = r#"
 trap '' TERM INT HUP

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Error;
+use super::error::Error;
 
 /// The Kubernetes version the tool cache is provisioned for (`tools/provision.sh`).
 pub const KUBE_VERSION: &str = "1.36.3";

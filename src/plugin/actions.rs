@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::ActionArgs;
+use super::cli::ActionArgs;
 use super::error::PluginError;
 use super::kubeconn::Kube;
 use super::objects::{self, Kind, ObjectView, Target, job_phrase};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::CatalogArgs;
+use super::cli::CatalogArgs;
 use super::error::PluginError;
 use super::kubeconn::Kube;
 use super::output::{Cell, Printer, Table};

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
-use super::DoctorArgs;
+use super::cli::DoctorArgs;
 use super::error::PluginError;
 use super::kubeconn::Kube;
 use super::output::{Cell, Printer, Style, Table};

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::ImportArgs;
+use super::cli::ImportArgs;
 use super::error::PluginError;
 use super::kubeconn::Kube;
 use super::output::{Cell, Printer, Table, or_dash};
@@ -29,59 +29,7 @@ use crate::cimi::model::{Machine, Network, Resource, Volume};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
 
-/// A kind of provider resource the plugin imports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, Serialize)]
-pub enum ImportKind {
-    /// A Machine, as a CimiMachine.
-    Machine,
-    /// A Volume, as a CimiVolume.
-    Volume,
-    /// A Network, as a CimiNetwork.
-    Network,
-}
-
-impl ImportKind {
-    /// Every kind, in listing order.
-    pub const ALL: [ImportKind; 3] = [ImportKind::Machine, ImportKind::Volume, ImportKind::Network];
-
-    /// The CloudEntryPoint collection.
-    pub fn collection(self) -> &'static str {
-        match self {
-            ImportKind::Machine => "machines",
-            ImportKind::Volume => "volumes",
-            ImportKind::Network => "networks",
-        }
-    }
-
-    /// The Kubernetes kind of the manifest.
-    pub fn kind_name(self) -> &'static str {
-        match self {
-            ImportKind::Machine => "CimiMachine",
-            ImportKind::Volume => "CimiVolume",
-            ImportKind::Network => "CimiNetwork",
-        }
-    }
-
-    /// The lower-case word, for file names and messages.
-    pub fn word(self) -> &'static str {
-        match self {
-            ImportKind::Machine => "machine",
-            ImportKind::Volume => "volume",
-            ImportKind::Network => "network",
-        }
-    }
-}
-
-/// The management policy of the manifests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Policy {
-    /// Adopt and only observe: the operator never writes to the resource.
-    #[value(name = "ObserveOnly", alias = "observe-only", alias = "observeonly")]
-    ObserveOnly,
-    /// Adopt and manage: the operator tags the resource and keeps it as the spec says.
-    #[value(name = "Managed", alias = "managed")]
-    Managed,
-}
+pub use super::cli::{ImportKind, Policy};
 
 /// A provider resource that no object manages.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -4,7 +4,7 @@
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::GlobalArgs;
+use super::cli::GlobalArgs;
 use super::error::PluginError;
 
 /// A connected client and the scope of the command.

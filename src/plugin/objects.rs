@@ -7,7 +7,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::TargetArgs;
+use super::cli::TargetArgs;
 use super::error::PluginError;
 use super::kubeconn::Kube;
 use crate::api::common::{JobStatus, LastAction, ManagedStatus, MeterStatus};

@@ -24,59 +24,6 @@ use graph::{Cycle, Edge, ImportGraph};
 /// The library's crate name, as the binaries write it.
 const LIB_NAME: &str = "cimi_operator";
 
-/// Import cycles that exist today and are being removed elsewhere: a cycle whose files are all in one of these
-/// groups is reported and tolerated; any other cycle fails, and so does a known one that grows a new file.
-/// Do not add to this list; empty it.
-const KNOWN_CYCLES: &[&[&str]] = &[
-    // The controllers and the runtime (issue 14, "The controller as a pipeline"): the lead is untangling them in
-    // a branch of their own and empties this group. lib.rs is in it through `pub use runtime::{run, Config}`
-    // beside the constants every controller uses; api/managed.rs through those constants.
-    &[
-        "src/api/managed.rs",
-        "src/controller/kubeops.rs",
-        "src/controller/machine/mod.rs",
-        "src/controller/managed.rs",
-        "src/controller/mod.rs",
-        "src/controller/namespaces.rs",
-        "src/controller/observer.rs",
-        "src/controller/outcome.rs",
-        "src/controller/provider.rs",
-        "src/controller/simple.rs",
-        "src/controller/stores.rs",
-        "src/controller/system/expose.rs",
-        "src/controller/system/members.rs",
-        "src/controller/system/mod.rs",
-        "src/controller/watching.rs",
-        "src/lib.rs",
-        "src/runtime/mod.rs",
-    ],
-    // api/mod.rs writes the generated docs with reference.rs, which reads the CRDs from api/mod.rs. Not in the
-    // files of the branch that added this check; the fix is `crds()`/`crd_yaml()` in a file of their own.
-    &["src/api/mod.rs", "src/api/reference.rs"],
-    // plugin/mod.rs (kubectl-cimi) holds the command-line arguments its commands read, and runs the commands.
-    // Not in the files of the branch that added this check; the fix is the argument structs in a file of their
-    // own (`plugin/cli.rs`), which mod.rs and the commands import.
-    &[
-        "src/plugin/actions.rs",
-        "src/plugin/catalog.rs",
-        "src/plugin/doctor.rs",
-        "src/plugin/import.rs",
-        "src/plugin/kubeconn.rs",
-        "src/plugin/mod.rs",
-        "src/plugin/objects.rs",
-        "src/plugin/observe.rs",
-        "src/plugin/status.rs",
-        "src/plugin/tree.rs",
-    ],
-    // devenv/mod.rs runs the supervisor and the tools, which return devenv/mod.rs's `Error`. Not in the files of
-    // the branch that added this check; the fix is `Error` in a file of its own.
-    &["src/devenv/mod.rs", "src/devenv/supervisor.rs", "src/devenv/tools.rs"],
-];
-
-/// Edges from `src/runtime` to `src/controller` that exist today, being removed with the first group of
-/// [`KNOWN_CYCLES`] (the runtime starts the controllers): reported and tolerated, any other fails. Empty it too.
-const KNOWN_LAYERING_EDGES: &[(&str, &str)] = &[("src/runtime/mod.rs", "src/controller/mod.rs")];
-
 /// The directory of the package being tested.
 fn package_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -118,33 +65,13 @@ fn src_has_no_import_cycle_and_runtime_does_not_import_controller() {
     );
 
     let cycles = graph.cycles();
-    let within = |c: &Cycle, group: &[&str]| c.files.iter().all(|f| group.iter().any(|k| Path::new(k) == f));
-    let (known, new): (Vec<Cycle>, Vec<Cycle>) =
-        cycles.into_iter().partition(|c| KNOWN_CYCLES.iter().any(|group| within(c, group)));
-    if !known.is_empty() {
-        println!("known cycles, tolerated until KNOWN_CYCLES is emptied:\n{}", describe(&known));
-    }
-    let in_known: Vec<&Path> = known.iter().flat_map(|c| c.files.iter().map(PathBuf::as_path)).collect();
-    let stale: Vec<&&str> =
-        KNOWN_CYCLES.iter().flat_map(|g| g.iter()).filter(|k| !in_known.contains(&Path::new(k))).collect();
-    if !stale.is_empty() {
-        println!("KNOWN_CYCLES entries no longer in a cycle (remove them): {stale:?}");
-    }
-
     let layering = graph.edges_between("src/runtime", "src/controller");
-    let (known_edges, bad_edges): (Vec<Edge>, Vec<Edge>) = layering
-        .into_iter()
-        .partition(|e| KNOWN_LAYERING_EDGES.iter().any(|(a, b)| Path::new(a) == e.from && Path::new(b) == e.to));
-    if !known_edges.is_empty() {
-        println!("known runtime -> controller edges, tolerated for now:\n{}", describe_edges(&known_edges));
-    }
-
     assert!(
-        new.is_empty() && bad_edges.is_empty(),
+        cycles.is_empty() && layering.is_empty(),
         "import cycles between files of src/ (break each by moving what both sides need into a module of its \
          own):\n{}\nruntime -> controller imports (runtime must not depend on the controllers):\n{}",
-        describe(&new),
-        describe_edges(&bad_edges)
+        describe(&cycles),
+        describe_edges(&layering)
     );
 }
 
