@@ -103,13 +103,14 @@ impl_managed!(CimiVolume);
 impl_managed!(CimiNetwork);
 impl_managed!(CimiSystem);
 
-/// The provider-side tags of an object: `cimi.dev/uid`, `cimi.dev/cluster`, `cimi.dev/namespace`
-/// and `cimi.dev/name`.
-pub fn provider_tags<K: kube::Resource>(object: &K, cluster: &str) -> BTreeMap<String, String> {
+/// The provider-side tags of an object: its UID (`cimi.dev/uid`) and its identity, which survives a rebuild of
+/// the cluster (`cimi.dev/cluster`, `cimi.dev/kind`, `cimi.dev/namespace`, `cimi.dev/name`).
+pub fn provider_tags<K: kube::Resource<DynamicType = ()>>(object: &K, cluster: &str) -> BTreeMap<String, String> {
     let meta = object.meta();
     let mut tags = BTreeMap::new();
     tags.insert(crate::names::TAG_UID.to_string(), meta.uid.clone().unwrap_or_default());
     tags.insert(crate::names::TAG_CLUSTER.to_string(), cluster.to_string());
+    tags.insert(crate::names::TAG_KIND.to_string(), K::kind(&()).to_string());
     tags.insert(crate::names::TAG_NAMESPACE.to_string(), meta.namespace.clone().unwrap_or_default());
     tags.insert(crate::names::TAG_NAME.to_string(), meta.name.clone().unwrap_or_default());
     tags
@@ -146,7 +147,8 @@ pub struct ActionRequest {
 /// Parses the action annotation's value, `<action>@<nonce>`; both parts must be non-empty and the
 /// action made of letters, digits and `-`.
 pub fn parse_action(value: &str) -> Result<ActionRequest, String> {
-    let (action, nonce) = value.trim().split_once('@').ok_or_else(|| format!("{:?} is not <action>@<nonce>", value))?;
+    let (action, nonce) = value.split_once('@').ok_or_else(|| format!("{:?} is not <action>@<nonce>", value))?;
+    let (action, nonce) = (action.trim(), nonce.trim());
     if action.is_empty() || !action.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(format!("{action:?} is not an action name"));
     }
@@ -219,6 +221,7 @@ mod tests {
         assert_eq!(properties["cimi.dev/cluster"], "c1");
         assert_eq!(properties["cimi.dev/namespace"], "team-a");
         assert_eq!(properties["cimi.dev/name"], "web-1");
+        assert_eq!(properties["cimi.dev/kind"], "CimiMachine");
         assert!(is_tagged_for(&m, &properties));
         let mut other = properties.clone();
         other.insert("cimi.dev/uid".into(), "u-2".into());
@@ -240,5 +243,7 @@ mod tests {
         assert!(parse_action("restart@").is_err());
         assert!(parse_action("@1").is_err());
         assert!(parse_action("re start@1").is_err());
+        let spaced = parse_action(" restart @ abc ").expect("spaces around the parts");
+        assert_eq!((spaced.action.as_str(), spaced.nonce.as_str()), ("restart", "abc"));
     }
 }

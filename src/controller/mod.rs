@@ -20,6 +20,7 @@
 
 pub mod connection;
 pub mod context;
+pub mod driver;
 pub mod kubeops;
 pub mod machine;
 pub mod namespaces;
@@ -29,8 +30,8 @@ pub mod outcome;
 pub mod provider;
 pub mod registry;
 pub mod resource;
+pub mod shell;
 pub mod simple;
 pub mod stores;
 pub mod system;
 pub mod volume;
-pub mod watching;

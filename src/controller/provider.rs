@@ -18,9 +18,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
+use super::driver;
 use super::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
 use super::registry::{ProviderConnection, fingerprint};
-use super::watching;
 use crate::api::common::parse_duration;
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
 use crate::api::provider::{
@@ -52,14 +52,14 @@ pub const CATALOG_COLLECTIONS: &[&str] = &[
 pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     let watches = ctx.watches();
     let owner = CimiProvider::plural(&()).to_string();
-    let controller = watching::cluster::<CimiProvider>(&ctx, &shutdown);
+    let controller = driver::cluster::<CimiProvider>(&ctx, &shutdown);
     let store = controller.store();
     let namespace = ctx.config.operator_namespace.clone();
     let controller = controller
         .watches_stream(watches.secret_names(&owner, Some(&namespace)), move |secret| {
             let name = secret.name_any();
             let in_ns = secret.namespace().as_deref() == Some(namespace.as_str());
-            watching::referencing(&store, |p: &CimiProvider| {
+            driver::referencing(&store, |p: &CimiProvider| {
                 in_ns
                     && [&p.spec.credentials_secret_ref, &p.spec.ca_bundle_secret_ref]
                         .into_iter()
@@ -79,7 +79,7 @@ pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output
         .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| {
             Some(ObjectRef::new(&s.spec.provider_ref.name))
         });
-    watching::drive(controller, ctx, reconcile, error_policy)
+    driver::drive(controller, ctx, reconcile, error_policy)
 }
 
 /// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).

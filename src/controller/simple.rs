@@ -85,14 +85,14 @@ pub trait SimpleKind:
 /// selector, and the CimiMachines there (a machine that starts or stops using an object changes
 /// whether it is held).
 pub fn run<K: SimpleKind>(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
-    let controller = super::watching::namespaced::<K>(&ctx, &shutdown);
+    let controller = super::driver::namespaced::<K>(&ctx, &shutdown);
     let machines = ctx.watches().related::<crate::api::CimiMachine>(&K::plural(&()));
     let controller = controller
         // Provider-side changes seen by the observer's collection reads.
         .reconcile_on(ctx.observer.changes::<K>(K::COLLECTION))
         // A machine event reconciles only the objects it names now or named before (a detach releases one).
-        .watches_stream(machines, super::watching::naming::<crate::api::CimiMachine, K>(K::named_by));
-    super::watching::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
+        .watches_stream(machines, super::driver::naming::<crate::api::CimiMachine, K>(K::named_by));
+    super::driver::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
 }
 
 /// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).

@@ -198,13 +198,6 @@ pub fn power_action(state: &str, desired: PowerState, operations: &[String]) -> 
     )))
 }
 
-/// Parses `cimi.dev/action: <action>@<nonce>`.
-pub fn parse_action_annotation(value: &str) -> Option<(String, String)> {
-    let (action, nonce) = value.trim().split_once('@')?;
-    let (action, nonce) = (action.trim(), nonce.trim());
-    (!action.is_empty() && !nonce.is_empty()).then(|| (action.to_string(), nonce.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,13 +292,5 @@ mod tests {
         let mut input = stopped();
         input.state = "ERROR".into();
         assert!(matches!(plan_machine(&input), MachineStep::Failed(_)));
-    }
-
-    #[test]
-    fn action_annotations_parse() {
-        assert_eq!(parse_action_annotation("restart@1"), Some(("restart".into(), "1".into())));
-        assert_eq!(parse_action_annotation(" restart @ abc "), Some(("restart".into(), "abc".into())));
-        assert_eq!(parse_action_annotation("restart"), None);
-        assert_eq!(parse_action_annotation("@1"), None);
     }
 }

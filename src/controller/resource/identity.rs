@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::jobs::job_started;
 use super::reads::{carries_uid, properties_of};
 use crate::api::common::ManagedStatus;
-use crate::api::managed::Managed;
+use crate::api::managed::{Managed, provider_tags};
 use crate::api::reasons::Reason;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
@@ -20,15 +20,9 @@ use crate::controller::kubeops;
 use crate::controller::outcome::Problem;
 use crate::names::{TAG_CLUSTER, TAG_KIND, TAG_NAME, TAG_NAMESPACE, TAG_UID};
 
-/// The provider-side tags of an object: its UID, and its identity (cluster, kind, namespace, name).
+/// The provider-side tags of an object in this cluster (see [`provider_tags`]).
 pub fn tags<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (TAG_UID.to_string(), obj.uid().unwrap_or_default()),
-        (TAG_CLUSTER.to_string(), ctx.config.cluster_name.clone()),
-        (TAG_KIND.to_string(), K::kind(&()).to_string()),
-        (TAG_NAMESPACE.to_string(), obj.namespace().unwrap_or_default()),
-        (TAG_NAME.to_string(), obj.name_any()),
-    ])
+    provider_tags(obj, &ctx.config.cluster_name)
 }
 
 /// The resource this object made before, if any: the one carrying its UID tag, else — after a rebuild of the

@@ -52,8 +52,8 @@ pub const COLLECTION: &str = "systems";
 
 /// Runs the controller until `shutdown`.
 pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let controller = super::watching::namespaced::<CimiSystem>(&ctx, &shutdown);
-    super::watching::drive(controller, ctx, reconcile, error_policy)
+    let controller = super::driver::namespaced::<CimiSystem>(&ctx, &shutdown);
+    super::driver::drive(controller, ctx, reconcile, error_policy)
 }
 
 /// A reconcile failure that only the Kubernetes API can cause (provider problems land in status).

@@ -8,9 +8,9 @@
 //!
 //! ```text
 //! pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
-//!     let controller = watching::namespaced::<CimiSystem>(&ctx, &shutdown)
+//!     let controller = driver::namespaced::<CimiSystem>(&ctx, &shutdown)
 //!         .watches_stream(ctx.watches().related::<CimiMachine>("cimisystems"), |m| /* systems of m */);
-//!     watching::drive(controller, ctx, reconcile, error_policy)
+//!     driver::drive(controller, ctx, reconcile, error_policy)
 //! }
 //! ```
 

@@ -1,0 +1,245 @@
+//! One pass of a machine against the provider: the Job in flight (followed, bounded by the spec's timeouts, a
+//! failed create recovered), observe (the provider machine, its sub-collections, its volumes and networks),
+//! plan ([`super::plan::plan_machine`], pure), act ([`super::act::act`]).
+
+use std::time::Duration;
+
+use kube::api::Api;
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::Value;
+
+use super::act::{Target, act};
+use super::create::create;
+use super::input::plan_input;
+use super::observe::COLLECTION;
+use super::observe::{interface_networks, observe_into_status, related};
+use super::plan::{self, plan_machine, power_action};
+use crate::api::CimiMachine;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::common::ManagementPolicy;
+use crate::api::conditions::STALLED;
+use crate::api::machine::CimiMachineStatus;
+use crate::api::managed::action_request;
+use crate::api::reasons::Reason;
+use crate::controller::connection::{connection, poll_interval};
+use crate::controller::context::Context;
+use crate::controller::kubeops::publish;
+use crate::controller::observer;
+use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress, retry_delay};
+use crate::controller::resource::attributes::{attribute_changes, drift_report, wanted_attributes};
+use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::import::find_import;
+use crate::controller::resource::jobs::{
+    enforce_timeout, job_running, recover_failed_create, refresh_job, transient_overdue,
+};
+use crate::controller::resource::known::observe_known;
+use crate::controller::resource::reads::operations;
+use crate::controller::shell::reconcile::retry_key;
+
+/// One pass against the provider. Returns the progress and when to look again.
+pub async fn sync(
+    machine: &CimiMachine,
+    ctx: &Context,
+    api: &Api<CimiMachine>,
+    status: &mut CimiMachineStatus,
+) -> Result<(Progress, Duration), Problem> {
+    let provider = &machine.spec.provider_ref.name;
+    let conn = connection(ctx, provider, &machine.namespace().unwrap_or_default()).await?;
+    let client = &conn.client;
+    let uid = machine.uid().unwrap_or_default();
+    // Steady (Ready for this generation, no Job, no new one-shot action): observe from the cache.
+    let pending_action = action_request(machine).and_then(Result::ok).is_some_and(|request| {
+        status.common.last_action.as_ref().map(|a| a.nonce.as_str()) != Some(request.nonce.as_str())
+    });
+    let steady = observer::steady(&status.common, machine.meta().generation) && !pending_action;
+
+    let spec = &machine.spec;
+    let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    let retry_key = retry_key::<CimiMachine>(&machine.namespace().unwrap_or_default(), &machine.name_any());
+
+    // Follow the Job we started, if it still runs, within the spec's timeouts.
+    let was_running = job_running(status.common.job.as_ref());
+    if was_running && let Some(job) = status.common.job.as_mut() {
+        refresh_job(client, job).await?;
+    }
+    if let Some(job) = status.common.job.as_ref()
+        && let Some(problem) = enforce_timeout(client, machine, job).await
+    {
+        let failures = ctx.failed(&retry_key);
+        return Err(Problem { retry_after: Some(retry_delay(failures)), ..problem });
+    }
+    settle_last_action(status);
+    if let Some(message) =
+        recover_failed_create(&ctx.failures, client, &retry_key, "machine", &mut status.common, &uid, was_running)
+            .await?
+    {
+        return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
+    }
+    failed_operation(ctx, &retry_key, status, was_running)?;
+
+    // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
+    let imported = spec.import.as_ref();
+    let current = match (status.common.id.clone(), imported) {
+        (Some(href), imported) => {
+            let href = href.as_str();
+            let at = observer::Lookup {
+                provider,
+                client,
+                collection: COLLECTION,
+                href,
+                steady,
+                imported: imported.is_some(),
+            };
+            match observe_known(ctx, machine, &at, "machine", &mut status.common).await? {
+                Ok(v) => Some(v),
+                Err(early) => return Ok(early),
+            }
+        }
+        (None, Some(import)) => {
+            let ours = if observe_only {
+                None
+            } else {
+                find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?
+            };
+            match ours {
+                Some(v) => Some(v),
+                None => {
+                    let found = find_import::<CimiMachine>(ctx, client, COLLECTION, "machine", import, &uid).await?;
+                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    publish(
+                        &ctx.recorder,
+                        machine,
+                        false,
+                        "Imported",
+                        "Import",
+                        format!("adopted the provider machine {id}"),
+                    )
+                    .await;
+                    Some(found)
+                }
+            }
+        }
+        (None, None) => find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?,
+    };
+    let Some(current) = current else {
+        if observe_only {
+            return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
+        }
+        return create(machine, ctx, api, &conn, status).await;
+    };
+    if let Some(id) = current.get("id").and_then(Value::as_str) {
+        status.common.id = Some(client.resolve(id).await?.to_string());
+    }
+    let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
+    // Meters and events only in the steady state (creation and changes go first); one second after
+    // an object turns Ready its next pass reads them.
+    let monitor_due = if steady {
+        observer::monitor(&ctx.observer, provider, client, machine, &current, &mut status.common).await
+    } else {
+        Duration::from_secs(1)
+    };
+    let state = status.common.state.clone().unwrap_or_default();
+
+    // ObserveOnly: mirror, and report (never correct) what differs from the spec.
+    if observe_only {
+        let (name, props) = wanted_attributes(
+            spec.name.as_deref(),
+            &machine.name_any(),
+            spec.properties.as_ref(),
+            &Default::default(),
+            Some(&current),
+        );
+        let changes = attribute_changes(&name, spec.description.as_deref(), &props, &current);
+        let power = (!plan::TRANSIENT_STATES.contains(&state.as_str())
+            && power_action(&state, spec.power_state, &operations(&current)).is_some())
+        .then_some((state.as_str(), spec.power_state.cimi_state()));
+        let drift = drift_report(&changes, &current, power);
+        return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
+    }
+
+    // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
+    if !job_running(status.common.job.as_ref())
+        && plan::TRANSIENT_STATES.contains(&state.as_str())
+        && let Some(problem) = transient_overdue(machine, "machine", &state, &status.common.conditions)
+    {
+        return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+    }
+
+    // Plan: a pure function of what was observed.
+    let related = related(ctx, machine).await?;
+    let interfaces = interface_networks(client, status).await?;
+    let input = plan_input(machine, &tags(ctx, machine), &current, &status.common, &attached, &interfaces, &related);
+    let step = plan_machine(&input);
+    tracing::debug!(machine = %machine.name_any(), ?step, "plan");
+
+    // Act.
+    let target = Target { ctx, machine, client, current: &current };
+    act(step, &target, status, related.waiting_for, monitor_due).await
+}
+
+/// Moves a running one-shot action to Succeeded or Failed once its Job ended.
+fn settle_last_action(status: &mut CimiMachineStatus) {
+    let (Some(last), Some(job)) = (status.common.last_action.as_mut(), status.common.job.as_ref()) else { return };
+    if last.phase != "Running" || last.job.as_deref() != Some(job.href.as_str()) {
+        return;
+    }
+    match job.state.as_deref() {
+        Some("SUCCESS") => last.phase = "Succeeded".into(),
+        Some("FAILED" | "STOPPED") => {
+            last.phase = "Failed".into();
+            last.message = job.status_message.clone();
+        }
+        _ => return,
+    }
+    last.completed_at = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+}
+
+/// Holds a failed operation (a power action, an update, an attachment; not a create, whose failure
+/// is reported above, nor a one-shot action, whose outcome is `status.lastAction`) back for a delay
+/// that doubles with each failure in a row, reporting `JobFailed` (or the `Timeout` that stopped it)
+/// meanwhile; then lets the plan retry.
+fn failed_operation(
+    ctx: &Context,
+    retry_key: &str,
+    status: &CimiMachineStatus,
+    was_running: bool,
+) -> Result<(), Problem> {
+    let Some(job) = &status.common.job else { return Ok(()) };
+    let failed = matches!(job.state.as_deref(), Some("FAILED" | "STOPPED"));
+    let one_shot = status.common.last_action.as_ref().and_then(|a| a.job.as_deref()) == Some(job.href.as_str());
+    if !failed || one_shot || job.action.as_deref() == Some("add") {
+        return Ok(());
+    }
+    let reported = crate::api::conditions::find(&status.common.conditions, STALLED)
+        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| c.message.contains(&job.href));
+    if let Some(c) = reported {
+        let delay = retry_delay(ctx.failures(retry_key).max(1));
+        let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
+        let since = Duration::try_from(since).unwrap_or_default();
+        if since < delay {
+            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
+        }
+        return Ok(());
+    }
+    if was_running {
+        let failures = ctx.failed(retry_key);
+        return Err(Problem {
+            retry_after: Some(retry_delay(failures)),
+            ..Problem::stalled(
+                Reason::JobFailed,
+                format!(
+                    "the {} Job {} ended {}: {}; retrying in {}s",
+                    job.action.as_deref().unwrap_or("?"),
+                    job.href,
+                    job.state.as_deref().unwrap_or("?"),
+                    job.status_message.clone().unwrap_or_default(),
+                    retry_delay(failures).as_secs()
+                ),
+            )
+        });
+    }
+    Ok(())
+}
