@@ -211,8 +211,8 @@ pub fn start_controllers(ctx: Arc<controller::context::Context>, shutdown: Cance
     vec![
         tokio::spawn(controller::provider::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::machine::run(ctx.clone(), shutdown.clone())),
-        tokio::spawn(controller::simple::run::<crate::api::CimiVolume>(ctx.clone(), shutdown.clone())),
-        tokio::spawn(controller::simple::run::<crate::api::CimiNetwork>(ctx.clone(), shutdown.clone())),
+        tokio::spawn(controller::storage::controller::run::<crate::api::CimiVolume>(ctx.clone(), shutdown.clone())),
+        tokio::spawn(controller::storage::controller::run::<crate::api::CimiNetwork>(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::system::run(ctx, shutdown)),
     ]
 }

@@ -1,40 +1,62 @@
-//! The CimiVolume controller: a [`SimpleKind`] whose provider resource is a Volume, created from an
+//! CimiVolume as a [`StorageKind`] whose provider resource is a Volume, created from an
 //! inline capacity (kB from a quantity), a VolumeConfiguration or a VolumeTemplate.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::time::Duration;
 
+use kube::api::Api;
 use serde_json::{Map, Value, json};
-use tokio_util::sync::CancellationToken;
 
-use super::context::Context;
-use super::outcome::Problem;
-use super::registry::{ProviderConnection, resolve_catalog};
-use super::simple::{self, SimpleKind};
+use super::controller;
+use super::kind::StorageKind;
 use crate::api::common::ManagedStatus;
 use crate::api::quantity::{capacity_kb, format_capacity_kb};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiVolume, CimiVolumeStatus};
 use crate::cimi::model;
+use crate::controller::context::Context;
+use crate::controller::outcome::{Problem, Progress};
+use crate::controller::registry::{ProviderConnection, resolve_catalog};
+use crate::controller::shell::error::Error;
+use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    simple::run::<CimiVolume>(ctx, shutdown).await;
+impl KindStatus for CimiVolumeStatus {
+    fn common(&self) -> &ManagedStatus {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut ManagedStatus {
+        &mut self.common
+    }
 }
 
-impl SimpleKind for CimiVolume {
+impl ManagedKind for CimiVolume {
     type Status = CimiVolumeStatus;
-    const COLLECTION: &'static str = "volumes";
-    const READY_STATE: &'static str = "AVAILABLE";
     const NOUN: &'static str = "volume";
+    const COLLECTION: &'static str = "volumes";
 
-    fn spec_name(&self) -> Option<&str> {
-        self.spec.name.as_deref()
-    }
     fn status_now(&self) -> CimiVolumeStatus {
         self.status.clone().unwrap_or_default()
     }
-    fn common(status: &mut CimiVolumeStatus) -> &mut ManagedStatus {
-        &mut status.common
+
+    fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
+        controller::guard(self, ctx, api)
+    }
+
+    fn sync(
+        &self,
+        ctx: &Context,
+        api: &Api<Self>,
+        status: &mut CimiVolumeStatus,
+    ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
+        controller::sync(self, ctx, api, status)
+    }
+}
+
+impl StorageKind for CimiVolume {
+    const READY_STATE: &'static str = "AVAILABLE";
+
+    fn spec_name(&self) -> Option<&str> {
+        self.spec.name.as_deref()
     }
     fn observe_into(v: &Value, status: &mut CimiVolumeStatus) {
         status.common.state = v.get("state").and_then(Value::as_str).map(str::to_string);

@@ -1,39 +1,61 @@
-//! The CimiNetwork controller: a [`SimpleKind`] whose provider resource is a Network, created from an
+//! CimiNetwork as a [`StorageKind`] whose provider resource is a Network, created from an
 //! inline type (and MTU, class of service), a NetworkConfiguration or a NetworkTemplate.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::time::Duration;
 
+use kube::api::Api;
 use serde_json::{Map, Value, json};
-use tokio_util::sync::CancellationToken;
 
-use super::context::Context;
-use super::outcome::Problem;
-use super::registry::{ProviderConnection, resolve_catalog};
-use super::simple::{self, SimpleKind};
+use super::controller;
+use super::kind::StorageKind;
 use crate::api::common::ManagedStatus;
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiNetworkStatus};
 use crate::cimi::model;
+use crate::controller::context::Context;
+use crate::controller::outcome::{Problem, Progress};
+use crate::controller::registry::{ProviderConnection, resolve_catalog};
+use crate::controller::shell::error::Error;
+use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
 
-/// Runs the controller until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    simple::run::<CimiNetwork>(ctx, shutdown).await;
+impl KindStatus for CimiNetworkStatus {
+    fn common(&self) -> &ManagedStatus {
+        &self.common
+    }
+    fn common_mut(&mut self) -> &mut ManagedStatus {
+        &mut self.common
+    }
 }
 
-impl SimpleKind for CimiNetwork {
+impl ManagedKind for CimiNetwork {
     type Status = CimiNetworkStatus;
-    const COLLECTION: &'static str = "networks";
-    const READY_STATE: &'static str = "STARTED";
     const NOUN: &'static str = "network";
+    const COLLECTION: &'static str = "networks";
 
-    fn spec_name(&self) -> Option<&str> {
-        self.spec.name.as_deref()
-    }
     fn status_now(&self) -> CimiNetworkStatus {
         self.status.clone().unwrap_or_default()
     }
-    fn common(status: &mut CimiNetworkStatus) -> &mut ManagedStatus {
-        &mut status.common
+
+    fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
+        controller::guard(self, ctx, api)
+    }
+
+    fn sync(
+        &self,
+        ctx: &Context,
+        api: &Api<Self>,
+        status: &mut CimiNetworkStatus,
+    ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
+        controller::sync(self, ctx, api, status)
+    }
+}
+
+impl StorageKind for CimiNetwork {
+    const READY_STATE: &'static str = "STARTED";
+
+    fn spec_name(&self) -> Option<&str> {
+        self.spec.name.as_deref()
     }
     fn observe_into(v: &Value, status: &mut CimiNetworkStatus) {
         status.common.state = v.get("state").and_then(Value::as_str).map(str::to_string);

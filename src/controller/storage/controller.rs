@@ -1,0 +1,236 @@
+//! The reconcile of volumes and networks on the shell ([`crate::controller::shell`]): their guard (held by
+//! machines), and one pass: the Job in flight, observe, plan ([`super::plan::plan_storage`], pure), act.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt as _;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::kind::StorageKind;
+use super::plan::{StoragePlanInput, StorageStep, plan_storage};
+use crate::api::CimiMachine;
+use crate::api::common::ManagementPolicy;
+use crate::api::reasons::Reason;
+use crate::controller::connection::connection;
+use crate::controller::context::Context;
+use crate::controller::driver;
+use crate::controller::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
+use crate::controller::observer;
+use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
+use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift_report, wanted_attributes};
+use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::import::find_import;
+use crate::controller::resource::jobs::{
+    enforce_timeout, job_running, job_started, recover_failed_create, refresh_job, transient_overdue,
+};
+use crate::controller::resource::known::observe_known;
+use crate::controller::shell::error::{Error, error_policy};
+use crate::controller::shell::kind::{Guard, KindStatus};
+use crate::controller::shell::reconcile::{reconcile, retry_key};
+use crate::names::FINALIZER_IN_USE;
+
+/// Builds the controller of kind `K` (its watches register with readiness at once) and returns the
+/// future that runs it until `shutdown`: objects of `K` in the watched namespaces with the label
+/// selector, and the CimiMachines there (a machine that starts or stops using an object changes
+/// whether it is held).
+pub fn run<K: StorageKind>(
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let controller = driver::namespaced::<K>(&ctx, &shutdown);
+    let machines = ctx.watches().related::<crate::api::CimiMachine>(&K::plural(&()));
+    let controller = controller
+        // Provider-side changes seen by the observer's collection reads.
+        .reconcile_on(ctx.observer.changes::<K>(K::COLLECTION))
+        // A machine event reconciles only the objects it names now or named before (a detach releases one).
+        .watches_stream(machines, driver::naming::<crate::api::CimiMachine, K>(K::named_by));
+    driver::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
+}
+
+/// The guard of a volume or network: while machines name it, it keeps the `cimi.dev/in-use` finalizer (and
+/// its deletion waits for them); once none does, the finalizer goes.
+pub async fn guard<K: StorageKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Guard, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let mut held = obj.held_by(&ctx.objects::<CimiMachine>(Some(&ns)).await?);
+    if held.is_empty() && has_finalizer(obj, FINALIZER_IN_USE) {
+        // About to release it: make sure from the API, not from a cache that may lag a new machine.
+        held = obj.held_by(&ctx.listed::<CimiMachine>(Some(&ns)).await?);
+    }
+    let deleting = obj.meta().deletion_timestamp.is_some();
+    if !held.is_empty() && !has_finalizer(obj, FINALIZER_IN_USE) && !deleting {
+        add_finalizer(api, obj, FINALIZER_IN_USE).await?;
+        return Ok(Guard { held_by: held, requeue: Some(Action::requeue(Duration::from_millis(100))) });
+    }
+    if held.is_empty() && has_finalizer(obj, FINALIZER_IN_USE) && !deleting {
+        remove_finalizer(api, obj, FINALIZER_IN_USE).await?;
+        return Ok(Guard { held_by: held, requeue: Some(Action::requeue(Duration::from_millis(100))) });
+    }
+    Ok(Guard { held_by: held, requeue: None })
+}
+
+pub async fn sync<K: StorageKind>(
+    obj: &K,
+    ctx: &Context,
+    api: &Api<K>,
+    status: &mut K::Status,
+) -> Result<(Progress, Duration), Problem> {
+    let conn = connection(ctx, obj.provider_name(), &obj.namespace().unwrap_or_default()).await?;
+    let client = &conn.client;
+    let uid = obj.uid().unwrap_or_default();
+    let observe_only = obj.management_policy() == ManagementPolicy::ObserveOnly;
+    let common = status.common_mut();
+    // Steady (Ready for this generation, no Job): observe from the observer's cache.
+    let steady = observer::steady(common, obj.meta().generation);
+    let was_running = job_running(common.job.as_ref());
+    if was_running && let Some(job) = common.job.as_mut() {
+        refresh_job(client, job).await?;
+    }
+    if let Some(job) = common.job.as_ref()
+        && let Some(problem) = enforce_timeout(client, obj, job).await
+    {
+        return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+    }
+    let retry_key = retry_key::<K>(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    if let Some(message) =
+        recover_failed_create(&ctx.failures, client, &retry_key, K::NOUN, common, &uid, was_running).await?
+    {
+        return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
+    }
+    // Observe: the resource in status, else the one carrying our UID tag, else the one to import.
+    let imported = obj.import_spec();
+    let current = match (common.id.clone(), imported) {
+        (Some(href), imported) => {
+            let href = href.as_str();
+            let at = observer::Lookup {
+                provider: obj.provider_name(),
+                client,
+                collection: K::COLLECTION,
+                href,
+                steady,
+                imported: imported.is_some(),
+            };
+            match observe_known(ctx, obj, &at, K::NOUN, common).await? {
+                Ok(v) => Some(v),
+                Err(early) => return Ok(early),
+            }
+        }
+        (None, Some(import)) => {
+            let ours =
+                if observe_only { None } else { find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await? };
+            match ours {
+                Some(v) => Some(v),
+                None => {
+                    let found = find_import::<K>(ctx, client, K::COLLECTION, K::NOUN, import, &uid).await?;
+                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    publish(
+                        &ctx.recorder,
+                        obj,
+                        false,
+                        "Imported",
+                        "Import",
+                        format!("adopted the provider {} {id}", K::NOUN),
+                    )
+                    .await;
+                    Some(found)
+                }
+            }
+        }
+        (None, None) => find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await?,
+    };
+    let Some(current) = current else {
+        if observe_only {
+            return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
+        }
+        let props = desired_properties(obj.user_properties(), &tags(ctx, obj));
+        let mut body = obj.create_body(&conn)?;
+        body["name"] = serde_json::json!(obj.cimi_name());
+        body["properties"] = serde_json::json!(props);
+        if let Some(d) = obj.cimi_description() {
+            body["description"] = serde_json::json!(d);
+        }
+        let collection = client.collection_url(K::COLLECTION).await?;
+        let accepted = client.create(K::COLLECTION, &body).await?;
+        let href = client.created_href(&accepted, &collection).await?;
+        common.id = href.map(|u| u.to_string());
+        common.job = job_started(&accepted, "add");
+        // Write-ahead: href and Job in status before anything waits on them.
+        apply_status(api, &obj.name_any(), &*status).await.map_err(Problem::from)?;
+        publish(&ctx.recorder, obj, false, "Created", "Create", format!("provider {} requested", K::NOUN)).await;
+        return Ok((
+            Progress::Working(Reason::Creating, format!("the provider is creating the {}", K::NOUN)),
+            ACTIVE_REQUEUE,
+        ));
+    };
+    if let Some(id) = current.get("id").and_then(Value::as_str) {
+        common.id = Some(client.resolve(id).await?.to_string());
+    }
+    let job_busy = job_running(common.job.as_ref());
+    K::observe_into(&current, status);
+    // Meters and events only in the steady state (creation and changes go first); one second after
+    // an object turns Ready its next pass reads them.
+    let monitor_due = if steady {
+        observer::monitor(&ctx.observer, obj.provider_name(), client, obj, &current, status.common_mut()).await
+    } else {
+        Duration::from_secs(1)
+    };
+    let state = status.common().state.clone().unwrap_or_default();
+
+    // Plan: a pure function of what was observed.
+    let input = plan_input(ctx, obj, &current, job_busy, state.clone());
+    let step = plan_storage(&input);
+    tracing::debug!(object = %obj.name_any(), ?step, "plan");
+
+    // Act.
+    match step {
+        StorageStep::Observed(drift) => Ok((Progress::Observed(drift), Duration::from_secs(30).min(monitor_due))),
+        StorageStep::WaitForJob => {
+            Ok((Progress::Working(Reason::WaitingForJob, "a provider Job runs".into()), ACTIVE_REQUEUE))
+        }
+        StorageStep::Failed => {
+            Err(Problem::stalled(Reason::ProviderError, format!("the provider reports the {} in state ERROR", K::NOUN)))
+        }
+        StorageStep::Update(changes) => {
+            let accepted = client.update(&current, &changes, &[]).await?;
+            let common = status.common_mut();
+            common.job = job_started(&accepted, "edit").or(common.job.take());
+            Ok((Progress::Working(Reason::Updating, "updating attributes".into()), ACTIVE_REQUEUE))
+        }
+        StorageStep::Settling(state) => {
+            // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
+            if matches!(state.as_str(), "CREATING" | "STARTING" | "STOPPING" | "DELETING")
+                && let Some(problem) = transient_overdue(obj, K::NOUN, &state, &status.common().conditions)
+            {
+                return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+            }
+            Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE))
+        }
+        // Provider-side changes trigger a reconcile through the observer; the next pass on its own is when
+        // meters or events are due.
+        StorageStep::InSync => Ok((Progress::InSync, monitor_due)),
+    }
+}
+
+/// The plan's input from what was observed: no I/O.
+fn plan_input<K: StorageKind>(
+    ctx: &Context,
+    obj: &K,
+    current: &Value,
+    job_running: bool,
+    state: String,
+) -> StoragePlanInput {
+    let observe_only = obj.management_policy() == ManagementPolicy::ObserveOnly;
+    let description = obj.cimi_description();
+    let object_name = obj.name_any();
+    // ObserveOnly never expects our tags on the resource; Managed does.
+    let tags = if observe_only { Default::default() } else { tags(ctx, obj) };
+    let imported = if observe_only || obj.import_spec().is_some() { Some(current) } else { None };
+    let (name, props) = wanted_attributes(obj.spec_name(), &object_name, obj.user_properties(), &tags, imported);
+    let attribute_changes = attribute_changes(&name, description, &props, current);
+    let drift = if observe_only { drift_report(&attribute_changes, current, None) } else { None };
+    StoragePlanInput { observe_only, job_running, state, ready_state: K::READY_STATE, attribute_changes, drift }
+}
