@@ -1,0 +1,112 @@
+//! Creating a system: the SystemCreate from a SystemTemplate by reference or by value (credentials and user
+//! data of its machines from Secrets of the system's namespace); the href and Job go into status at once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::json;
+
+use crate::api::CimiSystem;
+use crate::api::conditions::{ConditionSet, READY, RECONCILING, Status};
+use crate::api::managed::Managed as _;
+use crate::api::reasons::Reason;
+use crate::api::system::CimiSystemStatus;
+use crate::cimi::model;
+use crate::controller::context::Context;
+use crate::controller::kubeops::{apply_status, publish};
+use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
+use crate::controller::registry::ProviderConnection;
+use crate::controller::resource::attributes::desired_properties;
+use crate::controller::resource::identity::tags;
+use crate::controller::resource::jobs::job_started;
+use crate::controller::shell::kind::ManagedKind;
+
+use super::jobs::start_job;
+use super::template;
+
+/// The string values of the Secrets the template by value names (never logged).
+pub async fn template_secrets(
+    ctx: &Context,
+    system: &CimiSystem,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, Problem> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &system.namespace().unwrap_or_default());
+    let mut out = BTreeMap::new();
+    let names = system
+        .spec
+        .template
+        .iter()
+        .flat_map(|t| t.component_descriptors.iter())
+        .filter_map(|c| c.credential_template.as_ref().and_then(|t| t.secret_ref.as_ref()))
+        .map(|r| r.name.clone());
+    for name in names {
+        if let Some(secret) = api.get_opt(&name).await? {
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
+                .collect();
+            out.insert(name, data);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the SystemCreate and POSTs it; the href and Job go into status at once.
+pub async fn create(
+    system: &CimiSystem,
+    ctx: &Context,
+    api: &Api<CimiSystem>,
+    conn: &ProviderConnection,
+    status: &mut CimiSystemStatus,
+) -> Result<(Progress, Duration), Problem> {
+    let spec = &system.spec;
+    let secrets = template_secrets(ctx, system).await?;
+    let template = template::system_template(
+        spec.template_ref.as_ref(),
+        spec.template.as_ref(),
+        &conn.catalog,
+        &secrets,
+        spec.power_state,
+    )
+    .map_err(|(reason, message)| Problem::stalled(reason, message))?;
+    let mut body = json!({
+        "resourceURI": model::type_uri("SystemCreate"),
+        "name": system.cimi_name(),
+        "properties": desired_properties(spec.properties.as_ref(), &tags(ctx, system)),
+        "systemTemplate": template,
+    });
+    if let Some(d) = &spec.description {
+        body["description"] = json!(d);
+    }
+    let client = &conn.client;
+    let collection = client.collection_url(<CimiSystem as ManagedKind>::COLLECTION).await?;
+    let accepted = client.create(<CimiSystem as ManagedKind>::COLLECTION, &body).await?;
+    let href = client.created_href(&accepted, &collection).await?;
+    status.common.id = href.map(|u| u.to_string());
+    start_job(status, job_started(&accepted, "add"));
+    // Write-ahead: the href and the Job are in status before anything waits on them.
+    let mut conds = ConditionSet::new(
+        &status.common.conditions,
+        system.meta().generation,
+        Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    conds.set(READY, Status::False, Reason::Creating, "the provider is creating the system");
+    conds.set(RECONCILING, Status::True, Reason::Creating, "the provider is creating the system");
+    status.common.conditions = conds.build();
+    apply_status(api, &system.name_any(), &*status).await.map_err(Problem::from)?;
+    publish(
+        &ctx.recorder,
+        system,
+        false,
+        "Created",
+        "Create",
+        format!("provider system {} requested", status.common.id.clone().unwrap_or_default()),
+    )
+    .await;
+    Ok((Progress::Working(Reason::Creating, "the provider is creating the system".into()), ACTIVE_REQUEUE))
+}

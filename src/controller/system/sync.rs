@@ -1,0 +1,296 @@
+//! One pass of a system against the provider: its Job and nested Jobs, observe (the system, its members,
+//! their events), plan ([`super::plan::plan_system`], pure), act.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::ResourceExt as _;
+use kube::api::Api;
+use serde_json::{Map, Value};
+
+use crate::api::CimiSystem;
+use crate::api::common::{ManagementPolicy, ResourceGonePolicy};
+use crate::api::managed::Managed as _;
+use crate::api::reasons::Reason;
+use crate::api::system::CimiSystemStatus;
+use crate::cimi::query::Query;
+use crate::cimi::{CimiClient, CimiError};
+use crate::controller::connection::{connection, poll_interval};
+use crate::controller::context::Context;
+use crate::controller::kubeops::publish;
+use crate::controller::observer;
+use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
+use crate::controller::resource::attributes::{attribute_changes, desired_properties};
+use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::jobs::{job_running, job_started};
+use crate::controller::resource::reads::{entries, observe, operations};
+use crate::controller::shell::kind::ManagedKind;
+
+use super::create::create;
+use super::jobs::{check_timeout, follow_job, job_failure_message, start_job};
+use super::members;
+use super::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system};
+
+/// One pass against the provider. Returns the progress and when to look again.
+pub async fn sync(
+    system: &CimiSystem,
+    ctx: &Context,
+    api: &Api<CimiSystem>,
+    status: &mut CimiSystemStatus,
+) -> Result<(Progress, Duration), Problem> {
+    let conn = connection(ctx, system.provider_name(), &system.namespace().unwrap_or_default()).await?;
+    let client = &conn.client;
+    let uid = system.uid().unwrap_or_default();
+    let spec = &system.spec;
+
+    // Follow the system's Job and its nested Jobs.
+    let was_running = job_running(status.common.job.as_ref());
+    if was_running && let Some(job) = status.common.job.as_mut() {
+        follow_job(client, job, &mut status.nested_jobs).await?;
+        check_timeout(system, job)?;
+    }
+    let job_ended_badly = was_running
+        && status.common.job.as_ref().is_some_and(|j| matches!(j.state.as_deref(), Some("FAILED" | "STOPPED")));
+
+    // Observe.
+    let current = match status.common.id.clone() {
+        Some(href) if spec.import.is_some() => observe_imported(client, &href).await?,
+        Some(href) => observe(client, &href, &uid).await?,
+        None if spec.import.is_some() => return import(system, client, status).await,
+        None => {
+            find_own(ctx, client, <CimiSystem as ManagedKind>::COLLECTION, "system", system, &mut status.common).await?
+        }
+    };
+    let Some(current) = current else {
+        if let Some(href) = status.common.id.clone() {
+            if job_running(status.common.job.as_ref()) {
+                return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
+            }
+            if let Some(job) = status.common.job.as_ref().filter(|j| j.state.as_deref() == Some("FAILED")) {
+                return Err(Problem::stalled(Reason::JobFailed, job_failure_message(job, &status.nested_jobs)));
+            }
+            if spec.resource_gone_policy == ResourceGonePolicy::Recreate && spec.import.is_none() {
+                let message = format!(
+                    "the provider system {href} no longer exists; creating it again (resourceGonePolicy: Recreate): \
+                     what it held is lost"
+                );
+                publish(&ctx.recorder, system, true, "Recreating", "Create", message.clone()).await;
+                status.common.id = None;
+                status.common.job = None;
+                status.common.state = None;
+                return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
+            }
+            return Err(Problem::stalled(
+                Reason::ResourceGone,
+                format!(
+                    "the provider system {href} no longer exists; delete and recreate the object, or set \
+                     spec.resourceGonePolicy: Recreate to have it created again"
+                ),
+            ));
+        }
+        return create(system, ctx, api, &conn, status).await;
+    };
+    if let Some(id) = current.get("id").and_then(Value::as_str) {
+        status.common.id = Some(client.resolve(id).await?.to_string());
+    }
+    status.common.state = current.get("state").and_then(Value::as_str).map(str::to_string);
+    let member_docs = members::observe_members(client, &current, status).await?;
+    let monitor_due = mirror_events(ctx, client, system, &current, &member_docs, status).await;
+    let (ready, total, states) = count_members(&status.machines, &status.volumes, &status.networks, spec.power_state);
+    status.members_ready = Some(ready);
+    status.members_total = Some(total);
+    status.member_states = states;
+    status.ready = Some(format!("{ready}/{total}"));
+    let machines = status.machines.clone();
+    members::truncate_lists(status);
+
+    if job_ended_badly && let Some(job) = status.common.job.as_ref() {
+        // A system Job that failed (one of its nested Jobs did): say which component, then carry on.
+        let message = job_failure_message(job, &status.nested_jobs);
+        publish(&ctx.recorder, system, true, "ComponentFailed", "Reconcile", message.clone()).await;
+        if status.common.state.as_deref() != Some("ERROR") {
+            return Err(Problem::transient(Reason::JobFailed, message));
+        }
+    }
+
+    // Plan.
+    let imported = spec.import.is_some();
+    let name = match (&spec.name, imported) {
+        (Some(n), _) => n.clone(),
+        (None, true) => current.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        (None, false) => system.name_any(),
+    };
+    // An imported system keeps the properties it had; the spec's are added, then our tags.
+    let mut user = if imported { crate::controller::resource::reads::properties_of(&current) } else { BTreeMap::new() };
+    user.extend(spec.properties.clone().unwrap_or_default());
+    let props = desired_properties(Some(&user), &tags(ctx, system));
+    let input = SystemPlanInput {
+        state: status.common.state.clone().unwrap_or_default(),
+        operations: operations(&current),
+        job_running: job_running(status.common.job.as_ref()),
+        power: spec.power_state,
+        machines,
+        attribute_changes: attribute_changes(&name, spec.description.as_deref(), &props, &current),
+        observe_only: spec.management_policy == ManagementPolicy::ObserveOnly,
+    };
+    let step = plan_system(&input);
+    tracing::debug!(system = %system.name_any(), ?step, "plan");
+
+    // Act.
+    match step {
+        SystemStep::Wait(message) => {
+            let reason = if status.common.state.as_deref() == Some("CREATING") {
+                Reason::Creating
+            } else {
+                Reason::WaitingForJob
+            };
+            Ok((Progress::Working(reason, progress_message(message, status)), ACTIVE_REQUEUE))
+        }
+        SystemStep::Failed(message) => {
+            let failed = failed_components(&status.nested_jobs);
+            if failed.is_empty() {
+                Err(Problem::stalled(Reason::ProviderError, message))
+            } else {
+                Err(Problem::stalled(Reason::JobFailed, format!("{message}; failed: {}", failed.join("; "))))
+            }
+        }
+        SystemStep::Update(changes) => {
+            let accepted = client.update(&current, &changes, &[]).await?;
+            start_job(status, job_started(&accepted, "edit"));
+            let what: Vec<&str> = changes.keys().map(String::as_str).collect();
+            Ok((Progress::Working(Reason::Updating, format!("updating {}", what.join(", "))), ACTIVE_REQUEUE))
+        }
+        SystemStep::Power(action) => {
+            let accepted = client.action(&current, action, Map::new()).await?;
+            start_job(status, job_started(&accepted, action));
+            publish(
+                &ctx.recorder,
+                system,
+                false,
+                "ChangingPowerState",
+                "Action",
+                format!(
+                    "{action} requested on the system ({} members ready) to reach {}",
+                    status.ready.clone().unwrap_or_default(),
+                    spec.power_state.cimi_state()
+                ),
+            )
+            .await;
+            Ok((
+                Progress::Working(
+                    Reason::ChangingPowerState,
+                    format!(
+                        "{action} requested to bring every machine to {} (system {})",
+                        spec.power_state.cimi_state(),
+                        status.common.state.clone().unwrap_or_default()
+                    ),
+                ),
+                ACTIVE_REQUEUE,
+            ))
+        }
+        SystemStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
+        SystemStep::InSync => {
+            let (ready, total) = (status.members_ready.unwrap_or(0), status.members_total.unwrap_or(0));
+            if ready < total {
+                let message = format!("{ready}/{total} members ready; waiting for the others");
+                return Ok((Progress::Working(Reason::WaitingForJob, message), Duration::from_secs(2)));
+            }
+            Ok((Progress::InSync, poll_interval(ctx, system.provider_name()).await.min(monitor_due)))
+        }
+    }
+}
+
+/// Mirrors the provider events of the system and of each member (notes naming the member, such as
+/// `machine web1`) as Kubernetes Events on the CimiSystem, each member with its own cursor in status; returns
+/// how long until the next are due.
+pub async fn mirror_events(
+    ctx: &Context,
+    client: &CimiClient,
+    system: &CimiSystem,
+    current: &Value,
+    member_docs: &[members::MemberDoc],
+    status: &mut CimiSystemStatus,
+) -> Duration {
+    let provider = system.provider_name();
+    let own = observer::monitor(&ctx.observer, provider, client, system, current, &mut status.common).await;
+    let Some(system_href) = status.common.id.clone() else { return own };
+    let mut listed: Vec<observer::Member<'_>> = member_docs
+        .iter()
+        .map(|m| {
+            let name = m.doc.get("name").and_then(Value::as_str).unwrap_or(&m.href);
+            let cursor = members::member_mut(status, &m.href).and_then(|s| s.event_cursor.clone());
+            observer::Member { href: &m.href, label: format!("{} {name}", m.kind), doc: &m.doc, cursor }
+        })
+        .collect();
+    let next = observer::monitor_members(&ctx.observer, provider, client, system, &system_href, &mut listed).await;
+    for member in listed {
+        if let Some(entry) = members::member_mut(status, member.href) {
+            entry.event_cursor = member.cursor;
+        }
+    }
+    own.min(next)
+}
+
+/// The wait message, with the nested Jobs' progress when a system Job runs.
+pub fn progress_message(message: String, status: &CimiSystemStatus) -> String {
+    if status.nested_jobs.is_empty() || !job_running(status.common.job.as_ref()) {
+        return message;
+    }
+    let done = status.nested_jobs.iter().filter(|n| n.job.state.as_deref() == Some("SUCCESS")).count();
+    format!("{message}: {done}/{} component Jobs done", status.nested_jobs.len())
+}
+
+/// Reads an imported system (it carries no tag of ours when observed only): `None` when it is gone.
+pub async fn observe_imported(client: &CimiClient, href: &str) -> Result<Option<Value>, CimiError> {
+    let url = client.resolve(href).await?;
+    match client.get_value(&url).await {
+        Ok(v) => Ok(Some(v)),
+        Err(CimiError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Adopts the system of `spec.import` (by href, or by a filter that matches exactly one) and records it.
+pub async fn import(
+    system: &CimiSystem,
+    client: &CimiClient,
+    status: &mut CimiSystemStatus,
+) -> Result<(Progress, Duration), Problem> {
+    let Some(spec) = &system.spec.import else {
+        return Err(Problem::stalled(Reason::InvalidSpec, "spec.import is not set"));
+    };
+    let found = if let Some(href) = &spec.href {
+        observe_imported(client, href).await?.ok_or_else(|| {
+            Problem::stalled(Reason::ImportNotFound, format!("spec.import.href {href} names no provider system"))
+        })?
+    } else {
+        let text = spec.filter.clone().unwrap_or_default();
+        // The user's filter goes to the provider as written (percent-encoded, spaces as %20).
+        let mut url = client.collection_url(<CimiSystem as ManagedKind>::COLLECTION).await?;
+        let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC).to_string();
+        url.set_query(Some(&format!("$filter={encoded}")));
+        let page = client.list_page_value(&url, &Query::new(), "System").await?;
+        let mut matches = entries(&page);
+        match matches.len() {
+            0 => {
+                return Err(Problem::stalled(
+                    Reason::ImportNotFound,
+                    format!("spec.import.filter {text:?} matches no provider system"),
+                ));
+            }
+            1 => matches.remove(0),
+            n => {
+                return Err(Problem::stalled(
+                    Reason::ImportAmbiguous,
+                    format!("spec.import.filter {text:?} matches {n} provider systems; narrow it or import by href"),
+                ));
+            }
+        }
+    };
+    let Some(id) = found.get("id").and_then(Value::as_str) else {
+        return Err(Problem::stalled(Reason::ImportNotFound, "the provider system has no id"));
+    };
+    status.common.id = Some(client.resolve(id).await?.to_string());
+    status.common.state = found.get("state").and_then(Value::as_str).map(str::to_string);
+    Ok((Progress::Working(Reason::Creating, "adopted the provider system; reading its members".into()), ACTIVE_REQUEUE))
+}
