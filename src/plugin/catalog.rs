@@ -21,7 +21,7 @@ use crate::cimi::model::{
 };
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
-use crate::controller::provider::CATALOG_COLLECTIONS;
+use crate::controller::provider::catalog::CATALOG_COLLECTIONS;
 
 /// The catalog as printed.
 #[derive(Clone, Debug, Default, Serialize)]

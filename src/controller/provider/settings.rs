@@ -1,0 +1,133 @@
+//! A provider's settings: its Secrets (in the operator's namespace; never logged), the client made from them
+//! and its spec, and the refusal of credentials over plain http.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
+use crate::api::CimiProvider;
+use crate::api::provider::credentials_from_secret;
+use crate::cimi::{Auth, CimiClient, CimiError};
+use crate::controller::context::Context;
+use crate::controller::registry::fingerprint;
+
+/// What the provider's Secrets hold (never logged).
+pub struct Settings {
+    pub auth: Auth,
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    pub fingerprint: u64,
+}
+
+pub async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Settings, String> {
+    let ns = &ctx.config.operator_namespace;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let spec = &provider.spec;
+    let mut auth = Auth::None;
+    let mut parts: Vec<Vec<u8>> = vec![
+        spec.endpoint.as_bytes().to_vec(),
+        format!("{:?}{}", spec.format, spec.insecure_skip_tls_verify).into_bytes(),
+        format!("{:?}", spec.rate_limit).into_bytes(),
+        format!(
+            "{:?}{}{:?}{}",
+            spec.trusted_origins, spec.allow_plain_http, spec.read_limits, spec.ca_bundle_replaces_system_roots
+        )
+        .into_bytes(),
+    ];
+    if let Some(r) = &spec.credentials_secret_ref {
+        if &r.namespace != ns {
+            return Err(format!(
+                "credentialsSecretRef names namespace {:?}; provider Secrets must live in the operator's namespace {ns:?}",
+                r.namespace
+            ));
+        }
+        let secret = secrets
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", r.name))?
+            .ok_or_else(|| format!("Secret {ns}/{} does not exist", r.name))?;
+        let data: BTreeMap<String, Vec<u8>> =
+            secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        auth = credentials_from_secret(&data, &format!("{ns}/{}", r.name))?;
+        for k in ["username", "password", "token"] {
+            parts.push(data.get(k).cloned().unwrap_or_default());
+        }
+    }
+    let mut ca_bundle_pem = None;
+    if let Some(r) = &spec.ca_bundle_secret_ref {
+        if &r.namespace != ns {
+            return Err(format!("caBundleSecretRef must name a Secret in the operator's namespace {ns:?}"));
+        }
+        let secret = secrets
+            .get_opt(&r.name)
+            .await
+            .map_err(|e| format!("cannot read Secret {ns}/{}: {e}", r.name))?
+            .ok_or_else(|| format!("Secret {ns}/{} does not exist", r.name))?;
+        let pem = secret
+            .data
+            .unwrap_or_default()
+            .get("ca.crt")
+            .map(|v| v.0.clone())
+            .ok_or_else(|| format!("Secret {ns}/{} has no key ca.crt", r.name))?;
+        parts.push(pem.clone());
+        ca_bundle_pem = Some(pem);
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(Settings { auth, ca_bundle_pem, fingerprint: fingerprint(&refs) })
+}
+
+pub fn client_for(
+    provider: &CimiProvider,
+    settings: Settings,
+    metrics: &crate::cimi::ClientMetrics,
+) -> Result<CimiClient, CimiError> {
+    let mut config = provider.client_config(settings.auth, settings.ca_bundle_pem)?;
+    // Probes and reconciles requeue on their own; keep in-call retries short.
+    config.transport.retry.max_attempts = 2;
+    config.transport.request_timeout = Duration::from_secs(15);
+    config.transport.connect_timeout = Duration::from_secs(5);
+    CimiClient::with_metrics(config, metrics.clone())
+}
+
+/// Why the operator will not connect: credentials would go over plain http (the endpoint or a trusted
+/// origin) without `spec.allowPlainHttp`. `None` when it may.
+pub fn plain_http_refusal(provider: &CimiProvider, auth: &Auth) -> Option<String> {
+    if *auth == Auth::None || provider.spec.allow_plain_http {
+        return None;
+    }
+    let plain: Vec<&str> = std::iter::once(provider.spec.endpoint.as_str())
+        .chain(provider.spec.trusted_origins.iter().map(String::as_str))
+        .filter(|u| u.trim().to_ascii_lowercase().starts_with("http://"))
+        .collect();
+    (!plain.is_empty()).then(|| {
+        format!(
+            "{} is plain http: the credentials would travel in clear text; use https, or set spec.allowPlainHttp: \
+             true if the network to the provider is trusted",
+            plain.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(endpoint: &str, trusted: &[&str], allow: bool) -> CimiProvider {
+        let spec = serde_json::json!({"endpoint": endpoint, "trustedOrigins": trusted, "allowPlainHttp": allow});
+        CimiProvider::new("p", serde_json::from_value(spec).expect("spec"))
+    }
+
+    #[test]
+    fn plain_http_needs_an_explicit_opt_in() {
+        let basic = Auth::Basic { username: "u".into(), password: crate::cimi::Secret::new("p") };
+        let refusal = plain_http_refusal(&provider("http://lab:8780/", &[], false), &basic).expect("refused");
+        assert!(refusal.contains("http://lab:8780/") && refusal.contains("allowPlainHttp"), "{refusal}");
+        assert_eq!(plain_http_refusal(&provider("http://lab:8780/", &[], true), &basic), None);
+        assert_eq!(plain_http_refusal(&provider("https://lab/", &[], false), &basic), None);
+        assert_eq!(plain_http_refusal(&provider("http://lab/", &[], false), &Auth::None), None, "no credentials");
+        let refusal =
+            plain_http_refusal(&provider("https://lab/", &["http://jobs.lab"], false), &basic).expect("refused");
+        assert!(refusal.contains("http://jobs.lab"), "a plain-http trusted origin counts too: {refusal}");
+    }
+}
