@@ -187,6 +187,13 @@ pub struct JobStatus {
     pub started_at: Option<Time>,
 }
 
+impl JobStatus {
+    /// The Job's state as a type (`QUEUED` when none was read yet).
+    pub fn job_state(&self) -> crate::cimi::model::JobState {
+        self.state.as_deref().map_or(crate::cimi::model::JobState::Queued, crate::cimi::model::JobState::parse)
+    }
+}
+
 /// The latest sample of one provider meter.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -216,6 +223,41 @@ pub struct EventCursor {
     pub timestamp: Option<String>,
 }
 
+/// Where a one-shot action stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ActionPhase {
+    /// Requested, not sent to the provider yet.
+    #[default]
+    Pending,
+    /// Sent; its provider Job runs.
+    Running,
+    /// Done.
+    Succeeded,
+    /// The provider refused it, or its Job failed (the message says why).
+    Failed,
+    /// Not offered by the provider in the resource's state (the message says why); not sent.
+    Rejected,
+}
+
+impl ActionPhase {
+    /// The phase as status writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionPhase::Pending => "Pending",
+            ActionPhase::Running => "Running",
+            ActionPhase::Succeeded => "Succeeded",
+            ActionPhase::Failed => "Failed",
+            ActionPhase::Rejected => "Rejected",
+        }
+    }
+}
+
+impl PartialEq<&str> for ActionPhase {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The outcome of the latest one-shot action requested with the `cimi.dev/action` annotation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -225,7 +267,7 @@ pub struct LastAction {
     /// The nonce given with the action; a new nonce requests the action again.
     pub nonce: String,
     /// Pending, Running, Succeeded, Failed or Rejected.
-    pub phase: String,
+    pub phase: ActionPhase,
     /// A human-readable explanation, for a failure or a rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

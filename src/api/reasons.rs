@@ -191,6 +191,25 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         self.info().name
     }
+
+    /// The reason a condition carries, when it is one of the catalogue's.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+
+    /// Whether the reason says the object is working towards its spec (creating, updating, waiting for a Job
+    /// or a dependency, deleting), rather than that something went wrong.
+    pub fn is_progress(self) -> bool {
+        matches!(
+            self,
+            Reason::Creating
+                | Reason::Updating
+                | Reason::ChangingPowerState
+                | Reason::WaitingForJob
+                | Reason::Deleting
+                | Reason::WaitingForDependency
+        )
+    }
 }
 
 impl std::fmt::Display for Reason {
@@ -266,6 +285,15 @@ mod tests {
                 assert!(types.contains(condition), "{} names {condition}, which is no condition type", info.name);
             }
         }
+    }
+
+    #[test]
+    fn reasons_are_read_back_from_their_names() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::from_name(reason.as_str()), Some(*reason));
+        }
+        assert_eq!(Reason::from_name("NoSuchReason"), None);
+        assert!(Reason::Creating.is_progress() && !Reason::JobFailed.is_progress());
     }
 
     #[test]

@@ -199,10 +199,7 @@ pub async fn ready_transition_event<K>(
     {
         // Not Ready for a reason other than progress (False, or Unknown when the provider cannot be reached).
         let warning = now.status != "True"
-            && !matches!(
-                now.reason.as_str(),
-                "Creating" | "Updating" | "ChangingPowerState" | "WaitingForJob" | "Deleting" | "WaitingForDependency"
-            );
+            && !crate::api::reasons::Reason::from_name(&now.reason).is_some_and(|r| r.is_progress());
         publish(recorder, obj, warning, &now.reason, "Reconcile", now.message.clone()).await;
     }
 }

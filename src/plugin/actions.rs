@@ -23,6 +23,7 @@ use super::error::PluginError;
 use super::kubeconn::Kube;
 use super::objects::{self, Kind, ObjectView, Target, job_phrase};
 use super::output::Printer;
+use crate::api::common::ActionPhase;
 use crate::api::common::ManagementPolicy;
 use crate::api::conditions::{READY, STALLED};
 use crate::api::managed::Managed;
@@ -164,16 +165,16 @@ pub fn one_shot_outcome(
 ) -> Option<Result<String, String>> {
     if let Some(last) = view.last_action().filter(|a| a.nonce == nonce) {
         let message = last.message.clone().unwrap_or_default();
-        match last.phase.as_str() {
-            "Succeeded" => {
+        match last.phase {
+            ActionPhase::Succeeded => {
                 return Some(Ok(match &last.result {
                     Some(result) => format!("{action} succeeded on {}: {result}", view.label()),
                     None => format!("{action} succeeded on {}", view.label()),
                 }));
             }
-            "Failed" => return Some(Err(format!("{action} failed on {}: {message}", view.label()))),
-            "Rejected" => return Some(Err(format!("{action} rejected for {}: {message}", view.label()))),
-            _ => {}
+            ActionPhase::Failed => return Some(Err(format!("{action} failed on {}: {message}", view.label()))),
+            ActionPhase::Rejected => return Some(Err(format!("{action} rejected for {}: {message}", view.label()))),
+            ActionPhase::Pending | ActionPhase::Running => {}
         }
     }
     match stalled_now(view) {
@@ -478,7 +479,7 @@ mod tests {
         let last = |nonce: &str, phase: &str, message: Option<&str>| LastAction {
             action: "restart".into(),
             nonce: nonce.into(),
-            phase: phase.into(),
+            phase: serde_json::from_value(serde_json::json!(phase)).expect("a phase"),
             message: message.map(str::to_string),
             ..Default::default()
         };

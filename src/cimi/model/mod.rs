@@ -9,6 +9,7 @@
 //! - [`common`]: what every resource shares: the namespace and URIs, [`Ref`], [`Operation`], [`RefOr`],
 //!   [`Location`] and the [`Resource`] trait;
 //! - [`resources`]: the resource structs (Machine, Volume, Network, Job, ...) and create/action bodies;
+//! - [`state`]: the states of Jobs as a type ([`JobState`]);
 //! - [`collection`]: the generic [`Collection`] whose entry array is named after its item type;
 //! - [`xml_codec`]: the strict XML codec of section 1.2 of `shared/cimi-reference.md`, to and from JSON values
 //!   (attributes typed as the standard defines them; used by cimi-sim and by the client to write).
@@ -16,11 +17,13 @@
 pub mod collection;
 pub mod common;
 pub mod resources;
+pub mod state;
 pub mod xml_codec;
 
 pub use collection::Collection;
 pub use common::*;
 pub use resources::*;
+pub use state::JobState;
 
 #[cfg(test)]
 mod tests;

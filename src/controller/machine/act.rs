@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::observe::interface_entry;
 use super::plan::MachineStep;
 use crate::api::CimiMachine;
-use crate::api::common::LastAction;
+use crate::api::common::{ActionPhase, LastAction};
 use crate::api::machine::CimiMachineStatus;
 use crate::api::reasons::Reason;
 use crate::cimi::{CimiClient, model};
@@ -64,7 +64,7 @@ pub async fn act(
                     status.common.last_action = Some(LastAction {
                         action: action.clone(),
                         nonce,
-                        phase: "Failed".into(),
+                        phase: ActionPhase::Failed,
                         message: Some(message.clone()),
                         job: None,
                         result: None,
@@ -91,7 +91,7 @@ pub async fn act(
             status.common.last_action = Some(LastAction {
                 action: action.clone(),
                 nonce,
-                phase: if job.is_some() { "Running".into() } else { "Succeeded".into() },
+                phase: if job.is_some() { ActionPhase::Running } else { ActionPhase::Succeeded },
                 message: None,
                 job: job.as_ref().map(|j| j.href.clone()),
                 result,
@@ -115,7 +115,7 @@ pub async fn act(
             status.common.last_action = Some(LastAction {
                 action,
                 nonce,
-                phase: "Rejected".into(),
+                phase: ActionPhase::Rejected,
                 message: Some(message.clone()),
                 job: None,
                 result: None,

@@ -15,9 +15,10 @@ use super::observe::COLLECTION;
 use super::observe::{interface_networks, observe_into_status, related};
 use super::plan::{self, plan_machine, power_action};
 use crate::api::CimiMachine;
+use crate::cimi::model::JobState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::common::ManagementPolicy;
+use crate::api::common::{ActionPhase, ManagementPolicy};
 use crate::api::conditions::STALLED;
 use crate::api::machine::CimiMachineStatus;
 use crate::api::managed::action_request;
@@ -181,13 +182,13 @@ pub async fn sync(
 /// Moves a running one-shot action to Succeeded or Failed once its Job ended.
 fn settle_last_action(status: &mut CimiMachineStatus) {
     let (Some(last), Some(job)) = (status.common.last_action.as_mut(), status.common.job.as_ref()) else { return };
-    if last.phase != "Running" || last.job.as_deref() != Some(job.href.as_str()) {
+    if last.phase != ActionPhase::Running || last.job.as_deref() != Some(job.href.as_str()) {
         return;
     }
-    match job.state.as_deref() {
-        Some("SUCCESS") => last.phase = "Succeeded".into(),
-        Some("FAILED" | "STOPPED") => {
-            last.phase = "Failed".into();
+    match job.job_state() {
+        JobState::Success => last.phase = ActionPhase::Succeeded,
+        state if state.is_failure() => {
+            last.phase = ActionPhase::Failed;
             last.message = job.status_message.clone();
         }
         _ => return,
@@ -206,20 +207,22 @@ fn failed_operation(
     was_running: bool,
 ) -> Result<(), Problem> {
     let Some(job) = &status.common.job else { return Ok(()) };
-    let failed = matches!(job.state.as_deref(), Some("FAILED" | "STOPPED"));
+    let failed = job.job_state().is_failure();
     let one_shot = status.common.last_action.as_ref().and_then(|a| a.job.as_deref()) == Some(job.href.as_str());
     if !failed || one_shot || job.action.as_deref() == Some("add") {
         return Ok(());
     }
     let reported = crate::api::conditions::find(&status.common.conditions, STALLED)
-        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| {
+            c.status == "True" && matches!(Reason::from_name(&c.reason), Some(Reason::JobFailed | Reason::Timeout))
+        })
         .filter(|c| c.message.contains(&job.href));
     if let Some(c) = reported {
         let delay = retry_delay(ctx.failures(retry_key).max(1));
         let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
         let since = Duration::try_from(since).unwrap_or_default();
         if since < delay {
-            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            let reason = Reason::from_name(&c.reason).unwrap_or(Reason::JobFailed);
             return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
         }
         return Ok(());

@@ -12,6 +12,7 @@ use super::reads::{observe, operations};
 use crate::api::common::{JobStatus, ManagedStatus};
 use crate::api::managed::Managed;
 use crate::api::reasons::Reason;
+use crate::cimi::model::JobState;
 use crate::cimi::{Accepted, CimiClient, CimiError};
 use crate::controller::outcome::{Failures, Problem};
 
@@ -126,18 +127,20 @@ pub async fn recover_failed_create(
     was_running: bool,
 ) -> Result<Option<String>, Problem> {
     let Some(job) = status.job.clone() else { return Ok(None) };
-    if job.action.as_deref() != Some("add") || !matches!(job.state.as_deref(), Some("FAILED" | "STOPPED")) {
+    if job.action.as_deref() != Some("add") || !job.job_state().is_failure() {
         return Ok(None);
     }
     let reported = crate::api::conditions::find(&status.conditions, crate::api::conditions::STALLED)
-        .filter(|c| c.status == "True" && matches!(c.reason.as_str(), "JobFailed" | "Timeout"))
+        .filter(|c| {
+            c.status == "True" && matches!(Reason::from_name(&c.reason), Some(Reason::JobFailed | Reason::Timeout))
+        })
         .filter(|c| c.message.contains(&job.href));
     if let Some(c) = reported {
         let delay = crate::controller::outcome::retry_delay(failures.count(retry_key).max(1));
         let since = k8s_openapi::jiff::Timestamp::now().duration_since(c.last_transition_time.0);
         let since = Duration::try_from(since).unwrap_or_default();
         if since < delay {
-            let reason = if c.reason == "Timeout" { Reason::Timeout } else { Reason::JobFailed };
+            let reason = Reason::from_name(&c.reason).unwrap_or(Reason::JobFailed);
             return Err(Problem { retry_after: Some(delay - since), ..Problem::stalled(reason, c.message.clone()) });
         }
     } else if was_running {
@@ -196,7 +199,7 @@ pub fn job_started(accepted: &Accepted, action: &str) -> Option<JobStatus> {
     accepted.job.as_ref().map(|href| JobStatus {
         href: href.to_string(),
         action: Some(action.to_string()),
-        state: Some("QUEUED".into()),
+        state: Some(JobState::Queued.to_string()),
         progress: Some(0),
         status_message: None,
         started_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
@@ -205,7 +208,7 @@ pub fn job_started(accepted: &Accepted, action: &str) -> Option<JobStatus> {
 
 /// Whether a recorded Job still runs.
 pub fn job_running(job: Option<&JobStatus>) -> bool {
-    job.is_some_and(|j| !matches!(j.state.as_deref(), Some("SUCCESS" | "FAILED" | "STOPPED")))
+    job.is_some_and(|j| !j.job_state().is_terminal())
 }
 
 /// Reads a Job and updates its record. A Job that is gone counts as done.
@@ -223,7 +226,7 @@ pub async fn refresh_job(client: &CimiClient, job: &mut JobStatus) -> Result<(),
             Ok(())
         }
         Err(CimiError::NotFound { .. }) => {
-            job.state = Some("SUCCESS".into());
+            job.state = Some(JobState::Success.to_string());
             Ok(())
         }
         Err(e) => Err(e),

@@ -9,6 +9,7 @@ use crate::api::common::JobStatus;
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::{CimiSystemStatus, NestedJob};
+use crate::cimi::model::JobState;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::outcome::Problem;
 use crate::controller::resource::jobs::job_running;
@@ -59,7 +60,7 @@ pub async fn follow_job(
     let doc = match client.get_value(&url).await {
         Ok(d) => d,
         Err(CimiError::NotFound { .. }) => {
-            job.state = Some("SUCCESS".into());
+            job.state = Some(JobState::Success.to_string());
             return Ok(());
         }
         Err(e) => return Err(e),

@@ -134,7 +134,7 @@ pub fn count_members(
 pub fn failed_components(nested: &[NestedJob]) -> Vec<String> {
     nested
         .iter()
-        .filter(|n| matches!(n.job.state.as_deref(), Some("FAILED" | "STOPPED")))
+        .filter(|n| n.job.job_state().is_failure())
         .map(|n| {
             let who = n.component.clone().unwrap_or_else(|| n.job.href.clone());
             match n.job.status_message.as_deref().filter(|m| !m.is_empty()) {

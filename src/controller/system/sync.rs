@@ -13,6 +13,7 @@ use crate::api::common::{ManagementPolicy, ResourceGonePolicy};
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::CimiSystemStatus;
+use crate::cimi::model::JobState;
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::connection::{connection, poll_interval};
@@ -49,8 +50,7 @@ pub async fn sync(
         follow_job(client, job, &mut status.nested_jobs).await?;
         check_timeout(system, job)?;
     }
-    let job_ended_badly = was_running
-        && status.common.job.as_ref().is_some_and(|j| matches!(j.state.as_deref(), Some("FAILED" | "STOPPED")));
+    let job_ended_badly = was_running && status.common.job.as_ref().is_some_and(|j| j.job_state().is_failure());
 
     // Observe.
     let current = match status.common.id.clone() {
@@ -66,7 +66,7 @@ pub async fn sync(
             if job_running(status.common.job.as_ref()) {
                 return Ok((Progress::Working(Reason::Creating, "waiting for the create Job".into()), ACTIVE_REQUEUE));
             }
-            if let Some(job) = status.common.job.as_ref().filter(|j| j.state.as_deref() == Some("FAILED")) {
+            if let Some(job) = status.common.job.as_ref().filter(|j| j.job_state() == JobState::Failed) {
                 return Err(Problem::stalled(Reason::JobFailed, job_failure_message(job, &status.nested_jobs)));
             }
             if spec.resource_gone_policy == ResourceGonePolicy::Recreate && spec.import.is_none() {
@@ -236,7 +236,7 @@ pub fn progress_message(message: String, status: &CimiSystemStatus) -> String {
     if status.nested_jobs.is_empty() || !job_running(status.common.job.as_ref()) {
         return message;
     }
-    let done = status.nested_jobs.iter().filter(|n| n.job.state.as_deref() == Some("SUCCESS")).count();
+    let done = status.nested_jobs.iter().filter(|n| n.job.job_state() == JobState::Success).count();
     format!("{message}: {done}/{} component Jobs done", status.nested_jobs.len())
 }
 
