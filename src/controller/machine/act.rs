@@ -18,6 +18,7 @@ use crate::controller::context::Context;
 use crate::controller::kubeops::publish;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::resource::jobs::job_started;
+use crate::controller::resource::reads::ref_href;
 
 /// The machine a step acts on: its object, its provider machine as observed, and the provider's client.
 pub struct Target<'a> {
@@ -155,8 +156,7 @@ pub async fn act(
             ))
         }
         MachineStep::Connect(wanted) => {
-            let Some(href) = current.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str)
-            else {
+            let Some(href) = ref_href(current, "networkInterfaces") else {
                 return Err(Problem::stalled(
                     Reason::UnsupportedByProvider,
                     "the provider machine has no networkInterfaces collection; interfaces cannot be added",

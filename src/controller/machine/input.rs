@@ -14,6 +14,7 @@ use crate::api::managed::action_request;
 use crate::controller::resource::attributes::{attribute_changes, wanted_attributes};
 use crate::controller::resource::jobs::job_running;
 use crate::controller::resource::reads::operations;
+use crate::controller::resource::reads::text;
 
 /// The plan's input for `machine`, whose provider machine is `current`, with our `tags`, the machine's shared
 /// `status`, the volume attachments and interface networks the provider reports, and the `related` objects.
@@ -49,7 +50,7 @@ pub fn plan_input(
         .map(|network| AttachedInterface { network: network.clone() })
         .collect();
     MachinePlanInput {
-        state: current.get("state").and_then(Value::as_str).unwrap_or_default().to_string(),
+        state: text(current, "state").unwrap_or_default().to_string(),
         operations: operations(current),
         job_running: job_running(status.job.as_ref()),
         power: spec.power_state,

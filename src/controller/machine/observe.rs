@@ -15,6 +15,7 @@ use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::outcome::Problem;
 use crate::controller::resource::reads::entries;
+use crate::controller::resource::reads::{int, ref_href, text};
 
 /// The CloudEntryPoint collection of machines.
 pub const COLLECTION: &str = "machines";
@@ -111,13 +112,13 @@ pub async fn network_refs(
 
 /// The machine's interface entry on `network` (what a disconnect deletes), if it has one.
 pub async fn interface_entry(client: &CimiClient, machine: &Value, network: &str) -> Result<Option<Value>, CimiError> {
-    let Some(href) = machine.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) else {
+    let Some(href) = ref_href(machine, "networkInterfaces") else {
         return Ok(None);
     };
     let url = client.resolve(href).await?;
     let page = client.list_page_value(&url, &Default::default(), "MachineNetworkInterface").await?;
     for e in entries(&page) {
-        let Some(on) = e.get("network").and_then(|v| v.get("href")).and_then(Value::as_str) else { continue };
+        let Some(on) = ref_href(&e, "network") else { continue };
         if client.resolve(on).await?.as_str() == network {
             return Ok(Some(e));
         }
@@ -137,12 +138,12 @@ pub async fn observe_into_status(
     status: &mut CimiMachineStatus,
     steady: bool,
 ) -> Result<Vec<AttachedVolume>, CimiError> {
-    status.common.state = m.get("state").and_then(Value::as_str).map(str::to_string);
-    status.cpu = m.get("cpu").and_then(Value::as_i64);
-    status.memory = m.get("memory").and_then(Value::as_i64);
+    status.common.state = text(m, "state").map(str::to_string);
+    status.cpu = int(m, "cpu");
+    status.memory = int(m, "memory");
     status.memory_display = status.memory.map(format_memory_kib);
     let href = status.common.id.clone().unwrap_or_default();
-    let updated = m.get("updated").and_then(Value::as_str);
+    let updated = text(m, "updated");
     let reading = match ctx.observer.sub_reading(status_provider, &href, updated).await.filter(|_| steady) {
         Some(r) => r,
         None => {
@@ -181,24 +182,24 @@ const MAX_SUB_ENTRIES: usize = 64;
 /// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
 pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
     let mut interfaces = Vec::new();
-    if let Some(href) = m.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) {
+    if let Some(href) = ref_href(m, "networkInterfaces") {
         let page = client
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
             .await?;
         for nic in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
             let mut attachment = ObservedAttachment {
-                href: nic.get("network").and_then(|n| n.get("href")).and_then(Value::as_str).map(str::to_string),
-                state: nic.get("state").and_then(Value::as_str).map(str::to_string),
+                href: ref_href(&nic, "network").map(str::to_string),
+                state: text(&nic, "state").map(str::to_string),
                 ..Default::default()
             };
-            if let Some(ah) = nic.get("addresses").and_then(|a| a.get("href")).and_then(Value::as_str) {
+            if let Some(ah) = ref_href(&nic, "addresses") {
                 let page = client
                     .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
                     .await?;
                 for entry in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
-                    if let Some(addr) = entry.get("address").and_then(|a| a.get("href")).and_then(Value::as_str) {
+                    if let Some(addr) = ref_href(&entry, "address") {
                         let address = client.get_value(&client.resolve(addr).await?).await?;
-                        if let Some(ip) = address.get("ip").and_then(Value::as_str) {
+                        if let Some(ip) = text(&address, "ip") {
                             attachment.addresses.push(ip.to_string());
                         }
                     }
@@ -209,16 +210,16 @@ pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Valu
     }
     let mut volumes = Vec::new();
     let mut attached = Vec::new();
-    if let Some(href) = m.get("volumes").and_then(|v| v.get("href")).and_then(Value::as_str) {
+    if let Some(href) = ref_href(m, "volumes") {
         let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
         for e in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
-            let volume = e.get("volume").and_then(|v| v.get("href")).and_then(Value::as_str);
+            let volume = ref_href(&e, "volume");
             volumes.push(ObservedAttachment {
                 href: volume.map(str::to_string),
-                initial_location: e.get("initialLocation").and_then(Value::as_str).map(str::to_string),
+                initial_location: text(&e, "initialLocation").map(str::to_string),
                 ..Default::default()
             });
-            if let (Some(id), Some(volume)) = (e.get("id").and_then(Value::as_str), volume) {
+            if let (Some(id), Some(volume)) = (text(&e, "id"), volume) {
                 attached.push(json!({
                     "entry": client.resolve(id).await?.to_string(),
                     "volume": client.resolve(volume).await?.to_string(),

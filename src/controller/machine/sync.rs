@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use kube::api::Api;
 use kube::{Resource as _, ResourceExt as _};
-use serde_json::Value;
 
 use super::act::{Target, act};
 use super::create::create;
@@ -16,6 +15,7 @@ use super::observe::{interface_networks, observe_into_status, related};
 use super::plan::{self, plan_machine, power_action};
 use crate::api::CimiMachine;
 use crate::cimi::model::JobState;
+use crate::controller::resource::reads::text;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::common::{ActionPhase, ManagementPolicy};
@@ -107,7 +107,7 @@ pub async fn sync(
                 Some(v) => Some(v),
                 None => {
                     let found = find_import::<CimiMachine>(ctx, client, COLLECTION, "machine", import, &uid).await?;
-                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    let id = text(&found, "id").unwrap_or("?");
                     publish(
                         &ctx.recorder,
                         machine,
@@ -129,7 +129,7 @@ pub async fn sync(
         }
         return create(machine, ctx, api, &conn, status).await;
     };
-    if let Some(id) = current.get("id").and_then(Value::as_str) {
+    if let Some(id) = text(&current, "id") {
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
     let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;

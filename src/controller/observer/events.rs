@@ -13,6 +13,7 @@ use super::shared::*;
 use crate::api::common::EventCursor;
 use crate::cimi::query::Filter;
 use crate::cimi::{CimiClient, CimiError};
+use crate::controller::resource::reads::{ref_href, text};
 
 /// One provider event, as mirrored.
 pub(super) struct ProviderEvent {
@@ -24,10 +25,10 @@ pub(super) struct ProviderEvent {
 }
 
 pub(super) fn provider_event(e: &Value, member: Option<&str>) -> Option<ProviderEvent> {
-    let id = e.get("id").and_then(Value::as_str)?.to_string();
-    let type_ = e.get("type").and_then(Value::as_str).map(short).unwrap_or_else(|| "event".into());
+    let id = text(e, "id")?.to_string();
+    let type_ = text(e, "type").map(short).unwrap_or_else(|| "event".into());
     let content = e.get("content").cloned().unwrap_or(Value::Null);
-    let field = |k: &str| content.get(k).and_then(text);
+    let field = |k: &str| content.get(k).and_then(scalar_text);
     let summary = match type_.as_str() {
         "state" => format!(
             "state {} -> {}",
@@ -51,9 +52,9 @@ pub(super) fn provider_event(e: &Value, member: Option<&str>) -> Option<Provider
         ),
         other => other.to_string(),
     };
-    let severity = e.get("severity").and_then(Value::as_str).unwrap_or("");
-    let outcome = e.get("outcome").and_then(Value::as_str).unwrap_or("");
-    let timestamp = e.get("timestamp").and_then(Value::as_str).map(str::to_string);
+    let severity = text(e, "severity").unwrap_or("");
+    let outcome = text(e, "outcome").unwrap_or("");
+    let timestamp = text(e, "timestamp").map(str::to_string);
     let mut note = match member {
         Some(member) => format!("provider event {id}: {member}: {summary}"),
         None => format!("provider event {id}: {summary}"),
@@ -80,12 +81,10 @@ pub fn event_id_of_note(note: &str) -> Option<&str> {
 
 /// The events of a log that come after `cursor` (all of them without one), in the log's order.
 pub(super) fn after_cursor(mut events: Vec<Value>, cursor: Option<&EventCursor>) -> Vec<Value> {
-    let ts = |v: &Value| {
-        v.get("timestamp").and_then(Value::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-    };
+    let ts = |v: &Value| text(v, "timestamp").and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
     events.sort_by_key(ts);
     let Some(cursor) = cursor else { return events };
-    if let Some(i) = events.iter().position(|e| e.get("id").and_then(Value::as_str) == Some(cursor.id.as_str())) {
+    if let Some(i) = events.iter().position(|e| text(e, "id") == Some(cursor.id.as_str())) {
         return events.split_off(i + 1);
     }
     // The cursor's event is gone (the log was trimmed): keep what is strictly newer.
@@ -113,11 +112,11 @@ where
     let events_url = match known {
         Some(u) => u,
         None => {
-            let Some(log) = current.get("eventLog").and_then(|l| l.get("href")).and_then(Value::as_str) else {
+            let Some(log) = ref_href(current, "eventLog") else {
                 return Ok(());
             };
             let log = client.get_value(&client.resolve(log).await?).await?;
-            let Some(events) = log.get("events").and_then(|e| e.get("href")).and_then(Value::as_str) else {
+            let Some(events) = ref_href(&log, "events") else {
                 return Ok(());
             };
             let url = client.resolve(events).await?;

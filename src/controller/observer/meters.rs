@@ -15,6 +15,7 @@ use crate::api::common::{EventCursor, ManagedStatus, MeterStatus};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::resource::reads::entries;
+use crate::controller::resource::reads::{ref_href, text};
 use crate::runtime::metrics::MeterLabels;
 
 /// Reads meters and mirrors events of `obj`'s provider resource `current` when they are due; returns
@@ -124,19 +125,19 @@ pub(super) async fn read_meters(
     let meters = match known {
         Some(m) => m,
         None => {
-            let Some(list) = current.get("meters").and_then(|m| m.get("href")).and_then(Value::as_str) else {
+            let Some(list) = ref_href(current, "meters") else {
                 return Ok(None);
             };
             let url = client.resolve(list).await?;
             let (listing, _) = list_at(client, &url, "Meter", None, inner.page_size, None).await?;
             let mut out = Vec::new();
             for m in listing {
-                let Some(samples) = m.get("samples").and_then(|s| s.get("href")).and_then(Value::as_str) else {
+                let Some(samples) = ref_href(&m, "samples") else {
                     continue;
                 };
                 out.push(MeterRef {
-                    aspect: m.get("aspect").and_then(Value::as_str).map(short).unwrap_or_default(),
-                    units: m.get("units").and_then(Value::as_str).map(str::to_string),
+                    aspect: text(&m, "aspect").map(short).unwrap_or_default(),
+                    units: text(&m, "units").map(str::to_string),
                     samples: client.resolve(samples).await?,
                 });
             }
@@ -153,7 +154,7 @@ pub(super) async fn read_meters(
         out.push(MeterStatus {
             aspect: meter.aspect.clone(),
             units: meter.units.clone(),
-            value: sample.as_ref().and_then(|s| s.get("value")).and_then(text),
+            value: sample.as_ref().and_then(|s| s.get("value")).and_then(scalar_text),
             timestamp: sample.as_ref().and_then(|s| s.get("timestamp")).and_then(Value::as_str).and_then(parse_time),
         });
     }
@@ -166,7 +167,7 @@ pub(super) async fn read_meters(
 pub(super) async fn latest_sample(client: &CimiClient, samples: &Url) -> Result<Option<Value>, CimiError> {
     let query = Query::new().order_by("timestamp", true).page(1, 1);
     let page = client.list_page_value(samples, &query, "Sample").await?;
-    let stamp = |v: &Value| v.get("timestamp").and_then(Value::as_str).and_then(parse_time).map(|t| t.0);
+    let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
     Ok(entries(&page).into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))))
 }
 

@@ -14,6 +14,7 @@ use super::shared::*;
 use crate::api::CimiProvider;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
+use crate::controller::resource::reads::text;
 use crate::names::TAG_CLUSTER;
 
 /// The item type of a collection's entries.
@@ -158,7 +159,7 @@ pub(super) async fn page_through(
 pub(super) async fn resolve_all(client: &CimiClient, listing: Vec<Value>) -> Vec<(String, Value)> {
     let mut out = Vec::with_capacity(listing.len());
     for entry in listing {
-        let Some(id) = entry.get("id").and_then(Value::as_str) else { continue };
+        let Some(id) = text(&entry, "id") else { continue };
         if let Ok(url) = client.resolve(id).await {
             out.push((url.to_string(), entry));
         }

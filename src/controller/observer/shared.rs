@@ -159,7 +159,7 @@ pub(super) fn short(uri: &str) -> String {
     uri.rsplit('/').next().unwrap_or(uri).to_string()
 }
 
-pub(super) fn text(v: &Value) -> Option<String> {
+pub(super) fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

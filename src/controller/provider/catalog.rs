@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::api::provider::{CATALOG_ENTRIES_PER_COLLECTION, Capability, Catalog, CatalogEntry, MAX_CAPABILITIES};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
+use crate::controller::resource::reads::text;
 
 /// The catalog collections read at each probe, by CEP collection name.
 pub const CATALOG_COLLECTIONS: &[&str] = &[
@@ -38,9 +39,9 @@ pub async fn read_catalog(client: &CimiClient) -> Result<(Catalogue, BTreeMap<St
         let listing = client.list_values_at(url, &query, "", None, page_size).await?;
         let mut entries = Vec::with_capacity(listing.entries.len());
         for item in &listing.entries {
-            let Some(href) = item.get("id").and_then(Value::as_str) else { continue };
+            let Some(href) = text(item, "id") else { continue };
             let Ok(href) = client.resolve(href).await else { continue };
-            let name = item.get("name").and_then(Value::as_str).map(str::to_string);
+            let name = text(item, "name").map(str::to_string);
             entries.push(CatalogEntry { name, href: href.to_string() });
         }
         // The provider's own count, where it states one: the entries kept may be fewer.
@@ -71,10 +72,10 @@ pub fn capabilities_of(metadata: &[Value]) -> Vec<Capability> {
         let resource = doc
             .get("name")
             .and_then(Value::as_str)
-            .or_else(|| doc.get("typeURI").and_then(Value::as_str).and_then(|t| t.rsplit('/').next()))
+            .or_else(|| text(doc, "typeURI").and_then(|t| t.rsplit('/').next()))
             .unwrap_or_default();
         for capability in doc.get("capabilities").and_then(Value::as_array).into_iter().flatten() {
-            let Some(name) = capability.get("name").and_then(Value::as_str) else { continue };
+            let Some(name) = text(capability, "name") else { continue };
             let value = match capability.get("value") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::reads::properties_of;
+use super::reads::{properties_of, text};
 
 /// The properties the provider resource should carry: the user's plus our tags.
 pub fn desired_properties(
@@ -28,11 +28,11 @@ pub fn attribute_changes(
     observed: &Value,
 ) -> Map<String, Value> {
     let mut changes = Map::new();
-    if observed.get("name").and_then(Value::as_str) != Some(name) {
+    if text(observed, "name") != Some(name) {
         changes.insert("name".into(), json!(name));
     }
     if let Some(d) = description
-        && observed.get("description").and_then(Value::as_str) != Some(d)
+        && text(observed, "description") != Some(d)
     {
         changes.insert("description".into(), json!(d));
     }
@@ -53,7 +53,7 @@ pub fn wanted_attributes(
 ) -> (String, BTreeMap<String, String>) {
     let name = match (spec_name, imported) {
         (Some(n), _) => n.to_string(),
-        (None, Some(current)) => current.get("name").and_then(Value::as_str).unwrap_or(object_name).to_string(),
+        (None, Some(current)) => text(current, "name").unwrap_or(object_name).to_string(),
         (None, None) => object_name.to_string(),
     };
     let properties = match (user, imported) {

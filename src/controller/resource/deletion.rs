@@ -1,12 +1,13 @@
 //! Deleting (policy Delete) or untagging (policy Orphan) an object's provider resource, one step per pass: the
 //! finalizer goes only once a GET says the resource is gone.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::jobs::{job_running, job_started, refresh_job};
 use super::reads::{find_by_uid, observe, properties_of};
 use crate::api::common::{DeletionPolicy, ManagedStatus};
 use crate::cimi::{CimiClient, CimiError};
+use crate::controller::resource::reads::text;
 
 /// One step of deleting (or orphaning) a provider resource.
 #[derive(Debug, PartialEq)]
@@ -39,7 +40,7 @@ pub async fn cleanup(
         None => find_by_uid(client, collection, uid).await?,
     };
     let Some(current) = current else { return Ok(Cleanup::Done) };
-    if let Some(id) = current.get("id").and_then(Value::as_str) {
+    if let Some(id) = text(&current, "id") {
         status.id = Some(client.resolve(id).await?.to_string());
     }
     match policy {
@@ -52,7 +53,7 @@ pub async fn cleanup(
             Ok(Cleanup::Done)
         }
         DeletionPolicy::Delete => {
-            let state = current.get("state").and_then(Value::as_str).unwrap_or("");
+            let state = text(&current, "state").unwrap_or("");
             if state == "DELETING" {
                 return Ok(Cleanup::Wait("the provider is deleting the resource".into()));
             }

@@ -18,6 +18,7 @@ use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::kubeops;
 use crate::controller::outcome::Problem;
+use crate::controller::resource::reads::text;
 use crate::names::{TAG_CLUSTER, TAG_KIND, TAG_NAME, TAG_NAMESPACE, TAG_UID};
 
 /// The provider-side tags of an object in this cluster (see [`provider_tags`]).
@@ -76,7 +77,7 @@ where
         [] => return Ok(None),
         [one] => one.clone(),
         many => {
-            let hrefs: Vec<&str> = many.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).take(5).collect();
+            let hrefs: Vec<&str> = many.iter().filter_map(|e| text(e, "id")).take(5).collect();
             return Err(Problem::stalled(
                 Reason::AdoptionConflict,
                 format!(
@@ -120,7 +121,7 @@ pub async fn adopt<K>(
 where
     K: Managed + crate::controller::stores::Cached,
 {
-    let id = resource.get("id").and_then(Value::as_str).unwrap_or("(no id)").to_string();
+    let id = text(&resource, "id").unwrap_or("(no id)").to_string();
     let old_uid = properties_of(&resource).get(TAG_UID).cloned().unwrap_or_default();
     if live::<K>(ctx, &old_uid).await? {
         return Err(Problem::stalled(
@@ -189,7 +190,7 @@ fn claimed_by(resource: &Value, uid: &str, noun: &str) -> Result<(), Problem> {
             Reason::ImportConflict,
             format!(
                 "the {noun} {} is already managed by {}/{} (its cimi.dev/uid tag is {other}); nothing was adopted",
-                resource.get("id").and_then(Value::as_str).unwrap_or("(no id)"),
+                text(resource, "id").unwrap_or("(no id)"),
                 props.get(TAG_NAMESPACE).map(String::as_str).unwrap_or("?"),
                 props.get(TAG_NAME).map(String::as_str).unwrap_or("?"),
             ),

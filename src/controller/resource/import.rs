@@ -12,6 +12,7 @@ use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::outcome::Problem;
+use crate::controller::resource::reads::text;
 
 /// Finds the one provider resource that `spec.import` names: by href, or by a `$filter` that must
 /// match exactly one resource of `collection`. Zero or several matches, or a resource that carries
@@ -76,8 +77,7 @@ where
             }
             (1, [one]) => one.clone(),
             (n, some) => {
-                let hrefs: Vec<&str> =
-                    some.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).take(5).collect();
+                let hrefs: Vec<&str> = some.iter().filter_map(|e| text(e, "id")).take(5).collect();
                 return Err(Problem::stalled(
                     Reason::ImportAmbiguous,
                     format!(

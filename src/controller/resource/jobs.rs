@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use url::Url;
 
 use super::reads::{observe, operations};
@@ -15,6 +15,7 @@ use crate::api::reasons::Reason;
 use crate::cimi::model::JobState;
 use crate::cimi::{Accepted, CimiClient, CimiError};
 use crate::controller::outcome::{Failures, Problem};
+use crate::controller::resource::reads::{int, text};
 
 /// The spec's limit for the operation a Job stands for: `add` is a create, `delete` a delete,
 /// anything else an update or action.
@@ -168,7 +169,7 @@ pub async fn recover_failed_create(
     };
     match left {
         Some(resource) => {
-            let state = resource.get("state").and_then(Value::as_str).unwrap_or("");
+            let state = text(&resource, "state").unwrap_or("");
             match state {
                 "ERROR" => match client.delete(&resource).await {
                     Ok(_) | Err(CimiError::NotFound { .. }) => {
@@ -220,9 +221,9 @@ pub async fn refresh_job(client: &CimiClient, job: &mut JobStatus) -> Result<(),
     };
     match client.get_value(&url).await {
         Ok(j) => {
-            job.state = j.get("state").and_then(Value::as_str).map(str::to_string).or(job.state.take());
-            job.progress = j.get("progress").and_then(Value::as_i64).map(|p| p as i32).or(job.progress);
-            job.status_message = j.get("statusMessage").and_then(Value::as_str).map(str::to_string);
+            job.state = text(&j, "state").map(str::to_string).or(job.state.take());
+            job.progress = int(&j, "progress").map(|p| p as i32).or(job.progress);
+            job.status_message = text(&j, "statusMessage").map(str::to_string);
             Ok(())
         }
         Err(CimiError::NotFound { .. }) => {

@@ -10,6 +10,26 @@ use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
 use crate::names::TAG_UID;
 
+/// The string attribute `name` of a provider document.
+pub fn text<'a>(doc: &'a Value, name: &str) -> Option<&'a str> {
+    doc.get(name).and_then(Value::as_str)
+}
+
+/// The integer attribute `name` of a provider document.
+pub fn int(doc: &Value, name: &str) -> Option<i64> {
+    doc.get(name).and_then(Value::as_i64)
+}
+
+/// The boolean attribute `name` of a provider document.
+pub fn boolean(doc: &Value, name: &str) -> Option<bool> {
+    doc.get(name).and_then(Value::as_bool)
+}
+
+/// The href of the reference attribute `name` (`{"href": …}`) of a provider document.
+pub fn ref_href<'a>(doc: &'a Value, name: &str) -> Option<&'a str> {
+    doc.get(name).and_then(|r| r.get("href")).and_then(Value::as_str)
+}
+
 /// The properties of a provider resource.
 pub fn properties_of(resource: &Value) -> BTreeMap<String, String> {
     resource

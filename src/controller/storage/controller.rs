@@ -29,6 +29,7 @@ use crate::controller::resource::jobs::{
     enforce_timeout, job_running, job_started, recover_failed_create, refresh_job, transient_overdue,
 };
 use crate::controller::resource::known::observe_known;
+use crate::controller::resource::reads::text;
 use crate::controller::shell::error::{Error, error_policy};
 use crate::controller::shell::kind::{Guard, KindStatus};
 use crate::controller::shell::reconcile::{reconcile, retry_key};
@@ -126,7 +127,7 @@ pub async fn sync<K: StorageKind>(
                 Some(v) => Some(v),
                 None => {
                     let found = find_import::<K>(ctx, client, K::COLLECTION, K::NOUN, import, &uid).await?;
-                    let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                    let id = text(&found, "id").unwrap_or("?");
                     publish(
                         &ctx.recorder,
                         obj,
@@ -166,7 +167,7 @@ pub async fn sync<K: StorageKind>(
             ACTIVE_REQUEUE,
         ));
     };
-    if let Some(id) = current.get("id").and_then(Value::as_str) {
+    if let Some(id) = text(&current, "id") {
         common.id = Some(client.resolve(id).await?.to_string());
     }
     let job_busy = job_running(common.job.as_ref());

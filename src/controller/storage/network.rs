@@ -16,6 +16,7 @@ use crate::cimi::model;
 use crate::controller::context::Context;
 use crate::controller::outcome::{Problem, Progress};
 use crate::controller::registry::{ProviderConnection, resolve_catalog};
+use crate::controller::resource::reads::{int, text};
 use crate::controller::shell::error::Error;
 use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
 
@@ -58,10 +59,10 @@ impl StorageKind for CimiNetwork {
         self.spec.name.as_deref()
     }
     fn observe_into(v: &Value, status: &mut CimiNetworkStatus) {
-        status.common.state = v.get("state").and_then(Value::as_str).map(str::to_string);
-        status.network_type = v.get("networkType").and_then(Value::as_str).map(str::to_string);
-        status.mtu = v.get("mtu").and_then(Value::as_i64);
-        status.class_of_service = v.get("classOfService").and_then(Value::as_str).map(str::to_string);
+        status.common.state = text(v, "state").map(str::to_string);
+        status.network_type = text(v, "networkType").map(str::to_string);
+        status.mtu = int(v, "mtu");
+        status.class_of_service = text(v, "classOfService").map(str::to_string);
     }
     fn create_body(&self, conn: &ProviderConnection) -> Result<Value, Problem> {
         let spec = &self.spec;

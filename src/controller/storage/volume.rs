@@ -17,6 +17,7 @@ use crate::cimi::model;
 use crate::controller::context::Context;
 use crate::controller::outcome::{Problem, Progress};
 use crate::controller::registry::{ProviderConnection, resolve_catalog};
+use crate::controller::resource::reads::{boolean, int, text};
 use crate::controller::shell::error::Error;
 use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
 
@@ -59,11 +60,11 @@ impl StorageKind for CimiVolume {
         self.spec.name.as_deref()
     }
     fn observe_into(v: &Value, status: &mut CimiVolumeStatus) {
-        status.common.state = v.get("state").and_then(Value::as_str).map(str::to_string);
-        status.capacity = v.get("capacity").and_then(Value::as_i64);
+        status.common.state = text(v, "state").map(str::to_string);
+        status.capacity = int(v, "capacity");
         status.capacity_display = status.capacity.map(format_capacity_kb);
-        status.type_ = v.get("type").and_then(Value::as_str).map(str::to_string);
-        status.bootable = v.get("bootable").and_then(Value::as_bool);
+        status.type_ = text(v, "type").map(str::to_string);
+        status.bootable = boolean(v, "bootable");
     }
     fn create_body(&self, conn: &ProviderConnection) -> Result<Value, Problem> {
         let spec = &self.spec;

@@ -13,6 +13,7 @@ use crate::cimi::model::JobState;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::outcome::Problem;
 use crate::controller::resource::jobs::job_running;
+use crate::controller::resource::reads::{int, ref_href, text};
 
 use super::plan::failed_components;
 
@@ -71,7 +72,7 @@ pub async fn follow_job(
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|n| n.get("href").and_then(Value::as_str))
+        .filter_map(|n| text(n, "href"))
         .map(str::to_string)
         .collect();
     let mut next = Vec::new();
@@ -106,30 +107,30 @@ pub async fn follow_job(
 }
 
 pub fn fill_job(job: &mut JobStatus, doc: &Value) {
-    job.state = doc.get("state").and_then(Value::as_str).map(str::to_string).or(job.state.take());
-    job.progress = doc.get("progress").and_then(Value::as_i64).map(|p| p as i32).or(job.progress);
-    job.status_message = doc.get("statusMessage").and_then(Value::as_str).map(str::to_string);
+    job.state = text(doc, "state").map(str::to_string).or(job.state.take());
+    job.progress = int(doc, "progress").map(|p| p as i32).or(job.progress);
+    job.status_message = text(doc, "statusMessage").map(str::to_string);
     if job.action.is_none() {
-        job.action = doc.get("action").and_then(Value::as_str).map(|a| a.rsplit('/').next().unwrap_or(a).to_string());
+        job.action = text(doc, "action").map(|a| a.rsplit('/').next().unwrap_or(a).to_string());
     }
 }
 
 /// The name of the component a nested Job works on: its target, or (for a create, whose target is a
 /// collection) the first other affected resource.
 pub async fn component_of(client: &CimiClient, job: &Value) -> Result<Option<String>, CimiError> {
-    let target = job.get("targetResource").and_then(|t| t.get("href")).and_then(Value::as_str);
+    let target = ref_href(job, "targetResource");
     let affected: Vec<&str> = job
         .get("affectedResources")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|r| r.get("href").and_then(Value::as_str))
+        .filter_map(|r| text(r, "href"))
         .filter(|h| Some(*h) != target)
         .collect();
     let Some(href) = affected.first().copied().or(target) else { return Ok(None) };
     let url = client.resolve(href).await?;
     match client.get_value(&url).await {
-        Ok(doc) => Ok(Some(doc.get("name").and_then(Value::as_str).unwrap_or(url.as_str()).to_string())),
+        Ok(doc) => Ok(Some(text(&doc, "name").unwrap_or(url.as_str()).to_string())),
         Err(CimiError::NotFound { .. }) => Ok(Some(url.to_string())),
         Err(e) => Err(e),
     }

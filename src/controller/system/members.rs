@@ -7,6 +7,7 @@ use crate::api::system::{CimiSystemStatus, SystemMember};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError, model};
 use crate::controller::resource::reads::entries;
+use crate::controller::resource::reads::{int, ref_href, text};
 
 /// How many members of each kind status lists (the counts cover every member).
 pub const MAX_LISTED: usize = 100;
@@ -47,18 +48,18 @@ pub async fn observe_members(
     let mut listed = Vec::new();
     for (href, doc) in machines {
         let previous = status.machines.iter().find(|m| m.href == href);
-        let state = doc.get("state").and_then(Value::as_str).map(str::to_string);
+        let state = text(&doc, "state").map(str::to_string);
         let addresses = match previous {
             Some(p) if p.state == state && !p.addresses.is_empty() => p.addresses.clone(),
             _ => machine_addresses(client, &doc).await?,
         };
         listed.push(SystemMember {
-            name: doc.get("name").and_then(Value::as_str).map(str::to_string),
+            name: text(&doc, "name").map(str::to_string),
             href: href.clone(),
             state,
             addresses,
-            cpu: doc.get("cpu").and_then(Value::as_i64),
-            size: doc.get("memory").and_then(Value::as_i64),
+            cpu: int(&doc, "cpu"),
+            size: int(&doc, "memory"),
             event_cursor: cursors.remove(&href),
         });
         docs.push(MemberDoc { kind: "machine", href, doc });
@@ -91,9 +92,9 @@ pub fn member_mut<'a>(status: &'a mut CimiSystemStatus, href: &str) -> Option<&'
 
 fn member(href: String, doc: &Value, size: &str) -> SystemMember {
     SystemMember {
-        name: doc.get("name").and_then(Value::as_str).map(str::to_string),
+        name: text(doc, "name").map(str::to_string),
         href,
-        state: doc.get("state").and_then(Value::as_str).map(str::to_string),
+        state: text(doc, "state").map(str::to_string),
         size: doc.get(size).and_then(Value::as_i64),
         ..Default::default()
     }
@@ -140,7 +141,7 @@ async fn read_kind(client: &CimiClient, system: &Value, sub: &str) -> Result<Vec
         }
     }
     out.sort_by(|a, b| {
-        let name = |d: &Value| d.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = |d: &Value| text(d, "name").unwrap_or("").to_string();
         name(&a.1).cmp(&name(&b.1)).then(a.0.cmp(&b.0))
     });
     Ok(out)
@@ -149,20 +150,20 @@ async fn read_kind(client: &CimiClient, system: &Value, sub: &str) -> Result<Vec
 /// A machine's IP addresses, through its network interfaces and their addresses.
 async fn machine_addresses(client: &CimiClient, machine: &Value) -> Result<Vec<String>, CimiError> {
     let mut out = Vec::new();
-    let Some(href) = machine.get("networkInterfaces").and_then(|v| v.get("href")).and_then(Value::as_str) else {
+    let Some(href) = ref_href(machine, "networkInterfaces") else {
         return Ok(out);
     };
     let page =
         client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface").await?;
     for nic in entries(&page) {
-        let Some(ah) = nic.get("addresses").and_then(|a| a.get("href")).and_then(Value::as_str) else { continue };
+        let Some(ah) = ref_href(&nic, "addresses") else { continue };
         let page = client
             .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
             .await?;
         for entry in entries(&page) {
-            if let Some(addr) = entry.get("address").and_then(|a| a.get("href")).and_then(Value::as_str) {
+            if let Some(addr) = ref_href(&entry, "address") {
                 let address = client.get_value(&client.resolve(addr).await?).await?;
-                if let Some(ip) = address.get("ip").and_then(Value::as_str) {
+                if let Some(ip) = text(&address, "ip") {
                     out.push(ip.to_string());
                 }
             }

@@ -24,6 +24,7 @@ use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::jobs::{job_running, job_started};
+use crate::controller::resource::reads::text;
 use crate::controller::resource::reads::{entries, observe, operations};
 use crate::controller::shell::kind::ManagedKind;
 
@@ -90,10 +91,10 @@ pub async fn sync(
         }
         return create(system, ctx, api, &conn, status).await;
     };
-    if let Some(id) = current.get("id").and_then(Value::as_str) {
+    if let Some(id) = text(&current, "id") {
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
-    status.common.state = current.get("state").and_then(Value::as_str).map(str::to_string);
+    status.common.state = text(&current, "state").map(str::to_string);
     let member_docs = members::observe_members(client, &current, status).await?;
     let monitor_due = mirror_events(ctx, client, system, &current, &member_docs, status).await;
     let (ready, total, states) = count_members(&status.machines, &status.volumes, &status.networks, spec.power_state);
@@ -117,7 +118,7 @@ pub async fn sync(
     let imported = spec.import.is_some();
     let name = match (&spec.name, imported) {
         (Some(n), _) => n.clone(),
-        (None, true) => current.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        (None, true) => text(&current, "name").unwrap_or_default().to_string(),
         (None, false) => system.name_any(),
     };
     // An imported system keeps the properties it had; the spec's are added, then our tags.
@@ -287,10 +288,10 @@ pub async fn import(
             }
         }
     };
-    let Some(id) = found.get("id").and_then(Value::as_str) else {
+    let Some(id) = text(&found, "id") else {
         return Err(Problem::stalled(Reason::ImportNotFound, "the provider system has no id"));
     };
     status.common.id = Some(client.resolve(id).await?.to_string());
-    status.common.state = found.get("state").and_then(Value::as_str).map(str::to_string);
+    status.common.state = text(&found, "state").map(str::to_string);
     Ok((Progress::Working(Reason::Creating, "adopted the provider system; reading its members".into()), ACTIVE_REQUEUE))
 }
