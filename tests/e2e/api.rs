@@ -8,7 +8,8 @@ use kube::api::{Api, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::harness::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::control_plane::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::wait::eventually;
 
 #[tokio::test]
 async fn every_crd_is_established() {
@@ -31,23 +32,19 @@ async fn every_crd_is_established() {
 /// established, so this waits for it.
 async fn explain(path: &'static str) -> String {
     let kubectl = cimi_operator::devenv::tools::Tool::Kubectl.locate().expect("kubectl from make tools");
-    crate::harness::eventually(
-        &format!("`kubectl explain {path}` to answer"),
-        std::time::Duration::from_secs(60),
-        || {
-            let kubectl = kubectl.clone();
-            async move {
-                let out = tokio::process::Command::new(kubectl)
-                    .arg("--kubeconfig")
-                    .arg(control_plane().kubeconfig_path())
-                    .args(["explain", path])
-                    .output()
-                    .await
-                    .expect("run kubectl explain");
-                out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-            }
-        },
-    )
+    eventually(&format!("`kubectl explain {path}` to answer"), std::time::Duration::from_secs(60), || {
+        let kubectl = kubectl.clone();
+        async move {
+            let out = tokio::process::Command::new(kubectl)
+                .arg("--kubeconfig")
+                .arg(control_plane().kubeconfig_path())
+                .args(["explain", path])
+                .output()
+                .await
+                .expect("run kubectl explain");
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    })
     .await
 }
 

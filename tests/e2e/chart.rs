@@ -9,7 +9,8 @@ use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::harness::{TestNamespace, client, run_tool, run_tool_with};
+use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::tools::{run_tool, run_tool_with};
 
 fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/cimi-operator")
@@ -333,7 +334,7 @@ async fn rendered_manifests_pass_a_server_side_dry_run_and_service_monitor_needs
     let ops = TestNamespace::new(&admin, "chart-ops").await;
     let team_a = TestNamespace::new(&admin, "chart-a").await;
     let team_b = TestNamespace::new(&admin, "chart-b").await;
-    let kubeconfig = crate::harness::control_plane().kubeconfig_path().to_path_buf();
+    let kubeconfig = crate::harness::control_plane::control_plane().kubeconfig_path().to_path_buf();
     let watched = format!("watch.namespaces={{{},{}}}", team_a.name, team_b.name);
     for sets in [
         vec![],
@@ -364,12 +365,15 @@ async fn rendered_manifests_pass_a_server_side_dry_run_and_service_monitor_needs
     let (ok, out, err) =
         run_tool_with(cp.kubeconfig_path(), Tool::Kubectl, &["apply", "-f", "-"], Some(SERVICE_MONITOR_CRD));
     assert!(ok, "{out}{err}");
-    let accepted =
-        crate::harness::eventually("the ServiceMonitor kind to be served", std::time::Duration::from_secs(30), || {
+    let accepted = crate::harness::wait::eventually(
+        "the ServiceMonitor kind to be served",
+        std::time::Duration::from_secs(30),
+        || {
             let (ok, out) = dry_run(cp.kubeconfig_path(), &with_monitor);
             async move { ok.then_some(out) }
-        })
-        .await;
+        },
+    )
+    .await;
     assert!(
         accepted.contains("servicemonitor.monitoring.coreos.com/e2e-cimi-operator serverside-applied"),
         "{accepted}"
@@ -423,13 +427,14 @@ async fn crd_upgrade_by_server_side_apply_then_helm_upgrade_keeps_existing_objec
         objects.push_str("---\n");
         objects.push_str(&serde_yaml::to_string(&object).expect("yaml"));
     }
-    let created = crate::harness::eventually("the old CRDs to be served", std::time::Duration::from_secs(30), || {
-        let (ok, out, err) =
-            kubectl(&["apply", "--server-side", "--field-manager=e2e-user", "-f", "-"], Some(&objects));
-        let _ = err;
-        async move { ok.then_some(out) }
-    })
-    .await;
+    let created =
+        crate::harness::wait::eventually("the old CRDs to be served", std::time::Duration::from_secs(30), || {
+            let (ok, out, err) =
+                kubectl(&["apply", "--server-side", "--field-manager=e2e-user", "-f", "-"], Some(&objects));
+            let _ = err;
+            async move { ok.then_some(out) }
+        })
+        .await;
     assert!(created.contains("cimimachine.cimi.dev/valid-machine serverside-applied"), "{created}");
     let before = kubectl(&["get", "cimimachines,cimiproviders", "-A", "-o", "json"], None).1;
     let columns = kubectl(&["get", "cimimachines", "-n", "ops"], None).1;
@@ -458,10 +463,14 @@ async fn crd_upgrade_by_server_side_apply_then_helm_upgrade_keeps_existing_objec
     assert!(!identity(&before).is_empty());
     assert_eq!(identity(&before), identity(&after), "objects survive the CRD upgrade unchanged");
     // And the new schema is served: the IP column and spec.description.
-    crate::harness::eventually("the new CimiMachine schema to be served", std::time::Duration::from_secs(30), || {
-        let columns = kubectl(&["get", "cimimachines", "-n", "ops"], None).1;
-        async move { columns.contains("IP").then_some(()) }
-    })
+    crate::harness::wait::eventually(
+        "the new CimiMachine schema to be served",
+        std::time::Duration::from_secs(30),
+        || {
+            let columns = kubectl(&["get", "cimimachines", "-n", "ops"], None).1;
+            async move { columns.contains("IP").then_some(()) }
+        },
+    )
     .await;
     let explained = kubectl(&["explain", "cimimachine.spec.description"], None).1;
     assert!(explained.contains("FIELD: description"), "{explained}");
@@ -797,7 +806,7 @@ async fn wait_for(kubeconfig: &Path, kind: &str, name: &str, ns: Option<&str>, w
 
 async fn wait_gone(kubeconfig: &Path, kind: &str, name: &str, ns: Option<&str>) {
     let label = format!("{kind}/{name} gone");
-    crate::harness::eventually(&label, std::time::Duration::from_secs(90), || async {
+    crate::harness::wait::eventually(&label, std::time::Duration::from_secs(90), || async {
         object_json(kubeconfig, kind, name, ns).is_none().then_some(())
     })
     .await;
@@ -877,7 +886,7 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
         let (ok, out, err) = run_tool_with(kubeconfig, Tool::Kubectl, &hide, None);
         assert!(ok, "{out}{err}");
         let exposed = ["get", "cimimachines,cimivolumes,ciminetworks", "-n", ns, "-l", "cimi.dev/system", "-o", "name"];
-        crate::harness::eventually("exposed members removed", std::time::Duration::from_secs(90), || async {
+        crate::harness::wait::eventually("exposed members removed", std::time::Duration::from_secs(90), || async {
             let (ok, out, _) = run_tool_with(kubeconfig, Tool::Kubectl, &exposed, None);
             (ok && out.trim().is_empty()).then_some(())
         })
@@ -886,7 +895,7 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             ["patch", "cimisystem", "shop", "-n", ns, "--type=merge", "-p", r#"{"spec":{"exposeMembers":true}}"#];
         let (ok, out, err) = run_tool_with(kubeconfig, Tool::Kubectl, &show, None);
         assert!(ok, "{out}{err}");
-        crate::harness::eventually("exposed members back", std::time::Duration::from_secs(90), || async {
+        crate::harness::wait::eventually("exposed members back", std::time::Duration::from_secs(90), || async {
             let (ok, out, _) = run_tool_with(kubeconfig, Tool::Kubectl, &exposed, None);
             (ok && out.lines().count() == 4).then_some(())
         })
@@ -978,7 +987,7 @@ async fn rbac_of_both_modes_equals_what_the_operator_uses_over_the_full_lifecycl
 
         // The operator, as that service account, through everything a user does.
         let groups = ["system:serviceaccounts", "system:serviceaccounts:ops", "system:authenticated"];
-        let client = crate::harness::client_of_as(&cp, &user, &groups).await;
+        let client = crate::harness::control_plane::client_of_as(&cp, &user, &groups).await;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let config = Config {
             namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
@@ -990,10 +999,14 @@ async fn rbac_of_both_modes_equals_what_the_operator_uses_over_the_full_lifecycl
             ..Config::default()
         };
         let running = runtime::start(config, client.clone(), shutdown.clone()).await.expect("start");
-        crate::harness::eventually("the operator to lead and be ready", std::time::Duration::from_secs(30), || {
-            let ready = *running.leading.borrow() && running.readiness.is_ready();
-            async move { ready.then_some(()) }
-        })
+        crate::harness::wait::eventually(
+            "the operator to lead and be ready",
+            std::time::Duration::from_secs(30),
+            || {
+                let ready = *running.leading.borrow() && running.readiness.is_ready();
+                async move { ready.then_some(()) }
+            },
+        )
         .await;
         let lifecycle_namespaces: Vec<&str> = if namespaces.is_empty() { vec!["team-a", "team-b"] } else { namespaces };
         full_lifecycle(&kubeconfig, release, "ops", &lifecycle_namespaces, &sim.url()).await;

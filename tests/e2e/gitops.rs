@@ -14,13 +14,15 @@ use cimi_operator::devenv::tools::Tool;
 use cimi_operator::sim::{Sim, SimConfig};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::chart::{argo_health, flux_health};
-use crate::harness::{TestNamespace, TestOperator, client, eventually, random_suffix, run_tool_with};
-use crate::machine::ready_provider;
-use crate::provider::{credentials_secret, provider_for};
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::operator::TestOperator;
+use crate::harness::repo::yaml_documents;
+use crate::harness::sim::{credentials_secret, provider_for, ready_provider};
+use crate::harness::tools::offline_tool;
+use crate::harness::wait::eventually;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -96,18 +98,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-/// Every document of a YAML stream; a document that does not parse is an error, an empty one is skipped.
-fn yaml_documents(text: &str) -> Result<Vec<Value>, String> {
-    let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(doc).map_err(|e| e.to_string())?;
-        if !value.is_null() {
-            out.push(value);
-        }
-    }
-    Ok(out)
-}
-
 /// Every YAML document under `dir` (repository-relative), recursively, in path order.
 fn documents_under(dir: &str) -> Vec<Value> {
     fn walk(path: &Path, out: &mut Vec<PathBuf>) {
@@ -130,12 +120,6 @@ fn documents_under(dir: &str) -> Vec<Value> {
         docs.extend(yaml_documents(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display())));
     }
     docs
-}
-
-/// Runs a tool of the cache that needs no cluster (`kubectl kustomize`, `helm template`).
-fn offline_tool(tool: Tool, args: &[&str]) -> Result<String, String> {
-    let (ok, out, err) = run_tool_with(Path::new("/dev/null"), tool, args, None);
-    if ok { Ok(out) } else { Err(format!("{tool:?} {}: {err}", args.join(" "))) }
 }
 
 /// What kustomize-controller and Argo CD apply from a directory of the repository: `kustomize build` of it.

@@ -9,32 +9,27 @@ use cimi_operator::api::CimiSystem;
 use cimi_operator::api::system::SystemMember;
 use cimi_operator::cimi::CimiClient;
 use cimi_operator::devenv::tools::Tool;
-use cimi_operator::sim::{FaultRule, Sim, SimConfig, SimHandle};
+use cimi_operator::sim::{Sim, SimConfig, SimHandle};
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Map, Value, json};
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, run_tool};
-use crate::machine::{provider_list, ready_provider, sim_client};
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::events::all_mirrored_once;
+use crate::harness::examples::example_system;
+use crate::harness::objects::secret;
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{
+    credentials_secret, fault, provider_events, provider_for, provider_list, ready_provider, sim_client,
+};
+use crate::harness::tools::run_tool;
+use crate::harness::wait::{condition, eventually, is_ready, wait_ready};
 
 const T: Duration = Duration::from_secs(90);
 
-/// The CimiSystem of `examples/quickstart/50-system.yaml`, for this test's provider and operator.
-fn example_system(op: &TestOperator, provider: &str) -> CimiSystem {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/50-system.yaml");
-    let text = std::fs::read_to_string(&path).expect("the example system exists");
-    let mut system: CimiSystem = serde_yaml::from_str(&text).expect("the example system parses");
-    system.spec.provider_ref.name = provider.to_string();
-    system.metadata.labels = Some(op.labels());
-    system
-}
-
-fn fault(value: Value) -> FaultRule {
-    serde_json::from_value(value).expect("a fault rule")
-}
-
-fn is_ready(s: &CimiSystem) -> bool {
-    s.status.as_ref().is_some_and(|st| condition(&st.common.conditions, "Ready").is_some_and(|c| c.0 == "True"))
+/// Whether the system's status says Ready=True.
+fn system_ready(s: &CimiSystem) -> bool {
+    s.status.as_ref().is_some_and(|st| is_ready(&st.common.conditions))
 }
 
 fn state(s: &CimiSystem) -> Option<&str> {
@@ -96,7 +91,7 @@ async fn example_system_members_mixed_power_and_deletion() {
 
     // Ready, every member listed with its state, the machines with their IPs; 4/4 in kubectl.
     let s = wait_system(&systems, "shop", "shop Ready with 4/4 members", |s| {
-        is_ready(s) && ready_string(s) == Some("4/4") && state(s) == Some("STARTED")
+        system_ready(s) && ready_string(s) == Some("4/4") && state(s) == Some("STARTED")
     })
     .await;
     let st = s.status.clone().expect("status");
@@ -162,7 +157,7 @@ async fn example_system_members_mixed_power_and_deletion() {
         .expect("the hung nested Job");
     action(&cimi, &hung, "stop").await;
     wait_system(&systems, "shop", "shop STARTED again", |s| {
-        is_ready(s) && state(s) == Some("STARTED") && ready_string(s) == Some("4/4")
+        system_ready(s) && state(s) == Some("STARTED") && ready_string(s) == Some("4/4")
     })
     .await;
 
@@ -171,7 +166,7 @@ async fn example_system_members_mixed_power_and_deletion() {
         .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
         .await
         .expect("stop the system");
-    let s = wait_system(&systems, "shop", "shop STOPPED", |s| is_ready(s) && state(s) == Some("STOPPED")).await;
+    let s = wait_system(&systems, "shop", "shop STOPPED", |s| system_ready(s) && state(s) == Some("STOPPED")).await;
     let st = s.status.expect("status");
     assert!(st.machines.iter().all(|m| m.state.as_deref() == Some("STOPPED")), "{:?}", st.machines);
     for m in provider_list(&cimi, "machines").await {
@@ -253,9 +248,10 @@ async fn commit_then_drop_on_the_system_create_makes_exactly_one_system() {
     drop(first);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _second = TestOperator::start_with_label(&ns.name, &label).await;
-    let s =
-        wait_system(&systems, "shop", "shop Ready after the crash", |s| is_ready(s) && ready_string(s) == Some("4/4"))
-            .await;
+    let s = wait_system(&systems, "shop", "shop Ready after the crash", |s| {
+        system_ready(s) && ready_string(s) == Some("4/4")
+    })
+    .await;
     let on_provider = provider_list(&cimi, "systems").await;
     assert_eq!(on_provider.len(), 1, "exactly one system: {on_provider:?}");
     assert_eq!(on_provider[0]["properties"]["cimi.dev/uid"], json!(s.metadata.uid.clone().expect("uid")));
@@ -298,7 +294,7 @@ async fn ready_exposed_system(
     let provider = ready_provider(client, op, ns, sim).await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), ns);
     systems.create(&PostParams::default(), &example_system(op, &provider)).await.expect("create the system");
-    wait_system(&systems, "shop", "shop Ready", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    wait_system(&systems, "shop", "shop Ready", |s| system_ready(s) && ready_string(s) == Some("4/4")).await;
     systems
         .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"exposeMembers": true}})))
         .await
@@ -370,9 +366,8 @@ async fn exposed_members_become_ready_without_provider_writes() {
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
     let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
     let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
-    let ready = |c: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| {
-        c.is_some_and(|c| condition(c, "Ready").is_some_and(|r| r.0 == "True"))
-    };
+    let ready =
+        |c: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>| c.is_some_and(|c| is_ready(c));
     eventually("the exposed members Ready", T, || async {
         let mut all = true;
         for name in ["shop-web1", "shop-web2"] {
@@ -494,7 +489,7 @@ async fn paused_then_force_orphaned() {
     // Unpaused: created and Ready.
     let unpause = json!({"metadata": {"annotations": {"cimi.dev/paused": null}}});
     systems.patch("shop", &PatchParams::default(), &Patch::Merge(unpause)).await.expect("unpause");
-    wait_system(&systems, "shop", "shop Ready", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    wait_system(&systems, "shop", "shop Ready", |s| system_ready(s) && ready_string(s) == Some("4/4")).await;
 
     // Force-orphan: the object goes without any provider call; the system stays.
     let writes = sim.stats().writes;
@@ -545,7 +540,6 @@ async fn a_create_longer_than_its_timeout_stalls_and_deletion_still_cleans_up() 
 
 #[tokio::test]
 async fn a_template_by_value_with_a_credential_from_a_secret() {
-    use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     let client = client().await;
     let ns = TestNamespace::new(&client, "syscred").await;
@@ -554,16 +548,7 @@ async fn a_template_by_value_with_a_credential_from_a_secret() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    let login = Secret {
-        metadata: kube::api::ObjectMeta { name: Some("login".into()), ..Default::default() },
-        data: Some(
-            [("userID", "admin"), ("password", "s3cret-system")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Default::default()
-    };
+    let login = secret("login", None, &[("userID", "admin"), ("password", "s3cret-system")]);
     secrets.create(&PostParams::default(), &login).await.expect("login secret");
     let mut s: CimiSystem = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiSystem", "metadata": {"name": "batch"},
@@ -580,7 +565,7 @@ async fn a_template_by_value_with_a_credential_from_a_secret() {
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
     systems.create(&PostParams::default(), &s).await.expect("create the system");
     let s = wait_system(&systems, "batch", "batch Ready, STOPPED, 4/4", |s| {
-        is_ready(s) && state(s) == Some("STOPPED") && ready_string(s) == Some("4/4")
+        system_ready(s) && state(s) == Some("STOPPED") && ready_string(s) == Some("4/4")
     })
     .await;
     let st = s.status.clone().expect("status");
@@ -625,8 +610,8 @@ async fn xml_provider_create_stop_delete() {
     .await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
     systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
-    let s =
-        wait_system(&systems, "shop", "shop Ready with 4/4", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    let s = wait_system(&systems, "shop", "shop Ready with 4/4", |s| system_ready(s) && ready_string(s) == Some("4/4"))
+        .await;
     let st = s.status.expect("status");
     assert!(st.machines.iter().all(|m| m.cpu == Some(1) && !m.addresses.is_empty()), "{:?}", st.machines);
     delete_and_wait(&systems, "shop").await;
@@ -648,14 +633,14 @@ async fn create_stop_delete_on(profile: cimi_operator::sim::Profile, prefix: &st
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
     systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
-    let s =
-        wait_system(&systems, "shop", "shop Ready with 4/4", |s| is_ready(s) && ready_string(s) == Some("4/4")).await;
+    let s = wait_system(&systems, "shop", "shop Ready with 4/4", |s| system_ready(s) && ready_string(s) == Some("4/4"))
+        .await;
     assert!(s.status.and_then(|st| st.common.job).is_none(), "no Job to follow");
     systems
         .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
         .await
         .expect("stop the system");
-    wait_system(&systems, "shop", "shop STOPPED", |s| is_ready(s) && state(s) == Some("STOPPED")).await;
+    wait_system(&systems, "shop", "shop STOPPED", |s| system_ready(s) && state(s) == Some("STOPPED")).await;
     delete_and_wait(&systems, "shop").await;
     assert_nothing_left(&cimi).await;
 }
@@ -667,51 +652,30 @@ async fn provider_event_notes(client: &kube::Client, ns: &str, uid: &str) -> Vec
     events.list(&params).await.expect("list events").items.into_iter().filter_map(|e| e.message).collect()
 }
 
-/// Waits until every provider event of every resource in `hrefs` is mirrored on the object, each exactly once;
-/// returns how many.
-async fn all_mirrored_once(client: &kube::Client, cimi: &CimiClient, ns: &str, uid: &str, hrefs: &[String]) -> usize {
-    eventually("every provider event of the system and its members mirrored exactly once", T, || async {
-        let mut ids = Vec::new();
-        for href in hrefs {
-            ids.extend(
-                crate::observe::provider_events(cimi, href)
-                    .await
-                    .iter()
-                    .filter_map(|e| e["id"].as_str().map(str::to_string)),
-            );
-        }
-        let seen = crate::observe::mirrored(client, ns, uid).await;
-        if let Some((id, n)) = seen.iter().find(|(_, n)| **n > 1) {
-            panic!("provider event {id} mirrored {n} times");
-        }
-        (ids.iter().all(|id| seen.contains_key(id)) && seen.len() == ids.len()).then_some(ids.len())
-    })
-    .await
-}
-
 #[tokio::test]
 async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across_a_restart() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "sysev").await;
-    let label = crate::harness::random_suffix();
+    let label = random_suffix();
     let (op, running) = TestOperator::start_configured(&ns.name, &label, |_| {}).await;
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let cimi = sim_client(&sim).await;
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
-    let creds = crate::provider::credentials_secret(&op, "creds", "demo", "demo");
+    let creds = credentials_secret(&op, "creds", "demo", "demo");
     secrets.create(&PostParams::default(), &creds).await.expect("secret");
     let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
-    let provider = format!("prov-{}", crate::harness::random_suffix());
-    let mut p = crate::provider::provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
+    let provider = format!("prov-{}", random_suffix());
+    let mut p = provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
     p.spec.poll_interval = "1s".into();
     p.spec.event_interval = "1s".into();
     providers.create(&PostParams::default(), &p).await.expect("provider");
-    crate::provider::wait_ready(&providers, &provider, "True", "Reachable").await;
+    wait_ready(&providers, &provider, "True", "Reachable").await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
     systems.create(&PostParams::default(), &example_system(&op, &provider)).await.expect("create the system");
-    let s =
-        wait_system(&systems, "shop", "shop Ready with 4/4 members", |s| is_ready(s) && ready_string(s) == Some("4/4"))
-            .await;
+    let s = wait_system(&systems, "shop", "shop Ready with 4/4 members", |s| {
+        system_ready(s) && ready_string(s) == Some("4/4")
+    })
+    .await;
     let uid = s.metadata.uid.clone().expect("uid");
     let st = s.status.clone().expect("status");
     let mut hrefs: Vec<String> =
@@ -740,14 +704,14 @@ async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across
     })
     .await;
     wait_system(&systems, "shop", "shop whole again", |s| {
-        is_ready(s)
+        system_ready(s)
             && ready_string(s) == Some("4/4")
             && member(&s.status.as_ref().expect("status").machines, "web1").state.as_deref() == Some("STARTED")
     })
     .await;
     all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
     eventually("web1's eventCursor is its last provider event", T, || async {
-        let last = crate::observe::provider_events(&cimi, &web1).await.last()?["id"].as_str()?.to_string();
+        let last = provider_events(&cimi, &web1).await.last()?["id"].as_str()?.to_string();
         let s = systems.get("shop").await.ok()?;
         let cursor = member(&s.status?.machines, "web1").event_cursor.clone()?;
         (cursor.id == last).then_some(())
@@ -760,8 +724,10 @@ async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across
     running.task.await.expect("join").expect("the operator stops cleanly");
     action(&cimi, &web1, "stop").await;
     let (op, _running) = TestOperator::start_configured(&ns.name, &label, |_| {}).await;
-    wait_system(&systems, "shop", "shop whole after the restart", |s| is_ready(s) && ready_string(s) == Some("4/4"))
-        .await;
+    wait_system(&systems, "shop", "shop whole after the restart", |s| {
+        system_ready(s) && ready_string(s) == Some("4/4")
+    })
+    .await;
     let after = all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
     assert!(after > before, "the stop made while no operator ran is mirrored: {before} -> {after}");
 
