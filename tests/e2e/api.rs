@@ -1,5 +1,6 @@
 //! The API surface on a real API server: every CRD installs, `kubectl explain` shows the field docs, invalid objects
-//! are refused at admission with the message a user sees, valid ones are accepted.
+//! are refused at admission with the message a user sees, valid ones are accepted; and the API reference
+//! (`docs/api-reference.md`) is the one generated from the CRDs.
 
 use cimi_operator::api::fixtures::{AdmissionCase, Check, admission_cases, valid_objects};
 use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
@@ -9,6 +10,7 @@ use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
 use crate::harness::control_plane::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::repo::repo_file;
 use crate::harness::wait::eventually;
 
 #[tokio::test]
@@ -85,6 +87,18 @@ async fn valid_objects_are_accepted() {
     let prefix = format!("v{}", &random_suffix()[..6]);
     for object in valid_objects() {
         create_valid_object(&client, &ns.name, &prefix, &object).await.expect("a valid object is accepted");
+    }
+}
+
+#[test]
+fn api_reference_is_generated_from_the_crds() {
+    let have = std::fs::read_to_string(repo_file("docs/api-reference.md")).unwrap_or_default();
+    assert!(
+        have == cimi_operator::api::reference::reference_markdown(),
+        "docs/api-reference.md is stale: run `make crds`"
+    );
+    for needle in ["## CimiMachine", "| `spec.providerRef.name` | string | yes |", "### CimiProvider.status"] {
+        assert!(have.contains(needle), "the reference shows {needle}");
     }
 }
 

@@ -13,10 +13,14 @@
 //! - [`tools`]: kubectl and helm from the tool cache.
 //! - [`repo`]: files of the repository and YAML streams.
 //! - [`examples`]: `examples/quickstart/` applied as a user would, and its CimiSystem.
+//! - [`chart`]: the Helm chart rendered, and the RBAC it grants.
+//! - [`gitops`]: `examples/gitops/` read as Flux and Argo CD read it, and their health checks.
 
+pub mod chart;
 pub mod control_plane;
 pub mod events;
 pub mod examples;
+pub mod gitops;
 pub mod objects;
 pub mod operator;
 pub mod repo;
