@@ -183,7 +183,15 @@ async fn crd_upgrade_by_server_side_apply_then_helm_upgrade_keeps_existing_objec
         async move { columns.contains("IP").then_some(()) }
     })
     .await;
-    let explained = kubectl(&["explain", "cimimachine.spec.description"], None).1;
+    // The OpenAPI document behind `kubectl explain` is published a little after the CRD is served.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let explained = loop {
+        let explained = kubectl(&["explain", "cimimachine.spec.description"], None).1;
+        if explained.contains("FIELD: description") || tokio::time::Instant::now() > deadline {
+            break explained;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert!(explained.contains("FIELD: description"), "{explained}");
     let (ok, out, err) = helm(&["status", "cimi", "--namespace", "ops"]);
     assert!(ok && out.contains("REVISION: 2"), "{out}{err}");
