@@ -4,11 +4,12 @@
 //! The rooms, one purpose each:
 //!
 //! - `harness/`: what the tests share (the control plane, the operator under test, cimi-sim as a provider, object
-//!   builders, waiting, Events, kubectl and helm, the repository's examples, the chart, the GitOps readers). Test
-//!   modules import from it, never from each other.
+//!   builders, waiting, CimiSystems, Events, kubectl and helm, the repository's examples, the chart, the GitOps
+//!   readers). Test modules import from it, never from each other.
 //! - The API and the control plane: `api` (CRDs, `kubectl explain`, admission, the generated API reference),
 //!   `smoke` (the control plane behaves like a cluster), `devenv` (the launcher leaves no process behind).
-//! - One kind each, on cimi-sim: `provider` (CimiProvider), `machine` (CimiMachine), `system` (CimiSystem).
+//! - One kind each, on cimi-sim: `provider` (CimiProvider), `machine` (CimiMachine), `system/` (CimiSystem:
+//!   `lifecycle`, `profiles`, `exposed` members, `import`, mirrored `events`).
 //! - Across kinds: `import` (adopting provider resources), `observe` (paged reads, meters, mirrored provider
 //!   events), `resilience` (crash safety, every fault kind), `day2` (a rebuilt cluster, paused deletion, lost
 //!   resources), `uninstall` (the commands of `docs/uninstall.md`), `quickstart` (`examples/quickstart/`).

@@ -23,9 +23,10 @@ use crate::harness::examples::example_system;
 use crate::harness::objects::machine_from;
 use crate::harness::operator::TestOperator;
 use crate::harness::sim::{
-    credentials_secret, fault, legacy_machine, legacy_network, legacy_volume, provider_for, provider_list,
-    ready_provider, sim_client,
+    credentials_secret, fault, legacy_machine, legacy_network, legacy_volume, provider_action, provider_for,
+    provider_list, ready_provider, sim_client,
 };
+use crate::harness::systems::{member, members_ready, system_ready, wait_system};
 use crate::harness::tools::{ToolRun, kubectl_apply, run_tool, run_tool_env};
 use crate::harness::wait::{condition, eventually, is_ready, wait_ready};
 
@@ -254,18 +255,13 @@ async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
     system.metadata.namespace = Some(ns.name.clone());
     apply(&serde_yaml::to_string(&system).expect("yaml"));
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
-    let s = eventually("shop Ready 4/4", T, || async {
-        let s = systems.get("shop").await.ok()?;
-        let st = s.status.as_ref()?;
-        (is_ready(&st.common.conditions) && st.ready.as_deref() == Some("4/4")).then_some(s)
-    })
-    .await;
+    let s =
+        wait_system(&systems, "shop", "shop Ready 4/4", |s| system_ready(s) && members_ready(s) == Some("4/4")).await;
 
     // One member stopped on the provider, and the start that would heal it hangs: web1 is broken.
     sim.set_faults(vec![fault(json!({"resourceType": "System", "action": "start", "kind": "jobHangs"}))]);
-    let web1 = s.status.as_ref().and_then(|st| st.machines.iter().find(|m| m.name.as_deref() == Some("web1")));
-    let web1 = cimi_client.resolve(&web1.expect("web1").href).await.expect("href");
-    cimi_client.action_href(&web1, "stop", Map::new()).await.expect("stop web1 on the provider");
+    let web1 = &member(&s.status.as_ref().expect("status").machines, "web1").href;
+    provider_action(&cimi_client, web1, "stop").await;
     let s = eventually("shop MIXED 3/4, its start Job running", T, || async {
         let s = systems.get("shop").await.ok()?;
         let st = s.status.as_ref()?;
@@ -309,13 +305,8 @@ async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
     // The hung start is given up on the provider; the system heals; then stop --wait stops every machine.
     sim.set_faults(Vec::new());
     let hung = s.status.as_ref().and_then(|st| st.nested_jobs.iter().find(|j| j.component.as_deref() == Some("web1")));
-    let hung = cimi_client.resolve(&hung.expect("the hung Job").job.href).await.expect("href");
-    cimi_client.action_href(&hung, "stop", Map::new()).await.expect("stop the hung Job");
-    eventually("shop Ready 4/4 again", T, || async {
-        let st = systems.get("shop").await.ok()?.status?;
-        (is_ready(&st.common.conditions) && st.ready.as_deref() == Some("4/4")).then_some(())
-    })
-    .await;
+    provider_action(&cimi_client, &hung.expect("the hung Job").job.href, "stop").await;
+    wait_system(&systems, "shop", "shop Ready 4/4 again", |s| system_ready(s) && members_ready(s) == Some("4/4")).await;
     let run = cimi(&["stop", "cimisystem/shop", "-n", n, "--wait", "--timeout", "90s"]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("CimiSystem/shop is STOPPED"), "{}", run.stdout);

@@ -7,6 +7,7 @@
 //!   binary ([`operator::OperatorProcess`]), and its admin server.
 //! - [`sim`]: cimi-sim as the provider of a test: its CimiProvider and credentials Secret, a CIMI client to look
 //!   at the provider side, resources made there by hand, faults, request counts.
+//! - [`systems`]: a CimiSystem's Ready, state, members; waiting for it, deleting it.
 //! - [`objects`]: the CIMI objects and Secrets the tests create, built with the test's label.
 //! - [`wait`]: polling until something holds; conditions as a user reads them.
 //! - [`events`]: Kubernetes Events about an object, provider events mirrored onto it.
@@ -25,5 +26,6 @@ pub mod objects;
 pub mod operator;
 pub mod repo;
 pub mod sim;
+pub mod systems;
 pub mod tools;
 pub mod wait;

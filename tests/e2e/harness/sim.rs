@@ -1,7 +1,7 @@
 //! cimi-sim as the provider of a test. The Kubernetes side: a credentials Secret and a CimiProvider pointed at
 //! the sim, waited for until Ready. The provider side, seen past the operator: a CIMI client, the resources of a
-//! collection, one resource, its EventLog, resources made by hand (as another tool would have), faults to inject,
-//! and what the sim counted.
+//! collection, one resource, its EventLog, an action on it, resources made by hand (as another tool would have),
+//! faults to inject, and what the sim counted.
 
 use cimi_operator::api::common::SecretRef;
 use cimi_operator::api::{CimiProvider, CimiProviderSpec};
@@ -164,6 +164,21 @@ pub async fn legacy_network(cimi: &CimiClient, name: &str) -> String {
         }),
     )
     .await
+}
+
+/// Runs the action `action` (start, stop, ...) on the provider resource `href`, past the operator.
+pub async fn provider_action(cimi: &CimiClient, href: &str, action: &str) {
+    let url = cimi.resolve(href).await.expect("href");
+    cimi.action_href(&url, action, serde_json::Map::new()).await.unwrap_or_else(|e| panic!("{action} on {href}: {e}"));
+}
+
+/// Nothing is left on the provider of a system and its members: its systems, machines, volumes and networks
+/// collections are empty.
+pub async fn assert_nothing_left(cimi: &CimiClient) {
+    for collection in ["systems", "machines", "volumes", "networks"] {
+        let left = provider_list(cimi, collection).await;
+        assert!(left.is_empty(), "{collection} left on the provider: {left:?}");
+    }
 }
 
 /// A fault rule of the sim, from its JSON form.
