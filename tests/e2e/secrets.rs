@@ -30,23 +30,12 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
     let label = ("e2e.cimi.dev/test".to_string(), random_suffix());
     let labels: std::collections::BTreeMap<String, String> = [label.clone()].into_iter().collect();
     let selector = format!("{}={}", label.0, label.1);
-    let operator = OperatorProcess::start(
-        &format!("canary-{}", ns.name),
-        &[
-            "--operator-namespace",
-            &ns.name,
-            "--namespace",
-            &ns.name,
-            "--selector",
-            &selector,
-            "--cluster-name",
-            "e2e",
-            "--admin-addr",
-            "off",
-            "--log-level",
-            "debug",
-        ],
-    );
+    let args = [
+        ["--operator-namespace", &ns.name, "--namespace", &ns.name, "--selector", &selector].as_slice(),
+        &["--cluster-name", "e2e", "--admin-addr", "off", "--log-level", "debug"],
+    ]
+    .concat();
+    let operator = OperatorProcess::start(&format!("canary-{}", ns.name), &args);
     let sim = Sim::start(SimConfig {
         auth: Auth::Basic { user: "demo".into(), password: canary.clone() },
         timing: Timing::Instant,
