@@ -1,5 +1,6 @@
 //! The API surface on a real API server: every CRD installs, `kubectl explain` shows the field docs, invalid objects
-//! are refused at admission with the message a user sees, valid ones are accepted.
+//! are refused at admission with the message a user sees, valid ones are accepted; and the API reference
+//! (`docs/api-reference.md`) is the one generated from the CRDs.
 
 use cimi_operator::api::fixtures::{AdmissionCase, Check, admission_cases, valid_objects};
 use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
@@ -8,7 +9,9 @@ use kube::api::{Api, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::harness::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::control_plane::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::repo::repo_file;
+use crate::harness::wait::eventually;
 
 #[tokio::test]
 async fn every_crd_is_established() {
@@ -31,23 +34,19 @@ async fn every_crd_is_established() {
 /// established, so this waits for it.
 async fn explain(path: &'static str) -> String {
     let kubectl = cimi_operator::devenv::tools::Tool::Kubectl.locate().expect("kubectl from make tools");
-    crate::harness::eventually(
-        &format!("`kubectl explain {path}` to answer"),
-        std::time::Duration::from_secs(60),
-        || {
-            let kubectl = kubectl.clone();
-            async move {
-                let out = tokio::process::Command::new(kubectl)
-                    .arg("--kubeconfig")
-                    .arg(control_plane().kubeconfig_path())
-                    .args(["explain", path])
-                    .output()
-                    .await
-                    .expect("run kubectl explain");
-                out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-            }
-        },
-    )
+    eventually(&format!("`kubectl explain {path}` to answer"), std::time::Duration::from_secs(60), || {
+        let kubectl = kubectl.clone();
+        async move {
+            let out = tokio::process::Command::new(kubectl)
+                .arg("--kubeconfig")
+                .arg(control_plane().kubeconfig_path())
+                .args(["explain", path])
+                .output()
+                .await
+                .expect("run kubectl explain");
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    })
     .await
 }
 
@@ -88,6 +87,18 @@ async fn valid_objects_are_accepted() {
     let prefix = format!("v{}", &random_suffix()[..6]);
     for object in valid_objects() {
         create_valid_object(&client, &ns.name, &prefix, &object).await.expect("a valid object is accepted");
+    }
+}
+
+#[test]
+fn api_reference_is_generated_from_the_crds() {
+    let have = std::fs::read_to_string(repo_file("docs/api-reference.md")).unwrap_or_default();
+    assert!(
+        have == cimi_operator::api::reference::reference_markdown(),
+        "docs/api-reference.md is stale: run `make crds`"
+    );
+    for needle in ["## CimiMachine", "| `spec.providerRef.name` | string | yes |", "### CimiProvider.status"] {
+        assert!(have.contains(needle), "the reference shows {needle}");
     }
 }
 

@@ -7,25 +7,20 @@ use std::time::Duration;
 use cimi_operator::api::common::ResourceGonePolicy;
 use cimi_operator::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
 use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
-use cimi_operator::sim::{Sim, SimConfig, SimStats, Timing};
+use cimi_operator::sim::{Sim, SimConfig, Timing};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
-use crate::machine::{provider_list, ready_provider, sim_client, wait_machine};
-use crate::quickstart::apply_quickstart;
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::events::events_about;
+use crate::harness::examples::apply_quickstart;
+use crate::harness::objects::{machine, volume};
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{creates, provider_list, ready_provider, sim_client};
+use crate::harness::wait::{condition, eventually, is_ready, machine_ready, wait_machine};
 
 const T: Duration = Duration::from_secs(90);
-
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
-}
-
-/// Every create the provider answered (an `add` on any collection: resources, attachments, interfaces).
-fn creates(stats: &SimStats) -> u64 {
-    stats.requests.iter().filter(|(op, _)| op.ends_with(".add")).flat_map(|(_, by)| by.values()).sum()
-}
 
 /// The quickstart's managed objects (kind, name).
 const OBJECTS: &[(&str, &str)] =
@@ -72,12 +67,12 @@ impl Cluster {
             let v = volumes.get("demo-data").await.ok()?.status?;
             let n = networks.get("demo-net").await.ok()?.status?;
             let s = systems.get("shop").await.ok()?.status?;
-            let all = ready(&m.common.conditions)
+            let all = is_ready(&m.common.conditions)
                 && m.ip.is_some()
                 && m.volumes.len() == 1
-                && ready(&v.common.conditions)
-                && ready(&n.common.conditions)
-                && ready(&s.common.conditions)
+                && is_ready(&v.common.conditions)
+                && is_ready(&n.common.conditions)
+                && is_ready(&s.common.conditions)
                 && s.ready.as_deref() == Some("4/4");
             all.then_some(())
         })
@@ -86,13 +81,7 @@ impl Cluster {
 
     /// The reasons of the Events on the object `name`.
     async fn event_reasons(&self, namespace: &str, name: &str) -> Vec<String> {
-        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), namespace);
-        let list = events.list(&Default::default()).await.expect("events");
-        list.items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .filter_map(|e| e.reason)
-            .collect()
+        events_about(&self.client, namespace, name).await.into_iter().map(|(reason, _)| reason).collect()
     }
 
     /// The operator and the control plane go, nothing deleted: the cluster is lost.
@@ -195,16 +184,10 @@ async fn a_paused_object_deleted_makes_no_provider_call_until_unpaused() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
-    let mut v: CimiVolume = serde_json::from_value(json!({
-        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume", "metadata": {"name": "keep"},
-        "spec": {"providerRef": {"name": provider}, "capacity": "1Gi"}
-    }))
-    .expect("volume");
-    v.metadata.labels = Some(op.labels());
-    volumes.create(&PostParams::default(), &v).await.expect("create");
+    volumes.create(&PostParams::default(), &volume(&op, "keep", &provider)).await.expect("create");
     eventually("the volume Ready", T, || async {
         let st = volumes.get("keep").await.ok()?.status?;
-        ready(&st.common.conditions).then_some(())
+        is_ready(&st.common.conditions).then_some(())
     })
     .await;
 
@@ -261,21 +244,13 @@ async fn a_resource_lost_on_the_provider_is_reported_or_recreated_as_asked() {
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
     for (name, policy) in [("pet", ResourceGonePolicy::Report), ("cattle", ResourceGonePolicy::Recreate)] {
-        let mut m: CimiMachine = serde_json::from_value(json!({
-            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine", "metadata": {"name": name},
-            "spec": {"providerRef": {"name": provider},
-                     "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
-        }))
-        .expect("machine");
+        let mut m = machine(&op, name, &provider);
         m.spec.resource_gone_policy = policy;
-        m.metadata.labels = Some(op.labels());
         machines.create(&PostParams::default(), &m).await.expect("create");
     }
     let mut first_ids = Vec::new();
     for name in ["pet", "cattle"] {
-        let m =
-            wait_machine(&machines, name, "Ready", |m| m.status.as_ref().is_some_and(|s| ready(&s.common.conditions)))
-                .await;
+        let m = wait_machine(&machines, name, "Ready", machine_ready).await;
         let id = m.status.and_then(|s| s.common.id).expect("id");
         // Deleted on the provider behind the operator's back.
         let url = url::Url::parse(&id).expect("href");
@@ -297,7 +272,7 @@ async fn a_resource_lost_on_the_provider_is_reported_or_recreated_as_asked() {
     // Recreate: a new provider machine, Ready again, with a Warning Event saying what was lost.
     let cattle = wait_machine(&machines, "cattle", "Ready on a new provider machine", |m| {
         m.status.as_ref().is_some_and(|s| {
-            ready(&s.common.conditions)
+            is_ready(&s.common.conditions)
                 && s.common.id.as_deref() != Some(first_ids[1].as_str())
                 && s.common.id.is_some()
         })
@@ -336,23 +311,14 @@ async fn a_status_restored_from_a_backup_readopts_its_resource() {
     let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
     let cimi = sim_client(&sim).await;
     let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
-    let volume_spec = |provider: &str| -> CimiVolume {
-        serde_json::from_value(json!({
-            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume", "metadata": {"name": "data"},
-            "spec": {"providerRef": {"name": provider}, "capacity": "1Gi"}
-        }))
-        .expect("volume")
-    };
 
     // The volume as it was backed up: Ready, with its status.
     let op = TestOperator::start_with_label(&ns.name, "restore").await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
-    let mut object = volume_spec(&provider);
-    object.metadata.labels = Some(op.labels());
-    volumes.create(&PostParams::default(), &object).await.expect("create");
+    volumes.create(&PostParams::default(), &volume(&op, "data", &provider)).await.expect("create");
     let backed_up = eventually("the volume Ready", T, || async {
         let v = volumes.get("data").await.ok()?;
-        v.status.as_ref().is_some_and(|s| ready(&s.common.conditions)).then_some(v)
+        v.status.as_ref().is_some_and(|s| is_ready(&s.common.conditions)).then_some(v)
     })
     .await;
     let status = backed_up.status.clone().expect("status");
@@ -360,7 +326,7 @@ async fn a_status_restored_from_a_backup_readopts_its_resource() {
 
     // The cluster is lost (the operator goes; the object goes without a provider call), then restored with
     // its status: a new UID, the old status.id.
-    let labels = op.labels();
+    let object = volume(&op, "data", &provider);
     drop(op);
     volumes
         .patch("data", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
@@ -368,8 +334,6 @@ async fn a_status_restored_from_a_backup_readopts_its_resource() {
         .expect("release");
     volumes.delete("data", &DeleteParams::default()).await.expect("delete");
     eventually("the object gone", T, || async { volumes.get_opt("data").await.ok()?.is_none().then_some(()) }).await;
-    let mut object = volume_spec(&provider);
-    object.metadata.labels = Some(labels);
     let restored = volumes.create(&PostParams::default(), &object).await.expect("restore");
     volumes
         .patch_status(
@@ -386,7 +350,7 @@ async fn a_status_restored_from_a_backup_readopts_its_resource() {
     let readopted = eventually("the restored volume Ready on its old resource", T, || async {
         let v = volumes.get("data").await.ok()?;
         let s = v.status.as_ref()?;
-        (ready(&s.common.conditions) && s.common.id.as_deref() == Some(href.as_str())).then_some(v)
+        (is_ready(&s.common.conditions) && s.common.id.as_deref() == Some(href.as_str())).then_some(v)
     })
     .await;
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns.name);

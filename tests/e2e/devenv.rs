@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 
-use crate::harness::control_plane;
+use crate::harness::control_plane::{control_plane, random_suffix};
 
 /// Pids of the live (non-zombie) processes in a process group.
 fn group_members(pgid: i32) -> Vec<i32> {
@@ -117,7 +117,7 @@ async fn audit_log_records_requests() {
     };
     let cp = cimi_operator::devenv::ControlPlane::start(config).await.expect("a second control plane");
     let client = cp.client().await.expect("client");
-    let probe = format!("audit-probe-{}", crate::harness::random_suffix());
+    let probe = format!("audit-probe-{}", random_suffix());
     let _ = Api::<Namespace>::all(client).get_opt(&probe).await.expect("a GET that is audited");
     let log = cp.audit_log_path().expect("audit log enabled").to_path_buf();
     let text = std::fs::read_to_string(&log).expect("read the audit log");

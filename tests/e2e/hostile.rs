@@ -6,76 +6,46 @@
 
 use std::time::Duration;
 
-use cimi_operator::api::common::{CatalogRef, ImportSpec, ProviderRef};
-use cimi_operator::api::machine::MachineTemplateSpec;
+use cimi_operator::api::common::{CatalogRef, ImportSpec};
 use cimi_operator::api::provider::ReadLimits;
-use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider, PowerState};
+use cimi_operator::api::{CimiMachine, CimiProvider};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually};
+use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::objects::machine;
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{credentials_secret, provider_for};
+use crate::harness::wait::{condition, eventually, wait_machine, wait_ready};
 use crate::hostile_provider::{Hostile, Mode, Recorder};
-use crate::provider::{credentials_secret, provider_for};
 
 const T: Duration = Duration::from_secs(60);
 
 /// The default body cap (16 MiB) plus the 1 MiB of slack the acceptance allows.
 const MAX_SENT: u64 = (16 << 20) + (1 << 20);
 
-fn machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
-    let mut m = CimiMachine::new(
-        name,
-        CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.into() },
-            description: Some("tenant machine".into()),
-            template: Some(MachineTemplateSpec {
-                machine_config: Some(CatalogRef::by_name("small")),
-                machine_image: CatalogRef::by_name("Linux SUSE"),
-                ..Default::default()
-            }),
-            name: None,
-            properties: None,
-            template_ref: None,
-            power_state: PowerState::Started,
-            volumes: Vec::new(),
-            network_interfaces: Vec::new(),
-            deletion_policy: Default::default(),
-            management_policy: Default::default(),
-            import: None,
-            timeouts: None,
-            resource_gone_policy: Default::default(),
-        },
-    );
-    m.metadata.labels = Some(op.labels());
+/// A tenant's machine from the catalog.
+fn tenant_machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
+    let mut m = machine(op, name, provider);
+    m.spec.description = Some("tenant machine".into());
     m
 }
 
-/// The Ready condition of a provider as (status, reason, message).
-async fn provider_ready(providers: &Api<CimiProvider>, name: &str) -> Option<(String, String, String)> {
-    let p = providers.get(name).await.ok()?;
-    let c = p.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-    Some((c.status, c.reason, c.message))
-}
-
+/// Waits for the provider's Ready condition to have `status` and `reason`; returns its message.
 async fn wait_provider(providers: &Api<CimiProvider>, name: &str, status: &str, reason: &str) -> String {
-    eventually(&format!("provider {name} Ready={status} ({reason})"), T, || async {
-        let (s, r, m) = provider_ready(providers, name).await?;
-        (s == status && r == reason).then_some(m)
-    })
-    .await
+    let p = wait_ready(providers, name, status, reason).await;
+    p.status.into_iter().flat_map(|s| s.conditions).find(|c| c.type_ == "Ready").map(|c| c.message).unwrap_or_default()
 }
 
-/// Waits until the machine's Ready condition has `reason` (and Stalled=True for a problem that needs a
-/// human); returns its message.
+/// Waits until the machine's Ready condition has `status` and `reason`; returns its message.
 async fn wait_machine_reason(machines: &Api<CimiMachine>, name: &str, status: &str, reason: &str) -> String {
-    eventually(&format!("machine {name} Ready={status} ({reason})"), T, || async {
-        let m = machines.get(name).await.ok()?;
-        let conds = &m.status.as_ref()?.common.conditions;
-        let ready = conds.iter().find(|c| c.type_ == "Ready")?;
-        (ready.status == status && ready.reason == reason).then(|| ready.message.clone())
-    })
-    .await
+    let ready_of = |m: &CimiMachine| m.status.as_ref()?.common.conditions.iter().find(|c| c.type_ == "Ready").cloned();
+    let what = format!("machine {name} Ready={status} ({reason})");
+    let m =
+        wait_machine(machines, name, &what, |m| ready_of(m).is_some_and(|c| c.status == status && c.reason == reason))
+            .await;
+    ready_of(&m).map(|c| c.message).unwrap_or_default()
 }
 
 /// A Warning Event of `reason` on the object `name`; returns its note.
@@ -135,7 +105,7 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
 
     // The control: a machine on the honest provider becomes Ready and stays so.
     wait_provider(&providers, &honest, "True", "Reachable").await;
-    machines.create(&PostParams::default(), &machine(&op, "steady", &honest)).await.expect("steady");
+    machines.create(&PostParams::default(), &tenant_machine(&op, "steady", &honest)).await.expect("steady");
     wait_machine_reason(&machines, "steady", "True", "Available").await;
 
     // A provider whose CloudEntryPoint moves everything elsewhere is refused at the probe, naming the href.
@@ -161,14 +131,14 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
     // A collection on another origin: the provider is Ready, the machine that needs it says why.
     let foreign_collection = name_of(Mode::ForeignCollection);
     wait_provider(&providers, &foreign_collection, "True", "Reachable").await;
-    machines.create(&PostParams::default(), &machine(&op, "m-coll", &foreign_collection)).await.expect("m-coll");
+    machines.create(&PostParams::default(), &tenant_machine(&op, "m-coll", &foreign_collection)).await.expect("m-coll");
     let message = wait_machine_reason(&machines, "m-coll", "False", "UntrustedHref").await;
     assert!(message.contains("machines") && message.contains(second.url.trim_end_matches('/')), "{message}");
 
     // Operations on another origin: the machine is made, but an edit through its foreign `edit` is refused.
     let foreign_ops = name_of(Mode::ForeignOperations);
     wait_provider(&providers, &foreign_ops, "True", "Reachable").await;
-    machines.create(&PostParams::default(), &machine(&op, "m-ops", &foreign_ops)).await.expect("m-ops");
+    machines.create(&PostParams::default(), &tenant_machine(&op, "m-ops", &foreign_ops)).await.expect("m-ops");
     wait_machine_reason(&machines, "m-ops", "True", "Available").await;
     machines
         .patch("m-ops", &PatchParams::default(), &Patch::Merge(json!({"spec": {"description": "changed"}})))
@@ -181,7 +151,7 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
     for (mode, name) in [(Mode::ForeignLocation, "m-loc"), (Mode::ForeignJob, "m-job")] {
         let provider = name_of(mode);
         wait_provider(&providers, &provider, "True", "Reachable").await;
-        machines.create(&PostParams::default(), &machine(&op, name, &provider)).await.expect("machine");
+        machines.create(&PostParams::default(), &tenant_machine(&op, name, &provider)).await.expect("machine");
         let note = warning_event(&client, &ns.name, name, "UntrustedHref").await;
         assert!(note.contains(second.url.trim_end_matches('/')), "{mode:?}: {note}");
         wait_machine_reason(&machines, name, "True", "Available").await;
@@ -191,7 +161,7 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
     }
 
     // A tenant's import of a URL elsewhere: refused before any request, with the href and the fix.
-    let mut steal = machine(&op, "m-steal", &honest);
+    let mut steal = tenant_machine(&op, "m-steal", &honest);
     steal.spec.template = None;
     steal.spec.import = Some(ImportSpec { href: Some(format!("{}machines/secret", second.url)), filter: None });
     machines.create(&PostParams::default(), &steal).await.expect("m-steal");
@@ -203,7 +173,7 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
 
     // A catalog href elsewhere in a spec: the provider would be told to fetch it for us; refused before the
     // create, which never happens.
-    let mut image = machine(&op, "m-image", &honest);
+    let mut image = tenant_machine(&op, "m-image", &honest);
     let foreign_image = format!("{}machineImages/1", second.url);
     image.spec.template.as_mut().expect("template").machine_image = CatalogRef::by_href(&foreign_image);
     machines.create(&PostParams::default(), &image).await.expect("m-image");
@@ -218,6 +188,6 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
 
     // And the operator kept serving: the control machine is still Ready, and a new one becomes Ready.
     wait_machine_reason(&machines, "steady", "True", "Available").await;
-    machines.create(&PostParams::default(), &machine(&op, "late", &honest)).await.expect("late");
+    machines.create(&PostParams::default(), &tenant_machine(&op, "late", &honest)).await.expect("late");
     wait_machine_reason(&machines, "late", "True", "Available").await;
 }

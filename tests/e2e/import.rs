@@ -7,76 +7,18 @@ use std::time::Duration;
 
 use cimi_operator::api::common::{DeletionPolicy, ImportSpec, ManagementPolicy, ProviderRef};
 use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiNetwork, CimiNetworkSpec, CimiVolume, CimiVolumeSpec};
-use cimi_operator::cimi::CimiClient;
-use cimi_operator::cimi::model::type_uri;
 use cimi_operator::sim::{Sim, SimConfig, SimHandle, Timing};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually};
-use crate::machine::{provider_list, ready_provider, sim_client};
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{
+    legacy_machine, legacy_network, legacy_volume, provider_list, provider_resource, ready_provider, sim_client,
+};
+use crate::harness::wait::{condition, eventually};
 
 const T: Duration = Duration::from_secs(60);
-
-/// The href of the catalog entry `name` of `collection`.
-async fn catalog_href(cimi: &CimiClient, collection: &str, name: &str) -> String {
-    provider_list(cimi, collection)
-        .await
-        .into_iter()
-        .find(|e| e["name"] == json!(name))
-        .and_then(|e| e["id"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("{collection} has no {name}"))
-}
-
-/// Creates a resource on the provider directly (as another tool would have) and returns its href.
-async fn create_on_provider(cimi: &CimiClient, collection: &str, body: Value) -> String {
-    let coll = cimi.collection_url(collection).await.expect("collection");
-    let accepted = cimi.create(collection, &body).await.expect("create on the provider");
-    cimi.created_href(&accepted, &coll).await.expect("created href").expect("an href").to_string()
-}
-
-pub(crate) async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
-    let config = catalog_href(cimi, "machineConfigs", "tiny").await;
-    let image = catalog_href(cimi, "machineImages", "Linux SUSE").await;
-    create_on_provider(
-        cimi,
-        "machines",
-        json!({
-            "resourceURI": type_uri("MachineCreate"), "name": name, "description": "made by hand",
-            "properties": {"owner": "legacy"},
-            "machineTemplate": {"machineConfig": {"href": config}, "machineImage": {"href": image}, "initialState": "STARTED"}
-        }),
-    )
-    .await
-}
-
-pub(crate) async fn legacy_volume(cimi: &CimiClient, name: &str) -> String {
-    create_on_provider(
-        cimi,
-        "volumes",
-        json!({
-            "resourceURI": type_uri("VolumeCreate"), "name": name, "properties": {"owner": "legacy"},
-            "volumeTemplate": {"volumeConfig": {"resourceURI": type_uri("VolumeConfiguration"), "capacity": 1000}}
-        }),
-    )
-    .await
-}
-
-pub(crate) async fn legacy_network(cimi: &CimiClient, name: &str) -> String {
-    create_on_provider(
-        cimi,
-        "networks",
-        json!({
-            "resourceURI": type_uri("NetworkCreate"), "name": name, "properties": {"owner": "legacy"},
-            "networkTemplate": {"networkConfig": {"resourceURI": type_uri("NetworkConfiguration"), "networkType": "PRIVATE"}}
-        }),
-    )
-    .await
-}
-
-async fn get(cimi: &CimiClient, href: &str) -> Value {
-    cimi.get_value(&cimi.resolve(href).await.expect("href")).await.expect("get")
-}
 
 fn writes(sim: &SimHandle) -> u64 {
     sim.stats().writes
@@ -99,7 +41,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let href = legacy_machine(&cimi, "legacy-vm").await;
-    let before = get(&cimi, &href).await;
+    let before = provider_resource(&cimi, &href).await;
     let base_writes = writes(&sim);
 
     let mut m = CimiMachine::new(
@@ -141,10 +83,10 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     .await;
 
     // Drift made on the provider is reported, not corrected.
-    cimi.action(&get(&cimi, &href).await, "stop", Map::new()).await.expect("stop by hand");
+    cimi.action(&provider_resource(&cimi, &href).await, "stop", Map::new()).await.expect("stop by hand");
     let mut changes = Map::new();
     changes.insert("description".into(), json!("changed by hand"));
-    cimi.update(&get(&cimi, &href).await, &changes, &[]).await.expect("edit by hand");
+    cimi.update(&provider_resource(&cimi, &href).await, &changes, &[]).await.expect("edit by hand");
     let after_manual = writes(&sim);
     // Both changes are reported once an observation made after the edit is in (one made between the stop and
     // the edit reports the state alone).
@@ -160,7 +102,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let now = get(&cimi, &href).await;
+    let now = provider_resource(&cimi, &href).await;
     assert_eq!(now["state"], json!("STOPPED"), "ObserveOnly must not start the machine");
     assert_eq!(now["description"], json!("changed by hand"));
     assert!(now["properties"].get("cimi.dev/uid").is_none(), "ObserveOnly must not tag");
@@ -169,7 +111,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     machines.delete("observer", &DeleteParams::default()).await.expect("delete");
     eventually("observer gone", T, || async { machines.get_opt("observer").await.ok()?.is_none().then_some(()) }).await;
     assert_eq!(provider_list(&cimi, "machines").await.len(), 1);
-    assert_eq!(get(&cimi, &href).await["properties"], before["properties"]);
+    assert_eq!(provider_resource(&cimi, &href).await["properties"], before["properties"]);
     // The only writes the provider saw since the import are the test's own two (stop, edit).
     assert_eq!(after_manual, base_writes + 2);
     assert_eq!(writes(&sim), after_manual, "ObserveOnly made provider writes");
@@ -192,7 +134,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     eventually("manager Ready, the provider machine started, tagged and described", T, || async {
         let m = machines.get("manager").await.ok()?;
         let ready = cond(&m.status?.common.conditions, "Ready").1 == "Available";
-        let now = get(&cimi, &href).await;
+        let now = provider_resource(&cimi, &href).await;
         (ready
             && now["state"] == json!("STARTED")
             && now["description"] == json!("managed now")
@@ -204,7 +146,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     .await;
     machines.delete("manager", &DeleteParams::default()).await.expect("delete");
     eventually("manager gone", T, || async { machines.get_opt("manager").await.ok()?.is_none().then_some(()) }).await;
-    let left = get(&cimi, &href).await;
+    let left = provider_resource(&cimi, &href).await;
     assert_eq!(left["properties"], json!({"owner": "legacy"}), "Orphan removes the tags only");
     assert_eq!(left["state"], json!("STARTED"));
     assert_eq!(provider_list(&cimi, "machines").await.len(), 1, "nothing created");
@@ -277,7 +219,7 @@ async fn import_by_filter_must_match_exactly_one_then_orphan_and_force_orphan() 
     })
     .await;
     assert_eq!(v.status.as_ref().and_then(|s| s.common.id.as_deref()), Some(solo.as_str()));
-    let adopted = get(&cimi, &solo).await;
+    let adopted = provider_resource(&cimi, &solo).await;
     assert_eq!(adopted["name"], json!("solo"));
     assert_eq!(adopted["properties"]["owner"], json!("legacy"));
     assert_eq!(adopted["properties"]["cimi.dev/uid"], json!(v.metadata.uid.clone().expect("uid")));
@@ -287,7 +229,7 @@ async fn import_by_filter_must_match_exactly_one_then_orphan_and_force_orphan() 
         list.items.is_empty().then_some(())
     })
     .await;
-    let left = get(&cimi, &solo).await;
+    let left = provider_resource(&cimi, &solo).await;
     assert_eq!(left["state"], json!("AVAILABLE"), "Orphan leaves the volume");
     assert_eq!(left["properties"], json!({"owner": "legacy"}), "Orphan removes the tags only");
     assert_eq!(provider_list(&cimi, "volumes").await.len(), 3);
@@ -309,7 +251,7 @@ async fn import_by_filter_must_match_exactly_one_then_orphan_and_force_orphan() 
         let n = networks.get("adopted-net").await.ok()?;
         let st = n.status.as_ref()?;
         let ready = condition(&st.common.conditions, "Ready") == Some(("True".into(), "Available".into()));
-        let on_provider = get(&cimi, &net).await;
+        let on_provider = provider_resource(&cimi, &net).await;
         (ready
             && on_provider["description"] == json!("adopted")
             && on_provider["properties"]["cimi.dev/uid"].is_string())
@@ -353,7 +295,7 @@ async fn many_observe_only_imports_are_observed_by_listing_not_by_a_get_each() {
     const PAGE: u64 = 2;
     let client = client().await;
     let ns = TestNamespace::new(&client, "impn").await;
-    let label = crate::harness::random_suffix();
+    let label = random_suffix();
     let (op, _running) = TestOperator::start_configured(&ns.name, &label, |c| c.observe_page_size = PAGE).await;
     let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
     let cimi = sim_client(&sim).await;
@@ -407,13 +349,13 @@ async fn many_observe_only_imports_are_observed_by_listing_not_by_a_get_each() {
     assert_eq!(writes(&sim), base_writes, "ObserveOnly never writes");
 
     // A change on the provider still shows: one machine stopped there is STOPPED in status (and not started).
-    let current = get(&cimi, &hrefs[0]).await;
+    let current = provider_resource(&cimi, &hrefs[0]).await;
     cimi.action(&current, "stop", Map::new()).await.expect("stop on the provider");
     eventually("imported-0 shows STOPPED", T, || async {
         let m = machines.get("imported-0").await.ok()?;
         (m.status?.common.state.as_deref() == Some("STOPPED")).then_some(())
     })
     .await;
-    assert_eq!(get(&cimi, &hrefs[0]).await["state"], "STOPPED", "ObserveOnly does not correct it");
+    assert_eq!(provider_resource(&cimi, &hrefs[0]).await["state"], "STOPPED", "ObserveOnly does not correct it");
     drop(op);
 }

@@ -5,113 +5,35 @@
 use std::time::Duration;
 
 use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
-use cimi_operator::api::machine::{MachineNetworkInterface, MachineTemplateSpec, MachineVolume};
+use cimi_operator::api::machine::{MachineNetworkInterface, MachineVolume};
 use cimi_operator::api::network::NetworkType;
 use cimi_operator::api::{
-    CimiMachine, CimiMachineSpec, CimiNetwork, CimiNetworkSpec, CimiProvider, CimiVolume, CimiVolumeSpec, PowerState,
+    CimiMachine, CimiNetwork, CimiNetworkSpec, CimiProvider, CimiVolume, CimiVolumeSpec, PowerState,
 };
-use cimi_operator::cimi::query::Query;
-use cimi_operator::cimi::{Auth, CimiClient, ClientConfig, Secret as CimiSecret};
-use cimi_operator::sim::{Profile, Sim, SimConfig, SimHandle, Timing};
-use k8s_openapi::ByteString;
+use cimi_operator::sim::{Profile, Sim, SimConfig, Timing};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
-use crate::provider::{credentials_secret, provider_for, wait_ready};
+use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::objects::{machine, secret};
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{provider_list, ready_provider, sim_client};
+use crate::harness::wait::{condition, eventually, machine_ready, wait_machine};
 
 const T: Duration = Duration::from_secs(60);
 
-/// A CIMI client for a sim (demo/demo), to look at the provider side.
-pub async fn sim_client(sim: &SimHandle) -> CimiClient {
-    let mut config = ClientConfig::new("test", &sim.url()).expect("config");
-    config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
-    config.transport.allow_plain_http = true;
-    CimiClient::connect(config).await.expect("connect to the sim")
-}
-
-/// Every resource of a collection on the sim, as JSON.
-pub async fn provider_list(cimi: &CimiClient, collection: &str) -> Vec<Value> {
-    let url = cimi.collection_url(collection).await.expect("collection");
-    let page = cimi.list_page_value(&url, &Query::new(), "").await.expect("list");
-    cimi_operator::controller::resource::reads::entries(&page)
-}
-
-/// A Ready provider for a fresh sim, in the test's namespace, polled every second; returns its name.
-pub async fn ready_provider(client: &kube::Client, op: &TestOperator, ns: &str, sim: &SimHandle) -> String {
-    ready_provider_polled(client, op, ns, sim, "1s").await
-}
-
-/// A Ready provider for a fresh sim, polled every `poll_interval`; returns its name.
-pub async fn ready_provider_polled(
-    client: &kube::Client,
-    op: &TestOperator,
-    ns: &str,
-    sim: &SimHandle,
-    poll_interval: &str,
-) -> String {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    secrets.create(&PostParams::default(), &credentials_secret(op, "creds", "demo", "demo")).await.expect("secret");
-    let providers: Api<CimiProvider> = Api::all(client.clone());
-    let name = format!("prov-{}", random_suffix());
-    let mut provider = provider_for(op, &name, &sim.url(), ns, "creds");
-    provider.spec.poll_interval = poll_interval.into();
-    providers.create(&PostParams::default(), &provider).await.expect("provider");
-    wait_ready(&providers, &name, "True", "Reachable").await;
-    name
-}
-
-fn machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
-    let mut m = CimiMachine::new(
-        name,
-        CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.into() },
-            description: Some("front end".into()),
-            template: Some(MachineTemplateSpec {
-                machine_config: Some(CatalogRef::by_name("small")),
-                machine_image: CatalogRef::by_name("Linux SUSE"),
-                credential_secret_ref: Some(LocalObjectRef { name: "login".into() }),
-                ..Default::default()
-            }),
-            name: None,
-            properties: None,
-            template_ref: None,
-            power_state: PowerState::Started,
-            volumes: Vec::new(),
-            network_interfaces: Vec::new(),
-            deletion_policy: Default::default(),
-            management_policy: Default::default(),
-            import: None,
-            timeouts: None,
-            resource_gone_policy: Default::default(),
-        },
-    );
-    m.metadata.labels = Some(op.labels());
+/// The machine of these tests: a front end from the catalog, logging in with the Secret `login`.
+fn front_end(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
+    let mut m = machine(op, name, provider);
+    m.spec.description = Some("front end".into());
+    m.spec.template.as_mut().expect("template").credential_secret_ref = Some(LocalObjectRef { name: "login".into() });
     m
-}
-
-/// Waits until the machine's status satisfies `check`.
-pub async fn wait_machine(
-    machines: &Api<CimiMachine>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&CimiMachine) -> bool,
-) -> CimiMachine {
-    eventually(what, T, || async {
-        let m = machines.get(name).await.ok()?;
-        check(&m).then_some(m)
-    })
-    .await
 }
 
 fn state(m: &CimiMachine) -> Option<&str> {
     m.status.as_ref()?.common.state.as_deref()
-}
-
-fn ready(m: &CimiMachine) -> bool {
-    m.status.as_ref().is_some_and(|s| condition(&s.common.conditions, "Ready").is_some_and(|c| c.0 == "True"))
 }
 
 #[tokio::test]
@@ -140,16 +62,7 @@ async fn lifecycle(profile: Profile) {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    let login = Secret {
-        metadata: ObjectMeta { name: Some("login".into()), ..Default::default() },
-        data: Some(
-            [("userID", "admin"), ("password", "s3cret-login")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Default::default()
-    };
+    let login = secret("login", None, &[("userID", "admin"), ("password", "s3cret-login")]);
     secrets.create(&PostParams::default(), &login).await.expect("login secret");
 
     // A network and two volumes.
@@ -181,7 +94,7 @@ async fn lifecycle(profile: Profile) {
     }
 
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let mut m = machine(&op, "web-1", &provider);
+    let mut m = front_end(&op, "web-1", &provider);
     m.spec.volumes = vec![MachineVolume {
         volume_ref: LocalObjectRef { name: "data".into() },
         initial_location: Some("/dev/vdb".into()),
@@ -191,7 +104,7 @@ async fn lifecycle(profile: Profile) {
 
     // Created, started, with the config's cpu and memory, its volume and an address on its network.
     let m = wait_machine(&machines, "web-1", "web-1 STARTED and Ready with an IP", |m| {
-        state(m) == Some("STARTED") && ready(m) && m.status.as_ref().is_some_and(|s| s.ip.is_some())
+        state(m) == Some("STARTED") && machine_ready(m) && m.status.as_ref().is_some_and(|s| s.ip.is_some())
     })
     .await;
     let st = m.status.clone().expect("status");
@@ -229,14 +142,14 @@ async fn lifecycle(profile: Profile) {
         .patch("web-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Stopped"}})))
         .await
         .expect("stop");
-    wait_machine(&machines, "web-1", "web-1 STOPPED", |m| state(m) == Some("STOPPED") && ready(m)).await;
+    wait_machine(&machines, "web-1", "web-1 STOPPED", |m| state(m) == Some("STOPPED") && machine_ready(m)).await;
 
     // Start again, then restart through the annotation.
     machines
         .patch("web-1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Started"}})))
         .await
         .expect("start");
-    wait_machine(&machines, "web-1", "web-1 STARTED again", |m| state(m) == Some("STARTED") && ready(m)).await;
+    wait_machine(&machines, "web-1", "web-1 STARTED again", |m| state(m) == Some("STARTED") && machine_ready(m)).await;
     machines
         .patch(
             "web-1",
@@ -255,8 +168,10 @@ async fn lifecycle(profile: Profile) {
     let last = m.status.and_then(|s| s.common.last_action).expect("last action");
     assert_eq!(last.action, "restart");
     assert_eq!(last.job.is_some(), profile == Profile::Strict);
-    wait_machine(&machines, "web-1", "web-1 STARTED after the restart", |m| state(m) == Some("STARTED") && ready(m))
-        .await;
+    wait_machine(&machines, "web-1", "web-1 STARTED after the restart", |m| {
+        state(m) == Some("STARTED") && machine_ready(m)
+    })
+    .await;
 
     // A partial update of the description and properties, tags kept.
     machines
@@ -298,7 +213,7 @@ async fn lifecycle(profile: Profile) {
             seen.sort();
             let mut want = hrefs.clone();
             want.sort();
-            seen == want && ready(m)
+            seen == want && machine_ready(m)
         }
     };
     wait_machine(&machines, "web-1", "both volumes attached", attached(vec![data.clone(), extra.clone()])).await;
@@ -336,7 +251,7 @@ async fn lifecycle(profile: Profile) {
             seen.sort();
             let mut want = hrefs.clone();
             want.sort();
-            seen == want && ready(m)
+            seen == want && machine_ready(m)
         }
     };
     machines
@@ -399,11 +314,12 @@ async fn drift_is_corrected_under_managed() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let mut m = machine(&op, "drifty", &provider);
+    let mut m = front_end(&op, "drifty", &provider);
     m.spec.template.as_mut().expect("template").credential_secret_ref = None;
     m.spec.properties = Some([("team".to_string(), "a".to_string())].into_iter().collect());
     machines.create(&PostParams::default(), &m).await.expect("create");
-    let m = wait_machine(&machines, "drifty", "drifty STARTED", |m| state(m) == Some("STARTED") && ready(m)).await;
+    let m =
+        wait_machine(&machines, "drifty", "drifty STARTED", |m| state(m) == Some("STARTED") && machine_ready(m)).await;
     let uid = m.metadata.uid.clone().expect("uid");
     let href = m.status.and_then(|s| s.common.id).expect("id");
     let url = cimi.resolve(&href).await.expect("href");
@@ -433,7 +349,7 @@ async fn drift_is_corrected_under_managed() {
         .then_some(())
     })
     .await;
-    wait_machine(&machines, "drifty", "drifty Ready again", |m| state(m) == Some("STARTED") && ready(m)).await;
+    wait_machine(&machines, "drifty", "drifty Ready again", |m| state(m) == Some("STARTED") && machine_ready(m)).await;
     assert_eq!(provider_list(&cimi, "machines").await.len(), 1);
 }
 
@@ -449,7 +365,7 @@ async fn paused_force_orphan_and_in_use_provider() {
     let providers: Api<CimiProvider> = Api::all(client.clone());
 
     // A paused machine is not created, and says so.
-    let mut m = machine(&op, "db-1", &provider);
+    let mut m = front_end(&op, "db-1", &provider);
     m.spec.template.as_mut().expect("template").credential_secret_ref = None;
     m.spec.power_state = PowerState::Stopped;
     m.metadata.annotations = Some([("cimi.dev/paused".to_string(), "true".to_string())].into_iter().collect());
@@ -471,7 +387,8 @@ async fn paused_force_orphan_and_in_use_provider() {
         )
         .await
         .expect("unpause");
-    wait_machine(&machines, "db-1", "db-1 STOPPED and Ready", |m| state(m) == Some("STOPPED") && ready(m)).await;
+    wait_machine(&machines, "db-1", "db-1 STOPPED and Ready", |m| state(m) == Some("STOPPED") && machine_ready(m))
+        .await;
     eventually("the provider InUse", T, || async {
         let p = providers.get(&provider).await.ok()?;
         let st = p.status?;
@@ -520,7 +437,7 @@ async fn a_bad_catalog_name_stalls_and_deletion_is_not_blocked() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let mut m = machine(&op, "bad-1", &provider);
+    let mut m = front_end(&op, "bad-1", &provider);
     let template = m.spec.template.as_mut().expect("template");
     template.credential_secret_ref = None;
     template.machine_image = CatalogRef::by_name("No Such Image");
@@ -549,10 +466,10 @@ async fn capture_makes_a_machine_image_and_a_refused_action_fails_once() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let mut m = machine(&op, "cap-1", &provider);
+    let mut m = front_end(&op, "cap-1", &provider);
     m.spec.template.as_mut().expect("template").credential_secret_ref = None;
     machines.create(&PostParams::default(), &m).await.expect("create");
-    let m = wait_machine(&machines, "cap-1", "Ready", ready).await;
+    let m = wait_machine(&machines, "cap-1", "Ready", machine_ready).await;
     let machine_href = m.status.and_then(|s| s.common.id).expect("id");
     let annotate = |value: &str| Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/action": value}}}));
 
@@ -597,5 +514,5 @@ async fn capture_makes_a_machine_image_and_a_refused_action_fails_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let restarts: u64 = sim.stats().requests.get("Machine.restart").map_or(0, |s| s.values().sum());
     assert_eq!(restarts, 1, "the refused nonce is not asked again");
-    wait_machine(&machines, "cap-1", "still Ready", ready).await;
+    wait_machine(&machines, "cap-1", "still Ready", machine_ready).await;
 }

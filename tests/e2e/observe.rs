@@ -3,20 +3,22 @@
 //! and on /metrics (bounded), and provider EventLog events mirrored as Kubernetes Events exactly once,
 //! also across an operator restart.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider};
-use cimi_operator::cimi::CimiClient;
-use cimi_operator::cimi::query::Query;
 use cimi_operator::sim::{Sim, SimConfig, SimHandle};
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use serde_json::{Map, Value, json};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Map, json};
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, http_get, random_suffix};
-use crate::machine::{provider_list, sim_client};
-use crate::provider::{credentials_secret, provider_for, wait_ready};
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::events::{all_mirrored_once, mirrored};
+use crate::harness::objects::machine;
+use crate::harness::operator::{TestOperator, http_get};
+use crate::harness::sim::{
+    credentials_secret, provider_events, provider_for, provider_list, provider_resource, sim_client,
+};
+use crate::harness::wait::{eventually, is_ready, wait_ready};
 
 const T: Duration = Duration::from_secs(90);
 /// Machines of the test.
@@ -26,16 +28,7 @@ const PAGE: u64 = 2;
 /// The series the test's operator may export.
 const GAUGES_MAX: usize = 8;
 
-fn machine(labels: &BTreeMap<String, String>, name: &str, provider: &str) -> CimiMachine {
-    serde_json::from_value(json!({
-        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"providerRef": {"name": provider},
-                 "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
-    }))
-    .expect("machine")
-}
-
+/// A private CimiNetwork with `labels`.
 fn network(labels: &BTreeMap<String, String>, name: &str, provider: &str) -> CimiNetwork {
     serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiNetwork",
@@ -43,57 +36,6 @@ fn network(labels: &BTreeMap<String, String>, name: &str, provider: &str) -> Cim
         "spec": {"providerRef": {"name": provider}, "networkType": "Private"}
     }))
     .expect("network")
-}
-
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
-}
-
-/// The provider resource (JSON) with this href.
-async fn provider_resource(cimi: &CimiClient, href: &str) -> Value {
-    cimi.get_value(&cimi.resolve(href).await.expect("href")).await.expect("get")
-}
-
-/// Every event of a provider resource's EventLog.
-pub(crate) async fn provider_events(cimi: &CimiClient, href: &str) -> Vec<Value> {
-    let resource = provider_resource(cimi, href).await;
-    let log = resource["eventLog"]["href"].as_str().expect("an EventLog").to_string();
-    let log = provider_resource(cimi, &log).await;
-    let events = log["events"]["href"].as_str().expect("events").to_string();
-    let url = cimi.resolve(&events).await.expect("events url");
-    let page = cimi.list_page_value(&url, &Query::new(), "Event").await.expect("list events");
-    cimi_operator::controller::resource::reads::entries(&page)
-}
-
-/// The provider event ids mirrored on an object, with how often each was mirrored.
-pub(crate) async fn mirrored(client: &kube::Client, ns: &str, uid: &str) -> HashMap<String, usize> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let params = ListParams::default().fields(&format!("involvedObject.uid={uid},reason=ProviderEvent"));
-    let mut out = HashMap::new();
-    for e in events.list(&params).await.expect("list events").items {
-        let note = e.message.unwrap_or_default();
-        if let Some(id) = cimi_operator::controller::observer::event_id_of_note(&note) {
-            // A series (count > 1) would be the same event mirrored again.
-            let series = e.series.as_ref().and_then(|s| s.count).unwrap_or(1);
-            let times = series.max(e.count.unwrap_or(1)).max(1) as usize;
-            *out.entry(id.to_string()).or_default() += times;
-        }
-    }
-    out
-}
-
-/// Waits until every provider event of `href` is mirrored on the object, each exactly once.
-async fn all_mirrored_once(client: &kube::Client, cimi: &CimiClient, ns: &str, uid: &str, href: &str) -> usize {
-    eventually("every provider event mirrored exactly once", T, || async {
-        let on_provider = provider_events(cimi, href).await;
-        let seen = mirrored(client, ns, uid).await;
-        if let Some((id, n)) = seen.iter().find(|(_, n)| **n > 1) {
-            panic!("provider event {id} mirrored {n} times");
-        }
-        let ids: Vec<String> = on_provider.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect();
-        (!ids.is_empty() && ids.iter().all(|id| seen.contains_key(id)) && seen.len() == ids.len()).then_some(ids.len())
-    })
-    .await
 }
 
 /// Sim request log entries from index `from` on: (op, path).
@@ -130,7 +72,7 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
     let networks: Api<CimiNetwork> = Api::namespaced(client.clone(), &ns.name);
     for i in 0..N {
-        machines.create(&PostParams::default(), &machine(&op.labels(), &format!("m-{i}"), &provider)).await.expect("m");
+        machines.create(&PostParams::default(), &machine(&op, &format!("m-{i}"), &provider)).await.expect("m");
     }
     networks.create(&PostParams::default(), &network(&op.labels(), "net", &provider)).await.expect("network");
     eventually("every machine STARTED and Ready, the network Ready", T, || async {
@@ -139,10 +81,10 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
             && ms.iter().all(|m| {
                 m.status
                     .as_ref()
-                    .is_some_and(|s| s.common.state.as_deref() == Some("STARTED") && ready(&s.common.conditions))
+                    .is_some_and(|s| s.common.state.as_deref() == Some("STARTED") && is_ready(&s.common.conditions))
             });
         let net = networks.get("net").await.ok()?;
-        (all && net.status.as_ref().is_some_and(|s| ready(&s.common.conditions))).then_some(())
+        (all && net.status.as_ref().is_some_and(|s| is_ready(&s.common.conditions))).then_some(())
     })
     .await;
 
@@ -208,7 +150,7 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     eventually("the network's status says STARTED and Ready", T, || async {
         let n = networks.get("net").await.ok()?;
         let s = n.status.as_ref()?;
-        (s.common.state.as_deref() == Some("STARTED") && ready(&s.common.conditions)).then_some(())
+        (s.common.state.as_deref() == Some("STARTED") && is_ready(&s.common.conditions)).then_some(())
     })
     .await;
 
@@ -227,7 +169,7 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     .await;
 
     // Provider events: every one mirrored exactly once, the cursor at the last.
-    let before = all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, &m1_href).await;
+    let before = all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, std::slice::from_ref(&m1_href)).await;
     assert!(before >= 4, "create and state events of m-1 ({before})");
     let seen = mirrored(&client, &ns.name, &m1_uid).await;
     let notes: Vec<String> = seen.keys().cloned().collect();
@@ -245,14 +187,14 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     let current = provider_resource(&cimi, &m1_href).await;
     cimi.action(&current, "stop", Map::new()).await.expect("stop m-1 on the provider while no operator runs");
     let (op, _running) = TestOperator::start_configured(&ns.name, &label, configure).await;
-    let after = all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, &m1_href).await;
+    let after = all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, std::slice::from_ref(&m1_href)).await;
     assert!(after > before, "the events of the stop (and the start that follows) are mirrored: {before} -> {after}");
     eventually("m-1 STARTED again after the restart", T, || async {
         let m = machines.get("m-1").await.ok()?;
         (m.status?.common.state.as_deref() == Some("STARTED")).then_some(())
     })
     .await;
-    all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, &m1_href).await;
+    all_mirrored_once(&client, &cimi, &ns.name, &m1_uid, std::slice::from_ref(&m1_href)).await;
 
     // Objects that go away take their gauges with them (the new instance exports its own).
     for i in 0..N {
@@ -288,7 +230,7 @@ async fn meter_gauges_are_removed_with_their_object() {
     providers.create(&PostParams::default(), &p).await.expect("provider");
     wait_ready(&providers, &provider, "True", "Reachable").await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    machines.create(&PostParams::default(), &machine(&op.labels(), "g-0", &provider)).await.expect("machine");
+    machines.create(&PostParams::default(), &machine(&op, "g-0", &provider)).await.expect("machine");
     let admin = running.admin_addr.expect("admin server");
     let needle = format!("namespace=\"{}\",name=\"g-0\",aspect=\"cpu\",units=\"percent\"", ns.name);
     eventually("g-0's cpu gauge", T, || async {

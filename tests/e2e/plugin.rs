@@ -12,18 +12,23 @@ use std::time::Duration;
 use cimi_operator::api::common::{DeletionPolicy, ImportSpec, ManagementPolicy, ProviderRef};
 use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider, CimiSystem};
 use cimi_operator::devenv::tools::Tool;
-use cimi_operator::sim::{FaultRule, Profile, Sim, SimConfig, SimHandle, Timing};
+use cimi_operator::sim::{Profile, Sim, SimConfig, SimHandle, Timing};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Map, Value, json};
 
-use crate::harness::{
-    TestNamespace, TestOperator, ToolRun, client, condition, control_plane, eventually, random_suffix, run_tool,
-    run_tool_env,
+use crate::harness::control_plane::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::examples::example_system;
+use crate::harness::objects::machine_from;
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{
+    credentials_secret, fault, legacy_machine, legacy_network, legacy_volume, provider_action, provider_for,
+    provider_list, ready_provider, sim_client,
 };
-use crate::machine::{provider_list, ready_provider, sim_client};
-use crate::provider::{credentials_secret, provider_for, wait_ready};
+use crate::harness::systems::{member, members_ready, system_ready, wait_system};
+use crate::harness::tools::{ToolRun, kubectl_apply, run_tool, run_tool_env};
+use crate::harness::wait::{condition, eventually, is_ready, wait_ready};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -46,6 +51,11 @@ async fn cimi_env(args: &[&str], env: &[(&str, String)]) -> ToolRun {
     .expect("kubectl cimi ran")
 }
 
+/// `kubectl apply -f -` of a YAML stream on the shared control plane.
+fn apply(yaml: &str) {
+    kubectl_apply(control_plane().kubeconfig_path(), yaml);
+}
+
 /// `kubectl cimi ARGS`.
 async fn cimi(args: &[&str]) -> ToolRun {
     cimi_env(args, &[]).await
@@ -65,16 +75,6 @@ fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{text}"))
 }
 
-/// `kubectl apply -f -` of a YAML stream.
-fn apply(yaml: &str) {
-    let (ok, out, err) = run_tool(Tool::Kubectl, &["apply", "-f", "-"], Some(yaml));
-    assert!(ok, "kubectl apply failed: {out}\n{err}\n{yaml}");
-}
-
-fn fault(value: Value) -> FaultRule {
-    serde_json::from_value(value).expect("a fault rule")
-}
-
 /// A Ready provider for `sim` that reads meters every second and events every second.
 async fn watched_provider(client: &kube::Client, op: &TestOperator, ns: &str, sim: &SimHandle) -> String {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -87,10 +87,6 @@ async fn watched_provider(client: &kube::Client, op: &TestOperator, ns: &str, si
     providers.create(&PostParams::default(), &p).await.expect("provider");
     wait_ready(&providers, &name, "True", "Reachable").await;
     name
-}
-
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
 }
 
 #[tokio::test]
@@ -136,7 +132,7 @@ spec:
     eventually("web-1 STARTED with an IP, bad-1 Stalled", T, || async {
         let web = machines.get("web-1").await.ok()?.status?;
         let bad = machines.get("bad-1").await.ok()?.status?;
-        (ready(&web.common.conditions)
+        (is_ready(&web.common.conditions)
             && web.common.state.as_deref() == Some("STARTED")
             && web.ip.is_some()
             && condition(&bad.common.conditions, "Stalled").is_some_and(|c| c.0 == "True"))
@@ -247,17 +243,6 @@ spec:
     assert!(cimi_ok(&["completion", "bash"]).await.contains("kubectl-cimi"));
 }
 
-/// The CimiSystem of `examples/quickstart/50-system.yaml`, for this provider and operator, as YAML.
-fn example_system_yaml(op: &TestOperator, provider: &str, ns: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/50-system.yaml");
-    let mut system: CimiSystem =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("the example")).expect("the example parses");
-    system.spec.provider_ref.name = provider.to_string();
-    system.metadata.labels = Some(op.labels());
-    system.metadata.namespace = Some(ns.to_string());
-    serde_yaml::to_string(&system).expect("yaml")
-}
-
 #[tokio::test]
 async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
     let client = client().await;
@@ -266,20 +251,17 @@ async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let cimi_client = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
-    apply(&example_system_yaml(&op, &provider, &ns.name));
+    let mut system = example_system(&op, &provider);
+    system.metadata.namespace = Some(ns.name.clone());
+    apply(&serde_yaml::to_string(&system).expect("yaml"));
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
-    let s = eventually("shop Ready 4/4", T, || async {
-        let s = systems.get("shop").await.ok()?;
-        let st = s.status.as_ref()?;
-        (ready(&st.common.conditions) && st.ready.as_deref() == Some("4/4")).then_some(s)
-    })
-    .await;
+    let s =
+        wait_system(&systems, "shop", "shop Ready 4/4", |s| system_ready(s) && members_ready(s) == Some("4/4")).await;
 
     // One member stopped on the provider, and the start that would heal it hangs: web1 is broken.
     sim.set_faults(vec![fault(json!({"resourceType": "System", "action": "start", "kind": "jobHangs"}))]);
-    let web1 = s.status.as_ref().and_then(|st| st.machines.iter().find(|m| m.name.as_deref() == Some("web1")));
-    let web1 = cimi_client.resolve(&web1.expect("web1").href).await.expect("href");
-    cimi_client.action_href(&web1, "stop", Map::new()).await.expect("stop web1 on the provider");
+    let web1 = &member(&s.status.as_ref().expect("status").machines, "web1").href;
+    provider_action(&cimi_client, web1, "stop").await;
     let s = eventually("shop MIXED 3/4, its start Job running", T, || async {
         let s = systems.get("shop").await.ok()?;
         let st = s.status.as_ref()?;
@@ -323,13 +305,8 @@ async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
     // The hung start is given up on the provider; the system heals; then stop --wait stops every machine.
     sim.set_faults(Vec::new());
     let hung = s.status.as_ref().and_then(|st| st.nested_jobs.iter().find(|j| j.component.as_deref() == Some("web1")));
-    let hung = cimi_client.resolve(&hung.expect("the hung Job").job.href).await.expect("href");
-    cimi_client.action_href(&hung, "stop", Map::new()).await.expect("stop the hung Job");
-    eventually("shop Ready 4/4 again", T, || async {
-        let st = systems.get("shop").await.ok()?.status?;
-        (ready(&st.common.conditions) && st.ready.as_deref() == Some("4/4")).then_some(())
-    })
-    .await;
+    provider_action(&cimi_client, &hung.expect("the hung Job").job.href, "stop").await;
+    wait_system(&systems, "shop", "shop Ready 4/4 again", |s| system_ready(s) && members_ready(s) == Some("4/4")).await;
     let run = cimi(&["stop", "cimisystem/shop", "-n", n, "--wait", "--timeout", "90s"]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("CimiSystem/shop is STOPPED"), "{}", run.stdout);
@@ -370,13 +347,13 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
 
     // A brownfield estate: two machines (one stopped), a volume and a network made by hand; one more machine
     // already imported ObserveOnly (never tagged), and one the operator made (tagged).
-    crate::import::legacy_machine(&cimi_client, "legacy-vm").await;
-    let db = crate::import::legacy_machine(&cimi_client, "Legacy DB").await;
+    legacy_machine(&cimi_client, "legacy-vm").await;
+    let db = legacy_machine(&cimi_client, "Legacy DB").await;
     let db_url = cimi_client.resolve(&db).await.expect("href");
     cimi_client.action_href(&db_url, "stop", Map::new()).await.expect("stop legacy-db");
-    crate::import::legacy_volume(&cimi_client, "legacy-data").await;
-    crate::import::legacy_network(&cimi_client, "legacy-net").await;
-    let observed = crate::import::legacy_machine(&cimi_client, "observed-vm").await;
+    legacy_volume(&cimi_client, "legacy-data").await;
+    legacy_network(&cimi_client, "legacy-net").await;
+    let observed = legacy_machine(&cimi_client, "observed-vm").await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
     let mut m = CimiMachine::new(
         "observed",
@@ -390,19 +367,13 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     );
     m.metadata.labels = Some(op.labels());
     machines.create(&PostParams::default(), &m).await.expect("observed");
-    let mut managed: CimiMachine = serde_json::from_value(json!({
-        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
-        "metadata": {"name": "managed-1", "labels": op.labels()},
-        "spec": {"providerRef": {"name": provider},
-                 "template": {"machineConfig": {"name": "tiny"}, "machineImage": {"name": "Linux SUSE"}}}
-    }))
-    .expect("managed-1");
+    let mut managed = machine_from(&op, "managed-1", &provider, "tiny", "Linux SUSE");
     managed.metadata.namespace = Some(ns.name.clone());
     machines.create(&PostParams::default(), &managed).await.expect("managed-1");
     eventually("observed and managed-1 Ready", T, || async {
         let a = machines.get("observed").await.ok()?.status?;
         let b = machines.get("managed-1").await.ok()?.status?;
-        (ready(&a.common.conditions) && a.common.id.is_some() && ready(&b.common.conditions)).then_some(())
+        (is_ready(&a.common.conditions) && a.common.id.is_some() && is_ready(&b.common.conditions)).then_some(())
     })
     .await;
 
@@ -490,8 +461,8 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
         let w = net.get("legacy-net").await.ok()?.status?;
         (imported.len() == 2
             && imported.iter().all(|(_, ok)| *ok)
-            && ready(&v.common.conditions)
-            && ready(&w.common.conditions))
+            && is_ready(&v.common.conditions)
+            && is_ready(&w.common.conditions))
         .then_some(())?;
         machines.get("legacy-db").await.ok()
     })

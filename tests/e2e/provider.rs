@@ -1,71 +1,22 @@
 //! CimiProvider: a provider pointed at cimi-sim becomes Ready with its catalog; wrong credentials,
-//! a stopped provider and Secret rotation show in its Ready condition.
+//! a stopped provider and Secret rotation show in its Ready condition; objects in namespaces it does not
+//! admit are refused without a provider call.
 
 use std::time::Duration;
 
-use cimi_operator::api::common::SecretRef;
-use cimi_operator::api::{CimiProvider, CimiProviderSpec, CimiVolume};
+use cimi_operator::api::{CimiProvider, CimiVolume};
 use cimi_operator::sim::{Sim, SimConfig};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::objects::volume;
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{credentials_secret, provider_for};
+use crate::harness::wait::{condition, eventually, wait_ready};
 
 const T: Duration = Duration::from_secs(60);
-
-/// A credentials Secret in the operator namespace, carrying the test's label.
-pub fn credentials_secret(op: &TestOperator, name: &str, user: &str, password: &str) -> Secret {
-    Secret {
-        metadata: ObjectMeta { name: Some(name.into()), labels: Some(op.labels()), ..Default::default() },
-        data: Some(
-            [
-                ("username".to_string(), ByteString(user.as_bytes().to_vec())),
-                ("password".to_string(), ByteString(password.as_bytes().to_vec())),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-        ..Default::default()
-    }
-}
-
-/// A CimiProvider for a sim, polled every second, with the test's label.
-pub fn provider_for(op: &TestOperator, name: &str, endpoint: &str, ns: &str, secret: &str) -> CimiProvider {
-    let mut p = CimiProvider::new(
-        name,
-        CimiProviderSpec {
-            endpoint: endpoint.to_string(),
-            credentials_secret_ref: Some(SecretRef { namespace: ns.into(), name: secret.into() }),
-            ca_bundle_secret_ref: None,
-            insecure_skip_tls_verify: false,
-            format: Default::default(),
-            poll_interval: "1s".into(),
-            meter_interval: "5m".into(),
-            event_interval: "1m".into(),
-            rate_limit: None,
-            allowed_namespaces: None,
-            trusted_origins: Vec::new(),
-            // cimi-sim serves plain http on loopback.
-            allow_plain_http: true,
-            read_limits: None,
-            ca_bundle_replaces_system_roots: false,
-        },
-    );
-    p.metadata.labels = Some(op.labels());
-    p
-}
-
-/// Waits for the provider's Ready condition to have `status` and `reason`.
-pub async fn wait_ready(providers: &Api<CimiProvider>, name: &str, status: &str, reason: &str) -> CimiProvider {
-    eventually(&format!("provider {name} Ready={status} ({reason})"), T, || async {
-        let p = providers.get(name).await.ok()?;
-        let st = p.status.as_ref()?;
-        (condition(&st.conditions, "Ready") == Some((status.into(), reason.into()))).then_some(p)
-    })
-    .await
-}
 
 #[tokio::test]
 async fn provider_ready_unauthorized_unreachable_and_secret_rotation() {
@@ -127,19 +78,6 @@ async fn provider_ready_unauthorized_unreachable_and_secret_rotation() {
     eventually("the provider to be gone", T, || async { providers.get_opt(&name).await.ok()?.is_none().then_some(()) })
         .await;
     sim.stop().await;
-}
-
-/// A CimiVolume of the test, by JSON.
-fn volume(op: &TestOperator, name: &str, provider: &str) -> CimiVolume {
-    let mut v: CimiVolume = serde_json::from_value(serde_json::json!({
-        "apiVersion": "cimi.dev/v1alpha1",
-        "kind": "CimiVolume",
-        "metadata": {"name": name},
-        "spec": {"providerRef": {"name": provider}, "capacity": "1Gi"}
-    }))
-    .expect("a CimiVolume");
-    v.metadata.labels = Some(op.labels());
-    v
 }
 
 #[tokio::test]

@@ -5,60 +5,17 @@
 use std::time::Duration;
 
 use cimi_operator::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
-use cimi_operator::devenv::apply::read_manifests;
 use cimi_operator::sim::{Sim, SimConfig};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, TestOperator, client, condition, eventually, random_suffix};
-use crate::machine::{provider_list, sim_client, wait_machine};
-use crate::provider::wait_ready;
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::examples::apply_quickstart;
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{provider_list, sim_client};
+use crate::harness::wait::{eventually, is_ready, wait_machine, wait_ready};
 
 const T: Duration = Duration::from_secs(90);
-
-fn is_ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
-}
-
-/// Applies `examples/quickstart/` as a user would, scoped to a test: every object in `namespace` with the
-/// test's `label`, the CimiProvider named `provider` and pointed at `endpoint` (its Secret in `namespace`).
-pub async fn apply_quickstart(
-    client: &kube::Client,
-    namespace: &str,
-    label: &(String, String),
-    provider: &str,
-    endpoint: &str,
-) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    let pp = PatchParams::apply("e2e-quickstart").force();
-    for (_, mut obj) in read_manifests(&dir).expect("the quickstart manifests parse") {
-        let types = obj.types.clone().expect("types");
-        if types.kind == "Namespace" {
-            continue;
-        }
-        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
-        let ar = ApiResource::from_gvk(&gvk);
-        obj.metadata.labels.get_or_insert_default().insert(label.0.clone(), label.1.clone());
-        let api: Api<DynamicObject> = match types.kind.as_str() {
-            "CimiProvider" => {
-                obj.metadata.name = Some(provider.to_string());
-                obj.data["spec"]["endpoint"] = json!(endpoint);
-                obj.data["spec"]["credentialsSecretRef"]["namespace"] = json!(namespace);
-                Api::all_with(client.clone(), &ar)
-            }
-            "Secret" => {
-                obj.metadata.namespace = Some(namespace.to_string());
-                Api::namespaced_with(client.clone(), namespace, &ar)
-            }
-            _ => {
-                obj.data["spec"]["providerRef"]["name"] = json!(provider);
-                Api::namespaced_with(client.clone(), namespace, &ar)
-            }
-        };
-        let name = obj.metadata.name.clone().expect("name");
-        api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap_or_else(|e| panic!("apply {}: {e}", types.kind));
-    }
-}
 
 #[tokio::test]
 async fn quickstart_end_to_end() {

@@ -6,35 +6,24 @@
 
 use std::time::Duration;
 
-use cimi_operator::api::common::{CatalogRef, ProviderRef, Timeouts};
-use cimi_operator::api::machine::MachineTemplateSpec;
-use cimi_operator::api::{CimiMachine, CimiMachineSpec, PowerState};
+use cimi_operator::api::common::Timeouts;
+use cimi_operator::api::{CimiMachine, PowerState};
 use cimi_operator::sim::{FaultKind, FaultRule, Sim, SimConfig, SimHandle, Timing};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, TestOperator, client, eventually};
-use crate::machine::{provider_list, ready_provider, ready_provider_polled, sim_client};
+use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::objects::machine_from;
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{provider_list, ready_provider, ready_provider_polled, sim_client};
+use crate::harness::wait::{eventually, machine_ready};
 
 const T: Duration = Duration::from_secs(60);
 const ITERATIONS: usize = 20;
 
-fn small_machine(labels: std::collections::BTreeMap<String, String>, name: &str, provider: &str) -> CimiMachine {
-    let mut m = CimiMachine::new(
-        name,
-        CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.into() },
-            template: Some(MachineTemplateSpec {
-                machine_config: Some(CatalogRef::by_name("tiny")),
-                machine_image: CatalogRef::by_name("Linux SUSE"),
-                ..Default::default()
-            }),
-            power_state: PowerState::Started,
-            ..Default::default()
-        },
-    );
-    m.metadata.labels = Some(labels);
-    m
+/// A started machine of the catalog's `tiny` config.
+fn tiny_machine(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
+    machine_from(op, name, provider, "tiny", "Linux SUSE")
 }
 
 fn rule(kind: FaultKind) -> FaultRule {
@@ -56,23 +45,19 @@ fn cond(m: &CimiMachine, t: &str) -> Option<(String, String, String)> {
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-fn ready(m: &CimiMachine) -> bool {
-    cond(m, "Ready").is_some_and(|c| c.0 == "True")
-}
-
 /// Every object Ready, and exactly one tagged provider machine per object, none untagged or orphaned.
 async fn exactly_one_machine_each(machines: &Api<CimiMachine>, sim: &SimHandle, expected: usize) {
     let cimi = sim_client(sim).await;
     let deadline = tokio::time::Instant::now() + T;
     let list = loop {
         let list = machines.list(&Default::default()).await.expect("list").items;
-        if list.len() == expected && list.iter().all(ready) {
+        if list.len() == expected && list.iter().all(machine_ready) {
             break list;
         }
         if tokio::time::Instant::now() > deadline {
             let waiting: Vec<String> = list
                 .iter()
-                .filter(|m| !ready(m))
+                .filter(|m| !machine_ready(m))
                 .map(|m| format!("{}: {:?}", m.metadata.name.clone().unwrap_or_default(), m.status))
                 .collect();
             let names: Vec<String> = list.iter().filter_map(|m| m.metadata.name.clone()).collect();
@@ -115,10 +100,7 @@ async fn commit_then_drop_and_a_fresh_operator_make_exactly_one_machine_each_tim
             times: Some(1),
             ..rule(FaultKind::CommitThenDrop)
         }]);
-        machines
-            .create(&PostParams::default(), &small_machine(operator.labels(), &name, &provider))
-            .await
-            .expect("create");
+        machines.create(&PostParams::default(), &tiny_machine(&operator, &name, &provider)).await.expect("create");
         // The committed create shows in the statistics (status 0: the connection was dropped).
         eventually(&format!("{name}: the committed create in /_sim/stats"), T, || async {
             (sim.stats().count("MachineCollection.add", 0) == (i + 1) as u64).then_some(())
@@ -171,7 +153,7 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
 
     // Machines that start stopped, for the faults on the start action.
     for name in ["fails-1", "hangs-1"] {
-        let mut m = small_machine(op.labels(), name, &provider);
+        let mut m = tiny_machine(&op, name, &provider);
         m.spec.power_state = PowerState::Stopped;
         m.spec.timeouts = Some(Timeouts { update: Some("2s".into()), ..Default::default() });
         machines.create(&PostParams::default(), &m).await.expect("create");
@@ -179,7 +161,7 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
     eventually("fails-1 and hangs-1 STOPPED and Ready", T, || async {
         let a = machines.get("fails-1").await.ok()?;
         let b = machines.get("hangs-1").await.ok()?;
-        (ready(&a) && ready(&b)).then_some(())
+        (machine_ready(&a) && machine_ready(&b)).then_some(())
     })
     .await;
 
@@ -195,7 +177,7 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
         start_of("hangs-1", FaultKind::JobHangs),
     ]);
     for name in ["error-1", "bad-1", "throttle-1", "unavail-1", "drop-1", "latency-1", "createfail-1"] {
-        machines.create(&PostParams::default(), &small_machine(op.labels(), name, &provider)).await.expect("create");
+        machines.create(&PostParams::default(), &tiny_machine(&op, name, &provider)).await.expect("create");
     }
     for name in ["fails-1", "hangs-1"] {
         machines
@@ -231,7 +213,7 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
     // commit-then-drop and latency: the machines come up anyway, once each.
     for name in ["drop-1", "latency-1"] {
         eventually(&format!("{name} Ready despite the fault"), T, || async {
-            machines.get(name).await.ok().filter(ready).map(|_| ())
+            machines.get(name).await.ok().filter(machine_ready).map(|_| ())
         })
         .await;
     }
@@ -246,7 +228,7 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
             ..rule(FaultKind::Truncate { max: 0 })
         },
     ]);
-    machines.create(&PostParams::default(), &small_machine(op.labels(), "trunc-1", &provider)).await.expect("create");
+    machines.create(&PostParams::default(), &tiny_machine(&op, "trunc-1", &provider)).await.expect("create");
     let (_, _, message) = expect("trunc-1", "Synced", "False", "ProviderRejected").await;
     assert!(message.contains("served 0"), "{message}");
 
@@ -272,7 +254,7 @@ async fn every_fault_kind_shows_its_condition_then_recovers() {
     for name in names {
         eventually(&format!("{name} recovers"), T, || async {
             let m = machines.get(name).await.ok()?;
-            (ready(&m) && m.status.as_ref()?.common.state.as_deref() == Some("STARTED")).then_some(())
+            (machine_ready(&m) && m.status.as_ref()?.common.state.as_deref() == Some("STARTED")).then_some(())
         })
         .await;
     }
@@ -295,12 +277,14 @@ async fn without_jobs_a_stuck_transient_state_times_out() {
     .expect("sim");
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let mut m = small_machine(op.labels(), "slow-1", &provider);
+    let mut m = tiny_machine(&op, "slow-1", &provider);
     m.spec.power_state = PowerState::Stopped;
     m.spec.timeouts = Some(Timeouts { update: Some("2s".into()), ..Default::default() });
     machines.create(&PostParams::default(), &m).await.expect("create");
-    eventually("slow-1 STOPPED and Ready", T, || async { machines.get("slow-1").await.ok().filter(ready).map(|_| ()) })
-        .await;
+    eventually("slow-1 STOPPED and Ready", T, || async {
+        machines.get("slow-1").await.ok().filter(machine_ready).map(|_| ())
+    })
+    .await;
     sim.set_faults(vec![FaultRule {
         method: Some("POST".into()),
         name: Some("slow-1".into()),

@@ -3,7 +3,6 @@
 //! scrapes them. Each test has its own namespace, Lease and label selector.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
@@ -18,9 +17,11 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ObjectMeta, PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{
-    TestNamespace, TestOperator, client, client_as, condition, control_plane, eventually, http_get, random_suffix,
-};
+use crate::harness::control_plane::{TestNamespace, client, client_as, control_plane, random_suffix};
+use crate::harness::objects::machine;
+use crate::harness::operator::{OperatorProcess, TestOperator, http_get};
+use crate::harness::sim::ready_provider;
+use crate::harness::wait::{condition, eventually, wait_machine};
 
 /// Short timings so the tests run in seconds; the bound under test is `LEASE + RETRY`.
 const LEASE: Duration = Duration::from_secs(4);
@@ -165,49 +166,22 @@ async fn one_of_two_instances_leads_and_a_graceful_stop_hands_over_and_releases_
     assert_eq!(spec.holder_identity, None, "a graceful shutdown clears the Lease holder");
 }
 
-/// The `cimi-operator run` binary as a child process, killed when dropped.
-struct OperatorProcess {
-    child: Child,
-    admin: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl OperatorProcess {
-    fn start(ns: &str, identity: &str) -> Self {
-        let admin = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            probe.local_addr().expect("addr")
-        };
-        let log = std::env::temp_dir().join(format!("cimi-e2e-operator-{identity}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
-            .args(["run", "--kubeconfig"])
-            .arg(control_plane().kubeconfig_path())
-            .args(["--operator-namespace", ns, "--namespace", ns, "--selector", &format!("cimi.dev/e2e={ns}")])
-            .args(["--admin-addr", &admin.to_string(), "--leader-elect", "--lease-name", LEASE_NAME])
-            .args(["--lease-duration", "4s", "--lease-retry-period", "1s", "--lease-identity", identity])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start the cimi-operator binary");
-        Self { child, admin, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Kept for a failed test to read; removed otherwise.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
+/// The `cimi-operator run` binary as a leader-election candidate of the namespace `ns`, under `identity`; returns
+/// the process and the address of its admin server.
+fn start_binary(ns: &str, identity: &str) -> (OperatorProcess, SocketAddr) {
+    let admin = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr")
+    };
+    let selector = format!("cimi.dev/e2e={ns}");
+    let admin_arg = admin.to_string();
+    let args = [
+        ["--operator-namespace", ns, "--namespace", ns, "--selector", &selector].as_slice(),
+        &["--admin-addr", &admin_arg, "--leader-elect", "--lease-name", LEASE_NAME],
+        &["--lease-duration", "4s", "--lease-retry-period", "1s", "--lease-identity", identity],
+    ]
+    .concat();
+    (OperatorProcess::start(&format!("operator-{identity}"), &args), admin)
 }
 
 /// Waits until the process holds the Lease; fails with its log when it exits or never gets there.
@@ -230,9 +204,9 @@ async fn sigterm_stops_the_binary_cleanly_and_releases_the_lease() {
     let admin = client().await;
     let ns = TestNamespace::new(&admin, "rt-term").await;
     let identity = format!("term-{}", random_suffix());
-    let mut process = OperatorProcess::start(&ns.name, &identity);
+    let (mut process, admin_addr) = start_binary(&ns.name, &identity);
     wait_for_holder(&mut process, &ns.name, &identity).await;
-    let (status, body) = http_get(process.admin, "/healthz").await;
+    let (status, body) = http_get(admin_addr, "/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok"), "healthz of the running binary");
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(process.child.id()).expect("pid"));
@@ -252,7 +226,7 @@ async fn a_killed_leader_is_replaced_after_the_lease_expires_within_lease_durati
     let admin = client().await;
     let ns = TestNamespace::new(&admin, "rt-kill").await;
     let identity = format!("killed-{}", random_suffix());
-    let mut process = OperatorProcess::start(&ns.name, &identity);
+    let (mut process, _) = start_binary(&ns.name, &identity);
     wait_for_holder(&mut process, &ns.name, &identity).await;
 
     // The standby waits while the binary renews.
@@ -586,44 +560,21 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
 
 #[tokio::test]
 async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again() {
-    use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
-    use cimi_operator::api::machine::MachineTemplateSpec;
-    use cimi_operator::api::{CimiMachine, CimiMachineSpec, PowerState};
+    use cimi_operator::api::CimiMachine;
+    use cimi_operator::api::common::LocalObjectRef;
 
     let admin = client().await;
     let ns = TestNamespace::new(&admin, "rt-secret").await;
     let op = TestOperator::start(&ns.name).await;
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
-    let provider = crate::machine::ready_provider(&admin, &op, &ns.name, &sim).await;
-    let mut machine = CimiMachine::new(
-        "web",
-        CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
-            description: None,
-            template: Some(MachineTemplateSpec {
-                machine_config: Some(CatalogRef::by_name("small")),
-                machine_image: CatalogRef::by_name("Linux SUSE"),
-                credential_secret_ref: Some(LocalObjectRef { name: "login".into() }),
-                ..Default::default()
-            }),
-            name: None,
-            properties: None,
-            template_ref: None,
-            power_state: PowerState::Started,
-            volumes: Vec::new(),
-            network_interfaces: Vec::new(),
-            deletion_policy: Default::default(),
-            management_policy: Default::default(),
-            import: None,
-            timeouts: None,
-            resource_gone_policy: Default::default(),
-        },
-    );
-    machine.metadata.labels = Some(op.labels());
+    let provider = ready_provider(&admin, &op, &ns.name, &sim).await;
+    let mut machine = machine(&op, "web", &provider);
+    machine.spec.template.as_mut().expect("template").credential_secret_ref =
+        Some(LocalObjectRef { name: "login".into() });
     let machines: Api<CimiMachine> = Api::namespaced(admin.clone(), &ns.name);
     machines.create(&PostParams::default(), &machine).await.expect("machine");
     let reason = |m: &CimiMachine| m.status.as_ref().and_then(|s| condition(&s.common.conditions, "Ready"));
-    crate::machine::wait_machine(&machines, "web", "Ready=False, SecretNotFound", |m| {
+    wait_machine(&machines, "web", "Ready=False, SecretNotFound", |m| {
         reason(m) == Some(("False".into(), "SecretNotFound".into()))
     })
     .await;
@@ -637,7 +588,7 @@ async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again
     };
     login.string_data = Some(BTreeMap::from([("userID".into(), "admin".into()), ("password".into(), "pw".into())]));
     secrets.create(&PostParams::default(), &login).await.expect("login secret");
-    let m = crate::machine::wait_machine(&machines, "web", "the machine to move past SecretNotFound", |m| {
+    let m = wait_machine(&machines, "web", "the machine to move past SecretNotFound", |m| {
         reason(m).is_some_and(|(_, r)| r != "SecretNotFound")
     })
     .await;

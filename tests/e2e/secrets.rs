@@ -3,68 +3,23 @@
 //! and appears neither in the operator's logs (the `cimi-operator run` binary at debug level, its
 //! output captured), nor in any Event, nor in any object's status.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef, SecretKeyRef, SecretRef};
+use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef, SecretKeyRef};
 use cimi_operator::api::machine::MachineTemplateSpec;
-use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider, CimiProviderSpec};
+use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider};
 use cimi_operator::sim::{Auth, Sim, SimConfig, Timing};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 
-use crate::harness::{TestNamespace, client, condition, control_plane, eventually, random_suffix};
+use crate::harness::control_plane::{TestNamespace, client, random_suffix};
+use crate::harness::objects::secret;
+use crate::harness::operator::OperatorProcess;
+use crate::harness::sim::provider_spec;
+use crate::harness::wait::{condition, eventually};
 
 const T: Duration = Duration::from_secs(90);
-
-/// The `cimi-operator run` binary scoped to one namespace and label, its output in a file.
-struct OperatorProcess {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl OperatorProcess {
-    fn start(ns: &str, selector: &str) -> Self {
-        let log = std::env::temp_dir().join(format!("cimi-e2e-canary-{ns}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
-            .args(["run", "--kubeconfig"])
-            .arg(control_plane().kubeconfig_path())
-            .args(["--operator-namespace", ns, "--namespace", ns, "--selector", selector, "--cluster-name", "e2e"])
-            .args(["--admin-addr", "off", "--log-level", "debug"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start the cimi-operator binary");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
-fn secret(name: &str, labels: &std::collections::BTreeMap<String, String>, data: &[(&str, &str)]) -> Secret {
-    Secret {
-        metadata: ObjectMeta { name: Some(name.into()), labels: Some(labels.clone()), ..Default::default() },
-        data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()),
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn a_canary_password_never_reaches_logs_events_or_status() {
@@ -74,7 +29,13 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
     let canary_b64 = base64::engine::general_purpose::STANDARD.encode(format!("#cloud-config\npassword: {canary}\n"));
     let label = ("e2e.cimi.dev/test".to_string(), random_suffix());
     let labels: std::collections::BTreeMap<String, String> = [label.clone()].into_iter().collect();
-    let operator = OperatorProcess::start(&ns.name, &format!("{}={}", label.0, label.1));
+    let selector = format!("{}={}", label.0, label.1);
+    let args = [
+        ["--operator-namespace", &ns.name, "--namespace", &ns.name, "--selector", &selector].as_slice(),
+        &["--cluster-name", "e2e", "--admin-addr", "off", "--log-level", "debug"],
+    ]
+    .concat();
+    let operator = OperatorProcess::start(&format!("canary-{}", ns.name), &args);
     let sim = Sim::start(SimConfig {
         auth: Auth::Basic { user: "demo".into(), password: canary.clone() },
         timing: Timing::Instant,
@@ -85,20 +46,20 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
     for s in [
-        secret("creds", &labels, &[("username", "demo"), ("password", &canary)]),
-        secret("wrong-creds", &labels, &[("username", "demo"), ("password", &format!("{canary}-wrong"))]),
-        secret("login", &labels, &[("userID", "admin"), ("password", &canary)]),
-        secret("userdata", &labels, &[("userData", &format!("#cloud-config\npassword: {canary}\n"))]),
+        secret("creds", Some(&labels), &[("username", "demo"), ("password", &canary)]),
+        secret("wrong-creds", Some(&labels), &[("username", "demo"), ("password", &format!("{canary}-wrong"))]),
+        secret("login", Some(&labels), &[("userID", "admin"), ("password", &canary)]),
+        secret("userdata", Some(&labels), &[("userData", &format!("#cloud-config\npassword: {canary}\n"))]),
     ] {
         secrets.create(&PostParams::default(), &s).await.expect("secret");
     }
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let good = format!("canary-{}", random_suffix());
     let bad = format!("canary-bad-{}", random_suffix());
-    let mut p = provider_for_label(&good, &sim.url(), &ns.name, "creds");
+    let mut p = CimiProvider::new(&good, provider_spec(&sim.url(), &ns.name, "creds"));
     p.metadata.labels = Some(labels.clone());
     providers.create(&PostParams::default(), &p).await.expect("provider");
-    let mut p = provider_for_label(&bad, &sim.url(), &ns.name, "wrong-creds");
+    let mut p = CimiProvider::new(&bad, provider_spec(&sim.url(), &ns.name, "wrong-creds"));
     p.metadata.labels = Some(labels.clone());
     providers.create(&PostParams::default(), &p).await.expect("bad provider");
 
@@ -193,28 +154,4 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
     }
     providers.delete(&good, &DeleteParams::default()).await.expect("delete provider");
     providers.delete(&bad, &DeleteParams::default()).await.expect("delete provider");
-}
-
-/// A CimiProvider for a sim, polled every second (the label is set by the caller).
-fn provider_for_label(name: &str, endpoint: &str, ns: &str, secret: &str) -> CimiProvider {
-    CimiProvider::new(
-        name,
-        CimiProviderSpec {
-            endpoint: endpoint.to_string(),
-            credentials_secret_ref: Some(SecretRef { namespace: ns.into(), name: secret.into() }),
-            ca_bundle_secret_ref: None,
-            insecure_skip_tls_verify: false,
-            format: Default::default(),
-            poll_interval: "1s".into(),
-            meter_interval: "5m".into(),
-            event_interval: "1m".into(),
-            rate_limit: None,
-            allowed_namespaces: None,
-            trusted_origins: Vec::new(),
-            // cimi-sim serves plain http on loopback.
-            allow_plain_http: true,
-            read_limits: None,
-            ca_bundle_replaces_system_roots: false,
-        },
-    )
 }

@@ -14,7 +14,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::harness::{TestNamespace, client, eventually};
+use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::wait::eventually;
 
 /// A throwaway kind for the smoke test.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]

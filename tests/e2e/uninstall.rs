@@ -6,25 +6,31 @@
 //! Orphan` was set, finishes the deletions and keeps them); and a resource moved to another cluster and provider
 //! (Orphan, delete, import by href: adopted with no create, Ready, retagged for its new owner).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use cimi_operator::api::common::LocalObjectRef;
+use cimi_operator::api::machine::MachineVolume;
 use cimi_operator::api::{CimiMachine, CimiVolume};
 use cimi_operator::devenv::tools::Tool;
-use cimi_operator::sim::{Sim, SimConfig, SimHandle, SimStats, Timing};
+use cimi_operator::sim::{Sim, SimConfig, SimHandle, Timing};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::harness::{TestNamespace, TestOperator, condition, control_plane, eventually, random_suffix};
-use crate::machine::{provider_list, ready_provider, sim_client};
+use crate::harness::control_plane::{TestNamespace, client, control_plane, random_suffix};
+use crate::harness::events::events_about;
+use crate::harness::objects::{machine, volume};
+use crate::harness::operator::TestOperator;
+use crate::harness::repo::repo_file;
+use crate::harness::sim::{creates, provider_list, ready_provider, sim_client};
+use crate::harness::wait::{condition, eventually, is_ready};
 
 const T: Duration = Duration::from_secs(60);
 
 /// The shell snippet of docs/uninstall.md that follows `<!-- e2e: name -->`, for the namespace `namespace` (the page
 /// writes team-a).
 fn documented(name: &str, namespace: &str) -> String {
-    let page = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/uninstall.md");
+    let page = repo_file("docs/uninstall.md");
     let text = std::fs::read_to_string(page).expect("docs/uninstall.md");
     let marker = format!("<!-- e2e: {name} -->");
     let (_, after) = text.split_once(&marker).unwrap_or_else(|| panic!("docs/uninstall.md has no {marker}"));
@@ -60,15 +66,6 @@ async fn run_documented(name: &str, namespace: &str) -> String {
     .expect("the snippet ran")
 }
 
-/// Every create the provider answered.
-fn creates(stats: &SimStats) -> u64 {
-    stats.requests.iter().filter(|(op, _)| op.ends_with(".add")).flat_map(|(_, by)| by.values()).sum()
-}
-
-fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
-    condition(conditions, "Ready").is_some_and(|c| c.0 == "True")
-}
-
 /// The `cimi.dev/*` tags of a provider resource.
 fn tags(resource: &Value) -> Vec<String> {
     resource["properties"]
@@ -86,30 +83,16 @@ async fn on_provider(sim: &SimHandle, collection: &str, href: &str) -> Option<Va
     provider_list(&cimi, collection).await.into_iter().find(|r| r["id"].as_str() == Some(href))
 }
 
-fn volume(op: &TestOperator, name: &str, provider: &str) -> CimiVolume {
-    let mut v: CimiVolume = serde_json::from_value(json!({
-        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume", "metadata": {"name": name},
-        "spec": {"providerRef": {"name": provider}, "capacity": "1Gi"},
-    }))
-    .expect("a CimiVolume");
-    v.metadata.labels = Some(op.labels());
-    v
-}
-
-/// A machine from the catalog, with `volume` attached when given.
-fn machine(op: &TestOperator, name: &str, provider: &str, volume: Option<&str>) -> CimiMachine {
-    let volumes: Vec<Value> =
-        volume.into_iter().map(|v| json!({"volumeRef": {"name": v}, "initialLocation": "/dev/vdb"})).collect();
-    let mut m: CimiMachine = serde_json::from_value(json!({
-        "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine", "metadata": {"name": name},
-        "spec": {
-            "providerRef": {"name": provider},
-            "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}},
-            "volumes": volumes,
-        },
-    }))
-    .expect("a CimiMachine");
-    m.metadata.labels = Some(op.labels());
+/// A machine from the catalog, with `volume` attached at /dev/vdb when given.
+fn machine_with(op: &TestOperator, name: &str, provider: &str, volume: Option<&str>) -> CimiMachine {
+    let mut m = machine(op, name, provider);
+    m.spec.volumes = volume
+        .into_iter()
+        .map(|v| MachineVolume {
+            volume_ref: LocalObjectRef { name: v.into() },
+            initial_location: Some("/dev/vdb".into()),
+        })
+        .collect();
     m
 }
 
@@ -119,7 +102,7 @@ async fn ready_machine(machines: &Api<CimiMachine>, name: &str, volumes: usize) 
         let m = machines.get(name).await.ok()?;
         let st = m.status.as_ref()?;
         let id = st.common.id.clone()?;
-        (ready(&st.common.conditions) && st.volumes.len() == volumes).then_some((m, id))
+        (is_ready(&st.common.conditions) && st.volumes.len() == volumes).then_some((m, id))
     })
     .await
 }
@@ -129,25 +112,14 @@ async fn ready_volume(volumes: &Api<CimiVolume>, name: &str) -> String {
     eventually(&format!("volume {name} Ready"), T, || async {
         let st = volumes.get(name).await.ok()?.status?;
         let id = st.common.id.clone()?;
-        ready(&st.common.conditions).then_some(id)
+        is_ready(&st.common.conditions).then_some(id)
     })
     .await
 }
 
-/// The reasons and notes of the Events about `name` in `namespace`.
-async fn events(client: &kube::Client, namespace: &str, name: &str) -> Vec<(String, String)> {
-    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&Default::default()).await.expect("events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
-}
-
 #[tokio::test]
 async fn keeping_the_vms_orphan_then_delete_leaves_them_untagged_and_never_readopted() {
-    let client = crate::harness::client().await;
+    let client = client().await;
     let ns = TestNamespace::new(&client, "keepvms").await;
     let op = TestOperator::start(&ns.name).await;
     let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
@@ -155,7 +127,10 @@ async fn keeping_the_vms_orphan_then_delete_leaves_them_untagged_and_never_reado
     let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
     volumes.create(&PostParams::default(), &volume(&op, "data", &provider)).await.expect("volume");
-    machines.create(&PostParams::default(), &machine(&op, "web-1", &provider, Some("data"))).await.expect("machine");
+    machines
+        .create(&PostParams::default(), &machine_with(&op, "web-1", &provider, Some("data")))
+        .await
+        .expect("machine");
     let (_, machine_href) = ready_machine(&machines, "web-1", 1).await;
     let volume_href = ready_volume(&volumes, "data").await;
 
@@ -168,7 +143,7 @@ async fn keeping_the_vms_orphan_then_delete_leaves_them_untagged_and_never_reado
         let left = on_provider(&sim, collection, href).await.unwrap_or_else(|| panic!("{href} stays on the provider"));
         assert_eq!(tags(&left), Vec::<String>::new(), "every cimi.dev tag removed from {href}");
     }
-    let machine_events = events(&client, &ns.name, "web-1").await;
+    let machine_events = events_about(&client, &ns.name, "web-1").await;
     assert!(
         machine_events.iter().any(|(r, n)| r == "Deleted" && n.contains("left in place, untagged")),
         "the machine's Event says it was kept: {machine_events:?}"
@@ -180,7 +155,7 @@ async fn keeping_the_vms_orphan_then_delete_leaves_them_untagged_and_never_reado
     let again = ready_volume(&volumes, "data").await;
     assert_ne!(again, volume_href, "a new provider volume, not the orphaned one");
     assert!(creates(&sim.stats()) > made, "the provider was asked to create it");
-    let reasons = events(&client, &ns.name, "data").await;
+    let reasons = events_about(&client, &ns.name, "data").await;
     assert!(!reasons.iter().any(|(r, _)| r == "Readopted"), "nothing re-adopted: {reasons:?}");
     volumes.delete("data", &DeleteParams::default()).await.expect("delete the new volume");
     eventually("the new volume gone", T, || async { volumes.get_opt("data").await.ok()?.is_none().then_some(()) })
@@ -191,7 +166,7 @@ async fn keeping_the_vms_orphan_then_delete_leaves_them_untagged_and_never_reado
 
 #[tokio::test]
 async fn with_the_operator_gone_the_documented_commands_release_the_objects_and_keep_the_vms() {
-    let client = crate::harness::client().await;
+    let client = client().await;
     let home = TestNamespace::new(&client, "opgone").await;
     let team = TestNamespace::new(&client, "opgone-a").await;
     let other = TestNamespace::new(&client, "opgone-b").await;
@@ -204,7 +179,10 @@ async fn with_the_operator_gone_the_documented_commands_release_the_objects_and_
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &team.name);
     let other_volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &other.name);
     volumes.create(&PostParams::default(), &volume(&op, "data", &provider)).await.expect("volume");
-    machines.create(&PostParams::default(), &machine(&op, "web-1", &provider, Some("data"))).await.expect("machine");
+    machines
+        .create(&PostParams::default(), &machine_with(&op, "web-1", &provider, Some("data")))
+        .await
+        .expect("machine");
     other_volumes.create(&PostParams::default(), &volume(&op, "scratch", &provider)).await.expect("volume");
     let (web, machine_href) = ready_machine(&machines, "web-1", 1).await;
     let volume_href = ready_volume(&volumes, "data").await;
@@ -265,7 +243,7 @@ async fn with_the_operator_gone_the_documented_commands_release_the_objects_and_
 
 #[tokio::test]
 async fn a_resource_moves_to_another_cluster_and_provider_by_orphan_delete_and_import() {
-    let client = crate::harness::client().await;
+    let client = client().await;
     let sim = Sim::start(SimConfig { timing: Timing::Instant, ..SimConfig::default() }).await.expect("sim");
     let cimi = sim_client(&sim).await;
 
@@ -275,7 +253,7 @@ async fn a_resource_moves_to_another_cluster_and_provider_by_orphan_delete_and_i
     let old_provider = ready_provider(&client, &old_op, &old.name, &sim).await;
     let old_machines: Api<CimiMachine> = Api::namespaced(client.clone(), &old.name);
     old_machines
-        .create(&PostParams::default(), &machine(&old_op, "web-1", &old_provider, None))
+        .create(&PostParams::default(), &machine_with(&old_op, "web-1", &old_provider, None))
         .await
         .expect("machine");
     let (_, href) = ready_machine(&old_machines, "web-1", 0).await;
@@ -317,7 +295,7 @@ async fn a_resource_moves_to_another_cluster_and_provider_by_orphan_delete_and_i
     assert_eq!(resource["properties"]["cimi.dev/cluster"], json!("elsewhere"));
     assert_eq!(resource["properties"]["cimi.dev/namespace"], json!(new.name));
     assert_eq!(provider_list(&cimi, "machines").await.len(), 1, "still one machine");
-    let reasons = events(&client, &new.name, &name).await;
+    let reasons = events_about(&client, &new.name, &name).await;
     assert!(reasons.iter().any(|(r, n)| r == "Imported" && n.contains(&href)), "an Imported Event: {reasons:?}");
 
     // It is the new cluster's now: deleting the object (deletionPolicy Delete) deletes the machine.
