@@ -120,7 +120,7 @@ async fn a_cluster_rebuilt_from_git_readopts_everything_without_a_duplicate() {
     let made_by_b: Vec<(String, u64)> = after
         .requests
         .iter()
-        .filter(|(op, _)| op.ends_with(".add"))
+        .filter(|(op, _)| creates_or_deletes(op))
         .map(|(op, by)| {
             (op.clone(), by.values().sum::<u64>() - before.requests.get(op).map_or(0, |b| b.values().sum()))
         })
@@ -129,10 +129,13 @@ async fn a_cluster_rebuilt_from_git_readopts_everything_without_a_duplicate() {
     let adds: Vec<String> = after
         .log
         .iter()
-        .filter(|r| r.op.ends_with(".add") && r.at > started_b)
+        .filter(|r| creates_or_deletes(&r.op) && r.at > started_b)
         .map(|r| format!("{} {} {} {}", r.at, r.method, r.path, r.status))
         .collect();
-    assert!(made_by_b.is_empty(), "B created nothing on the provider: {made_by_b:?} {adds:?} (B started {started_b})");
+    assert!(
+        made_by_b.is_empty(),
+        "B created, attached, deleted or detached nothing on the provider: {made_by_b:?} {adds:?} (B started {started_b})"
+    );
     let again = provider_counts(&sim).await;
     assert_eq!(again, counts, "no duplicate on the provider");
     for (kind, name) in OBJECTS {
@@ -163,6 +166,11 @@ async fn a_cluster_rebuilt_from_git_readopts_everything_without_a_duplicate() {
     }
     c.lose();
     sim.stop().await;
+}
+
+/// Whether a sim operation label makes or removes something (a resource, an attachment, an interface).
+fn creates_or_deletes(op: &str) -> bool {
+    op.ends_with(".add") || op.ends_with(".delete")
 }
 
 /// How many machines, volumes, networks and systems the provider holds.

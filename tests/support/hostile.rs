@@ -6,8 +6,8 @@
 //! Every [`Mode`] is one attack: hrefs of another origin in the CloudEntryPoint, its baseURI, collections,
 //! operations, `Location`, `CIMI-Job-URI` and next pages; a redirect to the second origin; a 1 GiB body; an
 //! endless chunked body; endless pages. The proxy counts the bytes of the large bodies that it managed to
-//! hand to the connection before the client stopped reading; its sockets have a small send buffer so that
-//! the count is close to what the client really received.
+//! hand to the connection before the client stopped reading; its sockets have a small send buffer and it
+//! paces those bodies (64 KiB per millisecond) so that the count is close to what the client really read.
 
 #![allow(dead_code)]
 
@@ -178,6 +178,9 @@ fn json_response(status: StatusCode, mut headers: HeaderMap, body: &Value) -> Re
 /// largest number of bytes any one such stream handed out.
 fn counted_stream(total: u64, fill: u8, sent: Arc<AtomicU64>) -> Body {
     const CHUNK: usize = 16 << 10;
+    // At most this much per millisecond (64 MiB/s, a fast link): a reader that keeps up never has much queued in
+    // its kernel receive buffer, whose auto-tuning would otherwise grow it by megabytes on loopback.
+    const PACE: u64 = 64 << 10;
     let piece = Bytes::from(vec![fill; CHUNK]);
     let stream = futures::stream::unfold(0u64, move |done| {
         let piece = piece.clone();
@@ -187,6 +190,9 @@ fn counted_stream(total: u64, fill: u8, sent: Arc<AtomicU64>) -> Body {
                 return None;
             }
             let n = (total - done).min(CHUNK as u64) as usize;
+            if done > 0 && done % PACE == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             sent.fetch_max(done + n as u64, Ordering::SeqCst);
             Some((Ok::<Bytes, std::io::Error>(piece.slice(..n)), done + n as u64))
         }

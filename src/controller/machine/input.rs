@@ -18,8 +18,9 @@ use crate::controller::resource::reads::text;
 
 /// The plan's input for `machine`, whose provider machine is `current`, with our `tags`, the machine's shared
 /// `status`, the volume attachments and interface networks the provider reports, and the `related` objects.
-/// Only attachments of volumes, and interfaces on networks, that Kubernetes knows are the operator's to
-/// remove: others (an imported machine's own disks, say) are left alone.
+/// Only attachments of volumes, and interfaces on networks, that Kubernetes knows and the spec does not name
+/// are the operator's to remove: others (an imported machine's own disks, say, or a named volume that is not
+/// Ready for the moment) are left alone.
 pub fn plan_input(
     machine: &CimiMachine,
     tags: &BTreeMap<String, String>,
@@ -40,13 +41,13 @@ pub fn plan_input(
     let attached_volumes = attached
         .iter()
         .filter(|a| {
-            related.known_volumes.contains(&a.volume) || related.wanted_volumes.iter().any(|w| w.href == a.volume)
+            related.removable_volumes.contains(&a.volume) || related.wanted_volumes.iter().any(|w| w.href == a.volume)
         })
         .cloned()
         .collect();
     let attached_interfaces = interface_networks
         .iter()
-        .filter(|n| related.known_networks.contains(n) || related.wanted_networks.iter().any(|w| &&w.href == n))
+        .filter(|n| related.removable_networks.contains(n) || related.wanted_networks.iter().any(|w| &&w.href == n))
         .map(|network| AttachedInterface { network: network.clone() })
         .collect();
     MachinePlanInput {
@@ -90,9 +91,9 @@ mod tests {
         ];
         let related = Related {
             wanted_volumes: vec![WantedVolume { name: "data".into(), href: "v/wanted".into(), initial_location: None }],
-            known_volumes: vec!["v/known".into(), "v/wanted".into()],
+            removable_volumes: vec!["v/known".into()],
             wanted_networks: vec![WantedNetwork { name: "net".into(), href: "n/wanted".into() }],
-            known_networks: vec!["n/known".into()],
+            removable_networks: vec!["n/known".into()],
             waiting_for: None,
         };
         let tags = BTreeMap::from([("cimi.dev/uid".to_string(), "u1".to_string())]);

@@ -7,8 +7,9 @@ use kube::ResourceExt as _;
 use serde_json::{Value, json};
 
 use super::plan::{AttachedVolume, WantedNetwork, WantedVolume};
-use crate::api::conditions::READY;
+use crate::api::conditions::{READY, is_true};
 use crate::api::machine::{CimiMachineStatus, ObservedAttachment};
+use crate::api::managed::Managed;
 use crate::api::quantity::format_memory_kib;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
 use crate::cimi::{CimiClient, CimiError};
@@ -25,25 +26,92 @@ pub const COLLECTION: &str = "machines";
 pub struct Related {
     /// The attachments the spec wants, of volumes that are Ready.
     pub wanted_volumes: Vec<WantedVolume>,
-    /// The provider hrefs of every CimiVolume of the namespace (what Kubernetes knows).
-    pub known_volumes: Vec<String>,
+    /// The provider hrefs of the namespace's CimiVolumes that the spec does not name: an attachment of one of
+    /// these is the operator's to remove. A volume the spec names stays attached while it is not Ready (a
+    /// provider blip or a re-adoption must never detach a disk).
+    pub removable_volumes: Vec<String>,
     /// The interfaces the spec wants, on networks that are Ready.
     pub wanted_networks: Vec<WantedNetwork>,
-    /// The provider hrefs of every CimiNetwork of the namespace.
-    pub known_networks: Vec<String>,
+    /// The provider hrefs of the namespace's CimiNetworks that the spec does not name.
+    pub removable_networks: Vec<String>,
     /// What the machine waits for (volumes or networks that do not exist or are not Ready), if anything.
     pub waiting_for: Option<String>,
 }
 
 /// The spec's volumes and networks as their objects say now (read from the controllers' stores).
 pub async fn related(ctx: &Context, machine: &CimiMachine) -> Result<Related, Problem> {
-    let (wanted_volumes, known_volumes, volumes_waiting) = wanted_volumes(ctx, machine).await?;
-    let (wanted_networks, known_networks, networks_waiting) = network_refs(ctx, machine).await?;
-    let waiting_for = match (volumes_waiting, networks_waiting) {
-        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-        (a, b) => a.or(b),
-    };
-    Ok(Related { wanted_volumes, known_volumes, wanted_networks, known_networks, waiting_for })
+    let namespace = machine.namespace();
+    let volumes = ctx.objects::<CimiVolume>(namespace.as_deref()).await?;
+    let networks = ctx.objects::<CimiNetwork>(namespace.as_deref()).await?;
+    let volume_names = machine.spec.volumes.iter().map(|v| v.volume_ref.name.as_str());
+    let network_names = machine.spec.network_interfaces.iter().map(|n| n.network_ref.name.as_str());
+    let volumes = named(&volumes, volume_names);
+    let networks = named(&networks, network_names);
+    let wanted_volumes = machine
+        .spec
+        .volumes
+        .iter()
+        .zip(&volumes.ready)
+        .filter_map(|(v, href)| {
+            let href = href.clone()?;
+            Some(WantedVolume { name: v.volume_ref.name.clone(), href, initial_location: v.initial_location.clone() })
+        })
+        .collect();
+    let wanted_networks = machine
+        .spec
+        .network_interfaces
+        .iter()
+        .zip(&networks.ready)
+        .filter_map(|(n, href)| Some(WantedNetwork { name: n.network_ref.name.clone(), href: href.clone()? }))
+        .collect();
+    let waiting: Vec<String> = volumes.waiting.into_iter().chain(networks.waiting).collect();
+    Ok(Related {
+        wanted_volumes,
+        removable_volumes: volumes.removable,
+        wanted_networks,
+        removable_networks: networks.removable,
+        waiting_for: (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", "))),
+    })
+}
+
+/// The objects a machine's spec names, of one kind, as the namespace's objects say now.
+struct Named {
+    /// For each name, in the spec's order, the provider href if the object is Ready.
+    ready: Vec<Option<String>>,
+    /// The provider hrefs of the namespace's objects that the spec does not name.
+    removable: Vec<String>,
+    /// What is missing or not Ready ("CimiVolume data is not Ready").
+    waiting: Vec<String>,
+}
+
+fn named<'a, K: Managed>(all: &[std::sync::Arc<K>], names: impl Iterator<Item = &'a str>) -> Named {
+    let kind = K::kind(&());
+    let names: Vec<&str> = names.collect();
+    let mut out = Named { ready: Vec::new(), removable: Vec::new(), waiting: Vec::new() };
+    for object in all {
+        if let Some(id) = object.managed_status().and_then(|s| s.id.clone())
+            && !names.contains(&object.name_any().as_str())
+        {
+            out.removable.push(id);
+        }
+    }
+    for name in names {
+        let href = match all.iter().find(|o| o.name_any() == name) {
+            None => {
+                out.waiting.push(format!("{kind} {name} does not exist"));
+                None
+            }
+            Some(o) => {
+                let href = o.managed_status().filter(|s| is_true(&s.conditions, READY)).and_then(|s| s.id.clone());
+                if href.is_none() {
+                    out.waiting.push(format!("{kind} {name} is not Ready"));
+                }
+                href
+            }
+        };
+        out.ready.push(href);
+    }
+    out
 }
 
 /// The provider networks the machine's interfaces are on, as absolute hrefs (from the interfaces just mirrored
@@ -56,58 +124,6 @@ pub async fn interface_networks(client: &CimiClient, status: &CimiMachineStatus)
         }
     }
     Ok(out)
-}
-
-/// The volumes the spec wants attached, with their provider hrefs; the hrefs of every CimiVolume of
-/// the namespace (what Kubernetes knows); and which volumes are not ready yet, by name.
-pub async fn wanted_volumes(
-    ctx: &Context,
-    machine: &CimiMachine,
-) -> Result<(Vec<WantedVolume>, Vec<String>, Option<String>), Problem> {
-    let all = ctx.objects::<CimiVolume>(machine.namespace().as_deref()).await?;
-    let known: Vec<String> = all.iter().filter_map(|v| v.status.as_ref().and_then(|s| s.common.id.clone())).collect();
-    let mut out = Vec::new();
-    let mut waiting = Vec::new();
-    for v in &machine.spec.volumes {
-        let name = &v.volume_ref.name;
-        match all.iter().find(|vol| vol.name_any() == *name) {
-            Some(vol) => match vol.status.as_ref().and_then(|s| {
-                crate::api::conditions::is_true(&s.common.conditions, READY).then(|| s.common.id.clone()).flatten()
-            }) {
-                Some(href) => {
-                    out.push(WantedVolume { name: name.clone(), href, initial_location: v.initial_location.clone() })
-                }
-                None => waiting.push(format!("CimiVolume {name} is not Ready")),
-            },
-            None => waiting.push(format!("CimiVolume {name} does not exist")),
-        }
-    }
-    Ok((out, known, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
-}
-
-/// The networks the spec wants interfaces on, with their provider hrefs; the hrefs of every
-/// CimiNetwork of the namespace (what Kubernetes knows); and which networks are not ready yet.
-pub async fn network_refs(
-    ctx: &Context,
-    machine: &CimiMachine,
-) -> Result<(Vec<WantedNetwork>, Vec<String>, Option<String>), Problem> {
-    let all = ctx.objects::<CimiNetwork>(machine.namespace().as_deref()).await?;
-    let known: Vec<String> = all.iter().filter_map(|n| n.status.as_ref().and_then(|s| s.common.id.clone())).collect();
-    let mut out = Vec::new();
-    let mut waiting = Vec::new();
-    for n in &machine.spec.network_interfaces {
-        let name = &n.network_ref.name;
-        match all.iter().find(|net| net.name_any() == *name) {
-            Some(net) => match net.status.as_ref().and_then(|s| {
-                crate::api::conditions::is_true(&s.common.conditions, READY).then(|| s.common.id.clone()).flatten()
-            }) {
-                Some(href) => out.push(WantedNetwork { name: name.clone(), href }),
-                None => waiting.push(format!("CimiNetwork {name} is not Ready")),
-            },
-            None => waiting.push(format!("CimiNetwork {name} does not exist")),
-        }
-    }
-    Ok((out, known, (!waiting.is_empty()).then(|| format!("waiting for {}", waiting.join(", ")))))
 }
 
 /// The machine's interface entry on `network` (what a disconnect deletes), if it has one.
@@ -228,4 +244,76 @@ pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Valu
         }
     }
     Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::common::ManagedStatus;
+    use crate::controller::machine::input::plan_input;
+    use crate::controller::machine::plan::{MachineStep, plan_machine};
+
+    fn volume(name: &str, id: &str, ready: &str) -> Arc<CimiVolume> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiVolume",
+                "metadata": {"name": name, "namespace": "team"},
+                "spec": {"providerRef": {"name": "p"}, "template": {"volumeConfig": {"name": "small"}}},
+                "status": {"id": id, "conditions": [{"type": "Ready", "status": ready, "reason": "Test", "message": "",
+                                                     "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+            }))
+            .expect("volume"),
+        )
+    }
+
+    #[test]
+    fn a_named_volume_that_is_not_ready_stays_attached_and_an_unnamed_one_is_detached() {
+        let all =
+            vec![volume("data", "v/data", "False"), volume("old", "v/old", "True"), volume("log", "v/log", "True")];
+        let volumes = named(&all, ["data", "log", "gone"].into_iter());
+        assert_eq!(volumes.ready, [None, Some("v/log".to_string()), None]);
+        assert_eq!(volumes.removable, ["v/old"]);
+        assert_eq!(volumes.waiting, ["CimiVolume data is not Ready", "CimiVolume gone does not exist"]);
+
+        let machine: CimiMachine = serde_json::from_value(json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
+            "metadata": {"name": "web-1", "namespace": "team"},
+            "spec": {"providerRef": {"name": "p"}, "name": "web-1",
+                     "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "img"}},
+                     "volumes": [{"volumeRef": {"name": "data"}}, {"volumeRef": {"name": "log"}}]}
+        }))
+        .expect("machine");
+        let related = Related {
+            wanted_volumes: vec![WantedVolume { name: "log".into(), href: "v/log".into(), initial_location: None }],
+            removable_volumes: volumes.removable,
+            ..Related::default()
+        };
+        let current = json!({"name": "web-1", "state": "STARTED", "operations": []});
+        let plan = |attached: &[&str]| {
+            let attached: Vec<AttachedVolume> = attached
+                .iter()
+                .map(|v| AttachedVolume { entry: format!("{v}/entry"), volume: v.to_string() })
+                .collect();
+            let input =
+                plan_input(&machine, &BTreeMap::new(), &current, &ManagedStatus::default(), &attached, &[], &related);
+            plan_machine(&input)
+        };
+        match plan(&["v/data", "v/old", "v/log"]) {
+            MachineStep::Detach(a) => assert_eq!(a.volume, "v/old"),
+            other => panic!("the unnamed volume is detached first: {other:?}"),
+        }
+        match plan(&["v/data"]) {
+            MachineStep::Attach(w) => assert_eq!(w.href, "v/log"),
+            other => panic!("the Ready named volume is attached: {other:?}"),
+        }
+        assert!(
+            matches!(plan(&["v/data", "v/log"]), MachineStep::InSync),
+            "the named volume that is not Ready stays attached"
+        );
+    }
 }
