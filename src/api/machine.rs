@@ -34,6 +34,11 @@ impl PowerState {
             PowerState::Suspended => "SUSPENDED",
         }
     }
+
+    /// The same, as a CIMI resource state.
+    pub fn resource_state(self) -> crate::cimi::model::ResourceState {
+        crate::cimi::model::ResourceState::parse(self.cimi_state())
+    }
 }
 
 /// A CimiMachine declares one provider Machine: its template, its power state, the volumes attached to it and the networks it is connected to.

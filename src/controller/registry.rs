@@ -26,7 +26,7 @@ pub struct ProviderConnection {
     pub message: String,
     /// The catalog (up to `CATALOG_MAX_ENTRIES` per collection), by CEP collection name (`machineConfigs`,
     /// `machineImages`...); shared, not copied, by every reconcile.
-    pub catalog: Arc<BTreeMap<String, Vec<CatalogEntry>>>,
+    pub catalog: Arc<Catalog>,
     /// The provider's `spec.allowedNamespaces` (absent: every namespace may use it).
     pub allowed_namespaces: Option<LabelSelector>,
     /// When the provider controller last probed, and for which generation of the CimiProvider (kept in
@@ -68,6 +68,14 @@ pub fn fingerprint(parts: &[&[u8]]) -> u64 {
 
 /// Resolves a catalog reference to an href: an href is taken as given; a name must match exactly one
 /// entry of `entries`. Errors carry the reason and a message for the user.
+/// A provider's catalog: its entries by CEP collection name (`machineConfigs`, `machineImages`...).
+pub type Catalog = BTreeMap<String, Vec<CatalogEntry>>;
+
+/// The entries of one catalog collection (none when the provider has no such collection).
+pub fn catalog_entries<'a>(catalog: &'a Catalog, collection: &str) -> &'a [CatalogEntry] {
+    catalog.get(collection).map(Vec::as_slice).unwrap_or(&[])
+}
+
 pub fn resolve_catalog(
     entries: &[CatalogEntry],
     reference: &CatalogRef,

@@ -20,7 +20,7 @@ use super::output::{Cell, Printer, Style, Table};
 use crate::api::conditions::{READY, SYNCED};
 use crate::api::system::{NestedJob, SystemMember};
 use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume, PowerState};
-use crate::controller::system::plan::{MemberKind, exposed_name, member_ready};
+use crate::controller::system::plan::{MemberKind, exposed_name, member_ready, member_state};
 
 /// One line of the tree and what hangs below it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -113,7 +113,7 @@ pub fn member_node(
         MemberKind::Volume => ("Volume", "AVAILABLE"),
         MemberKind::Network => ("Network", "STARTED"),
     };
-    let ready = member_ready(kind, member.state.as_deref(), power);
+    let ready = member_ready(kind, &member_state(member), power);
     let job = nested.iter().find(|n| n.component.as_deref() == Some(label.as_str()) || n.job.href == member.href);
     let failed = job.filter(|j| matches!(j.job.state.as_deref(), Some("FAILED" | "STOPPED")));
     let state = member.state.clone().unwrap_or_else(|| "-".into());

@@ -2,6 +2,8 @@
 //! capabilities), the core operation rels, references ([`Ref`], [`RefOr`], [`Location`]), [`Operation`], and
 //! the [`Resource`] trait the typed structs implement.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -114,6 +116,13 @@ pub trait Resource {
     }
     /// The attributes this model does not know, as received.
     fn extra(&self) -> &Map<String, Value>;
+    /// Sets what every create body carries: its `resourceURI` and the consumer-writable `name`, `description`
+    /// and `properties`.
+    fn describe(&mut self, name: String, description: Option<String>, properties: BTreeMap<String, String>);
+    /// An empty value of this type with its `resourceURI` set: the start of a body or of a part given by value.
+    fn typed() -> Self
+    where
+        Self: Sized;
     /// The `resourceURI` of this type's collection.
     fn collection_uri() -> String {
         type_uri(&format!("{}Collection", Self::TYPE_NAME))

@@ -9,7 +9,7 @@
 //! - [`common`]: what every resource shares: the namespace and URIs, [`Ref`], [`Operation`], [`RefOr`],
 //!   [`Location`] and the [`Resource`] trait;
 //! - [`resources`]: the resource structs (Machine, Volume, Network, Job, ...) and create/action bodies;
-//! - [`state`]: the states of Jobs as a type ([`JobState`]);
+//! - [`state`]: the states of Jobs and resources as types ([`JobState`], [`ResourceState`]);
 //! - [`collection`]: the generic [`Collection`] whose entry array is named after its item type;
 //! - [`xml_codec`]: the strict XML codec of section 1.2 of `shared/cimi-reference.md`, to and from JSON values
 //!   (attributes typed as the standard defines them; used by cimi-sim and by the client to write).
@@ -23,7 +23,7 @@ pub mod xml_codec;
 pub use collection::Collection;
 pub use common::*;
 pub use resources::*;
-pub use state::JobState;
+pub use state::{JobState, ResourceState};
 
 #[cfg(test)]
 mod tests;

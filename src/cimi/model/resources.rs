@@ -66,6 +66,15 @@ macro_rules! cimi_resource {
             fn extra(&self) -> &Map<String, Value> {
                 &self.extra
             }
+            fn typed() -> Self {
+                Self { resource_uri: Some(Self::resource_uri()), ..Default::default() }
+            }
+            fn describe(&mut self, name: String, description: Option<String>, properties: BTreeMap<String, String>) {
+                self.resource_uri = Some(Self::resource_uri());
+                self.name = Some(name);
+                self.description = description;
+                self.properties = properties;
+            }
         }
     };
 }

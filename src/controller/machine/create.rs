@@ -8,9 +8,10 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
 use kube::api::Api;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
-use super::observe::related;
+use super::observe::{Related, related};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource as _;
 
@@ -19,11 +20,11 @@ use crate::api::conditions::{ConditionSet, READY, RECONCILING, Status};
 use crate::api::machine::CimiMachineStatus;
 use crate::api::quantity::{capacity_kb, memory_kib};
 use crate::api::reasons::Reason;
-use crate::cimi::model;
+use crate::cimi::model::{self, Ref, RefOr, Resource as _};
 use crate::controller::context::Context;
 use crate::controller::kubeops::{apply_status, publish};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
-use crate::controller::registry::{ProviderConnection, resolve_catalog};
+use crate::controller::registry::{Catalog, ProviderConnection, catalog_entries, resolve_catalog};
 use crate::controller::resource::attributes::desired_properties;
 use crate::controller::resource::identity::tags;
 use crate::controller::resource::jobs::job_started;
@@ -42,82 +43,22 @@ pub async fn create(
     if let Some(waiting) = related.waiting_for {
         return Ok((Progress::Working(Reason::WaitingForDependency, waiting), Duration::from_secs(2)));
     }
-    let (networks, volumes) = (related.wanted_networks, related.wanted_volumes);
-    let networks: Vec<String> = networks.into_iter().map(|n| n.href).collect();
-    let spec = &machine.spec;
-    let mut template = Map::new();
-    if let Some(reference) = &spec.template_ref {
-        let href = resolve_catalog(catalog(conn, "machineTemplates"), reference, "templateRef")
-            .map_err(|(reason, message)| Problem::stalled(reason, message))?;
-        template.insert("href".into(), json!(href));
-    } else if let Some(t) = &spec.template {
-        if let Some(reference) = &t.machine_config {
-            let href = resolve_catalog(catalog(conn, "machineConfigs"), reference, "machineConfig")
-                .map_err(|(reason, message)| Problem::stalled(reason, message))?;
-            template.insert("machineConfig".into(), json!({"href": href}));
-        } else {
-            let invalid = |e: crate::api::quantity::QuantityError| Problem::stalled(Reason::InvalidSpec, e.to_string());
-            let memory = t.memory.as_ref().map(memory_kib).transpose().map_err(invalid)?;
-            let mut disks = Vec::new();
-            for d in t.disks.iter().flatten() {
-                let mut disk = json!({"capacity": capacity_kb(&d.capacity).map_err(invalid)?});
-                if let Some(f) = &d.format {
-                    disk["format"] = json!(f);
-                }
-                if let Some(l) = &d.initial_location {
-                    disk["initialLocation"] = json!(l);
-                }
-                disks.push(disk);
-            }
-            template.insert(
-                "machineConfig".into(),
-                json!({"resourceURI": model::type_uri("MachineConfiguration"), "cpu": t.cpu, "memory": memory, "disks": disks}),
-            );
-        }
-        let image = resolve_catalog(catalog(conn, "machineImages"), &t.machine_image, "machineImage")
-            .map_err(|(reason, message)| Problem::stalled(reason, message))?;
-        template.insert("machineImage".into(), json!({"href": image}));
-        let secrets: Api<Secret> = object_api_secret(ctx, machine);
+    // Reads first (the Secrets the template names), then the body: a pure function of what was read.
+    let mut secrets = TemplateSecrets::default();
+    if let Some(t) = &machine.spec.template {
+        let api: Api<Secret> = object_api_secret(ctx, machine);
         if let Some(r) = &t.credential_secret_ref {
-            let data = secret_data(&secrets, &r.name).await?;
-            let mut credential = Map::new();
-            for (k, v) in data {
-                credential.insert(k, json!(v));
-            }
-            template.insert("credential".into(), Value::Object(credential));
+            secrets.credential = Some(secret_data(&api, &r.name).await?);
         }
         if let Some(r) = &t.user_data_secret_ref {
-            let data = secret_data(&secrets, &r.name).await?;
+            let data = secret_data(&api, &r.name).await?;
             let value = data.get(&r.key).ok_or_else(|| {
                 Problem::stalled(Reason::SecretNotFound, format!("Secret {} has no key {}", r.name, r.key))
             })?;
-            template.insert("userData".into(), json!(base64::engine::general_purpose::STANDARD.encode(value)));
+            secrets.user_data = Some(value.clone());
         }
-        template.insert("initialState".into(), json!(spec.power_state.cimi_state()));
     }
-    if !networks.is_empty() {
-        let nics: Vec<Value> = networks.iter().map(|h| json!({"network": {"href": h}})).collect();
-        template.insert("networkInterfaces".into(), json!(nics));
-    }
-    if !volumes.is_empty() {
-        let vols: Vec<Value> = volumes
-            .iter()
-            .map(|v| match &v.initial_location {
-                Some(l) => json!({"href": v.href, "initialLocation": l}),
-                None => json!({"href": v.href}),
-            })
-            .collect();
-        template.insert("volumes".into(), json!(vols));
-    }
-    let mut body = json!({
-        "resourceURI": model::type_uri("MachineCreate"),
-        "name": spec.name.clone().unwrap_or_else(|| machine.name_any()),
-        "properties": desired_properties(spec.properties.as_ref(), &tags(ctx, machine)),
-        "machineTemplate": template,
-    });
-    if let Some(d) = &spec.description {
-        body["description"] = json!(d);
-    }
+    let body = machine_create(machine, &tags(ctx, machine), &conn.catalog, &related, secrets)?;
     let client = &conn.client;
     let collection = client.collection_url(COLLECTION).await?;
     let accepted = client.create(COLLECTION, &body).await?;
@@ -146,8 +87,106 @@ pub async fn create(
     Ok((Progress::Working(Reason::Creating, "the provider is creating the machine".into()), ACTIVE_REQUEUE))
 }
 
-fn catalog<'a>(conn: &'a ProviderConnection, name: &str) -> &'a [crate::api::provider::CatalogEntry] {
-    conn.catalog.get(name).map(Vec::as_slice).unwrap_or(&[])
+/// What the Secrets named by a machine's template hold (never logged).
+#[derive(Default)]
+struct TemplateSecrets {
+    /// The credential's attributes.
+    credential: Option<BTreeMap<String, String>>,
+    /// The user data, before base64.
+    user_data: Option<String>,
+}
+
+/// The MachineCreate for `machine`: name, description, properties with our `tags`; the template by reference
+/// (with the interfaces and volumes as overrides) or by value (a catalog configuration or an inline size, a
+/// catalog image, the credential and user data read from Secrets, the initial power state).
+fn machine_create(
+    machine: &CimiMachine,
+    tags: &BTreeMap<String, String>,
+    catalog: &Catalog,
+    related: &Related,
+    secrets: TemplateSecrets,
+) -> Result<model::MachineCreate, Problem> {
+    let spec = &machine.spec;
+    let stalled = |(reason, message): (Reason, String)| Problem::stalled(reason, message);
+    let mut template = model::MachineTemplate::default();
+    if !related.wanted_networks.is_empty() {
+        template.network_interfaces = Some(
+            related
+                .wanted_networks
+                .iter()
+                .map(|n| model::MachineTemplateNetworkInterface {
+                    network: Some(Ref::new(n.href.clone())),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+    }
+    if !related.wanted_volumes.is_empty() {
+        template.volumes = Some(
+            related
+                .wanted_volumes
+                .iter()
+                .map(|v| model::MachineTemplateVolume {
+                    href: v.href.clone(),
+                    initial_location: v.initial_location.clone(),
+                })
+                .collect(),
+        );
+    }
+    let template = if let Some(reference) = &spec.template_ref {
+        let href =
+            resolve_catalog(catalog_entries(catalog, "machineTemplates"), reference, "templateRef").map_err(stalled)?;
+        // By reference: what the spec adds goes with the href as overrides.
+        let overrides = match serde_json::to_value(&template) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        RefOr::Ref(Ref { href, extra: overrides })
+    } else if let Some(t) = &spec.template {
+        template.machine_config = Some(if let Some(reference) = &t.machine_config {
+            RefOr::Ref(Ref::new(
+                resolve_catalog(catalog_entries(catalog, "machineConfigs"), reference, "machineConfig")
+                    .map_err(stalled)?,
+            ))
+        } else {
+            let invalid = |e: crate::api::quantity::QuantityError| Problem::stalled(Reason::InvalidSpec, e.to_string());
+            let mut disks = Vec::new();
+            for d in t.disks.iter().flatten() {
+                disks.push(model::DiskConfig {
+                    capacity: capacity_kb(&d.capacity).map_err(invalid)?,
+                    format: d.format.clone(),
+                    initial_location: d.initial_location.clone(),
+                    extra: Map::new(),
+                });
+            }
+            RefOr::Value(model::MachineConfiguration {
+                cpu: t.cpu.map(i64::from),
+                memory: t.memory.as_ref().map(memory_kib).transpose().map_err(invalid)?,
+                disks: Some(disks),
+                ..model::MachineConfiguration::typed()
+            })
+        });
+        template.machine_image = Some(RefOr::Ref(Ref::new(
+            resolve_catalog(catalog_entries(catalog, "machineImages"), &t.machine_image, "machineImage")
+                .map_err(stalled)?,
+        )));
+        if let Some(data) = secrets.credential {
+            let extra = data.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            template.credential = Some(RefOr::Value(model::Credential { extra, ..Default::default() }));
+        }
+        template.user_data = secrets.user_data.map(|v| base64::engine::general_purpose::STANDARD.encode(v));
+        template.initial_state = Some(spec.power_state.cimi_state().to_string());
+        RefOr::Value(template)
+    } else {
+        RefOr::Value(template)
+    };
+    let mut body = model::MachineCreate { machine_template: Some(template), ..model::MachineCreate::typed() };
+    body.describe(
+        spec.name.clone().unwrap_or_else(|| machine.name_any()),
+        spec.description.clone(),
+        desired_properties(spec.properties.as_ref(), tags),
+    );
+    Ok(body)
 }
 
 fn object_api_secret(ctx: &Context, machine: &CimiMachine) -> Api<Secret> {
@@ -155,7 +194,7 @@ fn object_api_secret(ctx: &Context, machine: &CimiMachine) -> Api<Secret> {
 }
 
 /// The string values of a Secret in the machine's namespace (never logged).
-async fn secret_data(secrets: &Api<Secret>, name: &str) -> Result<std::collections::BTreeMap<String, String>, Problem> {
+async fn secret_data(secrets: &Api<Secret>, name: &str) -> Result<BTreeMap<String, String>, Problem> {
     let secret = secrets
         .get_opt(name)
         .await?
@@ -166,4 +205,117 @@ async fn secret_data(secrets: &Api<Secret>, name: &str) -> Result<std::collectio
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).to_string()))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::provider::CatalogEntry;
+    use crate::controller::machine::plan::{WantedNetwork, WantedVolume};
+
+    fn catalog() -> Catalog {
+        let entry = |name: &str, href: &str| CatalogEntry { name: Some(name.into()), href: href.into() };
+        BTreeMap::from([
+            ("machineConfigs".to_string(), vec![entry("small", "https://p/configs/1")]),
+            ("machineImages".to_string(), vec![entry("linux", "https://p/images/1")]),
+            ("machineTemplates".to_string(), vec![entry("web", "https://p/templates/1")]),
+        ])
+    }
+
+    fn machine(spec: Value) -> CimiMachine {
+        serde_json::from_value(json!({
+            "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
+            "metadata": {"name": "web-1", "namespace": "team"}, "spec": spec
+        }))
+        .expect("machine")
+    }
+
+    fn related() -> Related {
+        Related {
+            wanted_volumes: vec![WantedVolume {
+                name: "data".into(),
+                href: "https://p/volumes/7".into(),
+                initial_location: Some("/dev/vdb".into()),
+            }],
+            wanted_networks: vec![WantedNetwork { name: "net".into(), href: "https://p/networks/3".into() }],
+            ..Related::default()
+        }
+    }
+
+    fn tags() -> BTreeMap<String, String> {
+        BTreeMap::from([("cimi.dev/uid".to_string(), "u1".to_string())])
+    }
+
+    #[test]
+    fn a_template_by_value_names_catalog_entries_secrets_and_the_initial_state() {
+        let m = machine(json!({"providerRef": {"name": "p"}, "description": "front", "powerState": "Stopped",
+            "properties": {"team": "shop"},
+            "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "linux"},
+                         "credentialSecretRef": {"name": "c"}, "userDataSecretRef": {"name": "u", "key": "k"}}}));
+        let secrets = TemplateSecrets {
+            credential: Some(BTreeMap::from([("userID".to_string(), "admin".to_string())])),
+            user_data: Some("#cloud-config".into()),
+        };
+        let body = machine_create(&m, &tags(), &catalog(), &related(), secrets).expect("body");
+        assert_eq!(
+            serde_json::to_value(&body).expect("json"),
+            json!({
+                "resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate",
+                "name": "web-1", "description": "front",
+                "properties": {"team": "shop", "cimi.dev/uid": "u1"},
+                "machineTemplate": {
+                    "initialState": "STOPPED",
+                    "machineConfig": {"href": "https://p/configs/1"},
+                    "machineImage": {"href": "https://p/images/1"},
+                    "credential": {"userID": "admin"},
+                    "volumes": [{"href": "https://p/volumes/7", "initialLocation": "/dev/vdb"}],
+                    "networkInterfaces": [{"network": {"href": "https://p/networks/3"}}],
+                    "userData": "I2Nsb3VkLWNvbmZpZw=="
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn an_inline_size_is_a_configuration_by_value_memory_in_kib_disks_in_kb() {
+        let m = machine(json!({"providerRef": {"name": "p"},
+            "template": {"cpu": 2, "memory": "1Gi", "disks": [{"capacity": "10Gi", "format": "ext4"}],
+                         "machineImage": {"href": "https://p/images/9"}}}));
+        let body =
+            machine_create(&m, &tags(), &catalog(), &Related::default(), TemplateSecrets::default()).expect("body");
+        let json = serde_json::to_value(&body).expect("json");
+        assert_eq!(
+            json["machineTemplate"]["machineConfig"],
+            json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineConfiguration", "cpu": 2,
+                   "memory": 1_048_576, "disks": [{"capacity": 10_737_419, "format": "ext4"}]})
+        );
+        assert_eq!(json["machineTemplate"]["machineImage"], json!({"href": "https://p/images/9"}));
+        assert!(
+            json["machineTemplate"].get("credential").is_none() && json["machineTemplate"].get("userData").is_none()
+        );
+    }
+
+    #[test]
+    fn a_template_by_reference_carries_the_interfaces_and_volumes_as_overrides() {
+        let m = machine(json!({"providerRef": {"name": "p"}, "templateRef": {"name": "web"}}));
+        let body = machine_create(&m, &tags(), &catalog(), &related(), TemplateSecrets::default()).expect("body");
+        assert_eq!(
+            serde_json::to_value(&body).expect("json")["machineTemplate"],
+            json!({"href": "https://p/templates/1",
+                   "volumes": [{"href": "https://p/volumes/7", "initialLocation": "/dev/vdb"}],
+                   "networkInterfaces": [{"network": {"href": "https://p/networks/3"}}]})
+        );
+    }
+
+    #[test]
+    fn a_name_the_catalog_does_not_hold_stalls_with_the_reason() {
+        let m = machine(json!({"providerRef": {"name": "p"},
+            "template": {"machineConfig": {"name": "huge"}, "machineImage": {"name": "linux"}}}));
+        let problem = machine_create(&m, &tags(), &catalog(), &Related::default(), TemplateSecrets::default())
+            .expect_err("no such config");
+        assert_eq!(problem.reason, Reason::CatalogEntryNotFound);
+        assert!(problem.message.contains("machineConfig \"huge\""), "{}", problem.message);
+    }
 }

@@ -11,6 +11,7 @@ use super::plan::{AttachedInterface, AttachedVolume, MachinePlanInput};
 use crate::api::CimiMachine;
 use crate::api::common::ManagedStatus;
 use crate::api::managed::action_request;
+use crate::cimi::model::ResourceState;
 use crate::controller::resource::attributes::{attribute_changes, wanted_attributes};
 use crate::controller::resource::jobs::job_running;
 use crate::controller::resource::reads::operations;
@@ -51,7 +52,7 @@ pub fn plan_input(
         .map(|network| AttachedInterface { network: network.clone() })
         .collect();
     MachinePlanInput {
-        state: text(current, "state").unwrap_or_default().to_string(),
+        state: ResourceState::parse(text(current, "state").unwrap_or_default()),
         operations: operations(current),
         job_running: job_running(status.job.as_ref()),
         power: spec.power_state,

@@ -4,10 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::api::PowerState;
-
-/// Provider states in which an operation is under way; nothing new starts until they end.
-pub const TRANSIENT_STATES: &[&str] =
-    &["CREATING", "STARTING", "STOPPING", "PAUSING", "SUSPENDING", "RESTARTING", "DELETING", "CAPTURING"];
+use crate::cimi::model::ResourceState;
 
 /// A volume attachment the spec wants: the provider volume's href and where it appears.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +46,7 @@ pub struct AttachedInterface {
 #[derive(Clone, Debug, Default)]
 pub struct MachinePlanInput {
     /// The provider's state of the machine.
-    pub state: String,
+    pub state: ResourceState,
     /// The operations the machine offers now, by short name.
     pub operations: Vec<String>,
     /// True while a Job the operator started runs.
@@ -115,14 +112,14 @@ pub enum MachineStep {
 
 /// The next operation for the machine.
 pub fn plan_machine(input: &MachinePlanInput) -> MachineStep {
-    let state = input.state.as_str();
+    let state = &input.state;
     if input.job_running {
         return MachineStep::Wait("a provider Job of this machine is running".into());
     }
-    if TRANSIENT_STATES.contains(&state) {
+    if state.is_transient() {
         return MachineStep::Wait(format!("the machine is {state}"));
     }
-    if state == "ERROR" {
+    if *state == ResourceState::Error {
         return MachineStep::Failed("the provider reports the machine in state ERROR".into());
     }
     let allowed = |op: &str| input.operations.iter().any(|o| o == op);
@@ -173,8 +170,12 @@ pub fn plan_machine(input: &MachinePlanInput) -> MachineStep {
 
 /// The action that moves `state` towards `desired`, if one is needed; an error when the provider
 /// offers no way there.
-pub fn power_action(state: &str, desired: PowerState, operations: &[String]) -> Option<Result<&'static str, String>> {
-    if state == desired.cimi_state() {
+pub fn power_action(
+    state: &ResourceState,
+    desired: PowerState,
+    operations: &[String],
+) -> Option<Result<&'static str, String>> {
+    if *state == desired.resource_state() {
         return None;
     }
     let allowed = |op: &str| operations.iter().any(|o| o == op);
@@ -188,7 +189,10 @@ pub fn power_action(state: &str, desired: PowerState, operations: &[String]) -> 
         return Some(Ok(direct));
     }
     // Pausing or suspending goes through STARTED.
-    if matches!(desired, PowerState::Paused | PowerState::Suspended) && state != "STARTED" && allowed("start") {
+    if matches!(desired, PowerState::Paused | PowerState::Suspended)
+        && *state != ResourceState::Started
+        && allowed("start")
+    {
         return Some(Ok("start"));
     }
     Some(Err(format!(
@@ -240,9 +244,9 @@ mod tests {
 
     #[test]
     fn pause_goes_through_started_and_unsupported_is_reported() {
-        assert_eq!(power_action("STOPPED", PowerState::Paused, &ops(&["start"])), Some(Ok("start")));
-        assert_eq!(power_action("STARTED", PowerState::Paused, &ops(&["stop", "pause"])), Some(Ok("pause")));
-        assert!(matches!(power_action("SUSPENDED", PowerState::Stopped, &ops(&["start"])), Some(Err(_))));
+        assert_eq!(power_action(&"STOPPED".into(), PowerState::Paused, &ops(&["start"])), Some(Ok("start")));
+        assert_eq!(power_action(&"STARTED".into(), PowerState::Paused, &ops(&["stop", "pause"])), Some(Ok("pause")));
+        assert!(matches!(power_action(&"SUSPENDED".into(), PowerState::Stopped, &ops(&["start"])), Some(Err(_))));
     }
 
     #[test]

@@ -12,9 +12,9 @@ use super::create::create;
 use super::input::plan_input;
 use super::observe::COLLECTION;
 use super::observe::{interface_networks, observe_into_status, related};
-use super::plan::{self, plan_machine, power_action};
+use super::plan::{plan_machine, power_action};
 use crate::api::CimiMachine;
-use crate::cimi::model::JobState;
+use crate::cimi::model::{JobState, ResourceState};
 use crate::controller::resource::reads::text;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -140,7 +140,7 @@ pub async fn sync(
     } else {
         Duration::from_secs(1)
     };
-    let state = status.common.state.clone().unwrap_or_default();
+    let state = ResourceState::parse(status.common.state.as_deref().unwrap_or_default());
 
     // ObserveOnly: mirror, and report (never correct) what differs from the spec.
     if observe_only {
@@ -152,16 +152,15 @@ pub async fn sync(
             Some(&current),
         );
         let changes = attribute_changes(&name, spec.description.as_deref(), &props, &current);
-        let power = (!plan::TRANSIENT_STATES.contains(&state.as_str())
-            && power_action(&state, spec.power_state, &operations(&current)).is_some())
-        .then_some((state.as_str(), spec.power_state.cimi_state()));
+        let power = (!state.is_transient() && power_action(&state, spec.power_state, &operations(&current)).is_some())
+            .then_some((state.as_str(), spec.power_state.cimi_state()));
         let drift = drift_report(&changes, &current, power);
         return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
     }
 
     // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
     if !job_running(status.common.job.as_ref())
-        && plan::TRANSIENT_STATES.contains(&state.as_str())
+        && state.is_transient()
         && let Some(problem) = transient_overdue(machine, "machine", &state, &status.common.conditions)
     {
         return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });

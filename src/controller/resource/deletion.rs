@@ -6,8 +6,9 @@ use serde_json::{Map, json};
 use super::jobs::{job_running, job_started, refresh_job};
 use super::reads::{find_by_uid, observe, properties_of};
 use crate::api::common::{DeletionPolicy, ManagedStatus};
+use crate::cimi::model::ResourceState;
 use crate::cimi::{CimiClient, CimiError};
-use crate::controller::resource::reads::text;
+use crate::controller::resource::reads::{state, text};
 
 /// One step of deleting (or orphaning) a provider resource.
 #[derive(Debug, PartialEq)]
@@ -53,8 +54,7 @@ pub async fn cleanup(
             Ok(Cleanup::Done)
         }
         DeletionPolicy::Delete => {
-            let state = text(&current, "state").unwrap_or("");
-            if state == "DELETING" {
+            if state(&current) == ResourceState::Deleting {
                 return Ok(Cleanup::Wait("the provider is deleting the resource".into()));
             }
             match client.delete(&current).await {
@@ -64,7 +64,7 @@ pub async fn cleanup(
                 }
                 Err(CimiError::NotFound { .. }) => Ok(Cleanup::Done),
                 Err(CimiError::NotAllowedNow { message, .. }) => {
-                    Ok(Cleanup::Wait(format!("the provider cannot delete it now ({state}): {message}")))
+                    Ok(Cleanup::Wait(format!("the provider cannot delete it now ({}): {message}", state(&current))))
                 }
                 Err(e) => Err(e),
             }

@@ -12,10 +12,10 @@ use super::reads::{observe, operations};
 use crate::api::common::{JobStatus, ManagedStatus};
 use crate::api::managed::Managed;
 use crate::api::reasons::Reason;
-use crate::cimi::model::JobState;
+use crate::cimi::model::{JobState, ResourceState};
 use crate::cimi::{Accepted, CimiClient, CimiError};
 use crate::controller::outcome::{Failures, Problem};
-use crate::controller::resource::reads::{int, text};
+use crate::controller::resource::reads::{int, state, text};
 
 /// The spec's limit for the operation a Job stands for: `add` is a create, `delete` a delete,
 /// anything else an update or action.
@@ -47,7 +47,7 @@ pub fn overdue<K: Managed>(obj: &K, job: &JobStatus) -> Option<(&'static str, Du
 pub fn transient_overdue<K: Managed>(
     obj: &K,
     noun: &str,
-    state: &str,
+    state: &ResourceState,
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> Option<Problem> {
     let since = crate::api::conditions::find(conditions, crate::api::conditions::RECONCILING)
@@ -55,8 +55,8 @@ pub fn transient_overdue<K: Managed>(
         .last_transition_time
         .0;
     let (operation, limit) = match state {
-        "CREATING" => ("create", obj.create_timeout()),
-        "DELETING" => ("delete", obj.delete_timeout()),
+        ResourceState::Creating => ("create", obj.create_timeout()),
+        ResourceState::Deleting => ("delete", obj.delete_timeout()),
         _ => ("update", obj.update_timeout()),
     };
     let elapsed = Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(since)).unwrap_or_default();
@@ -169,16 +169,17 @@ pub async fn recover_failed_create(
     };
     match left {
         Some(resource) => {
-            let state = text(&resource, "state").unwrap_or("");
-            match state {
-                "ERROR" => match client.delete(&resource).await {
+            match state(&resource) {
+                ResourceState::Error => match client.delete(&resource).await {
                     Ok(_) | Err(CimiError::NotFound { .. }) => {
                         Ok(Some(format!("removing the {noun} whose create failed, to create it again")))
                     }
                     Err(CimiError::NotAllowedNow { .. }) => Ok(Some(format!("waiting to remove the failed {noun}"))),
                     Err(e) => Err(e.into()),
                 },
-                "DELETING" => Ok(Some(format!("removing the {noun} whose create failed, to create it again"))),
+                ResourceState::Deleting => {
+                    Ok(Some(format!("removing the {noun} whose create failed, to create it again")))
+                }
                 // It came up after all: forget the failed Job and go on with it.
                 _ => {
                     status.job = None;
@@ -282,10 +283,10 @@ mod tests {
                 ),
             }]
         };
-        let p = transient_overdue(&m, "machine", "STARTING", &reconciling("True", 5)).expect("overdue");
+        let p = transient_overdue(&m, "machine", &"STARTING".into(), &reconciling("True", 5)).expect("overdue");
         assert_eq!(p.reason, Reason::Timeout);
         assert!(p.message.contains("update") && p.message.contains("STARTING"), "{}", p.message);
-        assert!(transient_overdue(&m, "machine", "CREATING", &reconciling("True", 5)).is_none(), "create: 15m");
-        assert!(transient_overdue(&m, "machine", "STARTING", &reconciling("False", 5)).is_none());
+        assert!(transient_overdue(&m, "machine", &"CREATING".into(), &reconciling("True", 5)).is_none(), "create: 15m");
+        assert!(transient_overdue(&m, "machine", &"STARTING".into(), &reconciling("False", 5)).is_none());
     }
 }

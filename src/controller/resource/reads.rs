@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::cimi::model::ResourceState;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
 use crate::names::TAG_UID;
@@ -13,6 +14,11 @@ use crate::names::TAG_UID;
 /// The string attribute `name` of a provider document.
 pub fn text<'a>(doc: &'a Value, name: &str) -> Option<&'a str> {
     doc.get(name).and_then(Value::as_str)
+}
+
+/// The `state` of a provider resource ([`ResourceState::Unknown`] when it has none).
+pub fn state(doc: &Value) -> ResourceState {
+    ResourceState::parse(text(doc, "state").unwrap_or_default())
 }
 
 /// The integer attribute `name` of a provider document.

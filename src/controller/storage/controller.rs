@@ -1,6 +1,7 @@
 //! The reconcile of volumes and networks on the shell ([`crate::controller::shell`]): their guard (held by
 //! machines), and one pass: the Job in flight, observe, plan ([`super::plan::plan_storage`], pure), act.
 
+use crate::cimi::model::{Resource as _, ResourceState};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,12 +149,8 @@ pub async fn sync<K: StorageKind>(
             return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
         }
         let props = desired_properties(obj.user_properties(), &tags(ctx, obj));
-        let mut body = obj.create_body(&conn)?;
-        body["name"] = serde_json::json!(obj.cimi_name());
-        body["properties"] = serde_json::json!(props);
-        if let Some(d) = obj.cimi_description() {
-            body["description"] = serde_json::json!(d);
-        }
+        let mut body = obj.create_body(&conn.catalog)?;
+        body.describe(obj.cimi_name(), obj.cimi_description().map(str::to_string), props);
         let collection = client.collection_url(K::COLLECTION).await?;
         let accepted = client.create(K::COLLECTION, &body).await?;
         let href = client.created_href(&accepted, &collection).await?;
@@ -179,10 +176,10 @@ pub async fn sync<K: StorageKind>(
     } else {
         Duration::from_secs(1)
     };
-    let state = status.common().state.clone().unwrap_or_default();
+    let state = ResourceState::parse(status.common().state.as_deref().unwrap_or_default());
 
     // Plan: a pure function of what was observed.
-    let input = plan_input(ctx, obj, &current, job_busy, state.clone());
+    let input = plan_input(ctx, obj, &current, job_busy, state);
     let step = plan_storage(&input);
     tracing::debug!(object = %obj.name_any(), ?step, "plan");
 
@@ -203,7 +200,7 @@ pub async fn sync<K: StorageKind>(
         }
         StorageStep::Settling(state) => {
             // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
-            if matches!(state.as_str(), "CREATING" | "STARTING" | "STOPPING" | "DELETING")
+            if state.is_transient()
                 && let Some(problem) = transient_overdue(obj, K::NOUN, &state, &status.common().conditions)
             {
                 return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
@@ -222,7 +219,7 @@ fn plan_input<K: StorageKind>(
     obj: &K,
     current: &Value,
     job_running: bool,
-    state: String,
+    state: ResourceState,
 ) -> StoragePlanInput {
     let observe_only = obj.management_policy() == ManagementPolicy::ObserveOnly;
     let description = obj.cimi_description();

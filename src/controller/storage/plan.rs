@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::cimi::model::ResourceState;
+
 /// What the plan of a volume or network looks at.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoragePlanInput {
@@ -11,9 +13,9 @@ pub struct StoragePlanInput {
     /// A Job the operator started runs.
     pub job_running: bool,
     /// The provider's state of the resource.
-    pub state: String,
+    pub state: ResourceState,
     /// The state in which the kind is ready (`AVAILABLE` for a volume, `STARTED` for a network).
-    pub ready_state: &'static str,
+    pub ready_state: ResourceState,
     /// The partial update the attributes need (empty when in sync).
     pub attribute_changes: Map<String, Value>,
     /// For ObserveOnly: what differs from the spec, as the object reports it.
@@ -32,7 +34,7 @@ pub enum StorageStep {
     /// Change these attributes with one partial update.
     Update(Map<String, Value>),
     /// The resource is not in its ready state yet (it is `state`): wait for it.
-    Settling(String),
+    Settling(ResourceState),
     /// In the state and with the attributes the spec asks for.
     InSync,
 }
@@ -45,7 +47,7 @@ pub fn plan_storage(input: &StoragePlanInput) -> StorageStep {
     if input.job_running {
         return StorageStep::WaitForJob;
     }
-    if input.state == "ERROR" {
+    if input.state == ResourceState::Error {
         return StorageStep::Failed;
     }
     if !input.attribute_changes.is_empty() {
@@ -63,7 +65,7 @@ mod tests {
     use serde_json::json;
 
     fn available() -> StoragePlanInput {
-        StoragePlanInput { state: "AVAILABLE".into(), ready_state: "AVAILABLE", ..Default::default() }
+        StoragePlanInput { state: "AVAILABLE".into(), ready_state: ResourceState::Available, ..Default::default() }
     }
 
     fn changes(key: &str, value: Value) -> Map<String, Value> {
@@ -99,7 +101,8 @@ mod tests {
 
     #[test]
     fn a_network_still_starting_is_waited_for() {
-        let input = StoragePlanInput { state: "STARTING".into(), ready_state: "STARTED", ..Default::default() };
+        let input =
+            StoragePlanInput { state: "STARTING".into(), ready_state: ResourceState::Started, ..Default::default() };
         assert_eq!(plan_storage(&input), StorageStep::Settling("STARTING".into()));
     }
 

@@ -8,14 +8,13 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::{Resource as _, ResourceExt as _};
-use serde_json::json;
 
 use crate::api::CimiSystem;
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, Status};
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::CimiSystemStatus;
-use crate::cimi::model;
+use crate::cimi::model::{self, Resource as _};
 use crate::controller::context::Context;
 use crate::controller::kubeops::{apply_status, publish};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
@@ -74,15 +73,12 @@ pub async fn create(
         spec.power_state,
     )
     .map_err(|(reason, message)| Problem::stalled(reason, message))?;
-    let mut body = json!({
-        "resourceURI": model::type_uri("SystemCreate"),
-        "name": system.cimi_name(),
-        "properties": desired_properties(spec.properties.as_ref(), &tags(ctx, system)),
-        "systemTemplate": template,
-    });
-    if let Some(d) = &spec.description {
-        body["description"] = json!(d);
-    }
+    let mut body = model::SystemCreate { system_template: Some(template), ..model::SystemCreate::typed() };
+    body.describe(
+        system.cimi_name(),
+        spec.description.clone(),
+        desired_properties(spec.properties.as_ref(), &tags(ctx, system)),
+    );
     let client = &conn.client;
     let collection = client.collection_url(<CimiSystem as ManagedKind>::COLLECTION).await?;
     let accepted = client.create(<CimiSystem as ManagedKind>::COLLECTION, &body).await?;

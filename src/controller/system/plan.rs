@@ -7,13 +7,14 @@ use serde_json::{Map, Value};
 
 use crate::api::PowerState;
 use crate::api::system::{NestedJob, SystemMember};
-use crate::controller::machine::plan::{TRANSIENT_STATES, power_action};
+use crate::cimi::model::ResourceState;
+use crate::controller::machine::plan::power_action;
 
 /// Everything the plan looks at.
 #[derive(Clone, Debug, Default)]
 pub struct SystemPlanInput {
     /// The provider's state of the system (MIXED when its machines disagree).
-    pub state: String,
+    pub state: ResourceState,
     /// The operations the system offers now, by short name.
     pub operations: Vec<String>,
     /// True while a Job the operator started runs.
@@ -49,23 +50,28 @@ fn member_name(m: &SystemMember) -> &str {
     m.name.as_deref().unwrap_or(m.href.as_str())
 }
 
+/// A member's state as status reports it.
+pub fn member_state(m: &SystemMember) -> ResourceState {
+    ResourceState::parse(m.state.as_deref().unwrap_or_default())
+}
+
 /// The next operation for the system.
 pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
-    let state = input.state.as_str();
+    let state = &input.state;
     if input.job_running {
         return SystemStep::Wait("a provider Job of this system is running".into());
     }
-    if TRANSIENT_STATES.contains(&state) {
+    if state.is_transient() {
         return SystemStep::Wait(format!("the system is {state}"));
     }
-    if state == "ERROR" {
+    if *state == ResourceState::Error {
         return SystemStep::Failed("the provider reports the system in state ERROR".into());
     }
-    if let Some(m) = input.machines.iter().find(|m| m.state.as_deref() == Some("ERROR")) {
+    if let Some(m) = input.machines.iter().find(|m| member_state(m) == ResourceState::Error) {
         return SystemStep::Failed(format!("the provider reports member {} in state ERROR", member_name(m)));
     }
-    if let Some(m) = input.machines.iter().find(|m| TRANSIENT_STATES.contains(&m.state.as_deref().unwrap_or(""))) {
-        return SystemStep::Wait(format!("member {} is {}", member_name(m), m.state.as_deref().unwrap_or("")));
+    if let Some(m) = input.machines.iter().find(|m| member_state(m).is_transient()) {
+        return SystemStep::Wait(format!("member {} is {}", member_name(m), member_state(m)));
     }
     if input.observe_only {
         return SystemStep::InSync;
@@ -74,11 +80,11 @@ pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
     if !input.attribute_changes.is_empty() && allowed("edit") {
         return SystemStep::Update(input.attribute_changes.clone());
     }
-    let desired = input.power.cimi_state();
-    let Some(off) = input.machines.iter().find(|m| m.state.as_deref().is_some_and(|s| s != desired)) else {
+    let desired = input.power.resource_state();
+    let Some(off) = input.machines.iter().find(|m| m.state.is_some() && member_state(m) != desired) else {
         return SystemStep::InSync;
     };
-    match power_action(off.state.as_deref().unwrap_or(""), input.power, &input.operations) {
+    match power_action(&member_state(off), input.power, &input.operations) {
         None => SystemStep::InSync,
         Some(Ok(action)) => SystemStep::Power(action),
         Some(Err(message)) => SystemStep::PowerUnsupported(format!("member {}: {message}", member_name(off))),
@@ -87,12 +93,13 @@ pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
 
 /// Whether a member is in the state the spec asks for: machines in the power state, volumes AVAILABLE,
 /// networks STARTED.
-pub fn member_ready(kind: MemberKind, state: Option<&str>, power: PowerState) -> bool {
-    match kind {
-        MemberKind::Machine => state == Some(power.cimi_state()),
-        MemberKind::Volume => state == Some("AVAILABLE"),
-        MemberKind::Network => state == Some("STARTED"),
-    }
+pub fn member_ready(kind: MemberKind, state: &ResourceState, power: PowerState) -> bool {
+    *state
+        == match kind {
+            MemberKind::Machine => power.resource_state(),
+            MemberKind::Volume => ResourceState::Available,
+            MemberKind::Network => ResourceState::Started,
+        }
 }
 
 /// The kinds of members the status lists.
@@ -121,7 +128,7 @@ pub fn count_members(
     {
         for m in list {
             total += 1;
-            if member_ready(kind, m.state.as_deref(), power) {
+            if member_ready(kind, &member_state(m), power) {
                 ready += 1;
             }
             *states.entry(m.state.clone().unwrap_or_else(|| "UNKNOWN".into())).or_insert(0) += 1;

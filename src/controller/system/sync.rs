@@ -13,7 +13,7 @@ use crate::api::common::{ManagementPolicy, ResourceGonePolicy};
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::CimiSystemStatus;
-use crate::cimi::model::JobState;
+use crate::cimi::model::{JobState, ResourceState};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::connection::{connection, poll_interval};
@@ -24,8 +24,8 @@ use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::jobs::{job_running, job_started};
-use crate::controller::resource::reads::text;
 use crate::controller::resource::reads::{entries, observe, operations};
+use crate::controller::resource::reads::{state, text};
 use crate::controller::shell::kind::ManagedKind;
 
 use super::create::create;
@@ -95,6 +95,7 @@ pub async fn sync(
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
     status.common.state = text(&current, "state").map(str::to_string);
+    let current_state = state(&current);
     let member_docs = members::observe_members(client, &current, status).await?;
     let monitor_due = mirror_events(ctx, client, system, &current, &member_docs, status).await;
     let (ready, total, states) = count_members(&status.machines, &status.volumes, &status.networks, spec.power_state);
@@ -109,7 +110,7 @@ pub async fn sync(
         // A system Job that failed (one of its nested Jobs did): say which component, then carry on.
         let message = job_failure_message(job, &status.nested_jobs);
         publish(&ctx.recorder, system, true, "ComponentFailed", "Reconcile", message.clone()).await;
-        if status.common.state.as_deref() != Some("ERROR") {
+        if current_state != ResourceState::Error {
             return Err(Problem::transient(Reason::JobFailed, message));
         }
     }
@@ -126,7 +127,7 @@ pub async fn sync(
     user.extend(spec.properties.clone().unwrap_or_default());
     let props = desired_properties(Some(&user), &tags(ctx, system));
     let input = SystemPlanInput {
-        state: status.common.state.clone().unwrap_or_default(),
+        state: current_state.clone(),
         operations: operations(&current),
         job_running: job_running(status.common.job.as_ref()),
         power: spec.power_state,
@@ -140,11 +141,8 @@ pub async fn sync(
     // Act.
     match step {
         SystemStep::Wait(message) => {
-            let reason = if status.common.state.as_deref() == Some("CREATING") {
-                Reason::Creating
-            } else {
-                Reason::WaitingForJob
-            };
+            let reason =
+                if current_state == ResourceState::Creating { Reason::Creating } else { Reason::WaitingForJob };
             Ok((Progress::Working(reason, progress_message(message, status)), ACTIVE_REQUEUE))
         }
         SystemStep::Failed(message) => {

@@ -4,25 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::api::PowerState;
 use crate::api::common::CatalogRef;
-use crate::api::provider::CatalogEntry;
 use crate::api::quantity::capacity_kb;
 use crate::api::reasons::Reason;
 use crate::api::system::{ComponentDescriptor, SystemTemplateSpec};
-use crate::cimi::model;
-use crate::controller::registry::resolve_catalog;
+use crate::cimi::model::{self, Ref, RefOr, Resource as _};
+use crate::controller::registry::{catalog_entries, resolve_catalog};
 
-/// The catalog, by CEP collection name.
-pub type Catalog = BTreeMap<String, Vec<CatalogEntry>>;
+pub use crate::controller::registry::Catalog;
 
 /// A problem with the spec: the reason and the message for the user.
 pub type SpecError = (Reason, String);
 
 fn lookup(catalog: &Catalog, collection: &str, reference: &CatalogRef, what: &str) -> Result<String, SpecError> {
-    resolve_catalog(catalog.get(collection).map(Vec::as_slice).unwrap_or(&[]), reference, what)
+    resolve_catalog(catalog_entries(catalog, collection), reference, what)
 }
 
 fn template_ref(
@@ -46,10 +45,9 @@ pub fn system_template(
     catalog: &Catalog,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
     power: PowerState,
-) -> Result<Value, SpecError> {
+) -> Result<RefOr<model::SystemTemplate>, SpecError> {
     if let Some(reference) = template_ref {
-        let href = lookup(catalog, "systemTemplates", reference, "templateRef")?;
-        return Ok(json!({"href": href}));
+        return Ok(RefOr::Ref(Ref::new(lookup(catalog, "systemTemplates", reference, "templateRef")?)));
     }
     let Some(template) = template else {
         return Err((Reason::InvalidSpec, "set spec.templateRef or spec.template".into()));
@@ -59,7 +57,29 @@ pub fn system_template(
     for c in &template.component_descriptors {
         descriptors.push(descriptor(c, catalog, secrets, power)?);
     }
-    Ok(json!({"resourceURI": model::type_uri("SystemTemplate"), "componentDescriptors": descriptors}))
+    Ok(RefOr::Value(model::SystemTemplate {
+        component_descriptors: Some(descriptors),
+        ..model::SystemTemplate::typed()
+    }))
+}
+
+/// A bare reference to `href`.
+fn reference<T>(href: String) -> Option<RefOr<T>> {
+    Some(RefOr::Ref(Ref::new(href)))
+}
+
+/// `{href, overrides…}` when there is an href (the value's attributes go with it as overrides), else the value.
+fn by_ref_or_value<T: Serialize>(href: Option<String>, value: T) -> RefOr<T> {
+    match href {
+        Some(href) => {
+            let extra = match serde_json::to_value(&value) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            RefOr::Ref(Ref { href, extra })
+        }
+        None => RefOr::Value(value),
+    }
 }
 
 /// Which components a symbolic reference may name.
@@ -100,109 +120,113 @@ fn descriptor(
     catalog: &Catalog,
     secrets: &BTreeMap<String, BTreeMap<String, String>>,
     power: PowerState,
-) -> Result<Value, SpecError> {
-    let mut d = Map::new();
-    d.insert("name".into(), json!(c.name));
-    if let Some(text) = &c.description {
-        d.insert("description".into(), json!(text));
-    }
-    if let Some(p) = &c.properties {
-        let user: BTreeMap<&String, &String> = p.iter().filter(|(k, _)| !k.starts_with("cimi.dev/")).collect();
-        d.insert("properties".into(), json!(user));
-    }
-    d.insert("quantity".into(), json!(c.quantity.unwrap_or(1)));
+) -> Result<model::ComponentDescriptor, SpecError> {
+    let mut d = model::ComponentDescriptor {
+        name: Some(c.name.clone()),
+        description: c.description.clone(),
+        properties: c
+            .properties
+            .iter()
+            .flatten()
+            .filter(|(k, _)| !k.starts_with("cimi.dev/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        quantity: Some(i64::from(c.quantity.unwrap_or(1))),
+        ..Default::default()
+    };
     let what = |field: &str| format!("component {}: {field}", c.name);
     if let Some(m) = &c.machine_template {
-        let mut t = Map::new();
-        if let Some(href) = template_ref(catalog, "machineTemplates", &m.name, &m.href, &what("machineTemplate"))? {
-            t.insert("href".into(), json!(href));
-        }
+        let href = template_ref(catalog, "machineTemplates", &m.name, &m.href, &what("machineTemplate"))?;
+        let mut t =
+            model::MachineTemplate { initial_state: Some(power.cimi_state().to_string()), ..Default::default() };
         if let Some(r) = &m.machine_config {
-            let href = lookup(catalog, "machineConfigs", r, &what("machineConfig"))?;
-            t.insert("machineConfig".into(), json!({"href": href}));
+            t.machine_config = reference(lookup(catalog, "machineConfigs", r, &what("machineConfig"))?);
         }
         if let Some(r) = &m.machine_image {
-            let href = lookup(catalog, "machineImages", r, &what("machineImage"))?;
-            t.insert("machineImage".into(), json!({"href": href}));
+            t.machine_image = reference(lookup(catalog, "machineImages", r, &what("machineImage"))?);
         }
         if let Some(r) = &m.credential {
-            t.insert("credential".into(), json!({"href": r.href}));
+            t.credential = reference(r.href.clone());
         }
         if !m.network_interfaces.is_empty() {
-            let nics: Vec<Value> =
-                m.network_interfaces.iter().map(|n| json!({"network": {"href": n.network.href}})).collect();
-            t.insert("networkInterfaces".into(), json!(nics));
-        }
-        if !m.volumes.is_empty() {
-            let vols: Vec<Value> = m
-                .volumes
-                .iter()
-                .map(|v| match &v.initial_location {
-                    Some(l) => json!({"href": v.volume.href, "initialLocation": l}),
-                    None => json!({"href": v.volume.href}),
-                })
-                .collect();
-            t.insert("volumes".into(), json!(vols));
-        }
-        t.insert("initialState".into(), json!(power.cimi_state()));
-        d.insert("type".into(), json!(model::type_uri("Machine")));
-        d.insert("machineTemplate".into(), Value::Object(t));
-    } else if let Some(v) = &c.volume_template {
-        let mut t = Map::new();
-        if let Some(href) = template_ref(catalog, "volumeTemplates", &v.name, &v.href, &what("volumeTemplate"))? {
-            t.insert("href".into(), json!(href));
-        } else if let Some(r) = &v.volume_config {
-            let href = lookup(catalog, "volumeConfigs", r, &what("volumeConfig"))?;
-            t.insert("volumeConfig".into(), json!({"href": href}));
-        } else if let Some(q) = &v.capacity {
-            let kb = capacity_kb(q).map_err(|e| (Reason::InvalidSpec, format!("{}: {e}", what("capacity"))))?;
-            t.insert(
-                "volumeConfig".into(),
-                json!({"resourceURI": model::type_uri("VolumeConfiguration"), "capacity": kb}),
+            t.network_interfaces = Some(
+                m.network_interfaces
+                    .iter()
+                    .map(|n| model::MachineTemplateNetworkInterface {
+                        network: Some(Ref::new(n.network.href.clone())),
+                        ..Default::default()
+                    })
+                    .collect(),
             );
         }
-        d.insert("type".into(), json!(model::type_uri("Volume")));
-        d.insert("volumeTemplate".into(), Value::Object(t));
-    } else if let Some(n) = &c.network_template {
-        let mut t = Map::new();
-        if let Some(href) = template_ref(catalog, "networkTemplates", &n.name, &n.href, &what("networkTemplate"))? {
-            t.insert("href".into(), json!(href));
-        } else if let Some(r) = &n.network_config {
-            let href = lookup(catalog, "networkConfigs", r, &what("networkConfig"))?;
-            t.insert("networkConfig".into(), json!({"href": href}));
+        if !m.volumes.is_empty() {
+            t.volumes = Some(
+                m.volumes
+                    .iter()
+                    .map(|v| model::MachineTemplateVolume {
+                        href: v.volume.href.clone(),
+                        initial_location: v.initial_location.clone(),
+                    })
+                    .collect(),
+            );
         }
-        d.insert("type".into(), json!(model::type_uri("Network")));
-        d.insert("networkTemplate".into(), Value::Object(t));
-    } else if let Some(cred) = &c.credential_template {
-        let mut t = Map::new();
-        if let Some(href) =
-            template_ref(catalog, "credentialTemplates", &cred.name, &cred.href, &what("credentialTemplate"))?
+        d.type_ = Some(model::Machine::resource_uri());
+        d.machine_template = Some(by_ref_or_value(href, t));
+    } else if let Some(v) = &c.volume_template {
+        let mut t = model::VolumeTemplate::default();
+        let href = template_ref(catalog, "volumeTemplates", &v.name, &v.href, &what("volumeTemplate"))?;
+        if href.is_none() {
+            if let Some(r) = &v.volume_config {
+                t.volume_config = reference(lookup(catalog, "volumeConfigs", r, &what("volumeConfig"))?);
+            } else if let Some(q) = &v.capacity {
+                let kb = capacity_kb(q).map_err(|e| (Reason::InvalidSpec, format!("{}: {e}", what("capacity"))))?;
+                t.volume_config = Some(RefOr::Value(model::VolumeConfiguration {
+                    capacity: Some(kb),
+                    ..model::VolumeConfiguration::typed()
+                }));
+            }
+        }
+        d.type_ = Some(model::Volume::resource_uri());
+        d.volume_template = Some(by_ref_or_value(href, t));
+    } else if let Some(n) = &c.network_template {
+        let mut t = model::NetworkTemplate::default();
+        let href = template_ref(catalog, "networkTemplates", &n.name, &n.href, &what("networkTemplate"))?;
+        if href.is_none()
+            && let Some(r) = &n.network_config
         {
-            t.insert("href".into(), json!(href));
-        } else if let Some(r) = &cred.secret_ref {
+            t.network_config = reference(lookup(catalog, "networkConfigs", r, &what("networkConfig"))?);
+        }
+        d.type_ = Some(model::Network::resource_uri());
+        d.network_template = Some(by_ref_or_value(href, t));
+    } else if let Some(cred) = &c.credential_template {
+        let mut t = model::CredentialTemplate::default();
+        let href = template_ref(catalog, "credentialTemplates", &cred.name, &cred.href, &what("credentialTemplate"))?;
+        if href.is_none()
+            && let Some(r) = &cred.secret_ref
+        {
             let data = secrets.get(&r.name).ok_or_else(|| {
                 (Reason::SecretNotFound, format!("{}: Secret {} does not exist", what("credentialTemplate"), r.name))
             })?;
-            for (k, v) in data {
-                t.insert(k.clone(), json!(v));
-            }
+            t.extra = data.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         }
-        d.insert("type".into(), json!(model::type_uri("Credential")));
-        d.insert("credentialTemplate".into(), Value::Object(t));
+        d.type_ = Some(model::Credential::resource_uri());
+        d.credential_template = Some(by_ref_or_value(href, t));
     } else {
         return Err((Reason::InvalidSpec, format!("component {} sets no template", c.name)));
     }
-    Ok(Value::Object(d))
+    Ok(d)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::common::LocalObjectRef;
+    use crate::api::provider::CatalogEntry;
     use crate::api::system::{
         ComponentCredentialTemplate, ComponentMachineTemplate, ComponentNetworkInterface, ComponentNetworkTemplate,
         ComponentRef, ComponentVolumeTemplate,
     };
+    use serde_json::json;
 
     fn catalog() -> Catalog {
         let entry = |name: &str, href: &str| CatalogEntry { name: Some(name.into()), href: href.into() };
@@ -268,7 +292,7 @@ mod tests {
             PowerState::Started,
         )
         .expect("resolves");
-        assert_eq!(t, json!({"href": "http://p/systemTemplates/web-tier"}));
+        assert_eq!(serde_json::to_value(t).expect("json"), json!({"href": "http://p/systemTemplates/web-tier"}));
         let e = system_template(
             Some(&CatalogRef::by_name("nope")),
             None,
@@ -285,6 +309,8 @@ mod tests {
         let secrets =
             BTreeMap::from([("login".to_string(), BTreeMap::from([("userID".to_string(), "admin".to_string())]))]);
         let t = system_template(None, Some(&template()), &catalog(), &secrets, PowerState::Stopped).expect("builds");
+        let t = serde_json::to_value(t).expect("json");
+        assert_eq!(t["resourceURI"], "http://schemas.dmtf.org/cimi/1/SystemTemplate");
         let d = &t["componentDescriptors"];
         assert_eq!(d[0]["networkTemplate"]["href"], "http://p/networkTemplates/private");
         assert_eq!(d[1]["volumeTemplate"]["volumeConfig"]["href"], "http://p/volumeConfigs/10g");
