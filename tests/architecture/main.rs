@@ -2,7 +2,9 @@
 //!
 //! 1. no import cycle between files: the file-level graph of `use` items and inline `crate::` / `super::` /
 //!    module paths (see [`imports`]) has no strongly connected component of more than one file;
-//! 2. layering: nothing under `src/runtime/` imports anything under `src/controller/`.
+//! 2. layering: nothing under `src/runtime/` imports anything under `src/controller/`, and more widely each
+//!    part of the crate imports only the parts below it in [`LAYERS`] (the table `docs/architecture.md`
+//!    draws).
 //!
 //! A `mod` declaration is containment, not an edge; a `use` (a `pub use` re-export included) or a path is. So a
 //! `mod.rs` that re-exports or calls its children must not also hold what they import from it: that goes in a
@@ -73,6 +75,72 @@ fn src_has_no_import_cycle_and_runtime_does_not_import_controller() {
         describe(&cycles),
         describe_edges(&layering)
     );
+}
+
+/// What each top-level part of `src/` may import, lowest first: a part may use only those it lists. `lib.rs` and
+/// the binaries wire everything and are not limited.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("names", &[]),
+    ("cimi", &[]),
+    ("api", &["cimi", "names"]),
+    ("sim", &["cimi"]),
+    ("runtime", &["api", "cimi", "names"]),
+    ("controller", &["api", "cimi", "names", "runtime"]),
+    ("operator", &["api", "cimi", "names", "runtime", "controller"]),
+    ("plugin", &["api", "cimi", "names", "controller"]),
+    ("devenv", &["api", "cimi", "names", "runtime", "sim", "operator"]),
+];
+
+/// The top-level part of `src/` a file belongs to (`src/cimi/model/mod.rs` -> `cimi`, `src/names.rs` -> `names`).
+fn part_of(path: &Path) -> String {
+    let mut parts = path.components().skip(1);
+    let first = parts.next().map(|c| c.as_os_str().to_string_lossy().to_string()).unwrap_or_default();
+    first.strip_suffix(".rs").map(str::to_string).unwrap_or(first)
+}
+
+/// The edges of `graph` that go from one part to another the table does not let it use.
+fn layer_violations(graph: &ImportGraph, layers: &[(&str, &[&str])]) -> Vec<Edge> {
+    graph
+        .edges()
+        .into_iter()
+        .filter(|e| {
+            let (from, to) = (part_of(&e.from), part_of(&e.to));
+            from != to
+                && layers
+                    .iter()
+                    .find(|(part, _)| *part == from)
+                    .is_some_and(|(_, allowed)| !allowed.contains(&to.as_str()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_part_of_src_imports_only_the_layers_below_it() {
+    let graph = ImportGraph::build(&package_root(), LIB_NAME);
+    let parts: std::collections::BTreeSet<String> = graph.files.iter().map(|f| part_of(f)).collect();
+    for part in &parts {
+        assert!(
+            matches!(part.as_str(), "lib" | "bin") || LAYERS.iter().any(|(p, _)| p == part),
+            "src/{part} has a place in LAYERS (and in docs/architecture.md)"
+        );
+    }
+    let violations = layer_violations(&graph, LAYERS);
+    assert!(
+        violations.is_empty(),
+        "imports against the layers of docs/architecture.md:\n{}",
+        describe_edges(&violations)
+    );
+}
+
+#[test]
+fn an_import_against_the_layers_is_caught() {
+    let graph = fixture("layering");
+    // In the fixture, runtime imports the controller: a table that puts runtime below the controller sees it.
+    let violations = layer_violations(&graph, &[("runtime", &[]), ("controller", &["runtime"])]);
+    assert_eq!(violations.len(), 1, "{}", describe_edges(&violations));
+    assert_eq!(violations[0].from, Path::new("src/runtime/mod.rs"));
+    let allowed = layer_violations(&graph, &[("runtime", &["controller"]), ("controller", &["runtime"])]);
+    assert!(allowed.is_empty(), "what the table allows passes: {}", describe_edges(&allowed));
 }
 
 #[test]
