@@ -110,8 +110,8 @@ async fn main() {
         let name = format!("attack-{i}");
         let provider: CimiProvider = serde_json::from_value(json!({
             "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": name},
-            "spec": {"endpoint": h.url, "credentialsSecretRef": {"namespace": ns, "name": "creds"},
-                     "allowPlainHttp": true, "pollInterval": "1s"}
+            "spec": {"endpoint": h.url, "credentialSecretRef": {"name": "creds"},
+                     "allowPlainHTTP": true, "pollInterval": "1s"}
         }))
         .expect("provider");
         providers.create(&PostParams::default(), &provider).await.expect("create provider");

@@ -197,7 +197,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let provider: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "bench"},
-        "spec": {"endpoint": url, "credentialsSecretRef": {"namespace": ns, "name": "creds"}, "allowPlainHttp": true,
+        "spec": {"endpoint": url, "credentialSecretRef": {"name": "creds"}, "allowPlainHTTP": true,
                  "pollInterval": format!("{poll}s"), "meterInterval": format!("{}s", poll * 12),
                  "eventInterval": format!("{}s", poll * 6),
                  "rateLimit": {"requestsPerSecond": 1000, "burst": 2000, "maxConcurrent": 64}}
@@ -222,7 +222,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     // Wait for the provider to be Ready.
     loop {
         let p = providers.get("bench").await.expect("provider");
-        if p.status.as_ref().is_some_and(|s| s.ready) {
+        if p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

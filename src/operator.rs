@@ -210,6 +210,7 @@ fn spawn_controllers_while_leading(
 pub fn start_controllers(ctx: Arc<controller::context::Context>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(controller::provider::run(ctx.clone(), shutdown.clone())),
+        tokio::spawn(controller::provider::run_namespaced(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::machine::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::storage::controller::run::<crate::api::CimiVolume>(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::storage::controller::run::<crate::api::CimiNetwork>(ctx.clone(), shutdown.clone())),

@@ -17,13 +17,104 @@ pub const MAX_PROPERTIES: u32 = 64;
 /// The pattern of a duration field: Go-style, such as `30s`, `5m` or `1h30m`.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 
-/// A reference to the cluster-scoped CimiProvider that serves this object.
+/// The kind of provider an object uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum ProviderKind {
+    /// The cluster-scoped CimiProvider of the platform team (its Secrets are in the operator's namespace).
+    #[default]
+    CimiProvider,
+    /// A CimiNamespacedProvider of the object's own namespace (a team's own provider account).
+    CimiNamespacedProvider,
+}
+
+impl ProviderKind {
+    /// The kind's name, as `providerRef.kind` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::CimiProvider => "CimiProvider",
+            ProviderKind::CimiNamespacedProvider => "CimiNamespacedProvider",
+        }
+    }
+}
+
+/// The provider that serves this object: a cluster-scoped CimiProvider (the default kind), or a
+/// CimiNamespacedProvider of the object's own namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderRef {
-    /// Name of the CimiProvider object.
+    /// CimiProvider (default) or CimiNamespacedProvider.
+    #[serde(default)]
+    pub kind: ProviderKind,
+    /// Name of the provider object.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+}
+
+impl ProviderRef {
+    /// A reference to the cluster-scoped CimiProvider `name`.
+    pub fn cluster(name: impl Into<String>) -> Self {
+        ProviderRef { kind: ProviderKind::CimiProvider, name: name.into() }
+    }
+    /// A reference to the CimiNamespacedProvider `name` of the object's namespace.
+    pub fn namespaced(name: impl Into<String>) -> Self {
+        ProviderRef { kind: ProviderKind::CimiNamespacedProvider, name: name.into() }
+    }
+
+    /// The key of the provider this reference names from an object of `namespace`: see [`ProviderKey`].
+    pub fn key(&self, namespace: &str) -> ProviderKey {
+        match self.kind {
+            ProviderKind::CimiProvider => ProviderKey::cluster(&self.name),
+            ProviderKind::CimiNamespacedProvider => ProviderKey::namespaced(namespace, &self.name),
+        }
+    }
+}
+
+/// One provider of either kind, as the operator keys its connections, metrics and logs: `name` for a
+/// CimiProvider, `namespace/name` for a CimiNamespacedProvider (a cluster-scoped name has no `/`, so the two
+/// never meet).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProviderKey {
+    /// Which kind of provider.
+    pub kind: ProviderKind,
+    /// The namespace of a CimiNamespacedProvider.
+    pub namespace: Option<String>,
+    /// The provider object's name.
+    pub name: String,
+}
+
+impl ProviderKey {
+    /// The CimiProvider `name`.
+    pub fn cluster(name: &str) -> Self {
+        ProviderKey { kind: ProviderKind::CimiProvider, namespace: None, name: name.to_string() }
+    }
+    /// The CimiNamespacedProvider `name` of `namespace`.
+    pub fn namespaced(namespace: &str, name: &str) -> Self {
+        ProviderKey {
+            kind: ProviderKind::CimiNamespacedProvider,
+            namespace: Some(namespace.to_string()),
+            name: name.to_string(),
+        }
+    }
+    /// The key written as [`fmt::Display`] writes it.
+    pub fn parse(text: &str) -> Self {
+        match text.split_once('/') {
+            Some((namespace, name)) => ProviderKey::namespaced(namespace, name),
+            None => ProviderKey::cluster(text),
+        }
+    }
+    /// "CimiProvider demo" or "CimiNamespacedProvider team-a/demo", for messages.
+    pub fn describe(&self) -> String {
+        format!("{} {self}", self.kind.as_str())
+    }
+}
+
+impl std::fmt::Display for ProviderKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{namespace}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
 }
 
 /// A reference to another object in the same namespace, by name.
@@ -35,16 +126,21 @@ pub struct LocalObjectRef {
     pub name: String,
 }
 
-/// A reference to a Secret in a given namespace.
+/// A reference to a Secret, by name: in the namespace of the object, or for a cluster-scoped CimiProvider in
+/// the operator's namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
-    /// Namespace of the Secret. For a CimiProvider this must be the operator's own namespace.
-    #[schemars(length(min = 1, max = 63))]
-    pub namespace: String,
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+}
+
+impl SecretRef {
+    /// A reference to the Secret `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        SecretRef { name: name.into() }
+    }
 }
 
 /// A reference to one key of a Secret in the namespace of the referring object.

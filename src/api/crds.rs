@@ -5,13 +5,20 @@ use kube::CustomResourceExt;
 
 use super::machine::CimiMachine;
 use super::network::CimiNetwork;
-use super::provider::CimiProvider;
+use super::provider::{CimiNamespacedProvider, CimiProvider};
 use super::system::CimiSystem;
 use super::volume::CimiVolume;
 
 /// Every CustomResourceDefinition of the operator, providers first.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![CimiProvider::crd(), CimiMachine::crd(), CimiVolume::crd(), CimiNetwork::crd(), CimiSystem::crd()]
+    vec![
+        CimiProvider::crd(),
+        CimiNamespacedProvider::crd(),
+        CimiMachine::crd(),
+        CimiVolume::crd(),
+        CimiNetwork::crd(),
+        CimiSystem::crd(),
+    ]
 }
 
 /// One CRD as YAML (one document, no leading `---`).

@@ -76,7 +76,7 @@ pub fn system_spec() -> Value {
 pub fn provider_spec() -> Value {
     json!({
         "endpoint": "https://cimi.example.net/cimi/cloudEntryPoint",
-        "credentialsSecretRef": {"namespace": "cimi-system", "name": "lab-credentials"},
+        "credentialSecretRef": {"name": "lab-credentials"},
         "rateLimit": {"requestsPerSecond": 20, "burst": 40, "maxConcurrent": 8},
         "trustedOrigins": ["https://jobs.example.net", "https://images.example.net:8443/"],
         "readLimits": {"maxBodySize": "32Mi", "maxPages": 2000, "maxEntries": 200000, "listingTimeout": "5m"}
@@ -106,12 +106,34 @@ pub fn valid_objects() -> Vec<Value> {
     });
     vec![
         object("CimiProvider", "valid-provider", provider_spec()),
+        object(
+            "CimiProvider",
+            "valid-provider-import-rights",
+            with(
+                provider_spec(),
+                &["importRights"],
+                json!([
+                    {"managementPolicies": ["ObserveOnly"]},
+                    {"namespaces": {"matchLabels": {"cimi.dev/import": "managed"}}, "managementPolicies": ["ObserveOnly", "Managed"]}
+                ]),
+            ),
+        ),
+        object(
+            "CimiNamespacedProvider",
+            "valid-namespaced-provider",
+            with(provider_spec(), &["importRights"], json!([{"managementPolicies": ["Managed"]}])),
+        ),
+        object(
+            "CimiMachine",
+            "valid-machine-on-a-namespaced-provider",
+            with(machine_spec(), &["providerRef"], json!({"kind": "CimiNamespacedProvider", "name": "team"})),
+        ),
         object("CimiMachine", "valid-machine", machine_spec()),
         object("CimiMachine", "valid-machine-inline", inline),
         object(
             "CimiMachine",
             "valid-machine-ref",
-            json!({"providerRef": {"name": "sim"}, "templateRef": {"name": "web"}}),
+            json!({"providerRef": {"name": "sim"}, "machineTemplate": {"name": "web"}}),
         ),
         object("CimiMachine", "valid-machine-observed", observed),
         object("CimiVolume", "valid-volume", volume_spec()),
@@ -127,7 +149,7 @@ pub fn valid_objects() -> Vec<Value> {
                 "template": {"componentDescriptors": [
                     {"name": "net", "networkTemplate": {"networkConfig": {"name": "private"}}},
                     {"name": "data", "volumeTemplate": {"capacity": "10Gi"}},
-                    {"name": "admin", "credentialTemplate": {"secretRef": {"name": "login"}}},
+                    {"name": "admin", "credentialTemplate": {"credentialSecretRef": {"name": "login"}}},
                     {"name": "web", "quantity": 2, "properties": {"tier": "front"}, "machineTemplate": {
                         "machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"},
                         "credential": {"href": "#admin"},
@@ -140,7 +162,7 @@ pub fn valid_objects() -> Vec<Value> {
         object(
             "CimiSystem",
             "valid-system-ref",
-            json!({"providerRef": {"name": "sim"}, "templateRef": {"name": "web-tier"}}),
+            json!({"providerRef": {"name": "sim"}, "systemTemplate": {"name": "web-tier"}}),
         ),
         object(
             "CimiSystem",
@@ -198,15 +220,15 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
         case(
             "machine-two-templates",
             "CimiMachine",
-            with(m(), &["templateRef"], json!({"name": "web"})),
-            "spec.templateRef and spec.template are mutually exclusive",
+            with(m(), &["machineTemplate"], json!({"name": "web"})),
+            "spec.machineTemplate and spec.template are mutually exclusive",
             Cel,
         ),
         case(
             "machine-no-template",
             "CimiMachine",
             without(m(), &["template"]),
-            "set exactly one of spec.templateRef and spec.template",
+            "set exactly one of spec.machineTemplate and spec.template",
             Cel,
         ),
         case(
@@ -389,9 +411,9 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
             with(
                 system_spec(),
                 &["template", "componentDescriptors"],
-                json!([{"name": "admin", "credentialTemplate": {"href": "http://sim/credentialTemplates/1", "secretRef": {"name": "login"}}}]),
+                json!([{"name": "admin", "credentialTemplate": {"href": "http://sim/credentialTemplates/1", "credentialSecretRef": {"name": "login"}}}]),
             ),
-            "credentialTemplate: set exactly one of name, href and secretRef",
+            "credentialTemplate: set exactly one of name, href and credentialSecretRef",
             Cel,
         ),
         case(
@@ -447,12 +469,37 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
             "provider-insecure-with-ca",
             "CimiProvider",
             with(
-                with(provider_spec(), &["insecureSkipTlsVerify"], json!(true)),
+                with(provider_spec(), &["insecureSkipTLSVerify"], json!(true)),
                 &["caBundleSecretRef"],
-                json!({"namespace": "cimi-system", "name": "lab-ca"}),
+                json!({"name": "lab-ca"}),
             ),
-            "caBundleSecretRef and insecureSkipTlsVerify are mutually exclusive",
+            "caBundleSecretRef and insecureSkipTLSVerify are mutually exclusive",
             Cel,
+        ),
+        case(
+            "namespaced-provider-import-rights-for-other-namespaces",
+            "CimiNamespacedProvider",
+            with(
+                provider_spec(),
+                &["importRights"],
+                json!([{"namespaces": {"matchLabels": {"team": "b"}}, "managementPolicies": ["Managed"]}]),
+            ),
+            "importRights of a CimiNamespacedProvider cannot name namespaces",
+            Cel,
+        ),
+        case(
+            "provider-import-right-twice-the-same-policy",
+            "CimiProvider",
+            with(provider_spec(), &["importRights"], json!([{"managementPolicies": ["Managed", "Managed"]}])),
+            "importRights: each management policy at most once",
+            Cel,
+        ),
+        case(
+            "machine-unknown-provider-kind",
+            "CimiMachine",
+            with(m(), &["providerRef", "kind"], json!("ClusterIssuer")),
+            "Unsupported value: \"ClusterIssuer\"",
+            OpenApi,
         ),
         case(
             "provider-burst-below-rate",
@@ -559,8 +606,8 @@ pub fn admission_cases() -> Vec<AdmissionCase> {
             "machine-swap-template-for-ref",
             "CimiMachine",
             m(),
-            with(without(m(), &["template"]), &["templateRef"], json!({"name": "web"})),
-            "spec.templateRef and spec.template cannot be added or removed after creation",
+            with(without(m(), &["template"]), &["machineTemplate"], json!({"name": "web"})),
+            "spec.machineTemplate and spec.template cannot be added or removed after creation",
         ),
         update(
             "machine-drop-import",

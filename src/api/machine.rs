@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{
     CatalogRef, DeletionPolicy, ImportSpec, LocalObjectRef, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
-    ResourceGonePolicy, SecretKeyRef, Timeouts,
+    ResourceGonePolicy, SecretKeyRef, SecretRef, Timeouts,
 };
 
 /// The power state the user wants the machine in.
@@ -55,22 +55,23 @@ impl PowerState {
     category = "cimi",
     derive = "PartialEq",
     doc = "A provider Machine managed through DMTF CIMI.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the machine exists and matches the spec"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "The provider's state of the machine"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the machine is in the desired state"),
     printcolumn(name = "CPU", type_ = "integer", json_path = ".status.cpu", description = "Number of CPUs"),
-    printcolumn(name = "Memory", type_ = "string", json_path = ".status.memoryDisplay", description = "Memory, human-readable"),
+    printcolumn(name = "Memory", type_ = "string", json_path = ".status.memory", description = "Memory"),
     printcolumn(name = "IP", type_ = "string", json_path = ".status.ip", description = "First address of the machine"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the machine is (not) ready", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.__import__) || has(self.templateRef) != has(self.template)").message("set exactly one of spec.templateRef and spec.template"),
-    validation = Rule::new("!(has(self.templateRef) && has(self.template))").message("spec.templateRef and spec.template are mutually exclusive"),
+    validation = Rule::new("has(self.__import__) || has(self.machineTemplate) != has(self.template)").message("set exactly one of spec.machineTemplate and spec.template"),
+    validation = Rule::new("!(has(self.machineTemplate) && has(self.template))").message("spec.machineTemplate and spec.template are mutually exclusive"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
     validation = Rule::new("self.resourceGonePolicy != 'Recreate' || (self.managementPolicy == 'Managed' && !has(self.__import__))").message("resourceGonePolicy Recreate needs a Managed object that is not imported: only what the operator created can be created again"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || has(self.__import__)").message("managementPolicy ObserveOnly requires spec.import: it observes an existing machine and never creates one"),
-    validation = Rule::new("has(self.templateRef) == has(oldSelf.templateRef) && has(self.template) == has(oldSelf.template)").message("spec.templateRef and spec.template cannot be added or removed after creation"),
+    validation = Rule::new("has(self.machineTemplate) == has(oldSelf.machineTemplate) && has(self.template) == has(oldSelf.template)").message("spec.machineTemplate and spec.template cannot be added or removed after creation"),
     validation = Rule::new("has(self.__import__) == has(oldSelf.__import__)").message("spec.import cannot be added or removed after creation"),
 )]
 pub struct CimiMachineSpec {
@@ -90,11 +91,11 @@ pub struct CimiMachineSpec {
     #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('cimi.dev/'))").message("properties keys starting with cimi.dev/ are reserved for the operator"))]
     pub properties: Option<Properties>,
-    /// A provider MachineTemplate, by name or href. Exclusive with `template`. Immutable.
+    /// A provider MachineTemplate of the catalog, by name or href. Exclusive with `template`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.templateRef is immutable"))]
-    pub template_ref: Option<CatalogRef>,
-    /// The machine's template by value. Exclusive with `templateRef`. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.machineTemplate is immutable"))]
+    pub machine_template: Option<CatalogRef>,
+    /// The machine's template by value. Exclusive with `machineTemplate`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.template is immutable; create a new CimiMachine instead"))]
     pub template: Option<MachineTemplateSpec>,
@@ -156,7 +157,7 @@ pub struct MachineTemplateSpec {
     pub machine_image: CatalogRef,
     /// A Secret in this namespace whose keys become the attributes of the machine's CIMI Credential (for example `username` and `password`, or `key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_secret_ref: Option<LocalObjectRef>,
+    pub credential_secret_ref: Option<SecretRef>,
     /// A Secret key in this namespace holding the user data handed to the machine (sent base64-encoded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data_secret_ref: Option<SecretKeyRef>,
@@ -210,12 +211,9 @@ pub struct CimiMachineStatus {
     /// Number of CPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<i64>,
-    /// Memory in KiB, as CIMI states it.
+    /// Memory, as a Kubernetes quantity (such as `4Gi`; CIMI states it in KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<i64>,
-    /// Memory, human-readable (such as `4Gi`), for printer columns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_display: Option<String>,
+    pub memory: Option<String>,
     /// The machine's IP addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
@@ -227,10 +225,10 @@ pub struct CimiMachineStatus {
     pub disks: Vec<ObservedDisk>,
     /// Attached volumes: the CimiVolume name, its href and where it appears.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<ObservedAttachment>,
+    pub volumes: Vec<AttachedVolume>,
     /// Network interfaces: the CimiNetwork name, the network href and the interface's addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub network_interfaces: Vec<ObservedAttachment>,
+    pub network_interfaces: Vec<NetworkInterface>,
     /// The href of the machine's latest snapshot, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_snapshot: Option<String>,
@@ -240,31 +238,46 @@ pub struct CimiMachineStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedDisk {
-    /// Capacity in kilobytes, as CIMI states it.
+    /// Capacity, as a Kubernetes quantity (CIMI states it in kilobytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<i64>,
+    pub capacity: Option<String>,
     /// Where the disk appears in the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_location: Option<String>,
 }
 
-/// A volume attachment or network interface as the provider reports it.
+/// A volume attached to the machine, as the provider reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ObservedAttachment {
-    /// The name of the CimiVolume or CimiNetwork object, when the operator knows it.
+pub struct AttachedVolume {
+    /// The name of the CimiVolume object, when the operator knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The href of the provider volume or network.
+    /// The href of the provider volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub href: Option<String>,
-    /// Where a volume appears in the machine.
+    /// Where the volume appears in the machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_location: Option<String>,
-    /// The interface's addresses, for a network interface.
+    /// The provider's state of the attachment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// A network interface of the machine, as the provider reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    /// The name of the CimiNetwork object, when the operator knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The href of the provider network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    /// The interface's addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
-    /// The provider's state of the attachment or interface.
+    /// The provider's state of the interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 }

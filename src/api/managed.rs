@@ -22,8 +22,13 @@ pub const DEFAULT_DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// A kind whose objects each stand for one provider resource.
 pub trait Managed: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
-    /// The name of the CimiProvider that serves the object.
-    fn provider_name(&self) -> &str;
+    /// The reference to the provider that serves the object.
+    fn provider_ref(&self) -> &super::common::ProviderRef;
+    /// The key of the provider that serves the object (`name`, or `namespace/name` for a
+    /// CimiNamespacedProvider, which is always in the object's namespace).
+    fn provider_key(&self) -> String {
+        self.provider_ref().key(self.meta().namespace.as_deref().unwrap_or_default()).to_string()
+    }
     /// The CIMI `name` to give the provider resource (the spec's, else the object's name).
     fn cimi_name(&self) -> String;
     /// The CIMI `description`, if any.
@@ -64,8 +69,8 @@ fn timeout_or(text: Option<&str>, default: Duration) -> Duration {
 macro_rules! impl_managed {
     ($kind:ty) => {
         impl Managed for $kind {
-            fn provider_name(&self) -> &str {
-                &self.spec.provider_ref.name
+            fn provider_ref(&self) -> &super::common::ProviderRef {
+                &self.spec.provider_ref
             }
             fn cimi_name(&self) -> String {
                 self.spec.name.clone().unwrap_or_else(|| self.name_any())
@@ -186,7 +191,7 @@ mod tests {
     fn machine() -> CimiMachine {
         let mut m = CimiMachine::new(
             "web-1",
-            CimiMachineSpec { provider_ref: ProviderRef { name: "lab".into() }, ..Default::default() },
+            CimiMachineSpec { provider_ref: ProviderRef::cluster("lab"), ..Default::default() },
         );
         m.metadata.namespace = Some("team-a".into());
         m.metadata.uid = Some("u-1".into());
@@ -196,7 +201,7 @@ mod tests {
     #[test]
     fn managed_accessors_and_defaults() {
         let mut m = machine();
-        assert_eq!(m.provider_name(), "lab");
+        assert_eq!(m.provider_key(), "lab");
         assert_eq!(m.cimi_name(), "web-1");
         assert_eq!(m.deletion_policy(), DeletionPolicy::Delete);
         assert_eq!(m.management_policy(), ManagementPolicy::Managed);

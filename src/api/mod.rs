@@ -1,8 +1,10 @@
 //! Custom resource types of the `cimi.dev` API group, version `v1alpha1`.
 //!
-//! - [`CimiProvider`] (cluster-scoped): a CIMI endpoint, its credentials, TLS, cadences and limits;
+//! - [`CimiProvider`] (cluster-scoped) and [`CimiNamespacedProvider`] (a team's own): a CIMI endpoint, its
+//!   credentials, TLS, cadences, limits and import rights;
 //! - [`CimiMachine`], [`CimiVolume`], [`CimiNetwork`], [`CimiSystem`] (namespaced): provider resources;
 //! - [`common`]: references, policies, import, timeouts, Job/meter/action status shared by the kinds;
+//! - [`conventions`]: the checked rules of `docs/api-conventions.md`, as a walk over a CRD schema;
 //! - [`conditions`]: condition types and the builder that keeps `lastTransitionTime`;
 //! - [`reasons`]: the catalogue of condition reasons (`docs/reasons.md` is generated from it);
 //! - [`reference`]: the API reference (`docs/api-reference.md`) generated from the CRDs;
@@ -15,6 +17,7 @@
 
 pub mod common;
 pub mod conditions;
+pub mod conventions;
 pub mod crds;
 pub mod fixtures;
 pub mod generate;
@@ -30,7 +33,10 @@ pub mod volume;
 
 pub use machine::{CimiMachine, CimiMachineSpec, CimiMachineStatus, PowerState};
 pub use network::{CimiNetwork, CimiNetworkSpec, CimiNetworkStatus};
-pub use provider::{CimiProvider, CimiProviderSpec, CimiProviderStatus};
+pub use provider::{
+    CimiNamespacedProvider, CimiNamespacedProviderSpec, CimiProvider, CimiProviderSpec, CimiProviderStatus,
+    ProviderSettings,
+};
 pub use reasons::Reason;
 pub use system::{CimiSystem, CimiSystemSpec, CimiSystemStatus};
 pub use volume::{CimiVolume, CimiVolumeSpec, CimiVolumeStatus};

@@ -42,10 +42,11 @@ impl NetworkType {
     category = "cimi",
     derive = "PartialEq",
     doc = "A provider Network managed through DMTF CIMI.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the network exists, is started and matches the spec"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "The provider's state of the network"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the network is started"),
     printcolumn(name = "Type", type_ = "string", json_path = ".status.networkType", description = "PUBLIC or PRIVATE"),
     printcolumn(name = "MTU", type_ = "integer", json_path = ".status.mtu", description = "Maximum transmission unit", priority = 1),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the network is (not) ready", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
 )]

@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::SecretRef;
+use super::common::{ManagementPolicy, SecretRef};
 
 /// The most catalog entries listed in status per collection; counts are always complete.
 pub const CATALOG_ENTRIES_PER_COLLECTION: usize = 50;
@@ -25,7 +25,7 @@ pub enum Format {
     Xml,
 }
 
-/// A CimiProvider is a CIMI endpoint that CimiMachines, CimiVolumes, CimiNetworks and CimiSystems reference. It is cluster-scoped; its Secrets live in the operator's namespace.
+/// A CimiProvider is a CIMI endpoint that CimiMachines, CimiVolumes, CimiNetworks and CimiSystems of every admitted namespace reference. It is cluster-scoped; its Secrets live in the operator's namespace.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "cimi.dev",
@@ -37,34 +37,82 @@ pub enum Format {
     shortname = "cimiprov",
     category = "cimi",
     derive = "PartialEq",
-    doc = "A DMTF CIMI endpoint that other cimi.dev objects reference.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the provider answers as a CIMI endpoint"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the provider is (not) ready"),
+    doc = "A DMTF CIMI endpoint that cimi.dev objects of admitted namespaces reference.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the provider answers as a CIMI endpoint with its credentials"),
     printcolumn(name = "Version", type_ = "string", json_path = ".status.cimiVersion", description = "The CIMI version the provider speaks"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".spec.endpoint", description = "The CloudEntryPoint URL", priority = 1),
     printcolumn(name = "Latency", type_ = "string", json_path = ".status.latency", description = "Latency of the last probe", priority = 1),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the provider is (not) ready", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!(self.insecureSkipTlsVerify && has(self.caBundleSecretRef))").message("caBundleSecretRef and insecureSkipTlsVerify are mutually exclusive"),
+    validation = Rule::new("!(self.insecureSkipTLSVerify && has(self.caBundleSecretRef))").message("caBundleSecretRef and insecureSkipTLSVerify are mutually exclusive"),
     validation = Rule::new("!has(self.caBundleSecretRef) || self.endpoint.startsWith('https://')").message("caBundleSecretRef needs an https endpoint"),
     validation = Rule::new("!self.caBundleReplacesSystemRoots || has(self.caBundleSecretRef)").message("caBundleReplacesSystemRoots needs caBundleSecretRef"),
 )]
 pub struct CimiProviderSpec {
+    /// Endpoint, credentials, TLS, cadences, limits and import rights.
+    #[serde(flatten)]
+    pub settings: ProviderSettings,
+    /// Only objects in namespaces matching this label selector may use the provider; absent means all namespaces. Objects elsewhere get `Ready=False` with reason NotAllowedNamespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<LabelSelector>,
+}
+
+/// A CimiNamespacedProvider is a CIMI endpoint of one namespace: a team's own provider account. Its Secrets live in its namespace, and only objects of that namespace may use it (with `providerRef.kind: CimiNamespacedProvider`).
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "cimi.dev",
+    version = "v1alpha1",
+    kind = "CimiNamespacedProvider",
+    plural = "ciminamespacedproviders",
+    singular = "ciminamespacedprovider",
+    namespaced,
+    status = "CimiProviderStatus",
+    shortname = "cimiprovns",
+    category = "cimi",
+    derive = "PartialEq",
+    doc = "A DMTF CIMI endpoint that cimi.dev objects of its own namespace reference.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the provider answers as a CIMI endpoint with its credentials"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.cimiVersion", description = "The CIMI version the provider speaks"),
+    printcolumn(name = "Endpoint", type_ = "string", json_path = ".spec.endpoint", description = "The CloudEntryPoint URL", priority = 1),
+    printcolumn(name = "Latency", type_ = "string", json_path = ".status.latency", description = "Latency of the last probe", priority = 1),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the provider is (not) ready", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(self.insecureSkipTLSVerify && has(self.caBundleSecretRef))").message("caBundleSecretRef and insecureSkipTLSVerify are mutually exclusive"),
+    validation = Rule::new("!has(self.caBundleSecretRef) || self.endpoint.startsWith('https://')").message("caBundleSecretRef needs an https endpoint"),
+    validation = Rule::new("!self.caBundleReplacesSystemRoots || has(self.caBundleSecretRef)").message("caBundleReplacesSystemRoots needs caBundleSecretRef"),
+    validation = Rule::new("!has(self.importRights) || self.importRights.all(r, !has(r.namespaces))").message("importRights of a CimiNamespacedProvider cannot name namespaces: only its own namespace uses it"),
+)]
+pub struct CimiNamespacedProviderSpec {
+    /// Endpoint, credentials, TLS, cadences, limits and import rights.
+    #[serde(flatten)]
+    pub settings: ProviderSettings,
+}
+
+/// What both provider kinds are made of: the endpoint, its credentials and TLS, the cadences of observation,
+/// the limits kept towards it, and who may import its resources.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderSettings {
     /// The CloudEntryPoint URL, such as `https://cimi.example.net/`.
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']").message("endpoint must be an http or https URL"))]
     pub endpoint: String,
-    /// A Secret in the operator's namespace with keys `username` and `password`, or `token`.
+    /// A Secret with keys `username` and `password`, or `token`: in the operator's namespace for a CimiProvider, in its own namespace for a CimiNamespacedProvider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_secret_ref: Option<SecretRef>,
-    /// A Secret in the operator's namespace whose key `ca.crt` holds the CA bundle that signs the provider's certificate.
+    pub credential_secret_ref: Option<SecretRef>,
+    /// A Secret (in the same namespace as the credential's) whose key `ca.crt` holds the CA bundle that signs the provider's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle_secret_ref: Option<SecretRef>,
     /// Accept any certificate from the provider. For tests only.
-    #[serde(default)]
+    #[serde(default, rename = "insecureSkipTLSVerify")]
     pub insecure_skip_tls_verify: bool,
     /// The serialization to speak: json (default) or xml.
     #[serde(default)]
@@ -85,16 +133,13 @@ pub struct CimiProviderSpec {
     /// The request budget the operator keeps towards this provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Only objects in namespaces matching this label selector may use the provider; absent means all namespaces. Objects elsewhere get `Ready=False` with reason NotAllowedNamespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_namespaces: Option<LabelSelector>,
     /// Origins (`scheme://host[:port]`), besides the endpoint's, that the operator may send requests and credentials to, for providers whose baseURI, collections or Jobs live on another host. Every other href, from the provider or from a spec, is refused with reason UntrustedHref.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(min = 1, max = 512)))]
     #[x_kube(validation = Rule::new("self.all(o, isURL(o) && url(o).getScheme() in ['http', 'https'] && url(o).getEscapedPath() in ['', '/'] && !o.contains('@') && !o.contains('?') && !o.contains('#'))").message("trustedOrigins: each entry must be an origin, scheme://host[:port], with scheme http or https and no path, user info, query or fragment"))]
     pub trusted_origins: Vec<String>,
     /// Send credentials over plain `http://` (the endpoint or a trusted origin). Without it, a plain-http provider with credentials is not Ready (reason PlainHttpNotAllowed). For labs and loopback simulators only.
-    #[serde(default)]
+    #[serde(default, rename = "allowPlainHTTP")]
     pub allow_plain_http: bool,
     /// Bounds on what the operator reads from the provider; each that trips gives reason ReadLimitExceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +147,44 @@ pub struct CimiProviderSpec {
     /// Trust only the CA bundle of caBundleSecretRef for the provider's certificate, not the system roots as well.
     #[serde(default)]
     pub ca_bundle_replaces_system_roots: bool,
+    /// Who may adopt the provider's existing resources with `spec.import`, and how. Absent: every namespace that may use the provider may import, ObserveOnly only. Present: a namespace may import with the policies of the rights whose `namespaces` select it (a right without `namespaces` selects every namespace that may use the provider); any other import is refused with reason ImportNotAllowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub import_rights: Option<Vec<ImportRight>>,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        ProviderSettings {
+            endpoint: String::new(),
+            credential_secret_ref: None,
+            ca_bundle_secret_ref: None,
+            insecure_skip_tls_verify: false,
+            format: Format::default(),
+            poll_interval: default_poll_interval(),
+            meter_interval: default_meter_interval(),
+            event_interval: default_event_interval(),
+            rate_limit: None,
+            trusted_origins: Vec::new(),
+            allow_plain_http: false,
+            read_limits: None,
+            ca_bundle_replaces_system_roots: false,
+            import_rights: None,
+        }
+    }
+}
+
+/// One grant of `spec.import`: the namespaces it applies to and the management policies they may import with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRight {
+    /// The namespaces (by label) this right applies to; absent means every namespace that may use the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<LabelSelector>,
+    /// ObserveOnly, Managed, or both: how imported objects may treat the adopted resource (Managed may change and delete it).
+    #[schemars(length(min = 1, max = 2))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q == p))").message("importRights: each management policy at most once"))]
+    pub management_policies: Vec<ManagementPolicy>,
 }
 
 /// Bounds on what the operator reads from a provider.
@@ -197,13 +280,10 @@ impl Default for RateLimit {
     }
 }
 
-/// What the operator learned of the provider at its last probe.
+/// What the operator learned of the provider at its last probe (both provider kinds).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CimiProviderStatus {
-    /// True when the last probe reached a CIMI CloudEntryPoint with the given credentials.
-    #[serde(default)]
-    pub ready: bool,
     /// Ready, InUse, and Stalled when a human must act (bad credentials, not a CIMI endpoint, TLS, refused hrefs, read limits); see docs/reasons.md for every reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -309,18 +389,19 @@ pub fn credentials_from_secret(data: &BTreeMap<String, Vec<u8>>, secret: &str) -
     }
 }
 
-impl CimiProvider {
-    /// The CIMI client configuration this provider's spec describes, with the credentials and CA bundle read
+impl ProviderSettings {
+    /// The CIMI client configuration these settings describe for the provider `name` (its key: `name` for a
+    /// CimiProvider, `namespace/name` for a CimiNamespacedProvider), with the credentials and CA bundle read
     /// from its Secrets: endpoint, format, TLS, the origins credentials may go to, plain http, read limits and
     /// the rate budget. Shared by the operator and `kubectl cimi`; each sets its own timeouts and retries.
     pub fn client_config(
         &self,
+        name: &str,
         auth: crate::cimi::Auth,
         ca_bundle_pem: Option<Vec<u8>>,
     ) -> Result<crate::cimi::ClientConfig, crate::cimi::CimiError> {
-        let spec = &self.spec;
-        let name = self.metadata.name.clone().unwrap_or_default();
-        let mut config = crate::cimi::ClientConfig::new(&name, &spec.endpoint)?;
+        let spec = self;
+        let mut config = crate::cimi::ClientConfig::new(name, &spec.endpoint)?;
         config.trusted_origins = spec.trusted_origins.clone();
         let transport = &mut config.transport;
         transport.auth = auth;

@@ -109,43 +109,35 @@ pub fn capacity_kb(quantity: &Quantity) -> Result<i64, QuantityError> {
     to_units(&quantity.0, 1000)
 }
 
-/// Formats a CIMI memory value (KiB) for a printer column: the largest binary unit that keeps one
-/// decimal at most (`4194304` -> `4Gi`, `1572864` -> `1.5Gi`).
-pub fn format_memory_kib(kib: i64) -> String {
-    format_binary(i128::from(kib) * 1024)
+/// A CIMI memory value (KiB) as the exact Kubernetes quantity it is, in the largest binary unit that divides
+/// it (`4194304` -> `4Gi`, `1572864` -> `1536Mi`, `8000000` -> `8000000Ki`).
+pub fn memory_quantity(kib: i64) -> String {
+    exact(
+        i128::from(kib) * 1024,
+        &[("Ei", 1 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)],
+    )
 }
 
-/// Formats a CIMI capacity value (kB) for a printer column in decimal units (`10000000` -> `10G`).
-pub fn format_capacity_kb(kb: i64) -> String {
-    let bytes = i128::from(kb) * 1000;
-    let units = [("E", 18u32), ("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3)];
-    for (suffix, power) in units {
-        let unit = 10i128.pow(power);
-        if bytes >= unit {
-            return with_one_decimal(bytes, unit, suffix);
+/// A CIMI capacity value (kB) as the exact Kubernetes quantity it is, in the largest decimal unit that divides
+/// it (`10000000` -> `10G`, `10737419` -> `10737419k`).
+pub fn capacity_quantity(kb: i64) -> String {
+    let power = |p: u32| 10i128.pow(p);
+    exact(
+        i128::from(kb) * 1000,
+        &[("E", power(18)), ("P", power(15)), ("T", power(12)), ("G", power(9)), ("M", power(6)), ("k", power(3))],
+    )
+}
+
+fn exact(bytes: i128, units: &[(&str, i128)]) -> String {
+    if bytes == 0 {
+        return "0".to_string();
+    }
+    for (suffix, unit) in units {
+        if bytes % unit == 0 {
+            return format!("{}{suffix}", bytes / unit);
         }
     }
     bytes.to_string()
-}
-
-fn format_binary(bytes: i128) -> String {
-    let units = [("Ei", 60u32), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)];
-    for (suffix, shift) in units {
-        let unit = 1i128 << shift;
-        if bytes >= unit {
-            return with_one_decimal(bytes, unit, suffix);
-        }
-    }
-    bytes.to_string()
-}
-
-fn with_one_decimal(value: i128, unit: i128, suffix: &str) -> String {
-    let tenths = (value * 10 + unit / 2) / unit;
-    if tenths % 10 == 0 {
-        format!("{}{suffix}", tenths / 10)
-    } else {
-        format!("{}.{}{suffix}", tenths / 10, tenths % 10)
-    }
 }
 
 #[cfg(test)]
@@ -187,13 +179,20 @@ mod tests {
     }
 
     #[test]
-    fn printer_strings_are_readable() {
-        assert_eq!(format_memory_kib(4 * 1024 * 1024), "4Gi");
-        assert_eq!(format_memory_kib(1536 * 1024), "1.5Gi");
-        assert_eq!(format_memory_kib(8_000_000), "7.6Gi");
-        assert_eq!(format_memory_kib(512), "512Ki");
-        assert_eq!(format_capacity_kb(10_000_000), "10G");
-        assert_eq!(format_capacity_kb(1_500), "1.5M");
-        assert_eq!(format_capacity_kb(0), "0");
+    fn provider_sizes_are_exact_quantities_in_the_largest_unit_that_divides_them() {
+        assert_eq!(memory_quantity(4 * 1024 * 1024), "4Gi");
+        assert_eq!(memory_quantity(1536 * 1024), "1536Mi");
+        assert_eq!(memory_quantity(8_000_000), "8000000Ki");
+        assert_eq!(memory_quantity(512), "512Ki");
+        assert_eq!(capacity_quantity(10_000_000), "10G");
+        assert_eq!(capacity_quantity(1_500), "1500k");
+        assert_eq!(capacity_quantity(10_737_419), "10737419k");
+        assert_eq!(capacity_quantity(0), "0");
+        for kib in [1, 1024, 8_000_000, 4 * 1024 * 1024] {
+            assert_eq!(memory_kib(&q(&memory_quantity(kib))), Ok(kib), "round trip of {kib} KiB");
+        }
+        for kb in [1, 1_500, 10_737_419, 10_000_000] {
+            assert_eq!(capacity_kb(&q(&capacity_quantity(kb))), Ok(kb), "round trip of {kb} kB");
+        }
     }
 }

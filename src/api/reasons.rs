@@ -106,8 +106,14 @@ reasons! {
         "`spec.import.filter` matches more than one provider resource.",
         "Narrow the filter, or import by href.";
     ImportConflict: [Ready, Stalled]
-        "The provider resource `spec.import` names carries another object's `cimi.dev/uid` tag: it is managed already.",
-        "Import another resource, or release it first (delete the other object with deletionPolicy Orphan).";
+        "The provider resource `spec.import` names belongs to someone else: it carries another live object's \
+         `cimi.dev/uid` tag, or the tags of another cluster or namespace.",
+        "Import another resource, or have its owner release it first (delete their object with deletionPolicy Orphan).";
+    ImportNotAllowed: [Ready, Stalled]
+        "The provider does not grant the object's namespace the right to import with its managementPolicy \
+         (`spec.importRights`; by default only ObserveOnly imports are granted). Nothing was read or adopted.",
+        "Import with managementPolicy ObserveOnly (and deletionPolicy Orphan), or ask the provider's owner to add \
+         an import right for the namespace.";
     AdoptionConflict: [Ready, Stalled]
         "Before creating, the operator looked for a provider resource carrying this object's identity (cluster, \
          kind, namespace, name) and found several, or one that a live object claims; nothing was adopted or created.",
@@ -173,7 +179,7 @@ reasons! {
     PlainHttpNotAllowed: [Ready, Stalled]
         "CimiProvider: the endpoint (or a trusted origin) is plain `http://` and credentials are configured; they \
          would travel in clear text, so the operator does not connect.",
-        "Use an `https://` endpoint, or set `spec.allowPlainHttp: true` if the network to the provider is trusted \
+        "Use an `https://` endpoint, or set `spec.allowPlainHTTP: true` if the network to the provider is trusted \
          (a lab, a loopback simulator).";
     CredentialsNotFound: [Ready, Stalled]
         "CimiProvider: the credentials or CA Secret is missing, lacks its keys, or is outside the operator's namespace.",

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::common::{
-    CatalogRef, DeletionPolicy, EventCursor, ImportSpec, JobStatus, LocalObjectRef, ManagedStatus, ManagementPolicy,
-    Properties, ProviderRef, ResourceGonePolicy, Timeouts,
+    CatalogRef, DeletionPolicy, EventCursor, ImportSpec, JobStatus, ManagedStatus, ManagementPolicy, Properties,
+    ProviderRef, ResourceGonePolicy, SecretRef, Timeouts,
 };
 use super::machine::PowerState;
 
@@ -29,20 +29,21 @@ use super::machine::PowerState;
     category = "cimi",
     derive = "PartialEq",
     doc = "A provider System (a group of resources) managed through DMTF CIMI.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the system and all its members are in the desired state"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "The provider's state of the system (MIXED when its machines disagree)"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready", description = "Members in the desired state / all members"),
-    printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the system and all its members are in the desired state"),
+    printcolumn(name = "Members", type_ = "string", json_path = ".status.members.summary", description = "Members in the desired state / all members"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the system is (not) ready", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.__import__) || has(self.templateRef) != has(self.template)").message("set exactly one of spec.templateRef and spec.template"),
-    validation = Rule::new("!(has(self.templateRef) && has(self.template))").message("spec.templateRef and spec.template are mutually exclusive"),
+    validation = Rule::new("has(self.__import__) || has(self.systemTemplate) != has(self.template)").message("set exactly one of spec.systemTemplate and spec.template"),
+    validation = Rule::new("!(has(self.systemTemplate) && has(self.template))").message("spec.systemTemplate and spec.template are mutually exclusive"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
     validation = Rule::new("self.resourceGonePolicy != 'Recreate' || (self.managementPolicy == 'Managed' && !has(self.__import__))").message("resourceGonePolicy Recreate needs a Managed object that is not imported: only what the operator created can be created again"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || has(self.__import__)").message("managementPolicy ObserveOnly requires spec.import: it observes an existing system and never creates one"),
-    validation = Rule::new("has(self.templateRef) == has(oldSelf.templateRef) && has(self.template) == has(oldSelf.template)").message("spec.templateRef and spec.template cannot be added or removed after creation"),
+    validation = Rule::new("has(self.systemTemplate) == has(oldSelf.systemTemplate) && has(self.template) == has(oldSelf.template)").message("spec.systemTemplate and spec.template cannot be added or removed after creation"),
     validation = Rule::new("has(self.__import__) == has(oldSelf.__import__)").message("spec.import cannot be added or removed after creation"),
 )]
 pub struct CimiSystemSpec {
@@ -62,11 +63,11 @@ pub struct CimiSystemSpec {
     #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('cimi.dev/'))").message("properties keys starting with cimi.dev/ are reserved for the operator"))]
     pub properties: Option<Properties>,
-    /// A provider SystemTemplate, by name or href. Exclusive with `template`. Immutable.
+    /// A provider SystemTemplate of the catalog, by name or href. Exclusive with `template`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.templateRef is immutable"))]
-    pub template_ref: Option<CatalogRef>,
-    /// The system's template by value. Exclusive with `templateRef`. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.systemTemplate is immutable"))]
+    pub system_template: Option<CatalogRef>,
+    /// The system's template by value. Exclusive with `systemTemplate`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.template is immutable; create a new CimiSystem instead"))]
     pub template: Option<SystemTemplateSpec>,
@@ -261,7 +262,7 @@ pub struct ComponentNetworkTemplate {
 /// this namespace whose keys become the Credential's attributes (for example `userID` and `password`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.name) ? 1 : 0) + (has(self.href) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1").message("credentialTemplate: set exactly one of name, href and secretRef"))]
+#[x_kube(validation = Rule::new("(has(self.name) ? 1 : 0) + (has(self.href) ? 1 : 0) + (has(self.credentialSecretRef) ? 1 : 0) == 1").message("credentialTemplate: set exactly one of name, href and credentialSecretRef"))]
 pub struct ComponentCredentialTemplate {
     /// The CIMI name of a provider CredentialTemplate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,7 +274,7 @@ pub struct ComponentCredentialTemplate {
     pub href: Option<String>,
     /// A Secret in this namespace whose keys become the Credential's attributes (never shown in status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_ref: Option<LocalObjectRef>,
+    pub credential_secret_ref: Option<SecretRef>,
 }
 
 /// What the operator observed of the system.
@@ -284,24 +285,15 @@ pub struct CimiSystemStatus {
     /// shares. `job` is the system's own Job; `nestedJobs` shows its components' Jobs.
     #[serde(flatten)]
     pub common: ManagedStatus,
-    /// `ready/total` members, for printer columns (such as `3/4`).
+    /// How many members are in the desired state, of how many, and in which provider states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready: Option<String>,
-    /// Members in the desired state: machines in the spec's power state, volumes AVAILABLE, networks STARTED.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub members_ready: Option<i32>,
-    /// All members of the system (machines, volumes and networks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub members_total: Option<i32>,
-    /// How many members are in each provider state, such as `STARTED: 2`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub member_states: BTreeMap<String, i32>,
+    pub members: Option<MemberCounts>,
     /// The system's machines (at most 100 are listed; the counts cover all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub machines: Vec<SystemMember>,
+    pub machines: Vec<MachineMember>,
     /// The system's volumes (at most 100 are listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<SystemMember>,
+    pub volumes: Vec<VolumeMember>,
     /// The system's networks (at most 100 are listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<SystemMember>,
@@ -313,7 +305,22 @@ pub struct CimiSystemStatus {
     pub exposed: Vec<String>,
 }
 
-/// One member resource of a system, as the provider reports it.
+/// The members of a system in numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberCounts {
+    /// Members in the desired state: machines in the spec's power state, volumes AVAILABLE, networks STARTED.
+    pub ready: i32,
+    /// All members (machines, volumes and networks).
+    pub total: i32,
+    /// `ready/total`, for the printer column (such as `3/4`).
+    pub summary: String,
+    /// How many members are in each provider state, such as `STARTED: 2`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub states: BTreeMap<String, i32>,
+}
+
+/// What every member of a system has, as the provider reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemMember {
@@ -325,18 +332,77 @@ pub struct SystemMember {
     /// The member's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// The IP addresses of a machine.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub addresses: Vec<String>,
-    /// Number of CPUs of a machine.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<i64>,
-    /// Memory of a machine in KiB, or capacity of a volume in kB, as CIMI states them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<i64>,
     /// The last of the member's provider events mirrored onto the system as a Kubernetes Event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_cursor: Option<EventCursor>,
+}
+
+/// A machine of a system.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineMember {
+    /// Name, href, state and event cursor.
+    #[serde(flatten)]
+    pub member: SystemMember,
+    /// The machine's IP addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Number of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<i64>,
+    /// Memory, as a Kubernetes quantity (CIMI states it in KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// A volume of a system.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMember {
+    /// Name, href, state and event cursor.
+    #[serde(flatten)]
+    pub member: SystemMember,
+    /// Capacity, as a Kubernetes quantity (CIMI states it in kilobytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
+}
+
+impl AsRef<SystemMember> for SystemMember {
+    fn as_ref(&self) -> &SystemMember {
+        self
+    }
+}
+
+impl AsRef<SystemMember> for MachineMember {
+    fn as_ref(&self) -> &SystemMember {
+        &self.member
+    }
+}
+
+impl AsRef<SystemMember> for VolumeMember {
+    fn as_ref(&self) -> &SystemMember {
+        &self.member
+    }
+}
+
+impl CimiSystemStatus {
+    /// Every member (machines, volumes, networks) by what they share.
+    pub fn all_members(&self) -> impl Iterator<Item = &SystemMember> {
+        self.machines
+            .iter()
+            .map(|m| &m.member)
+            .chain(self.volumes.iter().map(|v| &v.member))
+            .chain(self.networks.iter())
+    }
+
+    /// Every member, to update what they share.
+    pub fn all_members_mut(&mut self) -> impl Iterator<Item = &mut SystemMember> {
+        self.machines
+            .iter_mut()
+            .map(|m| &mut m.member)
+            .chain(self.volumes.iter_mut().map(|v| &mut v.member))
+            .chain(self.networks.iter_mut())
+    }
 }
 
 /// A nested Job of the system's Job: one component's part of a system operation.

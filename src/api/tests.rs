@@ -42,6 +42,7 @@ fn rule_messages(value: &Value, out: &mut Vec<(String, String)>) {
 fn every_kind_has_names_scope_category_and_status() {
     let expected = [
         ("CimiProvider", "cimiproviders", "cimiprov", "Cluster"),
+        ("CimiNamespacedProvider", "ciminamespacedproviders", "cimiprovns", "Namespaced"),
         ("CimiMachine", "cimimachines", "cimim", "Namespaced"),
         ("CimiVolume", "cimivolumes", "cimivol", "Namespaced"),
         ("CimiNetwork", "ciminetworks", "ciminet", "Namespaced"),
@@ -79,34 +80,42 @@ fn short_names_collide_with_no_builtin() {
 
 #[test]
 fn printer_columns_answer_is_it_up_and_what_is_it() {
-    let expected: [(&str, &[&str]); 5] = [
-        ("CimiMachine", &["State", "Ready", "CPU", "Memory", "IP", "Age"]),
-        ("CimiVolume", &["State", "Ready", "Capacity", "Age"]),
-        ("CimiNetwork", &["State", "Ready", "Type", "Age"]),
-        ("CimiSystem", &["State", "Ready", "Available", "Age"]),
-        ("CimiProvider", &["Ready", "Reason", "Version", "Age"]),
+    // docs/api-conventions.md: READY first (the Ready condition), the kind's own columns, AGE last; the Ready
+    // reason (and details) in the wide output.
+    let expected: [(&str, &[&str], &[&str]); 6] = [
+        ("CimiProvider", &["Ready", "Version", "Age"], &["Endpoint", "Latency", "Reason"]),
+        ("CimiNamespacedProvider", &["Ready", "Version", "Age"], &["Endpoint", "Latency", "Reason"]),
+        ("CimiMachine", &["Ready", "State", "CPU", "Memory", "IP", "Age"], &["Reason"]),
+        ("CimiVolume", &["Ready", "State", "Capacity", "Age"], &["Attached", "Reason"]),
+        ("CimiNetwork", &["Ready", "State", "Type", "Age"], &["MTU", "Reason"]),
+        ("CimiSystem", &["Ready", "State", "Members", "Age"], &["Reason"]),
     ];
-    for (kind, columns) in expected {
+    for (kind, default, wide) in expected {
         let crd = crd_of(kind);
-        let names: Vec<_> = crd.spec.versions[0]
-            .additional_printer_columns
-            .as_ref()
-            .expect("printer columns")
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
-        for column in columns {
-            assert!(names.iter().any(|n| n == column), "{kind} lacks column {column}: {names:?}");
-        }
+        let columns = crd.spec.versions[0].additional_printer_columns.clone().expect("printer columns");
+        let shown = |wide: bool| -> Vec<String> {
+            columns.iter().filter(|c| (c.priority.unwrap_or(0) > 0) == wide).map(|c| c.name.clone()).collect()
+        };
+        assert_eq!(shown(false), default, "{kind}: the default columns, in order");
+        assert_eq!(shown(true), wide, "{kind}: the wide columns");
+        let ready = columns.iter().find(|c| c.name == "Ready").expect("ready column");
+        assert_eq!(
+            ready.json_path, ".status.conditions[?(@.type==\"Ready\")].status",
+            "{kind}: READY is the condition"
+        );
     }
-    let machine = crd_of("CimiMachine");
-    let columns = machine.spec.versions[0].additional_printer_columns.as_ref().expect("columns");
-    let memory = columns.iter().find(|c| c.name == "Memory").expect("memory column");
-    assert_eq!(memory.json_path, ".status.memoryDisplay");
-    let system = crd_of("CimiSystem");
-    let columns = system.spec.versions[0].additional_printer_columns.as_ref().expect("columns");
-    let ready = columns.iter().find(|c| c.name == "Ready").expect("ready column");
-    assert_eq!(ready.json_path, ".status.ready", "READY shows members ready/total, such as 2/2");
+    let path = |kind: &str, column: &str| {
+        crd_of(kind).spec.versions[0]
+            .additional_printer_columns
+            .clone()
+            .expect("columns")
+            .into_iter()
+            .find(|c| c.name == column)
+            .map(|c| c.json_path)
+            .expect("column")
+    };
+    assert_eq!(path("CimiMachine", "Memory"), ".status.memory", "a quantity, shown as is");
+    assert_eq!(path("CimiSystem", "Members"), ".status.members.summary", "members ready/total, such as 2/2");
 }
 
 #[test]
@@ -197,8 +206,10 @@ fn committed_crds_match_the_code() {
 #[test]
 fn crd_stream_holds_every_kind() {
     let stream = crds_yaml().expect("yaml");
-    assert_eq!(stream.matches("---\n").count(), 5);
-    for plural in ["cimiproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"] {
+    assert_eq!(stream.matches("---\n").count(), 6);
+    for plural in
+        ["cimiproviders", "ciminamespacedproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"]
+    {
         assert!(stream.contains(&format!("name: {plural}.cimi.dev")), "{plural}");
     }
 }
@@ -217,6 +228,7 @@ fn defaulted(object: &Value) -> Option<Value> {
         "CimiNetwork" => round::<CimiNetwork>(object),
         "CimiSystem" => round::<CimiSystem>(object),
         "CimiProvider" => round::<CimiProvider>(object),
+        "CimiNamespacedProvider" => round::<crate::api::CimiNamespacedProvider>(object),
         _ => None,
     }
 }
@@ -312,6 +324,7 @@ fn openapi_cases_break_the_schema() {
             "machine-bad-power-state"
             | "machine-bad-deletion-policy"
             | "provider-bad-format"
+            | "machine-unknown-provider-kind"
             | "system-bad-power-state" => "\"enum\"",
             "system-zero-quantity" => "\"minimum\":1",
             "machine-too-many-interfaces" => "\"maxItems\":8",

@@ -24,10 +24,11 @@ use super::common::{
     category = "cimi",
     derive = "PartialEq",
     doc = "A provider Volume managed through DMTF CIMI.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the volume exists, is available and matches the spec"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "The provider's state of the volume"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the volume is available"),
-    printcolumn(name = "Capacity", type_ = "string", json_path = ".status.capacityDisplay", description = "Capacity, human-readable"),
-    printcolumn(name = "Attached", type_ = "string", json_path = ".status.attachedTo", description = "The CimiMachine the volume is attached to", priority = 1),
+    printcolumn(name = "Capacity", type_ = "string", json_path = ".status.capacity", description = "Capacity"),
+    printcolumn(name = "Attached", type_ = "string", json_path = ".status.attachedTo", description = "The CimiMachines that hold the volume", priority = 1),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the volume is (not) ready", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")
 )]
@@ -116,19 +117,17 @@ pub struct CimiVolumeStatus {
     /// State, Job, conditions and the other fields every kind shares.
     #[serde(flatten)]
     pub common: ManagedStatus,
-    /// Capacity in kilobytes, as CIMI states it.
+    /// Capacity, as a Kubernetes quantity (CIMI states it in kilobytes: `10G`, or `10737419k` for a `10Gi`
+    /// request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<i64>,
-    /// Capacity, human-readable (such as `10G`), for printer columns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity_display: Option<String>,
+    pub capacity: Option<String>,
     /// The volume type URI the provider reports.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
     pub type_: Option<String>,
     /// Whether the provider reports the volume as bootable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootable: Option<bool>,
-    /// The CimiMachine(s) the volume is attached to, comma-separated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attached_to: Option<String>,
+    /// The CimiMachines (in this namespace) that hold the volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached_to: Vec<String>,
 }

@@ -38,12 +38,42 @@ pub fn namespaced<K>(ctx: &Context, shutdown: &CancellationToken) -> Controller<
 where
     K: Managed + super::stores::Cached,
 {
-    let status_of: crate::runtime::watches::StatusOf<K> = |k: &K| (k.provider_name(), k.managed_status());
+    let status_of: crate::runtime::watches::StatusOf<K> = |k: &K| (k.provider_key(), k.managed_status());
     let (store, triggers, release) = ctx.watches().reflect::<K>(Some(status_of));
     ctx.stores.register(store.clone(), release.listed());
+    let provider_ready = on_provider_ready(ctx, store.clone());
     Controller::for_stream(triggers, store)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
+        .reconcile_on(provider_ready)
+}
+
+/// The objects of `store` that name a provider, each time that provider turns ready: an object created before
+/// its provider (GitOps applies them together), or one that waited while its provider was not ready, goes on at
+/// once rather than at its next retry.
+pub fn on_provider_ready<K>(
+    ctx: &Context,
+    store: Store<K>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: Managed + Clone + Send + Sync + 'static,
+{
+    let rx = ctx.providers.subscribe_ready();
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(key) => return Some((key, rx)),
+                // Missed announcements: the objects retry on their own; keep listening.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .flat_map(move |key| {
+        let users: Vec<ObjectRef<K>> =
+            store.state().iter().filter(|o| o.provider_key() == key).map(|o| ObjectRef::from_obj(&**o)).collect();
+        futures::stream::iter(users)
+    })
 }
 
 /// A controller of the cluster-scoped kind `K` (CimiProvider), as [`namespaced`].
@@ -52,6 +82,24 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, triggers, release) = ctx.watches().reflect_cluster::<K>();
+    Controller::for_stream(triggers, store)
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
+}
+
+/// A controller of a namespaced kind that is not a managed kind (CimiNamespacedProvider), on every watched
+/// namespace, as [`namespaced`] without the resource gauges and the shared store.
+pub fn namespaced_unmanaged<K>(ctx: &Context, shutdown: &CancellationToken) -> Controller<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, triggers, release) = ctx.watches().reflect::<K>(None);
     Controller::for_stream(triggers, store)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))

@@ -67,6 +67,10 @@ pub struct GlobalArgs {
     /// Never colour the output (colour is used only on a terminal, and never when NO_COLOR is set).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// The operator's namespace, which holds the Secrets of the cluster-scoped CimiProviders (the commands
+    /// that read a provider read them with your permissions, as the operator does).
+    #[arg(long, global = true, env = "CIMI_OPERATOR_NAMESPACE", default_value = "cimi-system")]
+    pub operator_namespace: String,
 }
 
 /// The commands.
@@ -216,7 +220,7 @@ pub struct DoctorArgs {
     /// For a URL: accept any certificate (tests only).
     #[arg(long)]
     pub insecure_skip_tls_verify: bool,
-    /// For an http:// URL: send the credentials over plain http (as a CimiProvider's spec.allowPlainHttp).
+    /// For an http:// URL: send the credentials over plain http (as a CimiProvider's spec.allowPlainHTTP).
     #[arg(long)]
     pub allow_plain_http: bool,
 }

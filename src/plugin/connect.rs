@@ -1,20 +1,19 @@
-//! A CIMI client for a CimiProvider, made the way the operator makes it: the endpoint, format and TLS
-//! settings of its spec, the credentials of its `credentialsSecretRef` (keys `username`/`password`, or
-//! `token`) and the CA bundle of its `caBundleSecretRef` (key `ca.crt`), read with the user's own
-//! Kubernetes permissions. All provider I/O then goes through [`CimiClient`], with its origin pinning and
-//! read bounds.
+//! A CIMI client for a provider (CimiProvider or CimiNamespacedProvider), made the way the operator makes it:
+//! the endpoint, format and TLS settings of its spec, the credentials of its `credentialSecretRef` (keys
+//! `username`/`password`, or `token`) and the CA bundle of its `caBundleSecretRef` (key `ca.crt`), read with
+//! the user's own Kubernetes permissions. All provider I/O then goes through [`CimiClient`], with its origin
+//! pinning and read bounds.
 //!
-//! The conversion itself is the operator's own: [`CimiProvider::client_config`] and
+//! The conversion itself is the operator's own: [`ProviderSettings::client_config`] and
 //! [`credentials_from_secret`] in `api::provider`; only the Secrets are read here, with the user's permissions.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt as _;
 use kube::api::Api;
 
 use super::error::PluginError;
-use crate::api::CimiProvider;
+use super::objects::ProviderView;
 use crate::api::common::SecretRef;
-use crate::api::provider::credentials_from_secret;
+use crate::api::provider::{ProviderSettings, credentials_from_secret};
 use crate::cimi::{Auth, CimiClient, ClientConfig};
 
 /// The credentials a Secret's data holds: `username` and `password` (Basic), else `token` (Bearer).
@@ -24,58 +23,61 @@ pub fn auth_from_data(data: &std::collections::BTreeMap<String, Vec<u8>>, secret
 
 /// The client configuration of a provider from its spec, the credentials and the CA bundle.
 pub fn client_config(
-    provider: &CimiProvider,
+    provider: &ProviderView,
     auth: Auth,
     ca_bundle_pem: Option<Vec<u8>>,
 ) -> Result<ClientConfig, PluginError> {
     provider
-        .client_config(auth, ca_bundle_pem)
-        .map_err(|e| PluginError::Other(format!("cimiprovider/{}: {e}", provider.name_any())))
+        .settings
+        .client_config(&provider.key.to_string(), auth, ca_bundle_pem)
+        .map_err(|e| PluginError::Other(format!("{}: {e}", provider.label())))
 }
 
 /// Reads one Secret with the user's permissions; a clear error when it is missing or not readable.
 async fn read_secret(
     client: &kube::Client,
+    namespace: &str,
     r: &SecretRef,
     provider: &str,
     purpose: &str,
 ) -> Result<Secret, PluginError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     match api.get(&r.name).await {
         Ok(s) => Ok(s),
         Err(kube::Error::Api(status)) if status.code == 403 || status.code == 401 => {
             Err(PluginError::Forbidden(format!(
-                "cannot read Secret {}/{} ({purpose} of cimiprovider/{provider}): your Kubernetes permissions do not \
+                "cannot read Secret {namespace}/{} ({purpose} of {provider}): your Kubernetes permissions do not \
              allow `get` on it. This command reads the provider with that Secret's credentials, as the operator \
              does; ask for read access to it, or run it as someone who has it",
-                r.namespace, r.name
+                r.name
             )))
         }
-        Err(e) => Err(PluginError::kube(
-            &format!("Secret {}/{} ({purpose} of cimiprovider/{provider})", r.namespace, r.name),
-            e,
-        )),
+        Err(e) => Err(PluginError::kube(&format!("Secret {namespace}/{} ({purpose} of {provider})", r.name), e)),
     }
 }
 
-/// The client configuration of a CimiProvider, its Secrets read with the user's permissions.
-pub async fn config_for(client: &kube::Client, provider: &CimiProvider) -> Result<ClientConfig, PluginError> {
-    let name = provider.name_any();
-    let auth = match &provider.spec.credentials_secret_ref {
+/// The client configuration of a provider, its Secrets read with the user's permissions.
+pub async fn config_for(client: &kube::Client, provider: &ProviderView) -> Result<ClientConfig, PluginError> {
+    let label = provider.label();
+    let ns = provider.secret_namespace.as_str();
+    let spec: &ProviderSettings = &provider.settings;
+    let auth = match &spec.credential_secret_ref {
         Some(r) => {
-            let secret = read_secret(client, r, &name, "credentialsSecretRef").await?;
+            let secret = read_secret(client, ns, r, &label, "credentialSecretRef").await?;
             let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-            auth_from_data(&data, &format!("{}/{}", r.namespace, r.name))?
+            auth_from_data(&data, &format!("{ns}/{}", r.name))?
         }
         None => Auth::None,
     };
-    let ca = match &provider.spec.ca_bundle_secret_ref {
+    let ca = match &spec.ca_bundle_secret_ref {
         Some(r) => {
-            let secret = read_secret(client, r, &name, "caBundleSecretRef").await?;
-            let pem =
-                secret.data.unwrap_or_default().get("ca.crt").map(|v| v.0.clone()).ok_or_else(|| {
-                    PluginError::Other(format!("Secret {}/{} has no key ca.crt", r.namespace, r.name))
-                })?;
+            let secret = read_secret(client, ns, r, &label, "caBundleSecretRef").await?;
+            let pem = secret
+                .data
+                .unwrap_or_default()
+                .get("ca.crt")
+                .map(|v| v.0.clone())
+                .ok_or_else(|| PluginError::Other(format!("Secret {ns}/{} has no key ca.crt", r.name)))?;
             Some(pem)
         }
         None => None,
@@ -83,17 +85,16 @@ pub async fn config_for(client: &kube::Client, provider: &CimiProvider) -> Resul
     client_config(provider, auth, ca)
 }
 
-/// A client of a CimiProvider that has read its CloudEntryPoint.
-pub async fn connect(client: &kube::Client, provider: &CimiProvider) -> Result<CimiClient, PluginError> {
+/// A client of a provider that has read its CloudEntryPoint.
+pub async fn connect(client: &kube::Client, provider: &ProviderView) -> Result<CimiClient, PluginError> {
     let config = config_for(client, provider).await?;
-    let name = provider.name_any();
-    CimiClient::connect(config).await.map_err(|e| PluginError::cimi(&format!("cimiprovider/{name}"), e))
+    CimiClient::connect(config).await.map_err(|e| PluginError::cimi(&provider.label(), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::CimiProviderSpec;
+    use crate::api::CimiProvider;
     use crate::api::provider::RateLimit;
 
     fn data(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, Vec<u8>> {
@@ -114,12 +115,13 @@ mod tests {
     fn the_spec_gives_the_client_configuration() {
         let mut provider: CimiProvider = serde_json::from_value(serde_json::json!({
             "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": "lab"},
-            "spec": {"endpoint": "https://cimi.example.net/", "format": "xml", "allowPlainHttp": true,
+            "spec": {"endpoint": "https://cimi.example.net/", "format": "xml", "allowPlainHTTP": true,
                      "trustedOrigins": ["https://images.example.net"], "readLimits": {"maxPages": 7}}
         }))
         .expect("provider");
-        provider.spec.rate_limit = Some(RateLimit { requests_per_second: 5, burst: 10, max_concurrent: 2 });
-        let config = client_config(&provider, Auth::None, None).expect("config");
+        provider.spec.settings.rate_limit = Some(RateLimit { requests_per_second: 5, burst: 10, max_concurrent: 2 });
+        let view = ProviderView::cluster(provider, "cimi-system");
+        let config = client_config(&view, Auth::None, None).expect("config");
         assert_eq!(config.endpoint.as_str(), "https://cimi.example.net/");
         assert_eq!(config.transport.format, crate::cimi::Format::Xml);
         assert_eq!(config.transport.limits.burst, 10);
@@ -127,7 +129,8 @@ mod tests {
         assert!(config.transport.allow_plain_http);
         assert_eq!(config.trusted_origins, ["https://images.example.net"]);
         assert_eq!(config.transport.read_limits.max_pages, 7);
-        let bad = CimiProvider::new("x", CimiProviderSpec { endpoint: "not a url".into(), ..provider.spec.clone() });
+        let mut bad = view.clone();
+        bad.settings.endpoint = "not a url".into();
         assert!(client_config(&bad, Auth::None, None).is_err());
     }
 }

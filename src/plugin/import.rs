@@ -217,8 +217,8 @@ async fn known_hrefs(kube: &Kube) -> Result<HashSet<String>, PluginError> {
         }
         for s in ids::<CimiSystem>(kube, ns).await? {
             let Some(st) = s.status else { continue };
-            out.extend(st.common.id);
-            for member in st.machines.iter().chain(&st.volumes).chain(&st.networks) {
+            out.extend(st.common.id.clone());
+            for member in st.all_members() {
                 out.insert(member.href.clone());
             }
         }
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(machine.spec.deletion_policy, crate::api::common::DeletionPolicy::Orphan);
         assert_eq!(machine.spec.power_state, crate::api::PowerState::Stopped);
         assert_eq!(machine.metadata.namespace.as_deref(), Some("team-a"));
-        assert!(machine.spec.template.is_none() && machine.spec.template_ref.is_none());
+        assert!(machine.spec.template.is_none() && machine.spec.machine_template.is_none());
         let managed = manifest(&c, "lab", "team-a", Policy::Managed, &BTreeMap::new());
         assert_eq!(managed["spec"]["managementPolicy"], "Managed");
         let yaml = manifest_yaml(&c, &managed, "lab").expect("yaml");

@@ -16,6 +16,8 @@ pub struct Kube {
     pub namespace: String,
     /// `-A`: every namespace, where the command lists.
     pub all_namespaces: bool,
+    /// Where the operator runs, which holds the Secrets of the cluster-scoped CimiProviders.
+    pub operator_namespace: String,
 }
 
 impl Kube {
@@ -47,7 +49,12 @@ impl Kube {
         let namespace = global.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
         let client = kube::Client::try_from(config)
             .map_err(|e| PluginError::Other(format!("cannot build the Kubernetes client: {e}")))?;
-        Ok(Kube { client, namespace, all_namespaces: global.all_namespaces })
+        Ok(Kube {
+            client,
+            namespace,
+            all_namespaces: global.all_namespaces,
+            operator_namespace: global.operator_namespace.clone(),
+        })
     }
 
     /// The namespace the listing covers: `None` for every namespace.

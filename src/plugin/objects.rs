@@ -10,9 +10,11 @@ use serde::de::DeserializeOwned;
 use super::cli::TargetArgs;
 use super::error::PluginError;
 use super::kubeconn::Kube;
+use crate::api::common::ProviderKey;
 use crate::api::common::{JobStatus, LastAction, ManagedStatus, MeterStatus};
 use crate::api::managed::Managed;
-use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
+use crate::api::provider::{CimiProviderStatus, ProviderSettings};
+use crate::api::{CimiMachine, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 
 /// A cimi.dev kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,7 +160,7 @@ impl ObjectView {
             kind,
             namespace: object.namespace().unwrap_or_default(),
             name: object.name_any(),
-            provider: object.provider_name().to_string(),
+            provider: object.provider_key(),
             uid: object.meta().uid.clone(),
             generation: object.meta().generation,
             created: object.meta().creation_timestamp.clone(),
@@ -274,12 +276,69 @@ pub async fn get_view(kube: &Kube, target: &Target) -> Result<ObjectView, Plugin
     })
 }
 
-/// A CimiProvider by name.
-pub async fn get_provider(kube: &Kube, name: &str) -> Result<CimiProvider, PluginError> {
-    Api::<CimiProvider>::all(kube.client.clone())
-        .get(name)
-        .await
-        .map_err(|e| PluginError::kube(&format!("cimiprovider/{name}"), e))
+/// A provider of either kind, as the plugin reads it.
+#[derive(Clone, Debug)]
+pub struct ProviderView {
+    /// Which provider: `name` (a CimiProvider) or `namespace/name` (a CimiNamespacedProvider).
+    pub key: ProviderKey,
+    /// Its spec's settings.
+    pub settings: ProviderSettings,
+    /// Its status, once the operator wrote one.
+    pub status: Option<CimiProviderStatus>,
+    /// Where its Secrets are: the operator's namespace (`--operator-namespace`) or its own.
+    pub secret_namespace: String,
+}
+
+impl ProviderView {
+    /// The view of a CimiProvider, whose Secrets are in `operator_namespace`.
+    pub fn cluster(p: CimiProvider, operator_namespace: &str) -> Self {
+        ProviderView {
+            key: ProviderKey::cluster(&p.name_any()),
+            settings: p.spec.settings,
+            status: p.status,
+            secret_namespace: operator_namespace.to_string(),
+        }
+    }
+    /// The view of a CimiNamespacedProvider.
+    pub fn namespaced(p: CimiNamespacedProvider) -> Self {
+        let namespace = p.namespace().unwrap_or_default();
+        ProviderView {
+            key: ProviderKey::namespaced(&namespace, &p.name_any()),
+            settings: p.spec.settings,
+            status: p.status,
+            secret_namespace: namespace,
+        }
+    }
+    /// `cimiprovider/lab` or `ciminamespacedprovider/team-a/lab`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.key.kind.as_str().to_ascii_lowercase(), self.key)
+    }
+}
+
+/// The provider `key`: a CimiProvider by name, or `namespace/name` for a CimiNamespacedProvider.
+pub async fn get_provider(kube: &Kube, key: &str) -> Result<ProviderView, PluginError> {
+    provider_opt(kube, key).await?.ok_or_else(|| {
+        let key = ProviderKey::parse(key);
+        PluginError::NotFound(format!("{} does not exist", key.describe()))
+    })
+}
+
+/// The provider `key`, or `None` when there is no such object.
+pub async fn provider_opt(kube: &Kube, key: &str) -> Result<Option<ProviderView>, PluginError> {
+    let key = ProviderKey::parse(key);
+    let what = format!("{}/{key}", key.kind.as_str().to_ascii_lowercase());
+    match &key.namespace {
+        Some(namespace) => Api::<CimiNamespacedProvider>::namespaced(kube.client.clone(), namespace)
+            .get_opt(&key.name)
+            .await
+            .map(|p| p.map(ProviderView::namespaced))
+            .map_err(|e| PluginError::kube(&what, e)),
+        None => Api::<CimiProvider>::all(kube.client.clone())
+            .get_opt(&key.name)
+            .await
+            .map(|p| p.map(|p| ProviderView::cluster(p, &kube.operator_namespace)))
+            .map_err(|e| PluginError::kube(&what, e)),
+    }
 }
 
 #[cfg(test)]

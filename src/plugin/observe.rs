@@ -62,7 +62,7 @@ pub async fn meters(kube: &Kube, target: &Target, printer: &Printer) -> Result<E
         print!("{}", printer.document(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let interval = objects::get_provider(kube, &view.provider).await.ok().map(|p| p.spec.meter_interval);
+    let interval = objects::get_provider(kube, &view.provider).await.ok().map(|p| p.settings.meter_interval);
     print!("{}", render_meters(&out, interval.as_deref(), printer));
     Ok(ExitCode::SUCCESS)
 }

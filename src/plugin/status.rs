@@ -4,16 +4,16 @@
 
 use std::process::ExitCode;
 
-use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use super::error::PluginError;
 use super::kubeconn::Kube;
+use super::objects::ProviderView;
 use super::objects::{self, ObjectView};
 use super::output::{Cell, Printer, Style, Table, age, or_dash};
-use crate::api::CimiProvider;
 use crate::api::conditions::{READY, STALLED};
+use crate::api::{CimiNamespacedProvider, CimiProvider};
 
 /// The whole screen, as `-o yaml|json` prints it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -122,11 +122,11 @@ pub struct Summary {
 }
 
 /// The health of a provider from its status.
-pub fn provider_health(p: &CimiProvider) -> ProviderHealth {
+pub fn provider_health(p: &ProviderView) -> ProviderHealth {
     let status = p.status.clone().unwrap_or_default();
     let ready = crate::api::conditions::find(&status.conditions, READY);
     ProviderHealth {
-        name: p.name_any(),
+        name: p.key.to_string(),
         ready: ready.map(|c| c.status.clone()).unwrap_or_else(|| "-".into()),
         reason: ready.map(|c| c.reason.clone()).unwrap_or_else(|| "NotProbedYet".into()),
         message: ready.map(|c| c.message.clone()).unwrap_or_default(),
@@ -138,7 +138,7 @@ pub fn provider_health(p: &CimiProvider) -> ProviderHealth {
 }
 
 /// The screen from what was read.
-pub fn build(scope: &str, providers: Result<&[CimiProvider], String>, objects: &[ObjectView]) -> StatusReport {
+pub fn build(scope: &str, providers: Result<&[ProviderView], String>, objects: &[ObjectView]) -> StatusReport {
     let mut report = StatusReport { scope: scope.to_string(), ..Default::default() };
     match providers {
         Ok(list) => report.providers = list.iter().map(provider_health).collect(),
@@ -292,13 +292,30 @@ pub fn render(report: &StatusReport, all_namespaces: bool, printer: &Printer) ->
     out
 }
 
-/// Runs `status`.
-pub async fn run(kube: &Kube, printer: &Printer) -> Result<ExitCode, PluginError> {
-    let providers = Api::<CimiProvider>::all(kube.client.clone())
+/// The CimiProviders, then the CimiNamespacedProviders of the scope (`-n`, or every namespace with `-A`).
+async fn list_providers(kube: &Kube) -> Result<Vec<ProviderView>, String> {
+    let cluster = Api::<CimiProvider>::all(kube.client.clone())
         .list(&ListParams::default())
         .await
-        .map(|l| l.items)
-        .map_err(|e| PluginError::kube("list CimiProviders", e).to_string());
+        .map_err(|e| PluginError::kube("list CimiProviders", e).to_string())?;
+    let namespaced = match kube.list_namespace() {
+        Some(ns) => Api::<CimiNamespacedProvider>::namespaced(kube.client.clone(), ns),
+        None => Api::<CimiNamespacedProvider>::all(kube.client.clone()),
+    }
+    .list(&ListParams::default())
+    .await
+    .map_err(|e| PluginError::kube("list CimiNamespacedProviders", e).to_string())?;
+    Ok(cluster
+        .items
+        .into_iter()
+        .map(|p| ProviderView::cluster(p, &kube.operator_namespace))
+        .chain(namespaced.items.into_iter().map(ProviderView::namespaced))
+        .collect())
+}
+
+/// Runs `status`.
+pub async fn run(kube: &Kube, printer: &Printer) -> Result<ExitCode, PluginError> {
+    let providers = list_providers(kube).await;
     let objects = objects::list_managed(kube, kube.list_namespace()).await?;
     let scope = if kube.all_namespaces { "*".to_string() } else { kube.namespace.clone() };
     let report = build(&scope, providers.as_deref().map_err(Clone::clone), &objects);

@@ -15,11 +15,12 @@ use serde::Serialize;
 
 use super::error::PluginError;
 use super::kubeconn::Kube;
-use super::objects::{self, Kind, ObjectView, Target, job_is_running, job_phrase};
+use super::objects::{self, Kind, ObjectView, ProviderView, Target, job_is_running, job_phrase};
 use super::output::{Cell, Printer, Style, Table};
 use crate::api::conditions::{READY, SYNCED};
+use crate::api::managed::Managed as _;
 use crate::api::system::{NestedJob, SystemMember};
-use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume, PowerState};
+use crate::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume, PowerState};
 use crate::controller::system::plan::{MemberKind, exposed_name, member_ready, member_state};
 
 /// One line of the tree and what hangs below it.
@@ -82,12 +83,12 @@ pub fn missing_node(kind: Kind, name: &str) -> Node {
     }
 }
 
-/// The node of a CimiProvider (or of its absence).
-pub fn provider_node(name: &str, provider: Option<&CimiProvider>) -> Node {
-    let Some(p) = provider else { return missing_node(Kind::Provider, name) };
+/// The node of a provider `key` (`name`, or `namespace/name` for a CimiNamespacedProvider), or of its absence.
+pub fn provider_node(key: &str, provider: Option<&ProviderView>) -> Node {
+    let Some(p) = provider else { return missing_node(Kind::Provider, key) };
     let health = super::status::provider_health(p);
     Node {
-        object: format!("CimiProvider/{name}"),
+        object: format!("{}/{}", p.key.kind.as_str(), p.key.name),
         ready: health.ready.clone(),
         synced: "-".into(),
         state: health.version.map(|v| format!("CIMI {v}")).unwrap_or_else(|| "-".into()),
@@ -141,15 +142,14 @@ pub fn member_node(
 }
 
 /// The tree of a CimiSystem: its provider, then its machines, volumes and networks.
-pub fn system_tree(system: &CimiSystem, provider: Option<&CimiProvider>) -> Node {
+pub fn system_tree(system: &CimiSystem, provider: Option<&ProviderView>) -> Node {
     let mut root = object_node(&ObjectView::of(Kind::System, system));
-    if let Some(st) = &system.status
-        && let (Some(ready), Some(total)) = (st.members_ready, st.members_total)
+    if let Some(members) = system.status.as_ref().and_then(|st| st.members.as_ref())
         && root.message.is_empty()
     {
-        root.message = format!("{ready}/{total} members ready");
+        root.message = format!("{} members ready", members.summary);
     }
-    root.children.push(provider_node(&system.spec.provider_ref.name, provider));
+    root.children.push(provider_node(&system.provider_key(), provider));
     let status = system.status.clone().unwrap_or_default();
     let exposed = |kind: &str, member: &SystemMember| {
         let label =
@@ -158,15 +158,12 @@ pub fn system_tree(system: &CimiSystem, provider: Option<&CimiProvider>) -> Node
         let full = format!("{kind}/{name}");
         status.exposed.iter().find(|e| **e == full).cloned()
     };
-    for (kind, type_, list) in [
-        (MemberKind::Machine, "CimiMachine", &status.machines),
-        (MemberKind::Volume, "CimiVolume", &status.volumes),
-        (MemberKind::Network, "CimiNetwork", &status.networks),
-    ] {
-        for m in list {
-            let shown = exposed(type_, m);
-            root.children.push(member_node(kind, m, system.spec.power_state, &status.nested_jobs, shown.as_deref()));
-        }
+    let machines = status.machines.iter().map(|m| (MemberKind::Machine, "CimiMachine", &m.member));
+    let volumes = status.volumes.iter().map(|v| (MemberKind::Volume, "CimiVolume", &v.member));
+    let networks = status.networks.iter().map(|n| (MemberKind::Network, "CimiNetwork", n));
+    for (kind, type_, m) in machines.chain(volumes).chain(networks) {
+        let shown = exposed(type_, m);
+        root.children.push(member_node(kind, m, system.spec.power_state, &status.nested_jobs, shown.as_deref()));
     }
     root
 }
@@ -174,12 +171,12 @@ pub fn system_tree(system: &CimiSystem, provider: Option<&CimiProvider>) -> Node
 /// The tree of a CimiMachine: its provider, its volumes (attached where) and networks.
 pub fn machine_tree(
     machine: &CimiMachine,
-    provider: Option<&CimiProvider>,
+    provider: Option<&ProviderView>,
     volumes: &[CimiVolume],
     networks: &[CimiNetwork],
 ) -> Node {
     let mut root = object_node(&ObjectView::of(Kind::Machine, machine));
-    root.children.push(provider_node(&machine.spec.provider_ref.name, provider));
+    root.children.push(provider_node(&machine.provider_key(), provider));
     let status = machine.status.clone().unwrap_or_default();
     for wanted in &machine.spec.volumes {
         let name = &wanted.volume_ref.name;
@@ -278,19 +275,12 @@ async fn users(kube: &Kube, kind: Kind, name: &str) -> Result<Vec<Node>, PluginE
         .collect())
 }
 
-async fn provider_opt(kube: &Kube, name: &str) -> Result<Option<CimiProvider>, PluginError> {
-    Api::<CimiProvider>::all(kube.client.clone())
-        .get_opt(name)
-        .await
-        .map_err(|e| PluginError::kube(&format!("cimiprovider/{name}"), e))
-}
-
 /// Reads what the tree of `target` needs and builds it.
 pub async fn build(kube: &Kube, target: &Target) -> Result<Node, PluginError> {
     match target.kind {
         Kind::Machine => {
             let machine: CimiMachine = objects::get(kube, target).await?;
-            let provider = provider_opt(kube, &machine.spec.provider_ref.name).await?;
+            let provider = objects::provider_opt(kube, &machine.provider_key()).await?;
             let ns = Some(kube.namespace.as_str());
             let volumes = objects::api::<CimiVolume>(kube, ns).list(&ListParams::default()).await;
             let networks = objects::api::<CimiNetwork>(kube, ns).list(&ListParams::default()).await;
@@ -300,12 +290,12 @@ pub async fn build(kube: &Kube, target: &Target) -> Result<Node, PluginError> {
         }
         Kind::System => {
             let system: CimiSystem = objects::get(kube, target).await?;
-            let provider = provider_opt(kube, &system.spec.provider_ref.name).await?;
+            let provider = objects::provider_opt(kube, &system.provider_key()).await?;
             Ok(system_tree(&system, provider.as_ref()))
         }
         Kind::Volume | Kind::Network => {
             let view = objects::get_view(kube, target).await?;
-            let provider = provider_opt(kube, &view.provider).await?;
+            let provider = objects::provider_opt(kube, &view.provider).await?;
             let mut root = object_node(&view);
             root.children.push(provider_node(&view.provider, provider.as_ref()));
             root.children.extend(users(kube, target.kind, &target.name).await?);
@@ -345,6 +335,7 @@ mod tests {
     use crate::api::conditions::{ConditionSet, Status};
     use crate::api::reasons::Reason;
     use crate::api::system::CimiSystemStatus;
+    use crate::api::system::{MachineMember, MemberCounts, VolumeMember};
     use crate::plugin::output::OutputFormat;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -361,7 +352,7 @@ mod tests {
         let mut s: CimiSystem = serde_json::from_value(serde_json::json!({
             "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiSystem",
             "metadata": {"name": "shop", "namespace": "team-a"},
-            "spec": {"providerRef": {"name": "lab"}, "templateRef": {"name": "web-tier"}}
+            "spec": {"providerRef": {"name": "lab"}, "systemTemplate": {"name": "web-tier"}}
         }))
         .expect("system");
         let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -371,10 +362,12 @@ mod tests {
             .build();
         s.status = Some(CimiSystemStatus {
             common: crate::api::common::ManagedStatus { state: Some("MIXED".into()), conditions, ..Default::default() },
-            members_ready: Some(3),
-            members_total: Some(4),
-            machines: vec![member("web1", "STOPPED"), member("web2", "STARTED")],
-            volumes: vec![member("data", "AVAILABLE")],
+            members: Some(MemberCounts { ready: 3, total: 4, summary: "3/4".into(), ..Default::default() }),
+            machines: vec![
+                MachineMember { member: member("web1", "STOPPED"), ..Default::default() },
+                MachineMember { member: member("web2", "STARTED"), ..Default::default() },
+            ],
+            volumes: vec![VolumeMember { member: member("data", "AVAILABLE"), capacity: None }],
             networks: vec![member("net", "STARTED")],
             nested_jobs: vec![NestedJob {
                 component: Some("web1".into()),
@@ -387,7 +380,6 @@ mod tests {
                 },
             }],
             exposed: vec!["CimiMachine/shop-web1".into()],
-            ..Default::default()
         });
         s
     }
@@ -422,7 +414,7 @@ mod tests {
         let machine: CimiMachine = serde_json::from_value(serde_json::json!({
             "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
             "metadata": {"name": "web-1", "namespace": "team-a"},
-            "spec": {"providerRef": {"name": "lab"}, "templateRef": {"name": "t"},
+            "spec": {"providerRef": {"name": "lab"}, "systemTemplate": {"name": "t"},
                      "volumes": [{"volumeRef": {"name": "data"}}, {"volumeRef": {"name": "gone"}}],
                      "networkInterfaces": [{"networkRef": {"name": "net"}}]},
             "status": {"state": "STARTED", "volumes": [{"href": "http://p/volumes/1", "initialLocation": "/dev/vdb"}],

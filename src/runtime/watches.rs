@@ -56,7 +56,7 @@ pub struct Watches {
 
 /// Reads the provider name and the shared status (if any yet) of a managed object, for the
 /// `cimi_resources` gauge (an object without a state counts as `UNKNOWN`) and `cimi_job_duration_seconds`.
-pub type StatusOf<K> = fn(&K) -> (&str, Option<&ManagedStatus>);
+pub type StatusOf<K> = fn(&K) -> (String, Option<&ManagedStatus>);
 
 /// The readiness component name of a controller's own watch: `watch/<plural>/<namespace or *>`.
 pub fn component_name<K: Resource<DynamicType = ()>>(namespace: Option<&str>) -> String {
@@ -529,11 +529,11 @@ where
     }
 
     /// Updates the resource gauge, and records a Job that `new` shows finished while `old` showed it running.
-    fn track(&mut self, old: Option<(&str, Option<&ManagedStatus>)>, new: Option<(&str, Option<&ManagedStatus>)>) {
-        let state = |s: Option<(&str, Option<&ManagedStatus>)>| -> Option<String> {
-            s.map(|(_, status)| status.and_then(|s| s.state.clone()).unwrap_or_else(|| "UNKNOWN".to_string()))
+    fn track(&mut self, old: Option<(String, Option<&ManagedStatus>)>, new: Option<(String, Option<&ManagedStatus>)>) {
+        let state = |s: &Option<(String, Option<&ManagedStatus>)>| -> Option<String> {
+            s.as_ref().map(|(_, status)| status.and_then(|s| s.state.clone()).unwrap_or_else(|| "UNKNOWN".to_string()))
         };
-        let (was, is) = (state(old), state(new));
+        let (was, is) = (state(&old), state(&new));
         if was != is {
             if let Some(was) = was {
                 self.count(was, -1);
@@ -544,16 +544,15 @@ where
         }
         let (Some((_, Some(old))), Some((provider, Some(new)))) = (old, new) else { return };
         let (Some(before), Some(after)) = (&old.job, &new.job) else { return };
-        let finished = |state: Option<&str>| matches!(state, Some("SUCCESS" | "FAILED" | "STOPPED"));
         if before.href == after.href
-            && !finished(before.state.as_deref())
-            && finished(after.state.as_deref())
+            && !before.job_state().is_terminal()
+            && after.job_state().is_terminal()
             && let Some(started) = &after.started_at
         {
             let took = k8s_openapi::jiff::Timestamp::now().duration_since(started.0);
             let took = std::time::Duration::try_from(took).unwrap_or_default();
             self.metrics.observe_job(
-                provider,
+                &provider,
                 after.action.as_deref().unwrap_or("unknown"),
                 after.state.as_deref().unwrap_or("UNKNOWN"),
                 took,
@@ -631,7 +630,7 @@ mod tests {
                 ScopeState { namespace: Some(ns.to_string()), component, synced: false, relist: None }
             })
             .collect();
-        let status_of: StatusOf<CimiVolume> = |v| ("lab", v.status.as_ref().map(|s| &s.common));
+        let status_of: StatusOf<CimiVolume> = |v| ("lab".to_string(), v.status.as_ref().map(|s| &s.common));
         let state = Reflection {
             kind: "CimiVolume".into(),
             release,

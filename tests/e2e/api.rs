@@ -3,7 +3,7 @@
 //! (`docs/api-reference.md`) is the one generated from the CRDs.
 
 use cimi_operator::api::fixtures::{AdmissionCase, Check, admission_cases, valid_objects};
-use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
+use cimi_operator::api::{CimiMachine, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::core::{ApiResource, DynamicObject};
@@ -17,7 +17,9 @@ use crate::harness::wait::eventually;
 async fn every_crd_is_established() {
     let client = client().await;
     let crds: Api<CustomResourceDefinition> = Api::all(client);
-    for plural in ["cimiproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"] {
+    for plural in
+        ["cimiproviders", "ciminamespacedproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"]
+    {
         let crd = crds.get(&format!("{plural}.cimi.dev")).await.expect("CRD installed");
         let established = crd
             .status
@@ -108,6 +110,7 @@ fn api_reference_is_generated_from_the_crds() {
 fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
     match kind {
         "CimiProvider" => Some((ApiResource::erase::<CimiProvider>(&()), false)),
+        "CimiNamespacedProvider" => Some((ApiResource::erase::<CimiNamespacedProvider>(&()), true)),
         "CimiMachine" => Some((ApiResource::erase::<CimiMachine>(&()), true)),
         "CimiVolume" => Some((ApiResource::erase::<CimiVolume>(&()), true)),
         "CimiNetwork" => Some((ApiResource::erase::<CimiNetwork>(&()), true)),

@@ -73,7 +73,7 @@ impl Cluster {
                 && is_ready(&v.common.conditions)
                 && is_ready(&n.common.conditions)
                 && is_ready(&s.common.conditions)
-                && s.ready.as_deref() == Some("4/4");
+                && s.members.as_ref().map(|m| m.summary.as_str()) == Some("4/4");
             all.then_some(())
         })
         .await;

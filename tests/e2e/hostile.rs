@@ -92,9 +92,9 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
     for (i, mode) in modes.iter().enumerate() {
         let h = Hostile::start(*mode, &second).await;
         let name = format!("{}-{i}", ns.name);
-        let mut p = provider_for(&op, &name, &h.url, &ns.name, "creds");
+        let mut p = provider_for(&op, &name, &h.url, "creds");
         if *mode == Mode::EndlessPages {
-            p.spec.read_limits = Some(ReadLimits { max_pages: Some(20), ..Default::default() });
+            p.spec.settings.read_limits = Some(ReadLimits { max_pages: Some(20), ..Default::default() });
         }
         providers.create(&PostParams::default(), &p).await.expect("provider");
         hostiles.push((*mode, name, h));

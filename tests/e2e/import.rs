@@ -47,7 +47,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     let mut m = CimiMachine::new(
         "observer",
         CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
+            provider_ref: ProviderRef::cluster(provider.clone()),
             description: Some("made by hand".into()),
             import: Some(ImportSpec { href: Some(href.clone()), filter: None }),
             management_policy: ManagementPolicy::ObserveOnly,
@@ -121,7 +121,7 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
     let mut m = CimiMachine::new(
         "manager",
         CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
+            provider_ref: ProviderRef::cluster(provider.clone()),
             description: Some("managed now".into()),
             import: Some(ImportSpec { href: None, filter: Some("name='legacy-vm'".into()) }),
             deletion_policy: DeletionPolicy::Orphan,
@@ -156,7 +156,7 @@ fn volume(op: &TestOperator, name: &str, provider: &str, import: ImportSpec, pol
     let mut v = CimiVolume::new(
         name,
         CimiVolumeSpec {
-            provider_ref: ProviderRef { name: provider.into() },
+            provider_ref: ProviderRef::cluster(provider),
             import: Some(import),
             deletion_policy: policy,
             ..Default::default()
@@ -239,7 +239,7 @@ async fn import_by_filter_must_match_exactly_one_then_orphan_and_force_orphan() 
     let mut n = CimiNetwork::new(
         "adopted-net",
         CimiNetworkSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
+            provider_ref: ProviderRef::cluster(provider.clone()),
             description: Some("adopted".into()),
             import: Some(ImportSpec { href: Some(net.clone()), filter: None }),
             ..Default::default()
@@ -310,7 +310,7 @@ async fn many_observe_only_imports_are_observed_by_listing_not_by_a_get_each() {
         let mut m = CimiMachine::new(
             &format!("imported-{i}"),
             CimiMachineSpec {
-                provider_ref: ProviderRef { name: provider.clone() },
+                provider_ref: ProviderRef::cluster(provider.clone()),
                 import: Some(ImportSpec { href: Some(href.clone()), filter: None }),
                 management_policy: ManagementPolicy::ObserveOnly,
                 deletion_policy: DeletionPolicy::Orphan,

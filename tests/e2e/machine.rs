@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef};
+use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef, SecretRef};
 use cimi_operator::api::machine::{MachineNetworkInterface, MachineVolume};
 use cimi_operator::api::network::NetworkType;
 use cimi_operator::api::{
@@ -28,7 +28,7 @@ const T: Duration = Duration::from_secs(60);
 fn front_end(op: &TestOperator, name: &str, provider: &str) -> CimiMachine {
     let mut m = machine(op, name, provider);
     m.spec.description = Some("front end".into());
-    m.spec.template.as_mut().expect("template").credential_secret_ref = Some(LocalObjectRef { name: "login".into() });
+    m.spec.template.as_mut().expect("template").credential_secret_ref = Some(SecretRef::new("login"));
     m
 }
 
@@ -72,7 +72,7 @@ async fn lifecycle(profile: Profile) {
         let mut net = CimiNetwork::new(
             name,
             CimiNetworkSpec {
-                provider_ref: ProviderRef { name: provider.clone() },
+                provider_ref: ProviderRef::cluster(provider.clone()),
                 network_type: Some(NetworkType::Private),
                 ..Default::default()
             },
@@ -84,7 +84,7 @@ async fn lifecycle(profile: Profile) {
         let mut v = CimiVolume::new(
             name,
             CimiVolumeSpec {
-                provider_ref: ProviderRef { name: provider.clone() },
+                provider_ref: ProviderRef::cluster(provider.clone()),
                 capacity: Some(Quantity("1Gi".into())),
                 ..Default::default()
             },
@@ -109,8 +109,7 @@ async fn lifecycle(profile: Profile) {
     .await;
     let st = m.status.clone().expect("status");
     assert_eq!(st.cpu, Some(1));
-    assert_eq!(st.memory, Some(8_000_000));
-    assert!(st.memory_display.is_some());
+    assert_eq!(st.memory.as_deref(), Some("8000000Ki"), "8000000 KiB, as a quantity");
     assert!(st.common.id.as_deref().is_some_and(|id| id.starts_with(&sim.url())), "{:?}", st.common.id);
     if profile == Profile::Strict {
         let job = st.common.job.clone().expect("the create Job is recorded");

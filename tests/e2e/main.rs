@@ -14,7 +14,7 @@
 //!   events), `resilience` (crash safety, every fault kind), `day2` (a rebuilt cluster, paused deletion, lost
 //!   resources), `uninstall` (the commands of `docs/uninstall.md`), `quickstart` (`examples/quickstart/`).
 //! - The operator's process: `runtime` (leader election, health, metrics, watches), `secrets` (no Secret leaks),
-//!   `hostile` (tenancy and hostile providers).
+//!   `hostile` (tenancy and hostile providers), `tenancy` (team providers, import rights).
 //! - What users install and run: `chart/` (the Helm chart: `render`, `install`, `rbac`), `image` (the
 //!   Dockerfile), `gitops/` (`examples/gitops/`: `flux`, `argocd`, `health` checks, `manifests`), `plugin`
 //!   (`kubectl cimi`).
@@ -41,4 +41,5 @@ mod runtime;
 mod secrets;
 mod smoke;
 mod system;
+mod tenancy;
 mod uninstall;

@@ -62,10 +62,10 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let provider = format!("prov-{}", random_suffix());
-    let mut p = provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
-    p.spec.poll_interval = "2s".into();
-    p.spec.meter_interval = "2s".into();
-    p.spec.event_interval = "1s".into();
+    let mut p = provider_for(&op, &provider, &sim.url(), "creds");
+    p.spec.settings.poll_interval = "2s".into();
+    p.spec.settings.meter_interval = "2s".into();
+    p.spec.settings.event_interval = "1s".into();
     providers.create(&PostParams::default(), &p).await.expect("provider");
     wait_ready(&providers, &provider, "True", "Reachable").await;
 
@@ -225,8 +225,8 @@ async fn meter_gauges_are_removed_with_their_object() {
     secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let provider = format!("prov-{}", random_suffix());
-    let mut p = provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
-    p.spec.meter_interval = "1s".into();
+    let mut p = provider_for(&op, &provider, &sim.url(), "creds");
+    p.spec.settings.meter_interval = "1s".into();
     providers.create(&PostParams::default(), &p).await.expect("provider");
     wait_ready(&providers, &provider, "True", "Reachable").await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);

@@ -81,9 +81,9 @@ async fn watched_provider(client: &kube::Client, op: &TestOperator, ns: &str, si
     secrets.create(&PostParams::default(), &credentials_secret(op, "creds", "demo", "demo")).await.expect("secret");
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let name = format!("prov-{}", random_suffix());
-    let mut p = provider_for(op, &name, &sim.url(), ns, "creds");
-    p.spec.meter_interval = "1s".into();
-    p.spec.event_interval = "1s".into();
+    let mut p = provider_for(op, &name, &sim.url(), "creds");
+    p.spec.settings.meter_interval = "1s".into();
+    p.spec.settings.event_interval = "1s".into();
     providers.create(&PostParams::default(), &p).await.expect("provider");
     wait_ready(&providers, &name, "True", "Reachable").await;
     name
@@ -226,7 +226,18 @@ spec:
     assert_eq!(doc["source"], "status");
     assert_eq!(doc["collections"]["machineConfigs"]["partial"], false, "{doc}");
     assert!(doc["collections"]["machineConfigs"]["count"].as_i64() >= Some(3), "{doc}");
-    let live = cimi_ok(&["catalog", &provider, "--live", "--collection", "machineImages", "-o", "yaml"]).await;
+    let live = cimi_ok(&[
+        "catalog",
+        &provider,
+        "--live",
+        "--operator-namespace",
+        n,
+        "--collection",
+        "machineImages",
+        "-o",
+        "yaml",
+    ])
+    .await;
     assert!(live.contains("source: provider") && live.contains("Linux SUSE") && !live.contains("machineConfigs"));
 
     // What scripts rely on: not found is 3, an unsupported action 2, help lists the exit codes.
@@ -260,14 +271,17 @@ async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
 
     // One member stopped on the provider, and the start that would heal it hangs: web1 is broken.
     sim.set_faults(vec![fault(json!({"resourceType": "System", "action": "start", "kind": "jobHangs"}))]);
-    let web1 = &member(&s.status.as_ref().expect("status").machines, "web1").href;
+    let web1 = &member(&s.status.as_ref().expect("status").machines, "web1").member.href;
     provider_action(&cimi_client, web1, "stop").await;
     let s = eventually("shop MIXED 3/4, its start Job running", T, || async {
         let s = systems.get("shop").await.ok()?;
         let st = s.status.as_ref()?;
         let running = st.common.job.as_ref().is_some_and(|j| j.state.as_deref() == Some("RUNNING"));
         let nested = st.nested_jobs.iter().any(|j| j.component.as_deref() == Some("web1"));
-        (st.common.state.as_deref() == Some("MIXED") && st.ready.as_deref() == Some("3/4") && running && nested)
+        (st.common.state.as_deref() == Some("MIXED")
+            && st.members.as_ref().map(|m| m.summary.as_str()) == Some("3/4")
+            && running
+            && nested)
             .then_some(s)
     })
     .await;
@@ -340,8 +354,10 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     let out = cimi_ok(&["catalog", &provider]).await;
     assert!(out.contains("machineImages: 50 of 60"), "{out}");
     assert!(out.contains(&format!("kubectl cimi catalog {provider} --live")), "{out}");
-    let live: Value =
-        serde_json::from_str(&cimi_ok(&["catalog", &provider, "--live", "-o", "json"]).await).expect("catalog JSON");
+    let live: Value = serde_json::from_str(
+        &cimi_ok(&["catalog", &provider, "--live", "--operator-namespace", n, "-o", "json"]).await,
+    )
+    .expect("catalog JSON");
     let listed = live["collections"]["machineImages"]["entries"].as_array().map(Vec::len);
     assert_eq!((listed, live["collections"]["machineImages"]["partial"].as_bool()), (Some(60), Some(false)));
 
@@ -358,7 +374,7 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     let mut m = CimiMachine::new(
         "observed",
         CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.clone() },
+            provider_ref: ProviderRef::cluster(provider.clone()),
             import: Some(ImportSpec { href: Some(observed.clone()), filter: None }),
             management_policy: ManagementPolicy::ObserveOnly,
             deletion_policy: DeletionPolicy::Orphan,
@@ -378,7 +394,7 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     .await;
 
     // The listing: what no object manages, and nothing else.
-    let out = cimi_ok(&["import", &provider, "-n", n]).await;
+    let out = cimi_ok(&["import", &provider, "-n", n, "--operator-namespace", n]).await;
     for name in ["legacy-vm", "Legacy DB", "legacy-data", "legacy-net"] {
         assert!(out.contains(name), "{name} missing from:\n{out}");
     }
@@ -386,9 +402,10 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     let db_line = out.lines().find(|l| l.contains("Legacy DB")).unwrap_or_default();
     assert!(db_line.contains("STOPPED") && db_line.contains("CimiMachine/legacy-db"), "{out}");
     assert!(out.contains("4 provider resources no object manages"), "{out}");
-    let networks_only = cimi_ok(&["import", &provider, "-n", n, "--kind", "network"]).await;
+    let networks_only = cimi_ok(&["import", &provider, "-n", n, "--operator-namespace", n, "--kind", "network"]).await;
     assert!(networks_only.contains("legacy-net") && !networks_only.contains("legacy-vm"), "{networks_only}");
-    let filtered = cimi_ok(&["import", &provider, "-n", n, "--filter", "name='legacy-data'"]).await;
+    let filtered =
+        cimi_ok(&["import", &provider, "-n", n, "--operator-namespace", n, "--filter", "name='legacy-data'"]).await;
     assert!(filtered.contains("legacy-data") && !filtered.contains("legacy-net"), "{filtered}");
 
     // Someone who may read the CimiProvider but not its Secret gets a clear error.
@@ -415,7 +432,7 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
         )
         .await
         .expect("create the binding");
-    let run = cimi(&["import", &provider, "-n", n, "--as", &user]).await;
+    let run = cimi(&["import", &provider, "-n", n, "--operator-namespace", n, "--as", &user]).await;
     let _ = bindings.delete(&role, &DeleteParams::default()).await;
     let _ = roles.delete(&role, &DeleteParams::default()).await;
     assert_eq!(run.code, Some(6), "{}\n{}", run.stdout, run.stderr);
@@ -424,11 +441,12 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     // The manifests, as files and as one stream; applied, they adopt without a single provider write.
     let dir = tempfile::tempdir().expect("dir");
     let dir_arg = dir.path().display().to_string();
-    let files = cimi_ok(&["import", &provider, "-n", n, "--all", "--output-dir", &dir_arg]).await;
+    let files =
+        cimi_ok(&["import", &provider, "-n", n, "--operator-namespace", n, "--all", "--output-dir", &dir_arg]).await;
     assert_eq!(files.lines().count(), 4, "{files}");
     assert!(dir.path().join("machine-legacy-db.yaml").exists(), "{files}");
     let label = format!("{}={}", op.label.0, op.label.1);
-    let run = cimi(&["import", &provider, "-n", n, "--all", "-l", &label]).await;
+    let run = cimi(&["import", &provider, "-n", n, "--operator-namespace", n, "--all", "-l", &label]).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(run.stdout.matches("\n---\n").count() + usize::from(run.stdout.starts_with("---\n")), 4);
     assert!(run.stderr.contains("4 manifests") && run.stderr.contains("ObserveOnly"), "{}", run.stderr);
@@ -473,10 +491,10 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     assert_eq!(cimi_client.get_value(&db_url).await.expect("db")["state"], "STOPPED");
 
     // Run again: nothing left to import.
-    let out = cimi_ok(&["import", &provider, "-n", n]).await;
+    let out = cimi_ok(&["import", &provider, "-n", n, "--operator-namespace", n]).await;
     assert!(out.contains("is managed by an object"), "{out}");
     assert!(!out.contains("legacy"), "{out}");
-    let run = cimi(&["import", &provider, "-n", n, "--all"]).await;
+    let run = cimi(&["import", &provider, "-n", n, "--operator-namespace", n, "--all"]).await;
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{}", run.stderr);
 }
 
@@ -511,20 +529,22 @@ async fn doctor_reports_each_sim_profile() {
     let name = format!("doctor-{}", random_suffix());
     let p: CimiProvider = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiProvider", "metadata": {"name": name},
-        "spec": {"endpoint": strict.url(), "credentialsSecretRef": {"namespace": ns.name, "name": "creds"},
-                 "allowPlainHttp": true}
+        "spec": {"endpoint": strict.url(), "credentialSecretRef": {"name": "creds"},
+                 "allowPlainHTTP": true}
     }))
     .expect("provider");
     providers.create(&PostParams::default(), &p).await.expect("provider");
-    let text = cimi_ok(&["doctor", &name]).await;
+    let text = cimi_ok(&["doctor", &name, "--operator-namespace", &ns.name]).await;
     assert!(text.starts_with(&format!("CIMI doctor: {} (cimiprovider/{name})", strict.url())), "{text}");
     assert!(text.contains("WORKS (") && text.contains("Verdict: the operator can use this endpoint"), "{text}");
-    let strict_report: Value = serde_json::from_str(&cimi_ok(&["doctor", &name, "-o", "json"]).await).expect("json");
+    let strict_report: Value =
+        serde_json::from_str(&cimi_ok(&["doctor", &name, "--operator-namespace", &ns.name, "-o", "json"]).await)
+            .expect("json");
     let _ = providers.delete(&name, &DeleteParams::default()).await;
 
     // no-jobs, by URL with credentials from the environment.
     let env = |password: &str| vec![("CIMI_USERNAME", "demo".to_string()), ("CIMI_PASSWORD", password.to_string())];
-    // Credentials over plain http only when asked for, as a CimiProvider's spec.allowPlainHttp.
+    // Credentials over plain http only when asked for, as a CimiProvider's spec.allowPlainHTTP.
     let run = cimi_env(&["doctor", &no_jobs.url()], &env("demo")).await;
     assert_eq!(run.code, Some(8), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("transport") && run.stdout.contains("plain http"), "{}", run.stdout);

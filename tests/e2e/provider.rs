@@ -14,7 +14,7 @@ use crate::harness::control_plane::{TestNamespace, client, random_suffix};
 use crate::harness::objects::volume;
 use crate::harness::operator::TestOperator;
 use crate::harness::sim::{credentials_secret, provider_for};
-use crate::harness::wait::{condition, eventually, wait_ready};
+use crate::harness::wait::{condition, eventually, is_ready, wait_ready};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -29,15 +29,12 @@ async fn provider_ready_unauthorized_unreachable_and_secret_rotation() {
     let providers: Api<CimiProvider> = Api::all(client.clone());
     secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
     let name = format!("prov-{}", random_suffix());
-    providers
-        .create(&PostParams::default(), &provider_for(&op, &name, &sim.url(), &ns.name, "creds"))
-        .await
-        .expect("provider");
+    providers.create(&PostParams::default(), &provider_for(&op, &name, &sim.url(), "creds")).await.expect("provider");
 
     // Ready with the catalog.
     let p = wait_ready(&providers, &name, "True", "Reachable").await;
     let st = p.status.expect("status");
-    assert!(st.ready);
+    assert!(is_ready(&st.conditions), "Ready is the condition: {:?}", st.conditions);
     assert!(st.collections.iter().any(|c| c == "machines"), "{:?}", st.collections);
     let catalog = st.catalog.expect("catalog");
     assert!(catalog.machine_configs.iter().any(|e| e.name.as_deref() == Some("small")), "{catalog:?}");
@@ -94,7 +91,7 @@ async fn objects_outside_allowed_namespaces_are_refused_without_provider_calls()
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &allowed.name);
     secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
     let name = format!("prov-{}", random_suffix());
-    let mut provider = provider_for(&op, &name, &sim.url(), &allowed.name, "creds");
+    let mut provider = provider_for(&op, &name, &sim.url(), "creds");
     provider.spec.allowed_namespaces = Some(LabelSelector {
         match_labels: Some([("e2e.cimi.dev/tenant".to_string(), tenant.clone())].into_iter().collect()),
         ..Default::default()

@@ -46,7 +46,7 @@ async fn quickstart_end_to_end() {
     })
     .await;
     let vol_status = vol.status.expect("volume status");
-    assert_eq!(vol_status.capacity, Some(10_737_419), "10Gi in kB");
+    assert_eq!(vol_status.capacity.as_deref(), Some("10737419k"), "10Gi in kB, as a quantity");
     assert_eq!(vol_status.common.state.as_deref(), Some("AVAILABLE"));
     let m = wait_machine(&machines, "web-1", "web-1 STARTED, Ready, with an IP", |m| {
         m.status.as_ref().is_some_and(|s| {
@@ -55,7 +55,7 @@ async fn quickstart_end_to_end() {
     })
     .await;
     let st = m.status.expect("status");
-    assert_eq!((st.cpu, st.memory), (Some(1), Some(8_000_000)));
+    assert_eq!((st.cpu, st.memory.as_deref()), (Some(1), Some("8000000Ki")));
     assert_eq!(st.network_interfaces.len(), 1);
     assert_eq!(st.network_interfaces[0].href, net.status.and_then(|s| s.common.id));
     assert_eq!(st.volumes.len(), 1, "{:?}", st.volumes);
@@ -108,7 +108,8 @@ async fn quickstart_end_to_end() {
     eventually("the shop system Ready with 4/4 members", T, || async {
         let s = systems.get("shop").await.ok()?;
         let st = s.status.as_ref()?;
-        (is_ready(&st.common.conditions) && st.ready.as_deref() == Some("4/4")).then_some(())
+        (is_ready(&st.common.conditions) && st.members.as_ref().map(|m| m.summary.as_str()) == Some("4/4"))
+            .then_some(())
     })
     .await;
 

@@ -375,6 +375,8 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         "ciminetworks/status",
         "cimisystems",
         "cimisystems/status",
+        "ciminamespacedproviders",
+        "ciminamespacedproviders/status",
     ];
     roles
         .create(
@@ -460,9 +462,9 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         "metadata": {"name": provider_name},
         "spec": {
             "endpoint": sim.url(),
-            "credentialsSecretRef": {"namespace": ns_a.name, "name": "creds"},
+            "credentialSecretRef": {"name": "creds"},
             "pollInterval": "2s",
-            "allowPlainHttp": true
+            "allowPlainHTTP": true
         }
     }))
     .expect("a CimiProvider");
@@ -561,7 +563,7 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
 #[tokio::test]
 async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again() {
     use cimi_operator::api::CimiMachine;
-    use cimi_operator::api::common::LocalObjectRef;
+    use cimi_operator::api::common::SecretRef;
 
     let admin = client().await;
     let ns = TestNamespace::new(&admin, "rt-secret").await;
@@ -569,8 +571,7 @@ async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let provider = ready_provider(&admin, &op, &ns.name, &sim).await;
     let mut machine = machine(&op, "web", &provider);
-    machine.spec.template.as_mut().expect("template").credential_secret_ref =
-        Some(LocalObjectRef { name: "login".into() });
+    machine.spec.template.as_mut().expect("template").credential_secret_ref = Some(SecretRef::new("login"));
     let machines: Api<CimiMachine> = Api::namespaced(admin.clone(), &ns.name);
     machines.create(&PostParams::default(), &machine).await.expect("machine");
     let reason = |m: &CimiMachine| m.status.as_ref().and_then(|s| condition(&s.common.conditions, "Ready"));

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use cimi_operator::api::common::{CatalogRef, LocalObjectRef, ProviderRef, SecretKeyRef};
+use cimi_operator::api::common::{CatalogRef, ProviderRef, SecretKeyRef, SecretRef};
 use cimi_operator::api::machine::MachineTemplateSpec;
 use cimi_operator::api::{CimiMachine, CimiMachineSpec, CimiProvider};
 use cimi_operator::sim::{Auth, Sim, SimConfig, Timing};
@@ -56,10 +56,10 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let good = format!("canary-{}", random_suffix());
     let bad = format!("canary-bad-{}", random_suffix());
-    let mut p = CimiProvider::new(&good, provider_spec(&sim.url(), &ns.name, "creds"));
+    let mut p = CimiProvider::new(&good, provider_spec(&sim.url(), "creds"));
     p.metadata.labels = Some(labels.clone());
     providers.create(&PostParams::default(), &p).await.expect("provider");
-    let mut p = CimiProvider::new(&bad, provider_spec(&sim.url(), &ns.name, "wrong-creds"));
+    let mut p = CimiProvider::new(&bad, provider_spec(&sim.url(), "wrong-creds"));
     p.metadata.labels = Some(labels.clone());
     providers.create(&PostParams::default(), &p).await.expect("bad provider");
 
@@ -67,11 +67,11 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
     let mut m = CimiMachine::new(
         "canary-vm",
         CimiMachineSpec {
-            provider_ref: ProviderRef { name: good.clone() },
+            provider_ref: ProviderRef::cluster(good.clone()),
             template: Some(MachineTemplateSpec {
                 machine_config: Some(CatalogRef::by_name("tiny")),
                 machine_image: CatalogRef::by_name("Linux SUSE"),
-                credential_secret_ref: Some(LocalObjectRef { name: "login".into() }),
+                credential_secret_ref: Some(SecretRef::new("login")),
                 user_data_secret_ref: Some(SecretKeyRef { name: "userdata".into(), key: "userData".into() }),
                 ..Default::default()
             }),

@@ -52,6 +52,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [cimi.dev]
   resources: [cimimachines/status, cimivolumes/status, ciminetworks/status, cimisystems/status]
   verbs: [patch]
+# A team's own providers: read, watched, in-use finalizer and status.
+- apiGroups: [cimi.dev]
+  resources: [ciminamespacedproviders]
+  verbs: [get, list, watch, patch]
+- apiGroups: [cimi.dev]
+  resources: [ciminamespacedproviders/status]
+  verbs: [patch]
 # A CimiSystem with exposeMembers creates (and, when it is turned off, deletes) read-only member objects.
 - apiGroups: [cimi.dev]
   resources: [cimimachines, cimivolumes, ciminetworks]

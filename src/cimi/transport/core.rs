@@ -124,7 +124,7 @@ impl Transport {
             return Err(CimiError::UntrustedHref {
                 href: redact_url(url),
                 reason: "credentials would travel in clear text over plain http; use https, or set \
-                         spec.allowPlainHttp: true on the CimiProvider if the network is trusted"
+                         spec.allowPlainHTTP: true on the CimiProvider if the network is trusted"
                     .into(),
             });
         }
@@ -152,7 +152,7 @@ mod tests {
         };
         let refused = t(basic.clone(), false).vet(&plain).unwrap_err();
         assert!(
-            matches!(&refused, CimiError::UntrustedHref { reason, .. } if reason.contains("allowPlainHttp")),
+            matches!(&refused, CimiError::UntrustedHref { reason, .. } if reason.contains("allowPlainHTTP")),
             "{refused}"
         );
         assert!(t(basic, true).vet(&plain).is_ok(), "explicitly allowed");

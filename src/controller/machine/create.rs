@@ -133,9 +133,9 @@ fn machine_create(
                 .collect(),
         );
     }
-    let template = if let Some(reference) = &spec.template_ref {
-        let href =
-            resolve_catalog(catalog_entries(catalog, "machineTemplates"), reference, "templateRef").map_err(stalled)?;
+    let template = if let Some(reference) = &spec.machine_template {
+        let href = resolve_catalog(catalog_entries(catalog, "machineTemplates"), reference, "machineTemplate")
+            .map_err(stalled)?;
         // By reference: what the spec adds goes with the href as overrides.
         let overrides = match serde_json::to_value(&template) {
             Ok(Value::Object(map)) => map,
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_template_by_reference_carries_the_interfaces_and_volumes_as_overrides() {
-        let m = machine(json!({"providerRef": {"name": "p"}, "templateRef": {"name": "web"}}));
+        let m = machine(json!({"providerRef": {"name": "p"}, "machineTemplate": {"name": "web"}}));
         let body = machine_create(&m, &tags(), &catalog(), &related(), TemplateSecrets::default()).expect("body");
         assert_eq!(
             serde_json::to_value(&body).expect("json")["machineTemplate"],

@@ -7,7 +7,7 @@ use kube::ResourceExt as _;
 use serde_json::Value;
 
 use super::observe::Related;
-use super::plan::{AttachedInterface, AttachedVolume, MachinePlanInput};
+use super::plan::{AttachedInterface, MachinePlanInput, VolumeAttachment};
 use crate::api::CimiMachine;
 use crate::api::common::ManagedStatus;
 use crate::api::managed::action_request;
@@ -27,7 +27,7 @@ pub fn plan_input(
     tags: &BTreeMap<String, String>,
     current: &Value,
     status: &ManagedStatus,
-    attached: &[AttachedVolume],
+    attached: &[VolumeAttachment],
     interface_networks: &[String],
     related: &Related,
 ) -> MachinePlanInput {
@@ -87,8 +87,8 @@ mod tests {
         let current = json!({"name": "web-1", "description": "front", "state": "STARTED",
                              "operations": [{"rel": "edit", "href": "m/1"}]});
         let attached = vec![
-            AttachedVolume { entry: "m/1/volumes/1".into(), volume: "v/known".into() },
-            AttachedVolume { entry: "m/1/volumes/2".into(), volume: "v/own-disk".into() },
+            VolumeAttachment { entry: "m/1/volumes/1".into(), volume: "v/known".into() },
+            VolumeAttachment { entry: "m/1/volumes/2".into(), volume: "v/own-disk".into() },
         ];
         let related = Related {
             wanted_volumes: vec![WantedVolume { name: "data".into(), href: "v/wanted".into(), initial_location: None }],

@@ -6,11 +6,11 @@
 use kube::ResourceExt as _;
 use serde_json::{Value, json};
 
-use super::plan::{AttachedVolume, WantedNetwork, WantedVolume};
+use super::plan::{VolumeAttachment, WantedNetwork, WantedVolume};
 use crate::api::conditions::{READY, is_true};
-use crate::api::machine::{CimiMachineStatus, ObservedAttachment};
+use crate::api::machine::{AttachedVolume, CimiMachineStatus, NetworkInterface};
 use crate::api::managed::Managed;
-use crate::api::quantity::format_memory_kib;
+use crate::api::quantity::memory_quantity;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
@@ -153,11 +153,10 @@ pub async fn observe_into_status(
     m: &Value,
     status: &mut CimiMachineStatus,
     steady: bool,
-) -> Result<Vec<AttachedVolume>, CimiError> {
+) -> Result<Vec<VolumeAttachment>, CimiError> {
     status.common.state = text(m, "state").map(str::to_string);
     status.cpu = int(m, "cpu");
-    status.memory = int(m, "memory");
-    status.memory_display = status.memory.map(format_memory_kib);
+    status.memory = int(m, "memory").map(memory_quantity);
     let href = status.common.id.clone().unwrap_or_default();
     let updated = text(m, "updated");
     let reading = match ctx.observer.sub_reading(status_provider, &href, updated).await.filter(|_| steady) {
@@ -168,11 +167,9 @@ pub async fn observe_into_status(
             r
         }
     };
-    let list = |k: &str| -> Vec<ObservedAttachment> {
-        reading.get(k).cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
-    };
-    status.network_interfaces = list("networkInterfaces");
-    status.volumes = list("volumes");
+    let list = |k: &str| reading.get(k).cloned().unwrap_or_default();
+    status.network_interfaces = serde_json::from_value(list("networkInterfaces")).unwrap_or_default();
+    status.volumes = serde_json::from_value(list("volumes")).unwrap_or_default();
     status.addresses = status.network_interfaces.iter().flat_map(|n| n.addresses.iter().cloned()).collect();
     status.ip = status.addresses.first().cloned();
     let attached = reading
@@ -181,7 +178,7 @@ pub async fn observe_into_status(
         .into_iter()
         .flatten()
         .filter_map(|a| {
-            Some(AttachedVolume {
+            Some(VolumeAttachment {
                 entry: a.get("entry")?.as_str()?.to_string(),
                 volume: a.get("volume")?.as_str()?.to_string(),
             })
@@ -195,7 +192,7 @@ pub async fn observe_into_status(
 const MAX_SUB_ENTRIES: usize = 64;
 
 /// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
-/// `{networkInterfaces: [ObservedAttachment], volumes: [ObservedAttachment], attached: [{entry, volume}]}`.
+/// `{networkInterfaces: [NetworkInterface], volumes: [AttachedVolume], attached: [{entry, volume}]}`.
 pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
     let mut interfaces = Vec::new();
     if let Some(href) = ref_href(m, "networkInterfaces") {
@@ -203,7 +200,7 @@ pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Valu
             .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
             .await?;
         for nic in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
-            let mut attachment = ObservedAttachment {
+            let mut attachment = NetworkInterface {
                 href: ref_href(&nic, "network").map(str::to_string),
                 state: text(&nic, "state").map(str::to_string),
                 ..Default::default()
@@ -230,7 +227,7 @@ pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Valu
         let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
         for e in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
             let volume = ref_href(&e, "volume");
-            volumes.push(ObservedAttachment {
+            volumes.push(AttachedVolume {
                 href: volume.map(str::to_string),
                 initial_location: text(&e, "initialLocation").map(str::to_string),
                 ..Default::default()
@@ -295,9 +292,9 @@ mod tests {
         };
         let current = json!({"name": "web-1", "state": "STARTED", "operations": []});
         let plan = |attached: &[&str]| {
-            let attached: Vec<AttachedVolume> = attached
+            let attached: Vec<VolumeAttachment> = attached
                 .iter()
-                .map(|v| AttachedVolume { entry: format!("{v}/entry"), volume: v.to_string() })
+                .map(|v| VolumeAttachment { entry: format!("{v}/entry"), volume: v.to_string() })
                 .collect();
             let input =
                 plan_input(&machine, &BTreeMap::new(), &current, &ManagedStatus::default(), &attached, &[], &related);

@@ -19,7 +19,7 @@ pub struct WantedVolume {
 
 /// A volume attachment the provider reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttachedVolume {
+pub struct VolumeAttachment {
     /// The MachineVolume entry's href (what a detach deletes).
     pub entry: String,
     /// The provider Volume href.
@@ -58,7 +58,7 @@ pub struct MachinePlanInput {
     /// The attachments the spec wants (only volumes that are ready).
     pub wanted_volumes: Vec<WantedVolume>,
     /// The attachments the provider reports.
-    pub attached_volumes: Vec<AttachedVolume>,
+    pub attached_volumes: Vec<VolumeAttachment>,
     /// The network interfaces the spec wants (only networks that are ready).
     pub wanted_networks: Vec<WantedNetwork>,
     /// The network interfaces the provider reports (only those the operator may remove or keep).
@@ -95,7 +95,7 @@ pub enum MachineStep {
     /// PUT these attributes.
     Update(Map<String, Value>),
     /// Delete this MachineVolume entry.
-    Detach(AttachedVolume),
+    Detach(VolumeAttachment),
     /// Attach this volume.
     Attach(WantedVolume),
     /// Remove this network interface.
@@ -266,14 +266,14 @@ mod tests {
     fn attributes_then_detach_then_attach_then_power() {
         let mut input = stopped();
         input.attribute_changes.insert("description".into(), json!("x"));
-        input.attached_volumes = vec![AttachedVolume { entry: "m/1/volumes/9".into(), volume: "v/old".into() }];
+        input.attached_volumes = vec![VolumeAttachment { entry: "m/1/volumes/9".into(), volume: "v/old".into() }];
         input.wanted_volumes = vec![WantedVolume { name: "data".into(), href: "v/new".into(), initial_location: None }];
         assert!(matches!(plan_machine(&input), MachineStep::Update(_)));
         input.attribute_changes.clear();
         assert!(matches!(plan_machine(&input), MachineStep::Detach(ref a) if a.volume == "v/old"));
         input.attached_volumes.clear();
         assert!(matches!(plan_machine(&input), MachineStep::Attach(ref w) if w.href == "v/new"));
-        input.attached_volumes = vec![AttachedVolume { entry: "e".into(), volume: "v/new".into() }];
+        input.attached_volumes = vec![VolumeAttachment { entry: "e".into(), volume: "v/new".into() }];
         assert_eq!(plan_machine(&input), MachineStep::Power("start"));
     }
 

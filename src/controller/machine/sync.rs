@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::common::{ActionPhase, ManagementPolicy};
 use crate::api::conditions::STALLED;
 use crate::api::machine::CimiMachineStatus;
-use crate::api::managed::action_request;
+use crate::api::managed::{Managed as _, action_request};
 use crate::api::reasons::Reason;
 use crate::controller::connection::{connection, poll_interval};
 use crate::controller::context::Context;
@@ -45,7 +45,7 @@ pub async fn sync(
     api: &Api<CimiMachine>,
     status: &mut CimiMachineStatus,
 ) -> Result<(Progress, Duration), Problem> {
-    let provider = &machine.spec.provider_ref.name;
+    let provider = &machine.provider_key();
     let conn = connection(ctx, provider, &machine.namespace().unwrap_or_default()).await?;
     let client = &conn.client;
     let uid = machine.uid().unwrap_or_default();
@@ -97,7 +97,7 @@ pub async fn sync(
                 Err(early) => return Ok(early),
             }
         }
-        (None, Some(import)) => {
+        (None, Some(_)) => {
             let ours = if observe_only {
                 None
             } else {
@@ -106,7 +106,7 @@ pub async fn sync(
             match ours {
                 Some(v) => Some(v),
                 None => {
-                    let found = find_import::<CimiMachine>(ctx, client, COLLECTION, "machine", import, &uid).await?;
+                    let found = find_import(ctx, &conn, machine, COLLECTION, "machine").await?;
                     let id = text(&found, "id").unwrap_or("?");
                     publish(
                         &ctx.recorder,

@@ -6,12 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::Api;
 use serde_json::Value;
 use url::Url;
 
 use super::shared::*;
-use crate::api::CimiProvider;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::resource::reads::text;
@@ -81,15 +79,16 @@ pub(super) async fn timing(inner: &Inner, provider: &str) -> Timing {
     {
         return *t;
     }
-    let api: Api<CimiProvider> = Api::all(inner.client.clone());
     let defaults = Timing::default();
-    let t = match api.get_opt(provider).await {
+    let key = crate::api::common::ProviderKey::parse(provider);
+    let t = match crate::controller::registry::read_provider(&inner.client, &key).await {
         Ok(Some(p)) => {
             let parse = |text: &str, default: Duration| crate::api::common::parse_duration(text).unwrap_or(default);
+            let s = &p.settings;
             Timing {
-                poll: parse(&p.spec.poll_interval, defaults.poll).max(Duration::from_secs(1)),
-                meters: parse(&p.spec.meter_interval, defaults.meters).max(Duration::from_millis(100)),
-                events: parse(&p.spec.event_interval, defaults.events).max(Duration::from_millis(100)),
+                poll: parse(&s.poll_interval, defaults.poll).max(Duration::from_secs(1)),
+                meters: parse(&s.meter_interval, defaults.meters).max(Duration::from_millis(100)),
+                events: parse(&s.event_interval, defaults.events).max(Duration::from_millis(100)),
             }
         }
         _ => defaults,

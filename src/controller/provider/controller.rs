@@ -1,22 +1,25 @@
-//! The CimiProvider controller: reads the credentials and CA Secrets (in the operator's namespace),
-//! connects, probes the CloudEntryPoint, reads a bounded catalog, writes status, re-probes every
-//! `pollInterval`, and keeps the `cimi.dev/in-use` finalizer while objects reference the provider.
+//! The provider controller, one for each provider kind ([`super::kind::ProviderObject`]): reads the
+//! credentials and CA Secrets (in the operator's namespace for a CimiProvider, in its own for a
+//! CimiNamespacedProvider), connects, probes the CloudEntryPoint, reads a bounded catalog, writes status,
+//! re-probes every `pollInterval`, and keeps the `cimi.dev/in-use` finalizer while objects reference the
+//! provider.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Api;
+use kube::ResourceExt as _;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource as _, ResourceExt as _};
 use serde_json::Value;
 
-use crate::api::common::parse_duration;
+use crate::api::common::{ProviderKind, parse_duration};
 use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status};
+use crate::api::managed::Managed;
 use crate::api::provider::CimiProviderStatus;
 use crate::api::reasons::Reason;
-use crate::api::{CimiMachine, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
+use crate::api::{CimiMachine, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
 use crate::cimi::CimiError;
 use crate::controller::context::Context;
 use crate::controller::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
@@ -27,47 +30,73 @@ use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{bounded_catalog, read_capabilities, read_catalog};
+use super::kind::ProviderObject;
 use super::plan::{self, Lifecycle, ProbeDue};
 use super::settings::{client_for, plain_http_refusal, read_settings};
 use super::users::references;
 use crate::controller::driver;
 use crate::controller::shell::error::{Error, error_policy};
 
-/// Builds the controller (its watches register with readiness at once) and returns the future that
-/// runs it until `shutdown`: CimiProviders with the label selector; the provider Secrets of the
-/// operator's namespace (names only) re-connect the providers that use them; CimiMachines,
-/// CimiVolumes and CimiNetworks of the watched namespaces re-count the references of theirs.
+/// The CimiProvider controller (its watches register with readiness at once), as a future that runs it
+/// until `shutdown`: CimiProviders with the label selector, the provider Secrets of the operator's
+/// namespace (names only), and the managed objects of the watched namespaces that name a CimiProvider.
 pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
-    let watches = ctx.watches();
-    let owner = CimiProvider::plural(&()).to_string();
     let controller = driver::cluster::<CimiProvider>(&ctx, &shutdown);
+    let secrets = Some(ctx.config.operator_namespace.clone());
+    run_kind(ctx, controller, secrets)
+}
+
+/// The CimiNamespacedProvider controller, as [`run`]: CimiNamespacedProviders of the watched namespaces, the
+/// Secrets there, and the managed objects that name a CimiNamespacedProvider of their namespace.
+pub fn run_namespaced(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+    let controller = driver::namespaced_unmanaged::<CimiNamespacedProvider>(&ctx, &shutdown);
+    run_kind(ctx, controller, None)
+}
+
+/// The reconcile request for the provider of kind `P` that `user` names, if it names one of that kind.
+fn provider_of<P: ProviderObject, K: Managed>(user: &K) -> Option<ObjectRef<P>> {
+    let reference = user.provider_ref();
+    (reference.kind == P::KIND).then(|| {
+        let object = ObjectRef::new(&reference.name);
+        match (P::KIND, user.namespace()) {
+            (ProviderKind::CimiNamespacedProvider, Some(ns)) => object.within(&ns),
+            _ => object,
+        }
+    })
+}
+
+/// Wires a provider controller: Secrets of `secret_namespace` (every watched namespace when `None`) re-connect
+/// the providers that use them; each managed kind re-counts the references of its provider.
+fn run_kind<P: ProviderObject>(
+    ctx: Arc<Context>,
+    controller: Controller<P>,
+    secret_namespace: Option<String>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let watches = ctx.watches();
+    let owner = P::plural(&()).to_string();
     let store = controller.store();
-    let namespace = ctx.config.operator_namespace.clone();
+    let operator_namespace = ctx.config.operator_namespace.clone();
     let controller = controller
-        .watches_stream(watches.secret_names(&owner, Some(&namespace)), move |secret| {
-            let name = secret.name_any();
-            let in_ns = secret.namespace().as_deref() == Some(namespace.as_str());
-            driver::referencing(&store, |p: &CimiProvider| {
-                in_ns
-                    && [&p.spec.credentials_secret_ref, &p.spec.ca_bundle_secret_ref]
+        .watches_stream(watches.secret_names(&owner, secret_namespace.as_deref()), move |secret| {
+            let (name, namespace) = (secret.name_any(), secret.namespace().unwrap_or_default());
+            driver::referencing(&store, |p: &P| {
+                let home = match P::KIND {
+                    ProviderKind::CimiProvider => operator_namespace.clone(),
+                    ProviderKind::CimiNamespacedProvider => p.namespace().unwrap_or_default(),
+                };
+                let settings = p.settings();
+                home == namespace
+                    && [&settings.credential_secret_ref, &settings.ca_bundle_secret_ref]
                         .into_iter()
                         .flatten()
-                        .any(|r| r.name == name && r.namespace == namespace)
+                        .any(|r| r.name == name)
             })
         })
-        .watches_stream(watches.related::<CimiMachine>(&owner), |m: CimiMachine| {
-            Some(ObjectRef::new(&m.spec.provider_ref.name))
-        })
-        .watches_stream(watches.related::<CimiVolume>(&owner), |v: CimiVolume| {
-            Some(ObjectRef::new(&v.spec.provider_ref.name))
-        })
-        .watches_stream(watches.related::<CimiNetwork>(&owner), |n: CimiNetwork| {
-            Some(ObjectRef::new(&n.spec.provider_ref.name))
-        })
-        .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| {
-            Some(ObjectRef::new(&s.spec.provider_ref.name))
-        });
-    driver::drive(controller, ctx, reconcile, error_policy::<CimiProvider>)
+        .watches_stream(watches.related::<CimiMachine>(&owner), |m: CimiMachine| provider_of::<P, _>(&m))
+        .watches_stream(watches.related::<CimiVolume>(&owner), |v: CimiVolume| provider_of::<P, _>(&v))
+        .watches_stream(watches.related::<CimiNetwork>(&owner), |n: CimiNetwork| provider_of::<P, _>(&n))
+        .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| provider_of::<P, _>(&s));
+    driver::drive(controller, ctx, reconcile::<P>, error_policy::<P>)
 }
 
 /// How long ago `probed` was; `None` when it lies in the future (a clock step: probe again).
@@ -98,22 +127,27 @@ fn format_latency(d: Duration) -> String {
 }
 
 /// One pass of a provider, in a `reconcile` span naming it.
-async fn reconcile(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<Action, Error> {
     use tracing::Instrument as _;
-    let span = tracing::info_span!("reconcile", kind = "CimiProvider", name = %provider.name_any());
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = P::KIND.as_str(),
+        namespace = provider.namespace().unwrap_or_default(),
+        name = %provider.name_any()
+    );
     pass(provider, ctx).instrument(span).await
 }
 
-async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let name = provider.name_any();
-    let api: Api<CimiProvider> = Api::all(ctx.client.clone());
-    let allowed = provider.spec.allowed_namespaces.as_ref();
+async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = provider.key().to_string();
+    let api = provider.api(&ctx.client);
+    let allowed = provider.allowed_namespaces();
     let mut users = references(&ctx, &name, allowed, false).await?;
     if users.is_empty() && has_finalizer(&*provider, FINALIZER_IN_USE) {
         // About to release it: make sure from the API, not from caches that may lag a new user.
         users = references(&ctx, &name, allowed, true).await?;
     }
-    let old = provider.status.clone().unwrap_or_default();
+    let old = provider.provider_status().cloned().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut conds = ConditionSet::new(&old.conditions, provider.meta().generation, now.clone());
     let (in_use_status, in_use_reason, in_use_message) = plan::in_use(&users);
@@ -130,7 +164,7 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
             let status =
                 CimiProviderStatus { conditions: conds.build(), in_use_by: Some(users.len() as i32), ..old.clone() };
             if status != old {
-                apply_status(&api, &name, &status).await?;
+                apply_status(&api, &provider.name_any(), &status).await?;
             }
             return Ok(Action::requeue(Duration::from_secs(5)));
         }
@@ -144,30 +178,29 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
         }
     }
 
-    let poll =
-        parse_duration(&provider.spec.poll_interval).unwrap_or(Duration::from_secs(30)).max(Duration::from_secs(1));
+    let poll = parse_duration(&provider.settings().poll_interval)
+        .unwrap_or(Duration::from_secs(30))
+        .max(Duration::from_secs(1));
     let mut status = CimiProviderStatus {
         observed_generation: provider.meta().generation,
         in_use_by: Some(users.len() as i32),
         ..old.clone()
     };
-    let settings = match read_settings(&ctx, &provider).await {
+    let settings = match read_settings(&ctx, &*provider).await {
         Ok(s) => s,
         Err(message) => {
             ctx.providers.remove(&name);
             conds.set(READY, Status::False, Reason::CredentialsNotFound, message);
-            status.ready = false;
             status.conditions = conds.build();
-            write(&ctx, &api, &provider, &old, status).await?;
+            write(&ctx, &api, &*provider, &old, status).await?;
             return Ok(Action::requeue(poll));
         }
     };
-    if let Some(message) = plain_http_refusal(&provider, &settings.auth) {
+    if let Some(message) = plain_http_refusal(provider.settings(), &settings.auth) {
         ctx.providers.remove(&name);
         conds.set(READY, Status::False, Reason::PlainHttpNotAllowed, message);
-        status.ready = false;
         status.conditions = conds.build();
-        write(&ctx, &api, &provider, &old, status).await?;
+        write(&ctx, &api, &*provider, &old, status).await?;
         return Ok(Action::requeue(poll));
     }
     let existing = ctx.providers.get(&name).filter(|c| c.fingerprint == settings.fingerprint);
@@ -186,22 +219,21 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
     };
     if let ProbeDue::After(next) = plan::plan_probe(existing.is_some(), since, poll) {
         status.conditions = conds.build();
-        write(&ctx, &api, &provider, &old, status).await?;
+        write(&ctx, &api, &*provider, &old, status).await?;
         return Ok(Action::requeue(next));
     }
     let fp = settings.fingerprint;
     let client = match existing {
         Some(c) => c.client,
-        None => match client_for(&provider, settings, &ctx.metrics.client) {
+        None => match client_for(&name, provider.settings(), settings, &ctx.metrics.client) {
             Ok(c) => {
                 tracing::info!(provider = %name, "connecting to the provider");
                 c
             }
             Err(error) => {
                 conds.set(READY, Status::False, probe_reason(&error), error.to_string());
-                status.ready = false;
                 status.conditions = conds.build();
-                write(&ctx, &api, &provider, &old, status).await?;
+                write(&ctx, &api, &*provider, &old, status).await?;
                 return Ok(Action::requeue(poll));
             }
         },
@@ -215,7 +247,6 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
     let connection = match probe {
         Ok(discovery) => match read_catalog(&client).await {
             Ok((full, counts)) => {
-                status.ready = true;
                 status.cimi_version = Some(
                     discovery
                         .cep
@@ -248,11 +279,11 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
                     message: String::new(),
                     catalog: Arc::new(full),
                     allowed_namespaces: None,
+                    import_rights: None,
                     probed: None,
                 }
             }
             Err(error) => {
-                status.ready = false;
                 conds.set(READY, Status::False, probe_reason(&error), format!("reading the catalog: {error}"));
                 ProviderConnection {
                     client,
@@ -261,12 +292,12 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
                     message: error.to_string(),
                     catalog: Arc::default(),
                     allowed_namespaces: None,
+                    import_rights: None,
                     probed: None,
                 }
             }
         },
         Err(error) => {
-            status.ready = false;
             conds.set(READY, Status::False, probe_reason(&error), error.to_string());
             let catalog = ctx.providers.get(&name).map(|c| c.catalog).unwrap_or_default();
             ProviderConnection {
@@ -276,18 +307,20 @@ async fn pass(provider: Arc<CimiProvider>, ctx: Arc<Context>) -> Result<Action, 
                 message: error.to_string(),
                 catalog,
                 allowed_namespaces: None,
+                import_rights: None,
                 probed: None,
             }
         }
     };
     let connection = ProviderConnection {
-        allowed_namespaces: provider.spec.allowed_namespaces.clone(),
+        allowed_namespaces: provider.allowed_namespaces().cloned(),
+        import_rights: provider.settings().import_rights.clone(),
         probed: Some((started, provider.meta().generation)),
         ..connection
     };
     ctx.providers.put(&name, connection);
     status.conditions = conds.build();
-    write(&ctx, &api, &provider, &old, status).await?;
+    write(&ctx, &api, &*provider, &old, status).await?;
     Ok(Action::requeue(poll))
 }
 
@@ -306,8 +339,8 @@ const NEEDS_A_HUMAN: &[Reason] = &[
 /// `conditions` with `Stalled=True` (the Ready condition's reason and message) when the provider is not Ready
 /// for a reason that needs a human, so that Argo CD shows Degraded and Flux fails promptly; without a Stalled
 /// condition otherwise (an unreachable provider may come back by itself).
-fn with_stalled(
-    provider: &CimiProvider,
+fn with_stalled<P: ProviderObject>(
+    provider: &P,
     conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 ) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     let ready = conditions::find(&conditions, READY).cloned();
@@ -330,10 +363,10 @@ fn with_stalled(
 
 /// Writes status when it changed (the probe time and latency alone do not count) and records an
 /// Event when Ready flips or changes reason.
-async fn write(
+async fn write<P: ProviderObject>(
     ctx: &Context,
-    api: &Api<CimiProvider>,
-    provider: &CimiProvider,
+    api: &kube::Api<P>,
+    provider: &P,
     old: &CimiProviderStatus,
     status: CimiProviderStatus,
 ) -> Result<(), Error> {

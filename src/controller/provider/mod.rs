@@ -1,5 +1,6 @@
-//! The CimiProvider controller:
+//! The provider controllers, one per provider kind on one implementation:
 //!
+//! - [`kind`]: what differs between CimiProvider and CimiNamespacedProvider;
 //! - [`controller`]: the pass: users and the in-use finalizer, settings, probe, status, Events;
 //! - [`plan`]: what a pass does (release, hold, recount, probe), a pure function of what it saw;
 //! - [`settings`]: the Secrets, the client, plain http;
@@ -8,8 +9,9 @@
 
 pub mod catalog;
 pub mod controller;
+pub mod kind;
 pub mod plan;
 pub mod settings;
 pub mod users;
 
-pub use controller::run;
+pub use controller::{run, run_namespaced};

@@ -1,5 +1,6 @@
-//! A provider's settings: its Secrets (in the operator's namespace; never logged), the client made from them
-//! and its spec, and the refusal of credentials over plain http.
+//! A provider's settings: its Secrets (in the operator's namespace for a CimiProvider, in its own for a
+//! CimiNamespacedProvider; never logged), the client made from them and its spec, and the refusal of
+//! credentials over plain http.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,8 +8,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use crate::api::CimiProvider;
-use crate::api::provider::credentials_from_secret;
+use super::kind::ProviderObject;
+use crate::api::provider::{ProviderSettings, credentials_from_secret};
 use crate::cimi::{Auth, CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::registry::fingerprint;
@@ -20,10 +21,10 @@ pub struct Settings {
     pub fingerprint: u64,
 }
 
-pub async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Settings, String> {
-    let ns = &ctx.config.operator_namespace;
+pub async fn read_settings<P: ProviderObject>(ctx: &Context, provider: &P) -> Result<Settings, String> {
+    let ns = &provider.secret_namespace(ctx);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let spec = &provider.spec;
+    let spec = provider.settings();
     let mut auth = Auth::None;
     let mut parts: Vec<Vec<u8>> = vec![
         spec.endpoint.as_bytes().to_vec(),
@@ -35,13 +36,7 @@ pub async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Set
         )
         .into_bytes(),
     ];
-    if let Some(r) = &spec.credentials_secret_ref {
-        if &r.namespace != ns {
-            return Err(format!(
-                "credentialsSecretRef names namespace {:?}; provider Secrets must live in the operator's namespace {ns:?}",
-                r.namespace
-            ));
-        }
+    if let Some(r) = &spec.credential_secret_ref {
         let secret = secrets
             .get_opt(&r.name)
             .await
@@ -56,9 +51,6 @@ pub async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Set
     }
     let mut ca_bundle_pem = None;
     if let Some(r) = &spec.ca_bundle_secret_ref {
-        if &r.namespace != ns {
-            return Err(format!("caBundleSecretRef must name a Secret in the operator's namespace {ns:?}"));
-        }
         let secret = secrets
             .get_opt(&r.name)
             .await
@@ -77,12 +69,14 @@ pub async fn read_settings(ctx: &Context, provider: &CimiProvider) -> Result<Set
     Ok(Settings { auth, ca_bundle_pem, fingerprint: fingerprint(&refs) })
 }
 
+/// The client of the provider `key` with `spec` and what its Secrets hold.
 pub fn client_for(
-    provider: &CimiProvider,
+    key: &str,
+    spec: &ProviderSettings,
     settings: Settings,
     metrics: &crate::cimi::ClientMetrics,
 ) -> Result<CimiClient, CimiError> {
-    let mut config = provider.client_config(settings.auth, settings.ca_bundle_pem)?;
+    let mut config = spec.client_config(key, settings.auth, settings.ca_bundle_pem)?;
     // Probes and reconciles requeue on their own; keep in-call retries short.
     config.transport.retry.max_attempts = 2;
     config.transport.request_timeout = Duration::from_secs(15);
@@ -91,18 +85,18 @@ pub fn client_for(
 }
 
 /// Why the operator will not connect: credentials would go over plain http (the endpoint or a trusted
-/// origin) without `spec.allowPlainHttp`. `None` when it may.
-pub fn plain_http_refusal(provider: &CimiProvider, auth: &Auth) -> Option<String> {
-    if *auth == Auth::None || provider.spec.allow_plain_http {
+/// origin) without `spec.allowPlainHTTP`. `None` when it may.
+pub fn plain_http_refusal(spec: &ProviderSettings, auth: &Auth) -> Option<String> {
+    if *auth == Auth::None || spec.allow_plain_http {
         return None;
     }
-    let plain: Vec<&str> = std::iter::once(provider.spec.endpoint.as_str())
-        .chain(provider.spec.trusted_origins.iter().map(String::as_str))
+    let plain: Vec<&str> = std::iter::once(spec.endpoint.as_str())
+        .chain(spec.trusted_origins.iter().map(String::as_str))
         .filter(|u| u.trim().to_ascii_lowercase().starts_with("http://"))
         .collect();
     (!plain.is_empty()).then(|| {
         format!(
-            "{} is plain http: the credentials would travel in clear text; use https, or set spec.allowPlainHttp: \
+            "{} is plain http: the credentials would travel in clear text; use https, or set spec.allowPlainHTTP: \
              true if the network to the provider is trusted",
             plain.join(", ")
         )
@@ -113,16 +107,16 @@ pub fn plain_http_refusal(provider: &CimiProvider, auth: &Auth) -> Option<String
 mod tests {
     use super::*;
 
-    fn provider(endpoint: &str, trusted: &[&str], allow: bool) -> CimiProvider {
-        let spec = serde_json::json!({"endpoint": endpoint, "trustedOrigins": trusted, "allowPlainHttp": allow});
-        CimiProvider::new("p", serde_json::from_value(spec).expect("spec"))
+    fn provider(endpoint: &str, trusted: &[&str], allow: bool) -> ProviderSettings {
+        let spec = serde_json::json!({"endpoint": endpoint, "trustedOrigins": trusted, "allowPlainHTTP": allow});
+        serde_json::from_value(spec).expect("spec")
     }
 
     #[test]
     fn plain_http_needs_an_explicit_opt_in() {
         let basic = Auth::Basic { username: "u".into(), password: crate::cimi::Secret::new("p") };
         let refusal = plain_http_refusal(&provider("http://lab:8780/", &[], false), &basic).expect("refused");
-        assert!(refusal.contains("http://lab:8780/") && refusal.contains("allowPlainHttp"), "{refusal}");
+        assert!(refusal.contains("http://lab:8780/") && refusal.contains("allowPlainHTTP"), "{refusal}");
         assert_eq!(plain_http_refusal(&provider("http://lab:8780/", &[], true), &basic), None);
         assert_eq!(plain_http_refusal(&provider("https://lab/", &[], false), &basic), None);
         assert_eq!(plain_http_refusal(&provider("http://lab/", &[], false), &Auth::None), None, "no credentials");

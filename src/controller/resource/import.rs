@@ -1,33 +1,48 @@
 //! `spec.import`: the one provider resource an object adopts instead of creating one, by href or by a
-//! `$filter` that must match exactly one; nothing is adopted when zero or several match, or when a live
-//! object's UID tag claims it.
+//! `$filter` that must match exactly one. Nothing is adopted (and, without the right, nothing is read) when
+//! the provider does not grant the object's namespace the right to import with its management policy
+//! (`spec.importRights`), when zero or several resources match, when the resource is tagged for another
+//! cluster or namespace, or when a live object's UID tag claims it.
 
+use kube::ResourceExt as _;
 use serde_json::Value;
 
 use super::identity::check_not_claimed;
-use super::reads::{entries, read_imported};
-use crate::api::common::ImportSpec;
+use super::reads::{entries, properties_of, read_imported};
+use crate::api::common::ManagementPolicy;
+use crate::api::managed::Managed;
+use crate::api::provider::ImportRight;
 use crate::api::reasons::Reason;
+use crate::cimi::CimiError;
 use crate::cimi::query::Query;
-use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
+use crate::controller::namespaces::{selector_matches, selector_text};
 use crate::controller::outcome::Problem;
+use crate::controller::registry::ProviderConnection;
 use crate::controller::resource::reads::text;
+use crate::names::{TAG_CLUSTER, TAG_NAMESPACE};
 
-/// Finds the one provider resource that `spec.import` names: by href, or by a `$filter` that must
-/// match exactly one resource of `collection`. Zero or several matches, or a resource that carries
-/// another object's UID tag, are problems that need a human; nothing is adopted then.
+/// Finds the one provider resource that `obj`'s `spec.import` names in `collection`, through `conn`: by href,
+/// or by a `$filter` that must match exactly one resource. A missing import right, zero or several matches,
+/// or a resource that belongs to another cluster, namespace or live object are problems that need a human;
+/// nothing is adopted then.
 pub async fn find_import<K>(
     ctx: &Context,
-    client: &CimiClient,
+    conn: &ProviderConnection,
+    obj: &K,
     collection: &str,
     noun: &str,
-    import: &ImportSpec,
-    uid: &str,
 ) -> Result<Value, Problem>
 where
-    K: crate::controller::stores::Cached,
+    K: Managed + crate::controller::stores::Cached,
 {
+    let Some(import) = obj.import_spec() else {
+        return Err(Problem::stalled(Reason::InvalidSpec, "spec.import is not set"));
+    };
+    let namespace = obj.namespace().unwrap_or_default();
+    check_import_right(ctx, conn, &obj.provider_key(), &namespace, obj.management_policy()).await?;
+    let client = &conn.client;
+    let uid = obj.uid().unwrap_or_default();
     let found = if let Some(href) = &import.href {
         match read_imported(client, href).await {
             Ok(Some(v)) => v,
@@ -91,6 +106,119 @@ where
     } else {
         return Err(Problem::stalled(Reason::InvalidSpec, "spec.import needs an href or a filter"));
     };
-    check_not_claimed::<K>(ctx, &found, uid, noun).await?;
+    check_home(&found, &ctx.config.cluster_name, &namespace, noun)?;
+    check_not_claimed::<K>(ctx, &found, &uid, noun).await?;
     Ok(found)
+}
+
+/// The rights in force: the provider's `importRights`, else ObserveOnly for every namespace that may use it.
+fn rights_in_force(conn: &ProviderConnection) -> Vec<ImportRight> {
+    conn.import_rights.clone().unwrap_or_else(|| {
+        vec![ImportRight { namespaces: None, management_policies: vec![ManagementPolicy::ObserveOnly] }]
+    })
+}
+
+/// Ok when some import right of the provider selects `namespace` and allows `policy`; else ImportNotAllowed
+/// (stalled: a human grants the right, or changes the object).
+pub async fn check_import_right(
+    ctx: &Context,
+    conn: &ProviderConnection,
+    provider: &str,
+    namespace: &str,
+    policy: ManagementPolicy,
+) -> Result<(), Problem> {
+    let rights = rights_in_force(conn);
+    let mut policies_here = Vec::new();
+    for right in &rights {
+        let selected = match &right.namespaces {
+            None => true,
+            Some(selector) => {
+                let labels = ctx.namespace_labels.get(&ctx.client, namespace).await.map_err(|e| {
+                    Problem::transient(
+                        Reason::ImportNotAllowed,
+                        format!("cannot read the labels of namespace {namespace} to check the import rights: {e}"),
+                    )
+                })?;
+                selector_matches(selector, &labels.unwrap_or_default()).unwrap_or(false)
+            }
+        };
+        if selected {
+            policies_here.extend(right.management_policies.iter().copied());
+        }
+    }
+    if policies_here.contains(&policy) {
+        return Ok(());
+    }
+    let policy_name = |p: ManagementPolicy| match p {
+        ManagementPolicy::Managed => "Managed",
+        ManagementPolicy::ObserveOnly => "ObserveOnly",
+    };
+    let granted = if policies_here.is_empty() {
+        "no import at all".to_string()
+    } else {
+        let mut names: Vec<&str> = policies_here.iter().map(|p| policy_name(*p)).collect();
+        names.sort();
+        names.dedup();
+        format!("imports with managementPolicy {} only", names.join(" or "))
+    };
+    let rules: Vec<String> = rights
+        .iter()
+        .map(|r| {
+            let who = r.namespaces.as_ref().map_or("every namespace".to_string(), selector_text);
+            let what: Vec<&str> = r.management_policies.iter().map(|p| policy_name(*p)).collect();
+            format!("{who}: {}", what.join(", "))
+        })
+        .collect();
+    Err(Problem::stalled(
+        Reason::ImportNotAllowed,
+        format!(
+            "provider {provider} grants namespace {namespace} {granted} (spec.importRights: {}{}); nothing was \
+             read or adopted. Import with a policy it grants, or ask the provider's owner for the right",
+            rules.join("; "),
+            if conn.import_rights.is_none() { ", the default" } else { "" }
+        ),
+    ))
+}
+
+/// Fails when the resource carries the tags of another cluster or namespace: it belongs to someone else, even
+/// when the object that tagged it is gone (only its own cluster and namespace may take it over).
+fn check_home(resource: &Value, cluster: &str, namespace: &str, noun: &str) -> Result<(), Problem> {
+    let props = properties_of(resource);
+    let other_cluster = props.get(TAG_CLUSTER).filter(|c| !c.is_empty() && c.as_str() != cluster);
+    let other_namespace = props.get(TAG_NAMESPACE).filter(|n| !n.is_empty() && n.as_str() != namespace);
+    if other_cluster.is_none() && other_namespace.is_none() {
+        return Ok(());
+    }
+    Err(Problem::stalled(
+        Reason::ImportConflict,
+        format!(
+            "the {noun} {} belongs to {} (its cimi.dev/cluster and cimi.dev/namespace tags); nothing was adopted. \
+             Import a resource of your own, or have its owner release it (delete their object with \
+             deletionPolicy Orphan)",
+            text(resource, "id").unwrap_or("(no id)"),
+            format_args!(
+                "cluster {} namespace {}",
+                props.get(TAG_CLUSTER).map_or("?", String::as_str),
+                props.get(TAG_NAMESPACE).map_or("?", String::as_str)
+            ),
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_resource_of_another_cluster_or_namespace_is_not_imported() {
+        let tagged = |cluster: &str, namespace: &str| json!({"id": "m/1", "properties": {"cimi.dev/cluster": cluster, "cimi.dev/namespace": namespace}});
+        assert!(check_home(&tagged("prod", "team-a"), "prod", "team-a", "machine").is_ok());
+        assert!(check_home(&json!({"id": "m/2", "properties": {"env": "x"}}), "prod", "team-a", "machine").is_ok());
+        let other = check_home(&tagged("prod", "team-b"), "prod", "team-a", "machine").expect_err("another namespace");
+        assert_eq!(other.reason, Reason::ImportConflict);
+        assert!(other.message.contains("cluster prod namespace team-b"), "{}", other.message);
+        let elsewhere = check_home(&tagged("staging", "team-a"), "prod", "team-a", "machine").expect_err("cluster");
+        assert!(elsewhere.message.contains("cluster staging"), "{}", elsewhere.message);
+    }
 }

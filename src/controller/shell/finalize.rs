@@ -46,7 +46,7 @@ pub async fn finalize<K: ManagedKind>(
     }
     let owner = (obj.namespace().unwrap_or_default(), obj.name_any());
     let id = status.common().id.clone();
-    ctx.observer.forget(obj.provider_name(), K::COLLECTION, id.as_deref(), &K::kind(&()), &owner);
+    ctx.observer.forget(&obj.provider_key(), K::COLLECTION, id.as_deref(), &K::kind(&()), &owner);
     if flag(obj, ANNOTATION_FORCE_ORPHAN) {
         let note = format!(
             "cimi.dev/force-orphan: the finalizer was removed without any provider call; the provider {} {} may \
@@ -60,7 +60,7 @@ pub async fn finalize<K: ManagedKind>(
     }
     let uid = obj.uid().unwrap_or_default();
     let policy = obj.deletion_policy();
-    let step = match connection(ctx, obj.provider_name(), &obj.namespace().unwrap_or_default()).await {
+    let step = match connection(ctx, &obj.provider_key(), &obj.namespace().unwrap_or_default()).await {
         Ok(conn) => {
             cleanup(&conn.client, K::COLLECTION, status.common_mut(), &uid, policy).await.map_err(Problem::from)
         }

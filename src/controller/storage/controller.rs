@@ -81,7 +81,9 @@ pub async fn sync<K: StorageKind>(
     api: &Api<K>,
     status: &mut K::Status,
 ) -> Result<(Progress, Duration), Problem> {
-    let conn = connection(ctx, obj.provider_name(), &obj.namespace().unwrap_or_default()).await?;
+    let namespace = obj.namespace().unwrap_or_default();
+    K::record_holders(status, obj.held_by(&ctx.objects::<CimiMachine>(Some(&namespace)).await?));
+    let conn = connection(ctx, &obj.provider_key(), &namespace).await?;
     let client = &conn.client;
     let uid = obj.uid().unwrap_or_default();
     let observe_only = obj.management_policy() == ManagementPolicy::ObserveOnly;
@@ -109,7 +111,7 @@ pub async fn sync<K: StorageKind>(
         (Some(href), imported) => {
             let href = href.as_str();
             let at = observer::Lookup {
-                provider: obj.provider_name(),
+                provider: &obj.provider_key(),
                 client,
                 collection: K::COLLECTION,
                 href,
@@ -121,13 +123,13 @@ pub async fn sync<K: StorageKind>(
                 Err(early) => return Ok(early),
             }
         }
-        (None, Some(import)) => {
+        (None, Some(_)) => {
             let ours =
                 if observe_only { None } else { find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await? };
             match ours {
                 Some(v) => Some(v),
                 None => {
-                    let found = find_import::<K>(ctx, client, K::COLLECTION, K::NOUN, import, &uid).await?;
+                    let found = find_import(ctx, &conn, obj, K::COLLECTION, K::NOUN).await?;
                     let id = text(&found, "id").unwrap_or("?");
                     publish(
                         &ctx.recorder,
@@ -172,7 +174,7 @@ pub async fn sync<K: StorageKind>(
     // Meters and events only in the steady state (creation and changes go first); one second after
     // an object turns Ready its next pass reads them.
     let monitor_due = if steady {
-        observer::monitor(&ctx.observer, obj.provider_name(), client, obj, &current, status.common_mut()).await
+        observer::monitor(&ctx.observer, &obj.provider_key(), client, obj, &current, status.common_mut()).await
     } else {
         Duration::from_secs(1)
     };

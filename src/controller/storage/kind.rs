@@ -29,6 +29,9 @@ pub trait StorageKind: ManagedKind {
     /// The objects of this kind (in its namespace) a machine's spec names.
     fn named_by(machine: &CimiMachine) -> Vec<String>;
 
+    /// Records in status the CimiMachines that hold the object (a volume lists them; a network does not).
+    fn record_holders(_status: &mut Self::Status, _holders: Vec<String>) {}
+
     /// The CimiMachines (in this namespace) that use this object, by name.
     fn held_by(&self, machines: &[Arc<CimiMachine>]) -> Vec<String> {
         let name = self.name_any();

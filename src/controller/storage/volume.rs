@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::controller;
 use super::kind::StorageKind;
 use crate::api::common::ManagedStatus;
-use crate::api::quantity::{capacity_kb, format_capacity_kb};
+use crate::api::quantity::{capacity_kb, capacity_quantity};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiVolume, CimiVolumeStatus};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _, ResourceState};
@@ -63,8 +63,7 @@ impl StorageKind for CimiVolume {
     }
     fn observe_into(v: &Value, status: &mut CimiVolumeStatus) {
         status.common.state = text(v, "state").map(str::to_string);
-        status.capacity = int(v, "capacity");
-        status.capacity_display = status.capacity.map(format_capacity_kb);
+        status.capacity = int(v, "capacity").map(capacity_quantity);
         status.type_ = text(v, "type").map(str::to_string);
         status.bootable = boolean(v, "bootable");
     }
@@ -105,6 +104,9 @@ impl StorageKind for CimiVolume {
             })
         };
         Ok(model::VolumeCreate { volume_template: Some(template), ..model::VolumeCreate::typed() })
+    }
+    fn record_holders(status: &mut CimiVolumeStatus, holders: Vec<String>) {
+        status.attached_to = holders;
     }
     fn named_by(machine: &CimiMachine) -> Vec<String> {
         machine.spec.volumes.iter().map(|x| x.volume_ref.name.clone()).collect()

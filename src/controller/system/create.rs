@@ -39,7 +39,7 @@ pub async fn template_secrets(
         .template
         .iter()
         .flat_map(|t| t.component_descriptors.iter())
-        .filter_map(|c| c.credential_template.as_ref().and_then(|t| t.secret_ref.as_ref()))
+        .filter_map(|c| c.credential_template.as_ref().and_then(|t| t.credential_secret_ref.as_ref()))
         .map(|r| r.name.clone());
     for name in names {
         if let Some(secret) = api.get_opt(&name).await? {
@@ -66,7 +66,7 @@ pub async fn create(
     let spec = &system.spec;
     let secrets = template_secrets(ctx, system).await?;
     let template = template::system_template(
-        spec.template_ref.as_ref(),
+        spec.system_template.as_ref(),
         spec.template.as_ref(),
         &conn.catalog,
         &secrets,

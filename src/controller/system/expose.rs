@@ -44,7 +44,11 @@ fn provider(system: &CimiSystem) -> ProviderRef {
 }
 
 /// The objects wanted for the members listed in status, by name.
-fn wanted<K>(system: &CimiSystem, members: &[SystemMember], build: impl Fn(&SystemMember) -> K) -> BTreeMap<String, K>
+fn wanted<'a, K>(
+    system: &CimiSystem,
+    members: impl Iterator<Item = &'a SystemMember>,
+    build: impl Fn(&SystemMember) -> K,
+) -> BTreeMap<String, K>
 where
     K: Resource<DynamicType = ()>,
 {
@@ -104,15 +108,14 @@ where
 pub async fn sync_exposed(ctx: &Context, system: &CimiSystem, status: &mut CimiSystemStatus) -> Result<(), Problem> {
     let ns = system.namespace().unwrap_or_default();
     let expose = system.spec.expose_members && status.common.id.is_some();
-    let none = Vec::new();
-    let (machines, volumes, networks) = if expose {
-        (&status.machines, &status.volumes, &status.networks)
-    } else {
-        if status.exposed.is_empty() {
-            return Ok(());
-        }
-        (&none, &none, &none)
-    };
+    if !expose && status.exposed.is_empty() {
+        return Ok(());
+    }
+    // Not exposed (any more): no member is wanted, and those shown are removed.
+    let limit = if expose { usize::MAX } else { 0 };
+    let machines = status.machines.iter().map(|m| &m.member).take(limit);
+    let volumes = status.volumes.iter().map(|v| &v.member).take(limit);
+    let networks = status.networks.iter().take(limit);
     let observe = |m: &SystemMember| (provider(system), import(m));
     let machine_objects = wanted(system, machines, |m| {
         let (provider_ref, import) = observe(m);

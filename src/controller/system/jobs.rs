@@ -165,10 +165,8 @@ mod tests {
 
     #[test]
     fn a_job_older_than_its_timeout_stalls() {
-        let mut system = CimiSystem::new(
-            "shop",
-            CimiSystemSpec { provider_ref: ProviderRef { name: "p".into() }, ..Default::default() },
-        );
+        let mut system =
+            CimiSystem::new("shop", CimiSystemSpec { provider_ref: ProviderRef::cluster("p"), ..Default::default() });
         system.spec.timeouts = Some(Timeouts { create: Some("1m".into()), ..Default::default() });
         assert!(check_timeout(&system, &job("add", "RUNNING", 30)).is_ok());
         let problem = check_timeout(&system, &job("add", "RUNNING", 90)).expect_err("too old");

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::api::system::{CimiSystemStatus, SystemMember};
+use crate::api::quantity::{capacity_quantity, memory_quantity};
+use crate::api::system::{CimiSystemStatus, MachineMember, SystemMember, VolumeMember};
 use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError, model};
 use crate::controller::resource::reads::entries;
@@ -36,44 +37,39 @@ pub async fn observe_members(
     system: &Value,
     status: &mut CimiSystemStatus,
 ) -> Result<Vec<MemberDoc>, CimiError> {
-    let mut cursors: std::collections::HashMap<String, crate::api::common::EventCursor> = status
-        .machines
-        .iter()
-        .chain(&status.volumes)
-        .chain(&status.networks)
-        .filter_map(|m| m.event_cursor.clone().map(|c| (m.href.clone(), c)))
-        .collect();
+    let mut cursors: std::collections::HashMap<String, crate::api::common::EventCursor> =
+        status.all_members().filter_map(|m| m.event_cursor.clone().map(|c| (m.href.clone(), c))).collect();
     let mut docs = Vec::new();
     let machines = read_kind(client, system, "machines").await?;
     let mut listed = Vec::new();
     for (href, doc) in machines {
-        let previous = status.machines.iter().find(|m| m.href == href);
+        let previous = status.machines.iter().find(|m| m.member.href == href);
         let state = text(&doc, "state").map(str::to_string);
         let addresses = match previous {
-            Some(p) if p.state == state && !p.addresses.is_empty() => p.addresses.clone(),
+            Some(p) if p.member.state == state && !p.addresses.is_empty() => p.addresses.clone(),
             _ => machine_addresses(client, &doc).await?,
         };
-        listed.push(SystemMember {
-            name: text(&doc, "name").map(str::to_string),
-            href: href.clone(),
-            state,
+        listed.push(MachineMember {
+            member: SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc) },
             addresses,
             cpu: int(&doc, "cpu"),
-            size: int(&doc, "memory"),
-            event_cursor: cursors.remove(&href),
+            memory: int(&doc, "memory").map(memory_quantity),
         });
         docs.push(MemberDoc { kind: "machine", href, doc });
     }
     status.machines = listed;
     let mut volumes = Vec::new();
     for (href, doc) in read_kind(client, system, "volumes").await? {
-        volumes.push(SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc, "capacity") });
+        volumes.push(VolumeMember {
+            member: SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc) },
+            capacity: int(&doc, "capacity").map(capacity_quantity),
+        });
         docs.push(MemberDoc { kind: "volume", href, doc });
     }
     status.volumes = volumes;
     let mut networks = Vec::new();
     for (href, doc) in read_kind(client, system, "networks").await? {
-        networks.push(SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc, "") });
+        networks.push(SystemMember { event_cursor: cursors.remove(&href), ..member(href.clone(), &doc) });
         docs.push(MemberDoc { kind: "network", href, doc });
     }
     status.networks = networks;
@@ -82,21 +78,15 @@ pub async fn observe_members(
 
 /// The status entry of a member (by href), wherever it is listed.
 pub fn member_mut<'a>(status: &'a mut CimiSystemStatus, href: &str) -> Option<&'a mut SystemMember> {
-    status
-        .machines
-        .iter_mut()
-        .chain(status.volumes.iter_mut())
-        .chain(status.networks.iter_mut())
-        .find(|m| m.href == href)
+    status.all_members_mut().find(|m| m.href == href)
 }
 
-fn member(href: String, doc: &Value, size: &str) -> SystemMember {
+fn member(href: String, doc: &Value) -> SystemMember {
     SystemMember {
         name: text(doc, "name").map(str::to_string),
         href,
         state: text(doc, "state").map(str::to_string),
-        size: doc.get(size).and_then(Value::as_i64),
-        ..Default::default()
+        event_cursor: None,
     }
 }
 

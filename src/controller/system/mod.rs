@@ -61,7 +61,7 @@ impl ManagedKind for CimiSystem {
         format!(
             "{}, {} members ready",
             status.common.state.clone().unwrap_or_default(),
-            status.ready.clone().unwrap_or_else(|| "0/0".into())
+            status.members.as_ref().map_or_else(|| "0/0".to_string(), |m| m.summary.clone())
         )
     }
 

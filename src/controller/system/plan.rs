@@ -1,12 +1,10 @@
 //! `plan_system`: the next CIMI operation for a system, from what the spec asks and what the provider
 //! shows of the system and its members; and the member counts of status. Pure: no I/O, unit-tested.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use crate::api::PowerState;
-use crate::api::system::{NestedJob, SystemMember};
+use crate::api::system::{CimiSystemStatus, MachineMember, MemberCounts, NestedJob, SystemMember};
 use crate::cimi::model::ResourceState;
 use crate::controller::machine::plan::power_action;
 
@@ -22,7 +20,7 @@ pub struct SystemPlanInput {
     /// The power state the spec asks for.
     pub power: PowerState,
     /// The system's machines.
-    pub machines: Vec<SystemMember>,
+    pub machines: Vec<MachineMember>,
     /// The partial update the attributes need (empty when in sync).
     pub attribute_changes: Map<String, Value>,
     /// managementPolicy ObserveOnly: never change anything.
@@ -67,10 +65,11 @@ pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
     if *state == ResourceState::Error {
         return SystemStep::Failed("the provider reports the system in state ERROR".into());
     }
-    if let Some(m) = input.machines.iter().find(|m| member_state(m) == ResourceState::Error) {
+    let machines = || input.machines.iter().map(|m| &m.member);
+    if let Some(m) = machines().find(|m| member_state(m) == ResourceState::Error) {
         return SystemStep::Failed(format!("the provider reports member {} in state ERROR", member_name(m)));
     }
-    if let Some(m) = input.machines.iter().find(|m| member_state(m).is_transient()) {
+    if let Some(m) = machines().find(|m| member_state(m).is_transient()) {
         return SystemStep::Wait(format!("member {} is {}", member_name(m), member_state(m)));
     }
     if input.observe_only {
@@ -81,7 +80,7 @@ pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
         return SystemStep::Update(input.attribute_changes.clone());
     }
     let desired = input.power.resource_state();
-    let Some(off) = input.machines.iter().find(|m| m.state.is_some() && member_state(m) != desired) else {
+    let Some(off) = machines().find(|m| m.state.is_some() && member_state(m) != desired) else {
         return SystemStep::InSync;
     };
     match power_action(&member_state(off), input.power, &input.operations) {
@@ -113,28 +112,21 @@ pub enum MemberKind {
     Network,
 }
 
-/// Member counts: (ready, total, members per state).
-pub fn count_members(
-    machines: &[SystemMember],
-    volumes: &[SystemMember],
-    networks: &[SystemMember],
-    power: PowerState,
-) -> (i32, i32, BTreeMap<String, i32>) {
-    let mut ready = 0;
-    let mut total = 0;
-    let mut states = BTreeMap::new();
-    for (kind, list) in
-        [(MemberKind::Machine, machines), (MemberKind::Volume, volumes), (MemberKind::Network, networks)]
-    {
-        for m in list {
-            total += 1;
-            if member_ready(kind, &member_state(m), power) {
-                ready += 1;
-            }
-            *states.entry(m.state.clone().unwrap_or_else(|| "UNKNOWN".into())).or_insert(0) += 1;
+/// The member counts of `status` (its lists before they are cut to what status shows).
+pub fn count_members(status: &CimiSystemStatus, power: PowerState) -> MemberCounts {
+    let mut counts = MemberCounts::default();
+    let machines = status.machines.iter().map(|m| (MemberKind::Machine, &m.member));
+    let volumes = status.volumes.iter().map(|v| (MemberKind::Volume, &v.member));
+    let networks = status.networks.iter().map(|n| (MemberKind::Network, n));
+    for (kind, m) in machines.chain(volumes).chain(networks) {
+        counts.total += 1;
+        if member_ready(kind, &member_state(m), power) {
+            counts.ready += 1;
         }
+        *counts.states.entry(m.state.clone().unwrap_or_else(|| "UNKNOWN".into())).or_insert(0) += 1;
     }
-    (ready, total, states)
+    counts.summary = format!("{}/{}", counts.ready, counts.total);
+    counts
 }
 
 /// The components whose nested Jobs ended FAILED or STOPPED, as `name: message`.
@@ -185,7 +177,10 @@ mod tests {
             state: state.into(),
             operations: ["edit", "delete", "start", "stop"].iter().map(|s| s.to_string()).collect(),
             power: PowerState::Started,
-            machines: machines.iter().map(|(n, s)| member(n, s)).collect(),
+            machines: machines
+                .iter()
+                .map(|(n, s)| MachineMember { member: member(n, s), ..Default::default() })
+                .collect(),
             ..Default::default()
         }
     }
@@ -245,16 +240,19 @@ mod tests {
 
     #[test]
     fn counts_per_state_and_ready() {
-        let machines = [member("web1", "STARTED"), member("web2", "STOPPED")];
-        let volumes = [member("data", "AVAILABLE")];
-        let networks = [member("net", "STARTED")];
-        let (ready, total, states) = count_members(&machines, &volumes, &networks, PowerState::Started);
-        assert_eq!((ready, total), (3, 4));
-        assert_eq!(states["STARTED"], 2);
-        assert_eq!(states["STOPPED"], 1);
-        assert_eq!(states["AVAILABLE"], 1);
-        let (ready, ..) = count_members(&machines, &volumes, &networks, PowerState::Stopped);
-        assert_eq!(ready, 3);
+        let machine = |n, s| MachineMember { member: member(n, s), ..Default::default() };
+        let status = CimiSystemStatus {
+            machines: vec![machine("web1", "STARTED"), machine("web2", "STOPPED")],
+            volumes: vec![crate::api::system::VolumeMember { member: member("data", "AVAILABLE"), capacity: None }],
+            networks: vec![member("net", "STARTED")],
+            ..Default::default()
+        };
+        let counts = count_members(&status, PowerState::Started);
+        assert_eq!((counts.ready, counts.total, counts.summary.as_str()), (3, 4, "3/4"));
+        assert_eq!(counts.states["STARTED"], 2);
+        assert_eq!(counts.states["STOPPED"], 1);
+        assert_eq!(counts.states["AVAILABLE"], 1);
+        assert_eq!(count_members(&status, PowerState::Stopped).ready, 3);
     }
 
     #[test]

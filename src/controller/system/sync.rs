@@ -14,17 +14,18 @@ use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::CimiSystemStatus;
 use crate::cimi::model::{JobState, ResourceState};
-use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::connection::{connection, poll_interval};
 use crate::controller::context::Context;
 use crate::controller::kubeops::publish;
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
+use crate::controller::registry::ProviderConnection;
 use crate::controller::resource::attributes::{attribute_changes, desired_properties};
 use crate::controller::resource::identity::{find_own, tags};
+use crate::controller::resource::import::find_import;
 use crate::controller::resource::jobs::{job_running, job_started};
-use crate::controller::resource::reads::{entries, observe, operations};
+use crate::controller::resource::reads::{observe, operations};
 use crate::controller::resource::reads::{state, text};
 use crate::controller::shell::kind::ManagedKind;
 
@@ -40,7 +41,7 @@ pub async fn sync(
     api: &Api<CimiSystem>,
     status: &mut CimiSystemStatus,
 ) -> Result<(Progress, Duration), Problem> {
-    let conn = connection(ctx, system.provider_name(), &system.namespace().unwrap_or_default()).await?;
+    let conn = connection(ctx, &system.provider_key(), &system.namespace().unwrap_or_default()).await?;
     let client = &conn.client;
     let uid = system.uid().unwrap_or_default();
     let spec = &system.spec;
@@ -57,7 +58,7 @@ pub async fn sync(
     let current = match status.common.id.clone() {
         Some(href) if spec.import.is_some() => observe_imported(client, &href).await?,
         Some(href) => observe(client, &href, &uid).await?,
-        None if spec.import.is_some() => return import(system, client, status).await,
+        None if spec.import.is_some() => return import(ctx, &conn, system, status).await,
         None => {
             find_own(ctx, client, <CimiSystem as ManagedKind>::COLLECTION, "system", system, &mut status.common).await?
         }
@@ -98,11 +99,7 @@ pub async fn sync(
     let current_state = state(&current);
     let member_docs = members::observe_members(client, &current, status).await?;
     let monitor_due = mirror_events(ctx, client, system, &current, &member_docs, status).await;
-    let (ready, total, states) = count_members(&status.machines, &status.volumes, &status.networks, spec.power_state);
-    status.members_ready = Some(ready);
-    status.members_total = Some(total);
-    status.member_states = states;
-    status.ready = Some(format!("{ready}/{total}"));
+    status.members = Some(count_members(status, spec.power_state));
     let machines = status.machines.clone();
     members::truncate_lists(status);
 
@@ -170,7 +167,7 @@ pub async fn sync(
                 "Action",
                 format!(
                     "{action} requested on the system ({} members ready) to reach {}",
-                    status.ready.clone().unwrap_or_default(),
+                    status.members.as_ref().map(|m| m.summary.clone()).unwrap_or_default(),
                     spec.power_state.cimi_state()
                 ),
             )
@@ -189,12 +186,12 @@ pub async fn sync(
         }
         SystemStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
         SystemStep::InSync => {
-            let (ready, total) = (status.members_ready.unwrap_or(0), status.members_total.unwrap_or(0));
+            let (ready, total) = status.members.as_ref().map_or((0, 0), |m| (m.ready, m.total));
             if ready < total {
                 let message = format!("{ready}/{total} members ready; waiting for the others");
                 return Ok((Progress::Working(Reason::WaitingForJob, message), Duration::from_secs(2)));
             }
-            Ok((Progress::InSync, poll_interval(ctx, system.provider_name()).await.min(monitor_due)))
+            Ok((Progress::InSync, poll_interval(ctx, &system.provider_key()).await.min(monitor_due)))
         }
     }
 }
@@ -210,7 +207,7 @@ pub async fn mirror_events(
     member_docs: &[members::MemberDoc],
     status: &mut CimiSystemStatus,
 ) -> Duration {
-    let provider = system.provider_name();
+    let provider = &system.provider_key();
     let own = observer::monitor(&ctx.observer, provider, client, system, current, &mut status.common).await;
     let Some(system_href) = status.common.id.clone() else { return own };
     let mut listed: Vec<observer::Member<'_>> = member_docs
@@ -249,43 +246,16 @@ pub async fn observe_imported(client: &CimiClient, href: &str) -> Result<Option<
     }
 }
 
-/// Adopts the system of `spec.import` (by href, or by a filter that matches exactly one) and records it.
+/// Adopts the system of `spec.import` (by href, or by a filter that matches exactly one, as for every kind:
+/// see [`find_import`]) and records it.
 pub async fn import(
+    ctx: &Context,
+    conn: &ProviderConnection,
     system: &CimiSystem,
-    client: &CimiClient,
     status: &mut CimiSystemStatus,
 ) -> Result<(Progress, Duration), Problem> {
-    let Some(spec) = &system.spec.import else {
-        return Err(Problem::stalled(Reason::InvalidSpec, "spec.import is not set"));
-    };
-    let found = if let Some(href) = &spec.href {
-        observe_imported(client, href).await?.ok_or_else(|| {
-            Problem::stalled(Reason::ImportNotFound, format!("spec.import.href {href} names no provider system"))
-        })?
-    } else {
-        let text = spec.filter.clone().unwrap_or_default();
-        // The user's filter goes to the provider as written (percent-encoded, spaces as %20).
-        let mut url = client.collection_url(<CimiSystem as ManagedKind>::COLLECTION).await?;
-        let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC).to_string();
-        url.set_query(Some(&format!("$filter={encoded}")));
-        let page = client.list_page_value(&url, &Query::new(), "System").await?;
-        let mut matches = entries(&page);
-        match matches.len() {
-            0 => {
-                return Err(Problem::stalled(
-                    Reason::ImportNotFound,
-                    format!("spec.import.filter {text:?} matches no provider system"),
-                ));
-            }
-            1 => matches.remove(0),
-            n => {
-                return Err(Problem::stalled(
-                    Reason::ImportAmbiguous,
-                    format!("spec.import.filter {text:?} matches {n} provider systems; narrow it or import by href"),
-                ));
-            }
-        }
-    };
+    let client = &conn.client;
+    let found = find_import(ctx, conn, system, <CimiSystem as ManagedKind>::COLLECTION, "system").await?;
     let Some(id) = text(&found, "id") else {
         return Err(Problem::stalled(Reason::ImportNotFound, "the provider system has no id"));
     };

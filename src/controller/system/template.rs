@@ -47,10 +47,10 @@ pub fn system_template(
     power: PowerState,
 ) -> Result<RefOr<model::SystemTemplate>, SpecError> {
     if let Some(reference) = template_ref {
-        return Ok(RefOr::Ref(Ref::new(lookup(catalog, "systemTemplates", reference, "templateRef")?)));
+        return Ok(RefOr::Ref(Ref::new(lookup(catalog, "systemTemplates", reference, "systemTemplate")?)));
     }
     let Some(template) = template else {
-        return Err((Reason::InvalidSpec, "set spec.templateRef or spec.template".into()));
+        return Err((Reason::InvalidSpec, "set spec.systemTemplate or spec.template".into()));
     };
     check_references(template)?;
     let mut descriptors = Vec::new();
@@ -202,7 +202,7 @@ fn descriptor(
         let mut t = model::CredentialTemplate::default();
         let href = template_ref(catalog, "credentialTemplates", &cred.name, &cred.href, &what("credentialTemplate"))?;
         if href.is_none()
-            && let Some(r) = &cred.secret_ref
+            && let Some(r) = &cred.credential_secret_ref
         {
             let data = secrets.get(&r.name).ok_or_else(|| {
                 (Reason::SecretNotFound, format!("{}: Secret {} does not exist", what("credentialTemplate"), r.name))
@@ -220,7 +220,7 @@ fn descriptor(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::common::LocalObjectRef;
+    use crate::api::common::SecretRef;
     use crate::api::provider::CatalogEntry;
     use crate::api::system::{
         ComponentCredentialTemplate, ComponentMachineTemplate, ComponentNetworkInterface, ComponentNetworkTemplate,
@@ -260,7 +260,7 @@ mod tests {
                 ComponentDescriptor {
                     name: "admin".into(),
                     credential_template: Some(ComponentCredentialTemplate {
-                        secret_ref: Some(LocalObjectRef { name: "login".into() }),
+                        credential_secret_ref: Some(SecretRef::new("login")),
                         ..Default::default()
                     }),
                     ..Default::default()

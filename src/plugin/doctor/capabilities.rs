@@ -51,7 +51,7 @@ pub(super) fn collections(report: &mut Report, discovery: &Discovery) {
         });
     };
     need(report, "machines", &["machines", "machineConfigs", "machineImages"], "CimiMachine will not work");
-    need(report, "machine-templates", &["machineTemplates"], "CimiMachine spec.templateRef will not work");
+    need(report, "machine-templates", &["machineTemplates"], "CimiMachine spec.machineTemplate will not work");
     need(report, "credentials", &["credentials"], "CimiMachine spec.template.credentialSecretRef will not work");
     need(report, "volumes", &["volumes"], "CimiVolume will not work");
     need(report, "networks", &["networks"], "CimiNetwork will not work");

@@ -22,7 +22,7 @@ pub(super) fn first_contact_failure(error: &CimiError) -> Finding {
             "transport",
             Verdict::Fatal,
             format!("refused before sending: {error}"),
-            "the operator refuses it too; use https, or allow plain http (spec.allowPlainHttp, --allow-plain-http)",
+            "the operator refuses it too; use https, or allow plain http (spec.allowPlainHTTP, --allow-plain-http)",
         ),
         CimiError::Unavailable { .. } | CimiError::Timeout { .. } | CimiError::RateLimited { .. } => Finding::new(
             "entry-point",
@@ -133,7 +133,7 @@ pub(super) async fn authentication(
             "authentication",
             Verdict::Adapted,
             "no credentials given, and none needed",
-            "a CimiProvider without credentialsSecretRef works with this endpoint",
+            "a CimiProvider without credentialSecretRef works with this endpoint",
         ),
     });
     Ok(())

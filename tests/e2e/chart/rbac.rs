@@ -90,7 +90,8 @@ async fn wait_gone(kubeconfig: &Path, kind: &str, name: &str, ns: Option<&str>) 
 /// Everything a user does with the operator, on every kind it manages: a provider with credentials from a
 /// Secret, admitting only labelled namespaces; then per namespace a network, a volume and a machine attached to
 /// both with credentials from a Secret, a one-shot restart, a stop, a system whose members are exposed as objects
-/// of their own, and deletion of everything (the provider last).
+/// of their own, a volume on the team's own provider (named before that provider exists), and deletion of
+/// everything (the providers last).
 async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, namespaces: &[&str], endpoint: &str) {
     let provider = format!("{release}-sim");
     kubectl_apply(
@@ -99,8 +100,8 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: {provider}-creds, namespace: {operator_ns}}}\n\
              stringData: {{username: demo, password: demo}}\n---\n\
              apiVersion: cimi.dev/v1alpha1\nkind: CimiProvider\nmetadata: {{name: {provider}}}\n\
-             spec:\n  endpoint: {endpoint}\n  pollInterval: 1s\n  allowPlainHttp: true\n\
-             \x20 credentialsSecretRef: {{namespace: {operator_ns}, name: {provider}-creds}}\n\
+             spec:\n  endpoint: {endpoint}\n  pollInterval: 1s\n  allowPlainHTTP: true\n\
+             \x20 credentialSecretRef: {{name: {provider}-creds}}\n\
              \x20 allowedNamespaces: {{matchLabels: {{e2e.cimi.dev/tenant: \"yes\"}}}}\n"
         ),
     );
@@ -115,6 +116,8 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
                  spec: {{providerRef: {{name: {provider}}}, networkConfig: {{name: private}}}}\n---\n\
                  apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data, namespace: {ns}}}\n\
                  spec: {{providerRef: {{name: {provider}}}, capacity: 1Gi}}\n---\n\
+                 apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: team-data, namespace: {ns}}}\n\
+                 spec: {{providerRef: {{kind: CimiNamespacedProvider, name: team}}, capacity: 1Gi}}\n---\n\
                  apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web, namespace: {ns}}}\n\
                  spec:\n  providerRef: {{name: {provider}}}\n\
                  \x20 template:\n    machineConfig: {{name: tiny}}\n    machineImage: {{name: Linux SUSE}}\n\
@@ -152,7 +155,7 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
         })
         .await;
         wait_for(kubeconfig, "cimisystem", "shop", Some(ns), "Ready with its members exposed", |o| {
-            is_ready(o) && o["status"]["ready"] == "4/4"
+            is_ready(o) && o["status"]["members"]["summary"] == "4/4"
         })
         .await;
         // Turning exposeMembers off deletes the member objects (and nothing on the provider).
@@ -175,6 +178,29 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             (ok && out.lines().count() == 4).then_some(())
         })
         .await;
+    }
+    // The team's own provider, which team-data has been waiting for.
+    for ns in namespaces {
+        kubectl_apply(
+            kubeconfig,
+            &format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: team-creds, namespace: {ns}}}\n\
+                 stringData: {{username: demo, password: demo}}\n---\n\
+                 apiVersion: cimi.dev/v1alpha1\nkind: CimiNamespacedProvider\nmetadata: {{name: team, namespace: {ns}}}\n\
+                 spec: {{endpoint: {endpoint}, pollInterval: 1s, allowPlainHTTP: true, \
+                 credentialSecretRef: {{name: team-creds}}}}\n"
+            ),
+        );
+        wait_for(kubeconfig, "ciminamespacedprovider", "team", Some(ns), "Ready", is_ready).await;
+        wait_for(kubeconfig, "cimivolume", "team-data", Some(ns), "Ready on the team's provider", is_ready).await;
+        let (ok, out, err) =
+            run_tool_with(kubeconfig, Tool::Kubectl, &["delete", "cimivolume/team-data", "-n", ns], None);
+        assert!(ok, "{out}{err}");
+        wait_gone(kubeconfig, "cimivolume", "team-data", Some(ns)).await;
+        let (ok, out, err) =
+            run_tool_with(kubeconfig, Tool::Kubectl, &["delete", "ciminamespacedprovider/team", "-n", ns], None);
+        assert!(ok, "{out}{err}");
+        wait_gone(kubeconfig, "ciminamespacedprovider", "team", Some(ns)).await;
     }
     for ns in namespaces {
         let delete = [

@@ -210,8 +210,8 @@ fn optional_provider_service_monitor_and_network_policy_render_when_asked() {
     let provider = of_kind(&objects, "CimiProvider")[0];
     assert_eq!(provider["spec"]["endpoint"], "https://cimi.example.com/cimi/cloudEntryPoint");
     let secret = of_kind(&objects, "Secret")[0];
-    assert_eq!(provider["spec"]["credentialsSecretRef"]["name"], secret["metadata"]["name"]);
-    assert_eq!(provider["spec"]["credentialsSecretRef"]["namespace"], "ops");
+    assert_eq!(provider["spec"]["credentialSecretRef"]["name"], secret["metadata"]["name"]);
+    assert_eq!(secret["metadata"]["namespace"], "ops", "in the operator's namespace, where a CimiProvider reads it");
     assert_eq!(secret["stringData"]["username"], "u");
     assert_eq!(of_kind(&objects, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&objects, "NetworkPolicy").len(), 1);
@@ -222,7 +222,7 @@ fn optional_provider_service_monitor_and_network_policy_render_when_asked() {
     )
     .expect("renders");
     assert!(of_kind(&objects, "Secret").is_empty(), "an existing Secret is referenced, not created");
-    assert_eq!(of_kind(&objects, "CimiProvider")[0]["spec"]["credentialsSecretRef"]["name"], "mine");
+    assert_eq!(of_kind(&objects, "CimiProvider")[0]["spec"]["credentialSecretRef"]["name"], "mine");
 }
 
 #[test]

@@ -23,7 +23,10 @@ use crate::harness::wait::eventually;
 const T: Duration = Duration::from_secs(60);
 
 /// The cimi.dev kinds, each with a health check in both tools.
-const CIMI_KINDS: [&str; 5] = ["CimiProvider", "CimiMachine", "CimiVolume", "CimiNetwork", "CimiSystem"];
+/// Every cimi.dev kind, from the CRDs (a new kind needs its health checks without anyone remembering to add it).
+fn cimi_kinds() -> Vec<String> {
+    cimi_operator::api::crds().into_iter().map(|crd| crd.spec.names.kind).collect()
+}
 
 /// A CimiMachine as the operator leaves it at `generation`, with `status` when it wrote one.
 fn machine(generation: i64, status: Option<Value>) -> Value {
@@ -114,7 +117,8 @@ fn argo_cd_config_map_embeds_the_health_check_for_every_cimi_kind() {
     let script = std::fs::read_to_string(repo_file("examples/gitops/argocd/health.lua")).expect("health.lua");
     let text = std::fs::read_to_string(repo_file("examples/gitops/argocd/argocd-cm.yaml")).expect("argocd-cm");
     let config: Value = serde_yaml::from_str(&text).expect("yaml");
-    for kind in CIMI_KINDS {
+    for kind in cimi_kinds() {
+        let kind = kind.as_str();
         let key = format!("resource.customizations.health.cimi.dev_{kind}");
         assert_eq!(config["data"][&key].as_str(), Some(script.as_str()), "{key} must be health.lua verbatim");
     }
@@ -122,7 +126,8 @@ fn argo_cd_config_map_embeds_the_health_check_for_every_cimi_kind() {
 
 #[test]
 fn flux_health_check_exprs_read_ready_progressing_and_stalled_objects_of_every_kind() {
-    for kind in CIMI_KINDS {
+    for kind in cimi_kinds() {
+        let kind = kind.as_str();
         // Before the operator wrote anything: never current, never failed.
         let fresh = flux_health(&object_of(kind, 1, None));
         assert!(!matches!(fresh, Ok("Current" | "Failed")), "{kind} without status: {fresh:?}");
@@ -243,10 +248,7 @@ async fn a_provider_refusing_the_credentials_is_degraded_and_failed_on_the_live_
         .expect("secret");
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let name = format!("refused-{}", random_suffix());
-    providers
-        .create(&PostParams::default(), &provider_for(&op, &name, &sim.url(), &ns.name, "wrong"))
-        .await
-        .expect("provider");
+    providers.create(&PostParams::default(), &provider_for(&op, &name, &sim.url(), "wrong")).await.expect("provider");
     let script = argocd_cm()["data"]["resource.customizations.health.cimi.dev_CimiProvider"]
         .as_str()
         .expect("script")

@@ -31,7 +31,6 @@ pub async fn apply_quickstart(
             "CimiProvider" => {
                 obj.metadata.name = Some(provider.to_string());
                 obj.data["spec"]["endpoint"] = json!(endpoint);
-                obj.data["spec"]["credentialsSecretRef"]["namespace"] = json!(namespace);
                 Api::all_with(client.clone(), &ar)
             }
             "Secret" => {

@@ -23,7 +23,7 @@ pub fn machine_from(op: &TestOperator, name: &str, provider: &str, config: &str,
     let mut m = CimiMachine::new(
         name,
         CimiMachineSpec {
-            provider_ref: ProviderRef { name: provider.into() },
+            provider_ref: ProviderRef::cluster(provider),
             template: Some(MachineTemplateSpec {
                 machine_config: Some(CatalogRef::by_name(config)),
                 machine_image: CatalogRef::by_name(image),
@@ -41,7 +41,7 @@ pub fn volume(op: &TestOperator, name: &str, provider: &str) -> CimiVolume {
     let mut v = CimiVolume::new(
         name,
         CimiVolumeSpec {
-            provider_ref: ProviderRef { name: provider.into() },
+            provider_ref: ProviderRef::cluster(provider),
             capacity: Some(Quantity("1Gi".into())),
             ..Default::default()
         },

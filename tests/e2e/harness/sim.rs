@@ -3,7 +3,8 @@
 //! collection, one resource, its EventLog, an action on it, resources made by hand (as another tool would have),
 //! faults to inject, and what the sim counted.
 
-use cimi_operator::api::common::SecretRef;
+use cimi_operator::api::common::{ManagementPolicy, SecretRef};
+use cimi_operator::api::provider::{ImportRight, ProviderSettings};
 use cimi_operator::api::{CimiProvider, CimiProviderSpec};
 use cimi_operator::cimi::model::type_uri;
 use cimi_operator::cimi::query::Query;
@@ -24,30 +25,30 @@ pub fn credentials_secret(op: &TestOperator, name: &str, user: &str, password: &
 }
 
 /// The spec of a CimiProvider for a sim at `endpoint`, polled every second, its credentials in the Secret
-/// `ns/secret`.
-pub fn provider_spec(endpoint: &str, ns: &str, secret: &str) -> CimiProviderSpec {
-    CimiProviderSpec {
+/// `secret` of the operator's namespace. The test platform grants every namespace both kinds of import.
+pub fn provider_spec(endpoint: &str, secret: &str) -> CimiProviderSpec {
+    CimiProviderSpec { settings: provider_settings(endpoint, secret), allowed_namespaces: None }
+}
+
+/// The settings of a provider (either kind) for a sim at `endpoint`, with its credentials in `secret`.
+pub fn provider_settings(endpoint: &str, secret: &str) -> ProviderSettings {
+    ProviderSettings {
         endpoint: endpoint.to_string(),
-        credentials_secret_ref: Some(SecretRef { namespace: ns.into(), name: secret.into() }),
-        ca_bundle_secret_ref: None,
-        insecure_skip_tls_verify: false,
-        format: Default::default(),
+        credential_secret_ref: Some(SecretRef::new(secret)),
         poll_interval: "1s".into(),
-        meter_interval: "5m".into(),
-        event_interval: "1m".into(),
-        rate_limit: None,
-        allowed_namespaces: None,
-        trusted_origins: Vec::new(),
         // cimi-sim serves plain http on loopback.
         allow_plain_http: true,
-        read_limits: None,
-        ca_bundle_replaces_system_roots: false,
+        import_rights: Some(vec![ImportRight {
+            namespaces: None,
+            management_policies: vec![ManagementPolicy::ObserveOnly, ManagementPolicy::Managed],
+        }]),
+        ..ProviderSettings::default()
     }
 }
 
 /// A CimiProvider for a sim, polled every second, with the test's label.
-pub fn provider_for(op: &TestOperator, name: &str, endpoint: &str, ns: &str, secret: &str) -> CimiProvider {
-    let mut p = CimiProvider::new(name, provider_spec(endpoint, ns, secret));
+pub fn provider_for(op: &TestOperator, name: &str, endpoint: &str, secret: &str) -> CimiProvider {
+    let mut p = CimiProvider::new(name, provider_spec(endpoint, secret));
     p.metadata.labels = Some(op.labels());
     p
 }
@@ -69,8 +70,8 @@ pub async fn ready_provider_polled(
     secrets.create(&PostParams::default(), &credentials_secret(op, "creds", "demo", "demo")).await.expect("secret");
     let providers: Api<CimiProvider> = Api::all(client.clone());
     let name = format!("prov-{}", random_suffix());
-    let mut provider = provider_for(op, &name, &sim.url(), ns, "creds");
-    provider.spec.poll_interval = poll_interval.into();
+    let mut provider = provider_for(op, &name, &sim.url(), "creds");
+    provider.spec.settings.poll_interval = poll_interval.into();
     providers.create(&PostParams::default(), &provider).await.expect("provider");
     wait_ready(&providers, &name, "True", "Reachable").await;
     name
@@ -126,6 +127,12 @@ async fn create_on_provider(cimi: &CimiClient, collection: &str, body: Value) ->
 
 /// A started machine made on the provider by hand (`tiny`, `Linux SUSE`, owner `legacy`); returns its href.
 pub async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
+    machine_by_hand(cimi, name, json!({"owner": "legacy"})).await
+}
+
+/// A started machine made on the provider by hand with these `properties` (tags of some cluster, say); returns
+/// its href.
+pub async fn machine_by_hand(cimi: &CimiClient, name: &str, properties: Value) -> String {
     let config = catalog_href(cimi, "machineConfigs", "tiny").await;
     let image = catalog_href(cimi, "machineImages", "Linux SUSE").await;
     create_on_provider(
@@ -133,7 +140,7 @@ pub async fn legacy_machine(cimi: &CimiClient, name: &str) -> String {
         "machines",
         json!({
             "resourceURI": type_uri("MachineCreate"), "name": name, "description": "made by hand",
-            "properties": {"owner": "legacy"},
+            "properties": properties,
             "machineTemplate": {"machineConfig": {"href": config}, "machineImage": {"href": image}, "initialState": "STARTED"}
         }),
     )

@@ -24,12 +24,14 @@ pub fn system_state(s: &CimiSystem) -> Option<&str> {
 
 /// How many of the system's members are ready, as `kubectl get` shows it (`4/4`).
 pub fn members_ready(s: &CimiSystem) -> Option<&str> {
-    s.status.as_ref()?.ready.as_deref()
+    Some(s.status.as_ref()?.members.as_ref()?.summary.as_str())
 }
 
 /// The member `name` of a list of the system's status (machines, volumes, networks).
-pub fn member<'a>(list: &'a [SystemMember], name: &str) -> &'a SystemMember {
-    list.iter().find(|m| m.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no member {name} in {list:?}"))
+pub fn member<'a, M: AsRef<SystemMember> + std::fmt::Debug>(list: &'a [M], name: &str) -> &'a M {
+    list.iter()
+        .find(|m| m.as_ref().name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no member {name} in {list:?}"))
 }
 
 /// Waits until the system `name` satisfies `check`.

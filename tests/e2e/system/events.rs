@@ -39,9 +39,9 @@ async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across
     secrets.create(&PostParams::default(), &creds).await.expect("secret");
     let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
     let provider = format!("prov-{}", random_suffix());
-    let mut p = provider_for(&op, &provider, &sim.url(), &ns.name, "creds");
-    p.spec.poll_interval = "1s".into();
-    p.spec.event_interval = "1s".into();
+    let mut p = provider_for(&op, &provider, &sim.url(), "creds");
+    p.spec.settings.poll_interval = "1s".into();
+    p.spec.settings.event_interval = "1s".into();
     providers.create(&PostParams::default(), &p).await.expect("provider");
     wait_ready(&providers, &provider, "True", "Reachable").await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
@@ -52,10 +52,9 @@ async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across
     .await;
     let uid = s.metadata.uid.clone().expect("uid");
     let st = s.status.clone().expect("status");
-    let mut hrefs: Vec<String> =
-        st.machines.iter().chain(&st.volumes).chain(&st.networks).map(|m| m.href.clone()).collect();
+    let mut hrefs: Vec<String> = st.all_members().map(|m| m.href.clone()).collect();
     hrefs.push(st.common.id.clone().expect("the system href"));
-    let web1 = member(&st.machines, "web1").href.clone();
+    let web1 = member(&st.machines, "web1").member.href.clone();
 
     // The events of the system and of each member, each once, the members' notes naming them.
     let before = all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
@@ -80,14 +79,14 @@ async fn member_provider_events_are_mirrored_onto_the_system_exactly_once_across
     wait_system(&systems, "shop", "shop whole again", |s| {
         system_ready(s)
             && members_ready(s) == Some("4/4")
-            && member(&s.status.as_ref().expect("status").machines, "web1").state.as_deref() == Some("STARTED")
+            && member(&s.status.as_ref().expect("status").machines, "web1").member.state.as_deref() == Some("STARTED")
     })
     .await;
     all_mirrored_once(&client, &cimi, &ns.name, &uid, &hrefs).await;
     eventually("web1's eventCursor is its last provider event", T, || async {
         let last = provider_events(&cimi, &web1).await.last()?["id"].as_str()?.to_string();
         let s = systems.get("shop").await.ok()?;
-        let cursor = member(&s.status?.machines, "web1").event_cursor.clone()?;
+        let cursor = member(&s.status?.machines, "web1").member.event_cursor.clone()?;
         (cursor.id == last).then_some(())
     })
     .await;

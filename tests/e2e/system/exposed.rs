@@ -87,7 +87,7 @@ async fn exposed_members_appear_read_only_and_are_garbage_collected() {
     );
     for (name, href, owner) in &objects {
         assert_eq!(owner, &uid, "{name} is owned by the system");
-        let all: Vec<&SystemMember> = st.machines.iter().chain(&st.volumes).chain(&st.networks).collect();
+        let all: Vec<&SystemMember> = st.all_members().collect();
         assert!(all.iter().any(|m| &m.href == href), "{name} imports a member: {href}");
     }
     // Their controllers see them for a while: not one provider write comes of it.

@@ -63,13 +63,13 @@ async fn import_observe_only_then_managed_with_orphan() {
     let s = wait_system(&systems, "legacy-view", "legacy-view Ready (Observed) with 3/3", |s| {
         s.status.as_ref().is_some_and(|st| {
             condition(&st.common.conditions, "Ready") == Some(("True".into(), "Observed".into()))
-                && st.ready.as_deref() == Some("3/3")
+                && st.members.as_ref().map(|m| m.summary.as_str()) == Some("3/3")
         })
     })
     .await;
     let st = s.status.expect("status");
     assert_eq!(st.common.id.as_deref(), Some(href.as_str()));
-    assert_eq!(st.machines.iter().filter_map(|m| m.name.as_deref()).collect::<Vec<_>>(), ["web1", "web2"]);
+    assert_eq!(st.machines.iter().filter_map(|m| m.member.name.as_deref()).collect::<Vec<_>>(), ["web1", "web2"]);
     delete_and_wait(&systems, "legacy-view").await;
     assert_eq!(sim.stats().writes, writes, "an ObserveOnly system made provider writes");
 

@@ -51,15 +51,16 @@ async fn example_system_members_mixed_power_and_deletion() {
     assert_eq!(st.machines.len(), 2, "{:?}", st.machines);
     for name in ["web1", "web2"] {
         let m = member(&st.machines, name);
-        assert_eq!(m.state.as_deref(), Some("STARTED"));
+        assert_eq!(m.member.state.as_deref(), Some("STARTED"));
         assert!(!m.addresses.is_empty(), "{name} has an IP: {m:?}");
         assert_eq!(m.cpu, Some(1));
     }
-    assert_eq!(member(&st.volumes, "data").state.as_deref(), Some("AVAILABLE"));
+    assert_eq!(member(&st.volumes, "data").member.state.as_deref(), Some("AVAILABLE"));
     assert_eq!(member(&st.networks, "net").state.as_deref(), Some("STARTED"));
-    assert_eq!((st.members_ready, st.members_total), (Some(4), Some(4)));
-    assert_eq!(st.member_states.get("STARTED"), Some(&3));
-    assert_eq!(st.member_states.get("AVAILABLE"), Some(&1));
+    let counts = st.members.clone().expect("member counts");
+    assert_eq!((counts.ready, counts.total, counts.summary.as_str()), (4, 4, "4/4"));
+    assert_eq!(counts.states.get("STARTED"), Some(&3));
+    assert_eq!(counts.states.get("AVAILABLE"), Some(&1));
     let job = st.common.job.clone().expect("the create Job is recorded");
     assert_eq!((job.action.as_deref(), job.state.as_deref()), (Some("add"), Some("SUCCESS")));
     assert_eq!(st.nested_jobs.len(), 4, "one nested Job per member: {:?}", st.nested_jobs);
@@ -82,7 +83,7 @@ async fn example_system_members_mixed_power_and_deletion() {
     // One member stopped on the provider: MIXED. The start the operator then asks for hangs (an injected fault),
     // so the mixed state holds still while we look; its nested Job is in status.
     sim.set_faults(vec![fault(json!({"resourceType": "System", "action": "start", "kind": "jobHangs"}))]);
-    provider_action(&cimi, &member(&st.machines, "web1").href, "stop").await;
+    provider_action(&cimi, &member(&st.machines, "web1").member.href, "stop").await;
     let s = wait_system(&systems, "shop", "shop MIXED with 3/4 members", |s| {
         system_state(s) == Some("MIXED")
             && members_ready(s) == Some("3/4")
@@ -122,7 +123,7 @@ async fn example_system_members_mixed_power_and_deletion() {
     let s =
         wait_system(&systems, "shop", "shop STOPPED", |s| system_ready(s) && system_state(s) == Some("STOPPED")).await;
     let st = s.status.expect("status");
-    assert!(st.machines.iter().all(|m| m.state.as_deref() == Some("STOPPED")), "{:?}", st.machines);
+    assert!(st.machines.iter().all(|m| m.member.state.as_deref() == Some("STOPPED")), "{:?}", st.machines);
     for m in provider_list(&cimi, "machines").await {
         assert_eq!(m["state"], "STOPPED", "{m}");
     }
@@ -302,7 +303,7 @@ async fn a_template_by_value_with_a_credential_from_a_secret() {
     let mut s: CimiSystem = serde_json::from_value(json!({
         "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiSystem", "metadata": {"name": "batch"},
         "spec": {"providerRef": {"name": provider}, "powerState": "Stopped", "template": {"componentDescriptors": [
-            {"name": "admin", "credentialTemplate": {"secretRef": {"name": "login"}}},
+            {"name": "admin", "credentialTemplate": {"credentialSecretRef": {"name": "login"}}},
             {"name": "scratch", "volumeTemplate": {"capacity": "1Gi"}},
             {"name": "worker", "quantity": 3, "machineTemplate": {
                 "machineConfig": {"name": "tiny"}, "machineImage": {"name": "Linux SUSE"},
@@ -318,9 +319,9 @@ async fn a_template_by_value_with_a_credential_from_a_secret() {
     })
     .await;
     let st = s.status.clone().expect("status");
-    let names: Vec<&str> = st.machines.iter().filter_map(|m| m.name.as_deref()).collect();
+    let names: Vec<&str> = st.machines.iter().filter_map(|m| m.member.name.as_deref()).collect();
     assert_eq!(names, ["worker1", "worker2", "worker3"]);
-    assert_eq!(member(&st.volumes, "scratch").size, Some(1_073_742), "1Gi in kB");
+    assert_eq!(member(&st.volumes, "scratch").capacity.as_deref(), Some("1073742k"), "1Gi in kB, as a quantity");
     assert_eq!(provider_list(&cimi, "credentials").await.len(), 1, "the credential component");
     let text = serde_json::to_string(&s).expect("json");
     assert!(!text.contains("s3cret-system"), "a secret leaked into the object");
