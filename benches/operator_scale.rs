@@ -289,7 +289,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let stats1 = sim_stats(&http, &url).await;
-    let create_requests: u64 = delta(&stats0, &stats1).values().sum();
+    let create_ops = delta(&stats0, &stats1);
+    let create_requests: u64 = create_ops.values().sum();
     println!(
         "all {n} Ready after {:.1} s = {:.0} x cimi-sim's own create Job time",
         all_ready.as_secs_f64(),
@@ -299,6 +300,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         "provider requests until all Ready: {create_requests} = {:.1} per machine",
         create_requests as f64 / n as f64
     );
+    println!("  by operation until all Ready: {create_ops:?}");
     println!("operator RSS: {} KiB before the operator started, {} KiB with {n} machines Ready", rss_before, rss_kib());
 
     // Steady state: settle, then count requests over whole poll intervals.

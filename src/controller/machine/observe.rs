@@ -12,9 +12,11 @@ use crate::api::machine::{AttachedVolume, CimiMachineStatus, NetworkInterface};
 use crate::api::managed::Managed;
 use crate::api::quantity::memory_quantity;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
+use crate::cimi::model::ResourceState;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::outcome::Problem;
+use crate::controller::resource::jobs::job_running;
 use crate::controller::resource::reads::entries;
 use crate::controller::resource::reads::{int, ref_href, text};
 
@@ -157,6 +159,13 @@ pub async fn observe_into_status(
     status.common.state = text(m, "state").map(str::to_string);
     status.cpu = int(m, "cpu");
     status.memory = int(m, "memory").map(memory_quantity);
+    // While a Job runs or the machine is on its way between states, the plan only waits: its interfaces and
+    // volumes are read once it has settled, not on every pass in between.
+    let busy = job_running(status.common.job.as_ref())
+        || ResourceState::parse(status.common.state.as_deref().unwrap_or_default()).is_transient();
+    if busy {
+        return Ok(Vec::new());
+    }
     let href = status.common.id.clone().unwrap_or_default();
     let updated = text(m, "updated");
     let reading = match ctx.observer.sub_reading(status_provider, &href, updated).await.filter(|_| steady) {

@@ -1,4 +1,4 @@
-//! `examples/quickstart/` as a user applies it, scoped to a test, and the CimiSystem of that quickstart.
+//! The examples as a user applies them, scoped to a test, and the CimiSystem of the quickstart.
 
 use cimi_operator::api::CimiSystem;
 use cimi_operator::devenv::apply::read_manifests;
@@ -17,11 +17,26 @@ pub async fn apply_quickstart(
     provider: &str,
     endpoint: &str,
 ) {
-    let dir = repo_file("examples/quickstart");
-    let pp = PatchParams::apply("e2e-quickstart").force();
-    for (_, mut obj) in read_manifests(&dir).expect("the quickstart manifests parse") {
+    apply_example(client, "examples/quickstart", namespace, label, provider, endpoint).await;
+}
+
+/// Applies the manifests of the example directory `dir` (relative to the repository) as a user would, scoped to
+/// a test: every object in `namespace` with the test's `label`; a CimiProvider renamed `provider` (and every
+/// reference to it), a provider of either kind pointed at `endpoint` over plain http (cimi-sim on loopback);
+/// Namespaces and kustomize files left out.
+pub async fn apply_example(
+    client: &kube::Client,
+    dir: &str,
+    namespace: &str,
+    label: &(String, String),
+    provider: &str,
+    endpoint: &str,
+) {
+    let dir = repo_file(dir);
+    let pp = PatchParams::apply("e2e-examples").force();
+    for (_, mut obj) in read_manifests(&dir).expect("the example manifests parse") {
         let types = obj.types.clone().expect("types");
-        if types.kind == "Namespace" {
+        if types.kind == "Namespace" || types.api_version.starts_with("kustomize.config.k8s.io") {
             continue;
         }
         let gvk = GroupVersionKind::try_from(&types).expect("gvk");
@@ -31,17 +46,24 @@ pub async fn apply_quickstart(
             "CimiProvider" => {
                 obj.metadata.name = Some(provider.to_string());
                 obj.data["spec"]["endpoint"] = json!(endpoint);
+                obj.data["spec"]["allowPlainHTTP"] = json!(true);
                 Api::all_with(client.clone(), &ar)
             }
-            "Secret" => {
-                obj.metadata.namespace = Some(namespace.to_string());
+            "CimiNamespacedProvider" => {
+                obj.data["spec"]["endpoint"] = json!(endpoint);
+                obj.data["spec"]["allowPlainHTTP"] = json!(true);
                 Api::namespaced_with(client.clone(), namespace, &ar)
             }
+            "Secret" => Api::namespaced_with(client.clone(), namespace, &ar),
             _ => {
-                obj.data["spec"]["providerRef"]["name"] = json!(provider);
+                let reference = &mut obj.data["spec"]["providerRef"];
+                if reference.get("kind").and_then(|k| k.as_str()).unwrap_or("CimiProvider") == "CimiProvider" {
+                    reference["name"] = json!(provider);
+                }
                 Api::namespaced_with(client.clone(), namespace, &ar)
             }
         };
+        obj.metadata.namespace = None;
         let name = obj.metadata.name.clone().expect("name");
         api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap_or_else(|e| panic!("apply {}: {e}", types.kind));
     }
