@@ -378,6 +378,22 @@ pub struct LastAction {
     pub completed_at: Option<Time>,
 }
 
+/// One field where the provider resource differs from the spec, as the operator last saw it. Under
+/// ObserveOnly a difference is reported and never corrected; under Managed the operator corrects it, so the list
+/// is empty once the object is in sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftedField {
+    /// The field of the spec, such as `spec.description` or `spec.powerState`.
+    pub field: String,
+    /// What the spec asks for (maps as JSON).
+    pub desired: String,
+    /// What the provider shows (a short excerpt: provider text is never copied whole).
+    pub observed: String,
+    /// Since when the operator has seen this field differ.
+    pub since: Time,
+}
+
 /// Status fields every managed kind shares; flattened into each kind's status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -410,6 +426,11 @@ pub struct ManagedStatus {
     /// The outcome of the latest one-shot action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action: Option<LastAction>,
+    /// Each field where the provider resource differed from the spec when last observed (ObserveOnly: never
+    /// corrected); empty when it matches. `kubectl cimi drift` prints it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["field".into()]))]
+    pub drift: Vec<DriftedField>,
 }
 
 /// User properties of a provider resource (CIMI `properties`). Keys starting with `cimi.dev/` are reserved for the operator's tags.

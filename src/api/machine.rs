@@ -25,6 +25,16 @@ pub enum PowerState {
 }
 
 impl PowerState {
+    /// The value as the spec writes it: `Started`...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerState::Started => "Started",
+            PowerState::Stopped => "Stopped",
+            PowerState::Paused => "Paused",
+            PowerState::Suspended => "Suspended",
+        }
+    }
+
     /// The CIMI state that corresponds to this power state.
     pub fn cimi_state(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use rand::Rng as _;
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, STALLED, SYNCED, Status};
 use crate::api::reasons::Reason;
 use crate::cimi::CimiError;
+use crate::controller::resource::attributes::{Drift, drift_message};
 
 /// A problem a reconcile ran into.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,8 +92,8 @@ pub enum Progress {
     InSync,
     /// Working towards it: the Ready reason and a message.
     Working(Reason, String),
-    /// ObserveOnly: mirrored; what differs from the spec, if anything (reported, never corrected).
-    Observed(Option<String>),
+    /// ObserveOnly: mirrored; what differs from the spec, field by field (reported, never corrected).
+    Observed(Vec<Drift>),
 }
 
 /// Sets the conditions of a pass from its outcome and returns when to look again, and whether the pass
@@ -124,17 +125,19 @@ pub fn conclude(
         }
         Progress::Observed(drift) => {
             conds.set(READY, Status::True, Reason::Observed, format!("ObserveOnly: the provider {noun} is {state}"));
-            match drift {
-                Some(d) => conds.set(
+            if drift.is_empty() {
+                conds.set(SYNCED, Status::True, Reason::Observed, format!("the provider {noun} matches the spec"));
+            } else {
+                conds.set(
                     SYNCED,
                     Status::False,
                     Reason::Drifted,
-                    format!("the provider {noun} differs from the spec (ObserveOnly: not corrected): {d}"),
-                ),
-                None => {
-                    conds.set(SYNCED, Status::True, Reason::Observed, format!("the provider {noun} matches the spec"))
-                }
-            };
+                    format!(
+                        "the provider {noun} differs from the spec (ObserveOnly: not corrected): {}",
+                        drift_message(&drift)
+                    ),
+                );
+            }
             conds.set(RECONCILING, Status::False, Reason::Observed, "");
             conds.set(STALLED, Status::False, Reason::Observed, "");
         }

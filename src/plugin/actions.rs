@@ -76,10 +76,14 @@ impl Action {
         }
     }
 
-    /// Whether the operator handles this action on this kind. One-shot actions are read from the annotation
-    /// by the CimiMachine controller only (a CimiSystem's is ignored today; CIMI has no capture of a System).
+    /// Whether the operator handles this action on this kind: power on machines and systems, `restart` on both,
+    /// `capture` on machines only (CIMI has no capture of a System).
     pub fn supported_on(self, kind: Kind) -> bool {
-        matches!((self.power_state(), kind), (Some(_), Kind::Machine | Kind::System) | (None, Kind::Machine))
+        match kind {
+            Kind::Machine => true,
+            Kind::System => self != Action::Capture,
+            _ => false,
+        }
     }
 }
 
@@ -287,8 +291,8 @@ pub async fn run(kube: &Kube, action: Action, args: &ActionArgs, printer: &Print
     if !action.supported_on(target.kind) {
         return Err(PluginError::Usage(match target.kind {
             Kind::System => format!(
-                "{} on a CimiSystem is not supported: the operator reads one-shot actions (cimi.dev/action) on \
-                 CimiMachines only",
+                "{} on a CimiSystem is not supported: CIMI captures machines, not systems (capture a member \
+                 CimiMachine instead)",
                 action.name()
             ),
             _ => format!("{} applies to a CimiMachine or CimiSystem, not {}", action.name(), target.display()),
@@ -373,7 +377,11 @@ async fn one_shot(
     let nonce = new_nonce();
     let value = format!("{}@{nonce}", action.name());
     let annotations: BTreeMap<&str, &str> = [(crate::names::ANNOTATION_ACTION, value.as_str())].into_iter().collect();
-    patch::<CimiMachine>(kube, target, json!({"metadata": {"annotations": annotations}})).await?;
+    let body = json!({"metadata": {"annotations": annotations}});
+    match target.kind {
+        Kind::Machine => patch::<CimiMachine>(kube, target, body).await?,
+        _ => patch::<CimiSystem>(kube, target, body).await?,
+    };
     eprintln!("{}: {} requested ({}={value})", target.display(), action.name(), crate::names::ANNOTATION_ACTION);
     if !args.wait {
         return Ok(format!("{} {} requested", target.display(), action.name()));
@@ -418,9 +426,10 @@ mod tests {
     }
 
     #[test]
-    fn one_shot_actions_apply_to_machines_only_and_power_to_both() {
+    fn restart_and_power_apply_to_both_and_capture_to_machines_only() {
         assert!(Action::Restart.supported_on(Kind::Machine));
-        assert!(!Action::Restart.supported_on(Kind::System));
+        assert!(Action::Restart.supported_on(Kind::System));
+        assert!(Action::Capture.supported_on(Kind::Machine));
         assert!(!Action::Capture.supported_on(Kind::System));
         assert!(Action::Stop.supported_on(Kind::System));
         assert!(!Action::Stop.supported_on(Kind::Volume));

@@ -96,8 +96,9 @@ pub enum Command {
     /// Suspend a CimiMachine or CimiSystem (sets spec.powerState: Suspended).
     #[command(after_help = "Example:\n  kubectl cimi suspend machine/web-1 --wait")]
     Suspend(ActionArgs),
-    /// Restart a CimiMachine once (the cimi.dev/action annotation, with a fresh nonce).
-    #[command(after_help = "Example:\n  kubectl cimi restart cimimachine/web-1 --wait")]
+    /// Restart a CimiMachine or CimiSystem once (the cimi.dev/action annotation, with a fresh nonce).
+    #[command(after_help = "Examples:\n  kubectl cimi restart cimimachine/web-1 --wait\n  \
+                            kubectl cimi restart cimisystem/shop --wait")]
     Restart(ActionArgs),
     /// Capture a CimiMachine into a provider MachineImage once (the cimi.dev/action annotation).
     #[command(after_help = "Example:\n  kubectl cimi capture cimimachine/web-1 --wait")]
@@ -114,7 +115,10 @@ pub enum Command {
         after_help = "Examples:\n  kubectl cimi events cimimachine/web-1\n  kubectl cimi events cimisystem/shop --all"
     )]
     Events(EventsArgs),
-    // `drift KIND/NAME` comes here, in observe.rs, once the operator writes a structured drift report.
+    /// Each field where the provider resource differs from the spec, as the operator last saw it.
+    #[command(after_help = "Examples:\n  kubectl cimi drift cimimachine/legacy-vm\n  \
+                            kubectl cimi drift cimisystem/shop -o yaml")]
+    Drift(TargetArgs),
     /// Provider resources that no object manages; with --all, ready-to-commit manifests that adopt them.
     #[command(after_help = "Examples:\n  kubectl cimi import lab -n team-a\n  \
                             kubectl cimi import lab -n team-a --kind machine --all > machines.yaml\n  \

@@ -8,7 +8,7 @@
 //! - [`actions`]: `start`, `stop`, `pause`, `suspend` (through `spec.powerState`) and `restart`, `capture`
 //!   (through the `cimi.dev/action` annotation), with `--wait`;
 //! - [`catalog`]: what a provider offers, from its status (or `--live` from the provider);
-//! - [`observe`]: `meters` and `events` of an object (the structured `drift` command goes there as well);
+//! - [`observe`]: `meters`, `events` and `drift` of an object;
 //! - [`import`]: provider resources no object manages, written as ready-to-commit manifests;
 //! - [`doctor`]: a CIMI endpoint probed as the operator would use it, as a compatibility report;
 //! - [`connect`]: a CIMI client from a CimiProvider and its Secret;
@@ -93,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, PluginError> {
         Command::Capture(a) => actions::run(&kube, actions::Action::Capture, &a, &printer).await,
         Command::Catalog(c) => catalog::run(&kube, &c, &printer).await,
         Command::Meters(t) => observe::meters(&kube, &objects::Target::parse(&t)?, &printer).await,
+        Command::Drift(t) => observe::drift(&kube, &objects::Target::parse(&t)?, &printer).await,
         Command::Events(e) => observe::events(&kube, &objects::Target::parse(&e.target)?, e.all, &printer).await,
         Command::Import(i) => import::run(&kube, &i, &printer).await,
         Command::Doctor(d) => doctor::run_provider(&kube, &d, &printer).await,

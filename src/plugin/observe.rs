@@ -2,10 +2,8 @@
 //! - `meters KIND/NAME`: the latest provider meter samples (`status.meters`);
 //! - `events KIND/NAME`: the provider events mirrored on it as Kubernetes Events (reason `ProviderEvent`),
 //!   and with `--all` the operator's own Events of it.
-//!
-//! `drift KIND/NAME` belongs here as well: it will print the operator's structured drift report once the
-//! operator writes one (today an ObserveOnly object's drift is the message of its `Synced` condition, which
-//! `kubectl cimi tree` shows).
+//! - `drift KIND/NAME`: each field where the provider resource differs from the spec (`status.drift`), with
+//!   since when.
 
 use std::process::ExitCode;
 
@@ -18,7 +16,7 @@ use super::error::PluginError;
 use super::kubeconn::Kube;
 use super::objects::{self, Kind, Target};
 use super::output::{Cell, Printer, Style, Table, age, or_dash};
-use crate::api::common::MeterStatus;
+use crate::api::common::{DriftedField, MeterStatus};
 use crate::controller::observer::{PROVIDER_EVENT_REASON, event_id_of_note};
 
 /// The meters of an object, as printed.
@@ -64,6 +62,60 @@ pub async fn meters(kube: &Kube, target: &Target, printer: &Printer) -> Result<E
     }
     let interval = objects::get_provider(kube, &view.provider).await.ok().map(|p| p.settings.meter_interval);
     print!("{}", render_meters(&out, interval.as_deref(), printer));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The drift of an object, as printed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftView {
+    /// `CimiMachine/web-1`.
+    pub object: String,
+    /// The `Synced` condition's status and reason, such as `False` and `Drifted`.
+    pub synced: String,
+    /// Each field that differs.
+    pub drift: Vec<DriftedField>,
+}
+
+/// The drift as text; when there is none, what the operator last said of it.
+pub fn render_drift(view: &DriftView, synced_message: Option<&str>, printer: &Printer) -> String {
+    if view.drift.is_empty() {
+        let said = synced_message.filter(|m| !m.is_empty()).map(|m| format!(" ({m})")).unwrap_or_default();
+        return format!(
+            "{}: no drift{said}: the provider resource matched the spec when last observed (Managed objects are \
+             corrected; ObserveOnly ones are listed here)\n",
+            view.object
+        );
+    }
+    let mut t = Table::new(["field", "desired", "observed", "since"]);
+    for d in &view.drift {
+        t.row(vec![
+            Cell::plain(&d.field),
+            Cell::plain(printer.message(&d.desired)),
+            Cell::styled(printer.message(&d.observed), Style::Bad),
+            Cell::plain(age(&d.since)),
+        ]);
+    }
+    format!("{} differs from its spec ({}):\n{}", view.object, view.synced, t.render(printer.colour))
+}
+
+/// Runs `drift`.
+pub async fn drift(kube: &Kube, target: &Target, printer: &Printer) -> Result<ExitCode, PluginError> {
+    if target.kind == Kind::Provider {
+        return Err(PluginError::Usage("drift is reported on managed objects, not on a CimiProvider".into()));
+    }
+    let view = objects::get_view(kube, target).await?;
+    let synced = view.condition(crate::api::conditions::SYNCED);
+    let out = DriftView {
+        object: view.label(),
+        synced: synced.map(|c| format!("Synced={} {}", c.status, c.reason)).unwrap_or_else(|| "Synced unknown".into()),
+        drift: view.status.drift.clone(),
+    };
+    if printer.is_document() {
+        print!("{}", printer.document(&out)?);
+    } else {
+        print!("{}", render_drift(&out, synced.map(|c| c.message.as_str()), printer));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -219,6 +271,28 @@ mod tests {
             render_events("CimiMachine/web-1", &lines, false, &Printer { format: OutputFormat::Wide, colour: false });
         assert!(wide.contains("PROVIDER EVENT") && wide.contains("   e1"), "{wide}");
         assert!(render_events("CimiMachine/web-1", &[], false, &p).contains("no provider events mirrored"));
+    }
+
+    #[test]
+    fn drift_field_by_field_or_what_synced_said() {
+        let p = Printer { format: OutputFormat::Table, colour: false };
+        let since = Time(k8s_openapi::jiff::Timestamp::now());
+        let view = DriftView {
+            object: "CimiMachine/legacy".into(),
+            synced: "Synced=False Drifted".into(),
+            drift: vec![DriftedField {
+                field: "spec.description".into(),
+                desired: "web".into(),
+                observed: "changed by hand".into(),
+                since,
+            }],
+        };
+        let text = render_drift(&view, None, &p);
+        assert!(text.starts_with("CimiMachine/legacy differs from its spec (Synced=False Drifted):"), "{text}");
+        assert!(text.contains("FIELD") && text.contains("spec.description   web       changed by hand"), "{text}");
+        let none = DriftView { drift: Vec::new(), synced: "Synced=True Available".into(), ..view };
+        let text = render_drift(&none, Some("the provider machine matches the spec"), &p);
+        assert!(text.contains("no drift (the provider machine matches the spec)"), "{text}");
     }
 
     #[test]

@@ -101,6 +101,13 @@ async fn observe_only_machine_mirrors_reports_drift_and_never_writes() {
         .then_some(())
     })
     .await;
+    // The same, field by field, in status.drift: what the spec asks, what the provider shows, since when.
+    let drifted = machines.get("observer").await.expect("observer").status.expect("status").common.drift;
+    let by_field: Vec<(&str, &str, &str)> =
+        drifted.iter().map(|d| (d.field.as_str(), d.desired.as_str(), d.observed.as_str())).collect();
+    assert!(by_field.contains(&("spec.powerState", "Started", "STOPPED")), "{drifted:?}");
+    let description = drifted.iter().find(|d| d.field == "spec.description").expect("description drift");
+    assert_eq!(description.observed, "changed by hand", "{drifted:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let now = provider_resource(&cimi, &href).await;
     assert_eq!(now["state"], json!("STOPPED"), "ObserveOnly must not start the machine");

@@ -321,6 +321,21 @@ async fn system_with_a_broken_member_tree_status_then_stop_with_wait() {
     let hung = s.status.as_ref().and_then(|st| st.nested_jobs.iter().find(|j| j.component.as_deref() == Some("web1")));
     provider_action(&cimi_client, &hung.expect("the hung Job").job.href, "stop").await;
     wait_system(&systems, "shop", "shop Ready 4/4 again", |s| system_ready(s) && members_ready(s) == Some("4/4")).await;
+
+    // A one-shot restart of the whole system, followed to its end; capture is refused (not a system action).
+    let restarts =
+        |sim: &SimHandle| -> u64 { sim.stats().requests.get("System.restart").map_or(0, |s| s.values().sum()) };
+    let before = restarts(&sim);
+    let run = cimi(&["restart", "cimisystem/shop", "-n", n, "--wait", "--timeout", "90s"]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("restart succeeded on CimiSystem/shop"), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(restarts(&sim), before + 1, "one restart on the provider");
+    let last = systems.get("shop").await.expect("shop").status.expect("status").common.last_action.expect("lastAction");
+    assert_eq!((last.action.as_str(), last.phase.as_str()), ("restart", "Succeeded"));
+    let run = cimi(&["capture", "cimisystem/shop", "-n", n]).await;
+    assert_eq!(run.code, Some(2), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("CIMI captures machines, not systems"), "{}", run.stderr);
+
     let run = cimi(&["stop", "cimisystem/shop", "-n", n, "--wait", "--timeout", "90s"]).await;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("CimiSystem/shop is STOPPED"), "{}", run.stdout);
@@ -496,6 +511,28 @@ async fn import_lists_adopts_without_a_provider_write_then_lists_nothing() {
     assert!(!out.contains("legacy"), "{out}");
     let run = cimi(&["import", &provider, "-n", n, "--operator-namespace", n, "--all"]).await;
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{}", run.stderr);
+
+    // drift: none while the provider matches; started by hand, the ObserveOnly legacy-db drifts and says how.
+    let out = cimi_ok(&["drift", "cimimachine/legacy-db", "-n", n]).await;
+    assert!(out.contains("CimiMachine/legacy-db: no drift"), "{out}");
+    cimi_client.action_href(&db_url, "start", Map::new()).await.expect("start legacy-db by hand");
+    let out = eventually("legacy-db drifts", T, || async {
+        let out = cimi_ok(&["drift", "cimimachine/legacy-db", "-n", n]).await;
+        out.contains("differs from its spec").then_some(out)
+    })
+    .await;
+    assert!(out.contains("Synced=False Drifted"), "{out}");
+    let row = line(&out, "spec.powerState");
+    assert!(row.contains("Stopped") && row.contains("STARTED"), "{out}");
+    let doc: Value =
+        serde_json::from_str(&cimi_ok(&["drift", "cimimachine/legacy-db", "-n", n, "-o", "json"]).await).expect("json");
+    assert_eq!(doc["drift"][0]["field"], "spec.powerState", "{doc}");
+    assert_eq!(
+        (doc["drift"][0]["desired"].as_str(), doc["drift"][0]["observed"].as_str()),
+        (Some("Stopped"), Some("STARTED"))
+    );
+    assert!(doc["drift"][0]["since"].is_string(), "{doc}");
+    assert_eq!(cimi_client.get_value(&db_url).await.expect("db")["state"], "STARTED", "ObserveOnly: not corrected");
 }
 
 /// The verdicts of a doctor report, by finding id.

@@ -3,20 +3,18 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
 use serde_json::{Map, Value, json};
 
 use super::observe::interface_entry;
 use super::plan::MachineStep;
 use crate::api::CimiMachine;
-use crate::api::common::{ActionPhase, LastAction};
 use crate::api::machine::CimiMachineStatus;
 use crate::api::reasons::Reason;
 use crate::cimi::{CimiClient, model};
 use crate::controller::context::Context;
-use crate::controller::kubeops::publish;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
+use crate::controller::resource::actions;
 use crate::controller::resource::jobs::job_started;
 use crate::controller::resource::reads::ref_href;
 
@@ -58,27 +56,8 @@ pub async fn act(
             };
             let accepted = match requested {
                 Ok(accepted) => accepted,
-                Err(error) if error.is_retryable() => return Err(error.into()),
-                // Refused for good (the provider said no): this nonce is done, as Failed; a new nonce asks again.
-                Err(error) => {
-                    let message = format!("the provider refused {action}: {error}");
-                    status.common.last_action = Some(LastAction {
-                        action: action.clone(),
-                        nonce,
-                        phase: ActionPhase::Failed,
-                        message: Some(message.clone()),
-                        job: None,
-                        result: None,
-                        completed_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
-                    });
-                    publish(&ctx.recorder, machine, true, "ActionFailed", "Action", message).await;
-                    return Ok((
-                        Progress::Working(Reason::Updating, "re-reading after a refused action".into()),
-                        ACTIVE_REQUEUE,
-                    ));
-                }
+                Err(error) => return actions::refused(ctx, machine, &mut status.common, (action, nonce), error).await,
             };
-            let job = job_started(&accepted, &action);
             let result = if image {
                 let images = client.collection_url("machineImages").await.ok();
                 match images {
@@ -89,41 +68,10 @@ pub async fn act(
             } else {
                 None
             };
-            status.common.last_action = Some(LastAction {
-                action: action.clone(),
-                nonce,
-                phase: if job.is_some() { ActionPhase::Running } else { ActionPhase::Succeeded },
-                message: None,
-                job: job.as_ref().map(|j| j.href.clone()),
-                result,
-                completed_at: if job.is_some() { None } else { Some(Time(k8s_openapi::jiff::Timestamp::now())) },
-            });
-            if job.is_some() {
-                status.common.job = job;
-            }
-            publish(
-                &ctx.recorder,
-                machine,
-                false,
-                "ActionStarted",
-                "Action",
-                format!("{action} requested on the provider"),
-            )
-            .await;
-            Ok((Progress::Working(Reason::ChangingPowerState, format!("{action} requested")), ACTIVE_REQUEUE))
+            actions::started(ctx, machine, &mut status.common, (action, nonce), &accepted, result).await
         }
         MachineStep::RejectOneShot { action, nonce, message } => {
-            status.common.last_action = Some(LastAction {
-                action,
-                nonce,
-                phase: ActionPhase::Rejected,
-                message: Some(message.clone()),
-                job: None,
-                result: None,
-                completed_at: Some(Time(k8s_openapi::jiff::Timestamp::now())),
-            });
-            publish(&ctx.recorder, machine, true, "ActionRejected", "Action", message).await;
-            Ok((Progress::Working(Reason::Updating, "re-reading after a rejected action".into()), ACTIVE_REQUEUE))
+            actions::rejected(ctx, machine, &mut status.common, (action, nonce), message).await
         }
         MachineStep::Update(changes) => {
             let accepted = client.update(current, &changes, &[]).await?;

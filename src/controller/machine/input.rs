@@ -10,8 +10,8 @@ use super::observe::Related;
 use super::plan::{AttachedInterface, MachinePlanInput, VolumeAttachment};
 use crate::api::CimiMachine;
 use crate::api::common::ManagedStatus;
-use crate::api::managed::action_request;
 use crate::cimi::model::ResourceState;
+use crate::controller::resource::actions;
 use crate::controller::resource::attributes::{attribute_changes, wanted_attributes};
 use crate::controller::resource::jobs::job_running;
 use crate::controller::resource::reads::operations;
@@ -61,7 +61,7 @@ pub fn plan_input(
         attached_volumes,
         wanted_networks: related.wanted_networks.clone(),
         attached_interfaces,
-        requested_action: action_request(machine).and_then(Result::ok).map(|r| (r.action, r.nonce)),
+        requested_action: actions::new_request(machine, status),
         last_action_nonce: status.last_action.as_ref().map(|a| a.nonce.clone()),
     }
 }

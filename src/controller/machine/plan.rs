@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::api::PowerState;
 use crate::cimi::model::ResourceState;
+use crate::controller::resource::actions::{OneShot, decide};
 
 /// A volume attachment the spec wants: the provider volume's href and where it appears.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,19 +124,12 @@ pub fn plan_machine(input: &MachinePlanInput) -> MachineStep {
         return MachineStep::Failed("the provider reports the machine in state ERROR".into());
     }
     let allowed = |op: &str| input.operations.iter().any(|o| o == op);
-    if let Some((action, nonce)) = &input.requested_action
-        && input.last_action_nonce.as_deref() != Some(nonce.as_str())
+    if let Some(request) = &input.requested_action
+        && input.last_action_nonce.as_deref() != Some(request.1.as_str())
     {
-        if allowed(action) {
-            return MachineStep::OneShot { action: action.clone(), nonce: nonce.clone() };
-        }
-        return MachineStep::RejectOneShot {
-            action: action.clone(),
-            nonce: nonce.clone(),
-            message: format!(
-                "the provider does not offer {action} on this machine in state {state} (it offers: {})",
-                input.operations.join(", ")
-            ),
+        return match decide(request, &input.operations, "machine", state.as_str()) {
+            OneShot::Run { action, nonce } => MachineStep::OneShot { action, nonce },
+            OneShot::Reject { action, nonce, message } => MachineStep::RejectOneShot { action, nonce, message },
         };
     }
     if !input.attribute_changes.is_empty() && allowed("edit") {

@@ -14,21 +14,21 @@ use super::observe::COLLECTION;
 use super::observe::{interface_networks, observe_into_status, related};
 use super::plan::{plan_machine, power_action};
 use crate::api::CimiMachine;
-use crate::cimi::model::{JobState, ResourceState};
+use crate::cimi::model::ResourceState;
 use crate::controller::resource::reads::text;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::common::{ActionPhase, ManagementPolicy};
+use crate::api::common::ManagementPolicy;
 use crate::api::conditions::STALLED;
 use crate::api::machine::CimiMachineStatus;
-use crate::api::managed::{Managed as _, action_request};
+use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::controller::connection::{connection, poll_interval};
 use crate::controller::context::Context;
 use crate::controller::kubeops::publish;
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress, retry_delay};
-use crate::controller::resource::attributes::{attribute_changes, drift_report, wanted_attributes};
+use crate::controller::resource::actions;
+use crate::controller::resource::attributes::{attribute_changes, drift, wanted_attributes};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::find_import;
 use crate::controller::resource::jobs::{
@@ -50,9 +50,7 @@ pub async fn sync(
     let client = &conn.client;
     let uid = machine.uid().unwrap_or_default();
     // Steady (Ready for this generation, no Job, no new one-shot action): observe from the cache.
-    let pending_action = action_request(machine).and_then(Result::ok).is_some_and(|request| {
-        status.common.last_action.as_ref().map(|a| a.nonce.as_str()) != Some(request.nonce.as_str())
-    });
+    let pending_action = actions::new_request(machine, &status.common).is_some();
     let steady = observer::steady(&status.common, machine.meta().generation) && !pending_action;
 
     let spec = &machine.spec;
@@ -70,7 +68,7 @@ pub async fn sync(
         let failures = ctx.failed(&retry_key);
         return Err(Problem { retry_after: Some(retry_delay(failures)), ..problem });
     }
-    settle_last_action(status);
+    actions::settle(&mut status.common);
     if let Some(message) =
         recover_failed_create(&ctx.failures, client, &retry_key, "machine", &mut status.common, &uid, was_running)
             .await?
@@ -153,8 +151,8 @@ pub async fn sync(
         );
         let changes = attribute_changes(&name, spec.description.as_deref(), &props, &current);
         let power = (!state.is_transient() && power_action(&state, spec.power_state, &operations(&current)).is_some())
-            .then_some((state.as_str(), spec.power_state.cimi_state()));
-        let drift = drift_report(&changes, &current, power);
+            .then_some((state.as_str(), spec.power_state));
+        let drift = drift(&changes, &current, power);
         return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
     }
 
@@ -178,23 +176,6 @@ pub async fn sync(
     act(step, &target, status, related.waiting_for, monitor_due).await
 }
 
-/// Moves a running one-shot action to Succeeded or Failed once its Job ended.
-fn settle_last_action(status: &mut CimiMachineStatus) {
-    let (Some(last), Some(job)) = (status.common.last_action.as_mut(), status.common.job.as_ref()) else { return };
-    if last.phase != ActionPhase::Running || last.job.as_deref() != Some(job.href.as_str()) {
-        return;
-    }
-    match job.job_state() {
-        JobState::Success => last.phase = ActionPhase::Succeeded,
-        state if state.is_failure() => {
-            last.phase = ActionPhase::Failed;
-            last.message = job.status_message.clone();
-        }
-        _ => return,
-    }
-    last.completed_at = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-}
-
 /// Holds a failed operation (a power action, an update, an attachment; not a create, whose failure
 /// is reported above, nor a one-shot action, whose outcome is `status.lastAction`) back for a delay
 /// that doubles with each failure in a row, reporting `JobFailed` (or the `Timeout` that stopped it)
@@ -207,7 +188,7 @@ fn failed_operation(
 ) -> Result<(), Problem> {
     let Some(job) = &status.common.job else { return Ok(()) };
     let failed = job.job_state().is_failure();
-    let one_shot = status.common.last_action.as_ref().and_then(|a| a.job.as_deref()) == Some(job.href.as_str());
+    let one_shot = actions::is_one_shot_job(&status.common);
     if !failed || one_shot || job.action.as_deref() == Some("add") {
         return Ok(());
     }

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::{Map, Value, json};
+
+use crate::api::PowerState;
+use crate::api::common::DriftedField;
 
 use super::reads::{properties_of, text};
 
@@ -63,18 +67,69 @@ pub fn wanted_attributes(
     (name, properties)
 }
 
-/// What differs between the spec and an observed resource, for an ObserveOnly object (our tags are
-/// never expected on it): `None` when nothing does.
-pub fn drift_report(changes: &Map<String, Value>, observed: &Value, power: Option<(&str, &str)>) -> Option<String> {
-    let mut parts = Vec::new();
-    for (key, wanted) in changes {
-        let seen = observed.get(key).cloned().unwrap_or(Value::Null);
-        parts.push(format!("{key} is {seen} (spec: {wanted})"));
+/// One field where an observed resource differs from the spec (the shell adds since when, see [`since`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drift {
+    /// The spec field: `spec.name`, `spec.description`, `spec.properties`, `spec.powerState`.
+    pub field: String,
+    /// What the spec asks for.
+    pub desired: String,
+    /// What the provider shows (an excerpt).
+    pub observed: String,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is {} (spec: {})", self.field, self.observed, self.desired)
     }
+}
+
+/// The drift of a pass as one line, for the `Synced` condition.
+pub fn drift_message(drift: &[Drift]) -> String {
+    drift.iter().map(Drift::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// A value as drift shows it: a string as it is, absence as `(unset)`, anything else as compact JSON; at most
+/// an excerpt, on one line.
+fn shown(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "(unset)".to_string(),
+        Some(Value::String(s)) => crate::cimi::error::excerpt(s.as_bytes()),
+        Some(other) => crate::cimi::error::excerpt(other.to_string().as_bytes()),
+    }
+}
+
+/// What differs between the spec and an observed resource, for an ObserveOnly object (our tags are never
+/// expected on it), field by field: the attribute `changes` the spec would make, and the power state when
+/// `power` is `(observed state, desired)`. Empty when nothing does.
+pub fn drift(changes: &Map<String, Value>, observed: &Value, power: Option<(&str, PowerState)>) -> Vec<Drift> {
+    let mut out: Vec<Drift> = changes
+        .iter()
+        .map(|(key, wanted)| Drift {
+            field: format!("spec.{key}"),
+            desired: shown(Some(wanted)),
+            observed: shown(observed.get(key)),
+        })
+        .collect();
     if let Some((state, wanted)) = power {
-        parts.push(format!("state is {state} (spec: {wanted})"));
+        out.push(Drift {
+            field: "spec.powerState".into(),
+            desired: wanted.as_str().into(),
+            observed: crate::cimi::error::excerpt(state.as_bytes()),
+        });
     }
-    (!parts.is_empty()).then(|| parts.join("; "))
+    out
+}
+
+/// The drift of status: each field of `now` with the time it was first seen differing, kept from `before`
+/// while the same field keeps differing (whatever its values), `at` for a field that starts to differ.
+pub fn since(before: &[DriftedField], now: Vec<Drift>, at: &Time) -> Vec<DriftedField> {
+    now.into_iter()
+        .map(|d| {
+            let since = before.iter().find(|b| b.field == d.field).map_or_else(|| at.clone(), |b| b.since.clone());
+            DriftedField { field: d.field, desired: d.desired, observed: d.observed, since }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -125,12 +180,52 @@ mod tests {
 
     #[test]
     fn drift_is_described_field_by_field() {
-        let observed = json!({"description": "by hand"});
+        let observed = json!({"description": "by hand", "properties": {"team": "b"}});
         let mut changes = Map::new();
         changes.insert("description".into(), json!("spec"));
-        let report = drift_report(&changes, &observed, Some(("STOPPED", "STARTED"))).expect("drift");
-        assert!(report.contains("description is \"by hand\" (spec: \"spec\")"), "{report}");
-        assert!(report.contains("state is STOPPED (spec: STARTED)"), "{report}");
-        assert_eq!(drift_report(&Map::new(), &observed, None), None);
+        changes.insert("name".into(), json!("web-1"));
+        changes.insert("properties".into(), json!({"team": "a"}));
+        let drift = drift(&changes, &observed, Some(("STOPPED", PowerState::Started)));
+        let by_field = |f: &str| drift.iter().find(|d| d.field == f).cloned().expect(f);
+        assert_eq!(
+            (by_field("spec.description").desired, by_field("spec.description").observed),
+            ("spec".into(), "by hand".into())
+        );
+        assert_eq!(by_field("spec.name").observed, "(unset)", "an attribute the provider does not have");
+        assert_eq!(by_field("spec.properties").desired, r#"{"team":"a"}"#, "maps as JSON");
+        assert_eq!(
+            (by_field("spec.powerState").desired, by_field("spec.powerState").observed),
+            ("Started".into(), "STOPPED".into())
+        );
+        let message = drift_message(&drift);
+        assert!(message.contains("spec.description is by hand (spec: spec)"), "{message}");
+        assert!(message.contains("spec.powerState is STOPPED (spec: Started)"), "{message}");
+        assert!(super::drift(&Map::new(), &observed, None).is_empty());
+    }
+
+    #[test]
+    fn provider_text_in_drift_is_an_excerpt_on_one_line() {
+        let long = format!("line one\nline two {}", "x".repeat(5000));
+        let mut changes = Map::new();
+        changes.insert("description".into(), json!("short"));
+        let drift = drift(&changes, &json!({"description": long}), None);
+        assert!(drift[0].observed.chars().count() <= crate::cimi::error::EXCERPT_CHARS + 1, "bounded");
+        assert!(!drift[0].observed.contains('\n'), "one line");
+    }
+
+    #[test]
+    fn a_field_keeps_the_time_it_started_to_differ() {
+        let t = |s: i64| Time(k8s_openapi::jiff::Timestamp::from_second(s).expect("time"));
+        let d =
+            |field: &str, observed: &str| Drift { field: field.into(), desired: "a".into(), observed: observed.into() };
+        let first = since(&[], vec![d("spec.description", "b")], &t(100));
+        assert_eq!(first[0].since, t(100));
+        let later = since(&first, vec![d("spec.description", "c"), d("spec.powerState", "STOPPED")], &t(200));
+        assert_eq!(later[0].since, t(100), "still differing: the first time is kept, whatever the value now");
+        assert_eq!(later[1].since, t(200), "a field that starts to differ");
+        let healed = since(&later, vec![d("spec.powerState", "STOPPED")], &t(300));
+        assert_eq!((healed.len(), healed[0].since.clone()), (1, t(200)));
+        let again = since(&healed, vec![d("spec.description", "d"), d("spec.powerState", "STOPPED")], &t(400));
+        assert_eq!(again[0].since, t(400), "a field that stopped differing starts again from now");
     }
 }

@@ -7,8 +7,10 @@
 //! - [`known`]: the resource at `status.id`, through the observer;
 //! - [`attributes`]: name, description and properties as the spec wants them; drift;
 //! - [`jobs`]: Job records, timeouts, the recovery of a failed create;
+//! - [`actions`]: one-shot actions (`cimi.dev/action`): the request, the verdict, the outcome in status;
 //! - [`deletion`]: delete or orphan, one step per pass.
 
+pub mod actions;
 pub mod attributes;
 pub mod deletion;
 pub mod identity;

@@ -15,6 +15,7 @@ use crate::api::conditions::ConditionSet;
 use crate::controller::context::Context;
 use crate::controller::kubeops::{add_finalizer, has_finalizer, object_api};
 use crate::controller::outcome::{self, Progress};
+use crate::controller::resource::attributes::since;
 use crate::names::FINALIZER_CLEANUP;
 
 /// One pass of `obj`, in a `reconcile` span naming it.
@@ -57,6 +58,15 @@ async fn pass<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>, namespace: String)
     outcome::begin(&mut conds, status.common_mut(), generation);
 
     let result = obj.sync(&ctx, &api, &mut status).await;
+    // Drift is what the last observation found: listed field by field when observed, cleared once in sync, kept
+    // while a pass works or fails (it did not look).
+    match &result {
+        Ok((Progress::Observed(drift), _)) => {
+            status.common_mut().drift = since(&old.common().drift, drift.clone(), &now);
+        }
+        Ok((Progress::InSync, _)) => status.common_mut().drift.clear(),
+        _ => {}
+    }
     if matches!(result, Ok((Progress::InSync, _))) {
         ctx.succeeded(&retry_key::<K>(&namespace, &name));
     }

@@ -23,7 +23,7 @@ use crate::controller::driver;
 use crate::controller::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
-use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift_report, wanted_attributes};
+use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift, wanted_attributes};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::find_import;
 use crate::controller::resource::jobs::{
@@ -231,6 +231,6 @@ fn plan_input<K: StorageKind>(
     let imported = if observe_only || obj.import_spec().is_some() { Some(current) } else { None };
     let (name, props) = wanted_attributes(obj.spec_name(), &object_name, obj.user_properties(), &tags, imported);
     let attribute_changes = attribute_changes(&name, description, &props, current);
-    let drift = if observe_only { drift_report(&attribute_changes, current, None) } else { None };
+    let drift = if observe_only { drift(&attribute_changes, current, None) } else { Vec::new() };
     StoragePlanInput { observe_only, job_running, state, ready_state: K::READY_STATE, attribute_changes, drift }
 }

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::cimi::model::ResourceState;
+use crate::controller::resource::attributes::Drift;
 
 /// What the plan of a volume or network looks at.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -18,15 +19,15 @@ pub struct StoragePlanInput {
     pub ready_state: ResourceState,
     /// The partial update the attributes need (empty when in sync).
     pub attribute_changes: Map<String, Value>,
-    /// For ObserveOnly: what differs from the spec, as the object reports it.
-    pub drift: Option<String>,
+    /// For ObserveOnly: what differs from the spec, field by field, as the object reports it.
+    pub drift: Vec<Drift>,
 }
 
 /// The next step of a volume or network.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StorageStep {
     /// ObserveOnly: mirrored; the drift, if any, is reported and never corrected.
-    Observed(Option<String>),
+    Observed(Vec<Drift>),
     /// A provider Job runs: wait for it.
     WaitForJob,
     /// The provider reports the resource in ERROR.
@@ -112,9 +113,9 @@ mod tests {
             observe_only: true,
             state: "ERROR".into(),
             attribute_changes: changes("description", json!("spec")),
-            drift: Some("description differs".into()),
+            drift: vec![Drift { field: "spec.description".into(), desired: "spec".into(), observed: "by hand".into() }],
             ..available()
         };
-        assert_eq!(plan_storage(&input), StorageStep::Observed(Some("description differs".into())));
+        assert_eq!(plan_storage(&input), StorageStep::Observed(input.drift.clone()));
     }
 }

@@ -24,7 +24,7 @@ use kube::api::Api;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::CimiSystem;
-use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy};
+use crate::api::common::{DeletionPolicy, ManagedStatus};
 use crate::api::system::CimiSystemStatus;
 use crate::controller::context::Context;
 use crate::controller::driver;
@@ -78,13 +78,8 @@ impl ManagedKind for CimiSystem {
         api: &Api<Self>,
         status: &mut CimiSystemStatus,
     ) -> Result<(Progress, Duration), Problem> {
-        let (progress, requeue) = sync::sync(self, ctx, api, status).await?;
+        let done = sync::sync(self, ctx, api, status).await?;
         expose::sync_exposed(ctx, self, status).await?;
-        // Under ObserveOnly a system in sync is an observed one (ObserveOnly reports no drift for systems).
-        let observed = self.spec.management_policy == ManagementPolicy::ObserveOnly;
-        Ok(match progress {
-            Progress::InSync if observed => (Progress::Observed(None), requeue),
-            other => (other, requeue),
-        })
+        Ok(done)
     }
 }

@@ -7,6 +7,8 @@ use crate::api::PowerState;
 use crate::api::system::{CimiSystemStatus, MachineMember, MemberCounts, NestedJob, SystemMember};
 use crate::cimi::model::ResourceState;
 use crate::controller::machine::plan::power_action;
+use crate::controller::resource::actions::{OneShot, decide};
+use crate::controller::resource::attributes::Drift;
 
 /// Everything the plan looks at.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +27,10 @@ pub struct SystemPlanInput {
     pub attribute_changes: Map<String, Value>,
     /// managementPolicy ObserveOnly: never change anything.
     pub observe_only: bool,
+    /// For ObserveOnly: what differs from the spec, field by field.
+    pub drift: Vec<Drift>,
+    /// A one-shot action requested with a nonce not handled yet, as (action, nonce).
+    pub requested_action: Option<(String, String)>,
 }
 
 /// The next step.
@@ -42,6 +48,10 @@ pub enum SystemStep {
     PowerUnsupported(String),
     /// The system is as the spec says.
     InSync,
+    /// ObserveOnly: mirrored; the drift, if any, is reported and never corrected.
+    Observed(Vec<Drift>),
+    /// The one-shot action of the annotation: run it, or record why not.
+    OneShot(OneShot),
 }
 
 fn member_name(m: &SystemMember) -> &str {
@@ -73,7 +83,10 @@ pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
         return SystemStep::Wait(format!("member {} is {}", member_name(m), member_state(m)));
     }
     if input.observe_only {
-        return SystemStep::InSync;
+        return SystemStep::Observed(input.drift.clone());
+    }
+    if let Some(request) = &input.requested_action {
+        return SystemStep::OneShot(decide(request, &input.operations, "system", state.as_str()));
     }
     let allowed = |op: &str| input.operations.iter().any(|o| o == op);
     if !input.attribute_changes.is_empty() && allowed("edit") {
@@ -88,6 +101,21 @@ pub fn plan_system(input: &SystemPlanInput) -> SystemStep {
         Some(Ok(action)) => SystemStep::Power(action),
         Some(Err(message)) => SystemStep::PowerUnsupported(format!("member {}: {message}", member_name(off))),
     }
+}
+
+/// What an ObserveOnly system's drift is: the attribute `changes` the spec would make, and the power state when
+/// a machine is not in the state the spec asks for (the system's own state is shown, MIXED when they differ).
+pub fn system_drift(
+    changes: &Map<String, Value>,
+    observed: &Value,
+    state: &ResourceState,
+    machines: &[MachineMember],
+    power: PowerState,
+) -> Vec<Drift> {
+    let desired = power.resource_state();
+    let off = machines.iter().any(|m| m.member.state.is_some() && member_state(&m.member) != desired);
+    let power = (off && !state.is_transient()).then_some((state.as_str(), power));
+    crate::controller::resource::attributes::drift(changes, observed, power)
 }
 
 /// Whether a member is in the state the spec asks for: machines in the power state, volumes AVAILABLE,
@@ -225,7 +253,46 @@ mod tests {
         let mut i = input("MIXED", &[("web1", "STARTED"), ("web2", "STOPPED")]);
         i.observe_only = true;
         i.attribute_changes.insert("description".into(), Value::String("x".into()));
-        assert_eq!(plan_system(&i), SystemStep::InSync);
+        i.drift = vec![Drift { field: "spec.powerState".into(), desired: "Started".into(), observed: "MIXED".into() }];
+        assert_eq!(plan_system(&i), SystemStep::Observed(i.drift.clone()), "reported, not acted on");
+    }
+
+    #[test]
+    fn an_observed_system_drifts_by_its_attributes_and_its_machines_power() {
+        let i = input("MIXED", &[("web1", "STARTED"), ("web2", "STOPPED")]);
+        let mut changes = Map::new();
+        changes.insert("description".into(), Value::String("wanted".into()));
+        let observed = serde_json::json!({"description": "by hand"});
+        let drift = system_drift(&changes, &observed, &i.state, &i.machines, PowerState::Started);
+        let fields: Vec<_> = drift.iter().map(|d| (d.field.as_str(), d.observed.as_str())).collect();
+        assert_eq!(fields, [("spec.description", "by hand"), ("spec.powerState", "MIXED")]);
+        let all_started = input("STARTED", &[("web1", "STARTED"), ("web2", "STARTED")]);
+        assert!(
+            system_drift(&Map::new(), &observed, &all_started.state, &all_started.machines, PowerState::Started)
+                .is_empty()
+        );
+        let moving = input("STARTING", &[("web1", "STARTING")]);
+        assert!(
+            system_drift(&Map::new(), &observed, &moving.state, &moving.machines, PowerState::Started).is_empty(),
+            "a system on its way is not drift"
+        );
+    }
+
+    #[test]
+    fn a_one_shot_action_runs_once_members_settle_and_before_any_change() {
+        let mut i = input("STARTED", &[("web1", "STARTED")]);
+        i.operations.push("restart".into());
+        i.attribute_changes.insert("description".into(), Value::String("x".into()));
+        i.requested_action = Some(("restart".into(), "n1".into()));
+        assert_eq!(plan_system(&i), SystemStep::OneShot(OneShot::Run { action: "restart".into(), nonce: "n1".into() }));
+        i.job_running = true;
+        assert!(matches!(plan_system(&i), SystemStep::Wait(_)), "not while a Job runs");
+        i.job_running = false;
+        i.requested_action = Some(("capture".into(), "n2".into()));
+        assert!(matches!(plan_system(&i), SystemStep::OneShot(OneShot::Reject { message, .. })
+            if message.contains("capture on this system in state STARTED")));
+        i.observe_only = true;
+        assert!(matches!(plan_system(&i), SystemStep::Observed(_)), "ObserveOnly never acts");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::controller::kubeops::publish;
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::registry::ProviderConnection;
+use crate::controller::resource::actions::{self, OneShot};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::find_import;
@@ -32,7 +33,7 @@ use crate::controller::shell::kind::ManagedKind;
 use super::create::create;
 use super::jobs::{check_timeout, follow_job, job_failure_message, start_job};
 use super::members;
-use super::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system};
+use super::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system, system_drift};
 
 /// One pass against the provider. Returns the progress and when to look again.
 pub async fn sync(
@@ -53,6 +54,7 @@ pub async fn sync(
         check_timeout(system, job)?;
     }
     let job_ended_badly = was_running && status.common.job.as_ref().is_some_and(|j| j.job_state().is_failure());
+    actions::settle(&mut status.common);
 
     // Observe.
     let current = match status.common.id.clone() {
@@ -107,7 +109,12 @@ pub async fn sync(
         // A system Job that failed (one of its nested Jobs did): say which component, then carry on.
         let message = job_failure_message(job, &status.nested_jobs);
         publish(&ctx.recorder, system, true, "ComponentFailed", "Reconcile", message.clone()).await;
-        if current_state != ResourceState::Error {
+        if actions::is_one_shot_job(&status.common) {
+            // A one-shot action's outcome is status.lastAction, with the components that failed.
+            if let Some(last) = status.common.last_action.as_mut() {
+                last.message = Some(message);
+            }
+        } else if current_state != ResourceState::Error {
             return Err(Problem::transient(Reason::JobFailed, message));
         }
     }
@@ -122,15 +129,26 @@ pub async fn sync(
     // An imported system keeps the properties it had; the spec's are added, then our tags.
     let mut user = if imported { crate::controller::resource::reads::properties_of(&current) } else { BTreeMap::new() };
     user.extend(spec.properties.clone().unwrap_or_default());
-    let props = desired_properties(Some(&user), &tags(ctx, system));
+    // ObserveOnly never expects our tags on the system; Managed does.
+    let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    let tags = if observe_only { BTreeMap::new() } else { tags(ctx, system) };
+    let props = desired_properties(Some(&user), &tags);
+    let changes = attribute_changes(&name, spec.description.as_deref(), &props, &current);
+    let drift = if observe_only {
+        system_drift(&changes, &current, &current_state, &machines, spec.power_state)
+    } else {
+        Vec::new()
+    };
     let input = SystemPlanInput {
         state: current_state.clone(),
         operations: operations(&current),
         job_running: job_running(status.common.job.as_ref()),
         power: spec.power_state,
         machines,
-        attribute_changes: attribute_changes(&name, spec.description.as_deref(), &props, &current),
-        observe_only: spec.management_policy == ManagementPolicy::ObserveOnly,
+        attribute_changes: changes,
+        observe_only,
+        drift,
+        requested_action: actions::new_request(system, &status.common),
     };
     let step = plan_system(&input);
     tracing::debug!(system = %system.name_any(), ?step, "plan");
@@ -185,6 +203,21 @@ pub async fn sync(
             ))
         }
         SystemStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
+        SystemStep::OneShot(OneShot::Run { action, nonce }) => {
+            match client.action(&current, &action, Map::new()).await {
+                Ok(accepted) => {
+                    status.nested_jobs.clear();
+                    actions::started(ctx, system, &mut status.common, (action, nonce), &accepted, None).await
+                }
+                Err(error) => actions::refused(ctx, system, &mut status.common, (action, nonce), error).await,
+            }
+        }
+        SystemStep::OneShot(OneShot::Reject { action, nonce, message }) => {
+            actions::rejected(ctx, system, &mut status.common, (action, nonce), message).await
+        }
+        SystemStep::Observed(drift) => {
+            Ok((Progress::Observed(drift), poll_interval(ctx, &system.provider_key()).await.min(monitor_due)))
+        }
         SystemStep::InSync => {
             let (ready, total) = status.members.as_ref().map_or((0, 0), |m| (m.ready, m.total));
             if ready < total {

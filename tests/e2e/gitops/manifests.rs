@@ -98,10 +98,7 @@ async fn the_gitops_and_team_examples_reach_ready_on_a_live_operator() {
         let v = volumes.get("data").await.ok()?.status?;
         let n = networks.get("backend").await.ok()?.status?;
         let scratch = volumes.get("scratch").await.ok()?.status?;
-        [&m.common, &v.common, &n.common, &scratch.common]
-            .iter()
-            .all(|c| is_ready(&c.conditions))
-            .then_some(())
+        [&m.common, &v.common, &n.common, &scratch.common].iter().all(|c| is_ready(&c.conditions)).then_some(())
     })
     .await;
     let scratch = volumes.get("scratch").await.expect("scratch");
