@@ -244,9 +244,9 @@ spec:
     let run = cimi(&["tree", "machine/nope", "-n", n]).await;
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert!(run.stderr.contains("cimimachine/nope") && run.stderr.contains("not found"), "{}", run.stderr);
-    let run = cimi(&["restart", "cimisystem/shop", "-n", n]).await;
+    let run = cimi(&["capture", "cimisystem/shop", "-n", n]).await;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(run.stderr.contains("CimiMachines only"), "{}", run.stderr);
+    assert!(run.stderr.contains("CIMI captures machines, not systems"), "{}", run.stderr);
     let help = cimi_ok(&["--help"]).await;
     assert!(help.contains("Exit codes") && help.contains("doctor") && help.contains("import"), "{help}");
     let stop_help = cimi_ok(&["stop", "--help"]).await;
