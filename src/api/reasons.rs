@@ -68,6 +68,11 @@ reasons! {
     Deleting: [Ready, Reconciling]
         "The object is being deleted and the operator deletes the provider resource.",
         "Wait. If the provider is gone for good, annotate the object `cimi.dev/force-orphan: \"true\"`.";
+    DeleteNotOffered: [Ready, Stalled]
+        "The object is being deleted, but its provider resource offers no `delete` in its state and no operation \
+         that leads to a state that has one (such as `stop`); nothing was sent.",
+        "Bring the resource to a state the provider can delete it in (on the provider, or by fixing what keeps it \
+         there), or release the object with `cimi.dev/force-orphan: \"true\"` (the provider resource stays).";
     Observed: [Ready, Synced]
         "managementPolicy is ObserveOnly: the operator mirrors the provider resource and never changes it.",
         "Nothing; switch to Managed (with deletionPolicy Delete if wanted) to let the operator act.";

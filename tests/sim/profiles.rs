@@ -55,14 +55,23 @@ async fn lenient_1x_profile() {
     let a = api.create_machine("m", Some("STARTED")).await;
     let m = a.header("location").expect("m");
     let doc = api.get(&m).await.json();
-    let rels: Vec<&str> =
-        doc["operations"].as_array().into_iter().flatten().filter_map(|o| o["rel"].as_str()).collect();
-    assert!(rels.contains(&"delete") && rels.contains(&"http://schemas.dmtf.org/cimi/1/action/delete"));
+    let rels_of = |doc: &serde_json::Value| -> Vec<String> {
+        doc["operations"].as_array().into_iter().flatten().filter_map(|o| o["rel"].as_str().map(String::from)).collect()
+    };
+    // As real 1.x providers do: no delete on a running machine (not offered, and refused if tried).
+    assert!(!rels_of(&doc).iter().any(|r| r.ends_with("delete")), "{:?}", rels_of(&doc));
+    let refused = api.delete(&m).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert!(refused.text.contains("deletes only stopped machines"), "{}", refused.text);
     let a = api.action(&m, "stop").await;
     assert_eq!(a.status, 202);
     assert!(a.text.is_empty());
     assert_eq!(a.header("content-type").as_deref(), Some("text/html"));
     assert_eq!(api.get(&m).await.json()["state"], "STOPPED", "changed by the next GET");
+    let rels = rels_of(&api.get(&m).await.json());
+    assert!(
+        rels.iter().any(|r| r == "delete") && rels.iter().any(|r| r == "http://schemas.dmtf.org/cimi/1/action/delete")
+    );
 
     // Attach through an add href that is not the collection URL; detach answers the collection.
     let v = api

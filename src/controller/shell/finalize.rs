@@ -79,6 +79,14 @@ pub async fn finalize<K: ManagedKind>(
             remove_finalizer(api, obj, FINALIZER_CLEANUP).await?;
             Ok(Action::await_change())
         }
+        Ok(Cleanup::Step(message)) => {
+            publish(&ctx.recorder, obj, false, "DeleteStep", "Delete", message.clone()).await;
+            conds.set(READY, Status::False, Reason::Deleting, message.clone());
+            conds.set(RECONCILING, Status::True, Reason::Deleting, message);
+            status.common_mut().conditions = conds.build();
+            write(ctx, api, obj, &old, status).await?;
+            Ok(Action::requeue(ACTIVE_REQUEUE))
+        }
         Ok(Cleanup::Wait(message)) => {
             conds.set(READY, Status::False, Reason::Deleting, message.clone());
             conds.set(RECONCILING, Status::True, Reason::Deleting, message);
@@ -88,6 +96,15 @@ pub async fn finalize<K: ManagedKind>(
             status.common_mut().conditions = conds.build();
             write(ctx, api, obj, &old, status).await?;
             Ok(Action::requeue(ACTIVE_REQUEUE))
+        }
+        Ok(Cleanup::Stuck(message)) => {
+            conds.set(READY, Status::False, Reason::DeleteNotOffered, message.clone());
+            conds.set(STALLED, Status::True, Reason::DeleteNotOffered, message.clone());
+            conds.set(RECONCILING, Status::False, Reason::DeleteNotOffered, "");
+            publish(&ctx.recorder, obj, true, "DeleteNotOffered", "Delete", message).await;
+            status.common_mut().conditions = conds.build();
+            write(ctx, api, obj, &old, status).await?;
+            Ok(Action::requeue(std::time::Duration::from_secs(30)))
         }
         Err(problem) => {
             let failures = ctx.failed(&format!("{}-delete/{uid}", K::NOUN));

@@ -175,6 +175,11 @@ impl Store {
                 if !stable {
                     return Err(conflict(format!("the {type_name} cannot be deleted while {state}")));
                 }
+                if type_name == "Machine" && !self.deletable_in(&state) {
+                    return Err(conflict(format!(
+                        "this provider deletes only stopped machines; the machine is {state}"
+                    )));
+                }
                 if type_name == "Volume" && st.hidden_str("attachedTo").is_some() {
                     return Err(conflict("the volume is attached to a machine; detach it first"));
                 }

@@ -14,6 +14,12 @@ use crate::sim::error::{SimError, not_found};
 use crate::sim::{lifecycle, query};
 
 impl Store {
+    /// Whether a machine or system in `state` may be deleted: in any stable state, except on the lenient-1x
+    /// profile, which (as real 1.x providers do) deletes only stopped ones (and broken ones, in ERROR).
+    pub(super) fn deletable_in(&self, state: &str) -> bool {
+        self.profile != Profile::Lenient1x || matches!(state, "STOPPED" | "ERROR")
+    }
+
     /// The operations allowed now on a resource.
     pub(super) fn operations(&self, path: &str, st: &Stored) -> Vec<Value> {
         let id = self.abs(path);
@@ -31,7 +37,9 @@ impl Store {
             "Machine" => {
                 if lifecycle::MACHINE_STABLE.contains(&state) {
                     ops.push(op("edit", &id));
-                    delete_ops(&mut ops);
+                    if self.deletable_in(state) {
+                        delete_ops(&mut ops);
+                    }
                 }
                 for a in lifecycle::machine_actions(state) {
                     if a == "capture" {
@@ -56,7 +64,9 @@ impl Store {
             "System" => {
                 if !matches!(state, "CREATING" | "DELETING") {
                     ops.push(op("edit", &id));
-                    delete_ops(&mut ops);
+                    if self.deletable_in(&self.system_state(path, state)) {
+                        delete_ops(&mut ops);
+                    }
                 }
                 for a in self.system_actions(path) {
                     ops.push(op(&action_uri(a), &id));

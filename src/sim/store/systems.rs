@@ -315,6 +315,9 @@ impl Store {
         if matches!(state.as_str(), "CREATING" | "DELETING") {
             return Err(conflict(format!("the system cannot be deleted while {state}")));
         }
+        if !self.deletable_in(&self.system_state(path, &state)) {
+            return Err(conflict(format!("this provider deletes only stopped systems; the system is {state}")));
+        }
         let mut steps = Vec::new();
         for m in &machines {
             self.set_state(m, "DELETING");
