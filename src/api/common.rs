@@ -431,6 +431,10 @@ pub struct ManagedStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["field".into()]))]
     pub drift: Vec<DriftedField>,
+    /// While the object is being deleted: how many operations (stop, start) the operator invoked to reach a
+    /// state where the provider offers delete; at most 3, then the object is Stalled (DeleteNotOffered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_steps: Option<u32>,
 }
 
 /// User properties of a provider resource (CIMI `properties`). Keys starting with `cimi.dev/` are reserved for the operator's tags.

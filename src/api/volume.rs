@@ -27,7 +27,7 @@ use super::common::{
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the volume exists, is available and matches the spec"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "The provider's state of the volume"),
     printcolumn(name = "Capacity", type_ = "string", json_path = ".status.capacity", description = "Capacity"),
-    printcolumn(name = "Attached", type_ = "string", json_path = ".status.attachedTo", description = "The CimiMachines that hold the volume", priority = 1),
+    printcolumn(name = "Attached", type_ = "string", json_path = ".status.attachedTo[*]", description = "The CimiMachines that hold the volume", priority = 1),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Why the volume is (not) ready", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters")

@@ -37,6 +37,8 @@ pub struct ProviderConnection {
     /// When the provider controller last probed, and for which generation of the CimiProvider (kept in
     /// memory: a pass may see the object from a cache that does not show that probe's status yet).
     pub probed: Option<(std::time::Instant, Option<i64>)>,
+    /// Whether the provider advertises the Machine capability MachineStopForce (a stop may be forced).
+    pub machine_stop_force: bool,
 }
 
 /// Connections by provider key, and the news that a provider became usable.
@@ -210,6 +212,7 @@ mod tests {
             allowed_namespaces: None,
             import_rights: None,
             probed: None,
+            machine_stop_force: false,
         };
         registry.put("team-a/lab", connection(false));
         assert!(news.try_recv().is_err(), "not ready: nothing to announce");

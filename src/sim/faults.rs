@@ -4,7 +4,8 @@
 //!
 //! JSON shape of one rule (every matcher optional; `rate` defaults to 1, `times` to unlimited):
 //! `{"method": "POST", "resourceType": "Machine", "action": "start", "name": "web-*", "rate": 0.5, "times": 2,
-//!   "kind": "error", "status": 500}`.
+//!   "kind": "error", "status": 500}`; a provider that offers no way out of a state:
+//! `{"resourceType": "Machine", "name": "stuck-*", "kind": "withhold", "operations": ["delete", "stop"]}`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,13 @@ pub enum FaultKind {
     },
     /// The change is applied, then the connection is dropped before any answer.
     CommitThenDrop,
+    /// The resource offers none of these operations (`delete`, `edit` or action names such as `stop`): they are
+    /// left out of its `operations` when it is read, and invoking one is refused with 409. Matched like any
+    /// rule, so a rule without `method` and `action` covers both the reads and the operations.
+    Withhold {
+        /// The operations withheld.
+        operations: Vec<String>,
+    },
 }
 
 fn one() -> u64 {

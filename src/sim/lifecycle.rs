@@ -35,9 +35,14 @@ pub fn machine_walk(state: &str, action: &str, force: bool) -> Result<Vec<&'stat
     Ok(walk.to_vec())
 }
 
-/// The machine actions allowed in `state`.
+/// The machine actions offered in `state`: those allowed there, and `stop` while STOPPING (it may be re-issued
+/// with `force`, the standard's way out of a graceful stop that does not end).
 pub fn machine_actions(state: &str) -> Vec<&'static str> {
-    MACHINE_ACTIONS.iter().copied().filter(|a| machine_walk(state, a, false).is_ok()).collect()
+    MACHINE_ACTIONS
+        .iter()
+        .copied()
+        .filter(|a| machine_walk(state, a, false).is_ok() || machine_walk(state, a, true).is_ok())
+        .collect()
 }
 
 /// The states a network (or network port) walks through for `action` from `state`.
@@ -87,7 +92,7 @@ mod tests {
             ("SUSPENDED", &["start", "capture"]),
             ("CREATING", &[]),
             ("STARTING", &[]),
-            ("STOPPING", &[]),
+            ("STOPPING", &["stop"]),
             ("DELETING", &[]),
             ("ERROR", &[]),
         ];

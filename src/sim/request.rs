@@ -68,8 +68,10 @@ async fn collect(body: Body, limits: &Limits) -> Result<Bytes, SimError> {
 }
 
 /// Parses a request body by its `Content-Type` (JSON when there is none); `None` for an empty body. 400 for a
-/// body that does not parse or nests deeper than [`MAX_BODY_DEPTH`], 415 for another media type.
-pub fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, SimError> {
+/// body that does not parse or nests deeper than [`MAX_BODY_DEPTH`], 415 for another media type. When
+/// `cimi_namespace_required` (every profile but lenient-1x), an XML body whose root element is not in a CIMI
+/// namespace is refused with a 400 that names the namespace to use; lenient-1x accepts it, as 1.x providers did.
+pub fn parse_body(headers: &HeaderMap, bytes: &[u8], cimi_namespace_required: bool) -> Result<Option<Value>, SimError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -89,7 +91,24 @@ pub fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Option<Value>, Si
         }
         "application/xml" | "text/xml" => {
             let text = std::str::from_utf8(bytes).map_err(|_| SimError::new(400, "the body is not UTF-8"))?;
-            xml_codec::from_xml(text).map(|(_, v)| Some(v)).map_err(|e| SimError::new(400, e.to_string()))
+            let (_, value) = xml_codec::from_xml(text).map_err(|e| SimError::new(400, e.to_string()))?;
+            if cimi_namespace_required {
+                let ns = xml_codec::root_namespace(text).map_err(|e| SimError::new(400, e.to_string()))?;
+                if !ns.as_deref().is_some_and(xml_codec::is_cimi_namespace) {
+                    let found = match ns {
+                        Some(ns) => format!("it is in the namespace {ns}"),
+                        None => "it declares no namespace".to_string(),
+                    };
+                    return Err(SimError::new(
+                        400,
+                        format!(
+                            "the root element of an XML body must be in the CIMI namespace (xmlns=\"{}\"); {found}",
+                            crate::cimi::model::NS
+                        ),
+                    ));
+                }
+            }
+            Ok(Some(value))
         }
         other => Err(SimError::new(415, format!("cannot read {other}; send application/json or application/xml"))),
     }
@@ -136,12 +155,12 @@ mod tests {
     #[test]
     fn deep_json_is_a_400() {
         let nested = |levels: usize| format!("{}1{}", "[".repeat(levels - 1), "]".repeat(levels - 1));
-        assert!(parse_body(&json_headers(), nested(MAX_BODY_DEPTH).as_bytes()).is_ok());
+        assert!(parse_body(&json_headers(), nested(MAX_BODY_DEPTH).as_bytes(), true).is_ok());
         for levels in [MAX_BODY_DEPTH + 1, 120, 100_000] {
-            let err = parse_body(&json_headers(), nested(levels).as_bytes()).expect_err("refused");
+            let err = parse_body(&json_headers(), nested(levels).as_bytes(), true).expect_err("refused");
             assert_eq!(err.status, 400, "{levels}: {}", err.message);
         }
-        let err = parse_body(&json_headers(), nested(100).as_bytes()).expect_err("refused");
+        let err = parse_body(&json_headers(), nested(100).as_bytes(), true).expect_err("refused");
         assert!(err.message.contains("deeper than 64 levels"), "{}", err.message);
     }
 

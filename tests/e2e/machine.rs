@@ -10,6 +10,7 @@ use cimi_operator::api::network::NetworkType;
 use cimi_operator::api::{
     CimiMachine, CimiNetwork, CimiNetworkSpec, CimiProvider, CimiVolume, CimiVolumeSpec, PowerState,
 };
+use cimi_operator::devenv::tools::Tool;
 use cimi_operator::sim::{Profile, Sim, SimConfig, Timing};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,9 +18,11 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::events::events_about;
 use crate::harness::objects::{machine, secret};
 use crate::harness::operator::TestOperator;
-use crate::harness::sim::{provider_list, ready_provider, sim_client};
+use crate::harness::sim::{fault, provider_list, ready_provider, sim_client};
+use crate::harness::tools::run_tool;
 use crate::harness::wait::{condition, eventually, machine_ready, wait_machine};
 
 const T: Duration = Duration::from_secs(60);
@@ -216,6 +219,22 @@ async fn lifecycle(profile: Profile) {
         }
     };
     wait_machine(&machines, "web-1", "both volumes attached", attached(vec![data.clone(), extra.clone()])).await;
+    // Each volume names the machine that holds it, in status and in `kubectl get -o wide`'s ATTACHED column.
+    for name in ["data", "extra"] {
+        eventually(&format!("{name} attached to web-1 in status"), T, || async {
+            let v = volumes.get(name).await.ok()?;
+            (v.status?.attached_to == vec!["web-1".to_string()]).then_some(())
+        })
+        .await;
+    }
+    let (ok, out, err) = run_tool(Tool::Kubectl, &["get", "cimivolumes", "-o", "wide", "-n", &ns.name], None);
+    assert!(ok, "kubectl get cimivolumes -o wide: {err}");
+    let header: Vec<&str> = out.lines().next().unwrap_or_default().split_whitespace().collect();
+    let column = header.iter().position(|h| *h == "ATTACHED").expect("an ATTACHED column");
+    for line in out.lines().skip(1) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells.get(column).copied(), Some("web-1"), "ATTACHED of {line:?} in\n{out}");
+    }
     machines
         .patch(
             "web-1",
@@ -436,6 +455,60 @@ async fn paused_force_orphan_and_in_use_provider() {
         providers.get_opt(&provider).await.ok()?.is_none().then_some(())
     })
     .await;
+}
+
+/// A provider that offers no way to delete a machine (cimi-sim withholds delete and stop from it, on the 1.x-era
+/// profile that deletes only stopped machines): the deletion stalls with DeleteNotOffered, the message and an Event
+/// naming the fix, and `cimi.dev/force-orphan` releases the object, leaving the machine on the provider.
+#[tokio::test]
+async fn a_machine_the_provider_offers_no_way_to_delete_stalls_until_force_orphaned() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "mach5").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { profile: Profile::Lenient1x, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = front_end(&op, "stuck-1", &provider);
+    m.spec.template.as_mut().expect("template").credential_secret_ref = None;
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    wait_machine(&machines, "stuck-1", "stuck-1 STARTED and Ready", |m| {
+        state(m) == Some("STARTED") && machine_ready(m)
+    })
+    .await;
+    sim.set_faults(vec![fault(json!({"resourceType": "Machine", "name": "stuck-*", "kind": "withhold",
+        "operations": ["delete", "stop"]}))]);
+
+    machines.delete("stuck-1", &DeleteParams::default()).await.expect("delete");
+    let m = wait_machine(&machines, "stuck-1", "Stalled DeleteNotOffered", |m| {
+        m.status.as_ref().is_some_and(|s| {
+            condition(&s.common.conditions, "Stalled") == Some(("True".into(), "DeleteNotOffered".into()))
+        })
+    })
+    .await;
+    let stalled = m.status.expect("status").common.conditions.into_iter().find(|c| c.type_ == "Stalled");
+    let message = stalled.map(|c| c.message).unwrap_or_default();
+    assert!(
+        message.contains("STARTED") && message.contains("cimi.dev/force-orphan"),
+        "the state and the fix are named: {message}"
+    );
+    let events = events_about(&client, &ns.name, "stuck-1").await;
+    assert!(events.iter().any(|(r, n)| r == "DeleteNotOffered" && n.contains("force-orphan")), "{events:?}");
+    assert!(!events.iter().any(|(r, _)| r == "DeleteStep"), "no step taken where none is offered: {events:?}");
+
+    machines
+        .patch(
+            "stuck-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"cimi.dev/force-orphan": "true"}}})),
+        )
+        .await
+        .expect("force-orphan");
+    eventually("stuck-1 to be gone", T, || async { machines.get_opt("stuck-1").await.ok()?.is_none().then_some(()) })
+        .await;
+    let left = provider_list(&cimi, "machines").await;
+    assert_eq!(left.len(), 1, "force-orphan leaves the machine on the provider: {left:?}");
+    assert_eq!(left[0]["state"], "STARTED");
 }
 
 #[tokio::test]

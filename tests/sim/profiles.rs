@@ -101,3 +101,123 @@ async fn lenient_1x_profile() {
     assert_eq!(api.delete(&m).await.status, 200);
     assert_eq!(api.delete(&m).await.status, 500);
 }
+
+const XML: &str = "application/xml";
+const STOP_XML: &str = r#"<Action xmlns="http://schemas.dmtf.org/cimi/1"><action>http://schemas.dmtf.org/cimi/1/action/stop</action></Action>"#;
+
+/// The lenient-1x profile through XML, as a 1.x XML client sees it: no delete on a running machine (neither in
+/// its operations nor when tried, the refusal answered in XML), a stop, then a delete; bodies without the CIMI
+/// namespace accepted.
+#[tokio::test]
+async fn lenient_1x_profile_in_xml() {
+    let sim = start(SimConfig { profile: Profile::Lenient1x, timing: Timing::Instant, ..SimConfig::default() }).await;
+    let api = Api::new(&sim);
+    let accept = [("Accept", XML)];
+    // A machine created from an XML body that declares no namespace: accepted in this profile.
+    let create = format!(
+        "<MachineCreate><name>x</name><machineTemplate><machineConfig href=\"{}\"/><machineImage href=\"{}\"/>\
+         <initialState>STARTED</initialState></machineTemplate></MachineCreate>",
+        api.url("machineConfigs/tiny"),
+        api.url("machineImages/WinXP-SP2")
+    );
+    let a = api.send_raw(Method::POST, "machines", Some(create), Some(XML), &accept).await.expect("create");
+    assert!(a.status.is_success(), "{} {}", a.status, a.text);
+    let m = a.header("location").expect("location");
+    let doc = api.send_raw(Method::GET, &m, None, None, &accept).await.expect("read").text;
+    assert!(doc.contains("<state>STARTED</state>"), "{doc}");
+    assert!(doc.contains("action/stop") && !doc.contains("rel=\"delete\""), "stop offered, delete not: {doc}");
+
+    let refused = api.send_raw(Method::DELETE, &m, None, None, &accept).await.expect("delete");
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.header("content-type").as_deref(), Some(XML), "an XML request gets an XML error");
+    assert!(refused.text.contains("<code>409</code>"), "{}", refused.text);
+    assert!(
+        refused.text.contains("<message>") && refused.text.contains("deletes only stopped machines"),
+        "{}",
+        refused.text
+    );
+    let missing = api.send_raw(Method::GET, "machines/none", None, None, &accept).await.expect("read");
+    assert_eq!(missing.status, 404);
+    assert!(missing.text.starts_with("<?xml") && missing.text.contains("<code>404</code>"), "{}", missing.text);
+
+    let stop = api.send_raw(Method::POST, &m, Some(STOP_XML.into()), Some(XML), &accept).await.expect("stop");
+    assert_eq!(stop.status, 202, "{}", stop.text);
+    let doc = api.send_raw(Method::GET, &m, None, None, &accept).await.expect("read").text;
+    assert!(doc.contains("<state>STOPPED</state>") && doc.contains("rel=\"delete\""), "{doc}");
+    assert_eq!(api.send_raw(Method::DELETE, &m, None, None, &accept).await.expect("delete").status, 200);
+}
+
+/// The one rule for XML bodies outside the CIMI namespace: refused with a 400 that names the namespace in the
+/// strict profile (and no-jobs), whether the namespace is missing or another one; a prefixed root bound to the
+/// CIMI namespace is fine everywhere.
+#[tokio::test]
+async fn xml_bodies_must_be_in_the_cimi_namespace_except_in_lenient_1x() {
+    for profile in [Profile::Strict, Profile::NoJobs] {
+        let sim = start(SimConfig { profile, timing: Timing::Instant, ..SimConfig::default() }).await;
+        let api = Api::new(&sim);
+        for body in [
+            "<Volume><name>x</name></Volume>".to_string(),
+            "<Volume xmlns=\"urn:not-cimi\"><name>x</name></Volume>".to_string(),
+        ] {
+            let a = api.send_raw(Method::PUT, "volumes/none", Some(body), Some(XML), &[]).await.expect("answer");
+            assert_eq!(a.status, 400, "{profile:?}: {}", a.text);
+            assert!(a.text.contains("http://schemas.dmtf.org/cimi/1"), "names the namespace: {}", a.text);
+        }
+        let stop_prefixed = r#"<c:Action xmlns:c="http://schemas.dmtf.org/cimi/1"><c:action>http://schemas.dmtf.org/cimi/1/action/stop</c:action></c:Action>"#;
+        let m = api.create_machine("p", Some("STARTED")).await.header("location").expect("machine");
+        let a = api.send_raw(Method::POST, &m, Some(stop_prefixed.into()), Some(XML), &[]).await.expect("stop");
+        assert!(a.status.is_success(), "{profile:?}: {} {}", a.status, a.text);
+    }
+    let sim = start(SimConfig { profile: Profile::Lenient1x, timing: Timing::Instant, ..SimConfig::default() }).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("q", Some("STARTED")).await.header("location").expect("machine");
+    let plain = "<Action><action>http://schemas.dmtf.org/cimi/1/action/stop</action></Action>";
+    let a = api.send_raw(Method::POST, &m, Some(plain.into()), Some(XML), &[]).await.expect("stop");
+    assert_eq!(a.status, 202, "accepted without a namespace: {}", a.text);
+}
+
+/// A `withhold` fault rule: the named operations vanish from the resource's representation (JSON and XML) and
+/// are refused when invoked; other resources keep theirs; removing the rule brings them back.
+#[tokio::test]
+async fn withheld_operations_are_neither_offered_nor_allowed() {
+    use cimi_operator::sim::{FaultKind, FaultRule};
+    for profile in [Profile::Strict, Profile::Lenient1x] {
+        let sim = start(SimConfig { profile, timing: Timing::Instant, ..SimConfig::default() }).await;
+        let api = Api::new(&sim);
+        let stuck = api.create_machine("stuck-1", Some("STARTED")).await.header("location").expect("machine");
+        let free = api.create_machine("free-1", Some("STARTED")).await.header("location").expect("machine");
+        sim.set_faults(vec![FaultRule {
+            method: None,
+            resource_type: Some("Machine".into()),
+            action: None,
+            name: Some("stuck-*".into()),
+            rate: None,
+            times: None,
+            kind: FaultKind::Withhold { operations: vec!["delete".into(), "stop".into(), "restart".into()] },
+            window_start: None,
+        }]);
+        let rels = |doc: serde_json::Value| -> Vec<String> {
+            doc["operations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o["rel"].as_str().map(String::from))
+                .collect()
+        };
+        let offered = rels(api.get(&stuck).await.json());
+        assert!(
+            !offered.iter().any(|r| r == "delete" || r.ends_with("/stop") || r.ends_with("/restart")),
+            "{offered:?}"
+        );
+        assert!(offered.iter().any(|r| r.ends_with("/pause")), "the others stay: {offered:?}");
+        let xml = api.send_raw(Method::GET, &stuck, None, None, &[("Accept", XML)]).await.expect("read").text;
+        assert!(!xml.contains("action/stop") && xml.contains("action/pause"), "{xml}");
+        assert!(rels(api.get(&free).await.json()).iter().any(|r| r.ends_with("/stop")), "another machine keeps stop");
+        let a = api.action(&stuck, "stop").await;
+        assert_eq!(a.status, 409, "{profile:?}: {}", a.text);
+        assert!(a.text.contains("not among the operations"), "{}", a.text);
+        assert_eq!(api.delete(&stuck).await.status, 409);
+        sim.set_faults(vec![]);
+        assert!(api.action(&stuck, "stop").await.status.is_success(), "offered again without the rule");
+    }
+}

@@ -262,6 +262,39 @@ fn write_element(out: &mut String, name: &str, value: &Value) {
     }
 }
 
+/// The namespace of the root element (its default `xmlns`, or the one bound to its prefix), if it declares one.
+/// Reads only up to the root's start tag.
+pub fn root_namespace(xml: &str) -> Result<Option<String>, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    loop {
+        match reader.read_event().map_err(|e| XmlError::Malformed(e.to_string()))? {
+            Event::Start(e) | Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let wanted = match name.split_once(':') {
+                    Some((prefix, _)) => format!("xmlns:{prefix}"),
+                    None => "xmlns".to_string(),
+                };
+                for attr in e.attributes() {
+                    let attr = attr.map_err(|e| XmlError::Malformed(e.to_string()))?;
+                    if attr.key.as_ref() == wanted.as_bytes() {
+                        let value = attr.unescape_value().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                        return Ok(Some(value.trim().to_string()));
+                    }
+                }
+                return Ok(None);
+            }
+            Event::Eof => return Err(XmlError::NoRoot),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `ns` is a CIMI namespace (1.x's [`NS`], or 2.0's).
+pub fn is_cimi_namespace(ns: &str) -> bool {
+    let ns = ns.trim_end_matches('/');
+    ns == NS || ns == "http://schemas.dmtf.org/cimi/2"
+}
+
 /// A parsed XML element.
 #[derive(Debug, Default)]
 struct Node {
@@ -467,6 +500,25 @@ pub fn from_xml(xml: &str) -> Result<(String, Value), XmlError> {
 #[cfg(test)]
 mod depth_tests {
     use super::*;
+
+    #[test]
+    fn the_root_namespace_is_read_from_its_default_or_its_prefix() {
+        let ns = |xml: &str| root_namespace(xml).expect("well-formed");
+        assert_eq!(ns(r#"<Machine xmlns="http://schemas.dmtf.org/cimi/1"/>"#).as_deref(), Some(NS));
+        assert_eq!(
+            ns(r#"<?xml version="1.0"?><c:Machine xmlns:c="http://schemas.dmtf.org/cimi/1"><c:name>a</c:name></c:Machine>"#)
+                .as_deref(),
+            Some(NS)
+        );
+        assert_eq!(ns("<Machine><name>a</name></Machine>"), None);
+        assert_eq!(
+            ns(r#"<c:Machine xmlns="http://schemas.dmtf.org/cimi/1" xmlns:c="urn:other"/>"#).as_deref(),
+            Some("urn:other")
+        );
+        assert!(is_cimi_namespace(NS) && is_cimi_namespace("http://schemas.dmtf.org/cimi/2"));
+        assert!(!is_cimi_namespace("urn:other"));
+        assert!(matches!(root_namespace("   "), Err(XmlError::NoRoot)));
+    }
 
     fn nested(levels: usize) -> String {
         format!("{}{}", "<a>".repeat(levels), "</a>".repeat(levels))

@@ -54,6 +54,15 @@ pub async fn read_catalog(client: &CimiClient) -> Result<(Catalogue, BTreeMap<St
 /// The catalog entries by CEP collection name.
 pub type Catalogue = BTreeMap<String, Vec<CatalogEntry>>;
 
+/// Whether `capabilities` say a Machine stop may be forced (MachineStopForce, true when it has no value).
+pub fn stop_force(capabilities: &[Capability]) -> bool {
+    capabilities.iter().any(|c| {
+        c.resource == "Machine"
+            && c.name == "MachineStopForce"
+            && c.value.as_deref().is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
+    })
+}
+
 /// The capabilities of the provider's ResourceMetadata (the CEP's `resourceMetadata` collection),
 /// at most [`MAX_CAPABILITIES`]; none when the provider offers no ResourceMetadata.
 pub async fn read_capabilities(client: &CimiClient) -> Result<Vec<Capability>, CimiError> {
@@ -120,6 +129,21 @@ pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>, counts: &BTre
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forced_stop_is_offered_by_machine_stop_force_unless_its_value_says_false() {
+        let cap = |resource: &str, name: &str, value: Option<&str>| Capability {
+            resource: resource.into(),
+            name: name.into(),
+            value: value.map(str::to_string),
+        };
+        assert!(stop_force(&[cap("Machine", "MachineStopForce", None)]));
+        assert!(stop_force(&[cap("Machine", "MachineStopForce", Some("true"))]));
+        assert!(!stop_force(&[cap("Machine", "MachineStopForce", Some("false"))]));
+        assert!(!stop_force(&[cap("Machine", "MachineStopForceDefault", None)]), "the default is another capability");
+        assert!(!stop_force(&[cap("System", "MachineStopForce", None)]));
+        assert!(!stop_force(&[]));
+    }
 
     #[test]
     fn capabilities_come_from_resource_metadata_and_are_capped() {

@@ -29,7 +29,7 @@ use crate::names::FINALIZER_IN_USE;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
 
-use super::catalog::{bounded_catalog, read_capabilities, read_catalog};
+use super::catalog::{bounded_catalog, read_capabilities, read_catalog, stop_force};
 use super::kind::ProviderObject;
 use super::plan::{self, Lifecycle, ProbeDue};
 use super::settings::{client_for, plain_http_refusal, read_settings};
@@ -281,6 +281,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
                     allowed_namespaces: None,
                     import_rights: None,
                     probed: None,
+                    machine_stop_force: stop_force(&status.capabilities),
                 }
             }
             Err(error) => {
@@ -294,6 +295,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
                     allowed_namespaces: None,
                     import_rights: None,
                     probed: None,
+                    machine_stop_force: false,
                 }
             }
         },
@@ -309,6 +311,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
                 allowed_namespaces: None,
                 import_rights: None,
                 probed: None,
+                machine_stop_force: false,
             }
         }
     };

@@ -23,6 +23,11 @@ pub enum Cleanup {
     Stuck(String),
 }
 
+/// The most operations invoked to reach a state where the provider offers `delete`: the longest path of the
+/// state table is resume, stop, forced stop; a provider that still offers no delete after that is going round
+/// in circles, and the object says so instead of trying for ever.
+pub const MAX_DELETE_STEPS: u32 = 3;
+
 /// The way to a deletion when the provider may not offer `delete` in every state (DSP0263 lets a provider
 /// advertise each operation per state; some 1.x providers delete only stopped resources).
 #[derive(Debug, PartialEq)]
@@ -31,18 +36,23 @@ pub enum DeletePath {
     Delete,
     /// The resource is between states; look again once it has settled.
     Wait(String),
-    /// Invoke this offered operation first; the next pass re-checks what is offered then.
-    Step(&'static str),
+    /// Invoke this offered operation first (with `force` when true); the next pass re-checks what is offered then.
+    Step(&'static str, bool),
     /// No offered operation leads to a state with `delete`.
     NoWay(String),
 }
 
 /// How to reach a deletion from `state` with the `operations` offered now: delete when offered, else stop
-/// (a paused or suspended resource that cannot stop is started first, which stop then follows). Pure.
-pub fn delete_path(state: &ResourceState, operations: &[String]) -> DeletePath {
+/// (a paused or suspended resource that cannot stop is started first, which stop then follows). A resource
+/// still STOPPING once its stop has ended is stopped again with `force` when the provider advertises it
+/// (`force_stop`: the Machine capability MachineStopForce), as the state table allows. Pure.
+pub fn delete_path(state: &ResourceState, operations: &[String], force_stop: bool) -> DeletePath {
     let offered = |op: &str| operations.iter().any(|o| o == op);
     if offered("delete") {
         return DeletePath::Delete;
+    }
+    if *state == ResourceState::Stopping && force_stop && offered("stop") {
+        return DeletePath::Step("stop", true);
     }
     if state.is_transient() {
         return DeletePath::Wait(format!(
@@ -50,17 +60,21 @@ pub fn delete_path(state: &ResourceState, operations: &[String]) -> DeletePath {
         ));
     }
     if offered("stop") && *state != ResourceState::Stopped {
-        return DeletePath::Step("stop");
+        return DeletePath::Step("stop", false);
     }
     if offered("start") && matches!(state, ResourceState::Paused | ResourceState::Suspended) {
-        return DeletePath::Step("start");
+        return DeletePath::Step("start", false);
     }
     DeletePath::NoWay(format!(
         "the provider offers no delete in state {state} and no operation that leads to one (it offers: {}); fix the \
          resource on the provider, or annotate the object cimi.dev/force-orphan: \"true\" to release it (the \
          provider resource stays)",
-        if operations.is_empty() { "nothing".to_string() } else { operations.join(", ") }
+        offered_list(operations)
     ))
+}
+
+fn offered_list(operations: &[String]) -> String {
+    if operations.is_empty() { "nothing".to_string() } else { operations.join(", ") }
 }
 
 /// Deletes (policy Delete) or untags (policy Orphan) the provider resource of an object, one step
@@ -71,6 +85,7 @@ pub async fn cleanup(
     status: &mut ManagedStatus,
     uid: &str,
     policy: DeletionPolicy,
+    force_stop: bool,
 ) -> Result<Cleanup, CimiError> {
     if job_running(status.job.as_ref())
         && let Some(job) = status.job.as_mut()
@@ -102,16 +117,34 @@ pub async fn cleanup(
             if now == ResourceState::Deleting {
                 return Ok(Cleanup::Wait("the provider is deleting the resource".into()));
             }
-            match delete_path(&now, &operations(&current)) {
+            let offered = operations(&current);
+            match delete_path(&now, &offered, force_stop) {
                 DeletePath::Delete => {}
                 DeletePath::Wait(message) => return Ok(Cleanup::Wait(message)),
                 DeletePath::NoWay(message) => return Ok(Cleanup::Stuck(message)),
-                DeletePath::Step(step) => {
-                    let accepted = client.action(&current, step, Map::new()).await?;
+                DeletePath::Step(step, force) => {
+                    let taken = status.deletion_steps.unwrap_or(0);
+                    if taken >= MAX_DELETE_STEPS {
+                        return Ok(Cleanup::Stuck(format!(
+                            "{taken} operations were invoked to reach a state where the provider offers delete, and \
+                             it still offers none (the resource is {now}; it offers: {}); fix the resource on the \
+                             provider, or annotate the object cimi.dev/force-orphan: \"true\" to release it (the \
+                             provider resource stays)",
+                            offered_list(&offered)
+                        )));
+                    }
+                    let mut params = Map::new();
+                    if force {
+                        params.insert("force".into(), json!(true));
+                    }
+                    let accepted = client.action(&current, step, params).await?;
                     status.job = job_started(&accepted, step).or(status.job.take());
+                    status.deletion_steps = Some(taken + 1);
+                    let how = if force { format!("{step} with force") } else { step.to_string() };
                     return Ok(Cleanup::Step(format!(
-                        "the provider offers delete only in another state: {step} requested first (the resource \
-                         is {now}), then delete"
+                        "the provider offers delete only in another state: {how} requested first (step {} of at most \
+                         {MAX_DELETE_STEPS}; the resource is {now}), then delete",
+                        taken + 1
                     )));
                 }
             }
@@ -140,17 +173,20 @@ mod tests {
 
     #[test]
     fn delete_when_offered_else_stop_first_else_say_there_is_no_way() {
-        assert_eq!(delete_path(&ResourceState::Started, &ops(&["stop", "delete"])), DeletePath::Delete);
-        assert_eq!(delete_path(&ResourceState::Started, &ops(&["stop", "restart"])), DeletePath::Step("stop"));
+        assert_eq!(delete_path(&ResourceState::Started, &ops(&["stop", "delete"]), false), DeletePath::Delete);
         assert_eq!(
-            delete_path(&ResourceState::Paused, &ops(&["start"])),
-            DeletePath::Step("start"),
+            delete_path(&ResourceState::Started, &ops(&["stop", "restart"]), false),
+            DeletePath::Step("stop", false)
+        );
+        assert_eq!(
+            delete_path(&ResourceState::Paused, &ops(&["start"]), true),
+            DeletePath::Step("start", false),
             "resume, then stop"
         );
         assert!(
-            matches!(delete_path(&ResourceState::Stopping, &ops(&["edit"])), DeletePath::Wait(m) if m.contains("STOPPING"))
+            matches!(delete_path(&ResourceState::Stopping, &ops(&["edit"]), true), DeletePath::Wait(m) if m.contains("STOPPING"))
         );
-        match delete_path(&ResourceState::Error, &ops(&[])) {
+        match delete_path(&ResourceState::Error, &ops(&[]), true) {
             DeletePath::NoWay(m) => assert!(
                 m.contains("state ERROR") && m.contains("it offers: nothing") && m.contains("cimi.dev/force-orphan"),
                 "{m}"
@@ -158,8 +194,28 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(delete_path(&ResourceState::Stopped, &ops(&["start"])), DeletePath::NoWay(_)),
+            matches!(delete_path(&ResourceState::Stopped, &ops(&["start"]), false), DeletePath::NoWay(_)),
             "never start a stopped resource to delete it"
+        );
+    }
+
+    #[test]
+    fn a_stop_that_does_not_end_is_forced_only_where_the_provider_advertises_force() {
+        let stopping = ResourceState::Stopping;
+        assert_eq!(delete_path(&stopping, &ops(&["stop"]), true), DeletePath::Step("stop", true));
+        assert!(
+            matches!(delete_path(&stopping, &ops(&["stop"]), false), DeletePath::Wait(_)),
+            "no force advertised: wait for the graceful stop"
+        );
+        assert!(
+            matches!(delete_path(&stopping, &ops(&[]), true), DeletePath::Wait(_)),
+            "stop not offered while stopping: wait"
+        );
+        assert_eq!(delete_path(&stopping, &ops(&["stop", "delete"]), true), DeletePath::Delete);
+        assert_eq!(
+            delete_path(&ResourceState::Started, &ops(&["stop"]), true),
+            DeletePath::Step("stop", false),
+            "the first stop is graceful even where force is offered"
         );
     }
 }

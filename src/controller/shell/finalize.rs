@@ -62,7 +62,10 @@ pub async fn finalize<K: ManagedKind>(
     let policy = obj.deletion_policy();
     let step = match connection(ctx, &obj.provider_key(), &obj.namespace().unwrap_or_default()).await {
         Ok(conn) => {
-            cleanup(&conn.client, K::COLLECTION, status.common_mut(), &uid, policy).await.map_err(Problem::from)
+            let force_stop = K::COLLECTION == "machines" && conn.machine_stop_force;
+            cleanup(&conn.client, K::COLLECTION, status.common_mut(), &uid, policy, force_stop)
+                .await
+                .map_err(Problem::from)
         }
         // Never created, and the provider is gone or never admitted the namespace: nothing to clean up.
         Err(problem)

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::app::App;
 use super::fault_plan::FaultPlan;
 use super::params::{names_of, read_query};
+use crate::cimi::model::{REL_DELETE, REL_EDIT, action_name};
 use crate::sim::config::Profile;
 use crate::sim::error::SimError;
 use crate::sim::store::{Outcome, Store, Target};
@@ -23,6 +24,21 @@ fn if_match(store: &Store, path: &str, headers: &HeaderMap) -> Result<(), SimErr
     } else {
         Err(SimError::new(412, format!("If-Match {wanted} does not match the current ETag {current}")))
     }
+}
+
+/// Whether the operation of `rel` (`delete`, `edit`, or an action URI) is withheld by a fault rule.
+fn withheld(plan: &FaultPlan, rel: &str) -> bool {
+    let name = action_name(rel).unwrap_or(rel);
+    plan.withhold.iter().any(|w| w == name)
+}
+
+/// Refuses (409) an operation the resource does not offer now because a fault rule withholds it.
+fn offered(plan: &FaultPlan, rel: &str) -> Result<(), SimError> {
+    if withheld(plan, rel) {
+        let name = action_name(rel).unwrap_or(rel);
+        return Err(SimError::new(409, format!("{name} is not among the operations this resource offers now")));
+    }
+    Ok(())
 }
 
 /// Runs a classified request against the (locked) store: `json` when the answer is JSON (the fast path of a
@@ -52,6 +68,7 @@ pub fn execute(
             if json
                 && profile != Profile::Lenient1x
                 && !params.iter().any(|(k, _)| k == "$select" || k == "$expand")
+                && plan.withhold.is_empty()
                 && let Some(out) = store.read_json(path) =>
         {
             Ok(out)
@@ -60,9 +77,17 @@ pub fn execute(
             let mut q = read_query(params).map_err(|e| SimError::new(400, e.0))?;
             q.truncate = plan.truncate;
             q.ignore_paging = profile == Profile::Lenient1x;
-            store.read(path, &q)
+            let mut out = store.read(path, &q)?;
+            if matches!(target, Target::Resource(_))
+                && !plan.withhold.is_empty()
+                && let Some(ops) = out.body.as_mut().and_then(|b| b.get_mut("operations")).and_then(Value::as_array_mut)
+            {
+                ops.retain(|op| !withheld(plan, op.get("rel").and_then(Value::as_str).unwrap_or_default()));
+            }
+            Ok(out)
         }
         (Target::Cep | Target::Resource(_), "PUT") => {
+            offered(plan, REL_EDIT)?;
             if_match(store, path, headers)?;
             let select = if params.iter().any(|(k, _)| k == "$select") {
                 Some(names_of(params, "$select").map_err(|e| SimError::new(400, e.0))?)
@@ -72,6 +97,7 @@ pub fn execute(
             store.update(path, need_body()?, select.as_deref())
         }
         (Target::Resource(_), "DELETE") => {
+            offered(plan, REL_DELETE)?;
             if_match(store, path, headers)?;
             let mut out = store.delete(path, plan.job)?;
             if !profile.jobs() && out.status == 202 {
@@ -80,6 +106,8 @@ pub fn execute(
             Ok(out)
         }
         (Target::Resource(_), "POST") => {
+            let action = body.and_then(|b| b.get("action")).and_then(Value::as_str).unwrap_or_default();
+            offered(plan, action.trim())?;
             if_match(store, path, headers)?;
             let mut out = store.action(path, need_body()?, plan.job)?;
             if !profile.jobs() {

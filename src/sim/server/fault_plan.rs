@@ -22,6 +22,8 @@ pub struct FaultPlan {
     pub truncate: Option<usize>,
     /// Drop the connection once the operation is committed (commit-then-drop).
     pub drop: bool,
+    /// Operations the resource does not offer (left out of its representation, refused when invoked).
+    pub withhold: Vec<String>,
 }
 
 /// Fires the rules that match `facts` (each within its rate and remaining `times`) and sums up what they do.
@@ -77,6 +79,10 @@ pub fn plan_faults(state: &mut FaultState, facts: &RequestFacts<'_>) -> FaultPla
             }
             FaultKind::CommitThenDrop => {
                 plan.drop = true;
+                true
+            }
+            FaultKind::Withhold { operations } => {
+                plan.withhold.extend(operations.iter().cloned());
                 true
             }
         };

@@ -99,7 +99,7 @@ pub async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop
         Ok(f) => f,
         Err(e) => return refuse(&app, at, &method, &path_and_query, "Negotiation.read", Format::Json, &e),
     };
-    let body = match parse_body(&headers, &bytes) {
+    let body = match parse_body(&headers, &bytes, profile != Profile::Lenient1x) {
         Ok(b) => b,
         Err(e) => return refuse(&app, at, &method, &path_and_query, "Body.read", fmt, &e),
     };

@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use quick_xml::escape::escape;
 use serde_json::{Value, json};
 
 use super::params::Format;
@@ -75,7 +76,8 @@ fn base_response(profile: Profile, status: u16) -> axum::http::response::Builder
     b
 }
 
-/// An error as served: a Job-shaped body (the lenient profile's `{code, message}` or HTML 404 instead).
+/// An error as served: a Job-shaped body (the lenient profile's `{code, message}`, or `<error>` to an XML request,
+/// or HTML 404 instead).
 pub fn error_response(
     profile: Profile,
     fmt: Format,
@@ -91,15 +93,29 @@ pub fn error_response(
             .body(Body::from(format!("<html><body><h1>Not Found</h1><p>{}</p></body></html>", err.message)))
             .unwrap_or_default();
     }
-    let body = if profile == Profile::Lenient1x {
-        json!({"code": status, "message": err.message, "error": StatusCode::from_u16(status)
-            .ok().and_then(|s| s.canonical_reason()).unwrap_or("error")})
-    } else {
-        json!({"resourceURI": type_uri("Job"), "id": "", "state": "FAILED", "returnCode": status, "progress": 100,
-            "statusMessage": err.message})
+    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
+    let (bytes, ctype) = match (profile, fmt) {
+        // 1.x providers answered errors in their own small document, in the format the request asked for.
+        (Profile::Lenient1x, Format::Xml) => (
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><error status=\"{status}\"><code>{status}</code>\
+                 <kind>{}</kind><message>{}</message></error>",
+                escape(reason),
+                escape(err.message.as_str())
+            )
+            .into_bytes(),
+            "application/xml",
+        ),
+        (Profile::Lenient1x, Format::Json) => {
+            serialize(Format::Json, &json!({"code": status, "message": err.message, "error": reason}), "error")
+        }
+        _ => serialize(
+            fmt,
+            &json!({"resourceURI": type_uri("Job"), "id": "", "state": "FAILED", "returnCode": status,
+                "progress": 100, "statusMessage": err.message}),
+            "Job",
+        ),
     };
-    let fmt = if profile == Profile::Lenient1x { Format::Json } else { fmt };
-    let (bytes, ctype) = serialize(fmt, &body, "Job");
     let mut b = base_response(profile, status).header(header::CONTENT_TYPE, ctype);
     if let Some(secs) = retry_after {
         b = b.header(header::RETRY_AFTER, secs.to_string());

@@ -1,5 +1,7 @@
 //! CimiSystem on the other provider dialects: a provider without Jobs (the no-jobs profile), one spoken to in XML,
-//! and a 1.x-era provider (the lenient-1x profile): each creates, stops and deletes the quickstart's system.
+//! and a 1.x-era provider (the lenient-1x profile): each creates, stops and deletes the quickstart's system. The
+//! 1.x-era provider deletes only stopped systems: there the system is started again and deleted running, and the
+//! operator stops it first, saying so in an Event.
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::events::events_about;
 use crate::harness::examples::example_system;
 use crate::harness::operator::TestOperator;
 use crate::harness::sim::{assert_nothing_left, ready_provider, sim_client};
@@ -80,6 +83,21 @@ async fn create_stop_delete_on(profile: cimi_operator::sim::Profile, prefix: &st
         .await
         .expect("stop the system");
     wait_system(&systems, "shop", "shop STOPPED", |s| system_ready(s) && system_state(s) == Some("STOPPED")).await;
+    if profile == cimi_operator::sim::Profile::Lenient1x {
+        systems
+            .patch("shop", &PatchParams::default(), &Patch::Merge(json!({"spec": {"powerState": "Started"}})))
+            .await
+            .expect("start the system");
+        wait_system(&systems, "shop", "shop STARTED", |s| system_ready(s) && system_state(s) == Some("STARTED")).await;
+    }
     delete_and_wait(&systems, "shop").await;
     assert_nothing_left(&cimi).await;
+    if profile == cimi_operator::sim::Profile::Lenient1x {
+        let events = events_about(&client, &ns.name, "shop").await;
+        let step = events.iter().find(|(reason, _)| reason == "DeleteStep").map(|(_, note)| note.as_str());
+        assert!(
+            step.is_some_and(|n| n.contains("stop requested first") && n.contains("STARTED")),
+            "the running system was stopped before its delete, and an Event said so: {events:?}"
+        );
+    }
 }
