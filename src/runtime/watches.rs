@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::Config;
 use super::health::Readiness;
-use super::metrics::{Metrics, ResourceLabels};
+use super::metrics::Metrics;
+use super::object_metrics::{ObjectGauges, Snapshot};
 use crate::api::common::ManagedStatus;
 
 /// What every watch of one operator instance shares. Cheap to clone.
@@ -183,6 +184,7 @@ impl Watches {
                 ScopeState { namespace, component, synced: false, relist: None }
             })
             .collect();
+        let gauges = status_of.map(|_| ObjectGauges::new(&kind, self.metrics.clone()));
         let state = Reflection {
             kind,
             release: release.clone(),
@@ -190,8 +192,8 @@ impl Watches {
             scopes,
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
+            gauges,
             status_of,
-            states: HashMap::new(),
             recorder: self.recorder.clone(),
             reported: HashMap::new(),
         };
@@ -386,8 +388,8 @@ struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
     readiness: Readiness,
     metrics: Metrics,
     status_of: Option<StatusOf<K>>,
-    /// Objects by provider state, as last published to `cimi_resources`.
-    states: HashMap<String, i64>,
+    /// The object gauges (`cimi_objects`, `cimi_resources`...) of a controller's own kind.
+    gauges: Option<ObjectGauges>,
     recorder: Option<Recorder>,
     /// The resourceVersion of each undecodable object an Event was published for.
     reported: HashMap<(Option<String>, Option<String>), Option<String>>,
@@ -516,67 +518,33 @@ where
     fn apply(&mut self, object: &K) {
         let old = self.reader.get(&ObjectRef::from_obj(object));
         if let Some(status_of) = self.status_of {
-            self.track(old.as_deref().map(status_of), Some(status_of(object)));
+            let snapshot = |o: &K| {
+                let (provider, status) = status_of(o);
+                Snapshot::of(o.meta(), provider, status)
+            };
+            let key = object_key(object);
+            if let Some(gauges) = self.gauges.as_mut() {
+                gauges.update(&key, old.as_deref().map(snapshot).as_ref(), Some(&snapshot(object)));
+            }
         }
         self.release.apply(&Event::Apply(object.clone()));
     }
 
     fn delete(&mut self, object: &K) {
         if let Some(status_of) = self.status_of {
-            self.track(Some(status_of(object)), None);
+            let (provider, status) = status_of(object);
+            let old = Snapshot::of(object.meta(), provider, status);
+            if let Some(gauges) = self.gauges.as_mut() {
+                gauges.update(&object_key(object), Some(&old), None);
+            }
         }
         self.release.apply(&Event::Delete(object.clone()));
     }
-
-    /// Updates the resource gauge, and records a Job that `new` shows finished while `old` showed it running.
-    fn track(&mut self, old: Option<(String, Option<&ManagedStatus>)>, new: Option<(String, Option<&ManagedStatus>)>) {
-        let state = |s: &Option<(String, Option<&ManagedStatus>)>| -> Option<String> {
-            s.as_ref().map(|(_, status)| status.and_then(|s| s.state.clone()).unwrap_or_else(|| "UNKNOWN".to_string()))
-        };
-        let (was, is) = (state(&old), state(&new));
-        if was != is {
-            if let Some(was) = was {
-                self.count(was, -1);
-            }
-            if let Some(is) = is {
-                self.count(is, 1);
-            }
-        }
-        let (Some((_, Some(old))), Some((provider, Some(new)))) = (old, new) else { return };
-        let (Some(before), Some(after)) = (&old.job, &new.job) else { return };
-        if before.href == after.href
-            && !before.job_state().is_terminal()
-            && after.job_state().is_terminal()
-            && let Some(started) = &after.started_at
-        {
-            let took = k8s_openapi::jiff::Timestamp::now().duration_since(started.0);
-            let took = std::time::Duration::try_from(took).unwrap_or_default();
-            self.metrics.observe_job(
-                &provider,
-                after.action.as_deref().unwrap_or("unknown"),
-                after.state.as_deref().unwrap_or("UNKNOWN"),
-                took,
-            );
-        }
-    }
-
-    fn count(&mut self, state: String, delta: i64) {
-        let n = self.states.entry(state.clone()).or_insert(0);
-        *n += delta;
-        self.metrics.resources.get_or_create(&ResourceLabels { kind: self.kind.clone(), state }).set(*n);
-    }
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Drop for Reflection<K> {
-    /// A stopped controller (shutdown, or leadership lost) no longer reports its objects.
-    fn drop(&mut self) {
-        for state in self.states.keys() {
-            self.metrics
-                .resources
-                .get_or_create(&ResourceLabels { kind: self.kind.clone(), state: state.clone() })
-                .set(0);
-        }
-    }
+/// `namespace/name` of an object.
+fn object_key<K: Resource>(object: &K) -> String {
+    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
 #[cfg(test)]
@@ -639,7 +607,7 @@ mod tests {
             readiness: readiness.clone(),
             metrics: metrics.clone(),
             status_of: Some(status_of),
-            states: HashMap::new(),
+            gauges: Some(ObjectGauges::new("CimiVolume", metrics.clone())),
             recorder: None,
             reported: HashMap::new(),
         };
@@ -675,10 +643,15 @@ mod tests {
         relist(&mut r, 0, vec![volume("a", "a1", Some("AVAILABLE"))]);
         assert_eq!(names(&r), ["a1", "b1"]);
         let text = metrics.encode();
-        assert!(text.contains("cimi_resources{kind=\"CimiVolume\",state=\"AVAILABLE\"} 2"), "{text}");
-        assert!(text.contains("cimi_resources{kind=\"CimiVolume\",state=\"UNKNOWN\"} 0"), "a2 is gone: {text}");
+        assert!(text.contains("cimi_resources{kind=\"CimiVolume\",provider=\"lab\",state=\"AVAILABLE\"} 2"), "{text}");
+        assert!(
+            text.contains("cimi_resources{kind=\"CimiVolume\",provider=\"lab\",state=\"UNKNOWN\"} 0"),
+            "a2 is gone: {text}"
+        );
         drop(r);
-        assert!(metrics.encode().contains("cimi_resources{kind=\"CimiVolume\",state=\"AVAILABLE\"} 0"));
+        assert!(
+            metrics.encode().contains("cimi_resources{kind=\"CimiVolume\",provider=\"lab\",state=\"AVAILABLE\"} 0")
+        );
     }
 
     #[test]
@@ -714,7 +687,7 @@ mod tests {
         r.handle(Scoped { scope: 0, event: Ok(Event::Apply(with_job("SUCCESS"))) });
         let text = metrics.encode();
         assert!(
-            text.contains("cimi_job_duration_seconds_count{provider=\"lab\",action=\"add\",state=\"SUCCESS\"} 1"),
+            text.contains("cimi_job_duration_seconds_count{kind=\"CimiVolume\",provider=\"lab\",action=\"add\",state=\"SUCCESS\"} 1"),
             "{text}"
         );
     }

@@ -41,5 +41,6 @@ mod runtime;
 mod secrets;
 mod smoke;
 mod system;
+mod telemetry;
 mod tenancy;
 mod uninstall;

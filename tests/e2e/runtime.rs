@@ -515,9 +515,10 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
 
     // Every family, fed by what the operator did.
     let provider_label = format!("provider=\"{provider_name}\"");
+    let available = format!("cimi_resources{{kind=\"CimiVolume\",{provider_label},state=\"AVAILABLE\"}}");
     let metrics = eventually("three AVAILABLE volumes in cimi_resources", T, || async {
         let (_, metrics) = http_get(addr, "/metrics").await;
-        (sample(&metrics, "cimi_resources{kind=\"CimiVolume\",state=\"AVAILABLE\"}")? == 3.0).then_some(metrics)
+        (sample(&metrics, &available)? == 3.0).then_some(metrics)
     })
     .await;
     for (line, at_least) in [

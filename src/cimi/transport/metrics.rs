@@ -16,6 +16,35 @@ pub struct RequestLabels {
     pub operation: String,
     /// The HTTP status, or `timeout` / `unreachable` / `error` when there was none.
     pub status: String,
+    /// The class of the status ([`outcome_of`]): `ok`, `client_error`, `throttled`, `server_error`, `timeout`,
+    /// `unreachable` or `error`.
+    pub outcome: String,
+}
+
+impl RequestLabels {
+    /// The labels of a request to `provider` for `operation` that ended with `status`.
+    pub fn new(provider: &str, operation: &str, status: String) -> Self {
+        let outcome = outcome_of(&status).to_string();
+        RequestLabels { provider: provider.to_string(), operation: operation.to_string(), status, outcome }
+    }
+}
+
+/// The class of a request's status label: `ok` (1xx-3xx), `throttled` (429, 503), `client_error` (other 4xx),
+/// `server_error` (other 5xx), or the label itself when there was no status (`timeout`, `unreachable`), else
+/// `error`.
+pub fn outcome_of(status: &str) -> &'static str {
+    match status.parse::<u16>() {
+        Ok(100..=399) => "ok",
+        Ok(429 | 503) => "throttled",
+        Ok(400..=499) => "client_error",
+        Ok(500..=599) => "server_error",
+        Ok(_) => "error",
+        Err(_) => match status {
+            "timeout" => "timeout",
+            "unreachable" => "unreachable",
+            _ => "error",
+        },
+    }
 }
 
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
@@ -70,5 +99,27 @@ impl ClientMetrics {
             "CIMI requests refused before sending (untrusted href, plain http) and reads stopped by a bound",
             self.refused.clone(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statuses_fall_into_outcome_classes() {
+        for (status, outcome) in [
+            ("200", "ok"),
+            ("204", "ok"),
+            ("304", "ok"),
+            ("404", "client_error"),
+            ("429", "throttled"),
+            ("503", "throttled"),
+            ("500", "server_error"),
+            ("timeout", "timeout"),
+            ("unreachable", "unreachable"),
+            ("error", "error"),
+            ("999", "error"),
+        ] {
+            assert_eq!(super::outcome_of(status), outcome, "{status}");
+        }
     }
 }

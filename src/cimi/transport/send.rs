@@ -69,7 +69,7 @@ impl Transport {
     }
 
     fn labels(&self, operation: &str, status: String) -> RequestLabels {
-        RequestLabels { provider: self.inner.config.provider.clone(), operation: operation.to_string(), status }
+        RequestLabels::new(&self.inner.config.provider, operation, status)
     }
 
     async fn attempt(&self, req: &Request, attempt: u32) -> Result<Response, CimiError> {

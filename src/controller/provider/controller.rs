@@ -157,6 +157,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
     match plan::plan_lifecycle(deleting, users.len(), has_finalizer(&*provider, FINALIZER_IN_USE)) {
         Lifecycle::Release => {
             ctx.providers.remove(&name);
+            ctx.metrics.forget_provider(&name);
             remove_finalizer(&api, &*provider, FINALIZER_IN_USE).await?;
             return Ok(Action::await_change());
         }
@@ -190,6 +191,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
         Ok(s) => s,
         Err(message) => {
             ctx.providers.remove(&name);
+            ctx.metrics.observe_probe(&name, false, Duration::ZERO);
             conds.set(READY, Status::False, Reason::CredentialsNotFound, message);
             status.conditions = conds.build();
             write(&ctx, &api, &*provider, &old, status).await?;
@@ -198,6 +200,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
     };
     if let Some(message) = plain_http_refusal(provider.settings(), &settings.auth) {
         ctx.providers.remove(&name);
+        ctx.metrics.observe_probe(&name, false, Duration::ZERO);
         conds.set(READY, Status::False, Reason::PlainHttpNotAllowed, message);
         status.conditions = conds.build();
         write(&ctx, &api, &*provider, &old, status).await?;
@@ -231,6 +234,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
                 c
             }
             Err(error) => {
+                ctx.metrics.observe_probe(&name, false, Duration::ZERO);
                 conds.set(READY, Status::False, probe_reason(&error), error.to_string());
                 status.conditions = conds.build();
                 write(&ctx, &api, &*provider, &old, status).await?;
@@ -315,6 +319,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
             }
         }
     };
+    ctx.metrics.observe_probe(&name, connection.ready, latency);
     let connection = ProviderConnection {
         allowed_namespaces: provider.allowed_namespaces().cloned(),
         import_rights: provider.settings().import_rights.clone(),
@@ -375,6 +380,7 @@ async fn write<P: ProviderObject>(
 ) -> Result<(), Error> {
     let mut status = crate::controller::kubeops::bounded(&status);
     status.conditions = with_stalled(provider, status.conditions);
+    crate::runtime::metrics::report_result(if conditions::is_true(&status.conditions, READY) { "ok" } else { "error" });
     let comparable = |s: &CimiProviderStatus| CimiProviderStatus { last_probe_time: None, latency: None, ..s.clone() };
     let probe_due = match (&old.last_probe_time, &status.last_probe_time) {
         (Some(a), Some(b)) => b.0.duration_since(a.0).as_secs() >= 60,

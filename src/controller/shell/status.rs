@@ -10,6 +10,7 @@ use crate::controller::context::Context;
 use crate::controller::kubeops::{apply_status, bounded, ready_transition_event};
 
 /// Writes `status` over `old` when it differs in more than `lastSyncTime`, and publishes the Ready transition.
+/// The pass's result for `cimi_reconciles_total` is read from the conditions written here.
 pub async fn write<K: ManagedKind>(
     ctx: &Context,
     api: &Api<K>,
@@ -17,6 +18,7 @@ pub async fn write<K: ManagedKind>(
     old: &K::Status,
     status: K::Status,
 ) -> kube::Result<()> {
+    crate::runtime::metrics::report_result(crate::runtime::metrics::result_of(&status.common().conditions));
     let status = bounded(&status);
     let comparable = |s: &K::Status| {
         let mut s = s.clone();

@@ -226,6 +226,64 @@ fn optional_provider_service_monitor_and_network_policy_render_when_asked() {
 }
 
 #[test]
+fn alerts_dashboard_tracing_and_pod_settings_render_when_asked() {
+    let defaults = template("ops", &[]).expect("renders");
+    assert!(of_kind(&defaults, "PrometheusRule").is_empty(), "alerts are off by default");
+    assert!(of_kind(&defaults, "ConfigMap").is_empty(), "the dashboard is off by default");
+    let container = &of_kind(&defaults, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+    let env_names: Vec<&str> =
+        container["env"].as_array().expect("env").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert!(env_names.contains(&"CIMI_MEMORY_LIMIT"), "the memory limit reaches the operator: {env_names:?}");
+    assert!(!env_names.iter().any(|n| n.starts_with("OTEL_")), "no traces unless asked: {env_names:?}");
+
+    let objects = template(
+        "ops",
+        &[
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.labels.release=prometheus",
+            "metrics.dashboard.enabled=true",
+            "tracing.otlpEndpoint=http://otel-collector.observability:4318",
+            "operator.extraArgs[0]=--meter-gauges-max=0",
+            "operator.extraEnv[0].name=RUST_LOG",
+            "operator.extraEnv[0].value=info",
+            "podSecurityContext.runAsUser=null",
+            "podSecurityContext.runAsGroup=null",
+            "topologySpreadConstraints[0].maxSkew=1",
+            "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+            "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+        ],
+    )
+    .expect("renders");
+    let rule = of_kind(&objects, "PrometheusRule")[0];
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let file: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart_dir().join("files/prometheus-rules.yaml")).expect("rules file"),
+    )
+    .expect("rules YAML");
+    assert_eq!(rule["spec"]["groups"], file["groups"], "the PrometheusRule carries the checked rules file");
+    let dashboard = of_kind(&objects, "ConfigMap")[0];
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1", "found by Grafana's sidecar");
+    let json: Value =
+        serde_json::from_str(dashboard["data"]["cimi-operator.json"].as_str().expect("dashboard")).expect("JSON");
+    assert_eq!(json["uid"], "cimi-operator");
+    let pod = &of_kind(&objects, "Deployment")[0]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"].as_array().expect("args").iter().filter_map(|a| a.as_str()).collect();
+    assert!(args.contains(&"--meter-gauges-max=0"), "{args:?}");
+    let env = container["env"].as_array().expect("env");
+    let value_of = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+    assert_eq!(value_of("OTEL_EXPORTER_OTLP_ENDPOINT"), Some(Value::from("http://otel-collector.observability:4318")));
+    assert_eq!(value_of("RUST_LOG"), Some(Value::from("info")));
+    assert!(
+        pod["securityContext"].get("runAsUser").is_none(),
+        "OpenShift assigns its own user: {}",
+        pod["securityContext"]
+    );
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["topologySpreadConstraints"][0]["topologyKey"], "topology.kubernetes.io/zone");
+}
+
+#[test]
 fn bad_values_are_rejected_by_the_schema_with_a_clear_message() {
     for (sets, expected) in [
         (&["replicaCount=0"][..], "/replicaCount"),

@@ -45,6 +45,18 @@ impl TestOperator {
         Self { label, shutdown }
     }
 
+    /// The scope (label) of a test without an in-process operator: for objects that a `cimi-operator run`
+    /// process started with `--selector e2e.cimi.dev/test=<value>` reconciles.
+    pub fn scope_only(value: &str) -> Self {
+        let label = ("e2e.cimi.dev/test".to_string(), value.to_string());
+        Self { label, shutdown: tokio_util::sync::CancellationToken::new() }
+    }
+
+    /// The selector of [`TestOperator::scope_only`]'s label, for `--selector`.
+    pub fn selector(&self) -> String {
+        format!("{}={}", self.label.0, self.label.1)
+    }
+
     /// Starts an operator scoped to the label value `value`, its configuration adjusted by `configure`;
     /// also returns the running instance (admin address, metrics, task).
     pub async fn start_configured(
@@ -90,12 +102,18 @@ impl OperatorProcess {
     /// Runs `cimi-operator run --kubeconfig <the shared control plane's> ARGS`, with its output in
     /// `<temp dir>/cimi-e2e-<log_name>.log`. `RUST_LOG` is not passed on: the arguments decide the log level.
     pub fn start(log_name: &str, args: &[&str]) -> Self {
+        Self::start_with_env(log_name, args, &[])
+    }
+
+    /// As [`OperatorProcess::start`], with more environment variables.
+    pub fn start_with_env(log_name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("cimi-e2e-{log_name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
             .args(["run", "--kubeconfig"])
             .arg(control_plane().kubeconfig_path())
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
