@@ -214,6 +214,14 @@ pub fn start_controllers(ctx: Arc<controller::context::Context>, shutdown: Cance
         tokio::spawn(controller::machine::run(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::storage::controller::run::<crate::api::CimiVolume>(ctx.clone(), shutdown.clone())),
         tokio::spawn(controller::storage::controller::run::<crate::api::CimiNetwork>(ctx.clone(), shutdown.clone())),
+        tokio::spawn(controller::storage::controller::run::<crate::api::CimiMachineImage>(
+            ctx.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(controller::storage::controller::run::<crate::api::CimiVolumeImage>(
+            ctx.clone(),
+            shutdown.clone(),
+        )),
         tokio::spawn(controller::system::run(ctx, shutdown)),
     ]
 }

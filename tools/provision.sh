@@ -55,8 +55,13 @@ else
   log "building promtool (prometheus ${prom_version}) from the Go module proxy"
   out="$(mktemp -d "$cache/.build.XXXXXX")"
   start=$(date +%s)
-  (cd "$here/promtool" && GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
-     go build -trimpath -tags remove_all_sd -ldflags "-s -w" -o "$out/promtool" github.com/prometheus/prometheus/cmd/promtool)
+  (cd "$here/promtool" && export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 &&
+     # The module's VERSION file holds the release (v0.316.0 is Prometheus 3.16.0); stamp it so --version shows it.
+     prom_dir=$(go mod download -json github.com/prometheus/prometheus | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') &&
+     prom_release=$(cat "$prom_dir/VERSION") &&
+     go build -trimpath -tags remove_all_sd -o "$out/promtool" \
+       -ldflags "-s -w -X github.com/prometheus/common/version.Version=${prom_release} -X github.com/prometheus/common/version.Revision=${prom_version}" \
+       github.com/prometheus/prometheus/cmd/promtool)
   mv -f "$out/promtool" "$cache/"
   rm -rf "$out" "$cache"/.promtool-build-*
   touch "$prom_stamp"

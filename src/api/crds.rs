@@ -3,6 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use super::image::{CimiMachineImage, CimiVolumeImage};
 use super::machine::CimiMachine;
 use super::network::CimiNetwork;
 use super::provider::{CimiNamespacedProvider, CimiProvider};
@@ -18,6 +19,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         CimiVolume::crd(),
         CimiNetwork::crd(),
         CimiSystem::crd(),
+        CimiMachineImage::crd(),
+        CimiVolumeImage::crd(),
     ]
 }
 

@@ -145,6 +145,7 @@ pub struct CimiMachineSpec {
 #[x_kube(
     validation = Rule::new("!(has(self.machineConfig) && (has(self.cpu) || has(self.memory) || has(self.disks)))").message("template.machineConfig and inline cpu/memory/disks are mutually exclusive"),
     validation = Rule::new("has(self.machineConfig) || (has(self.cpu) && has(self.memory))").message("template needs machineConfig, or both cpu and memory"),
+    validation = Rule::new("has(self.machineImage) != has(self.imageRef)").message("template needs exactly one of machineImage (a provider catalog image) and imageRef (a CimiMachineImage)"),
 )]
 pub struct MachineTemplateSpec {
     /// A provider MachineConfiguration, by name or href. Exclusive with cpu, memory and disks.
@@ -163,8 +164,14 @@ pub struct MachineTemplateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
     pub disks: Option<Vec<DiskSpec>>,
-    /// The provider MachineImage to boot, by name or href.
-    pub machine_image: CatalogRef,
+    /// The provider MachineImage to boot, from the catalog, by name or href. Exclusive with `imageRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_image: Option<CatalogRef>,
+    /// Boot from this CimiMachineImage (in this namespace, on the same provider): a machine restored from a
+    /// capture gets the captured machine's disks. The machine waits until the image is Ready. Exclusive with
+    /// `machineImage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<LocalObjectRef>,
     /// A Secret in this namespace whose keys become the attributes of the machine's CIMI Credential (for example `username` and `password`, or `key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_secret_ref: Option<SecretRef>,

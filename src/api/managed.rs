@@ -11,7 +11,7 @@ use super::common::{
     DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ResourceGonePolicy, Timeouts,
     parse_duration,
 };
-use super::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
+use super::{CimiMachine, CimiMachineImage, CimiNetwork, CimiSystem, CimiVolume, CimiVolumeImage};
 
 /// Default limit of a create operation.
 pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -107,6 +107,8 @@ impl_managed!(CimiMachine);
 impl_managed!(CimiVolume);
 impl_managed!(CimiNetwork);
 impl_managed!(CimiSystem);
+impl_managed!(CimiMachineImage);
+impl_managed!(CimiVolumeImage);
 
 /// The provider-side tags of an object: its UID (`cimi.dev/uid`) and its identity, which survives a rebuild of
 /// the cluster (`cimi.dev/cluster`, `cimi.dev/kind`, `cimi.dev/namespace`, `cimi.dev/name`).

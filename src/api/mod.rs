@@ -3,6 +3,7 @@
 //! - [`CimiProvider`] (cluster-scoped) and [`CimiNamespacedProvider`] (a team's own): a CIMI endpoint, its
 //!   credentials, TLS, cadences, limits and import rights;
 //! - [`CimiMachine`], [`CimiVolume`], [`CimiNetwork`], [`CimiSystem`] (namespaced): provider resources;
+//! - [`CimiMachineImage`], [`CimiVolumeImage`] (namespaced): provider images and volume snapshots;
 //! - [`common`]: references, policies, import, timeouts, Job/meter/action status shared by the kinds;
 //! - [`conventions`]: the checked rules of `docs/api-conventions.md`, as a walk over a CRD schema;
 //! - [`conditions`]: condition types and the builder that keeps `lastTransitionTime`;
@@ -21,6 +22,7 @@ pub mod conventions;
 pub mod crds;
 pub mod fixtures;
 pub mod generate;
+pub mod image;
 pub mod machine;
 pub mod managed;
 pub mod network;
@@ -31,6 +33,10 @@ pub mod reference;
 pub mod system;
 pub mod volume;
 
+pub use image::{
+    CimiMachineImage, CimiMachineImageSpec, CimiMachineImageStatus, CimiVolumeImage, CimiVolumeImageSpec,
+    CimiVolumeImageStatus,
+};
 pub use machine::{CimiMachine, CimiMachineSpec, CimiMachineStatus, PowerState};
 pub use network::{CimiNetwork, CimiNetworkSpec, CimiNetworkStatus};
 pub use provider::{

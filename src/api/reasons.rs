@@ -80,7 +80,7 @@ reasons! {
         "The object carries `cimi.dev/paused: \"true\"`; the operator does not reconcile it.",
         "Remove the annotation to resume.";
     WaitingForDependency: [Ready, Reconciling]
-        "A CimiVolume or CimiNetwork the spec references does not exist yet or is not Ready.",
+        "An object the spec references (a CimiVolume or CimiNetwork to attach, the CimiMachine or CimiVolume an image is taken from, the CimiMachineImage or CimiVolumeImage to restore from) does not exist yet or is not Ready.",
         "Create the referenced object, or check why it is not Ready (the message names it).";
     ProviderNotFound: [Ready, Stalled]
         "`spec.providerRef` names no CimiProvider.",

@@ -47,6 +47,8 @@ fn every_kind_has_names_scope_category_and_status() {
         ("CimiVolume", "cimivolumes", "cimivol", "Namespaced"),
         ("CimiNetwork", "ciminetworks", "ciminet", "Namespaced"),
         ("CimiSystem", "cimisystems", "cimisys", "Namespaced"),
+        ("CimiMachineImage", "cimimachineimages", "cimimi", "Namespaced"),
+        ("CimiVolumeImage", "cimivolumeimages", "cimivi", "Namespaced"),
     ];
     let all = crds();
     assert_eq!(all.len(), expected.len());
@@ -82,13 +84,15 @@ fn short_names_collide_with_no_builtin() {
 fn printer_columns_answer_is_it_up_and_what_is_it() {
     // docs/api-conventions.md: READY first (the Ready condition), the kind's own columns, AGE last; the Ready
     // reason (and details) in the wide output.
-    let expected: [(&str, &[&str], &[&str]); 6] = [
+    let expected: [(&str, &[&str], &[&str]); 8] = [
         ("CimiProvider", &["Ready", "Version", "Age"], &["Endpoint", "Latency", "Reason"]),
         ("CimiNamespacedProvider", &["Ready", "Version", "Age"], &["Endpoint", "Latency", "Reason"]),
         ("CimiMachine", &["Ready", "State", "CPU", "Memory", "IP", "Age"], &["Reason"]),
         ("CimiVolume", &["Ready", "State", "Capacity", "Age"], &["Attached", "Reason"]),
         ("CimiNetwork", &["Ready", "State", "Type", "Age"], &["MTU", "Reason"]),
         ("CimiSystem", &["Ready", "State", "Members", "Age"], &["Reason"]),
+        ("CimiMachineImage", &["Ready", "State", "Type", "Age"], &["Source", "Reason"]),
+        ("CimiVolumeImage", &["Ready", "State", "Source", "Age"], &["Reason"]),
     ];
     for (kind, default, wide) in expected {
         let crd = crd_of(kind);
@@ -206,10 +210,17 @@ fn committed_crds_match_the_code() {
 #[test]
 fn crd_stream_holds_every_kind() {
     let stream = crds_yaml().expect("yaml");
-    assert_eq!(stream.matches("---\n").count(), 6);
-    for plural in
-        ["cimiproviders", "ciminamespacedproviders", "cimimachines", "cimivolumes", "ciminetworks", "cimisystems"]
-    {
+    assert_eq!(stream.matches("---\n").count(), 8);
+    for plural in [
+        "cimiproviders",
+        "ciminamespacedproviders",
+        "cimimachines",
+        "cimivolumes",
+        "ciminetworks",
+        "cimisystems",
+        "cimimachineimages",
+        "cimivolumeimages",
+    ] {
         assert!(stream.contains(&format!("name: {plural}.cimi.dev")), "{plural}");
     }
 }
@@ -227,6 +238,8 @@ fn defaulted(object: &Value) -> Option<Value> {
         "CimiVolume" => round::<CimiVolume>(object),
         "CimiNetwork" => round::<CimiNetwork>(object),
         "CimiSystem" => round::<CimiSystem>(object),
+        "CimiMachineImage" => round::<crate::api::CimiMachineImage>(object),
+        "CimiVolumeImage" => round::<crate::api::CimiVolumeImage>(object),
         "CimiProvider" => round::<CimiProvider>(object),
         "CimiNamespacedProvider" => round::<crate::api::CimiNamespacedProvider>(object),
         _ => None,
@@ -325,7 +338,8 @@ fn openapi_cases_break_the_schema() {
             | "machine-bad-deletion-policy"
             | "provider-bad-format"
             | "machine-unknown-provider-kind"
-            | "system-bad-power-state" => "\"enum\"",
+            | "system-bad-power-state"
+            | "machine-image-bad-method" => "\"enum\"",
             "system-zero-quantity" => "\"minimum\":1",
             "machine-too-many-interfaces" => "\"maxItems\":8",
             "machine-zero-cpu" => "\"minimum\":1",

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    CatalogRef, DeletionPolicy, ImportSpec, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
+    CatalogRef, DeletionPolicy, ImportSpec, LocalObjectRef, ManagedStatus, ManagementPolicy, Properties, ProviderRef,
     ResourceGonePolicy, Timeouts,
 };
 
@@ -34,7 +34,9 @@ use super::common::{
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.__import__) || (has(self.capacity) ? 1 : 0) + (has(self.volumeConfig) ? 1 : 0) + (has(self.volumeTemplate) ? 1 : 0) == 1").message("set exactly one of spec.capacity, spec.volumeConfig and spec.volumeTemplate"),
+    validation = Rule::new("has(self.__import__) || (has(self.capacity) ? 1 : 0) + (has(self.volumeConfig) ? 1 : 0) + (has(self.volumeTemplate) ? 1 : 0) + (has(self.imageRef) ? 1 : 0) == 1").message("set exactly one of spec.capacity, spec.volumeConfig, spec.volumeTemplate and spec.imageRef"),
+    validation = Rule::new("!(has(self.imageRef) && has(self.volumeImage))").message("spec.imageRef (a CimiVolumeImage) and spec.volumeImage (a provider catalog image) are mutually exclusive"),
+    validation = Rule::new("has(self.imageRef) == has(oldSelf.imageRef)").message("spec.imageRef cannot be added or removed after creation"),
     validation = Rule::new("has(self.capacity) || !(has(self.type) || has(self.format))").message("spec.type and spec.format need an inline spec.capacity"),
     validation = Rule::new("!(has(self.volumeTemplate) && has(self.volumeImage))").message("spec.volumeTemplate excludes spec.volumeImage (the template carries it)"),
     validation = Rule::new("self.managementPolicy != 'ObserveOnly' || self.deletionPolicy == 'Orphan'").message("managementPolicy ObserveOnly requires deletionPolicy Orphan"),
@@ -92,6 +94,11 @@ pub struct CimiVolumeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.volumeImage is immutable"))]
     pub volume_image: Option<CatalogRef>,
+    /// Restore the volume from this CimiVolumeImage (in this namespace, on the same provider): the volume gets
+    /// the snapshot's data and capacity. The volume waits until the image is Ready. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.imageRef is immutable"))]
+    pub image_ref: Option<LocalObjectRef>,
     /// What happens to the provider volume when this object is deleted: Delete (default) or Orphan.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,

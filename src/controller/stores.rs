@@ -17,7 +17,7 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 
-use crate::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
+use crate::api::{CimiMachine, CimiMachineImage, CimiNetwork, CimiSystem, CimiVolume, CimiVolumeImage};
 use crate::runtime::Config;
 
 /// A registered store and whether it has really listed.
@@ -34,6 +34,8 @@ pub struct Stores {
     volumes: OnceLock<Registered<CimiVolume>>,
     networks: OnceLock<Registered<CimiNetwork>>,
     systems: OnceLock<Registered<CimiSystem>>,
+    machine_images: OnceLock<Registered<CimiMachineImage>>,
+    volume_images: OnceLock<Registered<CimiVolumeImage>>,
 }
 
 impl Debug for Stores {
@@ -43,6 +45,8 @@ impl Debug for Stores {
             .field("volumes", &self.volumes.get().is_some())
             .field("networks", &self.networks.get().is_some())
             .field("systems", &self.systems.get().is_some())
+            .field("machine_images", &self.machine_images.get().is_some())
+            .field("volume_images", &self.volume_images.get().is_some())
             .finish()
     }
 }
@@ -69,6 +73,8 @@ cached!(CimiMachine, machines);
 cached!(CimiVolume, volumes);
 cached!(CimiNetwork, networks);
 cached!(CimiSystem, systems);
+cached!(CimiMachineImage, machine_images);
+cached!(CimiVolumeImage, volume_images);
 
 impl Stores {
     /// Registers the store of `K`'s controller; `listed` turns true once every watched namespace has listed.

@@ -288,11 +288,15 @@ async fn metrics_count_requests_by_provider_operation_and_status() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
     assert!(
-        text.contains(r#"cimi_client_requests_total{provider="scripted",operation="discover",status="200"} 1"#),
+        text.contains(
+            r#"cimi_client_requests_total{provider="scripted",operation="discover",status="200",outcome="ok"} 1"#
+        ),
         "{text}"
     );
     assert!(
-        text.contains(r#"cimi_client_requests_total{provider="scripted",operation="get",status="404"} 1"#),
+        text.contains(
+            r#"cimi_client_requests_total{provider="scripted",operation="get",status="404",outcome="client_error"} 1"#
+        ),
         "{text}"
     );
     assert!(text.contains("cimi_client_request_duration_seconds_bucket"));

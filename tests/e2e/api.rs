@@ -115,6 +115,8 @@ fn api_resource(kind: &str) -> Option<(ApiResource, bool)> {
         "CimiVolume" => Some((ApiResource::erase::<CimiVolume>(&()), true)),
         "CimiNetwork" => Some((ApiResource::erase::<CimiNetwork>(&()), true)),
         "CimiSystem" => Some((ApiResource::erase::<CimiSystem>(&()), true)),
+        "CimiMachineImage" => Some((ApiResource::erase::<cimi_operator::api::CimiMachineImage>(&()), true)),
+        "CimiVolumeImage" => Some((ApiResource::erase::<cimi_operator::api::CimiVolumeImage>(&()), true)),
         _ => None,
     }
 }

@@ -175,7 +175,7 @@ async fn hostile_providers_and_tenants_get_nothing_and_the_operator_keeps_servin
     // create, which never happens.
     let mut image = tenant_machine(&op, "m-image", &honest);
     let foreign_image = format!("{}machineImages/1", second.url);
-    image.spec.template.as_mut().expect("template").machine_image = CatalogRef::by_href(&foreign_image);
+    image.spec.template.as_mut().expect("template").machine_image = Some(CatalogRef::by_href(&foreign_image));
     machines.create(&PostParams::default(), &image).await.expect("m-image");
     let message = wait_machine_reason(&machines, "m-image", "False", "UntrustedHref").await;
     assert!(message.contains(&foreign_image), "{message}");

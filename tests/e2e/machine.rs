@@ -523,7 +523,7 @@ async fn a_bad_catalog_name_stalls_and_deletion_is_not_blocked() {
     let mut m = front_end(&op, "bad-1", &provider);
     let template = m.spec.template.as_mut().expect("template");
     template.credential_secret_ref = None;
-    template.machine_image = CatalogRef::by_name("No Such Image");
+    template.machine_image = Some(CatalogRef::by_name("No Such Image"));
     machines.create(&PostParams::default(), &m).await.expect("create");
     let m = wait_machine(&machines, "bad-1", "Stalled=True CatalogEntryNotFound", |m| {
         m.status.as_ref().is_some_and(|s| {

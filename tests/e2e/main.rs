@@ -30,6 +30,7 @@ mod devenv;
 mod gitops;
 mod hostile;
 mod image;
+mod images;
 mod import;
 mod machine;
 mod observe;

@@ -70,7 +70,7 @@ async fn a_canary_password_never_reaches_logs_events_or_status() {
             provider_ref: ProviderRef::cluster(good.clone()),
             template: Some(MachineTemplateSpec {
                 machine_config: Some(CatalogRef::by_name("tiny")),
-                machine_image: CatalogRef::by_name("Linux SUSE"),
+                machine_image: Some(CatalogRef::by_name("Linux SUSE")),
                 credential_secret_ref: Some(SecretRef::new("login")),
                 user_data_secret_ref: Some(SecretKeyRef { name: "userdata".into(), key: "userData".into() }),
                 ..Default::default()

@@ -47,10 +47,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* Rules on the namespaced CIMI kinds: what the controllers read and write. */}}
 {{- define "cimi-operator.namespacedRules" -}}
 - apiGroups: [cimi.dev]
-  resources: [cimimachines, cimivolumes, ciminetworks, cimisystems]
+  resources: [cimimachines, cimivolumes, ciminetworks, cimisystems, cimimachineimages, cimivolumeimages]
   verbs: [list, watch, patch]
 - apiGroups: [cimi.dev]
-  resources: [cimimachines/status, cimivolumes/status, ciminetworks/status, cimisystems/status]
+  resources: [cimimachines/status, cimivolumes/status, ciminetworks/status, cimisystems/status, cimimachineimages/status, cimivolumeimages/status]
   verbs: [patch]
 # A team's own providers: read, watched, in-use finalizer and status.
 - apiGroups: [cimi.dev]

@@ -1,6 +1,6 @@
 -- Argo CD health check for the cimi.dev kinds (CimiProvider, CimiNamespacedProvider, CimiMachine, CimiVolume,
--- CimiNetwork, CimiSystem). Install it per kind under resource.customizations.health.cimi.dev_<Kind> in argocd-cm
--- (see argocd-cm.yaml). Reads the Ready, Reconciling and Stalled conditions and observedGeneration.
+-- CimiNetwork, CimiSystem, CimiMachineImage, CimiVolumeImage). Install it per kind under
+-- resource.customizations.health.cimi.dev_<Kind> in argocd-cm (see argocd-cm.yaml). Reads the Ready, Reconciling and Stalled conditions and observedGeneration.
 local hs = {}
 hs.status = "Progressing"
 hs.message = "Waiting for the operator"

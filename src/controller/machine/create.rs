@@ -15,11 +15,12 @@ use super::observe::{Related, related};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource as _;
 
-use crate::api::CimiMachine;
 use crate::api::conditions::{ConditionSet, READY, RECONCILING, Status};
 use crate::api::machine::CimiMachineStatus;
+use crate::api::managed::Managed as _;
 use crate::api::quantity::{capacity_kb, memory_kib};
 use crate::api::reasons::Reason;
+use crate::api::{CimiMachine, CimiMachineImage};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _};
 use crate::controller::context::Context;
 use crate::controller::kubeops::{apply_status, publish};
@@ -28,6 +29,7 @@ use crate::controller::registry::{Catalog, ProviderConnection, catalog_entries, 
 use crate::controller::resource::attributes::desired_properties;
 use crate::controller::resource::identity::tags;
 use crate::controller::resource::jobs::job_started;
+use crate::controller::storage::image::ready_href;
 
 use super::observe::COLLECTION;
 
@@ -45,6 +47,17 @@ pub async fn create(
     }
     // Reads first (the Secrets the template names), then the body: a pure function of what was read.
     let mut secrets = TemplateSecrets::default();
+    if let Some(r) = machine.spec.template.as_ref().and_then(|t| t.image_ref.as_ref()) {
+        let namespace = machine.namespace().unwrap_or_default();
+        let provider = machine.provider_key();
+        match ready_href::<CimiMachineImage>(ctx, &namespace, &r.name, &provider, "the image").await {
+            Ok(href) => secrets.image = Some(href),
+            Err(p) if p.reason == Reason::WaitingForDependency => {
+                return Ok((Progress::Working(p.reason, p.message), Duration::from_secs(2)));
+            }
+            Err(p) => return Err(p),
+        }
+    }
     if let Some(t) = &machine.spec.template {
         let api: Api<Secret> = object_api_secret(ctx, machine);
         if let Some(r) = &t.credential_secret_ref {
@@ -87,9 +100,12 @@ pub async fn create(
     Ok((Progress::Working(Reason::Creating, "the provider is creating the machine".into()), ACTIVE_REQUEUE))
 }
 
-/// What the Secrets named by a machine's template hold (never logged).
+/// What the Secrets named by a machine's template hold (never logged), and the href of the CimiMachineImage it
+/// boots from.
 #[derive(Default)]
 struct TemplateSecrets {
+    /// The provider href of the CimiMachineImage of `template.imageRef`.
+    image: Option<String>,
     /// The credential's attributes.
     credential: Option<BTreeMap<String, String>>,
     /// The user data, before base64.
@@ -166,10 +182,17 @@ fn machine_create(
                 ..model::MachineConfiguration::typed()
             })
         });
-        template.machine_image = Some(RefOr::Ref(Ref::new(
-            resolve_catalog(catalog_entries(catalog, "machineImages"), &t.machine_image, "machineImage")
-                .map_err(stalled)?,
-        )));
+        let image = match (&secrets.image, &t.machine_image) {
+            (Some(href), _) => href.clone(),
+            (None, Some(reference)) => {
+                resolve_catalog(catalog_entries(catalog, "machineImages"), reference, "machineImage")
+                    .map_err(stalled)?
+            }
+            (None, None) => {
+                return Err(Problem::stalled(Reason::InvalidSpec, "template needs machineImage or imageRef"));
+            }
+        };
+        template.machine_image = Some(RefOr::Ref(Ref::new(image)));
         if let Some(data) = secrets.credential {
             let extra = data.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             template.credential = Some(RefOr::Value(model::Credential { extra, ..Default::default() }));
@@ -257,6 +280,7 @@ mod tests {
         let secrets = TemplateSecrets {
             credential: Some(BTreeMap::from([("userID".to_string(), "admin".to_string())])),
             user_data: Some("#cloud-config".into()),
+            image: None,
         };
         let body = machine_create(&m, &tags(), &catalog(), &related(), secrets).expect("body");
         assert_eq!(

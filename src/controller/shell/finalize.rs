@@ -19,7 +19,7 @@ use crate::controller::resource::deletion::{Cleanup, cleanup};
 use crate::controller::resource::jobs::delete_overdue;
 use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
-/// One deletion step of `obj`; `held_by` are the objects that still hold it.
+/// One deletion step of `obj`; `held_by` are the objects that still hold it (`CimiMachine web-1`).
 pub async fn finalize<K: ManagedKind>(
     obj: &K,
     ctx: &Context,
@@ -30,7 +30,7 @@ pub async fn finalize<K: ManagedKind>(
     held_by: Vec<String>,
 ) -> Result<Action, Error> {
     if !held_by.is_empty() {
-        let message = format!("in use by CimiMachine {}; it is deleted once released", held_by.join(", "));
+        let message = format!("in use by {}; it is deleted once released", held_by.join(", "));
         conds.set(READY, Status::False, Reason::Deleting, message.clone());
         conds.set(RECONCILING, Status::True, Reason::Deleting, message);
         status.common_mut().conditions = conds.build();

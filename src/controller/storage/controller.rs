@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::kind::StorageKind;
 use super::plan::{StoragePlanInput, StorageStep, plan_storage};
-use crate::api::CimiMachine;
 use crate::api::common::ManagementPolicy;
 use crate::api::reasons::Reason;
 use crate::controller::connection::connection;
@@ -38,31 +37,33 @@ use crate::names::FINALIZER_IN_USE;
 
 /// Builds the controller of kind `K` (its watches register with readiness at once) and returns the
 /// future that runs it until `shutdown`: objects of `K` in the watched namespaces with the label
-/// selector, and the CimiMachines there (a machine that starts or stops using an object changes
-/// whether it is held).
+/// selector, and their holders there (a machine that starts or stops using a volume changes whether it is
+/// held).
 pub fn run<K: StorageKind>(
     ctx: Arc<Context>,
     shutdown: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let controller = driver::namespaced::<K>(&ctx, &shutdown);
-    let machines = ctx.watches().related::<crate::api::CimiMachine>(&K::plural(&()));
+    let holders = ctx.watches().related::<K::Holder>(&K::plural(&()));
     let controller = controller
         // Provider-side changes seen by the observer's collection reads.
         .reconcile_on(ctx.observer.changes::<K>(K::COLLECTION))
-        // A machine event reconciles only the objects it names now or named before (a detach releases one).
-        .watches_stream(machines, driver::naming::<crate::api::CimiMachine, K>(K::named_by));
+        // A holder's event reconciles only the objects it names now or named before (a detach releases one).
+        .watches_stream(holders, driver::naming::<K::Holder, K>(K::named_by));
     driver::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
 }
 
-/// The guard of a volume or network: while machines name it, it keeps the `cimi.dev/in-use` finalizer (and
-/// its deletion waits for them); once none does, the finalizer goes.
+/// The guard of a held kind: while holders name it, it keeps the `cimi.dev/in-use` finalizer (and its
+/// deletion waits for them); once none does, the finalizer goes.
 pub async fn guard<K: StorageKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Result<Guard, Error> {
     let ns = obj.namespace().unwrap_or_default();
-    let mut held = obj.held_by(&ctx.objects::<CimiMachine>(Some(&ns)).await?);
+    let mut held = obj.held_by(&ctx.objects::<K::Holder>(Some(&ns)).await?);
     if held.is_empty() && has_finalizer(obj, FINALIZER_IN_USE) {
-        // About to release it: make sure from the API, not from a cache that may lag a new machine.
-        held = obj.held_by(&ctx.listed::<CimiMachine>(Some(&ns)).await?);
+        // About to release it: make sure from the API, not from a cache that may lag a new holder.
+        held = obj.held_by(&ctx.listed::<K::Holder>(Some(&ns)).await?);
     }
+    let holder = <K::Holder as kube::Resource>::kind(&()).to_string();
+    let held: Vec<String> = held.into_iter().map(|name| format!("{holder} {name}")).collect();
     let deleting = obj.meta().deletion_timestamp.is_some();
     if !held.is_empty() && !has_finalizer(obj, FINALIZER_IN_USE) && !deleting {
         add_finalizer(api, obj, FINALIZER_IN_USE).await?;
@@ -82,7 +83,7 @@ pub async fn sync<K: StorageKind>(
     status: &mut K::Status,
 ) -> Result<(Progress, Duration), Problem> {
     let namespace = obj.namespace().unwrap_or_default();
-    K::record_holders(status, obj.held_by(&ctx.objects::<CimiMachine>(Some(&namespace)).await?));
+    K::record_holders(status, obj.held_by(&ctx.objects::<K::Holder>(Some(&namespace)).await?));
     let conn = connection(ctx, &obj.provider_key(), &namespace).await?;
     let client = &conn.client;
     let uid = obj.uid().unwrap_or_default();
@@ -151,7 +152,14 @@ pub async fn sync<K: StorageKind>(
             return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
         }
         let props = desired_properties(obj.user_properties(), &tags(ctx, obj));
-        let mut body = obj.create_body(&conn.catalog)?;
+        let source = match obj.source(ctx).await {
+            Ok(source) => source,
+            Err(p) if p.reason == Reason::WaitingForDependency => {
+                return Ok((Progress::Working(p.reason, p.message), Duration::from_secs(2)));
+            }
+            Err(p) => return Err(p),
+        };
+        let mut body = obj.create_body(&conn.catalog, source.as_deref())?;
         body.describe(obj.cimi_name(), obj.cimi_description().map(str::to_string), props);
         let collection = client.collection_url(K::COLLECTION).await?;
         let accepted = client.create(K::COLLECTION, &body).await?;
@@ -171,6 +179,7 @@ pub async fn sync<K: StorageKind>(
     }
     let job_busy = job_running(common.job.as_ref());
     K::observe_into(&current, status);
+    obj.annotate(status);
     // Meters and events only in the steady state (creation and changes go first); one second after
     // an object turns Ready its next pass reads them.
     let monitor_due = if steady {

@@ -55,6 +55,8 @@ impl ManagedKind for CimiNetwork {
 impl StorageKind for CimiNetwork {
     type Create = model::NetworkCreate;
 
+    type Holder = CimiMachine;
+
     const READY_STATE: ResourceState = ResourceState::Started;
 
     fn spec_name(&self) -> Option<&str> {
@@ -66,7 +68,7 @@ impl StorageKind for CimiNetwork {
         status.mtu = int(v, "mtu");
         status.class_of_service = text(v, "classOfService").map(str::to_string);
     }
-    fn create_body(&self, catalog: &Catalog) -> Result<model::NetworkCreate, Problem> {
+    fn create_body(&self, catalog: &Catalog, _source: Option<&str>) -> Result<model::NetworkCreate, Problem> {
         let spec = &self.spec;
         let entries = |name: &str| catalog_entries(catalog, name);
         let stalled = |(reason, message): (Reason, String)| Problem::stalled(reason, message);
@@ -114,7 +116,7 @@ mod tests {
         )]);
         let inline = network(json!({"providerRef": {"name": "p"}, "networkType": "Private", "mtu": 9000}));
         assert_eq!(
-            serde_json::to_value(inline.create_body(&catalog).expect("body")).expect("json"),
+            serde_json::to_value(inline.create_body(&catalog, None).expect("body")).expect("json"),
             json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/NetworkCreate",
                    "networkTemplate": {"networkConfig": {
                        "resourceURI": "http://schemas.dmtf.org/cimi/1/NetworkConfiguration",
@@ -122,10 +124,13 @@ mod tests {
         );
         let named = network(json!({"providerRef": {"name": "p"}, "networkConfig": {"name": "private"}}));
         assert_eq!(
-            serde_json::to_value(named.create_body(&catalog).expect("body")).expect("json")["networkTemplate"],
+            serde_json::to_value(named.create_body(&catalog, None).expect("body")).expect("json")["networkTemplate"],
             json!({"networkConfig": {"href": "https://p/nc/1"}})
         );
         let unknown = network(json!({"providerRef": {"name": "p"}, "networkConfig": {"name": "public"}}));
-        assert_eq!(unknown.create_body(&catalog).expect_err("not in the catalog").reason, Reason::CatalogEntryNotFound);
+        assert_eq!(
+            unknown.create_body(&catalog, None).expect_err("not in the catalog").reason,
+            Reason::CatalogEntryNotFound
+        );
     }
 }

@@ -10,9 +10,10 @@ use serde_json::Value;
 use super::controller;
 use super::kind::StorageKind;
 use crate::api::common::ManagedStatus;
+use crate::api::managed::Managed as _;
 use crate::api::quantity::{capacity_kb, capacity_quantity};
 use crate::api::reasons::Reason;
-use crate::api::{CimiMachine, CimiVolume, CimiVolumeStatus};
+use crate::api::{CimiMachine, CimiVolume, CimiVolumeImage, CimiVolumeStatus};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _, ResourceState};
 use crate::controller::context::Context;
 use crate::controller::outcome::{Problem, Progress};
@@ -20,6 +21,8 @@ use crate::controller::registry::{Catalog, catalog_entries, resolve_catalog};
 use crate::controller::resource::reads::{boolean, int, text};
 use crate::controller::shell::error::Error;
 use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
+use crate::controller::storage::image::ready_href;
+use kube::ResourceExt as _;
 
 impl KindStatus for CimiVolumeStatus {
     fn common(&self) -> &ManagedStatus {
@@ -56,6 +59,8 @@ impl ManagedKind for CimiVolume {
 impl StorageKind for CimiVolume {
     type Create = model::VolumeCreate;
 
+    type Holder = CimiMachine;
+
     const READY_STATE: ResourceState = ResourceState::Available;
 
     fn spec_name(&self) -> Option<&str> {
@@ -67,11 +72,29 @@ impl StorageKind for CimiVolume {
         status.type_ = text(v, "type").map(str::to_string);
         status.bootable = boolean(v, "bootable");
     }
-    fn create_body(&self, catalog: &Catalog) -> Result<model::VolumeCreate, Problem> {
+    fn source(&self, ctx: &Context) -> impl Future<Output = Result<Option<String>, Problem>> + Send {
+        let namespace = self.namespace().unwrap_or_default();
+        let provider = self.provider_key();
+        async move {
+            match &self.spec.image_ref {
+                Some(r) => {
+                    ready_href::<CimiVolumeImage>(ctx, &namespace, &r.name, &provider, "the image").await.map(Some)
+                }
+                None => Ok(None),
+            }
+        }
+    }
+    fn create_body(&self, catalog: &Catalog, source: Option<&str>) -> Result<model::VolumeCreate, Problem> {
         let spec = &self.spec;
         let entries = |name: &str| catalog_entries(catalog, name);
         let stalled = |(reason, message): (Reason, String)| Problem::stalled(reason, message);
-        let template = if let Some(r) = &spec.volume_template {
+        let template = if let Some(image) = source {
+            // A restore: the snapshot's data and capacity.
+            RefOr::Value(model::VolumeTemplate {
+                volume_image: Some(RefOr::Ref(Ref::new(image))),
+                ..Default::default()
+            })
+        } else if let Some(r) = &spec.volume_template {
             RefOr::Ref(Ref::new(resolve_catalog(entries("volumeTemplates"), r, "volumeTemplate").map_err(stalled)?))
         } else {
             let config = if let Some(r) = &spec.volume_config {
@@ -140,7 +163,7 @@ mod tests {
     fn an_inline_capacity_is_a_configuration_by_value_in_kilobytes() {
         let v = volume(json!({"providerRef": {"name": "p"}, "capacity": "1G", "format": "ext4",
                               "volumeImage": {"name": "base"}}));
-        let body = serde_json::to_value(v.create_body(&catalog()).expect("body")).expect("json");
+        let body = serde_json::to_value(v.create_body(&catalog(), None).expect("body")).expect("json");
         assert_eq!(
             body,
             json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/VolumeCreate",
@@ -154,16 +177,16 @@ mod tests {
     #[test]
     fn a_catalog_configuration_or_template_goes_by_reference() {
         let by_config = volume(json!({"providerRef": {"name": "p"}, "volumeConfig": {"name": "10g"}}));
-        let body = serde_json::to_value(by_config.create_body(&catalog()).expect("body")).expect("json");
+        let body = serde_json::to_value(by_config.create_body(&catalog(), None).expect("body")).expect("json");
         assert_eq!(body["volumeTemplate"], json!({"volumeConfig": {"href": "https://p/vc/1"}}));
         let by_template = volume(json!({"providerRef": {"name": "p"}, "volumeTemplate": {"name": "data"}}));
-        let body = serde_json::to_value(by_template.create_body(&catalog()).expect("body")).expect("json");
+        let body = serde_json::to_value(by_template.create_body(&catalog(), None).expect("body")).expect("json");
         assert_eq!(body["volumeTemplate"], json!({"href": "https://p/vt/1"}));
     }
 
     #[test]
     fn no_size_at_all_stalls_with_what_to_set() {
-        let problem = volume(json!({"providerRef": {"name": "p"}})).create_body(&catalog()).expect_err("no size");
+        let problem = volume(json!({"providerRef": {"name": "p"}})).create_body(&catalog(), None).expect_err("no size");
         assert_eq!(problem.reason, Reason::InvalidSpec);
         assert!(problem.message.contains("spec.capacity"), "{}", problem.message);
     }

@@ -13,6 +13,9 @@ use crate::cimi::model as m;
 use crate::sim::config::Timing;
 use crate::sim::error::{SimError, bad, not_found};
 
+/// An AVAILABLE image a template names: its path, and what the simulator kept aside for restores.
+pub(super) type AvailableImage = (String, Map<String, Value>);
+
 impl Store {
     /// POST to a collection.
     pub fn create(&mut self, coll_path: &str, body: &Value, fault: JobFault) -> Result<Outcome, SimError> {
@@ -85,6 +88,25 @@ impl Store {
     }
 
     /// Resolves `{href, overrides…}` or a value into the attributes of a stored `expected_type` resource.
+    /// The image a template names by href (`v`), checked AVAILABLE (409 otherwise, in every profile): its path and
+    /// what the simulator kept aside for restores (the source's capacity, the captured machine's disks). None for
+    /// an image given by value.
+    pub(super) fn available_image(&self, v: &Value, expected_type: &str) -> Result<Option<AvailableImage>, SimError> {
+        let Some(h) = v.get("href").and_then(Value::as_str) else { return Ok(None) };
+        let path = self.path_of(h);
+        let Some(st) = self.resources.get(&path).filter(|st| st.type_name == expected_type) else {
+            return Err(bad(format!("{expected_type} {} does not exist", h.trim())));
+        };
+        let state = st.state();
+        if state != "AVAILABLE" {
+            return Err(crate::sim::error::conflict(format!(
+                "the {expected_type} {} is {state}: only an AVAILABLE image can be used",
+                h.trim()
+            )));
+        }
+        Ok(Some((path, st.hidden.clone())))
+    }
+
     pub(super) fn resolve(&self, v: &Value, expected_type: &str) -> Result<Map<String, Value>, SimError> {
         let obj = v.as_object().ok_or_else(|| bad(format!("{expected_type} must be an object")))?;
         let Some(h) = obj.get("href").and_then(Value::as_str) else {

@@ -26,6 +26,9 @@ impl Store {
             .and_then(|c| self.resolve(c, "MachineConfiguration"))?;
         validate("MachineConfiguration", &Value::Object(config.clone()), &[])?;
         let image = tmpl.get("machineImage").ok_or_else(|| bad("the machine template needs a machineImage"))?;
+        // A captured image brings the captured machine's disks.
+        let captured_disks =
+            self.available_image(image, "MachineImage")?.and_then(|(_, hidden)| hidden.get("disks").cloned());
         let image = self.resolve(image, "MachineImage")?;
         validate("MachineImage", &Value::Object(image.clone()), &[])?;
         if let Some(cred) = tmpl.get("credential") {
@@ -73,7 +76,8 @@ impl Store {
         let disks = self.add_sub_collection(&path, "disks", "Disk");
         self.add_sub_collection(&path, "volumes", "MachineVolume");
         let nics = self.add_sub_collection(&path, "networkInterfaces", "MachineNetworkInterface");
-        for (i, d) in config.get("disks").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let disk_specs = captured_disks.or_else(|| config.get("disks").cloned());
+        for (i, d) in disk_specs.as_ref().and_then(Value::as_array).into_iter().flatten().enumerate() {
             let mut disk = Map::new();
             for k in ["capacity", "format"] {
                 if let Some(v) = d.get(k) {

@@ -17,12 +17,27 @@ impl Store {
     /// POST of a VolumeCreate.
     pub(super) fn create_volume(&mut self, obj: &Map<String, Value>, fault: JobFault) -> Result<Outcome, SimError> {
         let tmpl = self.template_of(obj, "volumeTemplate", "VolumeTemplate", "VolumeCreate")?;
-        let config = tmpl
-            .get("volumeConfig")
-            .ok_or_else(|| bad("the volume template needs a volumeConfig"))
-            .and_then(|c| self.resolve(c, "VolumeConfiguration"))?;
+        // A snapshot restores the source's data and capacity; a config may size it (not below the source).
+        let restored = match tmpl.get("volumeImage") {
+            Some(img) => self.available_image(img, "VolumeImage")?,
+            None => None,
+        };
+        let image_capacity = restored.as_ref().and_then(|(_, hidden)| hidden.get("capacity").cloned());
+        let config = match (tmpl.get("volumeConfig"), &image_capacity) {
+            (Some(c), _) => self.resolve(c, "VolumeConfiguration")?,
+            (None, Some(capacity)) => {
+                let mut config = Map::new();
+                config.insert("capacity".into(), capacity.clone());
+                config
+            }
+            (None, None) => return Err(bad("the volume template needs a volumeConfig")),
+        };
         validate("VolumeConfiguration", &Value::Object(config.clone()), &[])?;
         let capacity = config.get("capacity").cloned().ok_or_else(|| bad("the volume config needs a capacity"))?;
+        let capacity = match (&image_capacity, capacity.as_i64()) {
+            (Some(source), Some(asked)) if source.as_i64().is_some_and(|s| s > asked) => source.clone(),
+            _ => capacity,
+        };
         let bootable = match tmpl.get("volumeImage") {
             Some(img) => self.resolve(img, "VolumeImage")?.get("bootable").cloned().unwrap_or(json!(false)),
             None => json!(false),
@@ -37,6 +52,10 @@ impl Store {
         doc.insert("capacity".into(), capacity);
         doc.insert("bootable".into(), bootable);
         doc.insert("images".into(), json!({"href": self.abs(&format!("{path}/images"))}));
+        if let Some((image, _)) = &restored {
+            // The simulated data continuity: the volume says which snapshot it holds.
+            doc.insert("restoredFrom".into(), json!({"href": self.abs(image)}));
+        }
         self.insert(&path, "Volume", "volumes", doc);
         let images = self.add_sub_collection(&path, "images", "VolumeVolumeImage");
         if let Some(image) = image {
@@ -128,6 +147,23 @@ impl Store {
         let id = self.next_id();
         let path = format!("machineImages/{id}");
         self.insert(&path, "MachineImage", "machineImages", doc);
+        let disks: Vec<Value> = self
+            .resources
+            .iter()
+            .filter(|(p, st)| st.type_name == "Disk" && p.starts_with(&format!("{machine}/disks/")))
+            .map(|(_, st)| {
+                let mut disk = Map::new();
+                for k in ["capacity", "format", "initialLocation"] {
+                    if let Some(v) = st.doc.get(k) {
+                        disk.insert(k.into(), v.clone());
+                    }
+                }
+                Value::Object(disk)
+            })
+            .collect();
+        if let Some(st) = self.resources.get_mut(&path) {
+            st.hidden.insert("disks".into(), Value::Array(disks));
+        }
         let steps = vec![Step::State(path.clone(), "AVAILABLE".into())];
         let affected = vec![self.abs(&path)];
         let job = self.run_job(
@@ -147,8 +183,8 @@ impl Store {
         super::validate("VolumeImage", &Value::Object(obj.clone()), &[])?;
         let loc = obj.get("imageLocation").and_then(|l| l.as_str().or_else(|| href(l))).unwrap_or_default();
         let volume = self.path_of(loc);
-        let (state, bootable) = match self.resources.get(&volume) {
-            Some(st) => (st.state().to_string(), st.doc.get("bootable").cloned()),
+        let (state, bootable, capacity) = match self.resources.get(&volume) {
+            Some(st) => (st.state().to_string(), st.doc.get("bootable").cloned(), st.doc.get("capacity").cloned()),
             None => return Err(bad(format!("volume {loc} does not exist"))),
         };
         if state != "AVAILABLE" {
@@ -171,6 +207,9 @@ impl Store {
         let id = self.next_id();
         let path = format!("volumeImages/{id}");
         self.insert(&path, "VolumeImage", "volumeImages", doc);
+        if let (Some(st), Some(capacity)) = (self.resources.get_mut(&path), capacity) {
+            st.hidden.insert("capacity".into(), capacity);
+        }
         let images = format!("{volume}/images");
         if self.colls.contains_key(&images) {
             self.add_entry(&images, "VolumeVolumeImage", "volumeImage", &path);

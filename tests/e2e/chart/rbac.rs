@@ -154,6 +154,18 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             is_ready(o) && o["status"]["state"] == "STOPPED"
         })
         .await;
+        // Images: a capture of the machine and a snapshot of its volume.
+        kubectl_apply(
+            kubeconfig,
+            &format!(
+                "apiVersion: cimi.dev/v1alpha1\nkind: CimiMachineImage\nmetadata: {{name: gold, namespace: {ns}}}\n\
+                 spec: {{providerRef: {{name: {provider}}}, source: {{machineRef: {{name: web}}}}}}\n---\n\
+                 apiVersion: cimi.dev/v1alpha1\nkind: CimiVolumeImage\nmetadata: {{name: snap, namespace: {ns}}}\n\
+                 spec: {{providerRef: {{name: {provider}}}, source: {{volumeRef: {{name: data}}}}}}\n"
+            ),
+        );
+        wait_for(kubeconfig, "cimimachineimage", "gold", Some(ns), "Ready", is_ready).await;
+        wait_for(kubeconfig, "cimivolumeimage", "snap", Some(ns), "Ready", is_ready).await;
         wait_for(kubeconfig, "cimisystem", "shop", Some(ns), "Ready with its members exposed", |o| {
             is_ready(o) && o["status"]["members"]["summary"] == "4/4"
         })
@@ -209,6 +221,8 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
             "cimivolume/data",
             "ciminetwork/net",
             "cimisystem/shop",
+            "cimimachineimage/gold",
+            "cimivolumeimage/snap",
             "-n",
             ns,
             "--wait=false",
@@ -217,9 +231,14 @@ async fn full_lifecycle(kubeconfig: &Path, release: &str, operator_ns: &str, nam
         assert!(ok, "{out}{err}");
     }
     for ns in namespaces {
-        for (kind, name) in
-            [("cimimachine", "web"), ("cimivolume", "data"), ("ciminetwork", "net"), ("cimisystem", "shop")]
-        {
+        for (kind, name) in [
+            ("cimimachine", "web"),
+            ("cimivolume", "data"),
+            ("ciminetwork", "net"),
+            ("cimisystem", "shop"),
+            ("cimimachineimage", "gold"),
+            ("cimivolumeimage", "snap"),
+        ] {
             wait_gone(kubeconfig, kind, name, Some(ns)).await;
         }
     }

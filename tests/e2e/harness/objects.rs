@@ -26,7 +26,7 @@ pub fn machine_from(op: &TestOperator, name: &str, provider: &str, config: &str,
             provider_ref: ProviderRef::cluster(provider),
             template: Some(MachineTemplateSpec {
                 machine_config: Some(CatalogRef::by_name(config)),
-                machine_image: CatalogRef::by_name(image),
+                machine_image: Some(CatalogRef::by_name(image)),
                 ..Default::default()
             }),
             ..Default::default()

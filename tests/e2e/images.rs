@@ -1,0 +1,262 @@
+//! CimiMachineImage and CimiVolumeImage on cimi-sim: a running machine captured and a new machine restored from
+//! the capture with the captured machine's disks; a volume snapshotted and a new volume restored from it with its
+//! capacity; an image deleted while a restored object uses it waits with a reason; Orphan keeps the provider
+//! image; on the strict and no-jobs profiles. A capture whose Job fails leaves a clear condition and no half-made
+//! image: retried once the provider works, exactly one image is made.
+
+use std::time::Duration;
+
+use cimi_operator::api::common::{DeletionPolicy, LocalObjectRef, ProviderRef};
+use cimi_operator::api::image::{MachineImageSource, VolumeImageSource};
+use cimi_operator::api::machine::{DiskSpec, MachineTemplateSpec};
+use cimi_operator::api::{
+    CimiMachine, CimiMachineImage, CimiMachineImageSpec, CimiMachineSpec, CimiVolume, CimiVolumeImage,
+    CimiVolumeImageSpec, CimiVolumeSpec,
+};
+use cimi_operator::cimi::CimiClient;
+use cimi_operator::cimi::query::Query;
+use cimi_operator::sim::{Profile, Sim, SimConfig};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::harness::control_plane::{TestNamespace, client};
+use crate::harness::objects::{machine, volume};
+use crate::harness::operator::TestOperator;
+use crate::harness::sim::{fault, provider_list, provider_resource, ready_provider, sim_client};
+use crate::harness::wait::{condition, eventually};
+
+const T: Duration = Duration::from_secs(90);
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    condition(conditions, "Ready").is_some_and(|(s, _)| s == "True")
+}
+
+/// The disks of a provider machine: capacity and where they appear.
+async fn disks(cimi: &CimiClient, href: &str) -> Vec<(Value, Value)> {
+    let machine = provider_resource(cimi, href).await;
+    let url = cimi.resolve(machine["disks"]["href"].as_str().expect("disks")).await.expect("url");
+    let page = cimi.list_page_value(&url, &Query::new(), "").await.expect("disks");
+    let mut out: Vec<(Value, Value)> = cimi_operator::controller::resource::reads::entries(&page)
+        .into_iter()
+        .map(|d| (d["capacity"].clone(), d["initialLocation"].clone()))
+        .collect();
+    out.sort_by_key(|d| d.1.to_string());
+    out
+}
+
+#[tokio::test]
+async fn capture_snapshot_and_restore_on_the_strict_profile() {
+    capture_snapshot_and_restore(Profile::Strict).await;
+}
+
+#[tokio::test]
+async fn capture_snapshot_and_restore_on_the_no_jobs_profile() {
+    capture_snapshot_and_restore(Profile::NoJobs).await;
+}
+
+async fn capture_snapshot_and_restore(profile: Profile) {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "images").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig { profile, ..SimConfig::default() }).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let machine_images: Api<CimiMachineImage> = Api::namespaced(client.clone(), &ns.name);
+    let volume_images: Api<CimiVolumeImage> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+
+    // A running machine with a disk of its own, and a volume.
+    let mut source = CimiMachine::new(
+        "web-1",
+        CimiMachineSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            template: Some(MachineTemplateSpec {
+                cpu: Some(1),
+                memory: Some(Quantity("1Gi".into())),
+                disks: Some(vec![DiskSpec {
+                    capacity: Quantity("7Gi".into()),
+                    format: Some("xfs".into()),
+                    initial_location: Some("/dev/vdq".into()),
+                }]),
+                machine_image: Some(cimi_operator::api::common::CatalogRef::by_name("Linux SUSE")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    source.metadata.labels = Some(op.labels());
+    machines.create(&pp, &source).await.expect("source machine");
+    volumes.create(&pp, &volume(&op, "data", &provider)).await.expect("volume");
+
+    // Captured once the machine is Ready (the image waits for it), and snapshotted.
+    let mut golden = CimiMachineImage::new(
+        "golden",
+        CimiMachineImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            source: Some(MachineImageSource {
+                machine_ref: LocalObjectRef { name: "web-1".into() },
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    golden.metadata.labels = Some(op.labels());
+    machine_images.create(&pp, &golden).await.expect("machine image");
+    let mut nightly = CimiVolumeImage::new(
+        "nightly",
+        CimiVolumeImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            source: Some(VolumeImageSource { volume_ref: LocalObjectRef { name: "data".into() } }),
+            deletion_policy: DeletionPolicy::Orphan,
+            ..Default::default()
+        },
+    );
+    nightly.metadata.labels = Some(op.labels());
+    volume_images.create(&pp, &nightly).await.expect("volume image");
+    let golden = eventually("golden Ready", T, || async {
+        let i = machine_images.get("golden").await.ok()?;
+        ready(&i.status.as_ref()?.common.conditions).then_some(i)
+    })
+    .await;
+    let st = golden.status.clone().expect("status");
+    assert_eq!(st.type_.as_deref(), Some("IMAGE"));
+    assert_eq!(st.source_machine.as_deref(), Some("web-1"));
+    let web1 = machines.get("web-1").await.expect("web-1").status.expect("status").common.id.expect("href");
+    assert_eq!(st.image_location.as_deref(), Some(web1.as_str()), "the image says it was taken from web-1");
+    let nightly = eventually("nightly Ready", T, || async {
+        let i = volume_images.get("nightly").await.ok()?;
+        ready(&i.status.as_ref()?.common.conditions).then_some(i)
+    })
+    .await;
+    assert_eq!(nightly.status.as_ref().and_then(|s| s.source_volume.as_deref()), Some("data"));
+
+    // Restored: a machine booting the capture (with the catalog's small config, whose disk differs) and a volume.
+    let mut restored = machine(&op, "web-2", &provider);
+    let template = restored.spec.template.as_mut().expect("template");
+    template.machine_image = None;
+    template.image_ref = Some(LocalObjectRef { name: "golden".into() });
+    machines.create(&pp, &restored).await.expect("restored machine");
+    let mut copy = CimiVolume::new(
+        "data-copy",
+        CimiVolumeSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            image_ref: Some(LocalObjectRef { name: "nightly".into() }),
+            ..Default::default()
+        },
+    );
+    copy.metadata.labels = Some(op.labels());
+    volumes.create(&pp, &copy).await.expect("restored volume");
+    let web2 = eventually("web-2 Ready", T, || async {
+        let m = machines.get("web-2").await.ok()?;
+        let st = m.status?;
+        ready(&st.common.conditions).then_some(st.common.id?)
+    })
+    .await;
+    assert_eq!(disks(&cimi, &web2).await, disks(&cimi, &web1).await, "the restored machine has the captured disks");
+    assert_eq!(disks(&cimi, &web2).await[0].1, json!("/dev/vdq"));
+    let copy = eventually("data-copy Ready", T, || async {
+        let v = volumes.get("data-copy").await.ok()?;
+        ready(&v.status.as_ref()?.common.conditions).then_some(v)
+    })
+    .await;
+    let data = volumes.get("data").await.expect("data").status.expect("status");
+    assert_eq!(copy.status.as_ref().and_then(|s| s.capacity.clone()), data.capacity, "the snapshot's capacity");
+    let copy_href = copy.status.as_ref().and_then(|s| s.common.id.clone()).expect("href");
+    let nightly_href = nightly.status.as_ref().and_then(|s| s.common.id.clone()).expect("href");
+    assert_eq!(provider_resource(&cimi, &copy_href).await["restoredFrom"]["href"], json!(nightly_href));
+    let golden_now = machine_images.get("golden").await.expect("golden");
+    assert_eq!(golden_now.status.map(|s| s.used_by), Some(vec!["web-2".to_string()]));
+
+    // Deleted in the wrong order: the image waits for the machine restored from it, and says so.
+    machine_images.delete("golden", &DeleteParams::default()).await.expect("delete golden");
+    let message = eventually("golden waiting for web-2", T, || async {
+        let i = machine_images.get("golden").await.ok()?;
+        let c = i.status?.common.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        (c.reason == "Deleting" && c.message.contains("CimiMachine web-2")).then_some(c.message)
+    })
+    .await;
+    assert!(message.contains("in use by"), "{message}");
+    machines.delete("web-2", &DeleteParams::default()).await.expect("delete web-2");
+    eventually("golden gone once web-2 is", T, || async {
+        machine_images.get_opt("golden").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let golden_href = st.common.id.clone().expect("href");
+    assert!(
+        !provider_list(&cimi, "machineImages")
+            .await
+            .iter()
+            .any(|i| i["id"].as_str().is_some_and(|id| golden_href.ends_with(id))),
+        "the captured image is deleted on the provider"
+    );
+
+    // Orphan: the snapshot object goes (once data-copy is gone), the provider snapshot stays.
+    volumes.delete("data-copy", &DeleteParams::default()).await.expect("delete data-copy");
+    volume_images.delete("nightly", &DeleteParams::default()).await.expect("delete nightly");
+    eventually("nightly gone", T, || async { volume_images.get_opt("nightly").await.ok()?.is_none().then_some(()) })
+        .await;
+    let snapshots = provider_list(&cimi, "volumeImages").await;
+    assert!(
+        snapshots.iter().any(|i| i["id"].as_str().is_some_and(|id| nightly_href.ends_with(id))),
+        "Orphan keeps the provider snapshot: {snapshots:?}"
+    );
+}
+
+/// A capture whose provider Job fails: the image says so in its conditions, and no half-made image is left.
+#[tokio::test]
+async fn a_failed_capture_says_so_and_leaves_no_image() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "images-fail").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let machine_images: Api<CimiMachineImage> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+    machines.create(&pp, &machine(&op, "web-1", &provider)).await.expect("machine");
+    eventually("web-1 Ready", T, || async {
+        ready(&machines.get("web-1").await.ok()?.status?.common.conditions).then_some(())
+    })
+    .await;
+    let before = provider_list(&cimi, "machineImages").await.len();
+    sim.set_faults(vec![fault(
+        json!({"method": "POST", "resourceType": "MachineImageCollection", "kind": "jobFails"}),
+    )]);
+    let mut broken = CimiMachineImage::new(
+        "broken",
+        CimiMachineImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            source: Some(MachineImageSource {
+                machine_ref: LocalObjectRef { name: "web-1".into() },
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    broken.metadata.labels = Some(op.labels());
+    machine_images.create(&pp, &broken).await.expect("image");
+    let (reason, message) = eventually("broken to report its failed Job", T, || async {
+        let i = machine_images.get("broken").await.ok()?;
+        let c = i.status?.common.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        (c.reason == "JobFailed").then_some((c.reason, c.message))
+    })
+    .await;
+    assert_eq!(reason, "JobFailed");
+    assert!(!message.is_empty());
+    // Once the provider works again the capture is retried: one image, Ready, and no failed one left behind.
+    sim.set_faults(vec![]);
+    eventually("broken Ready after a retry", T, || async {
+        ready(&machine_images.get("broken").await.ok()?.status?.common.conditions).then_some(())
+    })
+    .await;
+    eventually("exactly one new image on the provider, none half-made", T, || async {
+        let images = provider_list(&cimi, "machineImages").await;
+        let half = images.iter().filter(|i| i["state"] != "AVAILABLE").count();
+        (images.len() == before + 1 && half == 0).then_some(())
+    })
+    .await;
+}
