@@ -260,3 +260,139 @@ async fn a_failed_capture_says_so_and_leaves_no_image() {
     })
     .await;
 }
+
+/// An existing provider image imported ObserveOnly: mirrored and Ready, and not one write to the provider.
+#[tokio::test]
+async fn an_image_imported_observe_only_makes_no_writes() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "images-import").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    // Registered on the provider by hand, as another tool would have.
+    let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineImage", "name": "base-2026",
+        "type": "IMAGE", "imageLocation": "nfs://images/base-2026.qcow2"});
+    let collection = cimi.collection_url("machineImages").await.expect("collection");
+    let accepted = cimi.create("machineImages", &body).await.expect("register");
+    let href = cimi.created_href(&accepted, &collection).await.expect("href").expect("an href").to_string();
+    let before = sim.stats().writes;
+
+    let machine_images: Api<CimiMachineImage> = Api::namespaced(client.clone(), &ns.name);
+    let mut imported = CimiMachineImage::new(
+        "base",
+        CimiMachineImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            import: Some(cimi_operator::api::common::ImportSpec { href: Some(href.clone()), filter: None }),
+            management_policy: cimi_operator::api::common::ManagementPolicy::ObserveOnly,
+            deletion_policy: DeletionPolicy::Orphan,
+            ..Default::default()
+        },
+    );
+    imported.metadata.labels = Some(op.labels());
+    machine_images.create(&PostParams::default(), &imported).await.expect("import");
+    let i = eventually("base Ready", T, || async {
+        let i = machine_images.get("base").await.ok()?;
+        ready(&i.status.as_ref()?.common.conditions).then_some(i)
+    })
+    .await;
+    let st = i.status.expect("status");
+    assert_eq!(st.common.id.as_deref(), Some(href.as_str()));
+    assert_eq!(st.image_location.as_deref(), Some("nfs://images/base-2026.qcow2"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    machine_images.delete("base", &DeleteParams::default()).await.expect("delete");
+    eventually("base gone", T, || async { machine_images.get_opt("base").await.ok()?.is_none().then_some(()) }).await;
+    assert_eq!(sim.stats().writes, before, "ObserveOnly: no write, from import to deletion");
+    assert!(provider_list(&cimi, "machineImages").await.iter().any(|m| m["name"] == "base-2026"), "the image stays");
+}
+
+/// A capture and a snapshot committed on the provider whose answers are lost (commit-then-drop), then the
+/// operator replaced: each object ends with exactly one provider image, adopted by its UID tag.
+#[tokio::test]
+async fn commit_then_drop_on_image_creation_makes_exactly_one_image_each() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "images-crash").await;
+    let first = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &first, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let machine_images: Api<CimiMachineImage> = Api::namespaced(client.clone(), &ns.name);
+    let volume_images: Api<CimiVolumeImage> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+    machines.create(&pp, &machine(&first, "web-1", &provider)).await.expect("machine");
+    volumes.create(&pp, &volume(&first, "data", &provider)).await.expect("volume");
+    eventually("web-1 and data Ready", T, || async {
+        let m = ready(&machines.get("web-1").await.ok()?.status?.common.conditions);
+        let v = ready(&volumes.get("data").await.ok()?.status?.common.conditions);
+        (m && v).then_some(())
+    })
+    .await;
+    let (images_before, snapshots_before) =
+        (provider_list(&cimi, "machineImages").await.len(), provider_list(&cimi, "volumeImages").await.len());
+    sim.set_faults(vec![
+        fault(json!({"method": "POST", "resourceType": "MachineImageCollection", "name": "golden", "times": 1,
+            "kind": "commitThenDrop"})),
+        fault(json!({"method": "POST", "resourceType": "VolumeImageCollection", "name": "nightly", "times": 1,
+            "kind": "commitThenDrop"})),
+    ]);
+    let mut golden = CimiMachineImage::new(
+        "golden",
+        CimiMachineImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            source: Some(MachineImageSource {
+                machine_ref: LocalObjectRef { name: "web-1".into() },
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    golden.metadata.labels = Some(first.labels());
+    let mut nightly = CimiVolumeImage::new(
+        "nightly",
+        CimiVolumeImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            source: Some(VolumeImageSource { volume_ref: LocalObjectRef { name: "data".into() } }),
+            ..Default::default()
+        },
+    );
+    nightly.metadata.labels = Some(first.labels());
+    machine_images.create(&pp, &golden).await.expect("golden");
+    volume_images.create(&pp, &nightly).await.expect("nightly");
+    eventually("both committed on the provider", T, || async {
+        let images = provider_list(&cimi, "machineImages").await.len() > images_before;
+        let snapshots = provider_list(&cimi, "volumeImages").await.len() > snapshots_before;
+        (images && snapshots).then_some(())
+    })
+    .await;
+    eventually("both faults fired", T, || async { sim.faults().iter().all(|r| r.times == Some(0)).then_some(()) })
+        .await;
+    // The operator that asked goes away; a fresh one adopts what was committed.
+    let label = first.label.1.clone();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _second = TestOperator::start_with_label(&ns.name, &label).await;
+    let golden = eventually("golden Ready after the crash", T, || async {
+        let i = machine_images.get("golden").await.ok()?;
+        ready(&i.status.as_ref()?.common.conditions).then_some(i)
+    })
+    .await;
+    let nightly = eventually("nightly Ready after the crash", T, || async {
+        let i = volume_images.get("nightly").await.ok()?;
+        ready(&i.status.as_ref()?.common.conditions).then_some(i)
+    })
+    .await;
+    for (collection, uid) in
+        [("machineImages", golden.metadata.uid.clone()), ("volumeImages", nightly.metadata.uid.clone())]
+    {
+        let tagged: Vec<Value> = provider_list(&cimi, collection)
+            .await
+            .into_iter()
+            .filter(|i| i["properties"]["cimi.dev/uid"] == json!(uid.clone().expect("uid")))
+            .collect();
+        assert_eq!(tagged.len(), 1, "exactly one provider image in {collection}: {tagged:?}");
+    }
+    assert_eq!(provider_list(&cimi, "machineImages").await.len(), images_before + 1);
+    assert_eq!(provider_list(&cimi, "volumeImages").await.len(), snapshots_before + 1);
+}

@@ -113,8 +113,20 @@ async fn quickstart_end_to_end() {
     })
     .await;
 
+    // The backups of the quickstart: a snapshot of the volume and a capture of the machine, Ready.
+    let machine_images: Api<cimi_operator::api::CimiMachineImage> = Api::namespaced(client.clone(), &ns.name);
+    let volume_images: Api<cimi_operator::api::CimiVolumeImage> = Api::namespaced(client.clone(), &ns.name);
+    eventually("the snapshot and the capture Ready", T, || async {
+        let snapshot = is_ready(&volume_images.get("demo-data-nightly").await.ok()?.status?.common.conditions);
+        let capture = is_ready(&machine_images.get("web-1-golden").await.ok()?.status?.common.conditions);
+        (snapshot && capture).then_some(())
+    })
+    .await;
+
     // Delete everything at once: the volume and network wait for the machine, then all go.
     let dp = DeleteParams::default();
+    volume_images.delete("demo-data-nightly", &dp).await.expect("delete snapshot");
+    machine_images.delete("web-1-golden", &dp).await.expect("delete capture");
     systems.delete("shop", &dp).await.expect("delete system");
     volumes.delete("demo-data", &dp).await.expect("delete volume");
     networks.delete("demo-net", &dp).await.expect("delete network");
@@ -123,13 +135,17 @@ async fn quickstart_end_to_end() {
         let gone = machines.get_opt("web-1").await.ok()?.is_none()
             && volumes.get_opt("demo-data").await.ok()?.is_none()
             && networks.get_opt("demo-net").await.ok()?.is_none()
-            && systems.get_opt("shop").await.ok()?.is_none();
+            && systems.get_opt("shop").await.ok()?.is_none()
+            && machine_images.get_opt("web-1-golden").await.ok()?.is_none()
+            && volume_images.get_opt("demo-data-nightly").await.ok()?.is_none();
         gone.then_some(())
     })
     .await;
     for collection in ["machines", "volumes", "networks", "systems"] {
         assert!(provider_list(&cimi, collection).await.is_empty(), "{collection} left on the provider");
     }
+    let orphaned = provider_list(&cimi, "volumeImages").await;
+    assert!(orphaned.iter().any(|i| i["name"] == "demo-data-nightly"), "the Orphan snapshot stays: {orphaned:?}");
     providers.delete(&provider, &dp).await.expect("delete provider");
     eventually("the provider gone", T, || async { providers.get_opt(&provider).await.ok()?.is_none().then_some(()) })
         .await;

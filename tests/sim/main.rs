@@ -4,6 +4,7 @@
 mod binary;
 mod faults;
 mod hostile;
+mod images;
 mod jobs;
 mod networking;
 mod persistence;

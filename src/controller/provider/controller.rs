@@ -19,7 +19,10 @@ use crate::api::conditions::{self, ConditionSet, IN_USE, READY, STALLED, Status}
 use crate::api::managed::Managed;
 use crate::api::provider::CimiProviderStatus;
 use crate::api::reasons::Reason;
-use crate::api::{CimiMachine, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
+use crate::api::{
+    CimiMachine, CimiMachineImage, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume,
+    CimiVolumeImage,
+};
 use crate::cimi::CimiError;
 use crate::controller::context::Context;
 use crate::controller::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
@@ -95,7 +98,9 @@ fn run_kind<P: ProviderObject>(
         .watches_stream(watches.related::<CimiMachine>(&owner), |m: CimiMachine| provider_of::<P, _>(&m))
         .watches_stream(watches.related::<CimiVolume>(&owner), |v: CimiVolume| provider_of::<P, _>(&v))
         .watches_stream(watches.related::<CimiNetwork>(&owner), |n: CimiNetwork| provider_of::<P, _>(&n))
-        .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| provider_of::<P, _>(&s));
+        .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| provider_of::<P, _>(&s))
+        .watches_stream(watches.related::<CimiMachineImage>(&owner), |i: CimiMachineImage| provider_of::<P, _>(&i))
+        .watches_stream(watches.related::<CimiVolumeImage>(&owner), |i: CimiVolumeImage| provider_of::<P, _>(&i));
     driver::drive(controller, ctx, reconcile::<P>, error_policy::<P>)
 }
 

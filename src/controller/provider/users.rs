@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt as _;
 
-use crate::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
+use crate::api::{CimiMachine, CimiMachineImage, CimiNetwork, CimiSystem, CimiVolume, CimiVolumeImage};
 use crate::controller::context::Context;
 
 /// The objects (in this operator's scope) that hold `provider` in use, as `kind namespace/name`, sorted
@@ -25,6 +25,8 @@ pub async fn references(
     out.extend(referencing::<CimiVolume>(ctx, provider, allowed, fresh).await?);
     out.extend(referencing::<CimiNetwork>(ctx, provider, allowed, fresh).await?);
     out.extend(referencing::<CimiSystem>(ctx, provider, allowed, fresh).await?);
+    out.extend(referencing::<CimiMachineImage>(ctx, provider, allowed, fresh).await?);
+    out.extend(referencing::<CimiVolumeImage>(ctx, provider, allowed, fresh).await?);
     out.sort();
     Ok(out)
 }

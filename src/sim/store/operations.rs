@@ -284,6 +284,22 @@ impl Store {
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
             "System" => self.system_action(path, &name, fault),
+            "Volume" if name == "snapshot" => {
+                // 2.0: the volume's snapshot operation makes the same VolumeImage as the 1.x POST.
+                let mut img = Map::new();
+                img.insert("resourceURI".into(), json!(crate::cimi::model::type_uri("VolumeImage")));
+                let named = obj.get("name").and_then(Value::as_str).map(str::to_string);
+                img.insert(
+                    "name".into(),
+                    json!(named.unwrap_or_else(|| format!("snapshot of {}", self.name_of(path).unwrap_or_default()))),
+                );
+                if let Some(props) = obj.get("properties") {
+                    img.insert("properties".into(), props.clone());
+                }
+                img.insert("imageLocation".into(), json!({"href": target}));
+                let out = self.snapshot_volume(&img, fault)?;
+                Ok(Outcome { status: if out.status == 201 { 204 } else { 202 }, ..out })
+            }
             "Job" => {
                 if name != "stop" {
                     return Err(refuse(ActionRefusal::Unknown));

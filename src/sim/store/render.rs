@@ -48,9 +48,6 @@ impl Store {
                         ops.push(op(&action_uri(a), &id));
                     }
                 }
-                if state == "STOPPING" {
-                    ops.push(op(&action_uri("stop"), &id));
-                }
             }
             "Network" | "NetworkPort" => {
                 if matches!(state, "STARTED" | "STOPPED" | "ERROR") {
@@ -76,6 +73,10 @@ impl Store {
                 if matches!(state, "AVAILABLE" | "ERROR") {
                     ops.push(op("edit", &id));
                     delete_ops(&mut ops);
+                }
+                // 2.0's snapshot operation, beside the 1.x way (a VolumeImage POSTed to volumeImages).
+                if state == "AVAILABLE" {
+                    ops.push(op(&action_uri("snapshot"), &id));
                 }
             }
             "Job" => {
