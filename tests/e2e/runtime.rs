@@ -377,6 +377,10 @@ async fn readyz_waits_for_every_watch_of_every_namespace_and_metrics_count_real_
         "cimisystems/status",
         "ciminamespacedproviders",
         "ciminamespacedproviders/status",
+        "cimimachineimages",
+        "cimimachineimages/status",
+        "cimivolumeimages",
+        "cimivolumeimages/status",
     ];
     roles
         .create(
