@@ -14,7 +14,10 @@ use crate::api::common::ProviderKey;
 use crate::api::common::{JobStatus, LastAction, ManagedStatus, MeterStatus};
 use crate::api::managed::Managed;
 use crate::api::provider::{CimiProviderStatus, ProviderSettings};
-use crate::api::{CimiMachine, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume};
+use crate::api::{
+    CimiMachine, CimiMachineImage, CimiNamespacedProvider, CimiNetwork, CimiProvider, CimiSystem, CimiVolume,
+    CimiVolumeImage,
+};
 
 /// A cimi.dev kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,13 +30,18 @@ pub enum Kind {
     Network,
     /// CimiSystem.
     System,
+    /// CimiMachineImage.
+    MachineImage,
+    /// CimiVolumeImage.
+    VolumeImage,
     /// CimiProvider (cluster-scoped).
     Provider,
 }
 
 impl Kind {
-    /// The four namespaced, managed kinds.
-    pub const MANAGED: [Kind; 4] = [Kind::Machine, Kind::Volume, Kind::Network, Kind::System];
+    /// The namespaced, managed kinds.
+    pub const MANAGED: [Kind; 6] =
+        [Kind::Machine, Kind::Volume, Kind::Network, Kind::System, Kind::MachineImage, Kind::VolumeImage];
 
     /// The kind from what a user types: `machine`, `machines`, `cimimachine`, `cimim`, `CimiMachine`,
     /// `cimimachines.cimi.dev`... (case-insensitive).
@@ -45,6 +53,11 @@ impl Kind {
             "volume" | "volumes" | "cimivolume" | "cimivolumes" | "cimivol" => Kind::Volume,
             "network" | "networks" | "ciminetwork" | "ciminetworks" | "ciminet" => Kind::Network,
             "system" | "systems" | "cimisystem" | "cimisystems" | "cimisys" => Kind::System,
+            "machineimage" | "machineimages" | "cimimachineimage" | "cimimachineimages" | "cimimi" => {
+                Kind::MachineImage
+            }
+            "volumeimage" | "volumeimages" | "cimivolumeimage" | "cimivolumeimages" | "cimivi" | "snapshot"
+            | "snapshots" => Kind::VolumeImage,
             "provider" | "providers" | "cimiprovider" | "cimiproviders" | "cimiprov" => Kind::Provider,
             _ => return None,
         };
@@ -58,6 +71,8 @@ impl Kind {
             Kind::Volume => "CimiVolume",
             Kind::Network => "CimiNetwork",
             Kind::System => "CimiSystem",
+            Kind::MachineImage => "CimiMachineImage",
+            Kind::VolumeImage => "CimiVolumeImage",
             Kind::Provider => "CimiProvider",
         }
     }
@@ -69,6 +84,8 @@ impl Kind {
             Kind::Volume => "cimivolume",
             Kind::Network => "ciminetwork",
             Kind::System => "cimisystem",
+            Kind::MachineImage => "cimimachineimage",
+            Kind::VolumeImage => "cimivolumeimage",
             Kind::Provider => "cimiprovider",
         }
     }
@@ -80,6 +97,8 @@ impl Kind {
             Kind::Volume => Some("volumes"),
             Kind::Network => Some("networks"),
             Kind::System => Some("systems"),
+            Kind::MachineImage => Some("machineImages"),
+            Kind::VolumeImage => Some("volumeImages"),
             Kind::Provider => None,
         }
     }
@@ -99,7 +118,8 @@ impl Target {
     pub fn parse(args: &TargetArgs) -> Result<Target, PluginError> {
         let unknown = |k: &str| {
             PluginError::Usage(format!(
-                "unknown kind {k:?}: use machine, volume, network, system or provider (or cimimachine, cimisystem...)"
+                "unknown kind {k:?}: use machine, volume, network, system, machineimage, volumeimage or provider (or \
+                 cimimachine, cimisystem...)"
             ))
         };
         let (kind, name) = match (args.target.split_once('/'), &args.name) {
@@ -238,13 +258,15 @@ where
     Ok(list.items.iter().map(|o| ObjectView::of(kind, o)).collect())
 }
 
-/// Every managed object (all four kinds) in `namespace` (every namespace when `None`), sorted by
+/// Every managed object (every managed kind) in `namespace` (every namespace when `None`), sorted by
 /// namespace, kind and name.
 pub async fn list_managed(kube: &Kube, namespace: Option<&str>) -> Result<Vec<ObjectView>, PluginError> {
     let mut out = list_kind::<CimiMachine>(kube, Kind::Machine, namespace).await?;
     out.extend(list_kind::<CimiVolume>(kube, Kind::Volume, namespace).await?);
     out.extend(list_kind::<CimiNetwork>(kube, Kind::Network, namespace).await?);
     out.extend(list_kind::<CimiSystem>(kube, Kind::System, namespace).await?);
+    out.extend(list_kind::<CimiMachineImage>(kube, Kind::MachineImage, namespace).await?);
+    out.extend(list_kind::<CimiVolumeImage>(kube, Kind::VolumeImage, namespace).await?);
     out.sort_by(|a, b| (&a.namespace, a.kind, &a.name).cmp(&(&b.namespace, b.kind, &b.name)));
     Ok(out)
 }
@@ -270,6 +292,8 @@ pub async fn get_view(kube: &Kube, target: &Target) -> Result<ObjectView, Plugin
         Kind::Volume => ObjectView::of(Kind::Volume, &get::<CimiVolume>(kube, target).await?),
         Kind::Network => ObjectView::of(Kind::Network, &get::<CimiNetwork>(kube, target).await?),
         Kind::System => ObjectView::of(Kind::System, &get::<CimiSystem>(kube, target).await?),
+        Kind::MachineImage => ObjectView::of(Kind::MachineImage, &get::<CimiMachineImage>(kube, target).await?),
+        Kind::VolumeImage => ObjectView::of(Kind::VolumeImage, &get::<CimiVolumeImage>(kube, target).await?),
         Kind::Provider => {
             return Err(PluginError::Usage(format!("{} is not a managed object", target.display())));
         }
@@ -360,6 +384,10 @@ mod tests {
             ("volume", Some("data"), Kind::Volume, "data"),
             ("provider/lab", None, Kind::Provider, "lab"),
             ("web-1", None, Kind::Machine, "web-1"),
+            ("machineimage/golden", None, Kind::MachineImage, "golden"),
+            ("cimimi", Some("golden"), Kind::MachineImage, "golden"),
+            ("cimivi/nightly", None, Kind::VolumeImage, "nightly"),
+            ("CimiVolumeImage", Some("nightly"), Kind::VolumeImage, "nightly"),
         ] {
             let target = Target::parse(&args(t, n)).expect(t);
             assert_eq!((target.kind, target.name.as_str()), (kind, name), "{t}");
@@ -372,11 +400,23 @@ mod tests {
 
     #[test]
     fn kind_names() {
-        let names: Vec<&str> = [Kind::Machine, Kind::Volume, Kind::Network, Kind::System, Kind::Provider]
-            .iter()
-            .map(|k| k.kind_name())
-            .collect();
-        assert_eq!(names, ["CimiMachine", "CimiVolume", "CimiNetwork", "CimiSystem", "CimiProvider"]);
+        let names: Vec<&str> = Kind::MANAGED.iter().chain([Kind::Provider].iter()).map(|k| k.kind_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "CimiMachine",
+                "CimiVolume",
+                "CimiNetwork",
+                "CimiSystem",
+                "CimiMachineImage",
+                "CimiVolumeImage",
+                "CimiProvider"
+            ]
+        );
+        for kind in Kind::MANAGED {
+            let crd = crate::api::crds().into_iter().find(|c| c.spec.names.kind == kind.kind_name()).expect("a CRD");
+            assert_eq!(Some(kind.resource()), crd.spec.names.singular.as_deref(), "{kind:?}");
+        }
     }
 
     #[test]

@@ -256,6 +256,25 @@ pub fn render(root: &Node, printer: &Printer) -> String {
 
 /// The CimiMachines of the command's namespace that use a volume or network named `name`.
 async fn users(kube: &Kube, kind: Kind, name: &str) -> Result<Vec<Node>, PluginError> {
+    let uses = |node: &mut Node, how: &str| {
+        node.message = format!("{how}; {}", node.message).trim_end_matches("; ").to_string();
+    };
+    if kind == Kind::VolumeImage {
+        let volumes = Api::<CimiVolume>::namespaced(kube.client.clone(), &kube.namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| PluginError::kube(&format!("list CimiVolumes in namespace {}", kube.namespace), e))?;
+        return Ok(volumes
+            .items
+            .iter()
+            .filter(|v| v.spec.image_ref.as_ref().is_some_and(|r| r.name == name))
+            .map(|v| {
+                let mut node = object_node(&ObjectView::of(Kind::Volume, v));
+                uses(&mut node, "restored from it");
+                node
+            })
+            .collect());
+    }
     let machines = Api::<CimiMachine>::namespaced(kube.client.clone(), &kube.namespace)
         .list(&ListParams::default())
         .await
@@ -265,11 +284,14 @@ async fn users(kube: &Kube, kind: Kind, name: &str) -> Result<Vec<Node>, PluginE
         .iter()
         .filter(|m| match kind {
             Kind::Volume => m.spec.volumes.iter().any(|v| v.volume_ref.name == name),
+            Kind::MachineImage => {
+                m.spec.template.as_ref().and_then(|t| t.image_ref.as_ref()).is_some_and(|r| r.name == name)
+            }
             _ => m.spec.network_interfaces.iter().any(|n| n.network_ref.name == name),
         })
         .map(|m| {
             let mut node = object_node(&ObjectView::of(Kind::Machine, m));
-            node.message = format!("uses it; {}", node.message).trim_end_matches("; ").to_string();
+            uses(&mut node, if kind == Kind::MachineImage { "boots from it" } else { "uses it" });
             node
         })
         .collect())
@@ -293,7 +315,7 @@ pub async fn build(kube: &Kube, target: &Target) -> Result<Node, PluginError> {
             let provider = objects::provider_opt(kube, &system.provider_key()).await?;
             Ok(system_tree(&system, provider.as_ref()))
         }
-        Kind::Volume | Kind::Network => {
+        Kind::Volume | Kind::Network | Kind::MachineImage | Kind::VolumeImage => {
             let view = objects::get_view(kube, target).await?;
             let provider = objects::provider_opt(kube, &view.provider).await?;
             let mut root = object_node(&view);

@@ -659,3 +659,46 @@ async fn doctor_reports_each_sim_profile() {
         assert!(stats.log.iter().all(|r| r.method == "GET"), "{:?}", stats.log);
     }
 }
+
+/// Images through the plugin: `status` counts them, `tree` of the capture shows the machine that boots from
+/// it, and `tree` of a snapshot the volume restored from it.
+#[tokio::test]
+async fn images_in_status_and_tree() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "plug-img").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let (key, value) = &op.label;
+    let n = ns.name.as_str();
+    apply(&format!(
+        "apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web-1, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         spec: {{providerRef: {{name: {provider}}}, template: {{machineConfig: {{name: tiny}}, machineImage: {{name: Linux SUSE}}}}}}\n---\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         spec: {{providerRef: {{name: {provider}}}, capacity: 1Gi}}\n---\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiMachineImage\nmetadata: {{name: golden, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         spec: {{providerRef: {{name: {provider}}}, source: {{machineRef: {{name: web-1}}}}}}\n---\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolumeImage\nmetadata: {{name: nightly, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         spec: {{providerRef: {{name: {provider}}}, source: {{volumeRef: {{name: data}}}}}}\n---\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web-2, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         spec: {{providerRef: {{name: {provider}}}, template: {{machineConfig: {{name: tiny}}, imageRef: {{name: golden}}}}}}\n---\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data-copy, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         spec: {{providerRef: {{name: {provider}}}, imageRef: {{name: nightly}}}}\n"
+    ));
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), n);
+    let volumes: Api<cimi_operator::api::CimiVolume> = Api::namespaced(client.clone(), n);
+    eventually("web-2 and data-copy Ready", T, || async {
+        let m = is_ready(&machines.get("web-2").await.ok()?.status?.common.conditions);
+        let v = is_ready(&volumes.get("data-copy").await.ok()?.status?.common.conditions);
+        (m && v).then_some(())
+    })
+    .await;
+    // Six objects counted, the two images among them, all Ready.
+    let status = cimi_ok(&["status", "-n", n]).await;
+    assert!(status.contains(&format!("6 objects in namespace {n}: 6 Ready")), "{status}");
+    let tree = cimi_ok(&["tree", "machineimage/golden", "-n", n]).await;
+    let child = |tree: &str, object: &str| tree.lines().find(|l| l.contains(object)).unwrap_or_default().to_string();
+    assert!(child(&tree, "CimiMachine/web-2").contains("boots from it"), "{tree}");
+    let tree = cimi_ok(&["tree", "cimivi/nightly", "-n", n]).await;
+    assert!(child(&tree, "CimiVolume/data-copy").contains("restored from it"), "{tree}");
+}
