@@ -414,7 +414,7 @@ where
                 Vec::new()
             }
             Ok(Event::InitApply(DeserializeGuard(object))) => {
-                match object {
+                match object.map(slim) {
                     Ok(object) => {
                         if let Some(s) = self.scopes.get_mut(scope) {
                             s.relist.get_or_insert_with(Vec::new).push(object);
@@ -426,6 +426,7 @@ where
             }
             Ok(Event::InitDone) => self.relisted(scope),
             Ok(Event::Apply(DeserializeGuard(Ok(object)))) => {
+                let object = slim(object);
                 self.apply(&object);
                 vec![object]
             }
@@ -542,6 +543,22 @@ where
     }
 }
 
+/// The annotation in which `kubectl apply` keeps a copy of the whole manifest it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What a store keeps of an object: everything the controllers read, without the field managers' bookkeeping
+/// (`metadata.managedFields`) and kubectl's copy of the last applied manifest, which no controller reads and which
+/// together often outweigh the rest of the object (the status writes of the operator alone add a managedFields
+/// entry listing every status field).
+fn slim<K: Resource>(mut object: K) -> K {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+    object
+}
+
 /// `namespace/name` of an object.
 fn object_key<K: Resource>(object: &K) -> String {
     format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
@@ -652,6 +669,26 @@ mod tests {
         assert!(
             metrics.encode().contains("cimi_resources{kind=\"CimiVolume\",provider=\"lab\",state=\"AVAILABLE\"} 0")
         );
+    }
+
+    #[test]
+    fn the_store_keeps_objects_without_managed_fields_or_the_last_applied_manifest() {
+        let (mut r, _, _) = reflection(&["a"]);
+        let mut doc = serde_json::to_value(volume("a", "v", Some("AVAILABLE")).0.expect("decoded")).expect("json");
+        doc["metadata"]["managedFields"] = serde_json::json!([{"manager": "kubectl", "operation": "Apply",
+            "apiVersion": "cimi.dev/v1alpha1", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]);
+        doc["metadata"]["annotations"] = serde_json::json!({LAST_APPLIED: "{\"big\": \"manifest\"}",
+            "cimi.dev/paused": "true"});
+        let object: DeserializeGuard<CimiVolume> = serde_json::from_value(doc).expect("a guarded volume");
+        assert!(object.0.as_ref().expect("decoded").metadata.managed_fields.is_some());
+        relist(&mut r, 0, vec![object.clone()]);
+        r.handle(Scoped { scope: 0, event: Ok(Event::Apply(object)) });
+        let stored = r.reader.state();
+        let meta = &stored[0].metadata;
+        assert!(meta.managed_fields.is_none(), "{meta:?}");
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        assert!(!annotations.contains_key(LAST_APPLIED), "{annotations:?}");
+        assert_eq!(annotations.get("cimi.dev/paused").map(String::as_str), Some("true"), "the operator's own stay");
     }
 
     #[test]
