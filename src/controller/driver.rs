@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use crate::api::managed::Managed;
+use crate::runtime::watches::OnDelete;
 
 /// A controller of the managed kind `K` on every watched namespace, with the label selector,
 /// concurrency and graceful shutdown of the operator; its store feeds `cimi_resources` and
@@ -39,7 +40,7 @@ where
     K: Managed + super::stores::Cached,
 {
     let status_of: crate::runtime::watches::StatusOf<K> = |k: &K| (k.provider_key(), k.managed_status());
-    let (store, triggers, release) = ctx.watches().reflect::<K>(Some(status_of));
+    let (store, triggers, release) = ctx.watches().reflect::<K>(Some(status_of), None);
     ctx.stores.register(store.clone(), release.listed());
     let provider_ready = on_provider_ready(ctx, store.clone());
     Controller::for_stream(triggers, store)
@@ -76,20 +77,22 @@ where
     })
 }
 
-/// A controller of the cluster-scoped kind `K` (CimiProvider), as [`namespaced`].
-pub fn cluster<K>(ctx: &Context, shutdown: &CancellationToken) -> Controller<K>
+/// A controller of the cluster-scoped kind `K` (CimiProvider), as [`namespaced`]; `on_delete` runs for each object
+/// that leaves its store.
+pub fn cluster<K>(ctx: &Context, shutdown: &CancellationToken, on_delete: OnDelete<K>) -> Controller<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let (store, triggers, release) = ctx.watches().reflect_cluster::<K>();
+    let (store, triggers, release) = ctx.watches().reflect_cluster::<K>(Some(on_delete));
     Controller::for_stream(triggers, store)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
 }
 
 /// A controller of a namespaced kind that is not a managed kind (CimiNamespacedProvider), on every watched
-/// namespace, as [`namespaced`] without the resource gauges and the shared store.
-pub fn namespaced_unmanaged<K>(ctx: &Context, shutdown: &CancellationToken) -> Controller<K>
+/// namespace, as [`namespaced`] without the resource gauges and the shared store; `on_delete` runs for each object
+/// that leaves its store.
+pub fn namespaced_unmanaged<K>(ctx: &Context, shutdown: &CancellationToken, on_delete: OnDelete<K>) -> Controller<K>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -99,7 +102,7 @@ where
         + Sync
         + 'static,
 {
-    let (store, triggers, release) = ctx.watches().reflect::<K>(None);
+    let (store, triggers, release) = ctx.watches().reflect::<K>(None, Some(on_delete));
     Controller::for_stream(triggers, store)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))

@@ -59,6 +59,10 @@ pub struct Watches {
 /// `cimi_resources` gauge (an object without a state counts as `UNKNOWN`) and `cimi_job_duration_seconds`.
 pub type StatusOf<K> = fn(&K) -> (String, Option<&ManagedStatus>);
 
+/// What to do when an object leaves a store (deleted, or gone at a relist): for a kind whose controller keeps
+/// state of its own per object (the provider connections), since no reconcile runs for an object that is gone.
+pub type OnDelete<K> = Arc<dyn Fn(&K) + Send + Sync>;
+
 /// The readiness component name of a controller's own watch: `watch/<plural>/<namespace or *>`.
 pub fn component_name<K: Resource<DynamicType = ()>>(namespace: Option<&str>) -> String {
     format!("watch/{}/{}", K::plural(&()), namespace.unwrap_or("*"))
@@ -130,6 +134,7 @@ impl Watches {
     pub fn reflect<K>(
         &self,
         status_of: Option<StatusOf<K>>,
+        on_delete: Option<OnDelete<K>>,
     ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
     where
         K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -142,12 +147,13 @@ impl Watches {
     {
         let scopes = self.namespaces();
         let events = self.guarded_events::<K>(&scopes);
-        self.reflect_scopes(scopes, events, status_of)
+        self.reflect_scopes(scopes, events, status_of, on_delete)
     }
 
     /// A cluster-scoped kind (CimiProvider) with the label selector, as [`Watches::reflect`].
     pub fn reflect_cluster<K>(
         &self,
+        on_delete: Option<OnDelete<K>>,
     ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -156,7 +162,7 @@ impl Watches {
         let wc = self.config.watcher_config();
         let scopes = vec![None];
         let events = Self::open(&scopes, move |_| watcher::watcher(api.clone(), wc.clone()).default_backoff().boxed());
-        self.reflect_scopes(scopes, events, None)
+        self.reflect_scopes(scopes, events, None, on_delete)
     }
 
     fn reflect_scopes<K>(
@@ -164,6 +170,7 @@ impl Watches {
         scopes: Vec<Option<String>>,
         events: Scopes<DeserializeGuard<K>>,
         status_of: Option<StatusOf<K>>,
+        on_delete: Option<OnDelete<K>>,
     ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -194,6 +201,7 @@ impl Watches {
             metrics: self.metrics.clone(),
             gauges,
             status_of,
+            on_delete,
             recorder: self.recorder.clone(),
             reported: HashMap::new(),
         };
@@ -390,6 +398,8 @@ struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
     status_of: Option<StatusOf<K>>,
     /// The object gauges (`cimi_objects`, `cimi_resources`...) of a controller's own kind.
     gauges: Option<ObjectGauges>,
+    /// Called for each object that leaves the store.
+    on_delete: Option<OnDelete<K>>,
     recorder: Option<Recorder>,
     /// The resourceVersion of each undecodable object an Event was published for.
     reported: HashMap<(Option<String>, Option<String>), Option<String>>,
@@ -532,6 +542,9 @@ where
     }
 
     fn delete(&mut self, object: &K) {
+        if let Some(on_delete) = &self.on_delete {
+            on_delete(object);
+        }
         if let Some(status_of) = self.status_of {
             let (provider, status) = status_of(object);
             let old = Snapshot::of(object.meta(), provider, status);
@@ -625,6 +638,7 @@ mod tests {
             metrics: metrics.clone(),
             status_of: Some(status_of),
             gauges: Some(ObjectGauges::new("CimiVolume", metrics.clone())),
+            on_delete: None,
             recorder: None,
             reported: HashMap::new(),
         };
@@ -735,8 +749,8 @@ mod tests {
         let client = Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().expect("url"))).expect("client");
         let config = Config { namespaces: vec!["a".into(), "b".into()], ..Config::default() };
         let watches = Watches { client, config, readiness: Readiness::new(), metrics: Metrics::new(), recorder: None };
-        let _machines = watches.reflect::<CimiMachine>(None);
-        let _providers = watches.reflect_cluster::<CimiProvider>();
+        let _machines = watches.reflect::<CimiMachine>(None, None);
+        let _providers = watches.reflect_cluster::<CimiProvider>(None);
         let _secrets = watches.secret_names("cimimachines", None);
         assert_eq!(
             watches.readiness.pending(),

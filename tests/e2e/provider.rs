@@ -156,3 +156,36 @@ async fn objects_outside_allowed_namespaces_are_refused_without_provider_calls()
     .await;
     sim.stop().await;
 }
+
+/// A provider deleted while nothing uses it (no in-use finalizer, so it goes at once) is forgotten: an object
+/// that names it afterwards gets ProviderNotFound and makes no provider call, and its probe gauge goes.
+#[tokio::test]
+async fn a_deleted_provider_is_forgotten_even_when_nothing_used_it() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "provgone").await;
+    let (op, running) = TestOperator::start_configured(&ns.name, &random_suffix(), |_| {}).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let provider = crate::harness::sim::ready_provider(&client, &op, &ns.name, &sim).await;
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let up = format!("cimi_provider_up{{provider=\"{provider}\"}} 1");
+    eventually("the provider's probe gauge", Duration::from_secs(30), || async {
+        running.metrics.encode().contains(&up).then_some(())
+    })
+    .await;
+    providers.delete(&provider, &DeleteParams::default()).await.expect("delete the provider");
+    eventually("the provider gone", Duration::from_secs(30), || async {
+        providers.get_opt(&provider).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let writes = sim.stats().writes;
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    volumes.create(&PostParams::default(), &volume(&op, "late", &provider)).await.expect("volume");
+    eventually("late to say its provider does not exist", Duration::from_secs(30), || async {
+        let v = volumes.get("late").await.ok()?;
+        (condition(&v.status?.common.conditions, "Ready").map(|c| c.1).as_deref() == Some("ProviderNotFound"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sim.stats().writes, writes, "nothing made on the deleted provider");
+    assert!(!running.metrics.encode().contains(&format!("provider=\"{provider}\"}} 1")), "no probe gauge left");
+}

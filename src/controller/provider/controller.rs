@@ -44,7 +44,7 @@ use crate::controller::shell::error::{Error, error_policy};
 /// until `shutdown`: CimiProviders with the label selector, the provider Secrets of the operator's
 /// namespace (names only), and the managed objects of the watched namespaces that name a CimiProvider.
 pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
-    let controller = driver::cluster::<CimiProvider>(&ctx, &shutdown);
+    let controller = driver::cluster::<CimiProvider>(&ctx, &shutdown, forget::<CimiProvider>(&ctx));
     let secrets = Some(ctx.config.operator_namespace.clone());
     run_kind(ctx, controller, secrets)
 }
@@ -52,8 +52,21 @@ pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output
 /// The CimiNamespacedProvider controller, as [`run`]: CimiNamespacedProviders of the watched namespaces, the
 /// Secrets there, and the managed objects that name a CimiNamespacedProvider of their namespace.
 pub fn run_namespaced(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
-    let controller = driver::namespaced_unmanaged::<CimiNamespacedProvider>(&ctx, &shutdown);
+    let controller =
+        driver::namespaced_unmanaged::<CimiNamespacedProvider>(&ctx, &shutdown, forget::<CimiNamespacedProvider>(&ctx));
     run_kind(ctx, controller, None)
+}
+
+/// Forgets a provider that left the store: its connection (objects that name it afterwards get ProviderNotFound,
+/// not a client of a provider that no longer exists) and its probe gauges. A provider deleted while nothing used
+/// it has no finalizer and gets no reconcile once gone: this is where it is let go.
+fn forget<P: ProviderObject>(ctx: &Arc<Context>) -> crate::runtime::watches::OnDelete<P> {
+    let ctx = ctx.clone();
+    Arc::new(move |provider: &P| {
+        let key = provider.key().to_string();
+        ctx.providers.remove(&key);
+        ctx.metrics.forget_provider(&key);
+    })
 }
 
 /// The reconcile request for the provider of kind `P` that `user` names, if it names one of that kind.
