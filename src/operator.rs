@@ -198,6 +198,8 @@ fn spawn_controllers_while_leading(
             }
             // Their watches no longer run: a standby is not held back by them.
             readiness.forget_prefix("watch/");
+            // Nor does it probe providers: their gauges go (a standby's last `1` would hide the leader's `0`).
+            metrics.forget_providers();
             if shutdown.is_cancelled() {
                 return;
             }

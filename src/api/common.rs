@@ -435,6 +435,9 @@ pub struct ManagedStatus {
     /// state where the provider offers delete; at most 3, then the object is Stalled (DeleteNotOffered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_steps: Option<u32>,
+    /// When the operator invoked the latest of those operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_step_time: Option<Time>,
 }
 
 /// User properties of a provider resource (CIMI `properties`). Keys starting with `cimi.dev/` are reserved for the operator's tags.

@@ -337,7 +337,7 @@ pub struct Catalog {
     /// Machine configurations (sizes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machine_configs: Vec<CatalogEntry>,
-    /// Machine images.
+    /// Machine images of the catalog, not those made by CimiMachineImages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machine_images: Vec<CatalogEntry>,
     /// Machine templates.
@@ -346,6 +346,9 @@ pub struct Catalog {
     /// Volume configurations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_configs: Vec<CatalogEntry>,
+    /// Volume images (snapshots) of the catalog, not those made by CimiVolumeImages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_images: Vec<CatalogEntry>,
     /// Volume templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volume_templates: Vec<CatalogEntry>,

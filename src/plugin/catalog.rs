@@ -52,11 +52,12 @@ pub struct CollectionView {
 
 /// The collections of a status catalog, in the order of [`CATALOG_COLLECTIONS`].
 pub fn from_status(provider: &str, catalog: &Catalog, probed: Option<String>) -> CatalogView {
-    let lists: [(&str, &Vec<CatalogEntry>); 8] = [
+    let lists: [(&str, &Vec<CatalogEntry>); 9] = [
         ("machineConfigs", &catalog.machine_configs),
         ("machineImages", &catalog.machine_images),
         ("machineTemplates", &catalog.machine_templates),
         ("volumeConfigs", &catalog.volume_configs),
+        ("volumeImages", &catalog.volume_images),
         ("volumeTemplates", &catalog.volume_templates),
         ("networkConfigs", &catalog.network_configs),
         ("networkTemplates", &catalog.network_templates),

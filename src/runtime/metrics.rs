@@ -419,6 +419,12 @@ impl Metrics {
         self.provider_probe_duration.get_or_create(&labels).set(latency.as_secs_f64());
     }
 
+    /// Forgets every provider (when this instance stops leading, it stops probing them).
+    pub fn forget_providers(&self) {
+        self.provider_up.clear();
+        self.provider_probe_duration.clear();
+    }
+
     /// Forgets a provider that is gone (its gauges leave the exposition).
     pub fn forget_provider(&self, provider: &str) {
         let labels = ProviderLabels { provider: provider.into() };

@@ -117,19 +117,33 @@ impl ObjectGauges {
     }
 
     fn count(&mut self, s: &Snapshot, delta: i64) {
-        let resources = self.resources.entry((s.provider.clone(), s.state.clone())).or_insert(0);
-        *resources += delta;
+        // A label set whose count falls to zero leaves the exposition, so series do not pile up with every
+        // provider name or reason ever seen.
+        let key = (s.provider.clone(), s.state.clone());
+        let n = self.resources.entry(key.clone()).or_insert(0);
+        *n += delta;
         let labels = ResourceLabels { kind: self.kind.clone(), provider: s.provider.clone(), state: s.state.clone() };
-        self.metrics.resources.get_or_create(&labels).set(*resources);
-        let objects = self.objects.entry((s.provider.clone(), s.standing, s.reason.clone())).or_insert(0);
-        *objects += delta;
+        if *n == 0 {
+            self.resources.remove(&key);
+            self.metrics.resources.remove(&labels);
+        } else {
+            self.metrics.resources.get_or_create(&labels).set(*n);
+        }
+        let key = (s.provider.clone(), s.standing, s.reason.clone());
+        let n = self.objects.entry(key.clone()).or_insert(0);
+        *n += delta;
         let labels = ObjectLabels {
             kind: self.kind.clone(),
             provider: s.provider.clone(),
             condition: s.standing.to_string(),
             reason: s.reason.clone(),
         };
-        self.metrics.objects.get_or_create(&labels).set(*objects);
+        if *n == 0 {
+            self.objects.remove(&key);
+            self.metrics.objects.remove(&labels);
+        } else {
+            self.metrics.objects.get_or_create(&labels).set(*n);
+        }
         if s.pending {
             self.pending += delta;
         }
@@ -168,9 +182,12 @@ impl ObjectGauges {
         if !new.ready || old.ready {
             return;
         }
+        // The first spec is timed from the creation, but only on its way out of creation: a return to Ready
+        // after a blip is not a new spec.
+        let creating = matches!(old.state.as_str(), "UNKNOWN" | "CREATING");
         let since = match (self.spec_seen.remove(key), new.generation) {
             (Some((g, at)), Some(now_gen)) if g == now_gen => Some(at.elapsed()),
-            (_, Some(1)) => new.created.and_then(|c| {
+            (_, Some(1)) if creating => new.created.and_then(|c| {
                 std::time::Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(c)).ok()
             }),
             _ => None,
@@ -186,7 +203,7 @@ impl Drop for ObjectGauges {
     fn drop(&mut self) {
         for (provider, state) in self.resources.keys() {
             let labels = ResourceLabels { kind: self.kind.clone(), provider: provider.clone(), state: state.clone() };
-            self.metrics.resources.get_or_create(&labels).set(0);
+            self.metrics.resources.remove(&labels);
         }
         for (provider, condition, reason) in self.objects.keys() {
             let labels = ObjectLabels {
@@ -195,7 +212,7 @@ impl Drop for ObjectGauges {
                 condition: condition.to_string(),
                 reason: reason.clone(),
             };
-            self.metrics.objects.get_or_create(&labels).set(0);
+            self.metrics.objects.remove(&labels);
         }
         self.metrics.queue_depth.get_or_create(&super::metrics::KindLabels { kind: self.kind.clone() }).set(0);
     }
@@ -251,7 +268,7 @@ mod tests {
         g.update("m", Some(&creating), Some(&ready));
         g.update("m", Some(&ready), Some(&ready));
         let text = metrics.encode();
-        assert!(text.contains(r#"condition="Reconciling",reason="Creating"} 0"#), "{text}");
+        assert!(!text.contains(r#"condition="Reconciling",reason="Creating""#), "a count at zero leaves: {text}");
         assert!(
             text.contains(r#"cimi_objects{kind="CimiMachine",provider="lab",condition="Ready",reason="Available"} 1"#)
         );
@@ -270,7 +287,7 @@ mod tests {
         g.update("m", Some(&again), None);
         drop(g);
         let text = metrics.encode();
-        assert!(text.contains(r#"condition="Ready",reason="Available"} 0"#), "{text}");
+        assert!(!text.contains(r#"cimi_objects{"#), "nothing left: {text}");
     }
 
     #[test]

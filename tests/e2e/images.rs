@@ -133,6 +133,23 @@ async fn capture_snapshot_and_restore(profile: Profile) {
     .await;
     assert_eq!(nightly.status.as_ref().and_then(|s| s.source_volume.as_deref()), Some("data"));
 
+    // The capture belongs to its object: not in the provider's shared catalog, so no machine of any namespace can
+    // name it as a catalog image (only `imageRef`, in this namespace).
+    let providers: Api<cimi_operator::api::CimiProvider> = Api::all(client.clone());
+    let catalog = providers.get(&provider).await.expect("provider").status.and_then(|s| s.catalog).expect("catalog");
+    assert!(!catalog.machine_images.iter().any(|e| e.name.as_deref() == Some("golden")), "{catalog:?}");
+    let mut by_name = machine(&op, "by-name", &provider);
+    by_name.spec.template.as_mut().expect("template").machine_image =
+        Some(cimi_operator::api::common::CatalogRef::by_name("golden"));
+    machines.create(&pp, &by_name).await.expect("by-name");
+    eventually("by-name refused: not a catalog image", T, || async {
+        let m = machines.get("by-name").await.ok()?;
+        (condition(&m.status?.common.conditions, "Ready").map(|c| c.1).as_deref() == Some("CatalogEntryNotFound"))
+            .then_some(())
+    })
+    .await;
+    machines.delete("by-name", &DeleteParams::default()).await.expect("delete by-name");
+
     // Restored: a machine booting the capture (with the catalog's small config, whose disk differs) and a volume.
     let mut restored = machine(&op, "web-2", &provider);
     let template = restored.spec.template.as_mut().expect("template");

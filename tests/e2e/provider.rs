@@ -187,5 +187,6 @@ async fn a_deleted_provider_is_forgotten_even_when_nothing_used_it() {
     })
     .await;
     assert_eq!(sim.stats().writes, writes, "nothing made on the deleted provider");
-    assert!(!running.metrics.encode().contains(&format!("provider=\"{provider}\"}} 1")), "no probe gauge left");
+    let left = format!("cimi_provider_up{{provider=\"{provider}\"}}");
+    assert!(!running.metrics.encode().contains(&left), "no probe gauge left for the deleted provider");
 }

@@ -16,6 +16,7 @@ pub const CATALOG_COLLECTIONS: &[&str] = &[
     "machineImages",
     "machineTemplates",
     "volumeConfigs",
+    "volumeImages",
     "volumeTemplates",
     "networkConfigs",
     "networkTemplates",
@@ -27,7 +28,10 @@ pub const CATALOG_COLLECTIONS: &[&str] = &[
 pub const CATALOG_MAX_ENTRIES: u64 = 10_000;
 
 /// The catalog collections, each read in bounded pages up to [`CATALOG_MAX_ENTRIES`] entries. Entries whose
-/// href is not on a trusted origin are left out (nothing could use them).
+/// href is not on a trusted origin are left out (nothing could use them), and so are the images an object of some
+/// namespace made (tagged `cimi.dev/uid`: a CimiMachineImage or CimiVolumeImage): they belong to that object and
+/// its namespace, which restores from them with `imageRef`, and must neither be usable by name from another
+/// namespace nor make a shared catalog name ambiguous.
 pub async fn read_catalog(client: &CimiClient) -> Result<(Catalogue, BTreeMap<String, u64>), CimiError> {
     let discovery = client.discovery().await?;
     let page_size = client.config().page_size;
@@ -39,6 +43,9 @@ pub async fn read_catalog(client: &CimiClient) -> Result<(Catalogue, BTreeMap<St
         let listing = client.list_values_at(url, &query, "", None, page_size).await?;
         let mut entries = Vec::with_capacity(listing.entries.len());
         for item in &listing.entries {
+            if owned_by_an_object(item) {
+                continue;
+            }
             let Some(href) = text(item, "id") else { continue };
             let Ok(href) = client.resolve(href).await else { continue };
             let name = text(item, "name").map(str::to_string);
@@ -49,6 +56,11 @@ pub async fn read_catalog(client: &CimiClient) -> Result<(Catalogue, BTreeMap<St
         out.insert((*name).to_string(), entries);
     }
     Ok((out, counts))
+}
+
+/// Whether a catalog entry was made by an object of the operator (it carries the `cimi.dev/uid` tag).
+pub fn owned_by_an_object(item: &Value) -> bool {
+    item.get("properties").and_then(|p| p.get(crate::names::TAG_UID)).is_some()
 }
 
 /// The catalog entries by CEP collection name.
@@ -115,6 +127,7 @@ pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>, counts: &BTre
             "machineImages" => &mut catalog.machine_images,
             "machineTemplates" => &mut catalog.machine_templates,
             "volumeConfigs" => &mut catalog.volume_configs,
+            "volumeImages" => &mut catalog.volume_images,
             "volumeTemplates" => &mut catalog.volume_templates,
             "networkConfigs" => &mut catalog.network_configs,
             "networkTemplates" => &mut catalog.network_templates,
@@ -129,6 +142,13 @@ pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>, counts: &BTre
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_made_by_objects_are_not_catalog_entries() {
+        assert!(owned_by_an_object(&serde_json::json!({"name": "golden", "properties": {"cimi.dev/uid": "u"}})));
+        assert!(!owned_by_an_object(&serde_json::json!({"name": "Linux SUSE", "properties": {"owner": "ops"}})));
+        assert!(!owned_by_an_object(&serde_json::json!({"name": "Linux SUSE"})));
+    }
 
     #[test]
     fn a_forced_stop_is_offered_by_machine_stop_force_unless_its_value_says_false() {

@@ -337,6 +337,13 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
             }
         }
     };
+    // Deleted while the probe ran (an unreachable provider's probe lasts its timeout)? Then the store's deletion
+    // has forgotten it already, and this pass must not bring its connection back.
+    if matches!(crate::controller::registry::read_provider(&ctx.client, &provider.key()).await, Ok(None)) {
+        ctx.providers.remove(&name);
+        ctx.metrics.forget_provider(&name);
+        return Ok(Action::await_change());
+    }
     ctx.metrics.observe_probe(&name, connection.ready, latency);
     let connection = ProviderConnection {
         allowed_namespaces: provider.allowed_namespaces().cloned(),

@@ -28,6 +28,10 @@ pub enum Cleanup {
 /// in circles, and the object says so instead of trying for ever.
 pub const MAX_DELETE_STEPS: u32 = 3;
 
+/// How long a machine may stay STOPPING after the operator's graceful stop before the stop is forced (where the
+/// provider advertises force): a guest gets this long to shut down cleanly before it is powered off.
+pub const GRACEFUL_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The way to a deletion when the provider may not offer `delete` in every state (DSP0263 lets a provider
 /// advertise each operation per state; some 1.x providers delete only stopped resources).
 #[derive(Debug, PartialEq)]
@@ -44,8 +48,9 @@ pub enum DeletePath {
 
 /// How to reach a deletion from `state` with the `operations` offered now: delete when offered, else stop
 /// (a paused or suspended resource that cannot stop is started first, which stop then follows). A resource
-/// still STOPPING once its stop has ended is stopped again with `force` when the provider advertises it
-/// (`force_stop`: the Machine capability MachineStopForce), as the state table allows. Pure.
+/// still STOPPING is stopped again with `force` when `force_stop` says it may be (the provider advertises the
+/// Machine capability MachineStopForce, and the operator's graceful stop has had [`GRACEFUL_STOP_GRACE`]), as
+/// the state table allows. Pure.
 pub fn delete_path(state: &ResourceState, operations: &[String], force_stop: bool) -> DeletePath {
     let offered = |op: &str| operations.iter().any(|o| o == op);
     if offered("delete") {
@@ -71,6 +76,12 @@ pub fn delete_path(state: &ResourceState, operations: &[String], force_stop: boo
          provider resource stays)",
         offered_list(operations)
     ))
+}
+
+/// Whether a stop may be forced now: the provider advertises force (`advertised`), the operator took a step
+/// already (its graceful stop: `steps`), and that step is at least [`GRACEFUL_STOP_GRACE`] old (`since`).
+pub fn may_force(advertised: bool, steps: u32, since: Option<std::time::Duration>) -> bool {
+    advertised && steps >= 1 && since.is_some_and(|d| d >= GRACEFUL_STOP_GRACE)
 }
 
 fn offered_list(operations: &[String]) -> String {
@@ -118,7 +129,12 @@ pub async fn cleanup(
                 return Ok(Cleanup::Wait("the provider is deleting the resource".into()));
             }
             let offered = operations(&current);
-            match delete_path(&now, &offered, force_stop) {
+            // Force only a stop the operator asked for gracefully, once it has had its grace.
+            let graceful_for = status.deletion_step_time.as_ref().and_then(|t| {
+                std::time::Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(t.0)).ok()
+            });
+            let force_now = may_force(force_stop, status.deletion_steps.unwrap_or(0), graceful_for);
+            match delete_path(&now, &offered, force_now) {
                 DeletePath::Delete => {}
                 DeletePath::Wait(message) => return Ok(Cleanup::Wait(message)),
                 DeletePath::NoWay(message) => return Ok(Cleanup::Stuck(message)),
@@ -140,6 +156,8 @@ pub async fn cleanup(
                     let accepted = client.action(&current, step, params).await?;
                     status.job = job_started(&accepted, step).or(status.job.take());
                     status.deletion_steps = Some(taken + 1);
+                    status.deletion_step_time =
+                        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
                     let how = if force { format!("{step} with force") } else { step.to_string() };
                     return Ok(Cleanup::Step(format!(
                         "the provider offers delete only in another state: {how} requested first (step {} of at most \
@@ -197,6 +215,16 @@ mod tests {
             matches!(delete_path(&ResourceState::Stopped, &ops(&["start"]), false), DeletePath::NoWay(_)),
             "never start a stopped resource to delete it"
         );
+    }
+
+    #[test]
+    fn a_graceful_stop_gets_its_grace_before_it_is_forced() {
+        let minute = std::time::Duration::from_secs(60);
+        assert!(!may_force(true, 1, Some(minute)), "a minute after the graceful stop: wait");
+        assert!(may_force(true, 1, Some(GRACEFUL_STOP_GRACE)), "after the grace: force");
+        assert!(!may_force(false, 1, Some(10 * minute)), "never where force is not advertised");
+        assert!(!may_force(true, 0, Some(10 * minute)), "never a stop the operator did not ask for");
+        assert!(!may_force(true, 1, None));
     }
 
     #[test]

@@ -120,7 +120,23 @@ impl StorageKind for CimiMachineImage {
                     let name = &source.machine_ref.name;
                     ready_href::<CimiMachine>(ctx, &namespace, name, &provider, "the source").await.map(Some)
                 }
-                None => Ok(None),
+                None => {
+                    // A registration names a location outside the provider: a location on the provider's own
+                    // origins would be one of its resources (another namespace's machine, say), captured without
+                    // the namespace and provider checks of spec.source.
+                    if let Some(location) = &self.spec.image_location {
+                        let conn = crate::controller::connection::connection(ctx, &provider, &namespace).await?;
+                        if conn.client.resolve(location).await.is_ok() {
+                            return Err(Problem::stalled(
+                                Reason::InvalidSpec,
+                                "spec.imageLocation points at the provider itself; a registration takes an image \
+                                 location outside the provider (to capture a CimiMachine of this namespace, use \
+                                 spec.source)",
+                            ));
+                        }
+                    }
+                    Ok(None)
+                }
             }
         }
     }
