@@ -186,6 +186,28 @@ pub fn result_of(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::C
     }
 }
 
+/// The metric families an exposition declares (its `# TYPE` lines), named as documented: counters with `_total`.
+pub fn declared_families(exposition: &str) -> std::collections::BTreeSet<String> {
+    exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (name, kind) = (words.next()?, words.next()?);
+            Some(if kind == "counter" { format!("{name}_total") } else { name.to_string() })
+        })
+        .collect()
+}
+
+/// The metrics a Markdown table documents: the first cell of each row that starts with `` | `cimi_ ``.
+pub fn documented_families(markdown: &str) -> std::collections::BTreeSet<String> {
+    markdown
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `cimi_").or_else(|| l.strip_prefix("//! | `cimi_")))
+        .filter_map(|l| l.split('`').next().map(|n| format!("cimi_{n}")))
+        .collect()
+}
+
 /// The operator's memory, read at each scrape: the resident set, and the limit it must stay under.
 #[derive(Debug)]
 struct MemoryCollector;
@@ -530,36 +552,13 @@ mod tests {
             units: "percent".into(),
         };
         metrics.meter_values.get_or_create(&meter).set(1.0);
-        let text = metrics.encode();
-        let mut exposed: Vec<String> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| {
-                let mut w = l.split_whitespace();
-                let (name, kind) = (w.next()?, w.next()?);
-                Some(if kind == "counter" { format!("{name}_total") } else { name.to_string() })
-            })
-            .collect();
+        let mut exposed = declared_families(&metrics.encode());
         // The limit is absent where the process has none (no cgroup limit and no CIMI_MEMORY_LIMIT).
-        if !exposed.iter().any(|n| n == "cimi_memory_limit_bytes") {
-            exposed.push("cimi_memory_limit_bytes".into());
-        }
-        exposed.sort();
+        exposed.insert("cimi_memory_limit_bytes".into());
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runtime.md")).expect("docs");
-        let mut documented: Vec<String> = doc
-            .lines()
-            .filter_map(|l| l.strip_prefix("| `cimi_"))
-            .filter_map(|l| l.split('`').next().map(|n| format!("cimi_{n}")))
-            .collect();
-        documented.sort();
+        let documented = documented_families(&doc);
         assert_eq!(exposed, documented, "the exposition against docs/runtime.md");
-        let header: Vec<String> = include_str!("metrics.rs")
-            .lines()
-            .filter_map(|l| l.strip_prefix("//! | `cimi_"))
-            .filter_map(|l| l.split('`').next().map(|n| format!("cimi_{n}")))
-            .collect();
-        let mut header = header;
-        header.sort();
+        let header = documented_families(include_str!("metrics.rs"));
         assert_eq!(header, documented, "this module's table against docs/runtime.md");
     }
 

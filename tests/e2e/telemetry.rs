@@ -20,6 +20,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest
 use prost::Message as _;
 use serde_json::json;
 
+use cimi_operator::runtime::metrics::{declared_families, documented_families};
+
 use crate::harness::control_plane::{TestNamespace, client, random_suffix};
 use crate::harness::operator::{OperatorProcess, TestOperator, http_get};
 use crate::harness::sim::{fault, provider_for, ready_provider};
@@ -108,27 +110,6 @@ fn value(samples: &[(String, BTreeMap<String, String>, f64)], name: &str, with: 
         .filter(|(n, labels, _)| n == name && with.iter().all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v)))
         .map(|(_, _, v)| v)
         .sum()
-}
-
-/// The metric families the exposition declares (`# TYPE`), as their documented names (counters with `_total`).
-fn declared(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            let (name, kind) = (words.next()?, words.next()?);
-            Some(if kind == "counter" { format!("{name}_total") } else { name.to_string() })
-        })
-        .collect()
-}
-
-/// The metrics of the table in docs/runtime.md.
-fn documented() -> BTreeSet<String> {
-    let doc = std::fs::read_to_string(repo("docs/runtime.md")).expect("docs/runtime.md");
-    doc.lines()
-        .filter_map(|l| l.strip_prefix("| `cimi_"))
-        .filter_map(|l| l.split('`').next().map(|n| format!("cimi_{n}")))
-        .collect()
 }
 
 /// Each PromQL query of the chart's alert rules and dashboard, with where it comes from.
@@ -271,7 +252,8 @@ async fn metrics_and_traces_follow_ready_a_failed_job_and_an_unreachable_provide
 
     // Every exposed metric is documented, and every documented one is exposed here but those that only an
     // incident makes (the unit test runtime::metrics::every_documented_family_is_exposed covers them too).
-    let (docs, exposed) = (documented(), declared(&scraped));
+    let doc = std::fs::read_to_string(repo("docs/runtime.md")).expect("docs/runtime.md");
+    let (docs, exposed) = (documented_families(&doc), declared_families(&scraped));
     let undocumented: Vec<&String> = exposed.difference(&docs).collect();
     assert!(undocumented.is_empty(), "exposed but not in docs/runtime.md: {undocumented:?}");
     let incidents = ["cimi_meter_value", "cimi_requests_refused_total", "cimi_watch_errors_total"];

@@ -5,15 +5,11 @@
 //! are held, through the `cimi.dev/in-use` finalizer, by the CimiMachines and CimiVolumes restored from them.
 
 use std::future::Future;
-use std::time::Duration;
 
 use kube::ResourceExt as _;
-use kube::api::Api;
 use serde_json::Value;
 
-use super::controller;
-use super::kind::StorageKind;
-use crate::api::common::ManagedStatus;
+use super::kind::{StorageKind, storage_kind};
 use crate::api::conditions::{READY, is_true};
 use crate::api::managed::Managed;
 use crate::api::reasons::Reason;
@@ -22,11 +18,10 @@ use crate::api::{
 };
 use crate::cimi::model::{self, Location, Ref, Resource as _, ResourceState};
 use crate::controller::context::Context;
-use crate::controller::outcome::{Problem, Progress};
+use crate::controller::outcome::Problem;
 use crate::controller::registry::Catalog;
 use crate::controller::resource::reads::{boolean, text};
-use crate::controller::shell::error::Error;
-use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
+use crate::controller::shell::kind::ManagedKind;
 
 /// The provider href of the object `name` of kind `K` in `namespace`, once it is Ready on `provider`; else
 /// the problem that says what the create waits for (`what` names the role: `the source machine`).
@@ -62,37 +57,7 @@ pub async fn ready_href<K: ManagedKind>(
     }
 }
 
-impl KindStatus for CimiMachineImageStatus {
-    fn common(&self) -> &ManagedStatus {
-        &self.common
-    }
-    fn common_mut(&mut self) -> &mut ManagedStatus {
-        &mut self.common
-    }
-}
-
-impl ManagedKind for CimiMachineImage {
-    type Status = CimiMachineImageStatus;
-    const NOUN: &'static str = "machine image";
-    const COLLECTION: &'static str = "machineImages";
-
-    fn status_now(&self) -> CimiMachineImageStatus {
-        self.status.clone().unwrap_or_default()
-    }
-
-    fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
-        controller::guard(self, ctx, api)
-    }
-
-    fn sync(
-        &self,
-        ctx: &Context,
-        api: &Api<Self>,
-        status: &mut CimiMachineImageStatus,
-    ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
-        controller::sync(self, ctx, api, status)
-    }
-}
+storage_kind!(CimiMachineImage, CimiMachineImageStatus, "machine image", "machineImages");
 
 impl StorageKind for CimiMachineImage {
     type Holder = CimiMachine;
@@ -165,37 +130,7 @@ impl StorageKind for CimiMachineImage {
     }
 }
 
-impl KindStatus for CimiVolumeImageStatus {
-    fn common(&self) -> &ManagedStatus {
-        &self.common
-    }
-    fn common_mut(&mut self) -> &mut ManagedStatus {
-        &mut self.common
-    }
-}
-
-impl ManagedKind for CimiVolumeImage {
-    type Status = CimiVolumeImageStatus;
-    const NOUN: &'static str = "volume image";
-    const COLLECTION: &'static str = "volumeImages";
-
-    fn status_now(&self) -> CimiVolumeImageStatus {
-        self.status.clone().unwrap_or_default()
-    }
-
-    fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
-        controller::guard(self, ctx, api)
-    }
-
-    fn sync(
-        &self,
-        ctx: &Context,
-        api: &Api<Self>,
-        status: &mut CimiVolumeImageStatus,
-    ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
-        controller::sync(self, ctx, api, status)
-    }
-}
+storage_kind!(CimiVolumeImage, CimiVolumeImageStatus, "volume image", "volumeImages");
 
 impl StorageKind for CimiVolumeImage {
     type Holder = CimiVolume;

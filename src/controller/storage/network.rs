@@ -1,56 +1,17 @@
 //! CimiNetwork as a [`StorageKind`] whose provider resource is a Network, created from an
 //! inline type (and MTU, class of service), a NetworkConfiguration or a NetworkTemplate.
 
-use std::future::Future;
-use std::time::Duration;
-
-use kube::api::Api;
 use serde_json::Value;
 
-use super::controller;
-use super::kind::StorageKind;
-use crate::api::common::ManagedStatus;
+use super::kind::{StorageKind, storage_kind};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiNetworkStatus};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _, ResourceState};
-use crate::controller::context::Context;
-use crate::controller::outcome::{Problem, Progress};
+use crate::controller::outcome::Problem;
 use crate::controller::registry::{Catalog, catalog_entries, resolve_catalog};
 use crate::controller::resource::reads::{int, text};
-use crate::controller::shell::error::Error;
-use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
 
-impl KindStatus for CimiNetworkStatus {
-    fn common(&self) -> &ManagedStatus {
-        &self.common
-    }
-    fn common_mut(&mut self) -> &mut ManagedStatus {
-        &mut self.common
-    }
-}
-
-impl ManagedKind for CimiNetwork {
-    type Status = CimiNetworkStatus;
-    const NOUN: &'static str = "network";
-    const COLLECTION: &'static str = "networks";
-
-    fn status_now(&self) -> CimiNetworkStatus {
-        self.status.clone().unwrap_or_default()
-    }
-
-    fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
-        controller::guard(self, ctx, api)
-    }
-
-    fn sync(
-        &self,
-        ctx: &Context,
-        api: &Api<Self>,
-        status: &mut CimiNetworkStatus,
-    ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
-        controller::sync(self, ctx, api, status)
-    }
-}
+storage_kind!(CimiNetwork, CimiNetworkStatus, "network", "networks");
 
 impl StorageKind for CimiNetwork {
     type Create = model::NetworkCreate;

@@ -2,59 +2,23 @@
 //! inline capacity (kB from a quantity), a VolumeConfiguration or a VolumeTemplate.
 
 use std::future::Future;
-use std::time::Duration;
 
-use kube::api::Api;
 use serde_json::Value;
 
-use super::controller;
-use super::kind::StorageKind;
-use crate::api::common::ManagedStatus;
+use super::kind::{StorageKind, storage_kind};
 use crate::api::managed::Managed as _;
 use crate::api::quantity::{capacity_kb, capacity_quantity};
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiVolume, CimiVolumeImage, CimiVolumeStatus};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _, ResourceState};
 use crate::controller::context::Context;
-use crate::controller::outcome::{Problem, Progress};
+use crate::controller::outcome::Problem;
 use crate::controller::registry::{Catalog, catalog_entries, resolve_catalog};
 use crate::controller::resource::reads::{boolean, int, text};
-use crate::controller::shell::error::Error;
-use crate::controller::shell::kind::{Guard, KindStatus, ManagedKind};
 use crate::controller::storage::image::ready_href;
 use kube::ResourceExt as _;
 
-impl KindStatus for CimiVolumeStatus {
-    fn common(&self) -> &ManagedStatus {
-        &self.common
-    }
-    fn common_mut(&mut self) -> &mut ManagedStatus {
-        &mut self.common
-    }
-}
-
-impl ManagedKind for CimiVolume {
-    type Status = CimiVolumeStatus;
-    const NOUN: &'static str = "volume";
-    const COLLECTION: &'static str = "volumes";
-
-    fn status_now(&self) -> CimiVolumeStatus {
-        self.status.clone().unwrap_or_default()
-    }
-
-    fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
-        controller::guard(self, ctx, api)
-    }
-
-    fn sync(
-        &self,
-        ctx: &Context,
-        api: &Api<Self>,
-        status: &mut CimiVolumeStatus,
-    ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
-        controller::sync(self, ctx, api, status)
-    }
-}
+storage_kind!(CimiVolume, CimiVolumeStatus, "volume", "volumes");
 
 impl StorageKind for CimiVolume {
     type Create = model::VolumeCreate;
