@@ -243,3 +243,54 @@ fn plan_input<K: StorageKind>(
     let drift = if observe_only { drift(&attribute_changes, current, None) } else { Vec::new() };
     StoragePlanInput { observe_only, job_running, state, ready_state: K::READY_STATE, attribute_changes, drift }
 }
+
+/// The reconcile-shell side of a storage kind, the same for each: its status's shared part, its noun and CEP
+/// collection, and the storage controller's guard and pass. `storage_kind!(CimiVolume, CimiVolumeStatus,
+/// "volume", "volumes")`.
+macro_rules! storage_kind {
+    ($kind:ty, $status:ty, $noun:literal, $collection:literal) => {
+        impl $crate::controller::shell::kind::KindStatus for $status {
+            fn common(&self) -> &$crate::api::common::ManagedStatus {
+                &self.common
+            }
+            fn common_mut(&mut self) -> &mut $crate::api::common::ManagedStatus {
+                &mut self.common
+            }
+        }
+
+        impl $crate::controller::shell::kind::ManagedKind for $kind {
+            type Status = $status;
+            const NOUN: &'static str = $noun;
+            const COLLECTION: &'static str = $collection;
+
+            fn status_now(&self) -> $status {
+                self.status.clone().unwrap_or_default()
+            }
+
+            fn guard(
+                &self,
+                ctx: &$crate::controller::context::Context,
+                api: &kube::api::Api<Self>,
+            ) -> impl std::future::Future<
+                Output = Result<$crate::controller::shell::kind::Guard, $crate::controller::shell::error::Error>,
+            > + Send {
+                $crate::controller::storage::controller::guard(self, ctx, api)
+            }
+
+            fn sync(
+                &self,
+                ctx: &$crate::controller::context::Context,
+                api: &kube::api::Api<Self>,
+                status: &mut $status,
+            ) -> impl std::future::Future<
+                Output = Result<
+                    ($crate::controller::outcome::Progress, std::time::Duration),
+                    $crate::controller::outcome::Problem,
+                >,
+            > + Send {
+                $crate::controller::storage::controller::sync(self, ctx, api, status)
+            }
+        }
+    };
+}
+pub(crate) use storage_kind;

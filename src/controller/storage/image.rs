@@ -9,7 +9,8 @@ use std::future::Future;
 use kube::ResourceExt as _;
 use serde_json::Value;
 
-use super::kind::{StorageKind, storage_kind};
+use super::controller::storage_kind;
+use super::kind::StorageKind;
 use crate::api::conditions::{READY, is_true};
 use crate::api::managed::Managed;
 use crate::api::reasons::Reason;

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::kind::{StorageKind, storage_kind};
+use super::controller::storage_kind;
+use super::kind::StorageKind;
 use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiNetwork, CimiNetworkStatus};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _, ResourceState};

@@ -5,7 +5,8 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use super::kind::{StorageKind, storage_kind};
+use super::controller::storage_kind;
+use super::kind::StorageKind;
 use crate::api::managed::Managed as _;
 use crate::api::quantity::{capacity_kb, capacity_quantity};
 use crate::api::reasons::Reason;
