@@ -92,6 +92,15 @@ fn delta(before: &SimStats, after: &SimStats) -> BTreeMap<String, u64> {
     after.requests.keys().map(|op| (op.clone(), sum(after, op) - sum(before, op))).filter(|(_, n)| *n > 0).collect()
 }
 
+/// The class of a request in the steady state, from its path when known: the machine listing that inlines
+/// sub-collections (`$expand`) is their batched read.
+fn class_of(op: &str, path: &str) -> &'static str {
+    if op == "MachineCollection.read" && path.contains("$expand") {
+        return "sub-collections";
+    }
+    class(op)
+}
+
 /// The class of a request in the steady state.
 fn class(op: &str) -> &'static str {
     match op {
@@ -102,7 +111,7 @@ fn class(op: &str) -> &'static str {
         | "MachineVolumeCollection.read"
         | "Address.read" => "sub-collections",
         "MeterCollection.read" | "SampleCollection.read" | "Meter.read" => "meters",
-        "EventCollection.read" | "EventLog.read" => "events",
+        "EventCollection.read" | "EventLog.read" | "EventLogCollection.read" => "events",
         "CloudEntryPoint.read" => "provider-probe",
         op if op.ends_with("ConfigurationCollection.read")
             || op.ends_with("TemplateCollection.read")
@@ -313,8 +322,16 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let intervals = seconds / poll as f64;
     let mut by_class: BTreeMap<&str, u64> = BTreeMap::new();
     let d = delta(&s0, &s1);
-    for (op, count) in &d {
-        *by_class.entry(class(op)).or_default() += count;
+    let new = (s1.total - s0.total) as usize;
+    if new <= s1.log.len() {
+        // The log holds every request of the window: classify each by its path too.
+        for r in s1.log.iter().skip(s1.log.len() - new) {
+            *by_class.entry(class_of(&r.op, &r.path)).or_default() += 1;
+        }
+    } else {
+        for (op, count) in &d {
+            *by_class.entry(class(op)).or_default() += count;
+        }
     }
     println!(
         "steady state over {seconds:.0} s ({intervals:.1} poll intervals; meters every {}s, events every {}s):",
@@ -324,6 +341,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     for (class, count) in &by_class {
         println!("  {class:>16}: {count:>7} requests = {:>8.1} per poll interval", *count as f64 / intervals);
     }
+    let total: u64 = by_class.values().sum();
+    println!("  {:>16}: {total:>7} requests = {:>8.1} per poll interval", "all", total as f64 / intervals);
     println!("  target for state: ceil({n} / {page}) = {} list requests per poll interval", n.div_ceil(page as usize));
     println!("  by operation: {d:?}");
     println!("operator RSS in the steady state: {} KiB", rss_kib());

@@ -315,6 +315,46 @@ pub struct CimiProviderStatus {
     /// How many cimi.dev objects reference this provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_use_by: Option<i32>,
+    /// How the operator reads meters, provider events and machine sub-collections from this provider: batched
+    /// through the CloudEntryPoint's collections where the provider allows it, else per object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<Observation>,
+}
+
+/// How each monitoring aspect of a provider's resources is read (absent until first decided).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// The latest sample of each meter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meters: Option<AspectReading>,
+    /// Provider events (each resource's EventLog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<AspectReading>,
+    /// Machine network interfaces (with their addresses) and attached volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_collections: Option<AspectReading>,
+}
+
+/// How one aspect is read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AspectReading {
+    /// `Batched`: paged reads of one collection per provider, whose count grows with pages; `PerObject`: reads of
+    /// each object's own resources.
+    pub mode: ReadingMode,
+    /// What decided it, such as `the CloudEntryPoint offers no meters collection`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Batched or per object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ReadingMode {
+    /// Paged reads of one collection per provider.
+    Batched,
+    /// Reads of each object's own resources.
+    PerObject,
 }
 
 /// One capability of a provider resource type.

@@ -46,6 +46,10 @@ struct Args {
     /// How long state transitions take.
     #[arg(long, value_enum, default_value_t = Timing::Fast)]
     timing: Timing,
+    /// Leave these collections out of the CloudEntryPoint (comma-separated, such as `meters,eventLogs`: monitoring
+    /// served only per resource).
+    #[arg(long, value_delimiter = ',')]
+    cep_omit: Vec<String>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -193,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
             max_jobs: args.max_jobs,
         },
         limits: args.limits.limits(),
+        cep_omit: args.cep_omit,
     };
     let mut sim = Sim::start(config).await.context("starting the simulator")?;
     println!("{}", sim.url());

@@ -199,6 +199,12 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether `name` is an attribute path of `$select`/`$expand` (the `QueryPathNotation` capability):
+/// identifiers joined by `/`, such as `networkInterfaces/addresses`.
+pub fn is_path(name: &str) -> bool {
+    name.split('/').all(is_identifier)
+}
+
 impl Filter {
     /// Start a comparison on a top-level attribute. Fails unless `name` is a CIMI identifier (and not one
     /// of the grammar's words).
@@ -332,14 +338,15 @@ impl Query {
         self.filters.push(f);
         self
     }
-    /// `$select` these attributes (names that are not identifiers, other than `*`, are dropped).
+    /// `$select` these attributes or paths such as `samples/value` (other names, but `*`, are dropped).
     pub fn select<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, attrs: I) -> Self {
-        self.select.extend(attrs.into_iter().map(|s| s.as_ref().to_string()).filter(|s| s == "*" || is_identifier(s)));
+        self.select.extend(attrs.into_iter().map(|s| s.as_ref().to_string()).filter(|s| s == "*" || is_path(s)));
         self
     }
-    /// `$expand` these attributes (`*` for all).
+    /// `$expand` these attributes or paths such as `networkInterfaces/addresses` (`*` for all; other names
+    /// are dropped).
     pub fn expand<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, attrs: I) -> Self {
-        self.expand.extend(attrs.into_iter().map(|s| s.as_ref().to_string()).filter(|s| s == "*" || is_identifier(s)));
+        self.expand.extend(attrs.into_iter().map(|s| s.as_ref().to_string()).filter(|s| s == "*" || is_path(s)));
         self
     }
     /// `$first` (1-based, inclusive).

@@ -110,6 +110,9 @@ pub struct SimConfig {
     pub job_retention: JobRetention,
     /// What one request or connection may cost: sizes and timeouts.
     pub limits: Limits,
+    /// Collections left out of the CloudEntryPoint (such as `meters` and `eventLogs`: a provider that serves
+    /// monitoring only per resource, so a client cannot read it in batches).
+    pub cep_omit: Vec<String>,
 }
 
 /// What one request or one connection may cost the simulator, so that no request can crash it or hold it:
@@ -193,6 +196,7 @@ impl Default for SimConfig {
             tls: None,
             job_retention: JobRetention::default(),
             limits: Limits::default(),
+            cep_omit: Vec::new(),
         }
     }
 }

@@ -85,6 +85,7 @@ impl Sim {
         let fresh = || {
             let mut s = Store::new(base.clone(), config.profile, config.timing, config.seed, &catalog);
             s.set_job_retention(retention);
+            s.set_cep_omit(&config.cep_omit);
             s
         };
         let (journal, store) = match &config.state_file {
@@ -98,6 +99,7 @@ impl Sim {
                 .await
                 .map_err(std::io::Error::other)??;
                 store.set_job_retention(retention);
+                store.set_cep_omit(&config.cep_omit);
                 store.reseed(config.seed);
                 store.rebase(&base);
                 // The rebase (and the reseed) are changes like any other: journal them.

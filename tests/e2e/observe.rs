@@ -95,7 +95,9 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     let window = requests_since(&sim, from);
     let lists: Vec<&String> = window
         .iter()
-        .filter(|(op, path)| op == "MachineCollection.read" && path.contains("cimi.dev%2Fcluster"))
+        .filter(|(op, path)| {
+            op == "MachineCollection.read" && path.contains("cimi.dev%2Fcluster") && !path.contains("$expand")
+        })
         .map(|(_, path)| path)
         .collect();
     let polls: Vec<usize> = lists.iter().enumerate().filter(|(_, p)| p.contains("$first=1&")).map(|(i, _)| i).collect();
@@ -245,4 +247,144 @@ async fn meter_gauges_are_removed_with_their_object() {
         (gone && !body.contains("name=\"g-0\"")).then_some(())
     })
     .await;
+}
+
+/// Requests of operation `op` between two sim stats snapshots.
+fn between(before: &cimi_operator::sim::SimStats, after: &cimi_operator::sim::SimStats, op: &str) -> u64 {
+    let sum = |s: &cimi_operator::sim::SimStats| s.requests.get(op).map_or(0, |m| m.values().sum::<u64>());
+    sum(after) - sum(before)
+}
+
+/// Starts a provider on `sim` (poll every 2 s, meters every 2 s, events every second) and `n` machines on it.
+async fn provider_with_machines(
+    client: &kube::Client,
+    op: &TestOperator,
+    ns: &str,
+    sim: &SimHandle,
+    prefix: &str,
+    n: usize,
+) -> String {
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let provider = format!("prov-{}", random_suffix());
+    let mut p = provider_for(op, &provider, &sim.url(), "creds");
+    p.spec.settings.poll_interval = "2s".into();
+    p.spec.settings.meter_interval = "2s".into();
+    p.spec.settings.event_interval = "1s".into();
+    providers.create(&PostParams::default(), &p).await.expect("provider");
+    wait_ready(&providers, &provider, "True", "Reachable").await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), ns);
+    for i in 0..n {
+        machines.create(&PostParams::default(), &machine(op, &format!("{prefix}-{i}"), &provider)).await.expect("m");
+    }
+    provider
+}
+
+#[tokio::test]
+async fn meters_events_and_sub_collections_are_read_in_batches_where_the_provider_allows_it() {
+    use cimi_operator::api::provider::ReadingMode;
+    const M: usize = 4;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "obsb").await;
+    let label = random_suffix();
+    let (op, _running) = TestOperator::start_configured(&ns.name, &label, |c| c.observe_page_size = PAGE).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
+    secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
+    // One provider as cimi-sim serves it (meters and eventLogs in the CloudEntryPoint, $expand with paths), one
+    // that serves monitoring only per resource.
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let per_resource = SimConfig { cep_omit: vec!["meters".into(), "eventLogs".into()], ..SimConfig::default() };
+    let sim_own = Sim::start(per_resource).await.expect("sim");
+    let batched = provider_with_machines(&client, &op, &ns.name, &sim, "b", M).await;
+    let own = provider_with_machines(&client, &op, &ns.name, &sim_own, "o", M).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    eventually("every machine Ready with its four meters", T, || async {
+        let ms = machines.list(&Default::default()).await.ok()?.items;
+        let all = ms.len() == 2 * M
+            && ms.iter().all(|m| {
+                m.status.as_ref().is_some_and(|s| {
+                    is_ready(&s.common.conditions)
+                        && s.common.meters.len() == 4
+                        && s.common.meters.iter().all(|x| x.value.is_some() && x.timestamp.is_some())
+                })
+            });
+        all.then_some(())
+    })
+    .await;
+
+    // Each CimiProvider says how each aspect is read, and why not in batches.
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let modes = |p: &CimiProvider| {
+        let o = p.status.as_ref()?.observation.clone()?;
+        Some((o.meters?, o.events?, o.sub_collections?))
+    };
+    let (meters, events, subs) = eventually("the batched provider's status says Batched", T, || async {
+        let m = modes(&providers.get(&batched).await.ok()?)?;
+        (m.0.mode == ReadingMode::Batched && m.1.mode == ReadingMode::Batched && m.2.mode == ReadingMode::Batched)
+            .then_some(m)
+    })
+    .await;
+    assert!(meters.message.is_empty() && events.message.is_empty() && subs.message.is_empty());
+    let (meters, events, subs) = eventually("the other provider's status says PerObject", T, || async {
+        let m = modes(&providers.get(&own).await.ok()?)?;
+        (m.0.mode == ReadingMode::PerObject && m.1.mode == ReadingMode::PerObject).then_some(m)
+    })
+    .await;
+    assert_eq!(meters.message, "the CloudEntryPoint offers no meters collection");
+    assert_eq!(events.message, "the CloudEntryPoint offers no eventLogs collection");
+    assert_eq!(subs.mode, ReadingMode::Batched, "$expand still serves the sub-collections");
+
+    // The steady state over 8 s (4 meter intervals, 8 event intervals): batched reads only on the first
+    // provider, and no read of one machine's samples, events or sub-collections; per-object reads on the other.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (b0, o0) = (sim.stats(), sim_own.stats());
+    let cpu_before = machines.get("b-0").await.expect("b-0").status.expect("status").common.meters[1].clone();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (b1, o1) = (sim.stats(), sim_own.stats());
+    for op in [
+        "SampleCollection.read",
+        "EventCollection.read",
+        "EventLog.read",
+        "MachineNetworkInterfaceCollection.read",
+        "MachineNetworkInterfaceAddressCollection.read",
+        "Address.read",
+        "MachineVolumeCollection.read",
+    ] {
+        assert_eq!(between(&b0, &b1, op), 0, "no per-object {op} on the batched provider");
+    }
+    // Meters: 4 machines x 4 meters = 16 in pages of PAGE, plus one count, per meter interval.
+    let meter_pages = between(&b0, &b1, "MeterCollection.read");
+    let per_interval = (4 * M as u64).div_ceil(PAGE) + 1;
+    assert!(meter_pages >= per_interval, "the meters are read in pages: {meter_pages}");
+    assert!(meter_pages <= 6 * per_interval, "at most one batched read per meter interval: {meter_pages}");
+    let log_reads = between(&b0, &b1, "EventLogCollection.read");
+    assert!((4..=20).contains(&log_reads), "the event logs' changes in one filtered read per second: {log_reads}");
+    assert!(between(&o0, &o1, "SampleCollection.read") >= 4 * M as u64, "per-object samples on the other provider");
+    assert!(between(&o0, &o1, "EventCollection.read") >= 4 * M as u64, "per-object events on the other provider");
+    assert_eq!(between(&o0, &o1, "EventLogCollection.read"), 0);
+    // As fresh as the cadence: the cpu meter moved on.
+    assert_eq!(cpu_before.aspect, "cpu");
+    eventually("b-0's cpu sample is newer", T, || async {
+        let m = machines.get("b-0").await.ok()?;
+        let cpu = m.status?.common.meters.into_iter().find(|x| x.aspect == "cpu")?;
+        (cpu.timestamp > cpu_before.timestamp).then_some(())
+    })
+    .await;
+
+    // A provider event reaches its object at once: b-1 stopped on the provider is mirrored (and started again),
+    // every event exactly once.
+    let cimi = sim_client(&sim).await;
+    let b1m = machines.get("b-1").await.expect("b-1");
+    let href = b1m.status.as_ref().and_then(|s| s.common.id.clone()).expect("href");
+    let uid = b1m.metadata.uid.clone().expect("uid");
+    let before = mirrored(&client, &ns.name, &uid).await.len();
+    let current = provider_resource(&cimi, &href).await;
+    cimi.action(&current, "stop", Map::new()).await.expect("stop b-1 on the provider");
+    let after = all_mirrored_once(&client, &cimi, &ns.name, &uid, std::slice::from_ref(&href)).await;
+    assert!(after > before, "the stop's events are mirrored: {before} -> {after}");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns.name);
+    let params = kube::api::ListParams::default().fields(&format!("involvedObject.uid={uid},reason=ProviderEvent"));
+    let notes: Vec<String> =
+        events.list(&params).await.expect("events").items.into_iter().filter_map(|e| e.message).collect();
+    assert!(notes.iter().any(|n| n.contains("state STARTED -> STOPPING")), "{notes:#?}");
+    drop(op);
 }

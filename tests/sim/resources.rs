@@ -310,3 +310,73 @@ async fn event_logs_and_meters() {
     assert!(values.iter().any(|v| *v > 0.0), "busy while it ran: {values:?}");
     assert_eq!(values.last(), Some(&0.0), "idle once stopped: {values:?}");
 }
+
+#[tokio::test]
+async fn monitoring_can_be_read_in_batches_through_the_cloud_entry_point() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let m = api.create_machine("batched", Some("STARTED")).await.header("location").expect("m");
+    api.wait_state(&m, "STARTED").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    // Every meter with its samples inlined (as of now, though nobody read them), paged, count kept when selected.
+    let page = api.get("meters?$expand=samples&$select=count,targetResource,aspect,samples&$first=1&$last=2").await;
+    let page = page.json();
+    assert_eq!(page["count"], 4, "{page}");
+    let meters = page["meters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(meters.len(), 2);
+    for meter in &meters {
+        assert_eq!(meter["targetResource"]["href"], m.as_str());
+        assert!(meter["samples"]["count"].as_u64().unwrap_or(0) >= 1, "samples made for the read: {meter}");
+        assert!(meter["samples"]["samples"][0]["timestamp"].is_string(), "{meter}");
+        assert!(meter.get("units").is_none(), "$select applies to the entries: {meter}");
+    }
+
+    // The event logs say when they changed: a filtered read finds only the logs with news.
+    let log_href = api.get(&m).await.json()["eventLog"]["href"].as_str().expect("eventLog").to_string();
+    let log = api.get(&log_href).await.json();
+    let updated = log["updated"].as_str().expect("updated").to_string();
+    let low = log["summary"]["low"].as_u64().expect("summary");
+    assert!(low >= 3, "create and two state changes: {log}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let later = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let since = |t: &str| format!("eventLogs?$filter=updated>={t}&$select=count,targetResource,updated,summary");
+    assert_eq!(api.get(&since(&later)).await.json()["count"], 0, "nothing new since {later}");
+    api.put(&m, &json!({"description": "changed"})).await;
+    let news = api.get(&since(&later)).await.json();
+    assert_eq!(news["count"], 1, "{news}");
+    assert_eq!(news["eventLogs"][0]["targetResource"]["href"], m.as_str());
+    assert_eq!(news["eventLogs"][0]["summary"]["low"].as_u64(), Some(low + 1), "{news}");
+    assert!(news["eventLogs"][0]["updated"].as_str().expect("updated") >= updated.as_str());
+
+    // Path notation reaches into inlined collections: interfaces, their addresses, each Address.
+    let net = api
+        .post("networks", &json!({"name": "net", "networkTemplate": {"href": api.url("networkTemplates/private")}}))
+        .await
+        .header("location")
+        .expect("network");
+    api.wait_state(&net, "STARTED").await;
+    let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": "nic",
+        "machineTemplate": {"machineConfig": {"href": api.url("machineConfigs/tiny")},
+            "machineImage": {"href": api.url("machineImages/WinXP-SP2")},
+            "networkInterfaces": [{"network": {"href": net}}]}});
+    let with_nic = api.post("machines", &body).await.header("location").expect("machine");
+    api.wait_state(&with_nic, "STOPPED").await;
+    let doc = api.get(&format!("{with_nic}?$expand=networkInterfaces/addresses/address,volumes")).await.json();
+    let nic = &doc["networkInterfaces"]["machineNetworkInterfaces"][0];
+    assert_eq!(nic["network"]["href"], net.as_str(), "{doc}");
+    let address = &nic["addresses"]["machineNetworkInterfaceAddresses"][0]["address"];
+    assert!(address["ip"].is_string(), "{doc}");
+    assert_eq!(doc["volumes"]["count"], 0, "{doc}");
+    let listing = api.get("machines?$expand=networkInterfaces/addresses/address").await.json();
+    let inlined =
+        listing["machines"].as_array().into_iter().flatten().filter(|m| m["networkInterfaces"]["count"].is_u64());
+    assert_eq!(inlined.count(), 2, "{listing}");
+
+    // A provider that serves monitoring only per resource.
+    let per_resource =
+        start(SimConfig { cep_omit: vec!["meters".into(), "eventLogs".into()], ..SimConfig::default() }).await;
+    let cep = Api::new(&per_resource).get("").await.json();
+    assert!(cep.get("meters").is_none() && cep.get("eventLogs").is_none(), "{cep}");
+    assert!(cep.get("machines").is_some());
+}

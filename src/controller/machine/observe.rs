@@ -4,11 +4,11 @@
 //! plan's input does no I/O.
 
 use kube::ResourceExt as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::plan::{VolumeAttachment, WantedNetwork, WantedVolume};
 use crate::api::conditions::{READY, is_true};
-use crate::api::machine::{AttachedVolume, CimiMachineStatus, NetworkInterface};
+use crate::api::machine::CimiMachineStatus;
 use crate::api::managed::Managed;
 use crate::api::quantity::memory_quantity;
 use crate::api::{CimiMachine, CimiNetwork, CimiVolume};
@@ -17,8 +17,7 @@ use crate::cimi::{CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::outcome::Problem;
 use crate::controller::resource::jobs::job_running;
-use crate::controller::resource::reads::entries;
-use crate::controller::resource::reads::{int, ref_href, text};
+use crate::controller::resource::reads::{entries, int, ref_href, text};
 
 /// The CloudEntryPoint collection of machines.
 pub const COLLECTION: &str = "machines";
@@ -171,7 +170,7 @@ pub async fn observe_into_status(
     let reading = match ctx.observer.sub_reading(status_provider, &href, updated).await.filter(|_| steady) {
         Some(r) => r,
         None => {
-            let r = read_sub_collections(client, m).await?;
+            let r = crate::controller::observer::read_sub_collections(client, m).await?;
             ctx.observer.store_sub_reading(&href, updated, r.clone());
             r
         }
@@ -194,62 +193,6 @@ pub async fn observe_into_status(
         })
         .collect();
     Ok(attached)
-}
-
-/// The most network interfaces, addresses per interface, and attached volumes read of one machine: what a
-/// provider serves beyond is not read (a hostile provider cannot make one machine cost unbounded requests).
-const MAX_SUB_ENTRIES: usize = 64;
-
-/// Reads a machine's network interfaces (with their addresses) and attached volumes, as JSON:
-/// `{networkInterfaces: [NetworkInterface], volumes: [AttachedVolume], attached: [{entry, volume}]}`.
-pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Value, CimiError> {
-    let mut interfaces = Vec::new();
-    if let Some(href) = ref_href(m, "networkInterfaces") {
-        let page = client
-            .list_page_value(&client.resolve(href).await?, &Default::default(), "MachineNetworkInterface")
-            .await?;
-        for nic in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
-            let mut attachment = NetworkInterface {
-                href: ref_href(&nic, "network").map(str::to_string),
-                state: text(&nic, "state").map(str::to_string),
-                ..Default::default()
-            };
-            if let Some(ah) = ref_href(&nic, "addresses") {
-                let page = client
-                    .list_page_value(&client.resolve(ah).await?, &Default::default(), "MachineNetworkInterfaceAddress")
-                    .await?;
-                for entry in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
-                    if let Some(addr) = ref_href(&entry, "address") {
-                        let address = client.get_value(&client.resolve(addr).await?).await?;
-                        if let Some(ip) = text(&address, "ip") {
-                            attachment.addresses.push(ip.to_string());
-                        }
-                    }
-                }
-            }
-            interfaces.push(attachment);
-        }
-    }
-    let mut volumes = Vec::new();
-    let mut attached = Vec::new();
-    if let Some(href) = ref_href(m, "volumes") {
-        let page = client.list_page_value(&client.resolve(href).await?, &Default::default(), "MachineVolume").await?;
-        for e in entries(&page).into_iter().take(MAX_SUB_ENTRIES) {
-            let volume = ref_href(&e, "volume");
-            volumes.push(AttachedVolume {
-                href: volume.map(str::to_string),
-                initial_location: text(&e, "initialLocation").map(str::to_string),
-                ..Default::default()
-            });
-            if let (Some(id), Some(volume)) = (text(&e, "id"), volume) {
-                attached.push(json!({
-                    "entry": client.resolve(id).await?.to_string(),
-                    "volume": client.resolve(volume).await?.to_string(),
-                }));
-            }
-        }
-    }
-    Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ pub(super) fn after_cursor(mut events: Vec<Value>, cursor: Option<&EventCursor>)
 
 /// Mirrors the events of `current`'s EventLog that come after `status_cursor` as Kubernetes Events on `obj`
 /// (notes prefixed by `member` when the resource is not `obj`'s own), and moves the cursor. `key` names
-/// the in-memory monitoring state.
+/// the in-memory monitoring state. Returns whether every event after the cursor was mirrored (not when a pass
+/// stopped at its bound or at a failed publish).
 pub(super) async fn mirror_events<K>(
     observer: &Observer,
     client: &CimiClient,
@@ -103,7 +104,7 @@ pub(super) async fn mirror_events<K>(
     current: &Value,
     status_cursor: &mut Option<EventCursor>,
     member: Option<&str>,
-) -> Result<(), CimiError>
+) -> Result<bool, CimiError>
 where
     K: Resource<DynamicType = ()>,
 {
@@ -113,11 +114,11 @@ where
         Some(u) => u,
         None => {
             let Some(log) = ref_href(current, "eventLog") else {
-                return Ok(());
+                return Ok(true);
             };
             let log = client.get_value(&client.resolve(log).await?).await?;
             let Some(events) = ref_href(&log, "events") else {
-                return Ok(());
+                return Ok(true);
             };
             let url = client.resolve(events).await?;
             lock(&inner.monitors).entry(key.to_string()).or_default().events_href = Some(url.clone());
@@ -139,8 +140,9 @@ where
     let (events, _) = list_at(client, &events_url, "Event", filter, inner.page_size, None).await?;
     let fresh = after_cursor(events, cursor.as_ref());
     if fresh.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
+    let mut complete = fresh.len() <= MAX_EVENTS_PER_PASS;
     let already = if recovered { HashSet::new() } else { mirrored_ids(&observer.inner.client, obj).await };
     lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
     let mut cursor = cursor;
@@ -171,6 +173,7 @@ where
                 .await;
             if let Err(error) = published {
                 tracing::warn!(%error, "cannot publish a provider event; retried at the next pass");
+                complete = false;
                 break;
             }
         }
@@ -178,7 +181,7 @@ where
         lock(&inner.monitors).entry(key.to_string()).or_default().cursor = cursor.clone();
     }
     *status_cursor = cursor;
-    Ok(())
+    Ok(complete)
 }
 
 /// The provider event ids already mirrored on the object (read once per object and process, so an

@@ -47,6 +47,7 @@ impl Observer {
                 receivers: Mutex::new(receivers),
                 monitors: Mutex::new(HashMap::new()),
                 gauges: Mutex::new(GaugeSet::default()),
+                batches: Mutex::new(HashMap::new()),
             }),
             _stop: stop.drop_guard(),
         }
@@ -108,13 +109,20 @@ impl Observer {
         let every = timing(&self.inner, provider).await.meters;
         let monitors = lock(&self.inner.monitors);
         let sub = monitors.get(href)?.sub.as_ref()?;
-        (sub.updated.as_deref() == updated && sub.at.elapsed() < every).then(|| sub.value.clone())
+        let usable = if sub.batched { every * 2 } else { every };
+        (sub.updated.as_deref() == updated && sub.at.elapsed() < usable).then(|| sub.value.clone())
     }
 
     /// Stores a machine's sub-collection reading.
     pub fn store_sub_reading(&self, href: &str, updated: Option<&str>, value: Value) {
         lock(&self.inner.monitors).entry(href.to_string()).or_default().sub =
-            Some(SubReading { updated: updated.map(str::to_string), at: Instant::now(), value });
+            Some(SubReading { updated: updated.map(str::to_string), at: Instant::now(), value, batched: false });
+    }
+
+    /// How the provider's meters, events and machine sub-collections are read now (batched or per object, and
+    /// why), for the CimiProvider's status; `None` before the observer has decided.
+    pub fn observation(&self, provider: &str) -> Option<crate::api::provider::Observation> {
+        super::batch::observation(&self.inner, provider)
     }
 
     fn poller(&self, provider: &str, collection: &'static str) -> Arc<Poller> {

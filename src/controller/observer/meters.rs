@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
-use url::Url;
 
 use super::events::mirror_events;
-use super::poll::{list_at, timing};
+use super::poll::{latest_sample, list_at, timing};
 use super::shared::*;
 use crate::api::common::{EventCursor, ManagedStatus, MeterStatus};
-use crate::cimi::query::Query;
 use crate::cimi::{CimiClient, CimiError};
-use crate::controller::resource::reads::entries;
 use crate::controller::resource::reads::{ref_href, text};
 use crate::runtime::metrics::MeterLabels;
 
@@ -33,6 +30,7 @@ where
     K: Resource<DynamicType = ()>,
 {
     let inner = &observer.inner;
+    super::batch::batch(inner, provider);
     let every = timing(inner, provider).await;
     let Some(href) = common.id.clone() else { return every.events.min(every.meters) };
     let (meters_due, events_due) = {
@@ -42,7 +40,11 @@ where
         (due(m.meters_read, every.meters), due(m.events_read, every.events))
     };
     if meters_due {
-        match read_meters(inner, client, &href, current).await {
+        let reading = match super::batch::batched_meters(inner, provider, &href, every.meters) {
+            Some(meters) => Ok(Some(meters).filter(|m| !m.is_empty())),
+            None => read_meters(inner, client, &href, current).await,
+        };
+        match reading {
             Ok(Some(meters)) => {
                 export_gauges(inner, &K::kind(&()), &obj.namespace().unwrap_or_default(), &obj.name_any(), &meters);
                 common.meters = meters;
@@ -52,10 +54,21 @@ where
         }
         lock(&inner.monitors).entry(href.clone()).or_default().meters_read = Some(Instant::now());
     }
-    if events_due {
-        if let Err(error) = mirror_events(observer, client, obj, &href, current, &mut common.event_cursor, None).await {
-            tracing::debug!(%error, href, "observer: events not read");
+    if let Some(seen) = super::batch::events_plan(inner, provider, &href, &href, events_due) {
+        let started = Instant::now();
+        match mirror_events(observer, client, obj, &href, current, &mut common.event_cursor, None).await {
+            Ok(complete) => {
+                let mut monitors = lock(&inner.monitors);
+                let m = monitors.entry(href.clone()).or_default();
+                if complete {
+                    m.events_direct = Some(started);
+                    m.events_seen = seen;
+                }
+            }
+            Err(error) => tracing::debug!(%error, href, "observer: events not read"),
         }
+        lock(&inner.monitors).entry(href.clone()).or_default().events_read = Some(Instant::now());
+    } else if events_due {
         lock(&inner.monitors).entry(href.clone()).or_default().events_read = Some(Instant::now());
     }
     let monitors = lock(&inner.monitors);
@@ -94,20 +107,33 @@ where
     K: Resource<DynamicType = ()>,
 {
     let inner = &observer.inner;
+    super::batch::batch(inner, provider);
     let every = timing(inner, provider).await.events;
     let mut next = every;
     for member in members.iter_mut() {
         let key = member_key(system_href, member.href);
         let last = lock(&inner.monitors).get(&key).and_then(|m| m.events_read);
-        if let Some(at) = last
-            && at.elapsed() < every
-        {
-            next = next.min(every - at.elapsed());
+        let interval_due = last.is_none_or(|at| at.elapsed() >= every);
+        let Some(seen) = super::batch::events_plan(inner, provider, &key, member.href, interval_due) else {
+            if interval_due {
+                lock(&inner.monitors).entry(key).or_default().events_read = Some(Instant::now());
+            } else if let Some(at) = last {
+                next = next.min(every.saturating_sub(at.elapsed()));
+            }
             continue;
-        }
+        };
         let label = Some(member.label.as_str());
-        if let Err(error) = mirror_events(observer, client, obj, &key, member.doc, &mut member.cursor, label).await {
-            tracing::debug!(%error, member = member.href, "observer: member events not read");
+        let started = Instant::now();
+        match mirror_events(observer, client, obj, &key, member.doc, &mut member.cursor, label).await {
+            Ok(complete) => {
+                if complete {
+                    let mut monitors = lock(&inner.monitors);
+                    let m = monitors.entry(key.clone()).or_default();
+                    m.events_direct = Some(started);
+                    m.events_seen = seen;
+                }
+            }
+            Err(error) => tracing::debug!(%error, member = member.href, "observer: member events not read"),
         }
         lock(&inner.monitors).entry(key).or_default().events_read = Some(Instant::now());
     }
@@ -160,15 +186,6 @@ pub(super) async fn read_meters(
     }
     out.sort_by(|a, b| a.aspect.cmp(&b.aspect));
     Ok(Some(out))
-}
-
-/// The newest sample of a meter: `$orderby=timestamp:desc&$first=1&$last=1`, one request. A provider
-/// that ignores paging sends every sample: the newest of them is taken.
-pub(super) async fn latest_sample(client: &CimiClient, samples: &Url) -> Result<Option<Value>, CimiError> {
-    let query = Query::new().order_by("timestamp", true).page(1, 1);
-    let page = client.list_page_value(samples, &query, "Sample").await?;
-    let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
-    Ok(entries(&page).into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))))
 }
 
 pub(super) fn export_gauges(inner: &Inner, kind: &str, namespace: &str, name: &str, meters: &[MeterStatus]) {

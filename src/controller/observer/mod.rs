@@ -24,14 +24,17 @@
 //!   the first pass of each object also looks at the object's existing Events, so an event mirrored
 //!   just before a crash (cursor not yet written) is not mirrored twice.
 
+mod batch;
 mod events;
 mod lookup;
 mod meters;
 mod poll;
 mod shared;
+mod subs;
 
 pub use events::event_id_of_note;
 pub use lookup::{Lookup, observe_object, steady};
 pub use meters::{Member, monitor, monitor_members};
 pub use poll::list_collection;
 pub use shared::{Observer, PROVIDER_EVENT_REASON, SubReading, Timing};
+pub use subs::{MAX_SUB_ENTRIES, read_sub_collections};

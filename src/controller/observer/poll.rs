@@ -12,7 +12,7 @@ use url::Url;
 use super::shared::*;
 use crate::cimi::query::{Filter, Query};
 use crate::cimi::{CimiClient, CimiError};
-use crate::controller::resource::reads::text;
+use crate::controller::resource::reads::{entries, text};
 use crate::names::TAG_CLUSTER;
 
 /// The item type of a collection's entries.
@@ -153,6 +153,15 @@ pub(super) async fn page_through(
     page_size: u64,
 ) -> Result<Vec<Value>, CimiError> {
     Ok(client.list_values_at(url, query, item_type, None, page_size).await?.entries)
+}
+
+/// The newest sample of a meter: `$orderby=timestamp:desc&$first=1&$last=1`, one request. A provider
+/// that ignores paging sends every sample: the newest of them is taken.
+pub(super) async fn latest_sample(client: &CimiClient, samples: &Url) -> Result<Option<Value>, CimiError> {
+    let query = Query::new().order_by("timestamp", true).page(1, 1);
+    let page = client.list_page_value(samples, &query, "Sample").await?;
+    let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
+    Ok(entries(&page).into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))))
 }
 
 pub(super) async fn resolve_all(client: &CimiClient, listing: Vec<Value>) -> Vec<(String, Value)> {

@@ -5,13 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, FixedOffset};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
-use crate::api::common::EventCursor;
+use crate::api::common::{EventCursor, MeterStatus};
+use crate::api::provider::Observation;
 use crate::controller::registry::ProviderRegistry;
 use crate::runtime::metrics::{MeterLabels, Metrics};
 
@@ -68,6 +70,8 @@ pub(super) struct Inner {
     pub(super) receivers: Mutex<HashMap<&'static str, mpsc::UnboundedReceiver<Owner>>>,
     pub(super) monitors: Mutex<HashMap<String, Monitor>>,
     pub(super) gauges: Mutex<GaugeSet>,
+    /// Per provider, the batched monitoring ([`super::batch`]).
+    pub(super) batches: Mutex<HashMap<String, Arc<Batch>>>,
 }
 
 /// A provider's cadences: `pollInterval`, `meterInterval`, `eventInterval`.
@@ -122,7 +126,12 @@ pub(super) struct Cached {
 pub(super) struct Monitor {
     pub(super) meters_read: Option<Instant>,
     pub(super) meters: Option<Vec<MeterRef>>,
+    /// When the events were last due and looked at (read, or skipped because a batched read saw no change).
     pub(super) events_read: Option<Instant>,
+    /// When the events were last read from the log itself, completely, and the log's signature in the batched
+    /// read known then.
+    pub(super) events_direct: Option<Instant>,
+    pub(super) events_seen: Option<String>,
     pub(super) events_href: Option<Url>,
     pub(super) cursor: Option<EventCursor>,
     pub(super) recovered: bool,
@@ -145,6 +154,8 @@ pub struct SubReading {
     pub at: Instant,
     /// What was read.
     pub value: Value,
+    /// Whether it came from a batched read of every machine (kept a little longer than a reading of its own).
+    pub batched: bool,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -174,4 +185,23 @@ pub(super) fn parse_time(s: &str) -> Option<Time> {
 /// The monitoring key of a system member (apart from the member's own, which an exposed object uses).
 pub(super) fn member_key(system_href: &str, member_href: &str) -> String {
     format!("system {system_href} member {member_href}")
+}
+
+/// One provider's batched monitoring.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) state: Mutex<BatchState>,
+}
+
+#[derive(Default)]
+pub(super) struct BatchState {
+    pub(super) observation: Observation,
+    /// The meters of our resources by href, from the last complete batched read, and when it ended.
+    pub(super) meters: Option<(HashMap<String, Vec<MeterStatus>>, Instant)>,
+    /// The signature (`updated` and `summary`) of our resources' event logs, by resource href.
+    pub(super) logs: HashMap<String, String>,
+    /// When the last complete batched read of the event logs started.
+    pub(super) logs_read: Option<Instant>,
+    /// The newest `updated` of an event log seen: the next read asks for the logs updated since.
+    pub(super) logs_since: Option<DateTime<FixedOffset>>,
 }

@@ -352,6 +352,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
         ..connection
     };
     ctx.providers.put(&name, connection);
+    status.observation = ctx.observer.observation(&name);
     status.conditions = conds.build();
     write(&ctx, &api, &*provider, &old, status).await?;
     Ok(Action::requeue(poll))

@@ -109,6 +109,13 @@ pub async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop
         let mut store = lock(&app.store);
         store.advance(at);
         store.sample_for_request(&path, at);
+        // A read that inlines samples sees them as of now.
+        let inlines_samples = params.iter().any(|(k, v)| {
+            k == "$expand" && (v.trim().is_empty() || v.split(',').any(|n| matches!(n.trim(), "*" | "samples")))
+        });
+        if inlines_samples && method == "GET" {
+            store.sample_collection(&path, at);
+        }
         let wrote = app.commit(&mut store);
         let target = store.target(&path);
         let name = store.name_of(&path);

@@ -200,6 +200,12 @@ pub struct Store {
     /// Which finished Jobs are kept (configuration, not state).
     #[serde(skip)]
     pub(super) retention: JobRetention,
+    /// CloudEntryPoint collections left out of the CloudEntryPoint (configuration, not state).
+    #[serde(skip)]
+    pub(super) cep_omit: Vec<String>,
+    /// When each meter collection was last sampled whole (for reads that inline samples).
+    #[serde(skip)]
+    pub(super) bulk_sampled: HashMap<String, DateTime<Utc>>,
 }
 
 fn default_rng() -> StdRng {
@@ -222,6 +228,15 @@ pub(super) fn href(v: &Value) -> Option<&str> {
 }
 
 impl Store {
+    /// Leaves these collections (such as `meters` and `eventLogs`) out of the CloudEntryPoint, as providers do
+    /// that serve monitoring only per resource; the resources keep their own `meters` and `eventLog`.
+    pub fn set_cep_omit(&mut self, names: &[String]) {
+        self.cep_omit = names.to_vec();
+        self.cep_version += 1;
+    }
+}
+
+impl Store {
     /// A fresh store with the catalog loaded.
     pub fn new(base: String, profile: Profile, timing: Timing, seed: u64, catalog: &Catalog) -> Store {
         let mut store = Store {
@@ -241,6 +256,8 @@ impl Store {
             parents: Vec::new(),
             last_prune: None,
             retention: JobRetention::default(),
+            cep_omit: Vec::new(),
+            bulk_sampled: HashMap::new(),
         };
         for (path, item) in COLLECTIONS {
             store

@@ -95,11 +95,15 @@ impl Store {
         if let Some(oldest) = oldest {
             self.remove(&oldest);
         }
-        if let Some(summary) =
-            self.resources.get_mut(&log).and_then(|st| st.doc.get_mut("summary")).and_then(Value::as_object_mut)
-        {
-            let n = summary.get(severity).and_then(Value::as_i64).unwrap_or(0);
-            summary.insert(severity.into(), json!(n + 1));
+        // The log changes with each event: its summary counts it and `updated` says when, so a client can find
+        // the logs with news in one filtered read of the eventLogs collection.
+        if let Some(st) = self.resources.get_mut(&log) {
+            if let Some(summary) = st.doc.get_mut("summary").and_then(Value::as_object_mut) {
+                let n = summary.get(severity).and_then(Value::as_i64).unwrap_or(0);
+                summary.insert(severity.into(), json!(n + 1));
+            }
+            st.doc.insert("updated".into(), stamp(at));
+            st.version += 1;
         }
     }
 
@@ -150,6 +154,23 @@ impl Store {
         if self.resources.get(&meter).is_some_and(|st| st.type_name == "Meter") {
             self.sample_meter(&meter, at, None);
         }
+    }
+
+    /// Brings every meter of a meter collection (the CloudEntryPoint's `meters`, or a resource's) up to date,
+    /// for a read that inlines their samples (`$expand=samples`); at most once a second per collection.
+    pub fn sample_collection(&mut self, path: &str, at: DateTime<Utc>) {
+        let path = path.trim_matches('/');
+        let Some(c) = self.colls.get(path).filter(|c| c.item_type == "Meter") else {
+            return;
+        };
+        if self.bulk_sampled.get(path).is_some_and(|t| at - *t < Duration::seconds(1)) {
+            return;
+        }
+        let meters: Vec<String> = c.members.values().cloned().collect();
+        for meter in meters {
+            self.sample_meter(&meter, at, None);
+        }
+        self.bulk_sampled.insert(path.to_string(), at);
     }
 
     /// Samples every meter of a machine up to `at` as if it were (or were not) running: called before a state

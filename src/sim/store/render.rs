@@ -131,7 +131,7 @@ impl Store {
             out.insert(k.clone(), v.clone());
         }
         for (name, _) in COLLECTIONS {
-            if !self.profile.jobs() && JOB_ONLY.contains(name) {
+            if (!self.profile.jobs() && JOB_ONLY.contains(name)) || self.cep_omit.iter().any(|o| o == name) {
                 continue;
             }
             out.insert(name.to_string(), json!({"href": self.abs(name)}));
@@ -234,12 +234,23 @@ impl Store {
         out
     }
 
-    /// Inlines referenced resources and collections (`$expand`; empty or `*` = all).
+    /// Inlines referenced resources and collections (`$expand`; empty or `*` = all). Path notation (the
+    /// `QueryPathNotation` capability) reaches further: `networkInterfaces/addresses/address` inlines the
+    /// interfaces, in each of them its addresses collection, and in each of those entries its Address.
     pub(super) fn expand(&self, doc: &mut Map<String, Value>, names: &[String]) {
         let all = names.is_empty() || names.iter().any(|n| n == "*");
         let keys: Vec<String> = doc.keys().cloned().collect();
         for key in keys {
-            if key == "operations" || (!all && !names.contains(&key)) {
+            if key == "operations" {
+                continue;
+            }
+            // The rests of the paths through this attribute (`addresses/address` for `networkInterfaces`).
+            let rests: Vec<String> = names
+                .iter()
+                .filter_map(|n| n.strip_prefix(key.as_str())?.strip_prefix('/').map(str::to_string))
+                .filter(|r| !r.is_empty())
+                .collect();
+            if !all && rests.is_empty() && !names.contains(&key) {
                 continue;
             }
             let Some(h) = doc.get(&key).and_then(href).map(str::to_string) else {
@@ -247,8 +258,24 @@ impl Store {
             };
             let path = self.path_of(&h);
             let inline = match self.target(&path) {
-                Target::Resource(_) => self.resources.get(&path).map(|st| self.render(&path, st)),
-                Target::Collection(_) => Some(self.render_collection(&path, &ReadQuery::default())),
+                Target::Resource(_) => self.resources.get(&path).map(|st| {
+                    let mut d = self.render(&path, st);
+                    if !rests.is_empty() {
+                        self.expand(&mut d, &rests);
+                    }
+                    d
+                }),
+                Target::Collection(_) => {
+                    let mut c = self.render_collection(&path, &ReadQuery::default());
+                    if !rests.is_empty() {
+                        for entries in c.values_mut().filter_map(Value::as_array_mut) {
+                            for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                                self.expand(e, &rests);
+                            }
+                        }
+                    }
+                    Some(c)
+                }
                 _ => None,
             };
             if let Some(mut inline) = inline {

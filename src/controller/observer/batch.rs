@@ -1,0 +1,484 @@
+//! Batched monitoring: per CimiProvider one task reads meters, event-log changes and machine sub-collections
+//! as paged reads of one collection each (the CloudEntryPoint's `meters` and `eventLogs`, and the machine
+//! listing with `$expand`), so that their cost grows with pages, not with objects. Where the provider does
+//! not allow it (no such collection, nothing inlined, or reading everything would take more requests than
+//! reading ours), that aspect is read per object as before, and the CimiProvider's `status.observation` says
+//! which mode each aspect uses and why.
+//!
+//! - **Meters**, every `meterInterval`: `meters?$expand=samples`, the newest inlined sample of each meter of
+//!   our resources kept until the next read; a meter whose inlined samples are truncated (`count` larger than
+//!   what is served) gets one read of its newest sample.
+//! - **Events**, every `eventInterval`: `eventLogs?$filter=updated>=…&$select=targetResource,updated,summary`,
+//!   whole the first time, then only the logs changed since the newest `updated` seen. A log's signature
+//!   (`updated` and `summary`) is compared with the one seen when its events were last read; an object is
+//!   reconciled at once when its log changed, and its events are read only then (one request).
+//! - **Machine sub-collections**, every `meterInterval`: the machine listing filtered on our cluster tag with
+//!   `$expand=networkInterfaces/addresses/address,volumes`, stored as each machine's reading.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use serde_json::Value;
+use url::Url;
+
+use super::poll::{latest_sample, timing};
+use super::shared::*;
+use super::subs::{EXPAND, sub_collections_inline};
+use crate::api::common::MeterStatus;
+use crate::api::provider::{AspectReading, Observation, ReadingMode};
+use crate::cimi::query::{Filter, Query};
+use crate::cimi::{CimiClient, CimiError};
+use crate::controller::resource::reads::{entries, ref_href, text};
+use crate::names::TAG_CLUSTER;
+
+/// How long a batched reading stays usable, in cadences: a read that comes a little late does not send every
+/// object back to its own reads.
+const FRESH_CADENCES: u32 = 2;
+
+fn batched() -> AspectReading {
+    AspectReading { mode: ReadingMode::Batched, message: String::new() }
+}
+
+fn per_object(message: impl Into<String>) -> AspectReading {
+    AspectReading { mode: ReadingMode::PerObject, message: message.into() }
+}
+
+impl BatchState {
+    fn batched_events(&self) -> bool {
+        self.observation.events.as_ref().is_some_and(|a| a.mode == ReadingMode::Batched)
+    }
+}
+
+/// The provider's batch, its task started on first use.
+pub(super) fn batch(inner: &Arc<Inner>, provider: &str) -> Arc<Batch> {
+    let mut batches = lock(&inner.batches);
+    if let Some(b) = batches.get(provider) {
+        return b.clone();
+    }
+    let b = Arc::new(Batch::default());
+    batches.insert(provider.to_string(), b.clone());
+    tokio::spawn(batch_loop(inner.clone(), provider.to_string(), b.clone()));
+    b
+}
+
+/// How each aspect of `provider` is read now (`None` before the first decision).
+pub(super) fn observation(inner: &Inner, provider: &str) -> Option<Observation> {
+    let batch = lock(&inner.batches).get(provider).cloned()?;
+    let o = lock(&batch.state).observation.clone();
+    (o != Observation::default()).then_some(o)
+}
+
+/// The meters of `href` from the last batched read, when the provider's meters are read in batches and that
+/// read is fresh and has them (else the object reads its own).
+pub(super) fn batched_meters(inner: &Inner, provider: &str, href: &str, every: Duration) -> Option<Vec<MeterStatus>> {
+    let batch = lock(&inner.batches).get(provider).cloned()?;
+    let state = lock(&batch.state);
+    let (readings, at) = state.meters.as_ref()?;
+    if at.elapsed() > every * FRESH_CADENCES {
+        return None;
+    }
+    readings.get(href).cloned()
+}
+
+/// Whether the events of `href` (monitored under `key`) must be read now: `Some(signature)` to read them,
+/// recording the log's signature as known before the read; `None` to skip. Without batched events they are
+/// read when `interval_due`. With them, they are read when the log changed since the last read, and skipped
+/// when a batched read that started after the last read saw it unchanged.
+pub(super) fn events_plan(
+    inner: &Inner,
+    provider: &str,
+    key: &str,
+    href: &str,
+    interval_due: bool,
+) -> Option<Option<String>> {
+    let Some(batch) = lock(&inner.batches).get(provider).cloned() else {
+        return interval_due.then_some(None);
+    };
+    let state = lock(&batch.state);
+    let fresh = |t: &Instant| t.elapsed() < Duration::from_secs(3600);
+    if !state.batched_events() || !state.logs_read.as_ref().is_some_and(fresh) {
+        return interval_due.then_some(None);
+    }
+    let signature = state.logs.get(href).cloned();
+    let monitors = lock(&inner.monitors);
+    let Some(m) = monitors.get(key) else { return Some(signature) };
+    let Some(direct) = m.events_direct else { return Some(signature) };
+    if m.events_seen != signature {
+        return Some(signature);
+    }
+    match state.logs_read {
+        Some(read) if read > direct => None,
+        _ => interval_due.then_some(signature),
+    }
+}
+
+/// The hrefs whose monitoring we hold: the resources of our objects and the members of our systems.
+fn ours(inner: &Inner) -> HashSet<String> {
+    lock(&inner.monitors)
+        .keys()
+        .map(|k| match k.strip_prefix("system ").and_then(|r| r.split_once(" member ")) {
+            Some((_, member)) => member.to_string(),
+            None => k.clone(),
+        })
+        .collect()
+}
+
+/// Reconciles the object whose provider resource is `href`, if an observed collection knows it.
+fn wake(inner: &Inner, provider: &str, href: &str) {
+    let pollers: Vec<(&'static str, Arc<Poller>)> = lock(&inner.pollers)
+        .iter()
+        .filter(|((p, _), _)| p == provider)
+        .map(|((_, c), poller)| (*c, poller.clone()))
+        .collect();
+    for (collection, poller) in pollers {
+        let owner = lock_state(&poller).owners.get(href).cloned();
+        if let Some(owner) = owner {
+            if let Some(tx) = lock(&inner.triggers).get(collection) {
+                let _ = tx.send(owner);
+            }
+            return;
+        }
+    }
+}
+
+/// Our objects observed on `provider` (by the state pollers): what per-object reads would cost at least.
+fn objects(inner: &Inner, provider: &str) -> usize {
+    let pollers: Vec<Arc<Poller>> =
+        lock(&inner.pollers).iter().filter(|((p, _), _)| p == provider).map(|(_, poller)| poller.clone()).collect();
+    pollers.iter().map(|p| lock_state(p).owners.len()).sum()
+}
+
+async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
+    let mut meters_at: Option<Instant> = None;
+    let mut events_at: Option<Instant> = None;
+    loop {
+        let ready = inner.providers.get(&provider).filter(|c| c.ready).map(|c| c.client);
+        let mut wait = Duration::from_secs(1);
+        if let Some(client) = ready {
+            let every = timing(&inner, &provider).await;
+            // Nothing of ours yet: decide once there is.
+            if objects(&inner, &provider) > 0 {
+                if meters_at.is_none_or(|t| t.elapsed() >= every.meters) {
+                    meters_at = Some(Instant::now());
+                    let meters = read_meters(&inner, &client).await;
+                    let subs = read_subs(&inner, &provider, &client).await;
+                    let mut state = lock(&batch.state);
+                    match meters {
+                        Ok((reading, readings)) => {
+                            state.meters = readings.map(|r| (r, Instant::now()));
+                            state.observation.meters = Some(reading);
+                        }
+                        Err(error) => tracing::debug!(%error, provider, "observer: batched meters not read"),
+                    }
+                    match subs {
+                        Ok(reading) => state.observation.sub_collections = Some(reading),
+                        Err(error) => tracing::debug!(%error, provider, "observer: batched sub-collections not read"),
+                    }
+                }
+                if events_at.is_none_or(|t| t.elapsed() >= every.events) {
+                    events_at = Some(Instant::now());
+                    if let Err(error) = read_logs(&inner, &provider, &client, &batch).await {
+                        tracing::debug!(%error, provider, "observer: batched event logs not read");
+                    }
+                }
+                let left = |at: Option<Instant>, every: Duration| {
+                    at.map_or(Duration::ZERO, |t| every.saturating_sub(t.elapsed()))
+                };
+                wait = left(meters_at, every.meters).min(left(events_at, every.events)).max(Duration::from_millis(100));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = inner.stop.cancelled() => return,
+        }
+    }
+}
+
+/// Reads the pages of the collection at `url` matching `query`, handing each page's entries and the collection's
+/// `count` to `each` (no listing is held whole), until `each` says stop or the provider's read limits are reached.
+/// Returns the collection's `count`.
+async fn each_page(
+    client: &CimiClient,
+    url: &Url,
+    item_type: &str,
+    query: &Query,
+    page_size: u64,
+    mut each: impl FnMut(Vec<Value>, u64) -> bool,
+) -> Result<u64, CimiError> {
+    let max_pages = client.transport().config().read_limits.max_pages.max(1);
+    let mut first = 1;
+    let mut count = 0;
+    for _ in 0..max_pages {
+        let page = client.list_page_value(url, &query.page(first, first + page_size - 1), item_type).await?;
+        let entries = entries(&page);
+        let served = entries.len() as u64;
+        // Without a `count`, what was served so far is all that is known.
+        let stated = page.get("count").and_then(Value::as_u64);
+        count = stated.unwrap_or(first - 1 + served);
+        let go_on = each(entries, count);
+        // A provider that ignores paging serves everything at once.
+        let last = match stated {
+            Some(total) => first + page_size > total,
+            None => served < page_size,
+        };
+        if !go_on || served == 0 || served > page_size || last {
+            break;
+        }
+        first += page_size;
+    }
+    Ok(count)
+}
+
+/// Whether reading `count` entries in pages costs more requests than reading each of `objects` objects' own.
+fn dearer(count: u64, page_size: u64, objects: usize) -> bool {
+    count.div_ceil(page_size.max(1)) > objects.max(1) as u64
+}
+
+/// The batched meter read: the mode decided, and the readings when batched.
+async fn read_meters(
+    inner: &Inner,
+    client: &CimiClient,
+) -> Result<(AspectReading, Option<HashMap<String, Vec<MeterStatus>>>), CimiError> {
+    let Ok(url) = client.collection_url("meters").await else {
+        return Ok((per_object("the CloudEntryPoint offers no meters collection"), None));
+    };
+    let size = inner.page_size;
+    let ours = ours(inner);
+    let base = client.resolve("").await?;
+    let query = Query::new().expand(["samples"]).select(["count", "targetResource", "aspect", "units", "samples"]);
+    let mut found: Vec<(String, Value)> = Vec::new();
+    let mut not_inlined = false;
+    let mut dear = None;
+    let mut first_page = true;
+    each_page(client, &url, "Meter", &query, size, |page, count| {
+        let listed = page.len();
+        let before = found.len();
+        for meter in page {
+            let Some(target) = ref_href(&meter, "targetResource") else { continue };
+            let Ok(target) = base.join(target.trim()) else { continue };
+            if !ours.contains(target.as_str()) {
+                continue;
+            }
+            if meter.get("samples").is_some_and(|s| s.get("count").is_none()) {
+                not_inlined = true;
+            }
+            found.push((target.to_string(), meter));
+        }
+        if std::mem::take(&mut first_page) {
+            // Per object, each of our meters costs a request: from the share of ours on the first page, would
+            // reading every meter take more requests than that?
+            let ours_estimate = (count as usize * (found.len() - before)).div_ceil(listed.max(1));
+            if dearer(count, size, ours_estimate) {
+                dear = Some(count);
+                return false;
+            }
+        }
+        !not_inlined
+    })
+    .await?;
+    if let Some(count) = dear {
+        return Ok((
+            per_object(format!(
+                "the provider lists {count} meters, few of them ours: reading them all takes more requests than \
+                 reading ours one by one"
+            )),
+            None,
+        ));
+    }
+    if not_inlined {
+        return Ok((per_object("the provider does not inline a meter's samples ($expand=samples)"), None));
+    }
+    let mut readings: HashMap<String, Vec<MeterStatus>> = HashMap::new();
+    for (target, meter) in found {
+        let samples = meter.get("samples").cloned().unwrap_or(Value::Null);
+        let served = entries(&samples);
+        let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
+        let truncated = samples.get("count").and_then(Value::as_u64).unwrap_or(0) > served.len() as u64;
+        let newest = if truncated {
+            match ref_href(&meter, "samples").map(|h| base.join(h.trim())) {
+                Some(Ok(url)) => latest_sample(client, &url).await?,
+                _ => None,
+            }
+        } else {
+            served.into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b)))
+        };
+        readings.entry(target).or_default().push(MeterStatus {
+            aspect: text(&meter, "aspect").map(short).unwrap_or_default(),
+            units: text(&meter, "units").map(str::to_string),
+            value: newest.as_ref().and_then(|s| s.get("value")).and_then(scalar_text),
+            timestamp: newest.as_ref().and_then(|s| s.get("timestamp")).and_then(Value::as_str).and_then(parse_time),
+        });
+    }
+    for meters in readings.values_mut() {
+        meters.sort_by(|a, b| a.aspect.cmp(&b.aspect));
+    }
+    Ok((batched(), Some(readings)))
+}
+
+/// The batched read of the machines' sub-collections; each of our machines' reading is stored.
+async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result<AspectReading, CimiError> {
+    let Some(poller) = lock(&inner.pollers).get(&(provider.to_string(), "machines")).cloned() else {
+        return Ok(per_object("no machines observed yet"));
+    };
+    let owned: HashMap<String, Owner> = lock_state(&poller).owners.clone();
+    if owned.is_empty() {
+        return Ok(per_object("no machines observed yet"));
+    }
+    let url = client.collection_url("machines").await?;
+    // No `$select`: `id` names the collection's own attribute too, and entries must keep theirs.
+    let mut query = Query::new().expand(EXPAND);
+    let filtered = !lock_state(&poller).unfiltered;
+    if filtered && let Ok(tag) = Filter::property(TAG_CLUSTER, &inner.cluster) {
+        query = query.filter(tag);
+    } else {
+        let count = super::poll::collection_count(client, "machines").await?;
+        if dearer(count, inner.page_size, owned.len()) {
+            return Ok(per_object(format!(
+                "the provider refuses our tag filter and lists {count} machines: reading them all takes more \
+                 requests than reading our {} machines'",
+                owned.len()
+            )));
+        }
+    }
+    let base = client.resolve("").await?;
+    let mut found: Vec<(String, Value)> = Vec::new();
+    each_page(client, &url, "Machine", &query, inner.page_size, |page, _| {
+        for m in page {
+            let Some(id) = text(&m, "id") else { continue };
+            let Ok(href) = base.join(id.trim()) else { continue };
+            if owned.contains_key(href.as_str()) {
+                found.push((href.to_string(), m));
+            }
+        }
+        true
+    })
+    .await?;
+    let mut readings = Vec::with_capacity(found.len());
+    for (href, m) in found {
+        match sub_collections_inline(client, &m).await? {
+            Ok(reading) => readings.push((href, text(&m, "updated").map(str::to_string), reading)),
+            Err(missing) => {
+                return Ok(per_object(format!(
+                    "the provider does not inline a machine's {} ($expand={})",
+                    missing.0,
+                    EXPAND.join(",")
+                )));
+            }
+        }
+    }
+    let mut changed = Vec::new();
+    {
+        let mut monitors = lock(&inner.monitors);
+        for (href, updated, value) in readings {
+            let m = monitors.entry(href.clone()).or_default();
+            if m.sub.as_ref().is_some_and(|s| s.value != value) {
+                changed.push(href.clone());
+            }
+            m.sub = Some(SubReading { updated, at: Instant::now(), value, batched: true });
+        }
+    }
+    for href in changed {
+        wake(inner, provider, &href);
+    }
+    Ok(batched())
+}
+
+/// The batched read of the event logs' signatures: objects whose log changed are reconciled.
+async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &Batch) -> Result<(), CimiError> {
+    let Ok(url) = client.collection_url("eventLogs").await else {
+        lock(&batch.state).observation.events = Some(per_object("the CloudEntryPoint offers no eventLogs collection"));
+        return Ok(());
+    };
+    let started = Instant::now();
+    let since = lock(&batch.state).logs_since;
+    let plain = Query::new().select(["count", "targetResource", "updated", "summary"]);
+    let objects = objects(inner, provider);
+    let ours = ours(inner);
+    let base = client.resolve("").await?;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut newest = since;
+    let mut unusable = None;
+    let mut collect = |page: Vec<Value>, _: u64| {
+        for log in page {
+            let Some(target) = ref_href(&log, "targetResource") else {
+                unusable = Some("the provider's event logs carry no targetResource");
+                continue;
+            };
+            let updated = text(&log, "updated");
+            let summary = log.get("summary").filter(|s| !s.is_null());
+            if updated.is_none() && summary.is_none() {
+                unusable = Some("the provider's event logs carry neither updated nor summary");
+                continue;
+            }
+            if let Some(t) = updated.and_then(|u| DateTime::parse_from_rfc3339(u).ok()) {
+                newest = newest.max(Some(t));
+            }
+            let Ok(target) = base.join(target.trim()) else { continue };
+            if ours.contains(target.as_str()) {
+                let signature =
+                    format!("{}|{}", updated.unwrap_or(""), summary.map(Value::to_string).unwrap_or_default());
+                seen.push((target.to_string(), signature));
+            }
+        }
+        true
+    };
+    let filtered = match since {
+        Some(t) => {
+            let query = plain.clone().filter(Filter::attr("updated")?.ge(t));
+            match each_page(client, &url, "EventLog", &query, inner.page_size, &mut collect).await {
+                Ok(_) => true,
+                Err(CimiError::Invalid { .. }) => false,
+                Err(e) => return Err(e),
+            }
+        }
+        None => false,
+    };
+    if !filtered {
+        let count = super::poll::collection_count(client, "eventLogs").await?;
+        if since.is_some() && dearer(count, inner.page_size, objects) {
+            lock(&batch.state).observation.events = Some(per_object(format!(
+                "the provider refuses $filter on updated and lists {count} event logs: reading them all takes more \
+                 requests than reading our {objects} objects'"
+            )));
+            return Ok(());
+        }
+        each_page(client, &url, "EventLog", &plain, inner.page_size, &mut collect).await?;
+    }
+    let mut state = lock(&batch.state);
+    if let Some(why) = unusable {
+        state.observation.events = Some(per_object(why));
+        return Ok(());
+    }
+    let mut changed = Vec::new();
+    for (href, signature) in seen {
+        // A log seen for the first time is read at its object's next interval; a change is read at once.
+        if state.logs.get(&href).is_some_and(|old| *old != signature) {
+            changed.push(href.clone());
+        }
+        state.logs.insert(href, signature);
+    }
+    state.logs.retain(|href, _| ours.contains(href));
+    state.logs_since = newest;
+    state.logs_read = Some(started);
+    state.observation.events = Some(batched());
+    drop(state);
+    for href in changed {
+        wake(inner, provider, &href);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_dearer_only_when_its_pages_outnumber_our_objects() {
+        assert!(!dearer(4000, 100, 1000), "40 pages for 1,000 objects");
+        assert!(dearer(200_000, 100, 1000), "2,000 pages for 1,000 objects");
+        assert!(!dearer(0, 100, 0), "an empty collection costs one page");
+        assert!(dearer(101, 100, 1), "two pages for one object");
+    }
+}
