@@ -313,7 +313,9 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     println!("operator RSS: {} KiB before the operator started, {} KiB with {n} machines Ready", rss_before, rss_kib());
 
     // Steady state: settle, then count requests over whole poll intervals.
-    tokio::time::sleep(Duration::from_secs(poll * 2)).await;
+    // One meter interval and a poll first: every object has had its first readings of its own, and the batched
+    // reads that follow know every object.
+    tokio::time::sleep(Duration::from_secs(poll * 13)).await;
     let s0 = sim_stats(&http, &url).await;
     let w0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(poll * window_polls)).await;

@@ -25,7 +25,7 @@ use url::Url;
 
 use super::poll::{latest_sample, timing};
 use super::shared::*;
-use super::subs::{EXPAND, sub_collections_inline};
+use super::subs::{EXPAND, Inlined, sub_collections_inline};
 use crate::api::common::MeterStatus;
 use crate::api::provider::{AspectReading, Observation, ReadingMode};
 use crate::cimi::query::{Filter, Query};
@@ -82,35 +82,43 @@ pub(super) fn batched_meters(inner: &Inner, provider: &str, href: &str, every: D
     readings.get(href).cloned()
 }
 
-/// Whether the events of `href` (monitored under `key`) must be read now: `Some(signature)` to read them,
-/// recording the log's signature as known before the read; `None` to skip. Without batched events they are
-/// read when `interval_due`. With them, they are read when the log changed since the last read, and skipped
-/// when a batched read that started after the last read saw it unchanged.
+/// Whether the events of `href` (monitored under `key`) must be read now, and whether the read should return
+/// the log's signature (when the provider's event logs are read in batches). Without batched events they are
+/// read when `interval_due`. With them, they are read when the log's signature in the last batched read differs
+/// from the one the last read saw, and skipped when a batched read that started after the last read saw it
+/// unchanged.
 pub(super) fn events_plan(
     inner: &Inner,
     provider: &str,
     key: &str,
     href: &str,
+    every: Duration,
     interval_due: bool,
-) -> Option<Option<String>> {
+) -> Option<bool> {
     let Some(batch) = lock(&inner.batches).get(provider).cloned() else {
-        return interval_due.then_some(None);
+        return interval_due.then_some(false);
     };
     let state = lock(&batch.state);
-    let fresh = |t: &Instant| t.elapsed() < Duration::from_secs(3600);
-    if !state.batched_events() || !state.logs_read.as_ref().is_some_and(fresh) {
-        return interval_due.then_some(None);
+    let fresh = |t: &Instant| t.elapsed() < every * FRESH_CADENCES;
+    if !state.batched_events() {
+        return interval_due.then_some(false);
     }
-    let signature = state.logs.get(href).cloned();
+    if !state.logs_read.as_ref().is_some_and(fresh) {
+        return interval_due.then_some(true);
+    }
+    // A log the batched reads do not show (not listed, or listed under another href) is read on its interval.
+    let Some(signature) = state.logs.get(href) else {
+        return interval_due.then_some(true);
+    };
     let monitors = lock(&inner.monitors);
-    let Some(m) = monitors.get(key) else { return Some(signature) };
-    let Some(direct) = m.events_direct else { return Some(signature) };
-    if m.events_seen != signature {
-        return Some(signature);
+    let Some(m) = monitors.get(key) else { return Some(true) };
+    let Some(direct) = m.events_direct else { return Some(true) };
+    if m.events_seen.as_ref() != Some(signature) {
+        return Some(true);
     }
     match state.logs_read {
         Some(read) if read > direct => None,
-        _ => interval_due.then_some(signature),
+        _ => interval_due.then_some(true),
     }
 }
 
@@ -154,7 +162,13 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
     let mut meters_at: Option<Instant> = None;
     let mut events_at: Option<Instant> = None;
     loop {
-        let ready = inner.providers.get(&provider).filter(|c| c.ready).map(|c| c.client);
+        let Some(connection) = inner.providers.get(&provider) else {
+            // The provider is gone (or disconnected): so is its batch; the next object that monitors on it starts
+            // a new one.
+            lock(&inner.batches).remove(&provider);
+            return;
+        };
+        let ready = Some(connection.client).filter(|_| connection.ready);
         let mut wait = Duration::from_secs(1);
         if let Some(client) = ready {
             let every = timing(&inner, &provider).await;
@@ -170,17 +184,27 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
                             state.meters = readings.map(|r| (r, Instant::now()));
                             state.observation.meters = Some(reading);
                         }
-                        Err(error) => tracing::debug!(%error, provider, "observer: batched meters not read"),
+                        Err(error) => {
+                            tracing::debug!(%error, provider, "observer: batched meters not read");
+                            state.meters = None;
+                            state.observation.meters = Some(per_object(format!("the batched read failed: {error}")));
+                        }
                     }
-                    match subs {
-                        Ok(reading) => state.observation.sub_collections = Some(reading),
-                        Err(error) => tracing::debug!(%error, provider, "observer: batched sub-collections not read"),
-                    }
+                    state.observation.sub_collections = Some(match subs {
+                        Ok(reading) => reading,
+                        Err(error) => {
+                            tracing::debug!(%error, provider, "observer: batched sub-collections not read");
+                            per_object(format!("the batched read failed: {error}"))
+                        }
+                    });
                 }
                 if events_at.is_none_or(|t| t.elapsed() >= every.events) {
                     events_at = Some(Instant::now());
-                    if let Err(error) = read_logs(&inner, &provider, &client, &batch).await {
+                    if let Err(error) = read_logs(&inner, &provider, &client, &batch, every.events).await {
                         tracing::debug!(%error, provider, "observer: batched event logs not read");
+                        let mut state = lock(&batch.state);
+                        state.logs_read = None;
+                        state.observation.events = Some(per_object(format!("the batched read failed: {error}")));
                     }
                 }
                 let left = |at: Option<Instant>, every: Duration| {
@@ -197,8 +221,8 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
 }
 
 /// Reads the pages of the collection at `url` matching `query`, handing each page's entries and the collection's
-/// `count` to `each` (no listing is held whole), until `each` says stop or the provider's read limits are reached.
-/// Returns the collection's `count`.
+/// `count` to `each` (no listing is held whole), until `each` says stop or the collection ends. A collection
+/// longer than the provider's read limits allow (`maxPages`) is an error: a batch is whole or not used.
 async fn each_page(
     client: &CimiClient,
     url: &Url,
@@ -207,28 +231,39 @@ async fn each_page(
     page_size: u64,
     mut each: impl FnMut(Vec<Value>, u64) -> bool,
 ) -> Result<u64, CimiError> {
+    let page_size = page_size.max(1);
     let max_pages = client.transport().config().read_limits.max_pages.max(1);
-    let mut first = 1;
-    let mut count = 0;
+    let mut first: u64 = 1;
     for _ in 0..max_pages {
-        let page = client.list_page_value(url, &query.page(first, first + page_size - 1), item_type).await?;
+        let last = first.saturating_add(page_size - 1);
+        let page = client.list_page_value(url, &query.page(first, last), item_type).await?;
         let entries = entries(&page);
         let served = entries.len() as u64;
         // Without a `count`, what was served so far is all that is known.
         let stated = page.get("count").and_then(Value::as_u64);
-        count = stated.unwrap_or(first - 1 + served);
-        let go_on = each(entries, count);
-        // A provider that ignores paging serves everything at once.
-        let last = match stated {
-            Some(total) => first + page_size > total,
-            None => served < page_size,
-        };
-        if !go_on || served == 0 || served > page_size || last {
-            break;
+        let count = stated.unwrap_or((first - 1).saturating_add(served));
+        if !each(entries, count) {
+            return Ok(count);
         }
-        first += page_size;
+        let next = first.saturating_add(served);
+        // The end: nothing more served, everything at once (paging ignored), or as far as the count (or, without
+        // one, a short page).
+        let ended = served == 0
+            || served > page_size
+            || match stated {
+                Some(total) => next > total,
+                None => served < page_size,
+            };
+        if ended {
+            return Ok(count);
+        }
+        first = next;
     }
-    Ok(count)
+    Err(CimiError::ReadLimit {
+        href: crate::cimi::error::redact_url(url),
+        limit: crate::cimi::error::ReadLimitKind::Pages,
+        detail: format!("more than {max_pages} pages of {page_size}; raise spec.readLimits.maxPages"),
+    })
 }
 
 /// Whether reading `count` entries in pages costs more requests than reading each of `objects` objects' own.
@@ -248,28 +283,51 @@ async fn read_meters(
     let ours = ours(inner);
     let base = client.resolve("").await?;
     let query = Query::new().expand(["samples"]).select(["count", "targetResource", "aspect", "units", "samples"]);
-    let mut found: Vec<(String, Value)> = Vec::new();
+    // Each meter of ours is reduced to its newest sample as its page arrives (no page is held); one whose
+    // inlined samples are truncated keeps its samples href, read after.
+    let mut readings: HashMap<String, Vec<MeterStatus>> = HashMap::new();
+    let mut truncated: Vec<(String, usize, Url)> = Vec::new();
     let mut not_inlined = false;
     let mut dear = None;
     let mut first_page = true;
     each_page(client, &url, "Meter", &query, size, |page, count| {
         let listed = page.len();
-        let before = found.len();
+        let mut mine = 0;
         for meter in page {
             let Some(target) = ref_href(&meter, "targetResource") else { continue };
             let Ok(target) = base.join(target.trim()) else { continue };
             if !ours.contains(target.as_str()) {
                 continue;
             }
-            if meter.get("samples").is_some_and(|s| s.get("count").is_none()) {
+            mine += 1;
+            let Some(samples) = meter.get("samples") else { continue };
+            if samples.get("count").is_none() {
                 not_inlined = true;
+                break;
             }
-            found.push((target.to_string(), meter));
+            let served = entries(samples);
+            let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
+            let cut = samples.get("count").and_then(Value::as_u64).unwrap_or(0) > served.len() as u64;
+            let newest = if cut { None } else { served.into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))) };
+            let meters = readings.entry(target.to_string()).or_default();
+            if cut && let Some(Ok(href)) = ref_href(&meter, "samples").map(|h| base.join(h.trim())) {
+                truncated.push((target.to_string(), meters.len(), href));
+            }
+            meters.push(MeterStatus {
+                aspect: text(&meter, "aspect").map(short).unwrap_or_default(),
+                units: text(&meter, "units").map(str::to_string),
+                value: newest.as_ref().and_then(|s| s.get("value")).and_then(scalar_text),
+                timestamp: newest
+                    .as_ref()
+                    .and_then(|s| s.get("timestamp"))
+                    .and_then(Value::as_str)
+                    .and_then(parse_time),
+            });
         }
         if std::mem::take(&mut first_page) {
             // Per object, each of our meters costs a request: from the share of ours on the first page, would
             // reading every meter take more requests than that?
-            let ours_estimate = (count as usize * (found.len() - before)).div_ceil(listed.max(1));
+            let ours_estimate = (count as usize).saturating_mul(mine).div_ceil(listed.max(1));
             if dearer(count, size, ours_estimate) {
                 dear = Some(count);
                 return false;
@@ -290,26 +348,12 @@ async fn read_meters(
     if not_inlined {
         return Ok((per_object("the provider does not inline a meter's samples ($expand=samples)"), None));
     }
-    let mut readings: HashMap<String, Vec<MeterStatus>> = HashMap::new();
-    for (target, meter) in found {
-        let samples = meter.get("samples").cloned().unwrap_or(Value::Null);
-        let served = entries(&samples);
-        let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
-        let truncated = samples.get("count").and_then(Value::as_u64).unwrap_or(0) > served.len() as u64;
-        let newest = if truncated {
-            match ref_href(&meter, "samples").map(|h| base.join(h.trim())) {
-                Some(Ok(url)) => latest_sample(client, &url).await?,
-                _ => None,
-            }
-        } else {
-            served.into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b)))
-        };
-        readings.entry(target).or_default().push(MeterStatus {
-            aspect: text(&meter, "aspect").map(short).unwrap_or_default(),
-            units: text(&meter, "units").map(str::to_string),
-            value: newest.as_ref().and_then(|s| s.get("value")).and_then(scalar_text),
-            timestamp: newest.as_ref().and_then(|s| s.get("timestamp")).and_then(Value::as_str).and_then(parse_time),
-        });
+    for (target, i, href) in truncated {
+        let newest = latest_sample(client, &href).await?;
+        if let Some(m) = readings.get_mut(&target).and_then(|m| m.get_mut(i)) {
+            m.value = newest.as_ref().and_then(|s| s.get("value")).and_then(scalar_text);
+            m.timestamp = newest.as_ref().and_then(|s| s.get("timestamp")).and_then(Value::as_str).and_then(parse_time);
+        }
     }
     for meters in readings.values_mut() {
         meters.sort_by(|a, b| a.aspect.cmp(&b.aspect));
@@ -343,6 +387,7 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
         }
     }
     let base = client.resolve("").await?;
+    let started = Instant::now();
     let mut found: Vec<(String, Value)> = Vec::new();
     each_page(client, &url, "Machine", &query, inner.page_size, |page, _| {
         for m in page {
@@ -358,11 +403,12 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
     let mut readings = Vec::with_capacity(found.len());
     for (href, m) in found {
         match sub_collections_inline(client, &m).await? {
-            Ok(reading) => readings.push((href, text(&m, "updated").map(str::to_string), reading)),
-            Err(missing) => {
+            Inlined::Reading(reading) => readings.push((href, text(&m, "updated").map(str::to_string), reading)),
+            // This machine reads its own.
+            Inlined::Truncated => {}
+            Inlined::Missing(what) => {
                 return Ok(per_object(format!(
-                    "the provider does not inline a machine's {} ($expand={})",
-                    missing.0,
+                    "the provider does not inline a machine's {what} ($expand={})",
                     EXPAND.join(",")
                 )));
             }
@@ -372,11 +418,16 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
     {
         let mut monitors = lock(&inner.monitors);
         for (href, updated, value) in readings {
-            let m = monitors.entry(href.clone()).or_default();
+            // Only machines still monitored (one forgotten meanwhile stays forgotten), and never over a reading
+            // of its own made after this listing started (after an attach, say).
+            let Some(m) = monitors.get_mut(&href) else { continue };
+            if m.sub.as_ref().is_some_and(|s| s.at > started) {
+                continue;
+            }
             if m.sub.as_ref().is_some_and(|s| s.value != value) {
                 changed.push(href.clone());
             }
-            m.sub = Some(SubReading { updated, at: Instant::now(), value, batched: true });
+            m.sub = Some(SubReading { updated, at: started, value, batched: true });
         }
     }
     for href in changed {
@@ -386,21 +437,37 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
 }
 
 /// The batched read of the event logs' signatures: objects whose log changed are reconciled.
-async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &Batch) -> Result<(), CimiError> {
+async fn read_logs(
+    inner: &Inner,
+    provider: &str,
+    client: &CimiClient,
+    batch: &Batch,
+    every: Duration,
+) -> Result<(), CimiError> {
     let Ok(url) = client.collection_url("eventLogs").await else {
         lock(&batch.state).observation.events = Some(per_object("the CloudEntryPoint offers no eventLogs collection"));
         return Ok(());
     };
     let started = Instant::now();
-    let since = lock(&batch.state).logs_since;
+    let (since, refused) = {
+        let state = lock(&batch.state);
+        (state.logs_since, state.logs_unfiltered)
+    };
     let plain = Query::new().select(["count", "targetResource", "updated", "summary"]);
     let objects = objects(inner, provider);
     let ours = ours(inner);
     let base = client.resolve("").await?;
     let mut seen: Vec<(String, String)> = Vec::new();
-    let mut newest = since;
+    let mut newest = None;
     let mut unusable = None;
-    let mut collect = |page: Vec<Value>, _: u64| {
+    let mut dear = None;
+    // Whether this page is the first of a whole (unfiltered) read, whose cost is checked.
+    let first_of_whole = std::sync::atomic::AtomicBool::new(false);
+    let mut collect = |page: Vec<Value>, count: u64| {
+        if first_of_whole.swap(false, std::sync::atomic::Ordering::Relaxed) && dearer(count, inner.page_size, objects) {
+            dear = Some(count);
+            return false;
+        }
         for log in page {
             let Some(target) = ref_href(&log, "targetResource") else {
                 unusable = Some("the provider's event logs carry no targetResource");
@@ -417,37 +484,43 @@ async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &B
             }
             let Ok(target) = base.join(target.trim()) else { continue };
             if ours.contains(target.as_str()) {
-                let signature =
-                    format!("{}|{}", updated.unwrap_or(""), summary.map(Value::to_string).unwrap_or_default());
-                seen.push((target.to_string(), signature));
+                seen.push((target.to_string(), super::events::log_signature(&log)));
             }
         }
         true
     };
-    let filtered = match since {
+    let mut filter_refused = refused;
+    let filtered = match since.filter(|_| !refused) {
         Some(t) => {
             let query = plain.clone().filter(Filter::attr("updated")?.ge(t));
             match each_page(client, &url, "EventLog", &query, inner.page_size, &mut collect).await {
                 Ok(_) => true,
-                Err(CimiError::Invalid { .. }) => false,
+                Err(CimiError::Invalid { .. }) => {
+                    filter_refused = true;
+                    false
+                }
                 Err(e) => return Err(e),
             }
         }
         None => false,
     };
     if !filtered {
-        let count = super::poll::collection_count(client, "eventLogs").await?;
-        if since.is_some() && dearer(count, inner.page_size, objects) {
-            lock(&batch.state).observation.events = Some(per_object(format!(
-                "the provider refuses $filter on updated and lists {count} event logs: reading them all takes more \
-                 requests than reading our {objects} objects'"
-            )));
-            return Ok(());
-        }
+        // The whole collection: only while that costs no more requests than our objects' own reads.
+        first_of_whole.store(true, std::sync::atomic::Ordering::Relaxed);
         each_page(client, &url, "EventLog", &plain, inner.page_size, &mut collect).await?;
     }
     let mut state = lock(&batch.state);
+    state.logs_unfiltered = filter_refused;
+    if let Some(count) = dear {
+        state.logs_read = None;
+        state.observation.events = Some(per_object(format!(
+            "the provider lists {count} event logs (without a $filter on updated): reading them all takes more \
+             requests than reading our {objects} objects'"
+        )));
+        return Ok(());
+    }
     if let Some(why) = unusable {
+        state.logs_read = None;
         state.observation.events = Some(per_object(why));
         return Ok(());
     }
@@ -460,7 +533,13 @@ async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &B
         state.logs.insert(href, signature);
     }
     state.logs.retain(|href, _| ours.contains(href));
-    state.logs_since = newest;
+    // The next read asks for the logs updated since the newest seen, less a margin: a paged read is not atomic,
+    // and a log that changed while it ran may be older than the newest seen. Re-reading a log costs nothing
+    // (its signature is compared).
+    let margin = chrono::Duration::from_std(every + Duration::from_secs(2)).unwrap_or(chrono::Duration::MAX);
+    if let Some(t) = newest {
+        state.logs_since = Some(t.checked_sub_signed(margin).unwrap_or(t)).max(state.logs_since);
+    }
     state.logs_read = Some(started);
     state.observation.events = Some(batched());
     drop(state);

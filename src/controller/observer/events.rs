@@ -92,33 +92,46 @@ pub(super) fn after_cursor(mut events: Vec<Value>, cursor: Option<&EventCursor>)
     events.into_iter().filter(|e| since.is_none() || ts(e) > since).collect()
 }
 
+/// Which log a [`mirror_events`] reads, for whom.
+pub(super) struct LogRead<'a> {
+    /// The in-memory monitoring state's key.
+    pub(super) key: &'a str,
+    /// The system member the log is of (its notes name it), when the object is a system.
+    pub(super) member: Option<&'a str>,
+    /// Whether the log's signature is wanted.
+    pub(super) signed: bool,
+}
+
 /// Mirrors the events of `current`'s EventLog that come after `status_cursor` as Kubernetes Events on `obj`
-/// (notes prefixed by `member` when the resource is not `obj`'s own), and moves the cursor. `key` names
-/// the in-memory monitoring state. Returns whether every event after the cursor was mirrored (not when a pass
-/// stopped at its bound or at a failed publish).
+/// (notes prefixed by `log.member` when the resource is not `obj`'s own), and moves the cursor. `log.key` names
+/// the in-memory monitoring state. With `log.signed`, the EventLog itself is read first and its signature
+/// ([`log_signature`]) returned, for the batched reads to compare with. Returns whether every event after the
+/// cursor was mirrored (not when a pass stopped at its bound or at a failed publish).
 pub(super) async fn mirror_events<K>(
     observer: &Observer,
     client: &CimiClient,
     obj: &K,
-    key: &str,
+    log: LogRead<'_>,
     current: &Value,
     status_cursor: &mut Option<EventCursor>,
-    member: Option<&str>,
-) -> Result<bool, CimiError>
+) -> Result<(bool, Option<String>), CimiError>
 where
     K: Resource<DynamicType = ()>,
 {
+    let LogRead { key, member, signed } = log;
     let inner = &observer.inner;
     let known = lock(&inner.monitors).get(key).and_then(|m| m.events_href.clone());
+    let mut signature = None;
     let events_url = match known {
-        Some(u) => u,
-        None => {
+        Some(u) if !signed => u,
+        _ => {
             let Some(log) = ref_href(current, "eventLog") else {
-                return Ok(true);
+                return Ok((true, None));
             };
             let log = client.get_value(&client.resolve(log).await?).await?;
+            signature = Some(log_signature(&log));
             let Some(events) = ref_href(&log, "events") else {
-                return Ok(true);
+                return Ok((true, signature));
             };
             let url = client.resolve(events).await?;
             lock(&inner.monitors).entry(key.to_string()).or_default().events_href = Some(url.clone());
@@ -140,7 +153,7 @@ where
     let (events, _) = list_at(client, &events_url, "Event", filter, inner.page_size, None).await?;
     let fresh = after_cursor(events, cursor.as_ref());
     if fresh.is_empty() {
-        return Ok(true);
+        return Ok((true, signature));
     }
     let mut complete = fresh.len() <= MAX_EVENTS_PER_PASS;
     let already = if recovered { HashSet::new() } else { mirrored_ids(&observer.inner.client, obj).await };
@@ -181,7 +194,15 @@ where
         lock(&inner.monitors).entry(key.to_string()).or_default().cursor = cursor.clone();
     }
     *status_cursor = cursor;
-    Ok(complete)
+    Ok((complete, signature))
+}
+
+/// What tells that an EventLog changed: its `updated` (whole seconds, often) and its `summary` (counts by
+/// severity, which move with every event).
+pub(super) fn log_signature(log: &Value) -> String {
+    let updated = text(log, "updated").unwrap_or("");
+    let summary = log.get("summary").filter(|s| !s.is_null()).map(Value::to_string).unwrap_or_default();
+    format!("{updated}|{summary}")
 }
 
 /// The provider event ids already mirrored on the object (read once per object and process, so an

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
-use super::events::mirror_events;
+use super::events::{LogRead, mirror_events};
 use super::poll::{latest_sample, list_at, timing};
 use super::shared::*;
 use crate::api::common::{EventCursor, ManagedStatus, MeterStatus};
@@ -54,15 +54,17 @@ where
         }
         lock(&inner.monitors).entry(href.clone()).or_default().meters_read = Some(Instant::now());
     }
-    if let Some(seen) = super::batch::events_plan(inner, provider, &href, &href, events_due) {
+    if let Some(signed) = super::batch::events_plan(inner, provider, &href, &href, every.events, events_due) {
         let started = Instant::now();
-        match mirror_events(observer, client, obj, &href, current, &mut common.event_cursor, None).await {
-            Ok(complete) => {
+        let cursor = &mut common.event_cursor;
+        let log = LogRead { key: &href, member: None, signed };
+        match mirror_events(observer, client, obj, log, current, cursor).await {
+            Ok((complete, signature)) => {
                 let mut monitors = lock(&inner.monitors);
                 let m = monitors.entry(href.clone()).or_default();
                 if complete {
                     m.events_direct = Some(started);
-                    m.events_seen = seen;
+                    m.events_seen = signature;
                 }
             }
             Err(error) => tracing::debug!(%error, href, "observer: events not read"),
@@ -114,7 +116,7 @@ where
         let key = member_key(system_href, member.href);
         let last = lock(&inner.monitors).get(&key).and_then(|m| m.events_read);
         let interval_due = last.is_none_or(|at| at.elapsed() >= every);
-        let Some(seen) = super::batch::events_plan(inner, provider, &key, member.href, interval_due) else {
+        let Some(signed) = super::batch::events_plan(inner, provider, &key, member.href, every, interval_due) else {
             if interval_due {
                 lock(&inner.monitors).entry(key).or_default().events_read = Some(Instant::now());
             } else if let Some(at) = last {
@@ -124,13 +126,14 @@ where
         };
         let label = Some(member.label.as_str());
         let started = Instant::now();
-        match mirror_events(observer, client, obj, &key, member.doc, &mut member.cursor, label).await {
-            Ok(complete) => {
+        let log = LogRead { key: &key, member: label, signed };
+        match mirror_events(observer, client, obj, log, member.doc, &mut member.cursor).await {
+            Ok((complete, signature)) => {
                 if complete {
                     let mut monitors = lock(&inner.monitors);
                     let m = monitors.entry(key.clone()).or_default();
                     m.events_direct = Some(started);
-                    m.events_seen = seen;
+                    m.events_seen = signature;
                 }
             }
             Err(error) => tracing::debug!(%error, member = member.href, "observer: member events not read"),

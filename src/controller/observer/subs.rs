@@ -24,13 +24,21 @@ enum Source {
     Inline,
 }
 
-/// A part of the reading the provider did not inline.
+/// What a listing entry inlined, read into a reading or not.
 #[derive(Debug)]
-pub struct NotInlined(pub &'static str);
+pub enum Inlined {
+    /// Everything was inlined: the reading.
+    Reading(Value),
+    /// The provider did not inline this part (it ignores `$expand`, or its path notation).
+    Missing(&'static str),
+    /// An inlined collection is cut short (`count` larger than what is served): this machine reads its own.
+    Truncated,
+}
 
 enum ReadError {
     Cimi(CimiError),
     NotInlined(&'static str),
+    Truncated,
 }
 
 impl From<CimiError> for ReadError {
@@ -46,17 +54,19 @@ pub async fn read_sub_collections(client: &CimiClient, m: &Value) -> Result<Valu
     match read(client, m, Source::Fetch).await {
         Ok(v) => Ok(v),
         Err(ReadError::Cimi(e)) => Err(e),
-        Err(ReadError::NotInlined(_)) => unreachable!("fetching reads what is not inlined"),
+        Err(ReadError::NotInlined(_) | ReadError::Truncated) => {
+            unreachable!("fetching reads what is not inlined or is cut short")
+        }
     }
 }
 
-/// The same reading from a listing entry whose sub-collections are all inlined; the first part that is not is
-/// named in the error (no request is made for it). Requests are made only to resolve hrefs, which needs none
-/// once the provider is discovered.
-pub async fn sub_collections_inline(client: &CimiClient, m: &Value) -> Result<Result<Value, NotInlined>, CimiError> {
+/// The same reading from a listing entry whose sub-collections are all inlined (no request is made for what
+/// is not; resolving hrefs needs none once the provider is discovered).
+pub async fn sub_collections_inline(client: &CimiClient, m: &Value) -> Result<Inlined, CimiError> {
     match read(client, m, Source::Inline).await {
-        Ok(v) => Ok(Ok(v)),
-        Err(ReadError::NotInlined(what)) => Ok(Err(NotInlined(what))),
+        Ok(v) => Ok(Inlined::Reading(v)),
+        Err(ReadError::NotInlined(what)) => Ok(Inlined::Missing(what)),
+        Err(ReadError::Truncated) => Ok(Inlined::Truncated),
         Err(ReadError::Cimi(e)) => Err(e),
     }
 }
@@ -75,7 +85,14 @@ async fn collection(
     source: Source,
 ) -> Result<Option<Vec<Value>>, ReadError> {
     if let Some(page) = inlined(v, key) {
-        return Ok(Some(entries(&page)));
+        let served = entries(&page);
+        let whole = page.get("count").and_then(Value::as_u64).is_none_or(|n| n <= served.len() as u64);
+        match source {
+            _ if whole => return Ok(Some(served)),
+            Source::Inline => return Err(ReadError::Truncated),
+            // Cut short: read from its href like one that is not inlined.
+            Source::Fetch => {}
+        }
     }
     let Some(href) = ref_href(v, key) else { return Ok(None) };
     if source == Source::Inline {

@@ -170,6 +170,10 @@ impl Store {
         for meter in meters {
             self.sample_meter(&meter, at, None);
         }
+        if self.bulk_sampled.len() > 10_000 {
+            // Collections of machines long gone: forget them all (the cost is one more sampling pass).
+            self.bulk_sampled.clear();
+        }
         self.bulk_sampled.insert(path.to_string(), at);
     }
 

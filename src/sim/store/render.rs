@@ -238,6 +238,14 @@ impl Store {
     /// `QueryPathNotation` capability) reaches further: `networkInterfaces/addresses/address` inlines the
     /// interfaces, in each of them its addresses collection, and in each of those entries its Address.
     pub(super) fn expand(&self, doc: &mut Map<String, Value>, names: &[String]) {
+        let mut ancestors: Vec<String> =
+            doc.get("id").and_then(Value::as_str).map(str::to_string).into_iter().collect();
+        self.expand_within(doc, names, &mut ancestors);
+    }
+
+    /// [`Store::expand`] below the resources in `ancestors`, which are not inlined again (a meter's
+    /// `targetResource` is the machine it was reached from): a path's cost stays bounded by its length.
+    fn expand_within(&self, doc: &mut Map<String, Value>, names: &[String], ancestors: &mut Vec<String>) {
         let all = names.is_empty() || names.iter().any(|n| n == "*");
         let keys: Vec<String> = doc.keys().cloned().collect();
         for key in keys {
@@ -256,12 +264,16 @@ impl Store {
             let Some(h) = doc.get(&key).and_then(href).map(str::to_string) else {
                 continue;
             };
+            if ancestors.contains(&h) {
+                continue;
+            }
             let path = self.path_of(&h);
+            ancestors.push(h.clone());
             let inline = match self.target(&path) {
                 Target::Resource(_) => self.resources.get(&path).map(|st| {
                     let mut d = self.render(&path, st);
                     if !rests.is_empty() {
-                        self.expand(&mut d, &rests);
+                        self.expand_within(&mut d, &rests, ancestors);
                     }
                     d
                 }),
@@ -270,7 +282,12 @@ impl Store {
                     if !rests.is_empty() {
                         for entries in c.values_mut().filter_map(Value::as_array_mut) {
                             for e in entries.iter_mut().filter_map(Value::as_object_mut) {
-                                self.expand(e, &rests);
+                                let id = e.get("id").and_then(Value::as_str).map(str::to_string);
+                                let pushed = id.filter(|id| !ancestors.contains(id)).map(|id| ancestors.push(id));
+                                self.expand_within(e, &rests, ancestors);
+                                if pushed.is_some() {
+                                    ancestors.pop();
+                                }
                             }
                         }
                     }
@@ -278,6 +295,7 @@ impl Store {
                 }
                 _ => None,
             };
+            ancestors.pop();
             if let Some(mut inline) = inline {
                 inline.remove("id");
                 inline.remove("resourceURI");
