@@ -4,7 +4,10 @@
 //! use), cimi-sim as a separate process (fast timing) and the operator in this process. It applies N
 //! CimiMachines at once and prints:
 //! - the time until all are Ready, and that time divided by cimi-sim's own create-Job time (measured first
-//!   with a direct CIMI client);
+//!   with a direct CIMI client) and by the floor: the larger of the time a bare Kubernetes client takes, at the
+//!   operator's concurrency, to make the writes a correct reconcile cannot avoid per object (finalizer,
+//!   write-ahead status, Ready status, one Event) and N / cimi-sim's create throughput; beside it, the writes per
+//!   machine the operator really made (the API server's `apiserver_request_total`);
 //! - provider requests per machine until all are Ready;
 //! - steady-state provider requests per poll interval, split into state (collection reads), machine
 //!   sub-collections, meters, events, the CimiProvider controller's probe (CEP and catalog) and the rest;
@@ -161,6 +164,131 @@ async fn sim_job_time(url: &str, n: usize) -> Duration {
     total / n as u32
 }
 
+/// The API server's count of writes (POST, PUT, PATCH, APPLY, DELETE) to CimiMachines (and their status) and to
+/// Events, from its `apiserver_request_total`.
+async fn apiserver_writes(client: &kube::Client) -> (u64, u64) {
+    let req = http::Request::get("/metrics").body(Vec::new()).expect("request");
+    let text = client.request_text(req).await.unwrap_or_default();
+    let (mut machines, mut events) = (0, 0);
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let write = ["POST", "PUT", "PATCH", "APPLY", "DELETE"].iter().any(|v| line.contains(&format!("verb=\"{v}\"")));
+        let value: u64 = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
+        if write && line.contains("resource=\"cimimachines\"") {
+            machines += value;
+        } else if write && line.contains("resource=\"events\"") {
+            events += value;
+        }
+    }
+    (machines, events)
+}
+
+/// The Kubernetes side of the floor: for `n` CimiMachines in namespace `ns` (which no operator watches), at
+/// `concurrency`, the writes a correct reconcile cannot avoid per object (the finalizer, the write-ahead status
+/// with href and Job, the final Ready status, one Event), made by a bare client. Returns how long they took.
+async fn kubernetes_floor(client: &kube::Client, ns: &str, n: usize, concurrency: usize) -> Duration {
+    use k8s_openapi::api::core::v1::Event;
+    use kube::api::{Patch, PatchParams};
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let machines = machines.clone();
+            async move {
+                let m: CimiMachine = serde_json::from_value(json!({
+                    "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine", "metadata": {"name": format!("f-{i:05}")},
+                    "spec": {"providerRef": {"name": "bench"},
+                             "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
+                }))
+                .expect("machine");
+                machines.create(&PostParams::default(), &m).await.expect("create machine");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (machines, events) = (machines.clone(), events.clone());
+            async move {
+                let name = format!("f-{i:05}");
+                let pp = PatchParams::default();
+                let fin = json!({"metadata": {"finalizers": ["cimi.dev/finalizer"]}});
+                let m = machines.patch(&name, &pp, &Patch::Merge(&fin)).await.expect("finalizer");
+                let href = format!("http://sim/machines/{i}");
+                let ahead = json!({"status": {"id": href, "observedGeneration": 1,
+                    "job": {"href": format!("http://sim/jobs/{i}"), "action": "add", "state": "RUNNING"}}});
+                machines.patch_status(&name, &pp, &Patch::Merge(&ahead)).await.expect("write-ahead status");
+                let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                let ready = json!({"status": {"state": "STARTED", "job": null, "conditions": [{"type": "Ready",
+                    "status": "True", "reason": "Available", "message": "the machine is STARTED",
+                    "observedGeneration": 1, "lastTransitionTime": now}]}});
+                machines.patch_status(&name, &pp, &Patch::Merge(&ready)).await.expect("Ready status");
+                let event: Event = serde_json::from_value(json!({
+                    "metadata": {"generateName": format!("{name}.")},
+                    "involvedObject": {"apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine", "namespace": ns,
+                                       "name": name, "uid": m.metadata.uid},
+                    "reason": "Created", "message": "created on the provider", "type": "Normal",
+                    "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+                    "source": {"component": "cimi-operator"}
+                }))
+                .expect("event");
+                events.create(&PostParams::default(), &event).await.expect("event");
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    started.elapsed()
+}
+
+/// cimi-sim's create throughput: `n` machines created by a direct client at `concurrency`, each until its Job
+/// ends, then deleted. Returns machines per second.
+async fn sim_throughput(url: &str, n: usize, concurrency: usize) -> f64 {
+    let mut config = ClientConfig::new("bench", url).expect("config");
+    config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
+    config.transport.allow_plain_http = true;
+    let cimi = CimiClient::connect(config).await.expect("connect");
+    let configs = cimi.collection_url("machineConfigs").await.expect("configs");
+    let images = cimi.collection_url("machineImages").await.expect("images");
+    let config_href =
+        cimi.list_page_value(&configs, &Default::default(), "").await.expect("list")["machineConfigurations"][0]["id"]
+            .clone();
+    let image_href =
+        cimi.list_page_value(&images, &Default::default(), "").await.expect("list")["machineImages"][0]["id"].clone();
+    let started = Instant::now();
+    let created: Vec<Option<url::Url>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (cimi, config_href, image_href) = (cimi.clone(), config_href.clone(), image_href.clone());
+            async move {
+                let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate",
+                    "name": format!("rate-{i}"), "machineTemplate": {"machineConfig": {"href": config_href},
+                    "machineImage": {"href": image_href}, "initialState": "STARTED"}});
+                let accepted = cimi.create("machines", &body).await.expect("create");
+                let job = accepted.job.clone().expect("a Job");
+                loop {
+                    let j = cimi.get_value(&job).await.expect("job");
+                    if matches!(j["state"].as_str(), Some("SUCCESS" | "FAILED" | "STOPPED")) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let machines = cimi.collection_url("machines").await.expect("machines");
+                cimi.created_href(&accepted, &machines).await.ok().flatten()
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    for href in created.into_iter().flatten() {
+        if let Ok(m) = cimi.get_value(&href).await {
+            let _ = cimi.delete(&m).await;
+        }
+    }
+    rate
+}
+
 fn main() {
     let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
@@ -213,6 +341,30 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     }))
     .expect("provider");
     providers.create(&PostParams::default(), &provider).await.expect("create provider");
+
+    // The floor: the unavoidable Kubernetes writes by a bare client, and cimi-sim's own create throughput.
+    let floor_ns = "floor";
+    let _ = namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta { name: Some(floor_ns.into()), ..Default::default() },
+                ..Default::default()
+            },
+        )
+        .await;
+    let k8s_floor = kubernetes_floor(&client, floor_ns, n, concurrency as usize).await;
+    let rate = sim_throughput(&url, n.min(300), concurrency as usize).await;
+    let sim_floor = Duration::from_secs_f64(n as f64 / rate);
+    let floor = k8s_floor.max(sim_floor);
+    println!(
+        "floor: {:.1} s = max(Kubernetes writes by a bare client at concurrency {concurrency}: {:.1} s, {n} machines at \
+         cimi-sim's create throughput of {rate:.0}/s: {:.1} s)",
+        floor.as_secs_f64(),
+        k8s_floor.as_secs_f64(),
+        sim_floor.as_secs_f64()
+    );
+    let writes0 = apiserver_writes(&client).await;
 
     let rss_before = rss_kib();
     let config = cimi_operator::Config {
@@ -301,9 +453,17 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let create_ops = delta(&stats0, &stats1);
     let create_requests: u64 = create_ops.values().sum();
     println!(
-        "all {n} Ready after {:.1} s = {:.0} x cimi-sim's own create Job time",
+        "all {n} Ready after {:.1} s = {:.0} x cimi-sim's own create Job time = {:.2} x the floor",
         all_ready.as_secs_f64(),
-        all_ready.as_secs_f64() / job_time.as_secs_f64()
+        all_ready.as_secs_f64() / job_time.as_secs_f64(),
+        all_ready.as_secs_f64() / floor.as_secs_f64()
+    );
+    let writes1 = apiserver_writes(&client).await;
+    println!(
+        "Kubernetes writes by the operator until all Ready (apiserver_request_total): {:.1} per machine to \
+         CimiMachines (status included; the applies: 1), {:.1} Events per machine; the floor makes 3 and 1",
+        (writes1.0 - writes0.0) as f64 / n as f64,
+        (writes1.1 - writes0.1) as f64 / n as f64
     );
     println!(
         "provider requests until all Ready: {create_requests} = {:.1} per machine",

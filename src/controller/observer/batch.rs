@@ -37,6 +37,9 @@ use crate::names::TAG_CLUSTER;
 /// object back to its own reads.
 const FRESH_CADENCES: u32 = 2;
 
+/// The most meters asked for in one page of the batched meter read (each inlines its samples).
+const METER_PAGE_MAX: u64 = 25;
+
 fn batched() -> AspectReading {
     AspectReading { mode: ReadingMode::Batched, message: String::new() }
 }
@@ -200,7 +203,7 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
                 }
                 if events_at.is_none_or(|t| t.elapsed() >= every.events) {
                     events_at = Some(Instant::now());
-                    if let Err(error) = read_logs(&inner, &provider, &client, &batch, every.events).await {
+                    if let Err(error) = read_logs(&inner, &provider, &client, &batch).await {
                         tracing::debug!(%error, provider, "observer: batched event logs not read");
                         let mut state = lock(&batch.state);
                         state.logs_read = None;
@@ -279,7 +282,9 @@ async fn read_meters(
     let Ok(url) = client.collection_url("meters").await else {
         return Ok((per_object("the CloudEntryPoint offers no meters collection"), None));
     };
-    let size = inner.page_size;
+    // Each meter comes with its samples (up to a provider's whole retention): smaller pages bound what one
+    // answer holds.
+    let size = inner.page_size.clamp(1, METER_PAGE_MAX);
     let ours = ours(inner);
     let base = client.resolve("").await?;
     let query = Query::new().expand(["samples"]).select(["count", "targetResource", "aspect", "units", "samples"]);
@@ -437,13 +442,7 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
 }
 
 /// The batched read of the event logs' signatures: objects whose log changed are reconciled.
-async fn read_logs(
-    inner: &Inner,
-    provider: &str,
-    client: &CimiClient,
-    batch: &Batch,
-    every: Duration,
-) -> Result<(), CimiError> {
+async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &Batch) -> Result<(), CimiError> {
     let Ok(url) = client.collection_url("eventLogs").await else {
         lock(&batch.state).observation.events = Some(per_object("the CloudEntryPoint offers no eventLogs collection"));
         return Ok(());
@@ -533,13 +532,11 @@ async fn read_logs(
         state.logs.insert(href, signature);
     }
     state.logs.retain(|href, _| ours.contains(href));
-    // The next read asks for the logs updated since the newest seen, less a margin: a paged read is not atomic,
-    // and a log that changed while it ran may be older than the newest seen. Re-reading a log costs nothing
-    // (its signature is compared).
-    let margin = chrono::Duration::from_std(every + Duration::from_secs(2)).unwrap_or(chrono::Duration::MAX);
-    if let Some(t) = newest {
-        state.logs_since = Some(t.checked_sub_signed(margin).unwrap_or(t)).max(state.logs_since);
-    }
+    // The next read asks for the logs updated since the newest seen *before this read started*: a paged read is
+    // not atomic, and a log that changed while it ran may be older than the newest this read saw, but not older
+    // than what was known before it began. Re-reading a log costs nothing (its signature is compared).
+    state.logs_since = state.logs_newest;
+    state.logs_newest = state.logs_newest.max(newest);
     state.logs_read = Some(started);
     state.observation.events = Some(batched());
     drop(state);

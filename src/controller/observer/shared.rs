@@ -202,8 +202,10 @@ pub(super) struct BatchState {
     pub(super) logs: HashMap<String, String>,
     /// When the last complete batched read of the event logs started.
     pub(super) logs_read: Option<Instant>,
-    /// The newest `updated` of an event log seen, less a margin: the next read asks for the logs updated since.
+    /// What the next read asks for: the logs updated since this (the newest `updated` known before the last read).
     pub(super) logs_since: Option<DateTime<FixedOffset>>,
+    /// The newest `updated` of an event log seen.
+    pub(super) logs_newest: Option<DateTime<FixedOffset>>,
     /// Whether the provider refused `$filter` on `updated` (then the whole collection is read, while cheap).
     pub(super) logs_unfiltered: bool,
 }
