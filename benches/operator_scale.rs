@@ -243,11 +243,14 @@ async fn kubernetes_floor(client: &kube::Client, ns: &str, n: usize, concurrency
 }
 
 /// cimi-sim's create throughput: `n` machines created by a direct client at `concurrency`, each until its Job
-/// ends, then deleted. Returns machines per second.
+/// ends, then deleted (with the rate budget the benchmark's CimiProvider gives the operator). Returns machines per
+/// second.
 async fn sim_throughput(url: &str, n: usize, concurrency: usize) -> f64 {
     let mut config = ClientConfig::new("bench", url).expect("config");
     config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
     config.transport.allow_plain_http = true;
+    config.transport.limits =
+        cimi_operator::cimi::transport::Limits { requests_per_second: 1000.0, burst: 2000, max_concurrent: 64 };
     let cimi = CimiClient::connect(config).await.expect("connect");
     let configs = cimi.collection_url("machineConfigs").await.expect("configs");
     let images = cimi.collection_url("machineImages").await.expect("images");
