@@ -126,11 +126,16 @@ fn class(op: &str) -> &'static str {
     }
 }
 
-/// The mean duration of cimi-sim's own create Job, over `n` machines created directly.
-async fn sim_job_time(url: &str, n: usize) -> Duration {
+/// A CIMI client of cimi-sim at `url` with the rate budget `limits`, and the hrefs of the first machine config
+/// and image of its catalog.
+async fn sim_client(
+    url: &str,
+    limits: cimi_operator::cimi::Limits,
+) -> (CimiClient, serde_json::Value, serde_json::Value) {
     let mut config = ClientConfig::new("bench", url).expect("config");
     config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
     config.transport.allow_plain_http = true;
+    config.transport.limits = limits;
     let cimi = CimiClient::connect(config).await.expect("connect");
     let configs = cimi.collection_url("machineConfigs").await.expect("configs");
     let images = cimi.collection_url("machineImages").await.expect("images");
@@ -139,6 +144,33 @@ async fn sim_job_time(url: &str, n: usize) -> Duration {
             .clone();
     let image_href =
         cimi.list_page_value(&images, &Default::default(), "").await.expect("list")["machineImages"][0]["id"].clone();
+    (cimi, config_href, image_href)
+}
+
+/// Applies `n` CimiMachines named `<prefix>-00000`… (32 creates in flight).
+async fn apply_machines(machines: &Api<CimiMachine>, prefix: &str, n: usize) {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let machines = machines.clone();
+            async move {
+                let m: CimiMachine = serde_json::from_value(json!({
+                    "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
+                    "metadata": {"name": format!("{prefix}-{i:05}")},
+                    "spec": {"providerRef": {"name": "bench"},
+                             "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
+                }))
+                .expect("machine");
+                machines.create(&PostParams::default(), &m).await.expect("create machine");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// The mean duration of cimi-sim's own create Job, over `n` machines created directly.
+async fn sim_job_time(url: &str, n: usize) -> Duration {
+    let (cimi, config_href, image_href) = sim_client(url, Default::default()).await;
     let mut total = Duration::ZERO;
     for i in 0..n {
         let body = json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCreate", "name": format!("probe-{i}"),
@@ -189,22 +221,7 @@ async fn kubernetes_floor(client: &kube::Client, ns: &str, n: usize, concurrency
     use k8s_openapi::api::core::v1::Event;
     use kube::api::{Patch, PatchParams};
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), ns);
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let machines = machines.clone();
-            async move {
-                let m: CimiMachine = serde_json::from_value(json!({
-                    "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine", "metadata": {"name": format!("f-{i:05}")},
-                    "spec": {"providerRef": {"name": "bench"},
-                             "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
-                }))
-                .expect("machine");
-                machines.create(&PostParams::default(), &m).await.expect("create machine");
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    apply_machines(&machines, "f", n).await;
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     futures::stream::iter(0..n)
@@ -246,19 +263,8 @@ async fn kubernetes_floor(client: &kube::Client, ns: &str, n: usize, concurrency
 /// ends, then deleted (with the rate budget the benchmark's CimiProvider gives the operator). Returns machines per
 /// second.
 async fn sim_throughput(url: &str, n: usize, concurrency: usize) -> f64 {
-    let mut config = ClientConfig::new("bench", url).expect("config");
-    config.transport.auth = Auth::Basic { username: "demo".into(), password: CimiSecret::new("demo") };
-    config.transport.allow_plain_http = true;
-    config.transport.limits =
-        cimi_operator::cimi::transport::Limits { requests_per_second: 1000.0, burst: 2000, max_concurrent: 64 };
-    let cimi = CimiClient::connect(config).await.expect("connect");
-    let configs = cimi.collection_url("machineConfigs").await.expect("configs");
-    let images = cimi.collection_url("machineImages").await.expect("images");
-    let config_href =
-        cimi.list_page_value(&configs, &Default::default(), "").await.expect("list")["machineConfigurations"][0]["id"]
-            .clone();
-    let image_href =
-        cimi.list_page_value(&images, &Default::default(), "").await.expect("list")["machineImages"][0]["id"].clone();
+    let budget = cimi_operator::cimi::Limits { requests_per_second: 1000.0, burst: 2000, max_concurrent: 64 };
+    let (cimi, config_href, image_href) = sim_client(url, budget).await;
     let started = Instant::now();
     let created: Vec<Option<url::Url>> = futures::stream::iter(0..n)
         .map(|i| {
@@ -395,23 +401,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), ns);
     let stats0 = sim_stats(&http, &url).await;
     let started = Instant::now();
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let machines = machines.clone();
-            async move {
-                let m: CimiMachine = serde_json::from_value(json!({
-                    "apiVersion": "cimi.dev/v1alpha1", "kind": "CimiMachine",
-                    "metadata": {"name": format!("m-{i:05}")},
-                    "spec": {"providerRef": {"name": "bench"},
-                             "template": {"machineConfig": {"name": "small"}, "machineImage": {"name": "Linux SUSE"}}}
-                }))
-                .expect("machine");
-                machines.create(&PostParams::default(), &m).await.expect("create machine");
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    apply_machines(&machines, "m", n).await;
     let applied = started.elapsed();
     println!("applied {n} CimiMachines in {:.1} s", applied.as_secs_f64());
     let mut last_report = Instant::now();
