@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cimi_operator::api::common::ResourceGonePolicy;
-use cimi_operator::api::{CimiMachine, CimiNetwork, CimiSystem, CimiVolume};
+use cimi_operator::api::{CimiMachine, CimiMachineImage, CimiNetwork, CimiSystem, CimiVolume, CimiVolumeImage};
 use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
 use cimi_operator::sim::{Sim, SimConfig, Timing};
 use k8s_openapi::api::core::v1::Namespace;
@@ -23,8 +23,14 @@ use crate::harness::wait::{condition, eventually, is_ready, machine_ready, wait_
 const T: Duration = Duration::from_secs(90);
 
 /// The quickstart's managed objects (kind, name).
-const OBJECTS: &[(&str, &str)] =
-    &[("CimiNetwork", "demo-net"), ("CimiVolume", "demo-data"), ("CimiMachine", "web-1"), ("CimiSystem", "shop")];
+const OBJECTS: &[(&str, &str)] = &[
+    ("CimiNetwork", "demo-net"),
+    ("CimiVolume", "demo-data"),
+    ("CimiMachine", "web-1"),
+    ("CimiSystem", "shop"),
+    ("CimiVolumeImage", "demo-data-nightly"),
+    ("CimiMachineImage", "web-1-golden"),
+];
 
 /// One cluster of the rebuild test: its own control plane and an operator with the given cluster name.
 struct Cluster {
@@ -62,12 +68,18 @@ impl Cluster {
         let volumes: Api<CimiVolume> = Api::namespaced(self.client.clone(), namespace);
         let networks: Api<CimiNetwork> = Api::namespaced(self.client.clone(), namespace);
         let systems: Api<CimiSystem> = Api::namespaced(self.client.clone(), namespace);
+        let volume_images: Api<CimiVolumeImage> = Api::namespaced(self.client.clone(), namespace);
+        let machine_images: Api<CimiMachineImage> = Api::namespaced(self.client.clone(), namespace);
         eventually("every quickstart object Ready", T, || async {
             let m = machines.get("web-1").await.ok()?.status?;
             let v = volumes.get("demo-data").await.ok()?.status?;
             let n = networks.get("demo-net").await.ok()?.status?;
             let s = systems.get("shop").await.ok()?.status?;
-            let all = is_ready(&m.common.conditions)
+            let vi = volume_images.get("demo-data-nightly").await.ok()?.status?;
+            let mi = machine_images.get("web-1-golden").await.ok()?.status?;
+            let all = is_ready(&vi.common.conditions)
+                && is_ready(&mi.common.conditions)
+                && is_ready(&m.common.conditions)
                 && m.ip.is_some()
                 && m.volumes.len() == 1
                 && is_ready(&v.common.conditions)
@@ -173,11 +185,11 @@ fn creates_or_deletes(op: &str) -> bool {
     op.ends_with(".add") || op.ends_with(".delete")
 }
 
-/// How many machines, volumes, networks and systems the provider holds.
+/// How many machines, volumes, networks, systems and images the provider holds.
 async fn provider_counts(sim: &cimi_operator::sim::SimHandle) -> Vec<usize> {
     let cimi = sim_client(sim).await;
     let mut out = Vec::new();
-    for collection in ["machines", "volumes", "networks", "systems"] {
+    for collection in ["machines", "volumes", "networks", "systems", "machineImages", "volumeImages"] {
         out.push(provider_list(&cimi, collection).await.len());
     }
     out
