@@ -1,7 +1,7 @@
 //! Scale benchmark of the operator (not a test: it prints figures for BENCHMARKS.md).
 //!
 //! A real control plane (etcd + kube-apiserver + kube-controller-manager from the tool cache, as the e2e tests
-//! use), cimi-sim as a separate process (fast timing) and the operator in this process. It applies N
+//! use), cimi-sim as a separate process (fast timing) and the operator as a separate process. It applies N
 //! CimiMachines at once and prints:
 //! - the time until all are Ready, and that time divided by cimi-sim's own create-Job time (measured first
 //!   with a direct CIMI client) and by the floor: the larger of the time a bare Kubernetes client takes, at the
@@ -11,16 +11,19 @@
 //! - provider requests per machine until all are Ready;
 //! - steady-state provider requests per poll interval, split into state (collection reads), machine
 //!   sub-collections, meters, events, the CimiProvider controller's probe (CEP and catalog) and the rest;
-//! - the operator's resident set (this process: the operator and its Kubernetes client; the simulator and the
-//!   control plane run in other processes).
+//! - the operator's resident set, with all Ready and in the steady state: the operator is a separate
+//!   `cimi-operator run` process started with the chart's flags (its values.yaml defaults: JSON logs at info,
+//!   leader election, concurrency 8), its log in the temp directory.
 //!
 //! Run: `cargo bench --bench operator_scale` (env: `OPERATOR_BENCH_MACHINES`, default 1000;
 //! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
-//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 16;
-//! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800).
+//! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 8 (the chart's);
+//! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800; `OPERATOR_BENCH_WRAP`, a profiler to run the operator
+//! under, such as `heaptrack -o /tmp/operator`).
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
+use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
 
 use cimi_operator::api::{CimiMachine, CimiProvider};
@@ -37,12 +40,16 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
-        .unwrap_or(0)
+/// The resident set of process `pid` and its peak so far (`VmRSS`, `VmHWM`), in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 fn load_average() -> String {
@@ -303,7 +310,7 @@ fn main() {
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
     let window_polls = env("OPERATOR_BENCH_WINDOW_POLLS", 12);
     let page = env("OPERATOR_BENCH_PAGE", 100);
-    let concurrency = env("OPERATOR_BENCH_CONCURRENCY", 16) as u16;
+    let concurrency = env("OPERATOR_BENCH_CONCURRENCY", 8) as u16;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(run(n, poll, window_polls, page, concurrency));
 }
@@ -375,20 +382,56 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     );
     let writes0 = apiserver_writes(&client).await;
 
-    let rss_before = rss_kib();
-    let config = cimi_operator::Config {
-        namespaces: vec![ns.to_string()],
-        operator_namespace: ns.to_string(),
-        cluster_name: "bench".into(),
-        concurrency,
-        observe_page_size: page,
-        admin_addr: None,
-        ..Default::default()
+    // The operator: a separate `cimi-operator run` process with the chart's flags (values.yaml defaults), so its
+    // resident set is its own.
+    let log_path = std::env::temp_dir().join(format!("cimi-operator-scale-{n}.log"));
+    let log = std::fs::File::create(&log_path).expect("operator log file");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    // `OPERATOR_BENCH_WRAP`, such as `heaptrack -o /tmp/operator`, runs the operator under a profiler (the RSS
+    // figures are then the wrapper's, not the operator's).
+    let wrap: Vec<String> =
+        std::env::var("OPERATOR_BENCH_WRAP").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    let mut command = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_cimi-operator"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_cimi-operator")),
     };
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let running = cimi_operator::operator::start(config, cp.client().await.expect("client"), shutdown.clone())
-        .await
-        .expect("operator");
+    let operator = command
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .args([
+            format!("--admin-addr={admin}"),
+            "--log-format=json".into(),
+            "--log-level=info".into(),
+            format!("--concurrency={concurrency}"),
+            "--cluster-name=bench".into(),
+            format!("--namespace={ns}"),
+            format!("--operator-namespace={ns}"),
+            "--leader-elect".into(),
+            "--lease-name=cimi-operator".into(),
+            "--lease-duration=15s".into(),
+            "--lease-retry-period=2s".into(),
+            format!("--observe-page-size={page}"),
+        ])
+        .env_remove("RUST_LOG")
+        .env("POD_NAME", "cimi-operator-bench")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start the cimi-operator binary");
+    let pid = operator.id();
+    let mut operator = KillOnDrop(operator);
+    println!(
+        "operator: cimi-operator run (pid {pid}, log {}), RSS at start {} KiB",
+        log_path.display(),
+        rss_kib(pid).0
+    );
     // Wait for the provider to be Ready.
     loop {
         let p = providers.get("bench").await.expect("provider");
@@ -435,12 +478,11 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
             last_report = Instant::now();
             if started.elapsed() > ready_timeout {
                 println!("gave up after {ready_timeout:?} (OPERATOR_BENCH_READY_TIMEOUT_SECONDS)");
-                shutdown.cancel();
-                let _ = running.task.await;
                 return;
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Listing every machine is itself a load on the API server: at most every 500 ms, less often when many.
+        tokio::time::sleep(Duration::from_millis(500.max(n as u64 / 4))).await;
     };
     let stats1 = sim_stats(&http, &url).await;
     let create_ops = delta(&stats0, &stats1);
@@ -463,7 +505,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         create_requests as f64 / n as f64
     );
     println!("  by operation until all Ready: {create_ops:?}");
-    println!("operator RSS: {} KiB before the operator started, {} KiB with {n} machines Ready", rss_before, rss_kib());
+    let (ready_rss, _) = rss_kib(pid);
+    println!("operator RSS with {n} machines Ready: {ready_rss} KiB");
 
     // Steady state: settle, then count requests over whole poll intervals.
     // One meter interval and a poll first: every object has had its first readings of its own, and the batched
@@ -500,11 +543,18 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     println!("  {:>16}: {total:>7} requests = {:>8.1} per poll interval", "all", total as f64 / intervals);
     println!("  target for state: ceil({n} / {page}) = {} list requests per poll interval", n.div_ceil(page as usize));
     println!("  by operation: {d:?}");
-    println!("operator RSS in the steady state: {} KiB", rss_kib());
+    let (steady_rss, peak_rss) = rss_kib(pid);
+    println!("operator RSS in the steady state: {steady_rss} KiB (peak {peak_rss} KiB)");
+    println!(
+        "operator RSS per machine: {:.1} KiB Ready, {:.1} KiB steady (whole resident set / {n})",
+        ready_rss as f64 / n as f64,
+        steady_rss as f64 / n as f64
+    );
     println!("load average at the end: {}", load_average());
 
-    shutdown.cancel();
-    let _ = running.task.await;
+    // SIGTERM to its process group (a profiler wrapping it writes its data), then waited for.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = operator.0.wait();
     let _ = sim.0.kill();
     let _ = sim.0.wait();
     drop(cp);
