@@ -427,11 +427,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         .expect("start the cimi-operator binary");
     let pid = operator.id();
     let mut operator = KillOnDrop(operator);
-    println!(
-        "operator: cimi-operator run (pid {pid}, log {}), RSS at start {} KiB",
-        log_path.display(),
-        rss_kib(pid).0
-    );
+    println!("operator: cimi-operator run (pid {pid}, log {})", log_path.display());
     // Wait for the provider to be Ready.
     loop {
         let p = providers.get("bench").await.expect("provider");
