@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 
 use super::outcome::Failures;
 use super::registry::ProviderRegistry;
 use super::{namespaces, observer, stores};
+use crate::runtime::events::EventRecorder;
 use crate::runtime::watches::Watches;
 use crate::runtime::{Config, Metrics, Readiness};
 
@@ -23,7 +23,7 @@ pub struct Context {
     /// One CIMI connection per CimiProvider.
     pub providers: ProviderRegistry,
     /// Publishes Kubernetes Events.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// The operator's metrics.
     pub metrics: Metrics,
     /// Where watches register and report their first complete list (`/readyz`).
@@ -46,11 +46,17 @@ impl Context {
 
     /// A context that reports into the operator's `metrics` and `readiness`.
     pub fn with_runtime(client: Client, config: Config, metrics: Metrics, readiness: Readiness) -> Arc<Self> {
-        let reporter = Reporter { controller: crate::names::FIELD_MANAGER.to_string(), instance: None };
         let providers = ProviderRegistry::default();
+        let recorder = EventRecorder::new(client.clone(), crate::names::FIELD_MANAGER, crate::names::FIELD_MANAGER);
         Arc::new(Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            observer: observer::Observer::new(client.clone(), &config, providers.clone(), metrics.clone()),
+            observer: observer::Observer::new(
+                client.clone(),
+                recorder.clone(),
+                &config,
+                providers.clone(),
+                metrics.clone(),
+            ),
+            recorder,
             namespace_labels: namespaces::NamespaceLabels::default(),
             stores: stores::Stores::default(),
             client,

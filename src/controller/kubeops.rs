@@ -3,8 +3,8 @@
 
 use std::fmt::Debug;
 
+use crate::runtime::events::{Event, EventRecorder};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -163,7 +163,7 @@ pub fn flag<K: Resource>(obj: &K, key: &str) -> bool {
 
 /// Publishes an Event on the object (best effort: a failure is logged, never fatal). The note is cleaned and
 /// cut to what the API server accepts.
-pub async fn publish<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, action: &str, note: String)
+pub async fn publish<K>(recorder: &EventRecorder, obj: &K, warning: bool, reason: &str, action: &str, note: String)
 where
     K: Resource<DynamicType = ()>,
 {
@@ -171,13 +171,7 @@ where
     while note.len() > MAX_EVENT_NOTE_BYTES {
         note.pop();
     }
-    let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    };
+    let event = Event { warning, reason: reason.to_string(), action: action.to_string(), note };
     if let Err(error) = recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(%error, reason, "cannot publish an Event");
     }
@@ -185,7 +179,7 @@ where
 
 /// Publishes the Event of a Ready transition (status or reason changed).
 pub async fn ready_transition_event<K>(
-    recorder: &kube::runtime::events::Recorder,
+    recorder: &EventRecorder,
     obj: &K,
     old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     new: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],

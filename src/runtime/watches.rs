@@ -19,6 +19,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::runtime::events::EventRecorder;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::NamespaceResourceScope;
@@ -27,7 +28,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::error_boundary::InvalidObject;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -52,7 +52,7 @@ pub struct Watches {
     /// Where watch errors, resource counts and Job durations go.
     pub metrics: Metrics,
     /// Publishes a Warning Event on an object a controller cannot decode (once per resourceVersion).
-    pub recorder: Option<Recorder>,
+    pub recorder: Option<EventRecorder>,
 }
 
 /// Reads the provider name and the shared status (if any yet) of a managed object, for the
@@ -400,7 +400,7 @@ struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
     gauges: Option<ObjectGauges>,
     /// Called for each object that leaves the store.
     on_delete: Option<OnDelete<K>>,
-    recorder: Option<Recorder>,
+    recorder: Option<EventRecorder>,
     /// The resourceVersion of each undecodable object an Event was published for.
     reported: HashMap<(Option<String>, Option<String>), Option<String>>,
 }
@@ -474,15 +474,14 @@ where
             resource_version: meta.resource_version.clone(),
             ..ObjectReference::default()
         };
-        let event = kube::runtime::events::Event {
-            type_: EventType::Warning,
+        let event = crate::runtime::events::Event {
+            warning: true,
             reason: "DecodeFailed".into(),
-            note: Some(format!(
+            action: "Watch".into(),
+            note: format!(
                 "the operator cannot read this object and ignores it until it is fixed: {}",
                 truncate(&invalid.error, 512)
-            )),
-            action: "Watch".into(),
-            secondary: None,
+            ),
         };
         tokio::spawn(async move {
             if let Err(error) = recorder.publish(&event, &reference).await {

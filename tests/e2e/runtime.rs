@@ -611,3 +611,64 @@ async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again
     .await;
     sim.stop().await;
 }
+
+/// The operator's Event recorder on the API server: a repeat continues its Event as a series, an Event with a
+/// new note is one of its own (its note kept), and an Event deleted under it is created again.
+#[tokio::test]
+async fn the_event_recorder_continues_repeats_as_a_series_and_keeps_every_note() {
+    use cimi_operator::runtime::events::{Event, EventRecorder};
+    use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+    use k8s_openapi::api::events::v1::Event as KubeEvent;
+    let admin = client().await;
+    let ns = TestNamespace::new(&admin, "events").await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns.name);
+    let object = ConfigMap {
+        metadata: ObjectMeta { name: Some("subject".into()), ..ObjectMeta::default() },
+        ..ConfigMap::default()
+    };
+    let object = configmaps.create(&PostParams::default(), &object).await.expect("configmap");
+    let regarding = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: object.metadata.name.clone(),
+        namespace: object.metadata.namespace.clone(),
+        uid: object.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let recorder = EventRecorder::new(admin.clone(), "cimi-operator", "e2e");
+    let event =
+        |note: &str| Event { warning: false, reason: "DeleteStep".into(), action: "Delete".into(), note: note.into() };
+    for note in ["detaching", "detaching", "detaching", "deleting"] {
+        recorder.publish(&event(note), &regarding).await.expect("publish");
+    }
+    let events: Api<KubeEvent> = Api::namespaced(admin.clone(), &ns.name);
+    let listed = |list: Vec<KubeEvent>| {
+        let mut seen: Vec<(String, i32, String)> = list
+            .into_iter()
+            .map(|e| {
+                let count = e.series.as_ref().map_or(1, |s| s.count);
+                (e.note.unwrap_or_default(), count, e.reporting_instance.unwrap_or_default())
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let seen = listed(events.list(&Default::default()).await.expect("list").items);
+    assert_eq!(
+        seen,
+        vec![("deleting".to_string(), 1, "e2e".to_string()), ("detaching".to_string(), 3, "e2e".to_string())],
+        "one Event per note, the repeats counted in its series"
+    );
+    assert_eq!(recorder.remembered(), 2);
+
+    // The series' Event deleted (the API server's TTL does the same): the next repeat starts a new one.
+    events.delete_collection(&Default::default(), &Default::default()).await.expect("delete events");
+    recorder.publish(&event("detaching"), &regarding).await.expect("publish after the Event is gone");
+    let seen = listed(events.list(&Default::default()).await.expect("list").items);
+    assert_eq!(seen, vec![("detaching".to_string(), 1, "e2e".to_string())]);
+    // A unique Event is never continued.
+    recorder.publish_once(&event("provider event 7"), &regarding).await.expect("publish once");
+    recorder.publish_once(&event("provider event 7"), &regarding).await.expect("publish once");
+    let seen = listed(events.list(&Default::default()).await.expect("list").items);
+    assert_eq!(seen.iter().filter(|(note, count, _)| note == "provider event 7" && *count == 1).count(), 2);
+}

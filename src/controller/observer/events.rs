@@ -159,31 +159,17 @@ where
     let already = if recovered { HashSet::new() } else { mirrored_ids(&observer.inner.client, obj).await };
     lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
     let mut cursor = cursor;
-    let reporter =
-        kube::runtime::events::Reporter { controller: crate::names::FIELD_MANAGER.to_string(), instance: None };
     for e in fresh.iter().take(MAX_EVENTS_PER_PASS) {
         let Some(event) = provider_event(e, member) else { continue };
         if !already.contains(&event.id) {
-            // A Recorder of its own per provider event: a shared one folds Events with the same reason
-            // and action on one object into a series (keeping the first note), and each provider event
-            // must stay a Kubernetes Event of its own, its id in the note.
-            let recorder = kube::runtime::events::Recorder::new(observer.inner.client.clone(), reporter.clone());
-            let published = recorder
-                .publish(
-                    &kube::runtime::events::Event {
-                        type_: if event.warning {
-                            kube::runtime::events::EventType::Warning
-                        } else {
-                            kube::runtime::events::EventType::Normal
-                        },
-                        reason: PROVIDER_EVENT_REASON.to_string(),
-                        note: Some(event.note),
-                        action: event.action,
-                        secondary: None,
-                    },
-                    &obj.object_ref(&()),
-                )
-                .await;
+            // Each provider event stays a Kubernetes Event of its own (its id in the note), never a series.
+            let mirrored = crate::runtime::events::Event {
+                warning: event.warning,
+                reason: PROVIDER_EVENT_REASON.to_string(),
+                action: event.action,
+                note: event.note,
+            };
+            let published = observer.inner.recorder.publish_once(&mirrored, &obj.object_ref(&())).await;
             if let Err(error) = published {
                 tracing::warn!(%error, "cannot publish a provider event; retried at the next pass");
                 complete = false;

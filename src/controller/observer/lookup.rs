@@ -23,7 +23,13 @@ use crate::runtime::metrics::{MeterLabels, Metrics};
 
 impl Observer {
     /// An observer for one operator instance; its poll tasks stop when it is dropped.
-    pub fn new(client: kube::Client, config: &Config, providers: ProviderRegistry, metrics: Metrics) -> Self {
+    pub fn new(
+        client: kube::Client,
+        recorder: crate::runtime::events::EventRecorder,
+        config: &Config,
+        providers: ProviderRegistry,
+        metrics: Metrics,
+    ) -> Self {
         let stop = CancellationToken::new();
         let mut triggers = HashMap::new();
         let mut receivers = HashMap::new();
@@ -36,6 +42,7 @@ impl Observer {
             inner: Arc::new(Inner {
                 providers,
                 client,
+                recorder,
                 page_size: config.observe_page_size.max(1),
                 cluster: config.cluster_name.clone(),
                 timings: Mutex::new(HashMap::new()),
@@ -72,7 +79,7 @@ impl Observer {
         let poller = self.poller(provider, collection);
         let mut state = lock_state(&poller);
         let listed = state.entries.get(href).is_some_and(|c| c.listed);
-        state.entries.insert(href.to_string(), Cached { value: value.clone(), at: Instant::now(), listed });
+        state.entries.insert(href.to_string(), Cached::new(value, listed));
         state.owners.insert(href.to_string(), owner);
     }
 
@@ -187,10 +194,10 @@ where
         let _ = tokio::time::timeout(FIRST_POLL_WAIT, first.wait_for(|done| *done)).await;
         let state = lock_state(&poller);
         let usable = |c: &&Cached| {
-            if imported { c.listed } else { crate::controller::resource::reads::carries_uid(&c.value, &uid) }
+            if imported { c.listed } else { c.carries_uid(&uid) }
         };
         if let Some(c) = state.entries.get(href).filter(usable) {
-            return Ok(Some(c.value.clone()));
+            return Ok(Some(c.value()));
         }
     }
     let current = if imported {

@@ -175,11 +175,6 @@ pub(super) async fn resolve_all(client: &CimiClient, listing: Vec<Value>) -> Vec
     out
 }
 
-/// The attributes of a resource whose change matters to its object.
-pub(super) fn digest(v: &Value) -> Vec<Option<&Value>> {
-    WATCHED_ATTRIBUTES.iter().map(|a| v.get(*a)).collect()
-}
-
 pub(super) fn apply_listing(
     inner: &Inner,
     poller: &Poller,
@@ -196,20 +191,19 @@ pub(super) fn apply_listing(
             let owner = state.owners.get(&href).cloned();
             match state.entries.get_mut(&href) {
                 Some(cached) => {
-                    if digest(&cached.value) != digest(&entry) {
+                    if cached.changed(&entry) {
                         wake.extend(owner);
                     }
                     // A GET answered after this listing started is fresher: keep it.
                     if cached.at < started {
-                        cached.value = entry;
-                        cached.at = Instant::now();
+                        cached.set(&entry);
                     }
                     cached.listed = true;
                 }
                 None => {
                     // Back after it was missing: its object looks again.
                     wake.extend(owner);
-                    state.entries.insert(href, Cached { value: entry, at: Instant::now(), listed: true });
+                    state.entries.insert(href, Cached::new(&entry, true));
                 }
             }
         }
@@ -232,20 +226,5 @@ pub(super) fn apply_listing(
         for owner in wake {
             let _ = tx.send(owner);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn digest_sees_state_and_attributes_only() {
-        let a = json!({"state": "STARTED", "name": "m", "operations": [1]});
-        let b = json!({"state": "STARTED", "name": "m", "operations": [2]});
-        let c = json!({"state": "STOPPED", "name": "m"});
-        assert_eq!(digest(&a), digest(&b));
-        assert_ne!(digest(&a), digest(&c));
     }
 }

@@ -59,6 +59,8 @@ impl std::fmt::Debug for Observer {
 pub(super) struct Inner {
     pub(super) providers: ProviderRegistry,
     pub(super) client: kube::Client,
+    /// Publishes the mirrored provider events.
+    pub(super) recorder: crate::runtime::events::EventRecorder,
     pub(super) page_size: u64,
     pub(super) cluster: String,
     pub(super) timings: Mutex<HashMap<String, (Timing, Instant)>>,
@@ -115,10 +117,56 @@ pub(super) struct PollState {
     pub(super) imported: HashSet<String>,
 }
 
+/// A provider resource as last listed or read, kept as its JSON text (a parsed `Value` tree costs several times
+/// the text's size in small allocations, held for every resource between polls), with the digest of the
+/// attributes whose change wakes its object and the UID tag it carries.
 pub(super) struct Cached {
-    pub(super) value: Value,
+    text: Box<str>,
+    digest: Box<str>,
+    uid: Option<Box<str>>,
     pub(super) at: Instant,
     pub(super) listed: bool,
+}
+
+impl Cached {
+    pub(super) fn new(value: &Value, listed: bool) -> Self {
+        let mut cached = Cached { text: "".into(), digest: "".into(), uid: None, at: Instant::now(), listed };
+        cached.set(value);
+        cached
+    }
+
+    /// Replaces what is kept by `value`, read now.
+    pub(super) fn set(&mut self, value: &Value) {
+        self.text = value.to_string().into_boxed_str();
+        self.digest = digest_text(value).into_boxed_str();
+        self.uid = crate::controller::resource::reads::uid_tag(value).map(Into::into);
+        self.at = Instant::now();
+    }
+
+    /// The resource as kept.
+    pub(super) fn value(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// Whether `value` differs from what is kept in an attribute its object watches.
+    pub(super) fn changed(&self, value: &Value) -> bool {
+        *self.digest != digest_text(value)
+    }
+
+    /// Whether the resource carries our UID tag `uid`.
+    pub(super) fn carries_uid(&self, uid: &str) -> bool {
+        self.uid.as_deref() == Some(uid)
+    }
+}
+
+/// The attributes of a resource whose change matters to its object.
+pub(super) fn digest(v: &Value) -> Vec<Option<&Value>> {
+    WATCHED_ATTRIBUTES.iter().map(|a| v.get(*a)).collect()
+}
+
+/// [`digest`] as text.
+fn digest_text(value: &Value) -> String {
+    serde_json::to_string(&digest(value)).unwrap_or_default()
 }
 
 /// What the observer keeps per provider resource between reconciles (in memory only).
@@ -208,4 +256,28 @@ pub(super) struct BatchState {
     pub(super) logs_newest: Option<DateTime<FixedOffset>>,
     /// Whether the provider refused `$filter` on `updated` (then the whole collection is read, while cheap).
     pub(super) logs_unfiltered: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cached_resource_wakes_on_state_and_attributes_only_and_reads_back_whole() {
+        let tagged = json!({"state": "STARTED", "name": "m", "operations": [1],
+            "properties": {crate::names::TAG_UID: "u-1"}});
+        let mut cached = Cached::new(&tagged, true);
+        assert_eq!(cached.value(), tagged, "the kept text reads back as the same resource");
+        assert!(cached.carries_uid("u-1"));
+        assert!(!cached.carries_uid("u-2"));
+        let other_operations = json!({"state": "STARTED", "name": "m", "operations": [2],
+            "properties": {crate::names::TAG_UID: "u-1"}});
+        assert!(!cached.changed(&other_operations), "operations are not watched");
+        let stopped = json!({"state": "STOPPED", "name": "m"});
+        assert!(cached.changed(&stopped));
+        cached.set(&stopped);
+        assert!(!cached.changed(&stopped));
+        assert!(!cached.carries_uid("u-1"), "a resource read without the tag no longer carries it");
+    }
 }

@@ -50,6 +50,11 @@ pub fn carries_uid(resource: &Value, uid: &str) -> bool {
     properties_of(resource).get(TAG_UID).is_some_and(|v| v == uid)
 }
 
+/// The UID tag a resource carries, if any.
+pub fn uid_tag(resource: &Value) -> Option<String> {
+    properties_of(resource).get(TAG_UID).cloned()
+}
+
 /// The entries of a collection document: its one array of objects (other than `operations`).
 pub fn entries(page: &Value) -> Vec<Value> {
     let Value::Object(doc) = page else { return Vec::new() };
