@@ -86,8 +86,26 @@ impl CimiClient {
         key: Option<&str>,
         page_size: u64,
     ) -> Result<Listing<Value>, CimiError> {
+        self.list_mapped_at(href, query, item_type, key, page_size, &|v| v).await
+    }
+
+    /// [`Self::list_values_at`], each entry turned by `map` as its page is read: a caller that keeps less than
+    /// the whole JSON of each entry never holds every page of a large collection decoded at once.
+    pub async fn list_mapped_at<T, F>(
+        &self,
+        href: &Url,
+        query: &Query,
+        item_type: &str,
+        key: Option<&str>,
+        page_size: u64,
+        map: &F,
+    ) -> Result<Listing<T>, CimiError>
+    where
+        F: Fn(Value) -> T + Sync,
+        T: Send,
+    {
         let limits = self.inner.transport.config().read_limits;
-        let reading = self.page_values(href, query, item_type, key, page_size.max(1));
+        let reading = self.page_values(href, query, item_type, key, page_size.max(1), map);
         match tokio::time::timeout(limits.listing_timeout, reading).await {
             Ok(result) => result,
             Err(_) => Err(self.read_limit(
@@ -107,18 +125,23 @@ impl CimiClient {
         CimiError::ReadLimit { href: redact_url(href), limit, detail }
     }
 
-    async fn page_values(
+    async fn page_values<T, F>(
         &self,
         href: &Url,
         query: &Query,
         item_type: &str,
         key: Option<&str>,
         page: u64,
-    ) -> Result<Listing<Value>, CimiError> {
+        map: &F,
+    ) -> Result<Listing<T>, CimiError>
+    where
+        F: Fn(Value) -> T + Sync,
+        T: Send,
+    {
         let limits = self.inner.transport.config().read_limits;
         let mut seen = HashSet::new();
         let mut visited = HashSet::new();
-        let mut entries: Vec<Value> = Vec::new();
+        let mut entries: Vec<T> = Vec::new();
         let mut count: Option<u64> = None;
         let first = query.first_index().unwrap_or(1);
         let mut next = first;
@@ -173,7 +196,7 @@ impl CimiClient {
                     continue;
                 }
                 fresh += 1;
-                entries.push(item);
+                entries.push(map(item));
                 if entries.len() as u64 > limits.max_entries {
                     return Err(self.read_limit(
                         href,

@@ -35,6 +35,5 @@ mod subs;
 pub use events::event_id_of_note;
 pub use lookup::{Lookup, observe_object, steady};
 pub use meters::{Member, monitor, monitor_members};
-pub use poll::list_collection;
 pub use shared::{Observer, PROVIDER_EVENT_REASON, SubReading, Timing};
 pub use subs::{MAX_SUB_ENTRIES, read_sub_collections};

@@ -49,7 +49,18 @@ pub(super) async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &
                     }
                 }
                 let asked = filter.is_some();
-                match list_collection(&conn.client, collection, filter, inner.page_size).await {
+                // Each entry is kept compact as its page is read (a whole listing of decoded JSON is
+                // several times larger, and at 10,000 resources it was most of the operator's peak).
+                let compact = |entry: Value| (text(&entry, "id").map(str::to_string), Cached::new(&entry, true));
+                let url = conn.client.collection_url(collection).await;
+                let listing = match url {
+                    Ok(url) => {
+                        list_mapped_at(&conn.client, &url, item_type(collection), filter, inner.page_size, &compact)
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                match listing {
                     Ok((listing, filtered)) => {
                         let resolved = resolve_all(&conn.client, listing).await;
                         apply_listing(&inner, &poller, collection, resolved, started);
@@ -104,20 +115,9 @@ pub(super) async fn collection_count(client: &CimiClient, collection: &str) -> R
     Ok(page.get("count").and_then(Value::as_u64).unwrap_or(u64::MAX))
 }
 
-/// Lists a whole collection in pages (`$first`/`$last`), with `filter` when given; a provider that
-/// refuses the filter (4xx) is asked again without it. Returns the entries and whether the filter
-/// was applied.
-pub async fn list_collection(
-    client: &CimiClient,
-    collection: &str,
-    filter: Option<Filter>,
-    page_size: u64,
-) -> Result<(Vec<Value>, bool), CimiError> {
-    let url = client.collection_url(collection).await?;
-    list_at(client, &url, item_type(collection), filter, page_size, None).await
-}
-
-/// Lists the collection at `url` in pages; `order_by` asks for an ascending order on an attribute.
+/// Lists the collection at `url` in pages (`$first`/`$last`), with `filter` when given; a provider that refuses
+/// the filter (4xx) is asked again without it. Returns the entries and whether the filter was applied; `order_by`
+/// asks for an ascending order on an attribute.
 pub(super) async fn list_at(
     client: &CimiClient,
     url: &Url,
@@ -135,24 +135,34 @@ pub(super) async fn list_at(
         Some(f) => base.clone().filter(f),
         None => base.clone(),
     };
-    match page_through(client, url, item_type, &query, page_size).await {
-        Err(CimiError::Invalid { .. }) if filtered => {
-            Ok((page_through(client, url, item_type, &base, page_size).await?, false))
-        }
+    let listing = |query: Query| async move {
+        Ok::<_, CimiError>(client.list_values_at(url, &query, item_type, None, page_size).await?.entries)
+    };
+    match listing(query).await {
+        Err(CimiError::Invalid { .. }) if filtered => Ok((listing(base).await?, false)),
         other => other.map(|entries| (entries, filtered)),
     }
 }
 
-/// Every entry of the collection at `url` matching `query`, in pages of `page_size`, bounded by the
-/// provider's read limits (the client's listing).
-pub(super) async fn page_through(
+/// The collection at `url` as [`list_at`] reads it (filter refused: asked again without), each entry turned by
+/// `map` as its page is read.
+async fn list_mapped_at<T: Send, F: Fn(Value) -> T + Sync>(
     client: &CimiClient,
     url: &Url,
     item_type: &str,
-    query: &Query,
+    filter: Option<Filter>,
     page_size: u64,
-) -> Result<Vec<Value>, CimiError> {
-    Ok(client.list_values_at(url, query, item_type, None, page_size).await?.entries)
+    map: &F,
+) -> Result<(Vec<T>, bool), CimiError> {
+    let Some(filter) = filter else {
+        return Ok((client.list_mapped_at(url, &Query::new(), item_type, None, page_size, map).await?.entries, false));
+    };
+    match client.list_mapped_at(url, &Query::new().filter(filter), item_type, None, page_size, map).await {
+        Err(CimiError::Invalid { .. }) => {
+            Ok((client.list_mapped_at(url, &Query::new(), item_type, None, page_size, map).await?.entries, false))
+        }
+        other => other.map(|listing| (listing.entries, true)),
+    }
 }
 
 /// The newest sample of a meter: `$orderby=timestamp:desc&$first=1&$last=1`, one request. A provider
@@ -164,11 +174,12 @@ pub(super) async fn latest_sample(client: &CimiClient, samples: &Url) -> Result<
     Ok(entries(&page).into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))))
 }
 
-pub(super) async fn resolve_all(client: &CimiClient, listing: Vec<Value>) -> Vec<(String, Value)> {
+/// The listed entries by their resolved href (entries without an id dropped).
+pub(super) async fn resolve_all(client: &CimiClient, listing: Vec<(Option<String>, Cached)>) -> Vec<(String, Cached)> {
     let mut out = Vec::with_capacity(listing.len());
-    for entry in listing {
-        let Some(id) = text(&entry, "id") else { continue };
-        if let Ok(url) = client.resolve(id).await {
+    for (id, entry) in listing {
+        let Some(id) = id else { continue };
+        if let Ok(url) = client.resolve(&id).await {
             out.push((url.to_string(), entry));
         }
     }
@@ -179,7 +190,7 @@ pub(super) fn apply_listing(
     inner: &Inner,
     poller: &Poller,
     collection: &'static str,
-    listing: Vec<(String, Value)>,
+    listing: Vec<(String, Cached)>,
     started: Instant,
 ) {
     let mut wake: Vec<Owner> = Vec::new();
@@ -191,19 +202,19 @@ pub(super) fn apply_listing(
             let owner = state.owners.get(&href).cloned();
             match state.entries.get_mut(&href) {
                 Some(cached) => {
-                    if cached.changed(&entry) {
+                    if cached.changed_from(&entry) {
                         wake.extend(owner);
                     }
                     // A GET answered after this listing started is fresher: keep it.
                     if cached.at < started {
-                        cached.set(&entry);
+                        *cached = entry;
                     }
                     cached.listed = true;
                 }
                 None => {
                     // Back after it was missing: its object looks again.
                     wake.extend(owner);
-                    state.entries.insert(href, Cached::new(&entry, true));
+                    state.entries.insert(href, entry);
                 }
             }
         }

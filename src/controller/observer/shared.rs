@@ -148,9 +148,9 @@ impl Cached {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 
-    /// Whether `value` differs from what is kept in an attribute its object watches.
-    pub(super) fn changed(&self, value: &Value) -> bool {
-        *self.digest != digest_text(value)
+    /// Whether `other` differs from what is kept in an attribute its object watches.
+    pub(super) fn changed_from(&self, other: &Cached) -> bool {
+        self.digest != other.digest
     }
 
     /// Whether the resource carries our UID tag `uid`.
@@ -273,11 +273,11 @@ mod tests {
         assert!(!cached.carries_uid("u-2"));
         let other_operations = json!({"state": "STARTED", "name": "m", "operations": [2],
             "properties": {crate::names::TAG_UID: "u-1"}});
-        assert!(!cached.changed(&other_operations), "operations are not watched");
+        assert!(!cached.changed_from(&Cached::new(&other_operations, true)), "operations are not watched");
         let stopped = json!({"state": "STOPPED", "name": "m"});
-        assert!(cached.changed(&stopped));
+        assert!(cached.changed_from(&Cached::new(&stopped, true)));
         cached.set(&stopped);
-        assert!(!cached.changed(&stopped));
+        assert!(!cached.changed_from(&Cached::new(&stopped, false)));
         assert!(!cached.carries_uid("u-1"), "a resource read without the tag no longer carries it");
     }
 }
