@@ -429,10 +429,10 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
             if m.sub.as_ref().is_some_and(|s| s.at > started) {
                 continue;
             }
-            if m.sub.as_ref().is_some_and(|s| s.value != value) {
+            if m.sub.as_ref().is_some_and(|s| s.differs(&value)) {
                 changed.push(href.clone());
             }
-            m.sub = Some(SubReading { updated, at: started, value, batched: true });
+            m.sub = Some(SubReading::new(updated, started, &value, true));
         }
     }
     for href in changed {

@@ -117,13 +117,13 @@ impl Observer {
         let monitors = lock(&self.inner.monitors);
         let sub = monitors.get(href)?.sub.as_ref()?;
         let usable = if sub.batched { every * 2 } else { every };
-        (sub.updated.as_deref() == updated && sub.at.elapsed() < usable).then(|| sub.value.clone())
+        (sub.updated.as_deref() == updated && sub.at.elapsed() < usable).then(|| sub.value())
     }
 
     /// Stores a machine's sub-collection reading.
     pub fn store_sub_reading(&self, href: &str, updated: Option<&str>, value: Value) {
         lock(&self.inner.monitors).entry(href.to_string()).or_default().sub =
-            Some(SubReading { updated: updated.map(str::to_string), at: Instant::now(), value, batched: false });
+            Some(SubReading::new(updated.map(str::to_string), Instant::now(), &value, false));
     }
 
     /// How the provider's meters, events and machine sub-collections are read now (batched or per object, and

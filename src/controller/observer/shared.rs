@@ -200,10 +200,28 @@ pub struct SubReading {
     pub updated: Option<String>,
     /// When read.
     pub at: Instant,
-    /// What was read.
-    pub value: Value,
+    /// What was read, as its JSON text (kept for every machine between reads: a parsed tree costs several
+    /// times as much).
+    text: Box<str>,
     /// Whether it came from a batched read of every machine (kept a little longer than a reading of its own).
     pub batched: bool,
+}
+
+impl SubReading {
+    /// A reading of `value`, made at `at`.
+    pub(super) fn new(updated: Option<String>, at: Instant, value: &Value, batched: bool) -> Self {
+        SubReading { updated, at, text: value.to_string().into_boxed_str(), batched }
+    }
+
+    /// What was read.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// Whether `value` differs from what was read.
+    pub(super) fn differs(&self, value: &Value) -> bool {
+        *self.text != *value.to_string()
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
