@@ -55,8 +55,16 @@ pub(super) async fn poll_loop(inner: Arc<Inner>, provider: String, collection: &
                 let url = conn.client.collection_url(collection).await;
                 let listing = match url {
                     Ok(url) => {
-                        list_mapped_at(&conn.client, &url, item_type(collection), filter, inner.page_size, &compact)
-                            .await
+                        list_mapped_at(
+                            &conn.client,
+                            &url,
+                            item_type(collection),
+                            Query::new(),
+                            filter,
+                            inner.page_size,
+                            &compact,
+                        )
+                        .await
                     }
                     Err(error) => Err(error),
                 };
@@ -130,38 +138,26 @@ pub(super) async fn list_at(
     if let Some(attr) = order_by {
         base = base.order_by(attr, false);
     }
-    let filtered = filter.is_some();
-    let query = match filter {
-        Some(f) => base.clone().filter(f),
-        None => base.clone(),
-    };
-    let listing = |query: Query| async move {
-        Ok::<_, CimiError>(client.list_values_at(url, &query, item_type, None, page_size).await?.entries)
-    };
-    match listing(query).await {
-        Err(CimiError::Invalid { .. }) if filtered => Ok((listing(base).await?, false)),
-        other => other.map(|entries| (entries, filtered)),
-    }
+    list_mapped_at(client, url, item_type, base, filter, page_size, &|v| v).await
 }
 
-/// The collection at `url` as [`list_at`] reads it (filter refused: asked again without), each entry turned by
-/// `map` as its page is read.
+/// [`list_at`] from the query `base`, each entry turned by `map` as its page is read.
 async fn list_mapped_at<T: Send, F: Fn(Value) -> T + Sync>(
     client: &CimiClient,
     url: &Url,
     item_type: &str,
+    base: Query,
     filter: Option<Filter>,
     page_size: u64,
     map: &F,
 ) -> Result<(Vec<T>, bool), CimiError> {
-    let Some(filter) = filter else {
-        return Ok((client.list_mapped_at(url, &Query::new(), item_type, None, page_size, map).await?.entries, false));
+    let listing = |query: Query| async move {
+        Ok::<_, CimiError>(client.list_mapped_at(url, &query, item_type, None, page_size, map).await?.entries)
     };
-    match client.list_mapped_at(url, &Query::new().filter(filter), item_type, None, page_size, map).await {
-        Err(CimiError::Invalid { .. }) => {
-            Ok((client.list_mapped_at(url, &Query::new(), item_type, None, page_size, map).await?.entries, false))
-        }
-        other => other.map(|listing| (listing.entries, true)),
+    let Some(filter) = filter else { return Ok((listing(base).await?, false)) };
+    match listing(base.clone().filter(filter)).await {
+        Err(CimiError::Invalid { .. }) => Ok((listing(base).await?, false)),
+        other => other.map(|entries| (entries, true)),
     }
 }
 
