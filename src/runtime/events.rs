@@ -147,18 +147,42 @@ impl EventRecorder {
         Ok(())
     }
 
-    /// Publishes `event` on `regarding` as an Event of its own, never continued as a series and not
-    /// remembered (for Events that are each unique, such as mirrored provider events).
-    pub async fn publish_once(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
-        self.create(event, regarding).await.map(|_| ())
+    /// Publishes `event` on `regarding` as an Event of its own, never continued as a series, at most once
+    /// for each `key` (for Events that are each unique, such as mirrored provider events, keyed by the
+    /// provider event's id). The Event's name is derived from the object's UID and `key`, so a second publish
+    /// (by this process, or by the next one after a crash lost what was mirrored) is refused by the API server
+    /// and costs one request, whatever the number of Events in the namespace. Returns whether it was created.
+    pub async fn publish_once(
+        &self,
+        event: &Event,
+        regarding: &ObjectReference,
+        key: &str,
+    ) -> Result<bool, kube::Error> {
+        let uid = regarding.uid.as_deref().unwrap_or_default();
+        let suffix = stable_hash(&[uid.as_bytes(), b"\0", key.as_bytes()]);
+        match self.create_named(event, regarding, suffix).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     async fn create(&self, event: &Event, regarding: &ObjectReference) -> Result<Series, kube::Error> {
+        self.create_named(event, regarding, Timestamp::now().as_nanosecond() as u64).await
+    }
+
+    /// Creates the Event named after the object and `suffix` (16 hex digits).
+    async fn create_named(
+        &self,
+        event: &Event,
+        regarding: &ObjectReference,
+        suffix: u64,
+    ) -> Result<Series, kube::Error> {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".to_string());
         let now = Timestamp::now();
         let prefix: String =
             regarding.name.as_deref().unwrap_or(&self.controller).chars().take(MAX_NAME_PREFIX).collect();
-        let name = format!("{prefix}.{:016x}", now.as_nanosecond() as u64);
+        let name = format!("{prefix}.{suffix:016x}");
         let kube_event = KubeEvent {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -179,6 +203,17 @@ impl EventRecorder {
         api.create(&PostParams::default(), &kube_event).await?;
         Ok(Series { namespace, name, count: 1, last: Instant::now() })
     }
+}
+
+/// FNV-1a over `parts`: the same on every build and platform (the standard library's hasher may change between
+/// Rust releases, and an Event name must not).
+fn stable_hash(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|p| p.iter()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// What makes two Events the same: the object (by UID when known), type, reason, action and note.
@@ -204,6 +239,15 @@ mod tests {
 
     fn event(note: &str) -> Event {
         Event { warning: false, reason: "Ready".into(), action: "Reconcile".into(), note: note.into() }
+    }
+
+    #[test]
+    fn the_stable_hash_is_fnv_1a() {
+        // The published FNV-1a 64 test vectors.
+        assert_eq!(stable_hash(&[b""]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(stable_hash(&[b"foo"]), 0xdcb2_7518_fed9_d577);
+        assert_eq!(stable_hash(&[b"fo", b"o"]), stable_hash(&[b"foo"]));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cimi_operator::api::{CimiMachine, CimiNetwork, CimiProvider};
 use cimi_operator::sim::{Sim, SimConfig, SimHandle};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Map, json};
 
 use crate::harness::control_plane::{TestNamespace, client, random_suffix};
@@ -183,9 +183,14 @@ async fn observation_paged_reads_meters_and_events_exactly_once() {
     })
     .await;
 
-    // Restart: a new operator (new client, new caches) mirrors nothing twice, and mirrors what is new.
+    // Restart: a new operator (new client, new caches) mirrors nothing twice, and mirrors what is new, even
+    // when the cursor was lost (as when a process stops after publishing and before writing status).
     drop(op);
     running.task.await.expect("join").expect("the operator stops cleanly");
+    let lost = json!({"status": {"eventCursor": null}});
+    machines.patch_status("m-1", &PatchParams::default(), &Patch::Merge(&lost)).await.expect("drop the cursor");
+    let m = machines.get("m-1").await.expect("m-1");
+    assert!(m.status.and_then(|s| s.common.event_cursor).is_none(), "the cursor is gone before the restart");
     let current = provider_resource(&cimi, &m1_href).await;
     cimi.action(&current, "stop", Map::new()).await.expect("stop m-1 on the provider while no operator runs");
     let (op, _running) = TestOperator::start_configured(&ns.name, &label, configure).await;

@@ -615,7 +615,7 @@ async fn a_change_of_a_secret_a_machine_references_reconciles_that_machine_again
 /// The operator's Event recorder on the API server: a repeat continues its Event as a series, an Event with a
 /// new note is one of its own (its note kept), and an Event deleted under it is created again.
 #[tokio::test]
-async fn the_event_recorder_continues_repeats_as_a_series_and_keeps_every_note() {
+async fn the_event_recorder_continues_repeats_as_a_series_keeps_every_note_and_publishes_a_keyed_event_once() {
     use cimi_operator::runtime::events::{Event, EventRecorder};
     use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
     use k8s_openapi::api::events::v1::Event as KubeEvent;
@@ -666,9 +666,21 @@ async fn the_event_recorder_continues_repeats_as_a_series_and_keeps_every_note()
     recorder.publish(&event("detaching"), &regarding).await.expect("publish after the Event is gone");
     let seen = listed(events.list(&Default::default()).await.expect("list").items);
     assert_eq!(seen, vec![("detaching".to_string(), 1, "e2e".to_string())]);
-    // A unique Event is never continued.
-    recorder.publish_once(&event("provider event 7"), &regarding).await.expect("publish once");
-    recorder.publish_once(&event("provider event 7"), &regarding).await.expect("publish once");
+    // A unique Event is never continued, and published once per key: a second publish with the same key (this
+    // recorder's, or a new one's after a restart) is refused by the API server; another key is another Event.
+    let once = |recorder: &EventRecorder, key: &'static str| {
+        let (recorder, regarding) = (recorder.clone(), regarding.clone());
+        async move { recorder.publish_once(&event("provider event"), &regarding, key).await.expect("publish once") }
+    };
+    assert!(once(&recorder, "p/events/7").await, "the first publish creates the Event");
+    assert!(!once(&recorder, "p/events/7").await, "the same key again creates nothing");
+    let restarted = EventRecorder::new(admin.clone(), "cimi-operator", "e2e-2");
+    assert!(!once(&restarted, "p/events/7").await, "nor does a new recorder");
+    assert!(once(&restarted, "p/events/8").await, "another key is another Event");
     let seen = listed(events.list(&Default::default()).await.expect("list").items);
-    assert_eq!(seen.iter().filter(|(note, count, _)| note == "provider event 7" && *count == 1).count(), 2);
+    assert_eq!(
+        seen.iter().filter(|(note, count, _)| note == "provider event" && *count == 1).count(),
+        2,
+        "one Event per key, never a series: {seen:?}"
+    );
 }

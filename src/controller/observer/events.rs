@@ -1,11 +1,8 @@
 //! Provider events mirrored as Kubernetes Events, exactly once: from the resource's EventLog after its cursor
-//! (`status.eventCursor`), the object's existing Events checked once after a restart.
+//! (`status.eventCursor`); each Event's name is derived from the object's UID and the provider event's id, so
+//! one mirrored before a crash lost the cursor is not created again.
 
-use std::collections::HashSet;
-
-use k8s_openapi::api::core::v1::Event as CoreEvent;
-use kube::api::{Api, ListParams};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use serde_json::Value;
 
 use super::poll::list_at;
@@ -138,11 +135,7 @@ where
             url
         }
     };
-    let (remembered, recovered) = {
-        let monitors = lock(&inner.monitors);
-        let m = monitors.get(key);
-        (m.and_then(|m| m.cursor.clone()), m.is_some_and(|m| m.recovered))
-    };
+    let remembered = lock(&inner.monitors).get(key).and_then(|m| m.cursor.clone());
     let cursor = remembered.or_else(|| status_cursor.clone());
     let since =
         cursor.as_ref().and_then(|c| c.timestamp.as_deref()).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
@@ -156,25 +149,22 @@ where
         return Ok((true, signature));
     }
     let mut complete = fresh.len() <= MAX_EVENTS_PER_PASS;
-    let already = if recovered { HashSet::new() } else { mirrored_ids(&observer.inner.client, obj).await };
-    lock(&inner.monitors).entry(key.to_string()).or_default().recovered = true;
     let mut cursor = cursor;
     for e in fresh.iter().take(MAX_EVENTS_PER_PASS) {
         let Some(event) = provider_event(e, member) else { continue };
-        if !already.contains(&event.id) {
-            // Each provider event stays a Kubernetes Event of its own (its id in the note), never a series.
-            let mirrored = crate::runtime::events::Event {
-                warning: event.warning,
-                reason: PROVIDER_EVENT_REASON.to_string(),
-                action: event.action,
-                note: event.note,
-            };
-            let published = observer.inner.recorder.publish_once(&mirrored, &obj.object_ref(&())).await;
-            if let Err(error) = published {
-                tracing::warn!(%error, "cannot publish a provider event; retried at the next pass");
-                complete = false;
-                break;
-            }
+        // Each provider event stays a Kubernetes Event of its own (its id in the note), never a series, and
+        // is published once: one mirrored before a crash lost the cursor is refused by its name.
+        let mirrored = crate::runtime::events::Event {
+            warning: event.warning,
+            reason: PROVIDER_EVENT_REASON.to_string(),
+            action: event.action,
+            note: event.note,
+        };
+        let published = observer.inner.recorder.publish_once(&mirrored, &obj.object_ref(&()), &event.id).await;
+        if let Err(error) = published {
+            tracing::warn!(%error, "cannot publish a provider event; retried at the next pass");
+            complete = false;
+            break;
         }
         cursor = Some(EventCursor { id: event.id, timestamp: event.timestamp });
         lock(&inner.monitors).entry(key.to_string()).or_default().cursor = cursor.clone();
@@ -189,28 +179,6 @@ pub(super) fn log_signature(log: &Value) -> String {
     let updated = text(log, "updated").unwrap_or("");
     let summary = log.get("summary").filter(|s| !s.is_null()).map(Value::to_string).unwrap_or_default();
     format!("{updated}|{summary}")
-}
-
-/// The provider event ids already mirrored on the object (read once per object and process, so an
-/// event mirrored just before a crash is not mirrored again).
-pub(super) async fn mirrored_ids<K>(client: &kube::Client, obj: &K) -> HashSet<String>
-where
-    K: Resource<DynamicType = ()>,
-{
-    let Some(uid) = obj.uid() else { return HashSet::new() };
-    let api: Api<CoreEvent> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let params = ListParams::default().fields(&format!("involvedObject.uid={uid},reason={PROVIDER_EVENT_REASON}"));
-    match api.list(&params).await {
-        Ok(list) => list
-            .items
-            .iter()
-            .filter_map(|e| e.message.as_deref().and_then(event_id_of_note).map(str::to_string))
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "cannot list the object's Events; mirroring without the restart check");
-            HashSet::new()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -182,7 +182,6 @@ pub(super) struct Monitor {
     pub(super) events_seen: Option<String>,
     pub(super) events_href: Option<Url>,
     pub(super) cursor: Option<EventCursor>,
-    pub(super) recovered: bool,
     pub(super) sub: Option<SubReading>,
 }
 
