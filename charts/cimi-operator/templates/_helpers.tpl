@@ -66,10 +66,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
-# The provider events already mirrored on an object, read once per object after a restart.
-- apiGroups: [""]
-  resources: [events]
-  verbs: [list]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]

@@ -12,10 +12,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 use super::observe::{Related, related};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Resource as _;
 
-use crate::api::conditions::{ConditionSet, READY, RECONCILING, Status};
 use crate::api::machine::CimiMachineStatus;
 use crate::api::managed::Managed as _;
 use crate::api::quantity::{capacity_kb, memory_kib};
@@ -23,7 +20,6 @@ use crate::api::reasons::Reason;
 use crate::api::{CimiMachine, CimiMachineImage};
 use crate::cimi::model::{self, Ref, RefOr, Resource as _};
 use crate::controller::context::Context;
-use crate::controller::kubeops::{apply_status, publish};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::registry::{Catalog, ProviderConnection, catalog_entries, resolve_catalog};
 use crate::controller::resource::attributes::desired_properties;
@@ -37,7 +33,6 @@ use super::observe::COLLECTION;
 pub async fn create(
     machine: &CimiMachine,
     ctx: &Context,
-    api: &Api<CimiMachine>,
     conn: &ProviderConnection,
     status: &mut CimiMachineStatus,
 ) -> Result<(Progress, Duration), Problem> {
@@ -78,25 +73,8 @@ pub async fn create(
     let href = client.created_href(&accepted, &collection).await?;
     status.common.id = href.map(|u| u.to_string());
     status.common.job = job_started(&accepted, "add");
-    // Write-ahead: the href and the Job are in status before anything waits on them.
-    let mut conds = ConditionSet::new(
-        &status.common.conditions,
-        machine.meta().generation,
-        Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    conds.set(READY, Status::False, Reason::Creating, "the provider is creating the machine");
-    conds.set(RECONCILING, Status::True, Reason::Creating, "the provider is creating the machine");
-    status.common.conditions = conds.build();
-    apply_status(api, &machine.name_any(), &*status).await.map_err(Problem::from)?;
-    publish(
-        &ctx.recorder,
-        machine,
-        false,
-        "Created",
-        "Create",
-        format!("provider machine {} requested", status.common.id.clone().unwrap_or_default()),
-    )
-    .await;
+    // The href and the Job go into status at the end of this pass, before anything waits on them (the shell's
+    // write, which also publishes `Created`); were that write lost, the next pass finds the machine by its tags.
     Ok((Progress::Working(Reason::Creating, "the provider is creating the machine".into()), ACTIVE_REQUEUE))
 }
 

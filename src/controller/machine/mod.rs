@@ -18,7 +18,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::Api;
 use kube::{Resource as _, ResourceExt as _};
 use tokio_util::sync::CancellationToken;
 
@@ -83,9 +82,8 @@ impl ManagedKind for CimiMachine {
     fn sync(
         &self,
         ctx: &Context,
-        api: &Api<Self>,
         status: &mut CimiMachineStatus,
     ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send {
-        sync::sync(self, ctx, api, status)
+        sync::sync(self, ctx, status)
     }
 }

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use kube::api::Api;
 use kube::{Resource as _, ResourceExt as _};
 
 use super::act::{Target, act};
@@ -42,7 +41,6 @@ use crate::controller::shell::reconcile::retry_key;
 pub async fn sync(
     machine: &CimiMachine,
     ctx: &Context,
-    api: &Api<CimiMachine>,
     status: &mut CimiMachineStatus,
 ) -> Result<(Progress, Duration), Problem> {
     let provider = &machine.provider_key();
@@ -125,7 +123,7 @@ pub async fn sync(
         if observe_only {
             return Err(Problem::stalled(Reason::InvalidSpec, "managementPolicy ObserveOnly needs spec.import"));
         }
-        return create(machine, ctx, api, &conn, status).await;
+        return create(machine, ctx, &conn, status).await;
     };
     if let Some(id) = text(&current, "id") {
         status.common.id = Some(client.resolve(id).await?.to_string());

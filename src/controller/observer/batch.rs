@@ -73,16 +73,30 @@ pub(super) fn observation(inner: &Inner, provider: &str) -> Option<Observation> 
     (o != Observation::default()).then_some(o)
 }
 
+/// What the batched meter reads hold for one resource.
+pub(super) enum BatchedMeters {
+    /// Its meters, from a fresh batched read.
+    Read(Vec<MeterStatus>),
+    /// The provider's meters are read in batches, the last read is fresh and does not show this resource
+    /// (new since): the next one will, within a meter interval.
+    NotYet,
+    /// No fresh batched read: the object reads its own.
+    Unknown,
+}
+
 /// The meters of `href` from the last batched read, when the provider's meters are read in batches and that
-/// read is fresh and has them (else the object reads its own).
-pub(super) fn batched_meters(inner: &Inner, provider: &str, href: &str, every: Duration) -> Option<Vec<MeterStatus>> {
-    let batch = lock(&inner.batches).get(provider).cloned()?;
+/// read is fresh.
+pub(super) fn batched_meters(inner: &Inner, provider: &str, href: &str, every: Duration) -> BatchedMeters {
+    let Some(batch) = lock(&inner.batches).get(provider).cloned() else { return BatchedMeters::Unknown };
     let state = lock(&batch.state);
-    let (readings, at) = state.meters.as_ref()?;
+    let Some((readings, at)) = state.meters.as_ref() else { return BatchedMeters::Unknown };
     if at.elapsed() > every * FRESH_CADENCES {
-        return None;
+        return BatchedMeters::Unknown;
     }
-    readings.get(href).cloned()
+    match readings.get(href) {
+        Some(meters) => BatchedMeters::Read(meters.clone()),
+        None => BatchedMeters::NotYet,
+    }
 }
 
 /// Whether the events of `href` (monitored under `key`) must be read now, and whether the read should return

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
+use super::batch::BatchedMeters;
 use super::events::{LogRead, mirror_events};
 use super::poll::{latest_sample, list_at, timing};
 use super::shared::*;
@@ -33,16 +34,20 @@ where
     super::batch::batch(inner, provider);
     let every = timing(inner, provider).await;
     let Some(href) = common.id.clone() else { return every.events.min(every.meters) };
-    let (meters_due, events_due) = {
+    let (meters_due, first_meters, events_due) = {
         let mut monitors = lock(&inner.monitors);
         let m = monitors.entry(href.clone()).or_default();
         let due = |at: Option<Instant>, every: Duration| at.is_none_or(|t| t.elapsed() >= every);
-        (due(m.meters_read, every.meters), due(m.events_read, every.events))
+        (due(m.meters_read, every.meters), m.meters_read.is_none(), due(m.events_read, every.events))
     };
     if meters_due {
         let reading = match super::batch::batched_meters(inner, provider, &href, every.meters) {
-            Some(meters) => Ok(Some(meters).filter(|m| !m.is_empty())),
-            None => read_meters(inner, client, &href, current).await,
+            BatchedMeters::Read(meters) => Ok(Some(meters).filter(|m| !m.is_empty())),
+            // A resource new since the last batched read: the next one (within a meter interval) reads its
+            // meters with everyone else's, instead of about five requests of its own now; it reads them itself
+            // only if that one does not show it either.
+            BatchedMeters::NotYet if first_meters => Ok(None),
+            BatchedMeters::NotYet | BatchedMeters::Unknown => read_meters(inner, client, &href, current).await,
         };
         match reading {
             Ok(Some(meters)) => {

@@ -82,7 +82,6 @@ pub trait ManagedKind:
     fn sync(
         &self,
         ctx: &Context,
-        api: &Api<Self>,
         status: &mut Self::Status,
     ) -> impl Future<Output = Result<(Progress, Duration), Problem>> + Send;
 }

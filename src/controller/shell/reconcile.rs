@@ -57,7 +57,7 @@ async fn pass<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>, namespace: String)
     }
     outcome::begin(&mut conds, status.common_mut(), generation);
 
-    let result = obj.sync(&ctx, &api, &mut status).await;
+    let result = obj.sync(&ctx, &mut status).await;
     // Drift is what the last observation found: listed field by field when observed, cleared once in sync, kept
     // while a pass works or fails (it did not look).
     match &result {

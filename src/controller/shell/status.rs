@@ -1,13 +1,16 @@
 //! The single status writer of the managed kinds: every string bounded (provider text reaches status only as
 //! a short, clean excerpt), written by server-side apply only when something other than the sync time
-//! changed, and an Event on each Ready transition.
+//! changed, and an Event on each Ready transition (`Created` for the pass that asked the provider to create the
+//! resource: its href is new in status and Ready says `Creating`).
 
 use kube::ResourceExt as _;
 use kube::api::Api;
 
 use super::kind::{KindStatus, ManagedKind};
+use crate::api::conditions::{READY, find};
+use crate::api::reasons::Reason;
 use crate::controller::context::Context;
-use crate::controller::kubeops::{apply_status, bounded, ready_transition_event};
+use crate::controller::kubeops::{apply_status, bounded, publish, ready_transition_event};
 
 /// Writes `status` over `old` when it differs in more than `lastSyncTime`, and publishes the Ready transition.
 /// The pass's result for `cimi_reconciles_total` is read from the conditions written here.
@@ -29,6 +32,14 @@ pub async fn write<K: ManagedKind>(
         return Ok(());
     }
     apply_status(api, &obj.name_any(), &status).await?;
-    ready_transition_event(&ctx.recorder, obj, &old.common().conditions, &status.common().conditions).await;
+    let (before, after) = (old.common(), status.common());
+    let creating = find(&after.conditions, READY).is_some_and(|c| c.reason == Reason::Creating.as_str());
+    match &after.id {
+        Some(href) if before.id.is_none() && creating => {
+            let note = format!("provider {} {href} requested", K::NOUN);
+            publish(&ctx.recorder, obj, false, "Created", "Create", note).await;
+        }
+        _ => ready_transition_event(&ctx.recorder, obj, &before.conditions, &after.conditions).await,
+    }
     Ok(())
 }

@@ -19,7 +19,7 @@ use crate::api::reasons::Reason;
 use crate::controller::connection::connection;
 use crate::controller::context::Context;
 use crate::controller::driver;
-use crate::controller::kubeops::{add_finalizer, apply_status, has_finalizer, publish, remove_finalizer};
+use crate::controller::kubeops::{add_finalizer, has_finalizer, publish, remove_finalizer};
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift, wanted_attributes};
@@ -79,7 +79,6 @@ pub async fn guard<K: StorageKind>(obj: &K, ctx: &Context, api: &Api<K>) -> Resu
 pub async fn sync<K: StorageKind>(
     obj: &K,
     ctx: &Context,
-    api: &Api<K>,
     status: &mut K::Status,
 ) -> Result<(Progress, Duration), Problem> {
     let namespace = obj.namespace().unwrap_or_default();
@@ -166,9 +165,7 @@ pub async fn sync<K: StorageKind>(
         let href = client.created_href(&accepted, &collection).await?;
         common.id = href.map(|u| u.to_string());
         common.job = job_started(&accepted, "add");
-        // Write-ahead: href and Job in status before anything waits on them.
-        apply_status(api, &obj.name_any(), &*status).await.map_err(Problem::from)?;
-        publish(&ctx.recorder, obj, false, "Created", "Create", format!("provider {} requested", K::NOUN)).await;
+        // The href and the Job go into status at the end of this pass (see the machine's create).
         return Ok((
             Progress::Working(Reason::Creating, format!("the provider is creating the {}", K::NOUN)),
             ACTIVE_REQUEUE,
@@ -280,7 +277,6 @@ macro_rules! storage_kind {
             fn sync(
                 &self,
                 ctx: &$crate::controller::context::Context,
-                api: &kube::api::Api<Self>,
                 status: &mut $status,
             ) -> impl std::future::Future<
                 Output = Result<
@@ -288,7 +284,7 @@ macro_rules! storage_kind {
                     $crate::controller::outcome::Problem,
                 >,
             > + Send {
-                $crate::controller::storage::controller::sync(self, ctx, api, status)
+                $crate::controller::storage::controller::sync(self, ctx, status)
             }
         }
     };

@@ -5,18 +5,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt as _;
 use kube::api::Api;
-use kube::{Resource as _, ResourceExt as _};
 
 use crate::api::CimiSystem;
-use crate::api::conditions::{ConditionSet, READY, RECONCILING, Status};
 use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::api::system::CimiSystemStatus;
 use crate::cimi::model::{self, Resource as _};
 use crate::controller::context::Context;
-use crate::controller::kubeops::{apply_status, publish};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::registry::ProviderConnection;
 use crate::controller::resource::attributes::desired_properties;
@@ -59,7 +56,6 @@ pub async fn template_secrets(
 pub async fn create(
     system: &CimiSystem,
     ctx: &Context,
-    api: &Api<CimiSystem>,
     conn: &ProviderConnection,
     status: &mut CimiSystemStatus,
 ) -> Result<(Progress, Duration), Problem> {
@@ -85,24 +81,6 @@ pub async fn create(
     let href = client.created_href(&accepted, &collection).await?;
     status.common.id = href.map(|u| u.to_string());
     start_job(status, job_started(&accepted, "add"));
-    // Write-ahead: the href and the Job are in status before anything waits on them.
-    let mut conds = ConditionSet::new(
-        &status.common.conditions,
-        system.meta().generation,
-        Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    conds.set(READY, Status::False, Reason::Creating, "the provider is creating the system");
-    conds.set(RECONCILING, Status::True, Reason::Creating, "the provider is creating the system");
-    status.common.conditions = conds.build();
-    apply_status(api, &system.name_any(), &*status).await.map_err(Problem::from)?;
-    publish(
-        &ctx.recorder,
-        system,
-        false,
-        "Created",
-        "Create",
-        format!("provider system {} requested", status.common.id.clone().unwrap_or_default()),
-    )
-    .await;
+    // The href and the Job go into status at the end of this pass (see the machine's create).
     Ok((Progress::Working(Reason::Creating, "the provider is creating the system".into()), ACTIVE_REQUEUE))
 }

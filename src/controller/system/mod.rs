@@ -20,7 +20,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::Api;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::CimiSystem;
@@ -72,13 +71,8 @@ impl ManagedKind for CimiSystem {
         }
     }
 
-    async fn sync(
-        &self,
-        ctx: &Context,
-        api: &Api<Self>,
-        status: &mut CimiSystemStatus,
-    ) -> Result<(Progress, Duration), Problem> {
-        let done = sync::sync(self, ctx, api, status).await?;
+    async fn sync(&self, ctx: &Context, status: &mut CimiSystemStatus) -> Result<(Progress, Duration), Problem> {
+        let done = sync::sync(self, ctx, status).await?;
         expose::sync_exposed(ctx, self, status).await?;
         Ok(done)
     }

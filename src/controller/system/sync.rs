@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::ResourceExt as _;
-use kube::api::Api;
 use serde_json::{Map, Value};
 
 use crate::api::CimiSystem;
@@ -39,7 +38,6 @@ use super::plan::{SystemPlanInput, SystemStep, count_members, failed_components,
 pub async fn sync(
     system: &CimiSystem,
     ctx: &Context,
-    api: &Api<CimiSystem>,
     status: &mut CimiSystemStatus,
 ) -> Result<(Progress, Duration), Problem> {
     let conn = connection(ctx, &system.provider_key(), &system.namespace().unwrap_or_default()).await?;
@@ -92,7 +90,7 @@ pub async fn sync(
                 ),
             ));
         }
-        return create(system, ctx, api, &conn, status).await;
+        return create(system, ctx, &conn, status).await;
     };
     if let Some(id) = text(&current, "id") {
         status.common.id = Some(client.resolve(id).await?.to_string());
