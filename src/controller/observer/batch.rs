@@ -139,15 +139,22 @@ pub(super) fn events_plan(
     }
 }
 
-/// The hrefs whose monitoring we hold: the resources of our objects and the members of our systems.
+/// The hrefs whose monitoring we hold: the resources of our objects (monitored already, or known to the
+/// observed collections: objects still being created count, so the first batched read in a wave of creations
+/// weighs all of them) and the members of our systems.
 fn ours(inner: &Inner) -> HashSet<String> {
-    lock(&inner.monitors)
+    let mut ours: HashSet<String> = lock(&inner.monitors)
         .keys()
         .map(|k| match k.strip_prefix("system ").and_then(|r| r.split_once(" member ")) {
             Some((_, member)) => member.to_string(),
             None => k.clone(),
         })
-        .collect()
+        .collect();
+    let pollers: Vec<Arc<Poller>> = lock(&inner.pollers).values().cloned().collect();
+    for poller in pollers {
+        ours.extend(lock_state(&poller).owners.keys().cloned());
+    }
+    ours
 }
 
 /// Reconciles the object whose provider resource is `href`, if an observed collection knows it.
