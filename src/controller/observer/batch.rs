@@ -308,6 +308,8 @@ async fn read_meters(
     let size = inner.page_size.clamp(1, METER_PAGE_MAX);
     let ours = ours(inner);
     let base = client.resolve("").await?;
+    let origin = base.origin().ascii_serialization();
+    let ours_here = ours.iter().filter(|href| href.starts_with(&origin)).count();
     let query = Query::new().expand(["samples"]).select(["count", "targetResource", "aspect", "units", "samples"]);
     // Each meter of ours is reduced to its newest sample as its page arrives (no page is held); one whose
     // inlined samples are truncated keeps its samples href, read after.
@@ -317,15 +319,12 @@ async fn read_meters(
     let mut dear = None;
     let mut first_page = true;
     each_page(client, &url, "Meter", &query, size, |page, count| {
-        let listed = page.len();
-        let mut mine = 0;
         for meter in page {
             let Some(target) = ref_href(&meter, "targetResource") else { continue };
             let Ok(target) = base.join(target.trim()) else { continue };
             if !ours.contains(target.as_str()) {
                 continue;
             }
-            mine += 1;
             let Some(samples) = meter.get("samples") else { continue };
             if samples.get("count").is_none() {
                 not_inlined = true;
@@ -351,10 +350,10 @@ async fn read_meters(
             });
         }
         if std::mem::take(&mut first_page) {
-            // Per object, each of our meters costs a request: from the share of ours on the first page, would
-            // reading every meter take more requests than that?
-            let ours_estimate = (count as usize).saturating_mul(mine).div_ceil(listed.max(1));
-            if dearer(count, size, ours_estimate) {
+            // Per object, each object of ours costs at least one request: would reading every meter take more
+            // requests than that? (The first page's share of ours is no guide: a provider lists others' meters,
+            // and ours of a creation wave, in any order.)
+            if dearer(count, size, ours_here) {
                 dear = Some(count);
                 return false;
             }
