@@ -67,6 +67,16 @@ impl ProviderRef {
             ProviderKind::CimiNamespacedProvider => ProviderKey::namespaced(namespace, &self.name),
         }
     }
+
+    /// Whether this reference from an object of `namespace` names the provider whose key is written `key`
+    /// (as [`ProviderKey`] displays it), without building the key: a provider counts its users over every
+    /// object the operator watches.
+    pub fn names(&self, namespace: &str, key: &str) -> bool {
+        match self.kind {
+            ProviderKind::CimiProvider => key == self.name,
+            ProviderKind::CimiNamespacedProvider => key.split_once('/') == Some((namespace, self.name.as_str())),
+        }
+    }
 }
 
 /// One provider of either kind, as the operator keys its connections, metrics and logs: `name` for a

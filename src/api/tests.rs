@@ -365,3 +365,18 @@ fn admission_doc_is_in_sync() {
         "docs/admission.md differs from src/api/fixtures.rs: run `make crds` (cimi-operator generate) and commit the result"
     );
 }
+
+#[test]
+fn a_provider_reference_names_exactly_the_provider_its_key_says() {
+    let cluster = common::ProviderRef::cluster("lab");
+    let namespaced = common::ProviderRef { kind: common::ProviderKind::CimiNamespacedProvider, name: "lab".into() };
+    for (reference, namespace) in [(&cluster, "team-a"), (&namespaced, "team-a"), (&namespaced, "team-b")] {
+        for key in ["lab", "team-a/lab", "team-b/lab", "other", "team-a/other", "lab/team-a"] {
+            assert_eq!(
+                reference.names(namespace, key),
+                reference.key(namespace).to_string() == key,
+                "{reference:?} from {namespace} against {key}"
+            );
+        }
+    }
+}

@@ -81,6 +81,14 @@ fn provider_of<P: ProviderObject, K: Managed>(user: &K) -> Option<ObjectRef<P>> 
     })
 }
 
+/// What of a referencing object a provider's pass counts: the provider it names, and whether it has a
+/// provider resource (which makes it count wherever it is). Its other changes (status writes) do not wake
+/// the provider.
+fn user_key<K: Managed>(user: &K) -> (String, bool) {
+    let has_resource = user.managed_status().and_then(|s| s.id.as_deref()).is_some_and(|id| !id.is_empty());
+    (user.provider_key(), has_resource)
+}
+
 /// Wires a provider controller: Secrets of `secret_namespace` (every watched namespace when `None`) re-connect
 /// the providers that use them; each managed kind re-counts the references of its provider.
 fn run_kind<P: ProviderObject>(
@@ -108,12 +116,24 @@ fn run_kind<P: ProviderObject>(
                         .any(|r| r.name == name)
             })
         })
-        .watches_stream(watches.related::<CimiMachine>(&owner), |m: CimiMachine| provider_of::<P, _>(&m))
-        .watches_stream(watches.related::<CimiVolume>(&owner), |v: CimiVolume| provider_of::<P, _>(&v))
-        .watches_stream(watches.related::<CimiNetwork>(&owner), |n: CimiNetwork| provider_of::<P, _>(&n))
-        .watches_stream(watches.related::<CimiSystem>(&owner), |s: CimiSystem| provider_of::<P, _>(&s))
-        .watches_stream(watches.related::<CimiMachineImage>(&owner), |i: CimiMachineImage| provider_of::<P, _>(&i))
-        .watches_stream(watches.related::<CimiVolumeImage>(&owner), |i: CimiVolumeImage| provider_of::<P, _>(&i));
+        .watches_stream(watches.related_changes::<CimiMachine, _>(&owner, user_key), |m: CimiMachine| {
+            provider_of::<P, _>(&m)
+        })
+        .watches_stream(watches.related_changes::<CimiVolume, _>(&owner, user_key), |v: CimiVolume| {
+            provider_of::<P, _>(&v)
+        })
+        .watches_stream(watches.related_changes::<CimiNetwork, _>(&owner, user_key), |n: CimiNetwork| {
+            provider_of::<P, _>(&n)
+        })
+        .watches_stream(watches.related_changes::<CimiSystem, _>(&owner, user_key), |s: CimiSystem| {
+            provider_of::<P, _>(&s)
+        })
+        .watches_stream(watches.related_changes::<CimiMachineImage, _>(&owner, user_key), |i: CimiMachineImage| {
+            provider_of::<P, _>(&i)
+        })
+        .watches_stream(watches.related_changes::<CimiVolumeImage, _>(&owner, user_key), |i: CimiVolumeImage| {
+            provider_of::<P, _>(&i)
+        });
     driver::drive(controller, ctx, reconcile::<P>, error_policy::<P>)
 }
 

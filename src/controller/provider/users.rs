@@ -43,7 +43,9 @@ where
 {
     let objects = if fresh { ctx.listed::<K>(None).await? } else { ctx.objects::<K>(None).await? };
     let mut out = Vec::new();
-    for o in objects.iter().filter(|o| o.provider_key() == provider) {
+    for o in
+        objects.iter().filter(|o| o.provider_ref().names(o.meta().namespace.as_deref().unwrap_or_default(), provider))
+    {
         let namespace = o.namespace().unwrap_or_default();
         let has_resource = o.managed_status().and_then(|s| s.id.as_deref()).is_some_and(|id| !id.is_empty());
         let admitted = match allowed {
