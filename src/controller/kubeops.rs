@@ -187,13 +187,17 @@ pub async fn ready_transition_event<K>(
     K: Resource<DynamicType = ()>,
 {
     use crate::api::conditions::{READY, find};
+    use crate::api::reasons::Reason;
     let before = find(old, READY).map(|c| (c.status.clone(), c.reason.clone()));
+    let progress = |reason: &str| Reason::from_name(reason).is_some_and(Reason::is_progress);
     if let Some(now) = find(new, READY)
         && before.as_ref() != Some(&(now.status.clone(), now.reason.clone()))
+        // Waiting for the Job of an action already announced (Created, ChangingPowerState, Updating...) is the
+        // same step: the condition says it, an Event per object would double the Events of a wave.
+        && !(now.reason == Reason::WaitingForJob.as_str() && before.as_ref().is_some_and(|(_, r)| progress(r)))
     {
         // Not Ready for a reason other than progress (False, or Unknown when the provider cannot be reached).
-        let warning = now.status != "True"
-            && !crate::api::reasons::Reason::from_name(&now.reason).is_some_and(|r| r.is_progress());
+        let warning = now.status != "True" && !progress(&now.reason);
         publish(recorder, obj, warning, &now.reason, "Reconcile", now.message.clone()).await;
     }
 }

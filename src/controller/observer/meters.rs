@@ -78,12 +78,18 @@ where
     } else if events_due {
         lock(&inner.monitors).entry(href.clone()).or_default().events_read = Some(Instant::now());
     }
+    // While the batched event-log reads cover this log (batched, fresh, and read by the object since its last
+    // change), a change of it wakes the object: its own next pass is
+    // for its meters only (at 10,000 objects a pass each per event interval would fill the workers, and new
+    // objects would wait behind them). Should the batched reads stop, that pass finds them stale and reads
+    // the log itself.
+    let covered = super::batch::events_plan(inner, provider, &href, &href, every.events, true).is_none();
     let monitors = lock(&inner.monitors);
     let m = monitors.get(&href);
     let left = |at: Option<Instant>, every: Duration| at.map_or(Duration::ZERO, |t| every.saturating_sub(t.elapsed()));
-    left(m.and_then(|m| m.meters_read), every.meters)
-        .min(left(m.and_then(|m| m.events_read), every.events))
-        .max(Duration::from_millis(100))
+    let meters = left(m.and_then(|m| m.meters_read), every.meters);
+    let next = if covered { meters } else { meters.min(left(m.and_then(|m| m.events_read), every.events)) };
+    next.max(Duration::from_millis(100))
 }
 
 /// One member of a system whose provider events are mirrored onto the system object.
