@@ -10,7 +10,7 @@
 //! pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
 //!     let controller = driver::namespaced::<CimiSystem>(&ctx, &shutdown)
 //!         .watches_stream(ctx.watches().related::<CimiMachine>("cimisystems"), |m| /* systems of m */);
-//!     driver::drive(controller, ctx, reconcile, error_policy)
+//!     driver::drive(controller, ctx, shutdown, reconcile, error_policy)
 //! }
 //! ```
 
@@ -25,11 +25,20 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, reflector::Store};
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use crate::api::managed::Managed;
 use crate::runtime::watches::OnDelete;
+
+/// kube-runtime's own bound on concurrent reconciles is not used: at its bound it keeps the due objects in a
+/// hash set and takes them in hash order, so under a sustained load (the steady passes of 10,000 objects) some
+/// objects (new ones waiting for their first pass) can wait indefinitely. [`drive`] bounds the reconciles
+/// instead, with a semaphore that serves them in the order they became due.
+fn unbounded() -> controller::Config {
+    controller::Config::default().concurrency(0)
+}
 
 /// A controller of the managed kind `K` on every watched namespace, with the label selector,
 /// concurrency and graceful shutdown of the operator; its store feeds `cimi_resources` and
@@ -44,7 +53,7 @@ where
     ctx.stores.register(store.clone(), release.listed());
     let provider_ready = on_provider_ready(ctx, store.clone());
     Controller::for_stream(triggers, store)
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .with_config(unbounded())
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
         .reconcile_on(provider_ready)
 }
@@ -85,7 +94,7 @@ where
 {
     let (store, triggers, release) = ctx.watches().reflect_cluster::<K>(Some(on_delete));
     Controller::for_stream(triggers, store)
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .with_config(unbounded())
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
 }
 
@@ -104,7 +113,7 @@ where
 {
     let (store, triggers, release) = ctx.watches().reflect::<K>(None, Some(on_delete));
     Controller::for_stream(triggers, store)
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .with_config(unbounded())
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
 }
 
@@ -147,44 +156,65 @@ where
     }
 }
 
-/// Runs `controller` until its shutdown, counting and timing each reconcile by kind and result: the one the
+/// Runs `controller` until `shutdown`, at most `--concurrency` reconciles at once and the others served in the
+/// order they became due (see [`unbounded`]), counting and timing each reconcile by kind and result: the one the
 /// pass reported ([`crate::runtime::metrics::report_result`]: `ok`, `waiting`, `error`), or `error`
 /// when it returned an error.
 pub fn drive<K, R, Fut, E>(
     controller: Controller<K>,
     ctx: Arc<Context>,
+    shutdown: CancellationToken,
     reconcile: R,
     error_policy: fn(Arc<K>, &E, Arc<Context>) -> Action,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+    R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: std::error::Error + Send + 'static,
 {
     let kind = K::kind(&()).to_string();
     let metrics = ctx.metrics.clone();
+    let store = controller.store();
+    let workers = Arc::new(Semaphore::new(match ctx.config.concurrency {
+        0 => Semaphore::MAX_PERMITS,
+        n => usize::from(n),
+    }));
+    let reconcile = Arc::new(reconcile);
+    let gate = workers.clone();
     let timed = move |obj: Arc<K>, ctx: Arc<Context>| {
-        let (metrics, kind) = (metrics.clone(), kind.clone());
-        let started = Instant::now();
-        let reconciled = reconcile(obj, ctx);
+        let (metrics, kind, store, workers, reconcile) =
+            (metrics.clone(), kind.clone(), store.clone(), workers.clone(), reconcile.clone());
         async move {
-            let (result, reported) = crate::runtime::metrics::with_result(reconciled).await;
+            // Wait for a worker in the order of arrival, then act on the object as it is now (it may have
+            // changed, or gone, while it waited).
+            let Ok(_worker) = workers.acquire().await else { return Ok(Action::await_change()) };
+            let Some(obj) = store.get(&ObjectRef::from_obj(&*obj)) else { return Ok(Action::await_change()) };
+            let started = Instant::now();
+            let (result, reported) = crate::runtime::metrics::with_result(reconcile(obj, ctx)).await;
             metrics.observe_reconcile(&kind, if result.is_ok() { reported } else { "error" }, started.elapsed());
             result
         }
     };
     let kind = K::kind(&()).to_string();
     async move {
-        controller
-            .run(timed, error_policy, ctx)
-            .for_each(|result| {
-                if let Err(error) = result {
-                    tracing::debug!(%error, kind, "reconcile");
-                }
-                futures::future::ready(())
-            })
-            .await;
+        let run = controller.run(timed, error_policy, ctx).for_each(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, kind, "reconcile");
+            }
+            futures::future::ready(())
+        });
+        // At shutdown the reconciles still waiting for a worker give up (the running ones finish): the
+        // graceful shutdown waits for every reconcile it started.
+        let close = async {
+            shutdown.cancelled().await;
+            gate.close();
+            futures::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = run => {}
+            () = close => {}
+        }
     }
 }
 

@@ -319,12 +319,15 @@ async fn read_meters(
     let mut dear = None;
     let mut first_page = true;
     each_page(client, &url, "Meter", &query, size, |page, count| {
+        let listed = page.len();
+        let mut mine = 0;
         for meter in page {
             let Some(target) = ref_href(&meter, "targetResource") else { continue };
             let Ok(target) = base.join(target.trim()) else { continue };
             if !ours.contains(target.as_str()) {
                 continue;
             }
+            mine += 1;
             let Some(samples) = meter.get("samples") else { continue };
             if samples.get("count").is_none() {
                 not_inlined = true;
@@ -350,10 +353,11 @@ async fn read_meters(
             });
         }
         if std::mem::take(&mut first_page) {
-            // Per object, each object of ours costs at least one request: would reading every meter take more
-            // requests than that? (The first page's share of ours is no guide: a provider lists others' meters,
-            // and ours of a creation wave, in any order.)
-            if dearer(count, size, ours_here) {
+            // Read per object, each object of ours costs its meter list and a request per meter: at least two
+            // (the first page's share of ours says how many meters are ours, but a provider lists others' meters,
+            // and those of a creation wave, in any order: the share alone can be nought).
+            let by_share = (count as usize).saturating_mul(mine).div_ceil(listed.max(1));
+            if dearer(count, size, by_share.max(ours_here.saturating_mul(2))) {
                 dear = Some(count);
                 return false;
             }
