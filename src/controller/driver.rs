@@ -10,7 +10,7 @@
 //! pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
 //!     let controller = driver::namespaced::<CimiSystem>(&ctx, &shutdown)
 //!         .watches_stream(ctx.watches().related::<CimiMachine>("cimisystems"), |m| /* systems of m */);
-//!     driver::drive(controller, ctx, shutdown, reconcile, error_policy)
+//!     driver::drive(controller, ctx, shutdown, driver::class_of::<CimiSystem>, reconcile, error_policy)
 //! }
 //! ```
 
@@ -25,19 +25,36 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, reflector::Store};
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
+use super::gate::{Class, Gate};
 use crate::api::managed::Managed;
 use crate::runtime::watches::OnDelete;
 
-/// kube-runtime's own bound on concurrent reconciles is not used: at its bound it keeps the due objects in a
-/// hash set and takes them in hash order, so under a sustained load (the steady passes of 10,000 objects) some
-/// objects (new ones waiting for their first pass) can wait indefinitely. [`drive`] bounds the reconciles
-/// instead, with a semaphore that serves them in the order they became due.
+/// kube-runtime's own bound on concurrent reconciles is not used: [`drive`] bounds them with a [`Gate`].
 fn unbounded() -> controller::Config {
     controller::Config::default().concurrency(0)
+}
+
+/// The queue a managed object's reconcile waits in: [`Class::Working`] while an operation is under way (a
+/// provider Job, a progress reason, a deletion, a spec not acted on yet), [`Class::New`] before it has a provider
+/// resource, [`Class::Steady`] otherwise.
+pub fn class_of<K: Managed>(obj: &K) -> Class {
+    let Some(status) = obj.managed_status() else { return Class::New };
+    let running =
+        status.job.as_ref().is_some_and(|j| !matches!(j.state.as_deref(), Some("SUCCESS" | "FAILED" | "CANCELLED")));
+    let progress = crate::api::conditions::find(&status.conditions, crate::api::conditions::READY)
+        .and_then(|c| crate::api::reasons::Reason::from_name(&c.reason))
+        .is_some_and(crate::api::reasons::Reason::is_progress);
+    let changed = obj.meta().generation.is_some() && obj.meta().generation != status.observed_generation;
+    if running || progress || changed || obj.meta().deletion_timestamp.is_some() {
+        Class::Working
+    } else if status.id.as_deref().is_none_or(str::is_empty) {
+        Class::New
+    } else {
+        Class::Steady
+    }
 }
 
 /// A controller of the managed kind `K` on every watched namespace, with the label selector,
@@ -156,14 +173,15 @@ where
     }
 }
 
-/// Runs `controller` until `shutdown`, at most `--concurrency` reconciles at once and the others served in the
-/// order they became due (see [`unbounded`]), counting and timing each reconcile by kind and result: the one the
+/// Runs `controller` until `shutdown`, at most `--concurrency` reconciles at once, the others waiting in the
+/// [`Gate`] in the queue `class` says; counting and timing each reconcile by kind and result: the one the
 /// pass reported ([`crate::runtime::metrics::report_result`]: `ok`, `waiting`, `error`), or `error`
 /// when it returned an error.
 pub fn drive<K, R, Fut, E>(
     controller: Controller<K>,
     ctx: Arc<Context>,
     shutdown: CancellationToken,
+    class: fn(&K) -> Class,
     reconcile: R,
     error_policy: fn(Arc<K>, &E, Arc<Context>) -> Action,
 ) -> impl Future<Output = ()> + Send + 'static
@@ -176,19 +194,17 @@ where
     let kind = K::kind(&()).to_string();
     let metrics = ctx.metrics.clone();
     let store = controller.store();
-    let workers = Arc::new(Semaphore::new(match ctx.config.concurrency {
-        0 => Semaphore::MAX_PERMITS,
-        n => usize::from(n),
-    }));
+    let workers = Gate::new(usize::from(ctx.config.concurrency));
     let reconcile = Arc::new(reconcile);
     let gate = workers.clone();
     let timed = move |obj: Arc<K>, ctx: Arc<Context>| {
         let (metrics, kind, store, workers, reconcile) =
             (metrics.clone(), kind.clone(), store.clone(), workers.clone(), reconcile.clone());
         async move {
-            // Wait for a worker in the order of arrival, then act on the object as it is now (it may have
-            // changed, or gone, while it waited).
-            let Ok(_worker) = workers.acquire().await else { return Ok(Action::await_change()) };
+            // Wait for a worker (operations under way first, then new objects, then steady ones; each in the
+            // order they became due), then act on the object as it is now (it may have changed, or gone, while
+            // it waited).
+            let Some(_worker) = workers.enter(class(&obj)).await else { return Ok(Action::await_change()) };
             let Some(obj) = store.get(&ObjectRef::from_obj(&*obj)) else { return Ok(Action::await_change()) };
             let started = Instant::now();
             let (result, reported) = crate::runtime::metrics::with_result(reconcile(obj, ctx)).await;

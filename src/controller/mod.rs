@@ -25,6 +25,7 @@
 pub mod connection;
 pub mod context;
 pub mod driver;
+pub mod gate;
 pub mod kubeops;
 pub mod machine;
 pub mod namespaces;

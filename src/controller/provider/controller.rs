@@ -135,7 +135,7 @@ fn run_kind<P: ProviderObject>(
         .watches_stream(watches.related_changes::<CimiVolumeImage, _>(&owner, user_key), |i: CimiVolumeImage| {
             provider_of::<P, _>(&i)
         });
-    driver::drive(controller, ctx, shutdown, reconcile::<P>, error_policy::<P>)
+    driver::drive(controller, ctx, shutdown, |_| crate::controller::gate::Class::New, reconcile::<P>, error_policy::<P>)
 }
 
 /// How long ago `probed` was; `None` when it lies in the future (a clock step: probe again).
