@@ -207,7 +207,9 @@ where
             let Some(_worker) = workers.enter(class(&obj)).await else { return Ok(Action::await_change()) };
             let Some(obj) = store.get(&ObjectRef::from_obj(&*obj)) else { return Ok(Action::await_change()) };
             let started = Instant::now();
-            let (result, reported) = crate::runtime::metrics::with_result(reconcile(obj, ctx)).await;
+            // Boxed once it may run: a reconcile's state is large, and thousands of objects can be waiting.
+            let reconciled: std::pin::Pin<Box<Fut>> = Box::pin(reconcile(obj, ctx));
+            let (result, reported) = crate::runtime::metrics::with_result(reconciled).await;
             metrics.observe_reconcile(&kind, if result.is_ok() { reported } else { "error" }, started.elapsed());
             result
         }
