@@ -10,7 +10,7 @@
 //! pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
 //!     let controller = driver::namespaced::<CimiSystem>(&ctx, &shutdown)
 //!         .watches_stream(ctx.watches().related::<CimiMachine>("cimisystems"), |m| /* systems of m */);
-//!     driver::drive(controller, ctx, shutdown, driver::class_of::<CimiSystem>, reconcile, error_policy)
+//!     driver::drive(controller, ctx, reconcile, error_policy)
 //! }
 //! ```
 
@@ -28,34 +28,8 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
-use super::gate::{Class, Gate};
 use crate::api::managed::Managed;
 use crate::runtime::watches::OnDelete;
-
-/// kube-runtime's own bound on concurrent reconciles is not used: [`drive`] bounds them with a [`Gate`].
-fn unbounded() -> controller::Config {
-    controller::Config::default().concurrency(0)
-}
-
-/// The queue a managed object's reconcile waits in: [`Class::Working`] while an operation is under way (a
-/// provider Job, a progress reason, a deletion, a spec not acted on yet), [`Class::New`] before it has a provider
-/// resource, [`Class::Steady`] otherwise.
-pub fn class_of<K: Managed>(obj: &K) -> Class {
-    let Some(status) = obj.managed_status() else { return Class::New };
-    let running =
-        status.job.as_ref().is_some_and(|j| !matches!(j.state.as_deref(), Some("SUCCESS" | "FAILED" | "CANCELLED")));
-    let progress = crate::api::conditions::find(&status.conditions, crate::api::conditions::READY)
-        .and_then(|c| crate::api::reasons::Reason::from_name(&c.reason))
-        .is_some_and(crate::api::reasons::Reason::is_progress);
-    let changed = obj.meta().generation.is_some() && obj.meta().generation != status.observed_generation;
-    if running || progress || changed || obj.meta().deletion_timestamp.is_some() {
-        Class::Working
-    } else if status.id.as_deref().is_none_or(str::is_empty) {
-        Class::New
-    } else {
-        Class::Steady
-    }
-}
 
 /// A controller of the managed kind `K` on every watched namespace, with the label selector,
 /// concurrency and graceful shutdown of the operator; its store feeds `cimi_resources` and
@@ -70,7 +44,7 @@ where
     ctx.stores.register(store.clone(), release.listed());
     let provider_ready = on_provider_ready(ctx, store.clone());
     Controller::for_stream(triggers, store)
-        .with_config(unbounded())
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
         .reconcile_on(provider_ready)
 }
@@ -111,7 +85,7 @@ where
 {
     let (store, triggers, release) = ctx.watches().reflect_cluster::<K>(Some(on_delete));
     Controller::for_stream(triggers, store)
-        .with_config(unbounded())
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
 }
 
@@ -130,7 +104,7 @@ where
 {
     let (store, triggers, release) = ctx.watches().reflect::<K>(None, Some(on_delete));
     Controller::for_stream(triggers, store)
-        .with_config(unbounded())
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(release.on_shutdown(shutdown.clone()))
 }
 
@@ -173,42 +147,28 @@ where
     }
 }
 
-/// Runs `controller` until `shutdown`, at most `--concurrency` reconciles at once, the others waiting in the
-/// [`Gate`] in the queue `class` says; counting and timing each reconcile by kind and result: the one the
+/// Runs `controller` until its shutdown, counting and timing each reconcile by kind and result: the one the
 /// pass reported ([`crate::runtime::metrics::report_result`]: `ok`, `waiting`, `error`), or `error`
 /// when it returned an error.
 pub fn drive<K, R, Fut, E>(
     controller: Controller<K>,
     ctx: Arc<Context>,
-    shutdown: CancellationToken,
-    class: fn(&K) -> Class,
     reconcile: R,
     error_policy: fn(Arc<K>, &E, Arc<Context>) -> Action,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + 'static,
+    R: Fn(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: std::error::Error + Send + 'static,
 {
     let kind = K::kind(&()).to_string();
     let metrics = ctx.metrics.clone();
-    let store = controller.store();
-    let workers = Gate::new(usize::from(ctx.config.concurrency));
-    let reconcile = Arc::new(reconcile);
-    let gate = workers.clone();
     let timed = move |obj: Arc<K>, ctx: Arc<Context>| {
-        let (metrics, kind, store, workers, reconcile) =
-            (metrics.clone(), kind.clone(), store.clone(), workers.clone(), reconcile.clone());
+        let (metrics, kind) = (metrics.clone(), kind.clone());
+        let started = Instant::now();
+        let reconciled = reconcile(obj, ctx);
         async move {
-            // Wait for a worker (operations under way first, then new objects, then steady ones; each in the
-            // order they became due), then act on the object as it is now (it may have changed, or gone, while
-            // it waited).
-            let Some(_worker) = workers.enter(class(&obj)).await else { return Ok(Action::await_change()) };
-            let Some(obj) = store.get(&ObjectRef::from_obj(&*obj)) else { return Ok(Action::await_change()) };
-            let started = Instant::now();
-            // Boxed once it may run: a reconcile's state is large, and thousands of objects can be waiting.
-            let reconciled: std::pin::Pin<Box<Fut>> = Box::pin(reconcile(obj, ctx));
             let (result, reported) = crate::runtime::metrics::with_result(reconciled).await;
             metrics.observe_reconcile(&kind, if result.is_ok() { reported } else { "error" }, started.elapsed());
             result
@@ -216,23 +176,15 @@ where
     };
     let kind = K::kind(&()).to_string();
     async move {
-        let run = controller.run(timed, error_policy, ctx).for_each(|result| {
-            if let Err(error) = result {
-                tracing::debug!(%error, kind, "reconcile");
-            }
-            futures::future::ready(())
-        });
-        // At shutdown the reconciles still waiting for a worker give up (the running ones finish): the
-        // graceful shutdown waits for every reconcile it started.
-        let close = async {
-            shutdown.cancelled().await;
-            gate.close();
-            futures::future::pending::<()>().await;
-        };
-        tokio::select! {
-            () = run => {}
-            () = close => {}
-        }
+        controller
+            .run(timed, error_policy, ctx)
+            .for_each(|result| {
+                if let Err(error) = result {
+                    tracing::debug!(%error, kind, "reconcile");
+                }
+                futures::future::ready(())
+            })
+            .await;
     }
 }
 

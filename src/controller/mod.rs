@@ -25,7 +25,6 @@
 pub mod connection;
 pub mod context;
 pub mod driver;
-pub mod gate;
 pub mod kubeops;
 pub mod machine;
 pub mod namespaces;

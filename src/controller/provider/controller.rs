@@ -46,7 +46,7 @@ use crate::controller::shell::error::{Error, error_policy};
 pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     let controller = driver::cluster::<CimiProvider>(&ctx, &shutdown, forget::<CimiProvider>(&ctx));
     let secrets = Some(ctx.config.operator_namespace.clone());
-    run_kind(ctx, controller, secrets, shutdown)
+    run_kind(ctx, controller, secrets)
 }
 
 /// The CimiNamespacedProvider controller, as [`run`]: CimiNamespacedProviders of the watched namespaces, the
@@ -54,7 +54,7 @@ pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output
 pub fn run_namespaced(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     let controller =
         driver::namespaced_unmanaged::<CimiNamespacedProvider>(&ctx, &shutdown, forget::<CimiNamespacedProvider>(&ctx));
-    run_kind(ctx, controller, None, shutdown)
+    run_kind(ctx, controller, None)
 }
 
 /// Forgets a provider that left the store: its connection (objects that name it afterwards get ProviderNotFound,
@@ -95,7 +95,6 @@ fn run_kind<P: ProviderObject>(
     ctx: Arc<Context>,
     controller: Controller<P>,
     secret_namespace: Option<String>,
-    shutdown: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let watches = ctx.watches();
     let owner = P::plural(&()).to_string();
@@ -135,7 +134,7 @@ fn run_kind<P: ProviderObject>(
         .watches_stream(watches.related_changes::<CimiVolumeImage, _>(&owner, user_key), |i: CimiVolumeImage| {
             provider_of::<P, _>(&i)
         });
-    driver::drive(controller, ctx, shutdown, |_| crate::controller::gate::Class::New, reconcile::<P>, error_policy::<P>)
+    driver::drive(controller, ctx, reconcile::<P>, error_policy::<P>)
 }
 
 /// How long ago `probed` was; `None` when it lies in the future (a clock step: probe again).
