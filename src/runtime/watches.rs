@@ -40,6 +40,23 @@ use super::metrics::Metrics;
 use super::object_metrics::{ObjectGauges, Snapshot};
 use crate::api::common::ManagedStatus;
 
+/// A namespaced kind the operator can watch: decodable, shareable between tasks.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// What every watch of one operator instance shares. Cheap to clone.
 #[derive(Clone)]
 pub struct Watches {
@@ -95,13 +112,7 @@ impl Watches {
     /// One guarded watch of `K` per scope (a namespace, or all), merged.
     fn guarded_events<K>(&self, scopes: &[Option<String>]) -> Scopes<DeserializeGuard<K>>
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
     {
         let (client, wc) = (self.client.clone(), self.config.watcher_config());
         Self::open(scopes, |namespace| {
@@ -137,13 +148,7 @@ impl Watches {
         on_delete: Option<OnDelete<K>>,
     ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, StoreRelease<K>)
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
     {
         let scopes = self.namespaces();
         let events = self.guarded_events::<K>(&scopes);
@@ -222,13 +227,7 @@ impl Watches {
     /// listed or deleted), registered with readiness under the controller of `owner` (a plural).
     pub fn related<K>(&self, owner: &str) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
     {
         let scopes = self.namespaces();
         let events = self.guarded_events::<K>(&scopes);
@@ -246,13 +245,7 @@ impl Watches {
         key: fn(&K) -> R,
     ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
         R: PartialEq + Send + 'static,
     {
         let scopes = self.namespaces();

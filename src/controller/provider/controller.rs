@@ -39,6 +39,7 @@ use super::settings::{client_for, plain_http_refusal, read_settings};
 use super::users::references;
 use crate::controller::driver;
 use crate::controller::shell::error::{Error, error_policy};
+use crate::runtime::watches::{Watched, Watches};
 
 /// The CimiProvider controller (its watches register with readiness at once), as a future that runs it
 /// until `shutdown`: CimiProviders with the label selector, the provider Secrets of the operator's
@@ -89,6 +90,15 @@ fn user_key<K: Managed>(user: &K) -> String {
     user.provider_key()
 }
 
+/// Recounts the users of a provider when an object of kind `K` starts or stops naming it.
+fn counts_users<P: ProviderObject, K: Managed + Watched>(
+    controller: Controller<P>,
+    watches: &Watches,
+    owner: &str,
+) -> Controller<P> {
+    controller.watches_stream(watches.related_changes::<K, _>(owner, user_key::<K>), |o: K| provider_of::<P, _>(&o))
+}
+
 /// Wires a provider controller: Secrets of `secret_namespace` (every watched namespace when `None`) re-connect
 /// the providers that use them; each managed kind re-counts the references of its provider.
 fn run_kind<P: ProviderObject>(
@@ -100,8 +110,8 @@ fn run_kind<P: ProviderObject>(
     let owner = P::plural(&()).to_string();
     let store = controller.store();
     let operator_namespace = ctx.config.operator_namespace.clone();
-    let controller = controller
-        .watches_stream(watches.secret_names(&owner, secret_namespace.as_deref()), move |secret| {
+    let controller =
+        controller.watches_stream(watches.secret_names(&owner, secret_namespace.as_deref()), move |secret| {
             let (name, namespace) = (secret.name_any(), secret.namespace().unwrap_or_default());
             driver::referencing(&store, |p: &P| {
                 let home = match P::KIND {
@@ -115,25 +125,13 @@ fn run_kind<P: ProviderObject>(
                         .flatten()
                         .any(|r| r.name == name)
             })
-        })
-        .watches_stream(watches.related_changes::<CimiMachine, _>(&owner, user_key), |m: CimiMachine| {
-            provider_of::<P, _>(&m)
-        })
-        .watches_stream(watches.related_changes::<CimiVolume, _>(&owner, user_key), |v: CimiVolume| {
-            provider_of::<P, _>(&v)
-        })
-        .watches_stream(watches.related_changes::<CimiNetwork, _>(&owner, user_key), |n: CimiNetwork| {
-            provider_of::<P, _>(&n)
-        })
-        .watches_stream(watches.related_changes::<CimiSystem, _>(&owner, user_key), |s: CimiSystem| {
-            provider_of::<P, _>(&s)
-        })
-        .watches_stream(watches.related_changes::<CimiMachineImage, _>(&owner, user_key), |i: CimiMachineImage| {
-            provider_of::<P, _>(&i)
-        })
-        .watches_stream(watches.related_changes::<CimiVolumeImage, _>(&owner, user_key), |i: CimiVolumeImage| {
-            provider_of::<P, _>(&i)
         });
+    let controller = counts_users::<P, CimiMachine>(controller, &watches, &owner);
+    let controller = counts_users::<P, CimiVolume>(controller, &watches, &owner);
+    let controller = counts_users::<P, CimiNetwork>(controller, &watches, &owner);
+    let controller = counts_users::<P, CimiSystem>(controller, &watches, &owner);
+    let controller = counts_users::<P, CimiMachineImage>(controller, &watches, &owner);
+    let controller = counts_users::<P, CimiVolumeImage>(controller, &watches, &owner);
     driver::drive(controller, ctx, reconcile::<P>, error_policy::<P>)
 }
 
