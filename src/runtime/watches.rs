@@ -304,34 +304,33 @@ impl Watches {
             .collect();
         let (readiness, metrics, kind) = (self.readiness.clone(), self.metrics.clone(), K::kind(&()).to_string());
         events.filter_map(move |Scoped { scope, event }| {
-            let out = match event {
-                Ok(Event::Apply(object) | Event::InitApply(object)) => match decode(object).0 {
-                    Ok(object) => pass(Change::Applied(scope, &object)).then_some(Ok(object)),
-                    Err(invalid) => {
-                        report_invalid(&metrics, &kind, &invalid);
-                        None
-                    }
-                },
-                Ok(Event::Delete(object)) => match decode(object).0 {
-                    Ok(object) => pass(Change::Deleted(scope, &object)).then_some(Ok(object)),
-                    Err(invalid) => {
-                        report_invalid(&metrics, &kind, &invalid);
-                        None
-                    }
-                },
+            let (object, deleted) = match event {
+                Ok(Event::Apply(object) | Event::InitApply(object)) => (object, false),
+                Ok(Event::Delete(object)) => (object, true),
                 Ok(Event::InitDone) => {
                     pass(Change::Listed(scope));
                     if let Some(component) = components.get(scope) {
                         readiness.mark_ready(component);
                     }
-                    None
+                    return futures::future::ready(None);
                 }
                 Ok(Event::Init) => {
                     pass(Change::Relisting(scope));
-                    None
+                    return futures::future::ready(None);
                 }
                 Err(error) => {
                     report_watch_error(&metrics, &kind, &error);
+                    return futures::future::ready(None);
+                }
+            };
+            let out = match decode(object).0 {
+                Ok(object) => {
+                    let change =
+                        if deleted { Change::Deleted(scope, &object) } else { Change::Applied(scope, &object) };
+                    pass(change).then_some(Ok(object))
+                }
+                Err(invalid) => {
+                    report_invalid(&metrics, &kind, &invalid);
                     None
                 }
             };

@@ -79,10 +79,9 @@ where
         lock(&inner.monitors).entry(href.clone()).or_default().events_read = Some(Instant::now());
     }
     // While the batched event-log reads cover this log (batched, fresh, and read by the object since its last
-    // change), a change of it wakes the object: its own next pass is
-    // for its meters only (at 10,000 objects a pass each per event interval would fill the workers, and new
-    // objects would wait behind them). Should the batched reads stop, that pass finds them stale and reads
-    // the log itself.
+    // change), a change of it wakes the object: its own next pass is for its meters only (at 10,000 objects a
+    // pass each per event interval would fill the workers, and new objects would wait behind them). Should the
+    // batched reads stop, that pass finds them stale and reads the log itself.
     let covered = super::batch::events_plan(inner, provider, &href, &href, every.events, true).is_none();
     let monitors = lock(&inner.monitors);
     let m = monitors.get(&href);

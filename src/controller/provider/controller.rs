@@ -82,21 +82,16 @@ fn provider_of<P: ProviderObject, K: Managed>(user: &K) -> Option<ObjectRef<P>> 
     })
 }
 
-/// What of a referencing object wakes its provider's pass: the provider it names. An object's other changes
-/// (its status writes, its provider resource appearing) do not: at 10,000 objects a pass per write was a pass
-/// over every object per write. Whether an object has a provider resource changes the count only under
-/// `allowedNamespaces`, and the pass that recounts comes at the latest one pollInterval later.
-fn user_key<K: Managed>(user: &K) -> String {
-    user.provider_key()
-}
-
-/// Recounts the users of a provider when an object of kind `K` starts or stops naming it.
+/// Recounts the users of a provider when an object of kind `K` starts or stops naming it. Its other changes
+/// (its status writes, its provider resource appearing) do not wake the provider: at 10,000 objects a pass per
+/// write was a pass over every object per write. Whether an object has a provider resource changes the count
+/// only under `allowedNamespaces`, and the pass that recounts comes at the latest one pollInterval later.
 fn counts_users<P: ProviderObject, K: Managed + Watched>(
     controller: Controller<P>,
     watches: &Watches,
     owner: &str,
 ) -> Controller<P> {
-    controller.watches_stream(watches.related_changes::<K, _>(owner, user_key::<K>), |o: K| provider_of::<P, _>(&o))
+    controller.watches_stream(watches.related_changes::<K, _>(owner, K::provider_key), |o: K| provider_of::<P, _>(&o))
 }
 
 /// Wires a provider controller: Secrets of `secret_namespace` (every watched namespace when `None`) re-connect
