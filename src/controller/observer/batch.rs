@@ -37,8 +37,9 @@ use crate::names::TAG_CLUSTER;
 /// object back to its own reads.
 const FRESH_CADENCES: u32 = 2;
 
-/// The most meters asked for in one page of the batched meter read (each inlines its samples).
-const METER_PAGE_MAX: u64 = 25;
+/// The most meters asked for in one page of the batched meter read (each inlines its samples; a page larger than
+/// the provider's body limit is asked for again in halves).
+const METER_PAGE_MAX: u64 = 100;
 
 fn batched() -> AspectReading {
     AspectReading { mode: ReadingMode::Batched, message: String::new() }
@@ -198,6 +199,7 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
             let every = timing(&inner, &provider).await;
             // Nothing of ours yet: decide once there is.
             if objects(&inner, &provider) > 0 {
+                let before = lock(&batch.state).observation.clone();
                 if meters_at.is_none_or(|t| t.elapsed() >= every.meters) {
                     meters_at = Some(Instant::now());
                     let meters = read_meters(&inner, &client).await;
@@ -231,6 +233,8 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
                         state.observation.events = Some(per_object(format!("the batched read failed: {error}")));
                     }
                 }
+                let after = lock(&batch.state).observation.clone();
+                announce(&provider, &before, &after);
                 let left = |at: Option<Instant>, every: Duration| {
                     at.map_or(Duration::ZERO, |t| every.saturating_sub(t.elapsed()))
                 };
@@ -244,29 +248,74 @@ async fn batch_loop(inner: Arc<Inner>, provider: String, batch: Arc<Batch>) {
     }
 }
 
-/// Reads the pages of the collection at `url` matching `query`, handing each page's entries and the collection's
-/// `count` to `each` (no listing is held whole), until `each` says stop or the collection ends. A collection
-/// longer than the provider's read limits allow (`maxPages`) is an error: a batch is whole or not used.
+/// Logs each aspect whose reading mode changed (the CimiProvider's `status.observation` says it too, but a switch
+/// to per-object reads multiplies the requests the provider sees: an operator's log should show when and why).
+fn announce(provider: &str, before: &Observation, after: &Observation) {
+    let aspects = [
+        ("meters", &before.meters, &after.meters),
+        ("sub-collections", &before.sub_collections, &after.sub_collections),
+        ("events", &before.events, &after.events),
+    ];
+    for (aspect, was, now) in aspects {
+        let Some(now) = now else { continue };
+        if was.as_ref().map(|w| w.mode) == Some(now.mode) {
+            continue;
+        }
+        match now.mode {
+            ReadingMode::Batched => tracing::info!(provider, aspect, "observer: reading in batches"),
+            ReadingMode::PerObject => {
+                tracing::info!(provider, aspect, reason = %now.message, "observer: reading per object")
+            }
+        }
+    }
+}
+
+/// Reads the pages of the collection at `url` matching `query`, handing each page's entries, the collection's
+/// `count` and the page size in use to `each` (no listing is held whole), until `each` says stop or the collection
+/// ends. A page refused for its size is asked for again in halves. A collection longer than the provider's read
+/// limits allow (`maxPages`) is an error, known from the first page's `count` when the provider states one: a
+/// batch is whole or not used.
 async fn each_page(
     client: &CimiClient,
     url: &Url,
     item_type: &str,
     query: &Query,
     page_size: u64,
-    mut each: impl FnMut(Vec<Value>, u64) -> bool,
+    mut each: impl FnMut(Vec<Value>, u64, u64) -> bool,
 ) -> Result<u64, CimiError> {
-    let page_size = page_size.max(1);
+    let mut page_size = page_size.max(1);
     let max_pages = client.transport().config().read_limits.max_pages.max(1);
+    let too_many = |page_size: u64| CimiError::ReadLimit {
+        href: crate::cimi::error::redact_url(url),
+        limit: crate::cimi::error::ReadLimitKind::Pages,
+        detail: format!("more than {max_pages} pages of {page_size}; raise spec.readLimits.maxPages"),
+    };
     let mut first: u64 = 1;
-    for _ in 0..max_pages {
+    let mut pages: u64 = 0;
+    while pages < max_pages {
         let last = first.saturating_add(page_size - 1);
-        let page = client.list_page_value(url, &query.page(first, last), item_type).await?;
+        let page = match client.list_page_value(url, &query.page(first, last), item_type).await {
+            Err(CimiError::ReadLimit { limit: crate::cimi::error::ReadLimitKind::BodySize, .. }) if page_size > 1 => {
+                page_size /= 2;
+                continue;
+            }
+            other => other?,
+        };
+        pages += 1;
         let entries = entries(&page);
         let served = entries.len() as u64;
         // Without a `count`, what was served so far is all that is known.
         let stated = page.get("count").and_then(Value::as_u64);
         let count = stated.unwrap_or((first - 1).saturating_add(served));
-        if !each(entries, count) {
+        // What is left cannot be read within the limit: say so now rather than after `maxPages` requests.
+        if let Some(total) = stated
+            && served > 0
+            && served <= page_size
+            && pages.saturating_add(total.saturating_sub(first - 1 + served).div_ceil(page_size)) > max_pages
+        {
+            return Err(too_many(page_size));
+        }
+        if !each(entries, count, page_size) {
             return Ok(count);
         }
         let next = first.saturating_add(served);
@@ -283,11 +332,7 @@ async fn each_page(
         }
         first = next;
     }
-    Err(CimiError::ReadLimit {
-        href: crate::cimi::error::redact_url(url),
-        limit: crate::cimi::error::ReadLimitKind::Pages,
-        detail: format!("more than {max_pages} pages of {page_size}; raise spec.readLimits.maxPages"),
-    })
+    Err(too_many(page_size))
 }
 
 /// Whether reading `count` entries in pages costs more requests than reading each of `objects` objects' own.
@@ -318,7 +363,7 @@ async fn read_meters(
     let mut not_inlined = false;
     let mut dear = None;
     let mut first_page = true;
-    each_page(client, &url, "Meter", &query, size, |page, count| {
+    each_page(client, &url, "Meter", &query, size, |page, count, size| {
         let listed = page.len();
         let mut mine = 0;
         for meter in page {
@@ -418,7 +463,7 @@ async fn read_subs(inner: &Inner, provider: &str, client: &CimiClient) -> Result
     let base = client.resolve("").await?;
     let started = Instant::now();
     let mut found: Vec<(String, Value)> = Vec::new();
-    each_page(client, &url, "Machine", &query, inner.page_size, |page, _| {
+    each_page(client, &url, "Machine", &query, inner.page_size, |page, _, _| {
         for m in page {
             let Some(id) = text(&m, "id") else { continue };
             let Ok(href) = base.join(id.trim()) else { continue };
@@ -486,8 +531,8 @@ async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &B
     let mut dear = None;
     // Whether this page is the first of a whole (unfiltered) read, whose cost is checked.
     let first_of_whole = std::sync::atomic::AtomicBool::new(false);
-    let mut collect = |page: Vec<Value>, count: u64| {
-        if first_of_whole.swap(false, std::sync::atomic::Ordering::Relaxed) && dearer(count, inner.page_size, objects) {
+    let mut collect = |page: Vec<Value>, count: u64, size: u64| {
+        if first_of_whole.swap(false, std::sync::atomic::Ordering::Relaxed) && dearer(count, size, objects) {
             dear = Some(count);
             return false;
         }
@@ -573,6 +618,8 @@ async fn read_logs(inner: &Inner, provider: &str, client: &CimiClient, batch: &B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cimi::{Auth, ClientConfig, Secret};
+    use crate::sim::{Sim, SimConfig, SimHandle};
 
     #[test]
     fn a_batch_is_dearer_only_when_its_pages_outnumber_our_objects() {
@@ -580,5 +627,81 @@ mod tests {
         assert!(dearer(200_000, 100, 1000), "2,000 pages for 1,000 objects");
         assert!(!dearer(0, 100, 0), "an empty collection costs one page");
         assert!(dearer(101, 100, 1), "two pages for one object");
+    }
+
+    async fn sim_and_client(
+        limits: impl FnOnce(&mut crate::cimi::transport::ReadLimits),
+    ) -> (SimHandle, CimiClient, Url) {
+        // Long descriptions: a page of one config is larger than the CloudEntryPoint, a page of three much larger.
+        let mut catalog = crate::sim::catalog::Catalog::primer();
+        for config in catalog.collections.get_mut("machineConfigs").expect("primer configs") {
+            config.insert("description".into(), Value::String("a long description ".repeat(200)));
+        }
+        let sim =
+            Sim::start(SimConfig { catalog: Some(catalog), ..SimConfig::default() }).await.expect("cimi-sim starts");
+        let mut config = ClientConfig::new("sim", &sim.url()).expect("config");
+        config.transport.auth = Auth::Basic { username: "demo".into(), password: Secret::new("demo") };
+        config.transport.allow_plain_http = true;
+        limits(&mut config.transport.read_limits);
+        let client = CimiClient::connect(config).await.expect("connect");
+        let url = client.collection_url("machineConfigs").await.expect("the primer catalog has machine configs");
+        (sim, client, url)
+    }
+
+    /// Reads every page of the three primer machine configs, returning the ids, page sizes and requests made.
+    async fn read_configs(
+        sim: &SimHandle,
+        client: &CimiClient,
+        url: &Url,
+        size: u64,
+    ) -> (Result<u64, CimiError>, Vec<String>, Vec<u64>, u64) {
+        let before = sim.stats().total;
+        let (mut ids, mut sizes) = (Vec::new(), Vec::new());
+        let result = each_page(client, url, "MachineConfiguration", &Query::new(), size, |page, _, size| {
+            ids.extend(page.iter().filter_map(|c| text(c, "name").map(str::to_string)));
+            sizes.push(size);
+            true
+        })
+        .await;
+        (result, ids, sizes, sim.stats().total - before)
+    }
+
+    #[tokio::test]
+    async fn a_page_too_large_for_the_body_limit_is_asked_for_again_in_halves() {
+        // Measure the bodies first: a limit that holds one config but not three.
+        let (sim, client, url) = sim_and_client(|_| {}).await;
+        let one = client.list_page_value(&url, &Query::new().page(1, 1), "MachineConfiguration").await.expect("one");
+        let all = client.list_page_value(&url, &Query::new(), "MachineConfiguration").await.expect("all");
+        let (one, all) = (one.to_string().len() as u64, all.to_string().len() as u64);
+        assert!(all > one * 2, "three configs take more room than one ({one} vs {all} bytes)");
+        sim.stop().await;
+
+        let (sim, client, url) = sim_and_client(|l| l.max_body_bytes = one + one / 2).await;
+        let (result, ids, sizes, requests) = read_configs(&sim, &client, &url, 4).await;
+        assert_eq!(result.expect("read in halves"), 3);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((ids.len(), sorted.len()), (3, 3), "every config read once: {ids:?}");
+        assert_eq!(sizes, [1, 1, 1], "pages of 4 and 2 were refused for their size, pages of 1 read");
+        assert_eq!(requests, 5, "two refused pages, then three of one");
+        sim.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_collection_longer_than_max_pages_is_refused_at_its_first_page() {
+        let (sim, client, url) = sim_and_client(|l| l.max_pages = 2).await;
+        let (result, ids, _, requests) = read_configs(&sim, &client, &url, 1).await;
+        match result {
+            Err(CimiError::ReadLimit { limit: crate::cimi::error::ReadLimitKind::Pages, detail, .. }) => {
+                assert!(detail.contains("raise spec.readLimits.maxPages"), "the error names the setting: {detail}")
+            }
+            other => panic!("three pages of one over a limit of two: {other:?}"),
+        }
+        assert_eq!((ids.len(), requests), (0, 1), "the first page's count said it: no page was handed on");
+        // Within the limit, the same read is whole.
+        let (result, ids, _, requests) = read_configs(&sim, &client, &url, 2).await;
+        assert_eq!((result.expect("two pages of two"), ids.len(), requests), (3, 3, 2));
+        sim.stop().await;
     }
 }
