@@ -341,17 +341,23 @@ async fn many_observe_only_imports_are_observed_by_listing_not_by_a_get_each() {
     .await;
 
     // Steady state: the whole collection is listed each poll (1 s), and no imported machine is read by a GET.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // It begins once the observer lists the collection whole (two listings of it, count and pages, since all
+    // turned Ready): what was asked before then has been answered.
+    let whole = |op: &str, path: &str| op == "MachineCollection.read" && !path.contains("cimi.dev%2Fcluster");
+    let ready_at = sim.stats().log.len();
+    let listing = 1 + (IMPORTS as u64).div_ceil(PAGE) as usize;
+    eventually("the observer lists the collection whole", T, || async {
+        let log = sim.stats().log;
+        (log.iter().skip(ready_at).filter(|r| whole(&r.op, &r.path)).count() >= 2 * listing).then_some(())
+    })
+    .await;
     let from = sim.stats().log.len();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let window: Vec<(String, String)> =
         sim.stats().log.iter().skip(from).map(|r| (r.op.clone(), r.path.clone())).collect();
     let gets: Vec<&(String, String)> = window.iter().filter(|(op, _)| op == "Machine.read").collect();
     assert!(gets.is_empty(), "no GET per imported machine in the steady state: {gets:#?}");
-    let whole_pages = window
-        .iter()
-        .filter(|(op, path)| op == "MachineCollection.read" && !path.contains("cimi.dev%2Fcluster"))
-        .count();
+    let whole_pages = window.iter().filter(|(op, path)| whole(op, path)).count();
     assert!(whole_pages >= 2 * (IMPORTS as u64).div_ceil(PAGE) as usize, "the collection is listed whole: {window:#?}");
     assert_eq!(writes(&sim), base_writes, "ObserveOnly never writes");
 

@@ -23,13 +23,12 @@ use crate::api::managed::Managed as _;
 use crate::api::reasons::Reason;
 use crate::controller::connection::{connection, poll_interval};
 use crate::controller::context::Context;
-use crate::controller::kubeops::publish;
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress, retry_delay};
 use crate::controller::resource::actions;
 use crate::controller::resource::attributes::{attribute_changes, drift, wanted_attributes};
 use crate::controller::resource::identity::{find_own, tags};
-use crate::controller::resource::import::find_import;
+use crate::controller::resource::import::adopt_import;
 use crate::controller::resource::jobs::{
     enforce_timeout, job_running, recover_failed_create, refresh_job, transient_overdue,
 };
@@ -101,20 +100,7 @@ pub async fn sync(
             };
             match ours {
                 Some(v) => Some(v),
-                None => {
-                    let found = find_import(ctx, &conn, machine, COLLECTION, "machine").await?;
-                    let id = text(&found, "id").unwrap_or("?");
-                    publish(
-                        &ctx.recorder,
-                        machine,
-                        false,
-                        "Imported",
-                        "Import",
-                        format!("adopted the provider machine {id}"),
-                    )
-                    .await;
-                    Some(found)
-                }
+                None => Some(adopt_import(ctx, &conn, machine, COLLECTION, "machine").await?),
             }
         }
         (None, None) => find_own(ctx, client, COLLECTION, "machine", machine, &mut status.common).await?,

@@ -83,6 +83,13 @@ impl Observer {
         state.owners.insert(href.to_string(), owner);
     }
 
+    /// Stores a resource just adopted by `spec.import` (read by a GET) and marks it imported, so the next listing
+    /// covers it (whole, once imports make that the cheaper read) and the object's next pass reads it from there.
+    pub fn adopted(&self, provider: &str, collection: &'static str, href: &str, value: &Value, owner: Owner) {
+        self.record(provider, collection, href, value, owner);
+        lock_state(&self.poller(provider, collection)).imported.insert(href.to_string());
+    }
+
     /// Forgets an object that goes away: its cache entry, its monitoring state and its meter gauges.
     pub fn forget(&self, provider: &str, collection: &'static str, href: Option<&str>, kind: &str, owner: &Owner) {
         if let Some(href) = href {

@@ -22,6 +22,31 @@ use crate::controller::registry::ProviderConnection;
 use crate::controller::resource::reads::text;
 use crate::names::{TAG_CLUSTER, TAG_NAMESPACE};
 
+/// [`find_import`] for a kind the observer polls (machines, volumes, networks): announces the adoption and hands
+/// the resource to the observer at once, so that its next listing already covers the import and the object's
+/// next pass needs no GET of its own.
+pub async fn adopt_import<K>(
+    ctx: &Context,
+    conn: &ProviderConnection,
+    obj: &K,
+    collection: &'static str,
+    noun: &str,
+) -> Result<Value, Problem>
+where
+    K: Managed + crate::controller::stores::Cached,
+{
+    let found = find_import(ctx, conn, obj, collection, noun).await?;
+    let id = text(&found, "id").unwrap_or("?");
+    let note = format!("adopted the provider {noun} {id}");
+    crate::controller::kubeops::publish(&ctx.recorder, obj, false, "Imported", "Import", note).await;
+    if let Some(id) = text(&found, "id") {
+        let href = conn.client.resolve(id).await?.to_string();
+        let owner = (obj.namespace().unwrap_or_default(), obj.name_any());
+        ctx.observer.adopted(&obj.provider_key(), collection, &href, &found, owner);
+    }
+    Ok(found)
+}
+
 /// Finds the one provider resource that `obj`'s `spec.import` names in `collection`, through `conn`: by href,
 /// or by a `$filter` that must match exactly one resource. A missing import right, zero or several matches,
 /// or a resource that belongs to another cluster, namespace or live object are problems that need a human;

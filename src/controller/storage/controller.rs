@@ -19,12 +19,12 @@ use crate::api::reasons::Reason;
 use crate::controller::connection::connection;
 use crate::controller::context::Context;
 use crate::controller::driver;
-use crate::controller::kubeops::{add_finalizer, has_finalizer, publish, remove_finalizer};
+use crate::controller::kubeops::{add_finalizer, has_finalizer, remove_finalizer};
 use crate::controller::observer;
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties, drift, wanted_attributes};
 use crate::controller::resource::identity::{find_own, tags};
-use crate::controller::resource::import::find_import;
+use crate::controller::resource::import::adopt_import;
 use crate::controller::resource::jobs::{
     enforce_timeout, job_running, job_started, recover_failed_create, refresh_job, transient_overdue,
 };
@@ -128,20 +128,7 @@ pub async fn sync<K: StorageKind>(
                 if observe_only { None } else { find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await? };
             match ours {
                 Some(v) => Some(v),
-                None => {
-                    let found = find_import(ctx, &conn, obj, K::COLLECTION, K::NOUN).await?;
-                    let id = text(&found, "id").unwrap_or("?");
-                    publish(
-                        &ctx.recorder,
-                        obj,
-                        false,
-                        "Imported",
-                        "Import",
-                        format!("adopted the provider {} {id}", K::NOUN),
-                    )
-                    .await;
-                    Some(found)
-                }
+                None => Some(adopt_import(ctx, &conn, obj, K::COLLECTION, K::NOUN).await?),
             }
         }
         (None, None) => find_own(ctx, client, K::COLLECTION, K::NOUN, obj, common).await?,
