@@ -47,5 +47,5 @@ pub use bodies::{Template, create_body};
 pub(crate) use hrefs::find_operation;
 pub use hrefs::id_of;
 pub use listing::{Listing, take_entries};
-pub use read::typed;
+pub use read::{ReadBody, read_body, typed, typed_body};
 pub use write::{Accepted, JOB_HEADER};
