@@ -60,7 +60,7 @@ pub fn typed_body<T: DeserializeOwned>(
 
 /// The normalisation of a page of `item_type` entries: an empty document for no body, the collection's
 /// `resourceURI` when the provider left it out.
-fn normalized_page(body: Option<Value>, item_type: &str) -> Value {
+pub(super) fn normalized_page(body: Option<Value>, item_type: &str) -> Value {
     let mut body = body.unwrap_or_else(|| Value::Object(Map::new()));
     if let Value::Object(o) = &mut body
         && !o.contains_key("resourceURI")
