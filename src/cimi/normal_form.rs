@@ -1,7 +1,7 @@
 //! Whether a JSON document is already in the client's normal form: one that
-//! [`normalize_resource`](super::normalize::normalize_resource) (with [`ImageLocationForm::Href`]) would leave
-//! exactly as it is. Such a document can be typed straight from its bytes; any other one takes the normalising
-//! path.
+//! [`normalize_resource`](super::normalize::normalize_resource) (with
+//! [`ImageLocationForm::Href`](super::normalize::ImageLocationForm::Href)) would leave exactly as it is. Such
+//! a document can be typed straight from its bytes; any other one takes the normalising path.
 //!
 //! [`is_normal`] reads the bytes once, builds nothing, and stops at the first deviation. It errs on one side
 //! only: a document it passes is one the normaliser does not change, while a few the normaliser would keep as
@@ -25,8 +25,6 @@ use std::fmt;
 use chrono::DateTime;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-#[cfg(doc)]
-use super::normalize::ImageLocationForm;
 use super::normalize::{BOOLEAN_ATTRS, DATE_ATTRS, INTEGER_ATTRS, OPAQUE_MAPS, entry_key, type_name};
 
 /// What the caller expects the document to be, which decides the rules at its top.
