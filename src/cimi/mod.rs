@@ -8,6 +8,8 @@
 //!   metrics;
 //! - [`origin`]: the origins a provider's client may request (credentials never leave them);
 //! - [`normalize`]: the client's tolerance for deviating providers (reference section 7);
+//! - [`normal_form`]: whether a JSON document needs that tolerance at all, so that one which does not is typed
+//!   straight from its bytes;
 //! - [`xml_lenient`]: the client's CIMI XML: a document read into the JSON shape with its text kept as
 //!   strings (typed by [`normalize`]), and a JSON-shaped body written as XML;
 //! - [`error`]: [`CimiError`], the one error type.
@@ -50,6 +52,7 @@ pub mod client;
 pub mod error;
 pub mod jobs;
 pub mod model;
+pub mod normal_form;
 pub mod normalize;
 pub mod origin;
 pub mod query;

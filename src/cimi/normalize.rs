@@ -12,6 +12,9 @@
 //! - an empty collection without its entry array gets an empty array;
 //! - `operations` rels: `…/action/delete` and capitalised `…/Action/x` are read as `delete` and `…/action/x`;
 //! - empty strings (which CIMI omits) are removed.
+//!
+//! [`normal_form`](super::normal_form) tells, from the bytes, whether a document would come out of this step
+//! unchanged: every rewrite added here needs its rule there.
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value};
@@ -20,7 +23,7 @@ use serde_json::{Map, Value};
 pub const NS1: &str = "http://schemas.dmtf.org/cimi/1";
 
 /// Attributes whose values are integers in every CIMI resource that has them.
-const INTEGER_ATTRS: &[&str] = &[
+pub(crate) const INTEGER_ATTRS: &[&str] = &[
     "cpu",
     "memory",
     "cpuSpeed",
@@ -37,7 +40,7 @@ const INTEGER_ATTRS: &[&str] = &[
     "critical",
 ];
 /// Attributes whose values are booleans.
-const BOOLEAN_ATTRS: &[&str] = &[
+pub(crate) const BOOLEAN_ATTRS: &[&str] = &[
     "bootable",
     "available",
     "isContinuous",
@@ -49,9 +52,10 @@ const BOOLEAN_ATTRS: &[&str] = &[
     "consumerWritable",
 ];
 /// Attributes whose values are `xs:dateTime`.
-const DATE_ATTRS: &[&str] = &["created", "updated", "timeOfStatusChange", "timestamp", "stopTime", "expiresTime"];
+pub(crate) const DATE_ATTRS: &[&str] =
+    &["created", "updated", "timeOfStatusChange", "timestamp", "stopTime", "expiresTime"];
 /// Maps whose values are strings to keep as they are.
-const OPAQUE_MAPS: &[&str] = &["properties", "parameters"];
+pub(crate) const OPAQUE_MAPS: &[&str] = &["properties", "parameters"];
 
 /// The shape the model expects for `imageLocation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

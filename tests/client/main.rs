@@ -8,3 +8,4 @@ mod primer;
 mod resources;
 mod scripted;
 mod tls;
+mod typed;

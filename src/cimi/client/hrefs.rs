@@ -13,7 +13,12 @@ use crate::cimi::transport::Response;
 
 /// Body value of a resource's operation with `rel`, honouring a 2.0 `available: false`.
 pub(crate) fn find_operation(resource: &Value, rel: &str) -> Option<Result<String, ()>> {
-    let ops = resource.get("operations")?.as_array()?;
+    operation_in(resource.get("operations")?, rel)
+}
+
+/// [`find_operation`] in the `operations` of a resource.
+pub(crate) fn operation_in(operations: &Value, rel: &str) -> Option<Result<String, ()>> {
+    let ops = operations.as_array()?;
     let op = ops.iter().find(|o| o.get("rel").and_then(Value::as_str) == Some(rel))?;
     if op.get("available").and_then(Value::as_bool) == Some(false) {
         return Some(Err(()));

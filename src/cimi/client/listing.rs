@@ -2,19 +2,30 @@
 //! operation where the provider links its pages. Providers that ignore paging, omit an empty entry array or
 //! truncate their answers are handled, and every listing is bounded in pages, entries and time
 //! ([`ReadLimits`](crate::cimi::transport::ReadLimits)).
+//!
+//! A typed listing ([`CimiClient::list_all_at`]) types each page in normal form straight from its bytes
+//! ([`normal_form`](crate::cimi::normal_form)); other pages are read as JSON, normalised, and their entries
+//! typed at the end, as every page was before.
 
 use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::de::DeserializeOwned;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use url::Url;
 
 use super::core::CimiClient;
-use super::hrefs::{find_operation, id_of};
-use super::read::typed;
+use super::hrefs::{find_operation, id_of, operation_in};
+use super::read::{ReadBody, normalized_page, read_body, typed};
 use crate::cimi::error::{CimiError, ReadLimitKind, redact_url};
 use crate::cimi::model::Resource;
+use crate::cimi::normal_form::Expect;
 use crate::cimi::query::Query;
+use crate::cimi::transport::{Request, decode_body};
 
 /// A whole collection read page by page.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +56,118 @@ pub fn take_entries(doc: &mut Value, key: Option<&str>) -> Vec<Value> {
     }
 }
 
+/// One page as a listing reads it: the provider's `count`, its `next` operation, its entries.
+struct Page<E> {
+    count: Option<u64>,
+    next: Option<Result<String, ()>>,
+    entries: Vec<E>,
+}
+
+impl<E: PageEntry> Page<E> {
+    /// The page from its normalised JSON (what [`CimiClient::list_page_value`] answers).
+    fn from_json(mut body: Value, key: Option<&str>) -> Self {
+        Page {
+            count: body.get("count").and_then(Value::as_u64),
+            next: find_operation(&body, "next"),
+            entries: take_entries(&mut body, key).into_iter().map(E::from_json).collect(),
+        }
+    }
+}
+
+/// An entry as a listing keeps it.
+trait PageEntry: Sized {
+    /// Whether a page of these may be typed from its bytes.
+    const FROM_BYTES: bool;
+    /// The page in normal form, typed from its bytes; `None` when that fails (the JSON path then reads it).
+    fn page_from_bytes(raw: &[u8], key: Option<&str>) -> Option<Page<Self>>;
+    /// An entry of a page read as JSON.
+    fn from_json(v: Value) -> Self;
+    /// The entry's non-empty `id`, by which a repeated entry is dropped.
+    fn listed_id(&self) -> Option<&str>;
+}
+
+impl PageEntry for Value {
+    const FROM_BYTES: bool = false;
+    fn page_from_bytes(_: &[u8], _: Option<&str>) -> Option<Page<Self>> {
+        None
+    }
+    fn from_json(v: Value) -> Self {
+        v
+    }
+    fn listed_id(&self) -> Option<&str> {
+        id_of(self)
+    }
+}
+
+/// An entry of a typed listing: typed with its page, or JSON to type at the end.
+enum TypedEntry<T> {
+    Typed(T),
+    Json(Value),
+}
+
+impl<T: Resource + DeserializeOwned> PageEntry for TypedEntry<T> {
+    const FROM_BYTES: bool = true;
+    fn page_from_bytes(raw: &[u8], key: Option<&str>) -> Option<Page<Self>> {
+        if key != Some(T::COLLECTION_KEY) {
+            return None;
+        }
+        let page: BytesPage<T> = serde_json::from_slice(raw).ok()?;
+        Some(Page {
+            count: page.count.as_ref().and_then(Value::as_u64),
+            next: page.operations.as_ref().and_then(|ops| operation_in(ops, "next")),
+            entries: page.entries.into_iter().map(TypedEntry::Typed).collect(),
+        })
+    }
+    fn from_json(v: Value) -> Self {
+        TypedEntry::Json(v)
+    }
+    fn listed_id(&self) -> Option<&str> {
+        match self {
+            TypedEntry::Typed(t) => t.id().filter(|id| !id.is_empty()),
+            TypedEntry::Json(v) => id_of(v),
+        }
+    }
+}
+
+/// A page typed from its bytes: `count` and `operations` as JSON (read as [`Page::from_json`] reads them),
+/// the entries (`T::COLLECTION_KEY`) as `T`, nothing else kept. A repeated attribute keeps its last value.
+struct BytesPage<T> {
+    count: Option<Value>,
+    operations: Option<Value>,
+    entries: Vec<T>,
+}
+
+impl<'de, T: Resource + DeserializeOwned> Deserialize<'de> for BytesPage<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(BytesPageVisitor(PhantomData))
+    }
+}
+
+struct BytesPageVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Resource + DeserializeOwned> Visitor<'de> for BytesPageVisitor<T> {
+    type Value = BytesPage<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a collection")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BytesPage<T>, A::Error> {
+        let mut page = BytesPage { count: None, operations: None, entries: Vec::new() };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "count" => page.count = Some(map.next_value()?),
+                "operations" => page.operations = Some(map.next_value()?),
+                k if k == T::COLLECTION_KEY => page.entries = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
 impl CimiClient {
     /// Every entry of the CEP collection `name` matching `query`, paging with `$first`/`$last`.
     pub async fn list_all<T: Resource + DeserializeOwned>(
@@ -66,8 +189,16 @@ impl CimiClient {
         query: &Query,
     ) -> Result<Listing<T>, CimiError> {
         let page = self.inner.config.page_size;
-        let listing = self.list_values_at(href, query, T::TYPE_NAME, Some(T::COLLECTION_KEY), page).await?;
-        let entries = listing.entries.into_iter().map(|v| typed(v, href)).collect::<Result<Vec<T>, _>>()?;
+        let key = Some(T::COLLECTION_KEY);
+        let listing = self.list_entries_at::<TypedEntry<T>, _, _>(href, query, T::TYPE_NAME, key, page, &|e| e).await?;
+        let entries = listing
+            .entries
+            .into_iter()
+            .map(|e| match e {
+                TypedEntry::Typed(t) => Ok(t),
+                TypedEntry::Json(v) => typed(v, href),
+            })
+            .collect::<Result<Vec<T>, _>>()?;
         Ok(Listing { entries, count: listing.count, truncated: listing.truncated })
     }
 
@@ -104,8 +235,25 @@ impl CimiClient {
         F: Fn(Value) -> T + Sync,
         T: Send,
     {
+        self.list_entries_at::<Value, T, F>(href, query, item_type, key, page_size, map).await
+    }
+
+    /// [`Self::list_mapped_at`] over entries of the kind `E`.
+    async fn list_entries_at<E, T, F>(
+        &self,
+        href: &Url,
+        query: &Query,
+        item_type: &str,
+        key: Option<&str>,
+        page_size: u64,
+        map: &F,
+    ) -> Result<Listing<T>, CimiError>
+    where
+        E: PageEntry,
+        F: Fn(E) -> T + Sync,
+    {
         let limits = self.inner.transport.config().read_limits;
-        let reading = self.page_values(href, query, item_type, key, page_size.max(1), map);
+        let reading = self.page_values::<E, T, F>(href, query, item_type, key, page_size.max(1), map);
         match tokio::time::timeout(limits.listing_timeout, reading).await {
             Ok(result) => result,
             Err(_) => Err(self.read_limit(
@@ -125,7 +273,33 @@ impl CimiClient {
         CimiError::ReadLimit { href: redact_url(href), limit, detail }
     }
 
-    async fn page_values<T, F>(
+    /// One page at `url`: typed from its bytes when `E` can be and the page is in normal form, else read as
+    /// [`Self::list_page_value`] reads it.
+    async fn read_page<E: PageEntry>(
+        &self,
+        url: &Url,
+        item_type: &str,
+        key: Option<&str>,
+    ) -> Result<Page<E>, CimiError> {
+        let decode = |h: &HeaderMap, raw: &Bytes, at: &str| {
+            if E::FROM_BYTES {
+                read_body(h, raw, at, Expect::Collection(item_type))
+            } else {
+                decode_body(h, raw, at).map(ReadBody::Decoded)
+            }
+        };
+        let resp = self.inner.transport.execute_with(&Request::get(url.clone(), "list"), &decode).await?;
+        let body = match resp.body {
+            ReadBody::Normal(raw) => match E::page_from_bytes(&raw, key) {
+                Some(page) => return Ok(page),
+                None => decode_body(&resp.headers, &raw, &redact_url(url))?,
+            },
+            ReadBody::Decoded(body) => body,
+        };
+        Ok(Page::from_json(normalized_page(body, item_type), key))
+    }
+
+    async fn page_values<E, T, F>(
         &self,
         href: &Url,
         query: &Query,
@@ -135,8 +309,8 @@ impl CimiClient {
         map: &F,
     ) -> Result<Listing<T>, CimiError>
     where
-        F: Fn(Value) -> T + Sync,
-        T: Send,
+        E: PageEntry,
+        F: Fn(E) -> T + Sync,
     {
         let limits = self.inner.transport.config().read_limits;
         let mut seen = HashSet::new();
@@ -167,15 +341,15 @@ impl CimiClient {
                 }
             };
             visited.insert(url.clone());
-            let mut body = self.list_page_value(&url, &Query::new(), item_type).await?;
+            let read = self.read_page::<E>(&url, item_type, key).await?;
             if count.is_none() {
-                count = body.get("count").and_then(Value::as_u64);
+                count = read.count;
             }
-            let next_page = match find_operation(&body, "next") {
+            let next_page = match read.next {
                 Some(Ok(h)) => Some(self.resolve(&h).await?),
                 _ => None,
             };
-            let mut items = take_entries(&mut body, key);
+            let mut items = read.entries;
             let mut served = items.len() as u64;
             // Ref §7: "`$first`/`$last` ignored (the whole collection comes back)". More entries than asked
             // for means this is the whole collection: apply the window here, and stop paging.
@@ -190,7 +364,7 @@ impl CimiClient {
             for item in items {
                 // Entries without an id cannot repeat; entries with one are kept once (providers that ignore
                 // `$first` serve the same entries again).
-                if let Some(id) = id_of(&item)
+                if let Some(id) = item.listed_id()
                     && !seen.insert(id.to_string())
                 {
                     continue;
@@ -253,5 +427,81 @@ impl CimiClient {
             tracing::warn!(href = %redact_url(href), count, got = entries.len(), "collection truncated by the provider");
         }
         Ok(Listing { entries, count, truncated })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use http::{HeaderValue, header};
+    use serde_json::json;
+
+    use super::*;
+    use crate::cimi::model::Machine;
+
+    /// A page as the listing keeps it, entries typed: `count`, `next`, entry ids, entries.
+    type Seen = (Option<u64>, Option<Result<String, ()>>, Vec<Option<String>>, Result<Vec<Machine>, String>);
+
+    fn seen(page: Page<TypedEntry<Machine>>) -> Seen {
+        let ids = page.entries.iter().map(|e| e.listed_id().map(str::to_string)).collect();
+        let href = Url::parse("http://h/machines").unwrap();
+        let entries = page
+            .entries
+            .into_iter()
+            .map(|e| match e {
+                TypedEntry::Typed(t) => Ok(t),
+                TypedEntry::Json(v) => typed(v, &href).map_err(|e| e.to_string()),
+            })
+            .collect();
+        (page.count, page.next, ids, entries)
+    }
+
+    /// The page as the JSON path reads it.
+    fn through_json(raw: &[u8]) -> Seen {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let body = decode_body(&h, &Bytes::copy_from_slice(raw), "u").unwrap();
+        seen(Page::from_json(normalized_page(body, "Machine"), Some("machines")))
+    }
+
+    fn machine(id: Value) -> Value {
+        json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/Machine", "id": id, "name": "m", "cpu": 2,
+               "created": "2026-11-27T20:00:00Z", "operations": [{"rel": "edit", "href": "e"}]})
+    }
+
+    /// Pages in normal form read from their bytes as from their JSON: count, next page, ids and entries.
+    #[test]
+    fn a_page_typed_from_its_bytes_reads_as_through_json() {
+        let page = |entries: Vec<Value>, count: Value, ops: Value| {
+            json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/MachineCollection", "count": count,
+                   "machines": entries, "operations": ops, "vendor": {"x": [1]}})
+        };
+        let docs = [
+            page(vec![machine(json!("m1")), machine(json!("m2"))], json!(7), json!([{"rel": "next", "href": "p2"}])),
+            page(vec![], json!(0), json!([])),
+            page(vec![machine(json!("m1"))], json!(-1), json!([{"rel": "next", "href": "p", "available": false}])),
+            page(vec![machine(json!("m1"))], json!(2.5), json!([{"rel": "add", "href": "a"}])),
+            page(vec![machine(json!(null))], json!(1), json!([{"rel": "next", "href": 3}])),
+            page(vec![machine(json!("m1"))], json!(null), json!([{"rel": "next"}, {"rel": "next", "href": "b"}])),
+        ];
+        for doc in docs {
+            let raw = doc.to_string();
+            let from_bytes = TypedEntry::<Machine>::page_from_bytes(raw.as_bytes(), Some("machines")).unwrap();
+            assert_eq!(seen(from_bytes), through_json(raw.as_bytes()), "{raw}");
+        }
+    }
+
+    /// What the model refuses from the bytes is left to the JSON path (which types the entries at the end).
+    #[test]
+    fn a_page_the_model_refuses_is_read_as_json() {
+        for raw in [
+            r#"{"machines":[{"resourceURI":"http://schemas.dmtf.org/cimi/1/Machine","cpu":true}]}"#,
+            r#"{"machines":[{"resourceURI":"http://schemas.dmtf.org/cimi/1/Machine","id":"a","id":"b"}]}"#,
+            r#"{"machines":{"id":"a"}}"#,
+        ] {
+            assert!(TypedEntry::<Machine>::page_from_bytes(raw.as_bytes(), Some("machines")).is_none(), "{raw}");
+        }
+        assert!(TypedEntry::<Machine>::page_from_bytes(b"{}", Some("machineImages")).is_none(), "another key");
+        assert!(Value::page_from_bytes(b"{}", Some("machines")).is_none(), "JSON listings stay JSON");
     }
 }

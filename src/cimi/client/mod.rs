@@ -27,7 +27,8 @@
 //! - `discovery`: reading the CloudEntryPoint, and the collection URLs it gives;
 //! - `hrefs`: resolving and vetting hrefs (the provider's, a spec's, those of headers and request bodies),
 //!   and finding the href of a resource's operation;
-//! - `read`: reads of one resource or one page, normalised and typed;
+//! - `read`: reads of one resource or one page, normalised and typed (typed from the bytes when the document
+//!   needs no normalisation);
 //! - `listing`: whole collections read page by page within the read bounds ([`Listing`]);
 //! - `write`: create, update, delete, and what a write answered ([`Accepted`]);
 //! - `actions`: actions, capture, and attaching and detaching volumes;
@@ -47,5 +48,5 @@ pub use bodies::{Template, create_body};
 pub(crate) use hrefs::find_operation;
 pub use hrefs::id_of;
 pub use listing::{Listing, take_entries};
-pub use read::typed;
+pub use read::{ReadBody, read_body, typed, typed_body};
 pub use write::{Accepted, JOB_HEADER};

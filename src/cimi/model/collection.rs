@@ -1,7 +1,10 @@
 //! The generic collection: `{resourceURI, id, count, <entries>: [...], operations}`, where the entry array is
 //! named after the item type (`machines`, `machineConfigurations`, `resourceMetadatas`, …).
 
-use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -65,30 +68,38 @@ impl<T: Resource + Serialize> Serialize for Collection<T> {
     }
 }
 
+/// Read attribute by attribute, each entry typed as it comes: no JSON tree of the whole collection is built.
+/// A repeated attribute keeps its last value.
 impl<'de, T: Resource + DeserializeOwned> Deserialize<'de> for Collection<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut map = Map::<String, Value>::deserialize(deserializer)?;
-        let resource_uri = match map.remove("resourceURI") {
-            Some(v) => Some(serde_json::from_value(v).map_err(D::Error::custom)?),
-            None => None,
-        };
-        let id = match map.remove("id") {
-            Some(v) => Some(serde_json::from_value(v).map_err(D::Error::custom)?),
-            None => None,
-        };
-        let count = match map.remove("count") {
-            Some(v) => Some(serde_json::from_value(v).map_err(D::Error::custom)?),
-            None => None,
-        };
-        let entries = match map.remove(T::COLLECTION_KEY) {
-            Some(v) => serde_json::from_value(v).map_err(D::Error::custom)?,
-            None => Vec::new(),
-        };
-        let operations = match map.remove("operations") {
-            Some(v) => serde_json::from_value(v).map_err(D::Error::custom)?,
-            None => Vec::new(),
-        };
-        Ok(Collection { resource_uri, id, count, entries, operations, extra: map })
+        deserializer.deserialize_map(CollectionVisitor(PhantomData))
+    }
+}
+
+struct CollectionVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Resource + DeserializeOwned> Visitor<'de> for CollectionVisitor<T> {
+    type Value = Collection<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Collection<T>, A::Error> {
+        let mut c = Collection::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "resourceURI" => c.resource_uri = Some(map.next_value()?),
+                "id" => c.id = Some(map.next_value()?),
+                "count" => c.count = Some(map.next_value()?),
+                "operations" => c.operations = map.next_value()?,
+                k if k == T::COLLECTION_KEY => c.entries = map.next_value()?,
+                _ => {
+                    let v = map.next_value()?;
+                    c.extra.insert(key, v);
+                }
+            }
+        }
+        Ok(c)
     }
 }

@@ -114,6 +114,8 @@ pub trait Resource {
     fn resource_uri() -> String {
         type_uri(Self::TYPE_NAME)
     }
+    /// The resource's `id`, when it has one.
+    fn id(&self) -> Option<&str>;
     /// The attributes this model does not know, as received.
     fn extra(&self) -> &Map<String, Value>;
     /// Sets what every create body carries: its `resourceURI` and the consumer-writable `name`, `description`

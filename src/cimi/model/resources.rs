@@ -63,6 +63,9 @@ macro_rules! cimi_resource {
         impl Resource for $name {
             const TYPE_NAME: &'static str = $type_name;
             const COLLECTION_KEY: &'static str = $collection_key;
+            fn id(&self) -> Option<&str> {
+                self.id.as_deref()
+            }
             fn extra(&self) -> &Map<String, Value> {
                 &self.extra
             }

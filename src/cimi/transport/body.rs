@@ -61,11 +61,11 @@ pub fn decode_body(headers: &HeaderMap, raw: &Bytes, href: &str) -> Result<Optio
     let text = raw.as_ref();
     let first = text.iter().copied().find(|b| !b.is_ascii_whitespace());
     let Some(first) = first else { return Ok(None) };
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ctype = content_type(headers);
     let looks_html = ctype.contains("html")
         || text.len() > 5
             && text[..text.len().min(64)].to_ascii_lowercase().windows(5).any(|w| w == b"<html" || w == b"<!doc");
-    if first == b'{' || (ctype.contains("json") && first != b'<') {
+    if is_json(first, &ctype) {
         let v: Value =
             serde_json::from_slice(text).map_err(|e| CimiError::protocol(href, format!("invalid JSON: {e}"), text))?;
         return match v {
@@ -88,6 +88,21 @@ pub fn decode_body(headers: &HeaderMap, raw: &Bytes, href: &str) -> Result<Optio
         reason: "a success body that is neither JSON nor XML".into(),
         excerpt: excerpt(text),
     })
+}
+
+/// Whether [`decode_body`] reads this body as JSON.
+pub fn reads_as_json(headers: &HeaderMap, raw: &[u8]) -> bool {
+    raw.iter().copied().find(|b| !b.is_ascii_whitespace()).is_some_and(|first| is_json(first, &content_type(headers)))
+}
+
+/// JSON by its first byte, or by its label unless it starts as XML.
+fn is_json(first: u8, ctype: &str) -> bool {
+    first == b'{' || (ctype.contains("json") && first != b'<')
+}
+
+/// The `Content-Type`, lower-cased (empty when missing).
+fn content_type(headers: &HeaderMap) -> String {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase()
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ mod request;
 mod send;
 
 pub use self::core::{Transport, install_crypto_provider};
-pub use body::decode_body;
+pub use body::{decode_body, reads_as_json};
 pub use config::{Auth, Format, Secret, TransportConfig};
 pub use limits::{Limits, ReadLimits, RetryPolicy};
 pub use metrics::{ClientMetrics, RefusalLabels, RequestLabels};

@@ -29,20 +29,21 @@ impl Request {
     }
 }
 
-/// A successful (2xx) answer.
+/// A successful (2xx) answer; its body decoded by [`decode_body`](super::decode_body) unless the request was
+/// sent with [`Transport::execute_with`](super::Transport::execute_with) and a decoder of its own.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub struct Response<B = Option<Value>> {
     /// The status.
     pub status: StatusCode,
     /// The headers (look-ups are case-insensitive).
     pub headers: HeaderMap,
     /// The body in JSON shape (parsed from JSON or XML), `None` when empty or not a CIMI document.
-    pub body: Option<Value>,
+    pub body: B,
     /// The URL that answered.
     pub url: Url,
 }
 
-impl Response {
+impl<B> Response<B> {
     /// A header as an absolute URL, resolved against the request URL when relative.
     pub fn header_url(&self, name: &str) -> Option<Url> {
         let raw = self.headers.get(name)?.to_str().ok()?.trim();

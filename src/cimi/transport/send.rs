@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, header};
 use rand::Rng;
 use tracing::Instrument;
 
@@ -22,12 +23,21 @@ impl Transport {
     /// Send a request, with retries where safe. Non-2xx answers become errors. A URL that [`Self::vet`]
     /// refuses is never sent.
     pub async fn execute(&self, req: &Request) -> Result<Response, CimiError> {
+        self.execute_with(req, &decode_body).await
+    }
+
+    /// [`Self::execute`], the success body decoded by `decode` (given the headers, the bytes and the redacted
+    /// href) in place of [`decode_body`]; its error counts as the attempt's, as a decoding error does.
+    pub async fn execute_with<B, F>(&self, req: &Request, decode: &F) -> Result<Response<B>, CimiError>
+    where
+        F: Fn(&HeaderMap, &Bytes, &str) -> Result<B, CimiError> + Sync,
+    {
         self.vet(&req.url)?;
         let policy = self.inner.config.retry;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let outcome = self.attempt(req, attempt).await;
+            let outcome = self.attempt(req, attempt, decode).await;
             let err = match outcome {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
@@ -72,7 +82,10 @@ impl Transport {
         RequestLabels::new(&self.inner.config.provider, operation, status)
     }
 
-    async fn attempt(&self, req: &Request, attempt: u32) -> Result<Response, CimiError> {
+    async fn attempt<B, F>(&self, req: &Request, attempt: u32, decode: &F) -> Result<Response<B>, CimiError>
+    where
+        F: Fn(&HeaderMap, &Bytes, &str) -> Result<B, CimiError> + Sync,
+    {
         let href = redact_url(&req.url);
         let span = tracing::info_span!(
             "cimi_request",
@@ -88,7 +101,7 @@ impl Transport {
             let _permit =
                 self.inner.permits.acquire().await.map_err(|_| CimiError::Config("the transport is closed".into()))?;
             let started = Instant::now();
-            let result = self.send_once(req, &href).await;
+            let result = self.send_once(req, &href, decode).await;
             let elapsed = started.elapsed();
             let status_label = match &result {
                 Ok(r) => r.status.as_u16().to_string(),
@@ -112,7 +125,10 @@ impl Transport {
         .await
     }
 
-    async fn send_once(&self, req: &Request, href: &str) -> Result<Response, CimiError> {
+    async fn send_once<B, F>(&self, req: &Request, href: &str, decode: &F) -> Result<Response<B>, CimiError>
+    where
+        F: Fn(&HeaderMap, &Bytes, &str) -> Result<B, CimiError> + Sync,
+    {
         let cfg = &self.inner.config;
         let mut rb = self
             .inner
@@ -144,7 +160,7 @@ impl Transport {
             return Err(CimiError::from_status(status, &headers, &raw, href, req.operation));
         }
         let raw = self.read_body(resp, cfg.read_limits.max_body_bytes, href, true).await?;
-        let body = decode_body(&headers, &raw, href)?;
+        let body = decode(&headers, &raw, href)?;
         Ok(Response { status, headers, body, url })
     }
 }
