@@ -331,6 +331,19 @@ async fn monitoring_can_be_read_in_batches_through_the_cloud_entry_point() {
         assert!(meter["samples"]["samples"][0]["timestamp"].is_string(), "{meter}");
         assert!(meter.get("units").is_none(), "$select applies to the entries: {meter}");
     }
+    // The next page, read later, inlines samples as of its own read (a page's meters are sampled for it).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let asked = chrono::Utc::now();
+    let page = api.get("meters?$expand=samples&$select=count,samples&$first=3&$last=4").await.json();
+    let meters = page["meters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(meters.len(), 2, "{page}");
+    for meter in &meters {
+        let newest = meter["samples"]["samples"].as_array().and_then(|s| s.last()).cloned().unwrap_or_default();
+        let at = newest["timestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let age = at.map(|t| asked.signed_duration_since(t).num_milliseconds());
+        // One sample a second, stamped to the second.
+        assert!(age.is_some_and(|ms| ms < 2500), "the newest sample is at most a sample interval old: {meter}");
+    }
 
     // The event logs say when they changed: a filtered read finds only the logs with news.
     let log_href = api.get(&m).await.json()["eventLog"]["href"].as_str().expect("eventLog").to_string();

@@ -114,7 +114,13 @@ pub async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop
             k == "$expand" && (v.trim().is_empty() || v.split(',').any(|n| matches!(n.trim(), "*" | "samples")))
         });
         if inlines_samples && method == "GET" {
-            store.sample_collection(&path, at);
+            // Only the meters a page serves need their samples (a provider that pages samples the page): the
+            // whole collection only when a filter, an order or a profile that ignores paging decides which.
+            let page = super::params::read_query(&params)
+                .ok()
+                .filter(|q| q.filters.is_empty() && q.orderby.is_empty() && profile != Profile::Lenient1x)
+                .map(|q| (q.first, q.last));
+            store.sample_collection(&path, at, page);
         }
         let wrote = app.commit(&mut store);
         let target = store.target(&path);
