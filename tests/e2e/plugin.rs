@@ -672,17 +672,17 @@ async fn images_in_status_and_tree() {
     let (key, value) = &op.label;
     let n = ns.name.as_str();
     apply(&format!(
-        "apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web-1, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+        "apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web-1, namespace: {n}, labels: {{{key}: '{value}'}}}}\n\
          spec: {{providerRef: {{name: {provider}}}, template: {{machineConfig: {{name: tiny}}, machineImage: {{name: Linux SUSE}}}}}}\n---\n\
-         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data, namespace: {n}, labels: {{{key}: '{value}'}}}}\n\
          spec: {{providerRef: {{name: {provider}}}, capacity: 1Gi}}\n---\n\
-         apiVersion: cimi.dev/v1alpha1\nkind: CimiMachineImage\nmetadata: {{name: golden, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiMachineImage\nmetadata: {{name: golden, namespace: {n}, labels: {{{key}: '{value}'}}}}\n\
          spec: {{providerRef: {{name: {provider}}}, source: {{machineRef: {{name: web-1}}}}}}\n---\n\
-         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolumeImage\nmetadata: {{name: nightly, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolumeImage\nmetadata: {{name: nightly, namespace: {n}, labels: {{{key}: '{value}'}}}}\n\
          spec: {{providerRef: {{name: {provider}}}, source: {{volumeRef: {{name: data}}}}}}\n---\n\
-         apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web-2, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiMachine\nmetadata: {{name: web-2, namespace: {n}, labels: {{{key}: '{value}'}}}}\n\
          spec: {{providerRef: {{name: {provider}}}, template: {{machineConfig: {{name: tiny}}, imageRef: {{name: golden}}}}}}\n---\n\
-         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data-copy, namespace: {n}, labels: {{{key}: {value}}}}}\n\
+         apiVersion: cimi.dev/v1alpha1\nkind: CimiVolume\nmetadata: {{name: data-copy, namespace: {n}, labels: {{{key}: '{value}'}}}}\n\
          spec: {{providerRef: {{name: {provider}}}, imageRef: {{name: nightly}}}}\n"
     ));
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), n);
