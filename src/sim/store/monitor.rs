@@ -167,7 +167,7 @@ impl Store {
         };
         if let Some((first, last)) = page {
             // The members served, in the order served (a listing skips a member whose resource is gone).
-            let live = |m: &&String| self.resources.contains_key(*m);
+            let live = |m: &&String| self.resources.contains_key(m);
             let range = crate::sim::query::page_range(first, last, c.members.values().filter(live).count());
             let meters: Vec<String> =
                 c.members.values().filter(live).skip(range.start).take(range.len()).cloned().collect();
