@@ -305,6 +305,70 @@ async fn sim_throughput(url: &str, n: usize, concurrency: usize) -> f64 {
     rate
 }
 
+/// Writes to CimiMachines (with their bodies) and Events, nothing else.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Request
+  verbs: [create, update, patch]
+  resources:
+  - group: cimi.dev
+    resources: [cimimachines, cimimachines/status]
+- level: Metadata
+  verbs: [create, update, patch]
+  resources:
+  - group: ''
+    resources: [events]
+  - group: events.k8s.io
+    resources: [events]
+- level: None
+";
+
+/// Prints the operator's writes by kind, sub-resource and verb (per machine), and those of one machine in order.
+fn audit_report(log: &std::path::Path, ns: &str, n: usize) {
+    let Ok(file) = std::fs::File::open(log) else { return };
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let sample = "m-00007";
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if e["stage"] != "ResponseComplete" || e["objectRef"]["namespace"] != ns {
+            continue;
+        }
+        // The benchmark's own writes there are the creates of the CimiMachines; everything else is the operator's.
+        if e["verb"] == "create" && e["objectRef"]["resource"] == "cimimachines" {
+            continue;
+        }
+        let key = format!(
+            "{} {}{} {}",
+            e["objectRef"]["apiGroup"].as_str().unwrap_or("core"),
+            e["objectRef"]["resource"].as_str().unwrap_or(""),
+            e["objectRef"]["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default(),
+            e["verb"].as_str().unwrap_or("")
+        );
+        *by_kind.entry(key.clone()).or_default() += 1;
+        let name = e["objectRef"]["name"].as_str().unwrap_or("");
+        let of_sample = name == sample || name.starts_with(&format!("{sample}."));
+        if of_sample {
+            let body = e["requestObject"].to_string();
+            lines.push(format!(
+                "  {} {key} {name} {}",
+                e["stageTimestamp"].as_str().unwrap_or(""),
+                &body[..body.len().min(600)]
+            ));
+        }
+    }
+    println!("operator writes by resource (audit log), per machine:");
+    for (key, count) in &by_kind {
+        println!("  {key:>40}: {count:>7} = {:.2} per machine", *count as f64 / n as f64);
+    }
+    println!("the operator's writes for {sample}, in order:");
+    for l in lines {
+        println!("{l}");
+    }
+}
+
 fn main() {
     let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
@@ -325,7 +389,17 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let job_time = sim_job_time(&url, 5).await;
     println!("cimi-sim create Job (mean of 5, direct client): {:.0} ms", job_time.as_secs_f64() * 1000.0);
 
-    let cp = ControlPlane::start(ControlPlaneConfig::default()).await.expect("control plane");
+    // `OPERATOR_BENCH_AUDIT=1`: the API server's audit log records every write (its request body for the
+    // CimiMachines), and the writes the operator made for one machine are printed in order at the end.
+    let audit = std::env::var("OPERATOR_BENCH_AUDIT").is_ok_and(|v| v == "1");
+    let audit_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = ControlPlaneConfig::default();
+    if audit {
+        let policy = audit_dir.path().join("policy.yaml");
+        std::fs::write(&policy, AUDIT_POLICY).expect("audit policy");
+        config.audit_policy = Some(policy);
+    }
+    let cp = ControlPlane::start(config).await.expect("control plane");
     let client = cp.client().await.expect("client");
     let ns = "bench";
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -507,6 +581,9 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     println!("  by operation until all Ready: {create_ops:?}");
     let (ready_rss, _) = rss_kib(pid);
     println!("operator RSS with {n} machines Ready: {ready_rss} KiB");
+    if let Some(log) = cp.audit_log_path() {
+        audit_report(log, ns, n);
+    }
 
     // Steady state: settle, then count requests over whole poll intervals.
     // One meter interval and a poll first: every object has had its first readings of its own, and the batched

@@ -135,6 +135,21 @@ impl CimiClient {
         typed_body(resp.body, &resp.headers, &redact_url(&url), href, |body| Ok(normalized_page(body, T::TYPE_NAME)))
     }
 
+    /// One page of a collection of `item_type` entries at `href`, read as `P`: a shape of the caller's that keeps
+    /// only what it needs of each entry (from the bytes when they are in normal form, else from the normalised
+    /// JSON, as [`CimiClient::list_page`]).
+    pub async fn list_page_as<P: DeserializeOwned>(
+        &self,
+        href: &Url,
+        query: &Query,
+        item_type: &str,
+    ) -> Result<P, CimiError> {
+        let url = query.apply(href);
+        let decode = |h: &HeaderMap, raw: &Bytes, at: &str| read_body(h, raw, at, Expect::Collection(item_type));
+        let resp = self.inner.transport.execute_with(&Request::get(url.clone(), "list"), &decode).await?;
+        typed_body(resp.body, &resp.headers, &redact_url(&url), href, |body| Ok(normalized_page(body, item_type)))
+    }
+
     /// The ResourceMetadata describing `type_uri` (e.g. the Credential's extension attributes), if any.
     pub async fn resource_metadata(&self, type_uri: &str) -> Result<Option<model::ResourceMetadata>, CimiError> {
         let all = self.list_all::<model::ResourceMetadata>("resourceMetadata", &Query::new()).await?;

@@ -23,6 +23,7 @@ use chrono::DateTime;
 use serde_json::Value;
 use url::Url;
 
+use super::meter_page::{MeterPage, PageMeter};
 use super::poll::{latest_sample, timing};
 use super::shared::*;
 use super::subs::{EXPAND, Inlined, sub_collections_inline};
@@ -275,13 +276,13 @@ fn announce(provider: &str, before: &Observation, after: &Observation) {
 /// ends. A page refused for its size is asked for again in halves. A collection longer than the provider's read
 /// limits allow (`maxPages`) is an error, known from the first page's `count` when the provider states one: a
 /// batch is whole or not used.
-async fn each_page(
+async fn each_page<E: Entry>(
     client: &CimiClient,
     url: &Url,
     item_type: &str,
     query: &Query,
     page_size: u64,
-    mut each: impl FnMut(Vec<Value>, u64, u64) -> bool,
+    mut each: impl FnMut(Vec<E>, u64, u64) -> bool,
 ) -> Result<u64, CimiError> {
     let mut page_size = page_size.max(1);
     let max_pages = client.transport().config().read_limits.max_pages.max(1);
@@ -294,7 +295,7 @@ async fn each_page(
     let mut pages: u64 = 0;
     while pages < max_pages {
         let last = first.saturating_add(page_size - 1);
-        let page = match client.list_page_value(url, &query.page(first, last), item_type).await {
+        let (entries, stated) = match E::page(client, url, &query.page(first, last), item_type).await {
             Err(CimiError::ReadLimit { limit: crate::cimi::error::ReadLimitKind::BodySize, .. }) if page_size > 1 => {
                 page_size /= 2;
                 continue;
@@ -302,10 +303,8 @@ async fn each_page(
             other => other?,
         };
         pages += 1;
-        let entries = entries(&page);
         let served = entries.len() as u64;
         // Without a `count`, what was served so far is all that is known.
-        let stated = page.get("count").and_then(Value::as_u64);
         let count = stated.unwrap_or((first - 1).saturating_add(served));
         // What is left cannot be read within the limit: say so now rather than after `maxPages` requests.
         if let Some(total) = stated
@@ -333,6 +332,43 @@ async fn each_page(
         first = next;
     }
     Err(too_many(page_size))
+}
+
+/// An entry of a page as a batched read takes it.
+trait Entry: Sized {
+    /// One page of `item_type` entries at `url`: its entries and its `count` when stated.
+    async fn page(
+        client: &CimiClient,
+        url: &Url,
+        query: &Query,
+        item_type: &str,
+    ) -> Result<(Vec<Self>, Option<u64>), CimiError>;
+}
+
+/// The entry as JSON.
+impl Entry for Value {
+    async fn page(
+        client: &CimiClient,
+        url: &Url,
+        query: &Query,
+        item_type: &str,
+    ) -> Result<(Vec<Self>, Option<u64>), CimiError> {
+        let page = client.list_page_value(url, query, item_type).await?;
+        Ok((entries(&page), page.get("count").and_then(Value::as_u64)))
+    }
+}
+
+/// A meter with its newest inlined sample only ([`super::meter_page`]).
+impl Entry for PageMeter {
+    async fn page(
+        client: &CimiClient,
+        url: &Url,
+        query: &Query,
+        item_type: &str,
+    ) -> Result<(Vec<Self>, Option<u64>), CimiError> {
+        let page: MeterPage = client.list_page_as(url, query, item_type).await?;
+        Ok((page.meters, page.count))
+    }
 }
 
 /// Whether reading `count` entries in pages costs more requests than reading each of `objects` objects' own.
@@ -363,38 +399,33 @@ async fn read_meters(
     let mut not_inlined = false;
     let mut dear = None;
     let mut first_page = true;
-    each_page(client, &url, "Meter", &query, size, |page, count, size| {
+    each_page(client, &url, "Meter", &query, size, |page: Vec<PageMeter>, count, size| {
         let listed = page.len();
         let mut mine = 0;
         for meter in page {
-            let Some(target) = ref_href(&meter, "targetResource") else { continue };
+            let Some(target) = meter.target.as_deref() else { continue };
             let Ok(target) = base.join(target.trim()) else { continue };
             if !ours.contains(target.as_str()) {
                 continue;
             }
             mine += 1;
-            let Some(samples) = meter.get("samples") else { continue };
-            if samples.get("count").is_none() {
+            let Some(samples) = meter.samples else { continue };
+            if samples.count.is_none() {
                 not_inlined = true;
                 break;
             }
-            let served = entries(samples);
-            let stamp = |v: &Value| text(v, "timestamp").and_then(parse_time).map(|t| t.0);
-            let cut = samples.get("count").and_then(Value::as_u64).unwrap_or(0) > served.len() as u64;
-            let newest = if cut { None } else { served.into_iter().max_by(|a, b| stamp(a).cmp(&stamp(b))) };
+            let cut = samples.truncated();
+            let newest = if cut { None } else { samples.newest };
             let meters = readings.entry(target.to_string()).or_default();
-            if cut && let Some(Ok(href)) = ref_href(&meter, "samples").map(|h| base.join(h.trim())) {
+            if cut && let Some(Ok(href)) = samples.href.as_deref().map(|h| base.join(h.trim())) {
                 truncated.push((target.to_string(), meters.len(), href));
             }
+            let (timestamp, value) = newest.unwrap_or_default();
             meters.push(MeterStatus {
-                aspect: text(&meter, "aspect").map(short).unwrap_or_default(),
-                units: text(&meter, "units").map(str::to_string),
-                value: newest.as_ref().and_then(|s| s.get("value")).and_then(scalar_text),
-                timestamp: newest
-                    .as_ref()
-                    .and_then(|s| s.get("timestamp"))
-                    .and_then(Value::as_str)
-                    .and_then(parse_time),
+                aspect: meter.aspect.as_deref().map(short).unwrap_or_default(),
+                units: meter.units,
+                value,
+                timestamp: timestamp.as_deref().and_then(parse_time),
             });
         }
         if std::mem::take(&mut first_page) {

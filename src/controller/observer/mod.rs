@@ -27,6 +27,7 @@
 mod batch;
 mod events;
 mod lookup;
+mod meter_page;
 mod meters;
 mod poll;
 mod shared;
