@@ -4,6 +4,10 @@
 
 # --- build ----------------------------------------------------------------------------------------
 FROM rust:1.91-slim-bookworm AS build
+# make builds jemalloc, the operator's allocator (tikv-jemalloc-sys); the slim image has gcc but not make.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./

@@ -7,6 +7,12 @@ use cimi_operator::runtime::cli::{Cli, Command, kube_client};
 use cimi_operator::runtime::telemetry;
 use clap::Parser;
 
+/// jemalloc returns the pages freed by the large, short-lived reads (provider pages, watch lists) to the system
+/// within seconds; with glibc's malloc the operator's resident set stayed at about two and a half times its live
+/// heap at 10,000 machines (BENCHMARKS.md, issue 18).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::install_crypto_provider();
