@@ -19,7 +19,8 @@
 //! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
 //! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 8 (the chart's);
 //! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800; `OPERATOR_BENCH_WRAP`, a profiler to run the operator
-//! under, such as `heaptrack -o /tmp/operator`).
+//! under, such as `heaptrack -o /tmp/operator`; `OPERATOR_BENCH_AUDIT=1` turns on the API server's audit log and
+//! prints the operator's writes by resource, sub-resource and verb, and those of one machine in order).
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
