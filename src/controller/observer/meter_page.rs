@@ -125,6 +125,32 @@ macro_rules! ignore_scalars {
     };
 }
 
+/// A seed read with `deserialize_any` whose visitor passes over scalars (giving `Default`), with the given
+/// `visit_map` / `visit_seq`.
+macro_rules! any_value_seed {
+    ($de:lifetime, $seed:ty => $out:ty, $what:literal, { $($methods:tt)* }) => {
+        impl<$de> DeserializeSeed<$de> for $seed {
+            type Value = $out;
+
+            fn deserialize<D: Deserializer<$de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+                deserializer.deserialize_any(self)
+            }
+        }
+
+        impl<$de> Visitor<$de> for $seed {
+            type Value = $out;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str($what)
+            }
+
+            ignore_scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+            $($methods)*
+        }
+    };
+}
+
 impl<'de, T, S: DeserializeSeed<'de, Value = Option<T>> + Copy> Visitor<'de> for ArrayOf<S> {
     type Value = Option<Vec<T>>;
 
@@ -155,22 +181,9 @@ impl<'de, T, S: DeserializeSeed<'de, Value = Option<T>> + Copy> Visitor<'de> for
 #[derive(Clone, Copy)]
 struct MeterSeed;
 
-impl<'de> DeserializeSeed<'de> for MeterSeed {
-    type Value = Option<PageMeter>;
+any_value_seed!('de, MeterSeed => Option<PageMeter>, "a meter", {
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
-impl<'de> Visitor<'de> for MeterSeed {
-    type Value = Option<PageMeter>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a meter")
-    }
-
-    ignore_scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -192,7 +205,7 @@ impl<'de> Visitor<'de> for MeterSeed {
         }
         Ok(Some(meter))
     }
-}
+});
 
 /// A string attribute as text (what [`crate::controller::resource::reads::text`] reads).
 fn text(v: &Value) -> Option<String> {
@@ -203,22 +216,9 @@ fn text(v: &Value) -> Option<String> {
 #[derive(Clone, Copy)]
 struct SamplesSeed;
 
-impl<'de> DeserializeSeed<'de> for SamplesSeed {
-    type Value = Option<Samples>;
+any_value_seed!('de, SamplesSeed => Option<Samples>, "a sample collection", {
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
-impl<'de> Visitor<'de> for SamplesSeed {
-    type Value = Option<Samples>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a sample collection")
-    }
-
-    ignore_scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -249,7 +249,7 @@ impl<'de> Visitor<'de> for SamplesSeed {
         }
         Ok(Some(samples))
     }
-}
+});
 
 /// Of an array of samples, how many and the newest (the last of equally new ones; one without a readable
 /// timestamp counts as oldest).
@@ -265,22 +265,9 @@ struct Sample {
 
 struct NewestSeed;
 
-impl<'de> DeserializeSeed<'de> for NewestSeed {
-    type Value = Option<Newest>;
+any_value_seed!('de, NewestSeed => Option<Newest>, "any value", {
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
 
-impl<'de> Visitor<'de> for NewestSeed {
-    type Value = Option<Newest>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    ignore_scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -307,7 +294,7 @@ impl<'de> Visitor<'de> for NewestSeed {
         }
         Ok(Some(out).filter(|_| all_maps))
     }
-}
+});
 
 #[cfg(test)]
 mod tests {
