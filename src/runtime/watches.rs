@@ -536,8 +536,7 @@ where
             Ok(Event::InitDone) => self.relisted(scope),
             Ok(Event::Apply(DeserializeGuard(Ok(object)))) => {
                 let object = slim(object);
-                self.apply(&object);
-                vec![object]
+                if self.apply(&object) { vec![object] } else { Vec::new() }
             }
             Ok(Event::Apply(DeserializeGuard(Err(invalid)))) => {
                 self.invalid(&invalid);
@@ -624,8 +623,10 @@ where
         }
     }
 
-    fn apply(&mut self, object: &K) {
+    /// Stores `object`; returns whether the change calls for a pass ([`wakes`]).
+    fn apply(&mut self, object: &K) -> bool {
         let old = self.reader.get(&ObjectRef::from_obj(object));
+        let wakes = old.as_deref().is_none_or(|old| wakes(old, object));
         if let Some(status_of) = self.status_of {
             let snapshot = |o: &K| {
                 let (provider, status) = status_of(o);
@@ -637,6 +638,7 @@ where
             }
         }
         self.release.apply(&Event::Apply(object.clone()));
+        wakes
     }
 
     fn delete(&mut self, object: &K) {
@@ -661,6 +663,21 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// (`metadata.managedFields`) and kubectl's copy of the last applied manifest, which no controller reads and which
 /// together often outweigh the rest of the object (the status writes of the operator alone add a managedFields
 /// entry listing every status field).
+/// Whether a change from `old` to `new` of a controller's own object calls for a pass: its identity, its
+/// generation (the spec, and the start of a deletion), its labels, annotations (pause, one-shot actions) or
+/// deletion changed. A change of status alone does not, nor one of finalizers alone: the operator writes both
+/// itself, and the pass that wrote them has already said when to look again (a status write woke the object
+/// again 30 ms later while its create Job still ran: a provider read, a status write, and a queue slot for
+/// every object). Status written by someone else is read at the object's next pass.
+fn wakes<K: Resource>(old: &K, new: &K) -> bool {
+    let (old, new) = (old.meta(), new.meta());
+    old.uid != new.uid
+        || old.generation != new.generation
+        || old.labels != new.labels
+        || old.annotations != new.annotations
+        || old.deletion_timestamp != new.deletion_timestamp
+}
+
 fn slim<K: Resource>(mut object: K) -> K {
     let meta = object.meta_mut();
     meta.managed_fields = None;
@@ -796,6 +813,47 @@ mod tests {
         let annotations = meta.annotations.clone().unwrap_or_default();
         assert!(!annotations.contains_key(LAST_APPLIED), "{annotations:?}");
         assert_eq!(annotations.get("cimi.dev/paused").map(String::as_str), Some("true"), "the operator's own stay");
+    }
+
+    #[test]
+    fn a_change_of_status_or_finalizers_alone_does_not_wake_the_object_and_any_other_change_does() {
+        let (mut r, _, _) = reflection(&["a"]);
+        let apply = |r: &mut Reflection<CimiVolume>, edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut doc = serde_json::to_value(volume("a", "v", Some("CREATING")).0.expect("decoded")).expect("json");
+            doc["metadata"]["uid"] = serde_json::json!("u1");
+            doc["metadata"]["generation"] = serde_json::json!(1);
+            edit(&mut doc);
+            let object: DeserializeGuard<CimiVolume> = serde_json::from_value(doc).expect("a guarded volume");
+            r.handle(Scoped { scope: 0, event: Ok(Event::Apply(object)) }).len()
+        };
+        relist(&mut r, 0, vec![]);
+        assert_eq!(apply(&mut r, &|_| {}), 1, "a new object wakes");
+        assert_eq!(apply(&mut r, &|_| {}), 0, "nothing changed");
+        assert_eq!(apply(&mut r, &|d| d["status"]["state"] = "AVAILABLE".into()), 0, "status alone");
+        let finalizer = |d: &mut serde_json::Value| d["metadata"]["finalizers"] = serde_json::json!(["cimi.dev/x"]);
+        assert_eq!(apply(&mut r, &finalizer), 0, "finalizers alone");
+        assert_eq!(apply(&mut r, &|d| d["metadata"]["generation"] = 2.into()), 1, "the spec");
+        assert_eq!(apply(&mut r, &|d| d["metadata"]["generation"] = 2.into()), 0);
+        let paused = |d: &mut serde_json::Value| {
+            d["metadata"]["generation"] = 2.into();
+            d["metadata"]["annotations"] = serde_json::json!({"cimi.dev/paused": "true"});
+        };
+        assert_eq!(apply(&mut r, &paused), 1, "an annotation");
+        let labelled = |d: &mut serde_json::Value| {
+            paused(d);
+            d["metadata"]["labels"] = serde_json::json!({"team": "a"});
+        };
+        assert_eq!(apply(&mut r, &labelled), 1, "a label");
+        let deleting = |d: &mut serde_json::Value| {
+            labelled(d);
+            d["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z".into();
+        };
+        assert_eq!(apply(&mut r, &deleting), 1, "a deletion");
+        let recreated = |d: &mut serde_json::Value| {
+            deleting(d);
+            d["metadata"]["uid"] = "u2".into();
+        };
+        assert_eq!(apply(&mut r, &recreated), 1, "another object of that name");
     }
 
     #[test]

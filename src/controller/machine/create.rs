@@ -24,7 +24,8 @@ use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::registry::{Catalog, ProviderConnection, catalog_entries, resolve_catalog};
 use crate::controller::resource::attributes::desired_properties;
 use crate::controller::resource::identity::tags;
-use crate::controller::resource::jobs::job_started;
+use crate::controller::resource::jobs::post_create;
+use crate::controller::shell::reconcile::retry_key;
 use crate::controller::storage::image::ready_href;
 
 use super::observe::COLLECTION;
@@ -67,12 +68,9 @@ pub async fn create(
         }
     }
     let body = machine_create(machine, &tags(ctx, machine), &conn.catalog, &related, secrets)?;
-    let client = &conn.client;
-    let collection = client.collection_url(COLLECTION).await?;
-    let accepted = client.create(COLLECTION, &body).await?;
-    let href = client.created_href(&accepted, &collection).await?;
-    status.common.id = href.map(|u| u.to_string());
-    status.common.job = job_started(&accepted, "add");
+    let retry_key = retry_key::<CimiMachine>(&machine.namespace().unwrap_or_default(), &machine.name_any());
+    (status.common.id, status.common.job) =
+        post_create(&ctx.failures, &conn.client, &retry_key, COLLECTION, &body).await?;
     // The href and the Job go into status at the end of this pass, before anything waits on them (the shell's
     // write, which also publishes `Created`); were that write lost, the next pass finds the machine by its tags.
     Ok((Progress::Working(Reason::Creating, "the provider is creating the machine".into()), ACTIVE_REQUEUE))

@@ -11,7 +11,7 @@ use super::create::create;
 use super::input::plan_input;
 use super::observe::COLLECTION;
 use super::observe::{interface_networks, observe_into_status, related};
-use super::plan::{plan_machine, power_action};
+use super::plan::{MachineStep, plan_machine, power_action};
 use crate::api::CimiMachine;
 use crate::cimi::model::ResourceState;
 use crate::controller::resource::reads::text;
@@ -115,13 +115,6 @@ pub async fn sync(
         status.common.id = Some(client.resolve(id).await?.to_string());
     }
     let attached = observe_into_status(ctx, provider, client, &current, status, steady).await?;
-    // Meters and events only in the steady state (creation and changes go first); one second after
-    // an object turns Ready its next pass reads them.
-    let monitor_due = if steady {
-        observer::monitor(&ctx.observer, provider, client, machine, &current, &mut status.common).await
-    } else {
-        Duration::from_secs(1)
-    };
     let state = ResourceState::parse(status.common.state.as_deref().unwrap_or_default());
 
     // ObserveOnly: mirror, and report (never correct) what differs from the spec.
@@ -137,6 +130,8 @@ pub async fn sync(
         let power = (!state.is_transient() && power_action(&state, spec.power_state, &operations(&current)).is_some())
             .then_some((state.as_str(), spec.power_state));
         let drift = drift(&changes, &current, power);
+        let monitor_due =
+            observer::monitor(&ctx.observer, provider, client, machine, &current, &mut status.common).await;
         return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
     }
 
@@ -154,6 +149,15 @@ pub async fn sync(
     let input = plan_input(machine, &tags(ctx, machine), &current, &status.common, &attached, &interfaces, &related);
     let step = plan_machine(&input);
     tracing::debug!(machine = %machine.name_any(), ?step, "plan");
+    // Meters and events once the machine is in sync (creation and changes go first): the pass that finds a new
+    // machine in sync reads them too, so its first event cursor goes into status with Ready (at 1,000 new
+    // machines, a thousand passes and status writes fewer than reading them one second later).
+    let in_sync = steady || (matches!(step, MachineStep::InSync) && related.waiting_for.is_none());
+    let monitor_due = if in_sync {
+        observer::monitor(&ctx.observer, provider, client, machine, &current, &mut status.common).await
+    } else {
+        Duration::from_secs(1)
+    };
 
     // Act.
     let target = Target { ctx, machine, client, current: &current };

@@ -114,6 +114,35 @@ pub async fn enforce_timeout<K: Managed>(client: &CimiClient, obj: &K, job: &Job
     ))
 }
 
+/// POSTs the create `body` to the CEP collection `collection` and returns the href of what was made and its
+/// Job, for status. An answer the operator cannot take (a `Location` or Job href on an untrusted origin, an
+/// answer past the read limits) may follow a create the provider carried out: that problem is reported as it
+/// is, and the next pass — which finds a resource made this way by its UID tag — comes within seconds
+/// (doubling while it keeps failing, counted under `retry_key`) rather than at a stalled problem's five minutes.
+pub async fn post_create(
+    failures: &Failures,
+    client: &CimiClient,
+    retry_key: &str,
+    collection: &str,
+    body: &impl serde::Serialize,
+) -> Result<(Option<String>, Option<JobStatus>), Problem> {
+    let at = client.collection_url(collection).await?;
+    let answered = async {
+        let accepted = client.create(collection, body).await?;
+        let href = client.created_href(&accepted, &at).await?;
+        Ok::<_, CimiError>((href.map(|u| u.to_string()), job_started(&accepted, "add")))
+    };
+    answered.await.map_err(|error| {
+        let unanswered = matches!(error, CimiError::UntrustedHref { .. } | CimiError::ReadLimit { .. });
+        let problem = Problem::from(error);
+        if !unanswered {
+            return problem;
+        }
+        let delay = crate::controller::outcome::retry_delay(failures.failed(retry_key));
+        Problem { retry_after: Some(delay), ..problem }
+    })
+}
+
 /// A create whose Job failed (or was stopped) is retried: after a delay that doubles with each
 /// failure in a row (reported as `JobFailed` meanwhile), what the failed create left (a resource in
 /// ERROR) is deleted, and once it is gone the record is cleared so that the next pass creates again.

@@ -26,7 +26,7 @@ use crate::controller::resource::attributes::{attribute_changes, desired_propert
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::adopt_import;
 use crate::controller::resource::jobs::{
-    enforce_timeout, job_running, job_started, recover_failed_create, refresh_job, transient_overdue,
+    enforce_timeout, job_running, job_started, post_create, recover_failed_create, refresh_job, transient_overdue,
 };
 use crate::controller::resource::known::observe_known;
 use crate::controller::resource::reads::text;
@@ -147,11 +147,7 @@ pub async fn sync<K: StorageKind>(
         };
         let mut body = obj.create_body(&conn.catalog, source.as_deref())?;
         body.describe(obj.cimi_name(), obj.cimi_description().map(str::to_string), props);
-        let collection = client.collection_url(K::COLLECTION).await?;
-        let accepted = client.create(K::COLLECTION, &body).await?;
-        let href = client.created_href(&accepted, &collection).await?;
-        common.id = href.map(|u| u.to_string());
-        common.job = job_started(&accepted, "add");
+        (common.id, common.job) = post_create(&ctx.failures, client, &retry_key, K::COLLECTION, &body).await?;
         // The href and the Job go into status at the end of this pass (see the machine's create).
         return Ok((
             Progress::Working(Reason::Creating, format!("the provider is creating the {}", K::NOUN)),
@@ -164,19 +160,20 @@ pub async fn sync<K: StorageKind>(
     let job_busy = job_running(common.job.as_ref());
     K::observe_into(&current, status);
     obj.annotate(status);
-    // Meters and events only in the steady state (creation and changes go first); one second after
-    // an object turns Ready its next pass reads them.
-    let monitor_due = if steady {
-        observer::monitor(&ctx.observer, &obj.provider_key(), client, obj, &current, status.common_mut()).await
-    } else {
-        Duration::from_secs(1)
-    };
     let state = ResourceState::parse(status.common().state.as_deref().unwrap_or_default());
 
     // Plan: a pure function of what was observed.
     let input = plan_input(ctx, obj, &current, job_busy, state);
     let step = plan_storage(&input);
     tracing::debug!(object = %obj.name_any(), ?step, "plan");
+    // Meters and events once the object is in sync (creation and changes go first): the pass that finds a new
+    // object in sync reads them too, so its first event cursor goes into status with Ready.
+    let in_sync = steady || matches!(step, StorageStep::InSync | StorageStep::Observed(_));
+    let monitor_due = if in_sync {
+        observer::monitor(&ctx.observer, &obj.provider_key(), client, obj, &current, status.common_mut()).await
+    } else {
+        Duration::from_secs(1)
+    };
 
     // Act.
     match step {

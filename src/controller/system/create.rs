@@ -18,8 +18,9 @@ use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::registry::ProviderConnection;
 use crate::controller::resource::attributes::desired_properties;
 use crate::controller::resource::identity::tags;
-use crate::controller::resource::jobs::job_started;
+use crate::controller::resource::jobs::post_create;
 use crate::controller::shell::kind::ManagedKind;
+use crate::controller::shell::reconcile::retry_key;
 
 use super::jobs::start_job;
 use super::template;
@@ -75,12 +76,11 @@ pub async fn create(
         spec.description.clone(),
         desired_properties(spec.properties.as_ref(), &tags(ctx, system)),
     );
-    let client = &conn.client;
-    let collection = client.collection_url(<CimiSystem as ManagedKind>::COLLECTION).await?;
-    let accepted = client.create(<CimiSystem as ManagedKind>::COLLECTION, &body).await?;
-    let href = client.created_href(&accepted, &collection).await?;
-    status.common.id = href.map(|u| u.to_string());
-    start_job(status, job_started(&accepted, "add"));
+    let retry_key = retry_key::<CimiSystem>(&system.namespace().unwrap_or_default(), &system.name_any());
+    let collection = <CimiSystem as ManagedKind>::COLLECTION;
+    let (id, job) = post_create(&ctx.failures, &conn.client, &retry_key, collection, &body).await?;
+    status.common.id = id;
+    start_job(status, job);
     // The href and the Job go into status at the end of this pass (see the machine's create).
     Ok((Progress::Working(Reason::Creating, "the provider is creating the system".into()), ACTIVE_REQUEUE))
 }
