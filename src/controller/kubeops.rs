@@ -161,8 +161,8 @@ pub fn flag<K: Resource>(obj: &K, key: &str) -> bool {
     annotation(obj, key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Publishes an Event on the object (best effort: a failure is logged, never fatal). The note is cleaned and
-/// cut to what the API server accepts.
+/// Publishes an Event on the object in the background ([`EventRecorder::publish_detached`]: best effort, a
+/// failure is logged, never fatal). The note is cleaned and cut to what the API server accepts.
 pub async fn publish<K>(recorder: &EventRecorder, obj: &K, warning: bool, reason: &str, action: &str, note: String)
 where
     K: Resource<DynamicType = ()>,
@@ -172,9 +172,7 @@ where
         note.pop();
     }
     let event = Event { warning, reason: reason.to_string(), action: action.to_string(), note };
-    if let Err(error) = recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(%error, reason, "cannot publish an Event");
-    }
+    recorder.publish_detached(event, obj.object_ref(&())).await;
 }
 
 /// Publishes the Event of a Ready transition (status or reason changed).

@@ -28,6 +28,8 @@ pub const MAX_SERIES: usize = 4096;
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// An Event's name is the object's name, a dot and 16 hex digits; names stop at 253 characters.
 const MAX_NAME_PREFIX: usize = 253 - 17;
+/// The most Events [`EventRecorder::publish_detached`] has on their way at once; past it a publisher waits.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// One Event to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub struct EventRecorder {
     controller: String,
     instance: String,
     series: Arc<Mutex<SeriesCache>>,
+    /// Slots for the Events published in the background.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for EventRecorder {
@@ -98,7 +102,24 @@ impl EventRecorder {
             controller: controller.to_string(),
             instance: instance.to_string(),
             series: Arc::new(Mutex::new(series)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Publishes `event` on `regarding` as [`EventRecorder::publish`] does, in the background (as client-go's
+    /// recorder does): a reconcile holding one of its controller's workers does not wait for the API server to
+    /// take its Event. At most [`MAX_IN_FLIGHT`] are on their way; past that this waits for one to land, so the
+    /// API server's pace bounds them, not memory. A failure is logged (an Event is a notice; the object's
+    /// conditions carry the same news).
+    pub async fn publish_detached(&self, event: Event, regarding: ObjectReference) {
+        let Ok(slot) = self.in_flight.clone().acquire_owned().await else { return };
+        let recorder = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &regarding).await {
+                tracing::warn!(%error, reason = %event.reason, "cannot publish an Event");
+            }
+            drop(slot);
+        });
     }
 
     /// How many series the recorder remembers now.

@@ -102,7 +102,14 @@ async fn collection(
     Ok(Some(entries(&page)))
 }
 
+/// The reading of a machine: its interfaces (with their addresses) and its volumes, the two read at once.
 async fn read(client: &CimiClient, m: &Value, source: Source) -> Result<Value, ReadError> {
+    let (interfaces, (volumes, attached)) =
+        futures::try_join!(read_interfaces(client, m, source), read_volumes(client, m, source))?;
+    Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
+}
+
+async fn read_interfaces(client: &CimiClient, m: &Value, source: Source) -> Result<Vec<NetworkInterface>, ReadError> {
     let mut interfaces = Vec::new();
     let nics = collection(client, m, "networkInterfaces", "MachineNetworkInterface", source).await?;
     for nic in nics.unwrap_or_default().into_iter().take(MAX_SUB_ENTRIES) {
@@ -129,6 +136,14 @@ async fn read(client: &CimiClient, m: &Value, source: Source) -> Result<Value, R
         }
         interfaces.push(attachment);
     }
+    Ok(interfaces)
+}
+
+async fn read_volumes(
+    client: &CimiClient,
+    m: &Value,
+    source: Source,
+) -> Result<(Vec<AttachedVolume>, Vec<Value>), ReadError> {
     let mut volumes = Vec::new();
     let mut attached = Vec::new();
     let entries = collection(client, m, "volumes", "MachineVolume", source).await?;
@@ -147,5 +162,5 @@ async fn read(client: &CimiClient, m: &Value, source: Source) -> Result<Value, R
             }));
         }
     }
-    Ok(json!({"networkInterfaces": interfaces, "volumes": volumes, "attached": attached}))
+    Ok((volumes, attached))
 }
