@@ -659,10 +659,6 @@ where
 /// The annotation in which `kubectl apply` keeps a copy of the whole manifest it applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// What a store keeps of an object: everything the controllers read, without the field managers' bookkeeping
-/// (`metadata.managedFields`) and kubectl's copy of the last applied manifest, which no controller reads and which
-/// together often outweigh the rest of the object (the status writes of the operator alone add a managedFields
-/// entry listing every status field).
 /// Whether a change from `old` to `new` of a controller's own object calls for a pass: its identity, its
 /// generation (the spec, and the start of a deletion), its labels, annotations (pause, one-shot actions) or
 /// deletion changed. A change of status alone does not, nor one of finalizers alone: the operator writes both
@@ -678,6 +674,10 @@ fn wakes<K: Resource>(old: &K, new: &K) -> bool {
         || old.deletion_timestamp != new.deletion_timestamp
 }
 
+/// What a store keeps of an object: everything the controllers read, without the field managers' bookkeeping
+/// (`metadata.managedFields`) and kubectl's copy of the last applied manifest, which no controller reads and which
+/// together often outweigh the rest of the object (the status writes of the operator alone add a managedFields
+/// entry listing every status field).
 fn slim<K: Resource>(mut object: K) -> K {
     let meta = object.meta_mut();
     meta.managed_fields = None;
