@@ -683,4 +683,18 @@ async fn the_event_recorder_continues_repeats_as_a_series_keeps_every_note_and_p
         2,
         "one Event per key, never a series: {seen:?}"
     );
+
+    // Published in the background: the publisher does not wait for the API server, and past the bound on those
+    // in flight it waits for a slot: every one lands, none is dropped.
+    events.delete_collection(&Default::default(), &Default::default()).await.expect("delete events");
+    let many = cimi_operator::runtime::events::MAX_IN_FLIGHT * 3;
+    for i in 0..many {
+        recorder.publish_detached(event(&format!("background {i}")), regarding.clone()).await;
+    }
+    eventually("every Event published in the background", T, || async {
+        let seen = listed(events.list(&Default::default()).await.ok()?.items);
+        let background = seen.iter().filter(|(note, count, _)| note.starts_with("background ") && *count == 1).count();
+        (background == many).then_some(())
+    })
+    .await;
 }
