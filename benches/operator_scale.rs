@@ -18,7 +18,8 @@
 //! Run: `cargo bench --bench operator_scale` (env: `OPERATOR_BENCH_MACHINES`, default 1000;
 //! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
 //! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 8 (the chart's);
-//! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800; `OPERATOR_BENCH_WRAP`, a profiler to run the operator
+//! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800; `OPERATOR_BENCH_SHARDS`, default 1: that many operator
+//! processes, one per shard (`--shard-count`/`--shard-index`), RSS reported per shard; `OPERATOR_BENCH_WRAP`, a profiler to run the operator
 //! under, such as `heaptrack -o /tmp/operator`; `OPERATOR_BENCH_AUDIT=1` turns on the API server's audit log and
 //! prints the operator's writes by resource, sub-resource and verb, and those of one machine in order).
 
@@ -370,6 +371,63 @@ fn audit_report(log: &std::path::Path, ns: &str, n: usize) {
     }
 }
 
+/// Starts shard `index` of `shards` as a `cimi-operator run` process with the chart's flags, for `n` machines in
+/// `ns`; returns its pid, the process (killed when dropped) and its log.
+fn start_operator(
+    kubeconfig: &std::path::Path,
+    (index, shards): (u64, u64),
+    (ns, n, concurrency, page): (&str, usize, u16, u64),
+) -> (u32, KillOnDrop, std::path::PathBuf) {
+    let log_path = std::env::temp_dir().join(format!("cimi-operator-scale-{n}-shard-{index}.log"));
+    let log = std::fs::File::create(&log_path).expect("operator log file");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    // `OPERATOR_BENCH_WRAP`, such as `heaptrack -o /tmp/operator`, runs the operator under a profiler (the RSS
+    // figures are then the wrapper's, not the operator's).
+    let wrap: Vec<String> =
+        std::env::var("OPERATOR_BENCH_WRAP").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    let mut command = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_cimi-operator"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_cimi-operator")),
+    };
+    let operator = command
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            format!("--admin-addr={admin}"),
+            "--log-format=json".into(),
+            "--log-level=info".into(),
+            format!("--concurrency={concurrency}"),
+            "--cluster-name=bench".into(),
+            format!("--namespace={ns}"),
+            format!("--operator-namespace={ns}"),
+            "--leader-elect".into(),
+            "--lease-name=cimi-operator".into(),
+            "--lease-duration=15s".into(),
+            "--lease-retry-period=2s".into(),
+            format!("--observe-page-size={page}"),
+        ])
+        // As the chart: the shard flags only when sharded.
+        .args(if shards > 1 {
+            vec![format!("--shard-count={shards}"), format!("--shard-index={index}")]
+        } else {
+            vec![]
+        })
+        .env_remove("RUST_LOG")
+        .env("POD_NAME", format!("cimi-operator-bench-{index}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start the cimi-operator binary");
+    (operator.id(), KillOnDrop(operator), log_path)
+}
+
 fn main() {
     let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
@@ -458,51 +516,14 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     let writes0 = apiserver_writes(&client).await;
 
     // The operator: a separate `cimi-operator run` process with the chart's flags (values.yaml defaults), so its
-    // resident set is its own.
-    let log_path = std::env::temp_dir().join(format!("cimi-operator-scale-{n}.log"));
-    let log = std::fs::File::create(&log_path).expect("operator log file");
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
-    // `OPERATOR_BENCH_WRAP`, such as `heaptrack -o /tmp/operator`, runs the operator under a profiler (the RSS
-    // figures are then the wrapper's, not the operator's).
-    let wrap: Vec<String> =
-        std::env::var("OPERATOR_BENCH_WRAP").unwrap_or_default().split_whitespace().map(str::to_string).collect();
-    let mut command = match wrap.split_first() {
-        Some((program, args)) => {
-            let mut c = std::process::Command::new(program);
-            c.args(args).arg(env!("CARGO_BIN_EXE_cimi-operator"));
-            c
-        }
-        None => std::process::Command::new(env!("CARGO_BIN_EXE_cimi-operator")),
-    };
-    let operator = command
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(cp.kubeconfig_path())
-        .args([
-            format!("--admin-addr={admin}"),
-            "--log-format=json".into(),
-            "--log-level=info".into(),
-            format!("--concurrency={concurrency}"),
-            "--cluster-name=bench".into(),
-            format!("--namespace={ns}"),
-            format!("--operator-namespace={ns}"),
-            "--leader-elect".into(),
-            "--lease-name=cimi-operator".into(),
-            "--lease-duration=15s".into(),
-            "--lease-retry-period=2s".into(),
-            format!("--observe-page-size={page}"),
-        ])
-        .env_remove("RUST_LOG")
-        .env("POD_NAME", "cimi-operator-bench")
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("start the cimi-operator binary");
-    let pid = operator.id();
-    let mut operator = KillOnDrop(operator);
-    println!("operator: cimi-operator run (pid {pid}, log {})", log_path.display());
+    // resident set is its own; with `OPERATOR_BENCH_SHARDS`, one such process per shard.
+    let shards = env("OPERATOR_BENCH_SHARDS", 1).max(1);
+    let mut operators: Vec<(u32, KillOnDrop)> = Vec::new();
+    for index in 0..shards {
+        let (pid, child, log_path) = start_operator(cp.kubeconfig_path(), (index, shards), (ns, n, concurrency, page));
+        println!("operator: cimi-operator run (shard {index} of {shards}, pid {pid}, log {})", log_path.display());
+        operators.push((pid, child));
+    }
     // Wait for the provider to be Ready.
     loop {
         let p = providers.get("bench").await.expect("provider");
@@ -580,8 +601,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         create_requests as f64 / n as f64
     );
     println!("  by operation until all Ready: {create_ops:?}");
-    let (ready_rss, _) = rss_kib(pid);
-    println!("operator RSS with {n} machines Ready: {ready_rss} KiB");
+    let ready_rss: Vec<u64> = operators.iter().map(|(pid, _)| rss_kib(*pid).0).collect();
+    println!("operator RSS with {n} machines Ready: {ready_rss:?} KiB (one figure per shard)");
     if let Some(log) = cp.audit_log_path() {
         audit_report(log, ns, n);
     }
@@ -621,18 +642,20 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
     println!("  {:>16}: {total:>7} requests = {:>8.1} per poll interval", "all", total as f64 / intervals);
     println!("  target for state: ceil({n} / {page}) = {} list requests per poll interval", n.div_ceil(page as usize));
     println!("  by operation: {d:?}");
-    let (steady_rss, peak_rss) = rss_kib(pid);
-    println!("operator RSS in the steady state: {steady_rss} KiB (peak {peak_rss} KiB)");
+    let (steady_rss, peak_rss): (Vec<u64>, Vec<u64>) = operators.iter().map(|(pid, _)| rss_kib(*pid)).unzip();
+    println!("operator RSS in the steady state: {steady_rss:?} KiB (peak {peak_rss:?} KiB; one figure per shard)");
     println!(
-        "operator RSS per machine: {:.1} KiB Ready, {:.1} KiB steady (whole resident set / {n})",
-        ready_rss as f64 / n as f64,
-        steady_rss as f64 / n as f64
+        "operator RSS per machine: {:.1} KiB Ready, {:.1} KiB steady (whole resident set of every shard / {n})",
+        ready_rss.iter().sum::<u64>() as f64 / n as f64,
+        steady_rss.iter().sum::<u64>() as f64 / n as f64
     );
     println!("load average at the end: {}", load_average());
 
     // SIGTERM to its process group (a profiler wrapping it writes its data), then waited for.
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-    let _ = operator.0.wait();
+    for (pid, operator) in &mut operators {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = operator.0.wait();
+    }
     let _ = sim.0.kill();
     let _ = sim.0.wait();
     drop(cp);

@@ -37,7 +37,7 @@ pub struct Running {
 /// registry, so several instances can run in one process (as the e2e tests do).
 pub async fn start(config: Config, client: Client, shutdown: CancellationToken) -> anyhow::Result<Running> {
     telemetry::install_crypto_provider();
-    let metrics = Metrics::new();
+    let metrics = Metrics::for_shard(config.shard);
     let readiness = Readiness::new();
     readiness.register("api/cimiproviders");
     let admin_shutdown = CancellationToken::new();
@@ -114,6 +114,8 @@ pub async fn start(config: Config, client: Client, shutdown: CancellationToken) 
     );
 
     tracing::info!(
+        shard = config.shard.index(),
+        shards = config.shard.count(),
         namespaces = ?config.namespaces,
         selector = ?config.label_selector,
         concurrency = config.concurrency,

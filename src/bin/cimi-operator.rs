@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             let telemetry = telemetry::init(args.log_format, &args.log_level);
             let config = args.to_config().map_err(anyhow::Error::msg)?;
-            let client = kube_client(args.kubeconfig.as_deref()).await?;
+            let client = kube_client(args.kubeconfig.as_deref(), config.shard).await?;
             let shutdown = shutdown_on_signals();
             let result = cimi_operator::run(config, client, shutdown).await;
             // The exporter's flush blocks: off the async workers.

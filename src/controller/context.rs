@@ -47,7 +47,9 @@ impl Context {
     /// A context that reports into the operator's `metrics` and `readiness`.
     pub fn with_runtime(client: Client, config: Config, metrics: Metrics, readiness: Readiness) -> Arc<Self> {
         let providers = ProviderRegistry::default();
-        let recorder = EventRecorder::new(client.clone(), crate::names::FIELD_MANAGER, crate::names::FIELD_MANAGER);
+        // The reporting instance names the shard: Events say which one acted (the controller is the same for all).
+        let instance = config.shard.reporting_instance(crate::names::FIELD_MANAGER);
+        let recorder = EventRecorder::new(client.clone(), crate::names::FIELD_MANAGER, &instance);
         Arc::new(Self {
             observer: observer::Observer::new(
                 client.clone(),

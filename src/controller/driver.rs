@@ -10,7 +10,7 @@
 //! pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
 //!     let controller = driver::namespaced::<CimiSystem>(&ctx, &shutdown)
 //!         .watches_stream(ctx.watches().related::<CimiMachine>("cimisystems"), |m| /* systems of m */);
-//!     driver::drive(controller, ctx, reconcile, error_policy)
+//!     driver::drive(controller, ctx, Ownership::Shard, reconcile, error_policy)
 //! }
 //! ```
 
@@ -60,6 +60,7 @@ where
     K: Managed + Clone + Send + Sync + 'static,
 {
     let rx = ctx.providers.subscribe_ready();
+    let shard = ctx.config.shard;
     futures::stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {
@@ -71,8 +72,12 @@ where
         }
     })
     .flat_map(move |key| {
-        let users: Vec<ObjectRef<K>> =
-            store.state().iter().filter(|o| o.provider_key() == key).map(|o| ObjectRef::from_obj(&**o)).collect();
+        let users: Vec<ObjectRef<K>> = store
+            .state()
+            .iter()
+            .filter(|o| o.provider_key() == key && shard.owns(o.meta()))
+            .map(|o| ObjectRef::from_obj(&**o))
+            .collect();
         futures::stream::iter(users)
     })
 }
@@ -147,12 +152,23 @@ where
     }
 }
 
+/// Which objects of a kind an instance reconciles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Those of its shard ([`crate::runtime::shard`]): the managed kinds.
+    Shard,
+    /// Every object: the providers, which every shard needs (shard 0 alone probes them and writes).
+    Every,
+}
+
 /// Runs `controller` until its shutdown, counting and timing each reconcile by kind and result: the one the
 /// pass reported ([`crate::runtime::metrics::report_result`]: `ok`, `waiting`, `error`), or `error`
-/// when it returned an error.
+/// when it returned an error. With [`Ownership::Shard`], a request for another shard's object (from a related
+/// watch, the observer or a provider turning ready) is dropped before any work: the shard that owns it acts.
 pub fn drive<K, R, Fut, E>(
     controller: Controller<K>,
     ctx: Arc<Context>,
+    ownership: Ownership,
     reconcile: R,
     error_policy: fn(Arc<K>, &E, Arc<Context>) -> Action,
 ) -> impl Future<Output = ()> + Send + 'static
@@ -164,11 +180,15 @@ where
 {
     let kind = K::kind(&()).to_string();
     let metrics = ctx.metrics.clone();
+    let shard = ctx.config.shard;
     let timed = move |obj: Arc<K>, ctx: Arc<Context>| {
         let (metrics, kind) = (metrics.clone(), kind.clone());
         let started = Instant::now();
-        let reconciled = reconcile(obj, ctx);
+        let own = ownership == Ownership::Every || shard.owns(obj.meta());
+        let reconciled = own.then(|| reconcile(obj, ctx));
         async move {
+            // Another shard's: nothing to do until a change makes it this shard's (its label).
+            let Some(reconciled) = reconciled else { return Ok(Action::await_change()) };
             let (result, reported) = crate::runtime::metrics::with_result(reconciled).await;
             metrics.observe_reconcile(&kind, if result.is_ok() { reported } else { "error" }, started.elapsed());
             result

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::config::{Config, LeaderElectionConfig, default_identity, detect_operator_namespace};
+use super::shard::Shard;
 use super::telemetry::LogFormat;
 
 /// A Kubernetes operator for IaaS resources of any DMTF CIMI provider.
@@ -96,6 +97,21 @@ pub struct RunArgs {
     /// Observation of provider resources: page size and meter gauges.
     #[command(flatten)]
     pub observe: ObserveArgs,
+    /// Shards: several instances sharing the managed objects.
+    #[command(flatten)]
+    pub shards: ShardArgs,
+}
+
+/// Shards: each instance reconciles the objects of its shard (see [`super::shard`]).
+#[derive(Debug, clap::Args)]
+pub struct ShardArgs {
+    /// How many shards share the managed objects (1: this instance reconciles them all).
+    #[arg(long, default_value_t = 1)]
+    pub shard_count: u32,
+    /// The shard this instance reconciles, from 0: the objects labelled `cimi.dev/shard: "<index>"`, and the
+    /// unlabelled ones a hash of their namespace and name gives it. Its leader Lease is `<lease-name>-shard-<index>`.
+    #[arg(long, default_value_t = 0)]
+    pub shard_index: u32,
 }
 
 /// How provider resources are observed (state by paged collection reads; meters and events per
@@ -151,8 +167,9 @@ impl RunArgs {
         if self.leader.lease_retry_period >= self.leader.lease_duration {
             return Err("--lease-retry-period must be shorter than --lease-duration".to_string());
         }
+        let shard = Shard::new(self.shards.shard_index, self.shards.shard_count)?;
         let leader_election = self.leader.leader_elect.then(|| LeaderElectionConfig {
-            lease_name: self.leader.lease_name.clone(),
+            lease_name: shard.lease_name(&self.leader.lease_name),
             lease_namespace: self.leader.lease_namespace.clone().unwrap_or_else(|| operator_namespace.clone()),
             identity: self.leader.lease_identity.clone().unwrap_or_else(default_identity),
             lease_duration: self.leader.lease_duration,
@@ -172,21 +189,32 @@ impl RunArgs {
             shutdown_grace: self.shutdown_grace,
             observe_page_size: self.observe.observe_page_size,
             meter_gauges_max: self.observe.meter_gauges_max,
+            shard,
         })
     }
 }
 
-/// Builds a kube client from `--kubeconfig`, or the default chain (KUBECONFIG, ~/.kube/config, in-cluster).
-pub async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    match kubeconfig {
+/// Builds a kube client from `--kubeconfig`, or the default chain (KUBECONFIG, ~/.kube/config, in-cluster),
+/// whose requests carry the user agent of `shard` ([`with_user_agent`]).
+pub async fn kube_client(kubeconfig: Option<&std::path::Path>, shard: Shard) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            let config =
-                kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
-            Ok(kube::Client::try_from(config)?)
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?
         }
-        None => Ok(kube::Client::try_default().await?),
-    }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(with_user_agent(config, shard))?)
+}
+
+/// `config` with the user agent of `shard` on every request (`cimi-operator/shard-<index>` when sharded): the
+/// API server's audit log then says which shard made each request, where the field manager (`cimi-operator`)
+/// is the same for all.
+pub fn with_user_agent(mut config: kube::Config, shard: Shard) -> kube::Config {
+    let agent = http::HeaderValue::from_str(&shard.user_agent()).expect("a user agent of ASCII letters and digits");
+    config.headers.retain(|(name, _)| name != http::header::USER_AGENT);
+    config.headers.push((http::header::USER_AGENT, agent));
+    config
 }
 
 #[cfg(test)]
@@ -256,6 +284,22 @@ mod tests {
         let cli = parse(&["cimi-operator", "run", "--observe-page-size", "0"]);
         let Command::Run(args) = cli.command else { panic!("not run") };
         assert!(args.to_config().is_err(), "a page of zero entries is refused");
+    }
+
+    #[test]
+    fn shard_flags_pick_the_shard_and_its_lease() {
+        let cli = parse(&["cimi-operator", "run", "--shard-count", "3", "--shard-index", "2", "--leader-elect"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        let config = args.to_config().expect("config");
+        assert_eq!((config.shard.index(), config.shard.count()), (2, 3));
+        assert_eq!(config.leader_election.expect("leader election").lease_name, "cimi-operator-shard-2");
+        let cli = parse(&["cimi-operator", "run", "--shard-count", "2", "--shard-index", "2"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        let error = args.to_config().expect_err("an index past the count");
+        assert!(error.contains("--shard-index 2"), "{error}");
+        let cli = parse(&["cimi-operator", "run"]);
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert!(!args.to_config().expect("config").shard.is_sharded(), "one shard by default");
     }
 
     #[test]

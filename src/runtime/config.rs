@@ -57,6 +57,8 @@ pub struct Config {
     pub observe_page_size: u64,
     /// The most `cimi_meter_value` series exported; 0 exports none (meters still land in status).
     pub meter_gauges_max: usize,
+    /// Which managed objects this instance reconciles: its shard of them (every one when there is one shard).
+    pub shard: super::shard::Shard,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             observe_page_size: 100,
             meter_gauges_max: 10_000,
+            shard: super::shard::Shard::default(),
         }
     }
 }

@@ -22,7 +22,11 @@
 //! | `cimi_process_resident_memory_bytes` | gauge | — | the operator's resident set, at each scrape |
 //! | `cimi_memory_limit_bytes` | gauge | — | the container's memory limit (cgroup, or `CIMI_MEMORY_LIMIT`); absent when unlimited |
 //! | `cimi_meter_value` | gauge | kind, namespace, name, aspect, units (latest provider meter sample; bounded by `--meter-gauges-max`) |
+//!
+//! When the operator is sharded (`--shard-count` above 1), every series also carries `cimi_shard`, the instance's
+//! shard index.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,7 +312,14 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every family registered.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("cimi");
+        Self::for_shard(super::shard::Shard::default())
+    }
+
+    /// [`Metrics::new`] for one shard: when sharded, every series carries the label `cimi_shard="<index>"`, so
+    /// that the shards' series stay apart where Prometheus gathers them (sum them by leaving the label out).
+    pub fn for_shard(shard: super::shard::Shard) -> Self {
+        let labels = shard.is_sharded().then(|| (Cow::Borrowed("cimi_shard"), Cow::Owned(shard.index().to_string())));
+        let mut registry = Registry::with_prefix_and_labels("cimi", labels.into_iter());
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         let reconcile_duration =
             HistogramFamily::<KindLabels>::new_with_constructor(latency_histogram as fn() -> Histogram);

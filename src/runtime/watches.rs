@@ -38,6 +38,7 @@ use super::config::Config;
 use super::health::Readiness;
 use super::metrics::Metrics;
 use super::object_metrics::{ObjectGauges, Snapshot};
+use super::shard::Shard;
 use crate::api::common::ManagedStatus;
 
 /// A namespaced kind the operator can watch: decodable, shareable between tasks.
@@ -74,6 +75,8 @@ pub struct Watches {
 
 /// Reads the provider name and the shared status (if any yet) of a managed object, for the
 /// `cimi_resources` gauge (an object without a state counts as `UNKNOWN`) and `cimi_job_duration_seconds`.
+/// Only the managed kinds have one, and they are the kinds split between shards: a store with `status_of` wakes
+/// and counts in its gauges only the objects of this instance's shard (it still holds every object).
 pub type StatusOf<K> = fn(&K) -> (String, Option<&ManagedStatus>);
 
 /// What to do when an object leaves a store (deleted, or gone at a relist): for a kind whose controller keeps
@@ -197,8 +200,10 @@ impl Watches {
             })
             .collect();
         let gauges = status_of.map(|_| ObjectGauges::new(&kind, self.metrics.clone()));
+        let shard = status_of.and(Some(self.config.shard)).filter(Shard::is_sharded);
         let state = Reflection {
             kind,
+            shard,
             release: release.clone(),
             reader: reader.clone(),
             scopes,
@@ -489,6 +494,8 @@ struct ScopeState<K> {
 
 struct Reflection<K: Resource<DynamicType = ()> + Clone + 'static> {
     kind: String,
+    /// The shard whose objects wake a pass and count in the gauges; `None`: every object.
+    shard: Option<Shard>,
     release: StoreRelease<K>,
     reader: Store<K>,
     scopes: Vec<ScopeState<K>>,
@@ -536,7 +543,7 @@ where
             Ok(Event::InitDone) => self.relisted(scope),
             Ok(Event::Apply(DeserializeGuard(Ok(object)))) => {
                 let object = slim(object);
-                if self.apply(&object) { vec![object] } else { Vec::new() }
+                if self.apply(&object) && self.owns(&object) { vec![object] } else { Vec::new() }
             }
             Ok(Event::Apply(DeserializeGuard(Err(invalid)))) => {
                 self.invalid(&invalid);
@@ -557,6 +564,10 @@ where
     fn invalid(&mut self, invalid: &InvalidObject) {
         report_invalid(&self.metrics, &self.kind, invalid);
         let meta = &invalid.metadata;
+        if self.shard.is_some_and(|shard| !shard.owns(meta)) {
+            // The shard that owns it says so, once.
+            return;
+        }
         let key = (meta.namespace.clone(), meta.name.clone());
         if self.reported.get(&key) == Some(&meta.resource_version) {
             return;
@@ -609,7 +620,12 @@ where
             self.release.mark_ready(self.reader.state());
             self.release.listed.store(true, Ordering::SeqCst);
         }
-        listed
+        listed.into_iter().filter(|o| self.owns(o)).collect()
+    }
+
+    /// Whether `object` belongs to this instance's shard (always, unsharded or for a kind every shard handles).
+    fn owns(&self, object: &K) -> bool {
+        self.shard.is_none_or(|shard| shard.owns(object.meta()))
     }
 
     fn forget(&mut self, namespace: Option<&str>, name: Option<&str>) {
@@ -628,13 +644,15 @@ where
         let old = self.reader.get(&ObjectRef::from_obj(object));
         let wakes = old.as_deref().is_none_or(|old| wakes(old, object));
         if let Some(status_of) = self.status_of {
+            // Another shard's object is not counted here (it moves in or out with its `cimi.dev/shard` label).
             let snapshot = |o: &K| {
                 let (provider, status) = status_of(o);
-                Snapshot::of(o.meta(), provider, status)
+                self.owns(o).then(|| Snapshot::of(o.meta(), provider, status))
             };
+            let (before, after) = (old.as_deref().and_then(snapshot), snapshot(object));
             let key = object_key(object);
             if let Some(gauges) = self.gauges.as_mut() {
-                gauges.update(&key, old.as_deref().map(snapshot).as_ref(), Some(&snapshot(object)));
+                gauges.update(&key, before.as_ref(), after.as_ref());
             }
         }
         self.release.apply(&Event::Apply(object.clone()));
@@ -645,7 +663,9 @@ where
         if let Some(on_delete) = &self.on_delete {
             on_delete(object);
         }
-        if let Some(status_of) = self.status_of {
+        if let Some(status_of) = self.status_of
+            && self.owns(object)
+        {
             let (provider, status) = status_of(object);
             let old = Snapshot::of(object.meta(), provider, status);
             if let Some(gauges) = self.gauges.as_mut() {
@@ -746,6 +766,7 @@ mod tests {
         let status_of: StatusOf<CimiVolume> = |v| ("lab".to_string(), v.status.as_ref().map(|s| &s.common));
         let state = Reflection {
             kind: "CimiVolume".into(),
+            shard: None,
             release,
             reader,
             scopes,
@@ -793,6 +814,37 @@ mod tests {
         assert!(!text.contains("state=\"UNKNOWN\""), "a2 is gone, and its series with it: {text}");
         drop(r);
         assert!(!metrics.encode().contains("cimi_resources{"), "a stopped controller reports nothing");
+    }
+
+    #[test]
+    fn a_sharded_store_holds_every_object_but_wakes_and_counts_only_its_shards() {
+        let (mut r, _, metrics) = reflection(&["a"]);
+        let shard = Shard::new(1, 2).expect("shard");
+        r.shard = Some(shard);
+        let listed: Vec<DeserializeGuard<CimiVolume>> =
+            (0..40).map(|n| volume("a", &format!("v{n}"), Some("AVAILABLE"))).collect();
+        let own = (0..40).filter(|n| Shard::owner_of(2, "a", &format!("v{n}"), None) == 1).count();
+        assert!(own > 0 && own < 40, "both shards own some of 40: {own}");
+        assert_eq!(relist(&mut r, 0, listed), own, "the first list wakes only this shard's objects");
+        assert_eq!(names(&r).len(), 40, "the store holds them all (a machine's volume may be another shard's)");
+        let text = metrics.encode();
+        assert!(text.contains(&format!("state=\"AVAILABLE\"}} {own}")), "only its own are counted: {text}");
+
+        // A spec change wakes the object only in its own shard; a pin moves it in or out.
+        let theirs = (0..40).map(|n| format!("v{n}")).find(|n| Shard::owner_of(2, "a", n, None) == 0).expect("one");
+        let changed = |pin: Option<&str>| {
+            let mut doc =
+                serde_json::to_value(volume("a", &theirs, Some("AVAILABLE")).0.expect("decoded")).expect("json");
+            doc["metadata"]["generation"] = serde_json::json!(2);
+            if let Some(pin) = pin {
+                doc["metadata"]["labels"] = serde_json::json!({crate::runtime::shard::LABEL_SHARD: pin});
+            }
+            serde_json::from_value::<DeserializeGuard<CimiVolume>>(doc).expect("a guarded volume")
+        };
+        assert!(r.handle(Scoped { scope: 0, event: Ok(Event::Apply(changed(None))) }).is_empty(), "shard 0's");
+        assert_eq!(r.handle(Scoped { scope: 0, event: Ok(Event::Apply(changed(Some("1")))) }).len(), 1, "pinned here");
+        let text = metrics.encode();
+        assert!(text.contains(&format!("state=\"AVAILABLE\"}} {}", own + 1)), "counted once it is ours: {text}");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!   events), `resilience` (crash safety, every fault kind), `day2` (a rebuilt cluster, paused deletion, lost
 //!   resources), `uninstall` (the commands of `docs/uninstall.md`), `quickstart` (`examples/quickstart/`).
 //! - The operator's process: `runtime` (leader election, health, metrics, watches), `secrets` (no Secret leaks),
-//!   `hostile` (tenancy and hostile providers), `tenancy` (team providers, import rights).
+//!   `hostile` (tenancy and hostile providers), `tenancy` (team providers, import rights), `shards` (two shards
+//!   splitting one namespace, on a control plane of their own).
 //! - What users install and run: `chart/` (the Helm chart: `render`, `install`, `rbac`), `image` (the
 //!   Dockerfile), `gitops/` (`examples/gitops/`: `flux`, `argocd`, `health` checks, `manifests`), `plugin`
 //!   (`kubectl cimi`).
@@ -40,6 +41,7 @@ mod quickstart;
 mod resilience;
 mod runtime;
 mod secrets;
+mod shards;
 mod smoke;
 mod system;
 mod telemetry;

@@ -31,6 +31,17 @@ app.kubernetes.io/name: {{ include "cimi-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The name of a shard's Deployment (and PodDisruptionBudget): the release's full name, with "-shard-<index>" when
+sharded. Takes a dict: root (the chart's context) and shard (the index). */}}
+{{- define "cimi-operator.workloadName" -}}
+{{- $base := include "cimi-operator.fullname" .root -}}
+{{- if gt (int .root.Values.sharding.shards) 1 -}}
+{{- printf "%s-shard-%d" ($base | trunc 55 | trimSuffix "-") (int .shard) -}}
+{{- else -}}
+{{- $base -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "cimi-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "cimi-operator.fullname" .) .Values.serviceAccount.name -}}

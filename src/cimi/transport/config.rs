@@ -96,6 +96,8 @@ pub struct TransportConfig {
     pub limits: Limits,
     /// Retries.
     pub retry: RetryPolicy,
+    /// The `User-Agent` of every request; `None`: `cimi-operator/<version>`.
+    pub user_agent: Option<String>,
 }
 
 impl TransportConfig {
@@ -114,6 +116,7 @@ impl TransportConfig {
             connect_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             retry: RetryPolicy::default(),
+            user_agent: None,
         }
     }
 }

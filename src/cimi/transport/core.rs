@@ -60,7 +60,12 @@ impl Transport {
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_keepalive(Duration::from_secs(60))
             .redirect(redirects)
-            .user_agent(concat!("cimi-operator/", env!("CARGO_PKG_VERSION")));
+            .user_agent(
+                config
+                    .user_agent
+                    .clone()
+                    .unwrap_or_else(|| concat!("cimi-operator/", env!("CARGO_PKG_VERSION")).into()),
+            );
         if config.ca_bundle_replaces_system_roots && config.ca_bundle_pem.is_none() {
             return Err(CimiError::Config("caBundleReplacesSystemRoots needs a CA bundle".into()));
         }

@@ -50,7 +50,7 @@ pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output
                 m.namespace() == namespace && secrets_of(m).any(|secret| secret == name)
             })
         });
-    driver::drive(controller, ctx, reconcile::<CimiMachine>, error_policy::<CimiMachine>)
+    driver::drive(controller, ctx, driver::Ownership::Shard, reconcile::<CimiMachine>, error_policy::<CimiMachine>)
 }
 
 /// The names of the Secrets (in its namespace) a machine's spec references.

@@ -139,9 +139,51 @@ pub fn bounded_catalog(full: &BTreeMap<String, Vec<CatalogEntry>>, counts: &BTre
     catalog
 }
 
+/// The in-memory catalog a status catalog stands for, when it holds every entry (not truncated): what a shard that
+/// does not probe the provider resolves names against. `None` when truncated: that shard reads the catalog itself.
+pub fn catalogue_from_status(catalog: &Catalog) -> Option<Catalogue> {
+    if catalog.truncated {
+        return None;
+    }
+    let collection = |name: &str| match name {
+        "machineConfigs" => &catalog.machine_configs,
+        "machineImages" => &catalog.machine_images,
+        "machineTemplates" => &catalog.machine_templates,
+        "volumeConfigs" => &catalog.volume_configs,
+        "volumeImages" => &catalog.volume_images,
+        "volumeTemplates" => &catalog.volume_templates,
+        "networkConfigs" => &catalog.network_configs,
+        "networkTemplates" => &catalog.network_templates,
+        _ => &catalog.system_templates,
+    };
+    Some(
+        CATALOG_COLLECTIONS
+            .iter()
+            .filter(|name| catalog.counts.contains_key(**name))
+            .map(|name| (name.to_string(), collection(name).clone()))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_catalog_that_holds_every_entry_gives_back_the_catalog_it_came_from() {
+        let entry = |n: usize| CatalogEntry { name: Some(format!("e{n}")), href: format!("http://p/c/{n}") };
+        let full: Catalogue = [
+            ("machineConfigs".to_string(), (0..3).map(entry).collect()),
+            ("machineImages".to_string(), vec![entry(9)]),
+            ("systemTemplates".to_string(), Vec::new()),
+        ]
+        .into();
+        let counts = BTreeMap::from([("machineConfigs".to_string(), 3)]);
+        assert_eq!(catalogue_from_status(&bounded_catalog(&full, &counts)), Some(full));
+        let many: Catalogue =
+            [("volumeImages".to_string(), (0..CATALOG_ENTRIES_PER_COLLECTION + 1).map(entry).collect())].into();
+        assert_eq!(catalogue_from_status(&bounded_catalog(&many, &BTreeMap::new())), None, "truncated: read it");
+    }
 
     #[test]
     fn images_made_by_objects_are_not_catalog_entries() {

@@ -127,7 +127,7 @@ fn run_kind<P: ProviderObject>(
     let controller = counts_users::<P, CimiSystem>(controller, &watches, &owner);
     let controller = counts_users::<P, CimiMachineImage>(controller, &watches, &owner);
     let controller = counts_users::<P, CimiVolumeImage>(controller, &watches, &owner);
-    driver::drive(controller, ctx, reconcile::<P>, error_policy::<P>)
+    driver::drive(controller, ctx, driver::Ownership::Every, reconcile::<P>, error_policy::<P>)
 }
 
 /// How long ago `probed` was; `None` when it lies in the future (a clock step: probe again).
@@ -170,6 +170,9 @@ async fn reconcile<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Re
 }
 
 async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.config.shard.probes_providers() {
+        return Ok(follow(&*provider, &ctx).await);
+    }
     let name = provider.key().to_string();
     let api = provider.api(&ctx.client);
     let allowed = provider.allowed_namespaces();
@@ -247,19 +250,19 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
     let remembered =
         existing.as_ref().and_then(|c| c.probed).filter(|(_, g)| *g == generation).map(|(t, _)| t.elapsed());
     let recorded = old.last_probe_time.as_ref().and_then(probe_age).filter(|_| old.observed_generation == generation);
-    let since = match (remembered, recorded) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    if let ProbeDue::After(next) = plan::plan_probe(existing.is_some(), since, poll) {
-        status.conditions = conds.build();
-        write(&ctx, &api, &*provider, &old, status).await?;
-        return Ok(Action::requeue(next));
+    match plan::plan_probe(existing.is_some(), remembered, recorded, poll) {
+        ProbeDue::Now => {}
+        ProbeDue::After(next) => {
+            status.conditions = conds.build();
+            write(&ctx, &api, &*provider, &old, status).await?;
+            return Ok(Action::requeue(next));
+        }
+        ProbeDue::Behind(next) => return Ok(Action::requeue(next)),
     }
     let fp = settings.fingerprint;
     let client = match existing {
         Some(c) => c.client,
-        None => match client_for(&name, provider.settings(), settings, &ctx.metrics.client) {
+        None => match client_for(&name, provider.settings(), settings, &ctx.metrics.client, ctx.config.shard) {
             Ok(c) => {
                 tracing::info!(provider = %name, "connecting to the provider");
                 c
@@ -369,6 +372,86 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
     status.conditions = conds.build();
     write(&ctx, &api, &*provider, &old, status).await?;
     Ok(Action::requeue(poll))
+}
+
+/// How soon a shard that follows a provider looks again while the provider's status does not say Ready yet (shard
+/// 0 writes it after its probe).
+const FOLLOW_RETRY: Duration = Duration::from_secs(2);
+
+/// One pass of a shard other than 0: it uses the provider without probing it or writing to it. It connects with the
+/// provider's settings and Secrets, and takes readiness, capabilities and the catalog from the status shard 0
+/// wrote (reading the catalog itself only when that status holds a truncated one). Its connection is remade when
+/// the settings or Secrets change, and refreshed once per pollInterval, as shard 0 probes.
+async fn follow<P: ProviderObject>(provider: &P, ctx: &Context) -> Action {
+    let name = provider.key().to_string();
+    let poll = parse_duration(&provider.settings().poll_interval)
+        .unwrap_or(Duration::from_secs(30))
+        .max(Duration::from_secs(1));
+    let settings = match read_settings(ctx, provider).await {
+        Ok(settings) if plain_http_refusal(provider.settings(), &settings.auth).is_none() => settings,
+        // Shard 0 says why in the provider's status; without a connection, objects wait with ProviderNotReady.
+        _ => {
+            ctx.providers.remove(&name);
+            return Action::requeue(poll);
+        }
+    };
+    let status = provider.provider_status().cloned().unwrap_or_default();
+    let generation = provider.meta().generation;
+    let ready_condition =
+        conditions::find(&status.conditions, READY).filter(|_| status.observed_generation == generation);
+    let ready = ready_condition.is_some_and(|c| c.status == "True");
+    let due = if ready { poll } else { FOLLOW_RETRY.min(poll) };
+    let existing = ctx.providers.get(&name).filter(|c| c.fingerprint == settings.fingerprint);
+    let fresh = existing.as_ref().and_then(|c| c.probed).filter(|(at, g)| *g == generation && at.elapsed() < due);
+    if let (Some(connection), Some((at, _))) = (&existing, fresh)
+        && connection.ready == ready
+    {
+        return Action::requeue(due.saturating_sub(at.elapsed()));
+    }
+    let fingerprint = settings.fingerprint;
+    let client = match existing.as_ref() {
+        Some(connection) => connection.client.clone(),
+        None => match client_for(&name, provider.settings(), settings, &ctx.metrics.client, ctx.config.shard) {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::debug!(provider = %name, %error, "cannot connect to the provider");
+                ctx.providers.remove(&name);
+                return Action::requeue(poll);
+            }
+        },
+    };
+    let previous = existing.map(|c| c.catalog).unwrap_or_default();
+    let catalog = match status.catalog.as_ref().and_then(super::catalog::catalogue_from_status) {
+        Some(catalog) if ready => Arc::new(catalog),
+        _ if !ready => previous,
+        _ => match read_catalog(&client).await {
+            Ok((full, _)) => Arc::new(full),
+            Err(error) => {
+                tracing::debug!(provider = %name, %error, "cannot read the catalog; keeping the last one");
+                previous
+            }
+        },
+    };
+    let message = match ready_condition {
+        Some(condition) if !ready => condition.message.clone(),
+        Some(_) => String::new(),
+        None => format!("waiting for shard 0 to probe the provider (it has not reported on generation {generation:?})"),
+    };
+    ctx.providers.put(
+        &name,
+        ProviderConnection {
+            client,
+            fingerprint,
+            ready,
+            message,
+            catalog,
+            allowed_namespaces: provider.allowed_namespaces().cloned(),
+            import_rights: provider.settings().import_rights.clone(),
+            probed: Some((Instant::now(), generation)),
+            machine_stop_force: stop_force(&status.capabilities),
+        },
+    );
+    Action::requeue(due)
 }
 
 /// The Ready reasons of a CimiProvider that a retry cannot mend: a human must change the spec, a Secret or

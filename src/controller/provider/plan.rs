@@ -52,12 +52,33 @@ pub enum ProbeDue {
     Now,
     /// Only recount the users; the next probe is due after this long.
     After(Duration),
+    /// This instance probed the provider, but the object this pass read does not show that probe yet (a watch
+    /// cache behind the write): write nothing, since a status built from it would take back what the probe wrote
+    /// (server-side apply drops the fields an apply omits), and look again after this long.
+    Behind(Duration),
 }
 
+/// How soon a pass that read a provider behind its last probe looks again.
+const BEHIND_RETRY: Duration = Duration::from_secs(1);
+
 /// Whether a provider is probed now: when it has no connection made from its current settings (`connected`),
-/// when it was never probed for this generation (`since` is `None`), or when a `poll` interval has passed since.
-pub fn plan_probe(connected: bool, since: Option<Duration>, poll: Duration) -> ProbeDue {
+/// when it was never probed for this generation, or when a `poll` interval has passed since. `remembered` is how
+/// long ago this instance probed the current generation (its connection's memory); `recorded`, how long ago the
+/// status this pass read says it was.
+pub fn plan_probe(
+    connected: bool,
+    remembered: Option<Duration>,
+    recorded: Option<Duration>,
+    poll: Duration,
+) -> ProbeDue {
+    let since = match (remembered, recorded) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     match since {
+        Some(since) if connected && since < poll && recorded.is_none() => {
+            ProbeDue::Behind(BEHIND_RETRY.min(poll - since))
+        }
         Some(since) if connected && since < poll => ProbeDue::After(poll - since),
         _ => ProbeDue::Now,
     }
@@ -99,15 +120,29 @@ mod tests {
 
     #[test]
     fn between_probes_a_pass_only_recounts() {
-        let poll = Duration::from_secs(30);
-        assert_eq!(plan_probe(true, Some(Duration::from_secs(10)), poll), ProbeDue::After(Duration::from_secs(20)));
+        let (poll, s) = (Duration::from_secs(30), Duration::from_secs);
+        assert_eq!(plan_probe(true, Some(s(10)), Some(s(11)), poll), ProbeDue::After(s(20)));
+        assert_eq!(plan_probe(true, None, Some(s(10)), poll), ProbeDue::After(s(20)), "probed before a restart");
+    }
+
+    #[test]
+    fn a_pass_that_reads_the_provider_from_before_its_last_probe_writes_nothing() {
+        // Probed 2 s ago, but the object read shows no probe for this generation (its cache is behind): a status
+        // built from it would drop the catalog and Ready that the probe wrote.
+        let (poll, s) = (Duration::from_secs(30), Duration::from_secs);
+        assert_eq!(plan_probe(true, Some(s(2)), None, poll), ProbeDue::Behind(s(1)));
+        assert_eq!(
+            plan_probe(true, Some(Duration::from_millis(500)), None, s(1)),
+            ProbeDue::Behind(Duration::from_millis(500))
+        );
+        assert_eq!(plan_probe(true, Some(s(31)), None, poll), ProbeDue::Now, "long enough: probe again anyway");
     }
 
     #[test]
     fn a_probe_is_due_after_the_poll_interval_a_new_connection_or_a_new_generation() {
-        let poll = Duration::from_secs(30);
-        assert_eq!(plan_probe(true, Some(Duration::from_secs(31)), poll), ProbeDue::Now);
-        assert_eq!(plan_probe(false, Some(Duration::from_secs(1)), poll), ProbeDue::Now, "new settings");
-        assert_eq!(plan_probe(true, None, poll), ProbeDue::Now, "never probed for this generation");
+        let (poll, s) = (Duration::from_secs(30), Duration::from_secs);
+        assert_eq!(plan_probe(true, Some(s(31)), Some(s(31)), poll), ProbeDue::Now);
+        assert_eq!(plan_probe(false, Some(s(1)), Some(s(1)), poll), ProbeDue::Now, "new settings");
+        assert_eq!(plan_probe(true, None, None, poll), ProbeDue::Now, "never probed for this generation");
     }
 }

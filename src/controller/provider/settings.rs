@@ -13,6 +13,7 @@ use crate::api::provider::{ProviderSettings, credentials_from_secret};
 use crate::cimi::{Auth, CimiClient, CimiError};
 use crate::controller::context::Context;
 use crate::controller::registry::fingerprint;
+use crate::runtime::Shard;
 
 /// What the provider's Secrets hold (never logged).
 pub struct Settings {
@@ -69,18 +70,29 @@ pub async fn read_settings<P: ProviderObject>(ctx: &Context, provider: &P) -> Re
     Ok(Settings { auth, ca_bundle_pem, fingerprint: fingerprint(&refs) })
 }
 
-/// The client of the provider `key` with `spec` and what its Secrets hold.
+/// The client of the provider `key` with `spec` and what its Secrets hold, for `shard`: when the objects are
+/// split between shards, each has its share of the provider's rate budget (`rateLimit` divided by the shard
+/// count, rounded up) and says which shard it is in its user agent.
 pub fn client_for(
     key: &str,
     spec: &ProviderSettings,
     settings: Settings,
     metrics: &crate::cimi::ClientMetrics,
+    shard: Shard,
 ) -> Result<CimiClient, CimiError> {
     let mut config = spec.client_config(key, settings.auth, settings.ca_bundle_pem)?;
     // Probes and reconciles requeue on their own; keep in-call retries short.
     config.transport.retry.max_attempts = 2;
     config.transport.request_timeout = Duration::from_secs(15);
     config.transport.connect_timeout = Duration::from_secs(5);
+    if shard.is_sharded() {
+        let limits = &mut config.transport.limits;
+        limits.requests_per_second = shard.share(limits.requests_per_second);
+        limits.burst = u32::try_from(shard.share_of(u64::from(limits.burst))).unwrap_or(u32::MAX);
+        limits.max_concurrent =
+            usize::try_from(shard.share_of(u64::try_from(limits.max_concurrent).unwrap_or(u64::MAX))).unwrap_or(1);
+        config.transport.user_agent = Some(shard.user_agent());
+    }
     CimiClient::with_metrics(config, metrics.clone())
 }
 

@@ -50,7 +50,7 @@ pub fn run<K: StorageKind>(
         .reconcile_on(ctx.observer.changes::<K>(K::COLLECTION))
         // A holder's event reconciles only the objects it names now or named before (a detach releases one).
         .watches_stream(holders, driver::naming::<K::Holder, K>(K::named_by));
-    driver::drive(controller, ctx, reconcile::<K>, error_policy::<K>)
+    driver::drive(controller, ctx, driver::Ownership::Shard, reconcile::<K>, error_policy::<K>)
 }
 
 /// The guard of a held kind: while holders name it, it keeps the `cimi.dev/in-use` finalizer (and its

@@ -35,7 +35,7 @@ use crate::controller::shell::reconcile::reconcile;
 /// Runs the controller until `shutdown`.
 pub fn run(ctx: Arc<Context>, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
     let controller = driver::namespaced::<CimiSystem>(&ctx, &shutdown);
-    driver::drive(controller, ctx, reconcile::<CimiSystem>, error_policy::<CimiSystem>)
+    driver::drive(controller, ctx, driver::Ownership::Shard, reconcile::<CimiSystem>, error_policy::<CimiSystem>)
 }
 
 impl KindStatus for CimiSystemStatus {

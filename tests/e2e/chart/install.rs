@@ -94,6 +94,31 @@ async fn rendered_manifests_pass_a_server_side_dry_run_and_service_monitor_needs
         accepted.contains("servicemonitor.monitoring.coreos.com/e2e-cimi-operator serverside-applied"),
         "{accepted}"
     );
+
+    // Two shards, installed: one Deployment per shard, each told its index, sharing one Lease name base.
+    let chart = chart_arg();
+    let install = ["install", "sharded", chart.as_str(), "--namespace", "ops", "--set", "sharding.shards=2"];
+    let (ok, out, err) = run_tool_with(cp.kubeconfig_path(), Tool::Helm, &install, None);
+    assert!(ok, "helm install with two shards: {out}{err}");
+    let get = ["get", "deployments", "-n", "ops", "-l", "app.kubernetes.io/instance=sharded", "-o", "json"];
+    let (ok, out, err) = run_tool_with(cp.kubeconfig_path(), Tool::Kubectl, &get, None);
+    assert!(ok, "{out}{err}");
+    let list: Value = serde_json::from_str(&out).expect("json");
+    let deployments = list["items"].as_array().expect("items");
+    let names: Vec<&str> = deployments.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["sharded-cimi-operator-shard-0", "sharded-cimi-operator-shard-1"]);
+    for (index, deployment) in deployments.iter().enumerate() {
+        let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for expected in ["--shard-count=2", &format!("--shard-index={index}"), "--lease-name=sharded-cimi-operator"] {
+            assert!(args.contains(&expected), "shard {index} has {expected}: {args:?}");
+        }
+        assert_eq!(deployment["spec"]["selector"]["matchLabels"]["cimi.dev/operator-shard"], index.to_string());
+    }
     cp.stop();
 }
 

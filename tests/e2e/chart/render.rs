@@ -284,9 +284,51 @@ fn alerts_dashboard_tracing_and_pod_settings_render_when_asked() {
 }
 
 #[test]
+fn two_shards_render_a_deployment_and_a_disruption_budget_each_with_the_same_rbac() {
+    let objects = template("ops", &["sharding.shards=2", "replicaCount=2"]).expect("two shards render");
+    let deployments = of_kind(&objects, "Deployment");
+    let names: Vec<&str> = deployments.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["e2e-cimi-operator-shard-0", "e2e-cimi-operator-shard-1"]);
+    let selectors: BTreeSet<String> =
+        deployments.iter().map(|d| d["spec"]["selector"]["matchLabels"].to_string()).collect();
+    assert_eq!(selectors.len(), 2, "each shard selects its own pods: {selectors:?}");
+    for (index, deployment) in deployments.iter().enumerate() {
+        assert_eq!(deployment["spec"]["replicas"], 2, "a standby per shard");
+        let template_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(template_labels["cimi.dev/operator-shard"], index.to_string());
+        let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(args.contains(&"--shard-count=2") && args.contains(&format!("--shard-index={index}").as_str()));
+    }
+    let budgets = of_kind(&objects, "PodDisruptionBudget");
+    assert_eq!(budgets.len(), 2, "one disruption budget per shard");
+    for (budget, deployment) in budgets.iter().zip(&deployments) {
+        assert_eq!(budget["spec"]["selector"], deployment["spec"]["selector"]);
+    }
+    // One service account and the same grants as one operator: every shard needs what one operator needs.
+    let single = template("ops", &[]).expect("default render");
+    for kind in ["ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "Service"] {
+        let rendered = |objects: &[Value]| -> Vec<String> {
+            of_kind(objects, kind).iter().map(|o| o["rules"].to_string() + &o["metadata"]["name"].to_string()).collect()
+        };
+        assert_eq!(rendered(&objects), rendered(&single), "{kind} is the same with two shards");
+    }
+    // One shard (the default) keeps the unsharded names, selector and arguments.
+    let deployment = of_kind(&single, "Deployment")[0];
+    assert_eq!(deployment["metadata"]["name"], "e2e-cimi-operator");
+    assert!(deployment["spec"]["selector"]["matchLabels"].get("cimi.dev/operator-shard").is_none());
+    assert!(!deployment.to_string().contains("--shard-"));
+}
+
+#[test]
 fn bad_values_are_rejected_by_the_schema_with_a_clear_message() {
     for (sets, expected) in [
         (&["replicaCount=0"][..], "/replicaCount"),
+        (&["sharding.shards=0"][..], "/sharding/shards"),
         (&["replicaCount=2", "leaderElection.enabled=false"][..], "/leaderElection/enabled"),
         (&["rbac.mode=everywhere"][..], "/rbac/mode"),
         (&["rbac.mode=namespaced"][..], "/watch/namespaces"),
