@@ -19,7 +19,9 @@
 //! `OPERATOR_BENCH_POLL_SECONDS`, default 10; `OPERATOR_BENCH_WINDOW_POLLS`, default 12 (one meterInterval);
 //! `OPERATOR_BENCH_PAGE`, default 100; `OPERATOR_BENCH_CONCURRENCY`, default 8 (the chart's);
 //! `OPERATOR_BENCH_READY_TIMEOUT_SECONDS`, default 1800; `OPERATOR_BENCH_SHARDS`, default 1: that many operator
-//! processes, one per shard (`--shard-count`/`--shard-index`), RSS reported per shard; `OPERATOR_BENCH_WRAP`, a profiler to run the operator
+//! processes, one per shard (`--shard-count`/`--shard-index`), RSS reported per shard;
+//! `OPERATOR_BENCH_APISERVER_PROFILE=S`: a CPU profile of the API server over the first S seconds of the wave
+//! (`go tool pprof -top <file>`); `OPERATOR_BENCH_WRAP`, a profiler to run the operator
 //! under, such as `heaptrack -o /tmp/operator`; `OPERATOR_BENCH_AUDIT=1` turns on the API server's audit log and
 //! prints the operator's writes by resource, sub-resource and verb, and those of one machine in order).
 
@@ -428,6 +430,21 @@ fn start_operator(
     (operator.id(), KillOnDrop(operator), log_path)
 }
 
+/// A CPU profile of the API server over the `seconds` from now (its `/debug/pprof/profile`, served with
+/// `OPERATOR_BENCH_APISERVER_PROFILE`), written to the temp directory for `go tool pprof`.
+async fn apiserver_profile(client: kube::Client, seconds: u64, n: usize) -> Result<std::path::PathBuf, String> {
+    use futures::AsyncReadExt as _;
+    let request = http::Request::get(format!("/debug/pprof/profile?seconds={seconds}"))
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    let mut body = client.request_stream(request).await.map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    body.read_to_end(&mut bytes).await.map_err(|e| e.to_string())?;
+    let path = std::env::temp_dir().join(format!("kube-apiserver-{n}.pprof"));
+    std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
 fn main() {
     let n = env("OPERATOR_BENCH_MACHINES", 1000) as usize;
     let poll = env("OPERATOR_BENCH_POLL_SECONDS", 10);
@@ -458,6 +475,8 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         std::fs::write(&policy, AUDIT_POLICY).expect("audit policy");
         config.audit_policy = Some(policy);
     }
+    let profile_seconds = env("OPERATOR_BENCH_APISERVER_PROFILE", 0);
+    config.profiling = profile_seconds > 0;
     let cp = ControlPlane::start(config).await.expect("control plane");
     let client = cp.client().await.expect("client");
     let ns = "bench";
@@ -535,6 +554,7 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
 
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), ns);
     let stats0 = sim_stats(&http, &url).await;
+    let profile = (profile_seconds > 0).then(|| tokio::spawn(apiserver_profile(client.clone(), profile_seconds, n)));
     let started = Instant::now();
     apply_machines(&machines, "m", n).await;
     let applied = started.elapsed();
@@ -580,6 +600,15 @@ async fn run(n: usize, poll: u64, window_polls: u64, page: u64, concurrency: u16
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     feed.abort();
+    if let Some(profile) = profile {
+        match profile.await {
+            Ok(Ok(path)) => {
+                println!("API server CPU profile of the wave's first {profile_seconds} s: {}", path.display())
+            }
+            Ok(Err(error)) => println!("no API server profile: {error}"),
+            Err(error) => println!("no API server profile: {error}"),
+        }
+    }
     let stats1 = sim_stats(&http, &url).await;
     let create_ops = delta(&stats0, &stats1);
     let create_requests: u64 = create_ops.values().sum();

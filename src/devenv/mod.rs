@@ -47,6 +47,8 @@ pub struct ControlPlaneConfig {
     pub audit_policy: Option<PathBuf>,
     /// Start kube-controller-manager (garbage collector, namespace and service-account controllers).
     pub controller_manager: bool,
+    /// Serve the API server's `/debug/pprof` (to profile it under a benchmark); off otherwise.
+    pub profiling: bool,
     /// How long to wait for the whole control plane to become ready.
     pub ready_timeout: Duration,
 }
@@ -58,6 +60,7 @@ impl Default for ControlPlaneConfig {
             crds_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds")),
             audit_policy: None,
             controller_manager: true,
+            profiling: false,
             ready_timeout: Duration::from_secs(120),
         }
     }
@@ -72,6 +75,8 @@ serviceaccount-token-controller,clusterrole-aggregation-controller,root-ca-certi
 pub struct ControlPlane {
     supervisor: Supervisor,
     children: Vec<(&'static str, Child)>,
+    /// How each component was started (program and arguments), to start it again in place.
+    commands: Vec<(&'static str, PathBuf, Vec<std::ffi::OsString>)>,
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     server: String,
@@ -115,6 +120,7 @@ impl ControlPlane {
         let mut cp = ControlPlane {
             supervisor,
             children: Vec::new(),
+            commands: Vec::new(),
             dir: dir.clone(),
             _temp: temp,
             server: String::new(),
@@ -171,9 +177,9 @@ impl ControlPlane {
             &format!("--service-account-signing-key-file={}", sa_key.display()),
             "--service-cluster-ip-range=10.0.0.0/24",
             "--enable-priority-and-fairness=false",
-            "--profiling=false",
             "--v=0",
         ]);
+        api.arg(format!("--profiling={}", config.profiling));
         if let Some(policy) = &config.audit_policy {
             let log = dir.join("logs/audit.log");
             api.arg(format!("--audit-policy-file={}", policy.display()));
@@ -194,17 +200,7 @@ impl ControlPlane {
             Kubeconfig::from_yaml(&kubeconfig_text).map_err(|e| Error::Other(format!("kubeconfig: {e}")))?;
 
         let client = cp.client().await?;
-        cp.wait_for("kube-apiserver", deadline, || {
-            let client = client.clone();
-            async move {
-                let req = http::Request::get("/readyz").body(Vec::new());
-                match req {
-                    Ok(req) => client.request_text(req).await.is_ok_and(|t| t.trim() == "ok"),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await?;
+        cp.wait_for("kube-apiserver", deadline, || api_ready(client.clone())).await?;
 
         // kube-controller-manager
         if let Some(kcm_bin) = kcm_bin {
@@ -299,12 +295,51 @@ impl ControlPlane {
 
     fn spawn(&mut self, component: &'static str, mut cmd: std::process::Command) -> Result<(), Error> {
         let log = self.dir.join("logs").join(format!("{component}.log"));
-        let file = std::fs::File::create(&log).map_err(|e| Error::Io(log.clone(), e))?;
+        // Appended to: a component started again in place keeps the log of its earlier life.
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(|e| Error::Io(log.clone(), e))?;
         let err = file.try_clone().map_err(|e| Error::Io(log.clone(), e))?;
         cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err));
+        let program = PathBuf::from(cmd.get_program());
+        let args = cmd.get_args().map(std::ffi::OsStr::to_os_string).collect();
         let child = cmd.spawn().map_err(|e| Error::Spawn(component.into(), e))?;
+        self.children.retain(|(name, _)| *name != component);
         self.children.push((component, child));
+        self.commands.retain(|(name, _, _)| *name != component);
+        self.commands.push((component, program, args));
         Ok(())
+    }
+
+    /// Kills one component (`etcd`, `kube-apiserver` or `kube-controller-manager`) with SIGKILL and starts it
+    /// again in place: the same binary, arguments, ports, data and certificates, as a machine's reboot or an
+    /// OOM kill would. Returns once it serves again (etcd: its port; the API server: `/readyz`), within `timeout`.
+    /// The clients made before keep working once it is back.
+    pub async fn restart(&mut self, component: &str, timeout: Duration) -> Result<(), Error> {
+        let (name, program, args) = self
+            .commands
+            .iter()
+            .find(|(name, _, _)| *name == component)
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("no component {component} in this control plane")))?;
+        if let Some((_, child)) = self.children.iter_mut().find(|(n, _)| *n == name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut cmd = self.supervisor.command(&program);
+        cmd.args(&args);
+        self.spawn(name, cmd)?;
+        let deadline = Instant::now() + timeout;
+        match name {
+            "etcd" => {
+                let port = self.etcd_url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                self.wait_tcp(name, port, deadline).await
+            }
+            "kube-apiserver" => {
+                let client = self.client().await?;
+                self.wait_for(name, deadline, || api_ready(client.clone())).await
+            }
+            _ => self.check_alive(),
+        }
     }
 
     fn component_error(&self, component: &'static str, what: String) -> Error {
@@ -348,6 +383,14 @@ impl ControlPlane {
             tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
         })
         .await
+    }
+}
+
+/// Whether the API server of `client` answers `/readyz` with `ok`.
+async fn api_ready(client: kube::Client) -> bool {
+    match http::Request::get("/readyz").body(Vec::new()) {
+        Ok(req) => client.request_text(req).await.is_ok_and(|t| t.trim() == "ok"),
+        Err(_) => false,
     }
 }
 

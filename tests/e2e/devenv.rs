@@ -133,6 +133,42 @@ async fn audit_log_records_requests() {
     assert!(group_members(pgid).is_empty(), "stop() leaves no process behind");
 }
 
+/// A component killed and started again in place (what a chaos run does to etcd and the API server) comes back
+/// with its data, ports and certificates: the clients made before keep working, and nothing is left behind.
+#[tokio::test]
+async fn a_component_killed_and_started_again_in_place_keeps_its_data_and_its_clients() {
+    let config =
+        cimi_operator::devenv::ControlPlaneConfig { controller_manager: false, crds_dir: None, ..Default::default() };
+    let mut cp = cimi_operator::devenv::ControlPlane::start(config).await.expect("a second control plane");
+    let client = cp.client().await.expect("client");
+    let namespaces: Api<Namespace> = Api::all(client);
+    let name = format!("kept-{}", random_suffix());
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() },
+        ..Default::default()
+    };
+    namespaces.create(&Default::default(), &ns).await.expect("a namespace");
+    for component in ["etcd", "kube-apiserver"] {
+        cp.restart(component, Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{component} restarts: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match namespaces.get_opt(&name).await {
+                Ok(Some(_)) => break,
+                Ok(None) => panic!("the namespace is gone after {component} restarted"),
+                Err(error) if Instant::now() > deadline => panic!("no answer after {component} restarted: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        assert!(cp.is_running(), "every component runs after {component} restarted");
+    }
+    assert!(cp.restart("kube-scheduler", Duration::from_secs(1)).await.is_err(), "no such component here");
+    let log = std::fs::read_to_string(cp.dir().join("logs/etcd.log")).expect("etcd log");
+    assert!(!log.is_empty(), "the log of a restarted component is kept");
+    let pgid = cp.process_group();
+    cp.stop();
+    assert!(group_members(pgid).is_empty(), "stop() leaves no process behind, restarted ones included");
+}
+
 /// A registry entry whose owner is dead gets its group killed at the next start; one whose owner lives is left
 /// alone, so parallel runs never stop each other's control planes.
 #[test]

@@ -179,6 +179,16 @@ async fn two_shards_split_the_objects_and_a_killed_shard_waits_for_its_return() 
     })
     .await;
 
+    // In-use counts read every shard's objects: the provider (written by shard 0) counts all of them, and the
+    // volume (shard 1) is held by the machine of shard 0.
+    let total = i32::try_from(hashed.len() + 2).expect("a few objects");
+    eventually("the provider to count the objects of both shards", T, || async {
+        (providers.get("lab").await.ok()?.status?.in_use_by == Some(total)).then_some(())
+    })
+    .await;
+    let held = volumes.get("data").await.expect("data").metadata.finalizers.unwrap_or_default();
+    assert!(held.iter().any(|f| f == "cimi.dev/in-use"), "data is held by web: {held:?}");
+
     // Each shard says who it is: its metrics carry its index.
     let (code, metrics) = http_get(shard1.admin, "/metrics").await;
     assert_eq!(code, 200);
@@ -251,6 +261,19 @@ async fn two_shards_split_the_objects_and_a_killed_shard_waits_for_its_return() 
     assert_eq!(created.len(), names.len() - 1, "one provider machine per CimiMachine: {created:?}");
     assert_eq!(unique.len(), created.len(), "no machine twice: {created:?}");
     assert_eq!(provider_list(&cimi, "volumes").await.len(), 1, "one volume");
+    let stats = sim.stats();
+    let adds = |op: &str| -> u64 {
+        stats
+            .requests
+            .get(op)
+            .map_or(0, |by| by.iter().filter(|(code, _)| (200..300).contains(*code)).map(|(_, n)| n).sum())
+    };
+    assert_eq!(
+        (adds("MachineCollection.add"), adds("VolumeCollection.add")),
+        (names.len() as u64 - 1, 1),
+        "every create the provider answered: {:?}",
+        stats.requests
+    );
 
     drop(shard1_again);
     shard0.kill();
