@@ -172,6 +172,7 @@ pub async fn handle(State(app): State<Arc<App>>, conn: Option<Extension<ConnDrop
 
     let result = {
         let mut store = lock(&app.store);
+        store.refresh_index();
         let json = fmt == Format::Json;
         let result = execute(&app, &mut store, json, &method, &path, &target, body.as_ref(), &params, &headers, &plan);
         wrote |= app.commit(&mut store);

@@ -29,20 +29,23 @@ pub struct Tracked<V> {
     pub(super) map: FastMap<String, V>,
     #[serde(skip)]
     dirty: Option<FastSet<String>>,
+    /// When on, the paths written since the last `take_touched`: what an index of the values must look at again.
+    #[serde(skip)]
+    touched: Option<FastSet<String>>,
 }
 
 impl<V> Default for Tracked<V> {
     fn default() -> Self {
-        Tracked { map: FastMap::default(), dirty: None }
+        Tracked { map: FastMap::default(), dirty: None, touched: None }
     }
 }
 
 impl<V> Tracked<V> {
     fn mark(&mut self, key: &str) {
-        if let Some(d) = &mut self.dirty
-            && !d.contains(key)
-        {
-            d.insert(key.to_string());
+        for set in [&mut self.dirty, &mut self.touched].into_iter().flatten() {
+            if !set.contains(key) {
+                set.insert(key.to_string());
+            }
         }
     }
     /// The value at a path.
@@ -75,8 +78,8 @@ impl<V> Tracked<V> {
     }
     /// Every value, to change (every path is remembered as written).
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        if let Some(d) = &mut self.dirty {
-            d.extend(self.map.keys().cloned());
+        for set in [&mut self.dirty, &mut self.touched].into_iter().flatten() {
+            set.extend(self.map.keys().cloned());
         }
         self.map.values_mut()
     }
@@ -87,6 +90,23 @@ impl<V> Tracked<V> {
     /// Starts (or stops) remembering written paths.
     pub(super) fn track(&mut self, on: bool) {
         self.dirty = on.then(FastSet::default);
+    }
+    /// Starts remembering the paths written, for an index; returns false when it already did (true: an index
+    /// must look at every path once).
+    pub(super) fn watch_writes(&mut self) -> bool {
+        let started = self.touched.is_none();
+        if started {
+            self.touched = Some(FastSet::default());
+        }
+        started
+    }
+    /// The paths written since the last `take_touched`, or `None` when writes are not watched.
+    pub(super) fn touched(&self) -> Option<&FastSet<String>> {
+        self.touched.as_ref()
+    }
+    /// The paths written since the last call, forgotten.
+    pub(super) fn take_touched(&mut self) -> Vec<String> {
+        self.touched.as_mut().map(|t| t.drain().collect()).unwrap_or_default()
     }
     /// The paths written since the last call (empty when tracking is off).
     pub(super) fn take_dirty(&mut self) -> Vec<String> {
@@ -206,6 +226,9 @@ pub struct Store {
     /// When each meter collection was last sampled whole (for reads that inline samples).
     #[serde(skip)]
     pub(super) bulk_sampled: HashMap<String, DateTime<Utc>>,
+    /// The resources by property (key and value), for `$filter`s on properties.
+    #[serde(skip)]
+    pub(super) props: super::props::PropIndex,
 }
 
 fn default_rng() -> StdRng {
@@ -258,6 +281,7 @@ impl Store {
             retention: JobRetention::default(),
             cep_omit: Vec::new(),
             bulk_sampled: HashMap::new(),
+            props: Default::default(),
         };
         for (path, item) in COLLECTIONS {
             store

@@ -19,12 +19,14 @@
 
 mod create;
 mod data;
+mod index;
 mod jobs;
 mod machines;
 mod monitor;
 mod networks;
 mod operations;
 pub mod persist;
+mod props;
 mod protocol;
 mod render;
 mod schema;

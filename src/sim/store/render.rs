@@ -177,13 +177,17 @@ impl Store {
             let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
             (count, entries.drain(range).collect::<Vec<_>>())
         } else {
-            // Filter on the stored attributes and render only the page served.
-            let matching: Vec<(&String, &Stored)> = coll
-                .members
-                .values()
-                .filter_map(|p| self.resources.get(p).map(|st| (p, st)))
-                .filter(|(_, st)| q.filters.iter().all(|f| f.matches(&st.doc)))
-                .collect();
+            // Filter on the stored attributes (through the property index where a filter names a property) and
+            // render only the page served.
+            let matching: Vec<(&String, &Stored)> = match self.indexed_matches(path, &q.filters) {
+                Some(found) => found,
+                None => coll
+                    .members
+                    .values()
+                    .filter_map(|p| self.resources.get(p).map(|st| (p, st)))
+                    .filter(|(_, st)| q.filters.iter().all(|f| f.matches(&st.doc)))
+                    .collect(),
+            };
             let count = matching.len();
             let range = if q.ignore_paging { 0..count } else { query::page_range(q.first, q.last, count) };
             let page = matching[range].iter().map(|(p, st)| self.render(p, st)).collect::<Vec<_>>();
