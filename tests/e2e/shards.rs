@@ -4,8 +4,7 @@
 //! other's objects working and its own waiting until it returns, and nothing is created twice on the provider.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use cimi_operator::api::common::LocalObjectRef;
@@ -21,7 +20,7 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::Value;
 
 use crate::harness::objects::{machine, volume};
-use crate::harness::operator::{TestOperator, http_get};
+use crate::harness::operator::{OperatorProcess, TestOperator, http_get};
 use crate::harness::sim::{credentials_secret, provider_for, provider_list, sim_client};
 use crate::harness::wait::{eventually, machine_ready, wait_machine, wait_ready};
 
@@ -33,49 +32,31 @@ const NS: &str = "team";
 const LEASE: &str = "e2e-shards";
 const T: Duration = Duration::from_secs(60);
 
-/// One shard as a `cimi-operator run` process, killed with SIGKILL when dropped.
+/// One shard as a `cimi-operator run` process (SIGKILLed when dropped; its log kept if the test fails).
 struct ShardProcess {
-    child: Child,
+    process: OperatorProcess,
     admin: std::net::SocketAddr,
-    log: PathBuf,
 }
 
 impl ShardProcess {
     fn start(kubeconfig: &Path, index: u32, run: &str) -> Self {
         // A free port for its admin server (bound and released: nothing else on loopback takes it meanwhile).
         let admin = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
-        let log = std::env::temp_dir().join(format!("cimi-e2e-shard-{index}-{run}-{}.log", std::process::id()));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
-            .args(["run", "--kubeconfig"])
-            .arg(kubeconfig)
-            .args(["--namespace", NS, "--operator-namespace", NS, "--cluster-name", "e2e", "--log-level", "warn"])
-            .args(["--leader-elect", "--lease-name", LEASE, "--lease-duration", "4s", "--lease-retry-period", "1s"])
-            .args(["--lease-identity", &format!("shard-{index}-{run}")])
-            .args(["--shard-count", "2", "--shard-index", &index.to_string()])
-            .arg(format!("--admin-addr={admin}"))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("start the cimi-operator binary");
-        ShardProcess { child, admin, log }
+        let (identity, index_arg, admin_arg) =
+            (format!("shard-{index}-{run}"), index.to_string(), format!("--admin-addr={admin}"));
+        let args = [
+            ["--namespace", NS, "--operator-namespace", NS, "--cluster-name", "e2e", "--log-level", "warn"].as_slice(),
+            &["--leader-elect", "--lease-name", LEASE, "--lease-duration", "4s", "--lease-retry-period", "1s"],
+            &["--lease-identity", &identity, "--shard-count", "2", "--shard-index", &index_arg, &admin_arg],
+        ]
+        .concat();
+        let log_name = format!("shard-{index}-{run}-{}", std::process::id());
+        ShardProcess { process: OperatorProcess::start_on(kubeconfig, &log_name, &args, &[]), admin }
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ShardProcess {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("shard log {}:\n{}", self.log.display(), std::fs::read_to_string(&self.log).unwrap_or_default());
-        }
-        let _ = std::fs::remove_file(&self.log);
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
     }
 }
 

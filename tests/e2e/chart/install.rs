@@ -9,7 +9,7 @@ use cimi_operator::devenv::tools::Tool;
 use cimi_operator::devenv::{ControlPlane, ControlPlaneConfig};
 use serde_json::Value;
 
-use crate::harness::chart::{chart_arg, chart_dir, helm_template};
+use crate::harness::chart::{chart_arg, chart_dir, container_args, helm_template};
 use crate::harness::control_plane::{TestNamespace, client, control_plane};
 use crate::harness::repo::repo_file;
 use crate::harness::tools::run_tool_with;
@@ -108,12 +108,7 @@ async fn rendered_manifests_pass_a_server_side_dry_run_and_service_monitor_needs
     let names: Vec<&str> = deployments.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
     assert_eq!(names, ["sharded-cimi-operator-shard-0", "sharded-cimi-operator-shard-1"]);
     for (index, deployment) in deployments.iter().enumerate() {
-        let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-            .as_array()
-            .expect("args")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let args = container_args(deployment);
         for expected in ["--shard-count=2", &format!("--shard-index={index}"), "--lease-name=sharded-cimi-operator"] {
             assert!(args.contains(&expected), "shard {index} has {expected}: {args:?}");
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use cimi_operator::devenv::tools::Tool;
 use serde_json::Value;
 
-use crate::harness::chart::{chart_arg, chart_dir, grants, helm_template};
+use crate::harness::chart::{chart_arg, chart_dir, container_args, grants, helm_template};
 use crate::harness::repo::{repo_file, yaml_documents};
 use crate::harness::tools::run_tool;
 
@@ -296,12 +296,7 @@ fn two_shards_render_a_deployment_and_a_disruption_budget_each_with_the_same_rba
         assert_eq!(deployment["spec"]["replicas"], 2, "a standby per shard");
         let template_labels = &deployment["spec"]["template"]["metadata"]["labels"];
         assert_eq!(template_labels["cimi.dev/operator-shard"], index.to_string());
-        let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-            .as_array()
-            .expect("args")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let args = container_args(deployment);
         assert!(args.contains(&"--shard-count=2") && args.contains(&format!("--shard-index={index}").as_str()));
     }
     let budgets = of_kind(&objects, "PodDisruptionBudget");

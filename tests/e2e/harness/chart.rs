@@ -48,3 +48,11 @@ pub fn grants(rules: &Value) -> Vec<(String, String, String)> {
     out.sort();
     out
 }
+
+/// The arguments of the first container of a rendered or installed Deployment.
+pub fn container_args(deployment: &Value) -> Vec<&str> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .map(|args| args.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}

@@ -107,11 +107,16 @@ impl OperatorProcess {
 
     /// As [`OperatorProcess::start`], with more environment variables.
     pub fn start_with_env(log_name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(control_plane().kubeconfig_path(), log_name, args, env)
+    }
+
+    /// As [`OperatorProcess::start_with_env`], against the control plane of `kubeconfig` (a test's own).
+    pub fn start_on(kubeconfig: &std::path::Path, log_name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("cimi-e2e-{log_name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_cimi-operator"))
             .args(["run", "--kubeconfig"])
-            .arg(control_plane().kubeconfig_path())
+            .arg(kubeconfig)
             .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_LOG")
