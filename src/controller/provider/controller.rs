@@ -130,6 +130,11 @@ fn run_kind<P: ProviderObject>(
     driver::drive(controller, ctx, driver::Ownership::Every, reconcile::<P>, error_policy::<P>)
 }
 
+/// A provider's `pollInterval` (30 s when it does not parse; at least 1 s).
+fn poll_interval(settings: &crate::api::provider::ProviderSettings) -> Duration {
+    parse_duration(&settings.poll_interval).unwrap_or(Duration::from_secs(30)).max(Duration::from_secs(1))
+}
+
 /// How long ago `probed` was; `None` when it lies in the future (a clock step: probe again).
 fn probe_age(probed: &Time) -> Option<Duration> {
     Duration::try_from(k8s_openapi::jiff::Timestamp::now().duration_since(probed.0)).ok()
@@ -213,9 +218,7 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
         }
     }
 
-    let poll = parse_duration(&provider.settings().poll_interval)
-        .unwrap_or(Duration::from_secs(30))
-        .max(Duration::from_secs(1));
+    let poll = poll_interval(provider.settings());
     let mut status = CimiProviderStatus {
         observed_generation: provider.meta().generation,
         in_use_by: Some(users.len() as i32),
@@ -384,9 +387,7 @@ const FOLLOW_RETRY: Duration = Duration::from_secs(2);
 /// the settings or Secrets change, and refreshed once per pollInterval, as shard 0 probes.
 async fn follow<P: ProviderObject>(provider: &P, ctx: &Context) -> Action {
     let name = provider.key().to_string();
-    let poll = parse_duration(&provider.settings().poll_interval)
-        .unwrap_or(Duration::from_secs(30))
-        .max(Duration::from_secs(1));
+    let poll = poll_interval(provider.settings());
     let settings = match read_settings(ctx, provider).await {
         Ok(settings) if plain_http_refusal(provider.settings(), &settings.auth).is_none() => settings,
         // Shard 0 says why in the provider's status; without a connection, objects wait with ProviderNotReady.

@@ -15,10 +15,10 @@ use crate::sim::query::Filter;
 impl Store {
     /// Brings the property index up to date with every write since the last call (all resources the first time).
     pub fn refresh_index(&mut self) {
-        if self.resources.watch_writes() || !self.props.built {
+        // Writes start being watched at the first call (also after a state file was loaded): index everything once.
+        if self.resources.watch_writes() {
             self.resources.take_touched();
             let mut index = PropIndex::default();
-            index.built = true;
             for (path, stored) in self.resources.iter() {
                 index.add(path, &stored.doc);
             }
@@ -34,15 +34,12 @@ impl Store {
     }
 
     /// The members of the collection at `path` that match every filter, in creation order, through the index;
-    /// `None` when the index cannot narrow them (no equality on a property, or not built yet).
+    /// `None` when the index cannot narrow them (no equality on a property, or not built yet: writes not watched).
     pub(super) fn indexed_matches<'a>(
         &'a self,
         path: &str,
         filters: &[Filter],
     ) -> Option<Vec<(&'a String, &'a Stored)>> {
-        if !self.props.built {
-            return None;
-        }
         let touched = self.resources.touched()?;
         let coll = self.colls.get(path)?;
         let mut paths: Vec<&String> = filters.iter().filter_map(|f| self.props.candidates(f)).min_by_key(Vec::len)?;

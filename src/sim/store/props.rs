@@ -13,8 +13,6 @@ type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 /// Resource paths by (property key, string value).
 #[derive(Debug, Default, Clone)]
 pub struct PropIndex {
-    /// Whether every stored resource has been indexed once (and writes are watched since).
-    pub(super) built: bool,
     by_prop: FastMap<(String, String), FastSet<String>>,
     /// What each path is indexed under, to take it out when it changes.
     of_path: FastMap<String, Vec<(String, String)>>,
