@@ -23,6 +23,8 @@
 mod harness;
 #[path = "../support/hostile.rs"]
 mod hostile_provider;
+#[path = "../support/soak/mod.rs"]
+mod soak_harness;
 
 mod api;
 mod chart;
@@ -43,6 +45,7 @@ mod runtime;
 mod secrets;
 mod shards;
 mod smoke;
+mod soak;
 mod system;
 mod telemetry;
 mod tenancy;

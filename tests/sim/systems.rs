@@ -103,3 +103,39 @@ async fn system_by_value_with_quantity_and_nested_jobs() {
         .await;
     assert_eq!(a.status, 400, "an unknown symbolic reference");
 }
+
+/// Found by the chaos soak: a system delete whose Job failed after removing the machines left the system listing
+/// them, and every later delete was refused (409, "machine … is ;") for good. A member that is gone is no longer
+/// one: the next delete removes the rest.
+#[tokio::test]
+async fn a_system_whose_delete_failed_midway_is_deleted_by_the_next_delete() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let a = api
+        .post(
+            "systems",
+            &json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/SystemCreate", "name": "shop",
+            "systemTemplate": {"href": api.url("systemTemplates/web-tier")}}),
+        )
+        .await;
+    let s = a.header("location").expect("system");
+    let machines = hrefs(
+        &api.get(api.get(&s).await.json()["machines"]["href"].as_str().expect("machines")).await.json(),
+        "systemMachines",
+        "machine",
+    );
+    assert_eq!(machines.len(), 2);
+    let rule = json!({"method": "DELETE", "resourceType": "System", "kind": "jobFails", "times": 1});
+    sim.set_faults(vec![serde_json::from_value(rule).expect("rule")]);
+    let failed = api.delete(&s).await;
+    let job = api.get(&failed.header("cimi-job-uri").expect("a Job")).await.json();
+    assert_eq!(job["state"], "FAILED", "{job}");
+    for m in &machines {
+        assert_eq!(api.get(m).await.status, 404, "the failed delete removed {m} before failing");
+    }
+    assert_eq!(api.get(&s).await.status, 200, "the system itself is left");
+
+    let again = api.delete(&s).await;
+    assert!(again.status.is_success(), "the next delete is taken: {} {}", again.status, again.text);
+    assert_eq!(api.get(&s).await.status, 404);
+}

@@ -195,6 +195,39 @@ pub async fn observe_into_status(
     Ok(attached)
 }
 
+/// Names, in status, the attached volumes and interfaces that the spec's Ready CimiVolumes and CimiNetworks
+/// stand for (`status.volumes[].name`, `status.networkInterfaces[].name`), matching the provider's hrefs as
+/// written or resolved against its base URI; an attachment no object of the spec stands for stays unnamed.
+pub async fn name_attachments(client: &CimiClient, status: &mut CimiMachineStatus, related: &Related) {
+    let hrefs = status.volumes.iter().filter_map(|v| v.href.clone());
+    let hrefs: Vec<String> = hrefs.chain(status.network_interfaces.iter().filter_map(|n| n.href.clone())).collect();
+    let mut resolved = std::collections::BTreeMap::new();
+    for href in hrefs {
+        if let Ok(url) = client.resolve(&href).await {
+            resolved.insert(href, url.to_string());
+        }
+    }
+    apply_names(status, related, &resolved);
+}
+
+fn apply_names(
+    status: &mut CimiMachineStatus,
+    related: &Related,
+    resolved: &std::collections::BTreeMap<String, String>,
+) {
+    fn absolute(href: Option<&str>, resolved: &std::collections::BTreeMap<String, String>) -> Option<String> {
+        href.map(|h| resolved.get(h).cloned().unwrap_or_else(|| h.to_string()))
+    }
+    for v in &mut status.volumes {
+        let href = absolute(v.href.as_deref(), resolved);
+        v.name = related.wanted_volumes.iter().find(|w| Some(&w.href) == href.as_ref()).map(|w| w.name.clone());
+    }
+    for n in &mut status.network_interfaces {
+        let href = absolute(n.href.as_deref(), resolved);
+        n.name = related.wanted_networks.iter().find(|w| Some(&w.href) == href.as_ref()).map(|w| w.name.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -264,5 +297,41 @@ mod tests {
             matches!(plan(&["v/data", "v/log"]), MachineStep::InSync),
             "the named volume that is not Ready stays attached"
         );
+    }
+
+    #[test]
+    fn attachments_are_named_after_the_objects_of_the_spec() {
+        use crate::api::machine::{AttachedVolume, NetworkInterface};
+        let mut status = CimiMachineStatus {
+            volumes: vec![
+                AttachedVolume { href: Some("volumes/1".into()), ..Default::default() },
+                AttachedVolume { href: Some("http://p/volumes/2".into()), ..Default::default() },
+            ],
+            network_interfaces: vec![NetworkInterface {
+                href: Some("http://p/networks/7".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let related = Related {
+            wanted_volumes: vec![WantedVolume {
+                name: "data".into(),
+                href: "http://p/volumes/1".into(),
+                initial_location: None,
+            }],
+            removable_volumes: vec![],
+            wanted_networks: vec![WantedNetwork { name: "lan".into(), href: "http://p/networks/7".into() }],
+            removable_networks: vec![],
+            waiting_for: None,
+        };
+        let resolved = BTreeMap::from([("volumes/1".to_string(), "http://p/volumes/1".to_string())]);
+        apply_names(&mut status, &related, &resolved);
+        let names: Vec<Option<&str>> = status.volumes.iter().map(|v| v.name.as_deref()).collect();
+        assert_eq!(
+            names,
+            [Some("data"), None],
+            "a relative href is resolved; a volume of no spec object stays unnamed"
+        );
+        assert_eq!(status.network_interfaces[0].name.as_deref(), Some("lan"));
     }
 }

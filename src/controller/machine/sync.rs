@@ -10,7 +10,7 @@ use super::act::{Target, act};
 use super::create::create;
 use super::input::plan_input;
 use super::observe::COLLECTION;
-use super::observe::{interface_networks, observe_into_status, related};
+use super::observe::{interface_networks, name_attachments, observe_into_status, related};
 use super::plan::{MachineStep, plan_machine, power_action};
 use crate::api::CimiMachine;
 use crate::cimi::model::ResourceState;
@@ -145,6 +145,7 @@ pub async fn sync(
 
     // Plan: a pure function of what was observed.
     let related = related(ctx, machine).await?;
+    name_attachments(client, status, &related).await;
     let interfaces = interface_networks(client, status).await?;
     let input = plan_input(machine, &tags(ctx, machine), &current, &status.common, &attached, &interfaces, &related);
     let step = plan_machine(&input);

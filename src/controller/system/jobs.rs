@@ -13,7 +13,7 @@ use crate::cimi::model::JobState;
 use crate::cimi::{CimiClient, CimiError};
 use crate::controller::outcome::Problem;
 use crate::controller::resource::jobs::job_running;
-use crate::controller::resource::reads::{int, ref_href, text};
+use crate::controller::resource::reads::{int, operations, ref_href, text};
 
 use super::plan::failed_components;
 
@@ -49,6 +49,27 @@ pub fn check_timeout(system: &CimiSystem, job: &JobStatus) -> Result<(), Problem
         ));
     }
     Ok(())
+}
+
+/// Asks the provider to stop a system Job that ran longer than the spec allows, as the other kinds do: the
+/// nested Jobs still running, then the system's own, each only where it offers `stop` (best effort). A delete
+/// is left to run (stopping it would only leave the system behind). True when the provider took a stop.
+pub async fn stop_overdue(client: &CimiClient, job: &JobStatus, nested: &[NestedJob]) -> bool {
+    if job.action.as_deref() == Some("delete") {
+        return false;
+    }
+    let running = nested.iter().filter(|n| job_running(Some(&n.job))).map(|n| n.job.href.as_str());
+    let mut stopped = false;
+    for href in running.chain([job.href.as_str()]) {
+        if let Ok(url) = client.resolve(href).await
+            && let Ok(current) = client.get_value(&url).await
+            && operations(&current).iter().any(|o| o == "stop")
+            && client.action(&current, "stop", serde_json::Map::new()).await.is_ok()
+        {
+            stopped = true;
+        }
+    }
+    stopped
 }
 
 /// Reads a system Job and its nested Jobs: state, progress, message, and the component each works on.

@@ -18,19 +18,20 @@ use crate::controller::connection::{connection, poll_interval};
 use crate::controller::context::Context;
 use crate::controller::kubeops::publish;
 use crate::controller::observer;
-use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
+use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress, retry_delay};
 use crate::controller::registry::ProviderConnection;
 use crate::controller::resource::actions::{self, OneShot};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::find_import;
-use crate::controller::resource::jobs::{job_running, job_started};
+use crate::controller::resource::jobs::{job_running, job_started, recover_failed_create};
 use crate::controller::resource::reads::{observe, operations};
 use crate::controller::resource::reads::{state, text};
 use crate::controller::shell::kind::ManagedKind;
+use crate::controller::shell::reconcile::retry_key;
 
 use super::create::create;
-use super::jobs::{check_timeout, follow_job, job_failure_message, start_job};
+use super::jobs::{check_timeout, follow_job, job_failure_message, start_job, stop_overdue};
 use super::members;
 use super::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system, system_drift};
 
@@ -45,14 +46,35 @@ pub async fn sync(
     let uid = system.uid().unwrap_or_default();
     let spec = &system.spec;
 
-    // Follow the system's Job and its nested Jobs.
+    let retry_key = retry_key::<CimiSystem>(&system.namespace().unwrap_or_default(), &system.name_any());
+
+    // Follow the system's Job and its nested Jobs, within the spec's timeouts: one that runs longer is
+    // stopped, so that it ends and what it was for is done again.
     let was_running = job_running(status.common.job.as_ref());
     if was_running && let Some(job) = status.common.job.as_mut() {
         follow_job(client, job, &mut status.nested_jobs).await?;
-        check_timeout(system, job)?;
+        if let Err(problem) = check_timeout(system, job) {
+            let stopped = stop_overdue(client, job, &status.nested_jobs).await;
+            let message = if stopped {
+                format!("{}; the operator asked the provider to stop it", problem.message)
+            } else {
+                problem.message.clone()
+            };
+            let delay = retry_delay(ctx.failed(&retry_key));
+            return Err(Problem { retry_after: Some(delay), message, ..problem });
+        }
     }
     let job_ended_badly = was_running && status.common.job.as_ref().is_some_and(|j| j.job_state().is_failure());
     actions::settle(&mut status.common);
+    // A create that failed (or was stopped) is retried as for the other kinds: after a delay, what it left
+    // (a system in ERROR, with its members) is deleted, then the system is created again.
+    if spec.import.is_none()
+        && let Some(message) =
+            recover_failed_create(&ctx.failures, client, &retry_key, "system", &mut status.common, &uid, was_running)
+                .await?
+    {
+        return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
+    }
 
     // Observe.
     let current = match status.common.id.clone() {

@@ -222,6 +222,8 @@ impl Store {
                     .values()
                     .filter_map(|a| self.resources.get(a))
                     .filter_map(|a| a.doc.get(&field).and_then(href).map(|h| self.path_of(h)))
+                    // A member removed by a delete Job that failed before its end is no member any more.
+                    .filter(|m| self.resources.contains_key(m))
                     .collect()
             })
             .unwrap_or_default()
