@@ -64,7 +64,7 @@ pub enum CimiError {
         status: u16,
     },
     /// The provider asked us to slow down (429).
-    #[error("rate limited at {href}; retry after {retry_after:?}")]
+    #[error("rate limited at {href}{}", retry_after.map_or_else(String::new, |d| format!("; retry after {}s", d.as_secs())))]
     RateLimited {
         /// The href the request went to.
         href: String,
@@ -471,5 +471,14 @@ mod tests {
             let _ = e.to_string();
             assert!(provider_message(&body).chars().count() <= EXCERPT_CHARS + 1);
         }
+    }
+
+    #[test]
+    fn a_rate_limit_reads_as_a_sentence() {
+        let e =
+            CimiError::RateLimited { href: "http://p/volumeConfigs".into(), retry_after: Some(Duration::from_secs(2)) };
+        assert_eq!(e.to_string(), "rate limited at http://p/volumeConfigs; retry after 2s");
+        let e = CimiError::RateLimited { href: "http://p/".into(), retry_after: None };
+        assert_eq!(e.to_string(), "rate limited at http://p/");
     }
 }

@@ -67,7 +67,7 @@ pub async fn sync(
     }
     actions::settle(&mut status.common);
     if let Some(message) =
-        recover_failed_create(&ctx.failures, client, &retry_key, "machine", &mut status.common, &uid, was_running)
+        recover_failed_create(&ctx.failures, client, &retry_key, "machine", &mut status.common, &uid, was_running, None)
             .await?
     {
         return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));

@@ -146,7 +146,9 @@ pub async fn post_create(
 /// A create whose Job failed (or was stopped) is retried: after a delay that doubles with each
 /// failure in a row (reported as `JobFailed` meanwhile), what the failed create left (a resource in
 /// ERROR) is deleted, and once it is gone the record is cleared so that the next pass creates again.
-/// `Ok(None)`: nothing to recover, or recovered (go on); `Ok(Some(message))`: working on it.
+/// `cause` says why the Job failed when the caller knows better than the Job's own message (a system:
+/// which component). `Ok(None)`: nothing to recover, or recovered (go on); `Ok(Some(message))`: working on it.
+#[allow(clippy::too_many_arguments)]
 pub async fn recover_failed_create(
     failures: &Failures,
     client: &CimiClient,
@@ -155,6 +157,7 @@ pub async fn recover_failed_create(
     status: &mut ManagedStatus,
     uid: &str,
     was_running: bool,
+    cause: Option<String>,
 ) -> Result<Option<String>, Problem> {
     let Some(job) = status.job.clone() else { return Ok(None) };
     if job.action.as_deref() != Some("add") || !job.job_state().is_failure() {
@@ -185,7 +188,7 @@ pub async fn recover_failed_create(
                      again in {}s",
                     job.href,
                     job.state.as_deref().unwrap_or("?"),
-                    job.status_message.clone().unwrap_or_default(),
+                    cause.unwrap_or_else(|| job.status_message.clone().unwrap_or_default()),
                     delay.as_secs()
                 ),
             )

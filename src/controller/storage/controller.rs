@@ -101,7 +101,7 @@ pub async fn sync<K: StorageKind>(
     }
     let retry_key = retry_key::<K>(&obj.namespace().unwrap_or_default(), &obj.name_any());
     if let Some(message) =
-        recover_failed_create(&ctx.failures, client, &retry_key, K::NOUN, common, &uid, was_running).await?
+        recover_failed_create(&ctx.failures, client, &retry_key, K::NOUN, common, &uid, was_running, None).await?
     {
         return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }

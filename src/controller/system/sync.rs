@@ -67,11 +67,28 @@ pub async fn sync(
     let job_ended_badly = was_running && status.common.job.as_ref().is_some_and(|j| j.job_state().is_failure());
     actions::settle(&mut status.common);
     // A create that failed (or was stopped) is retried as for the other kinds: after a delay, what it left
-    // (a system in ERROR, with its members) is deleted, then the system is created again.
+    // (a system in ERROR, with its members) is deleted, then the system is created again. When it ends, the
+    // Event and the condition say which component failed.
+    let failed_create =
+        job_ended_badly && status.common.job.as_ref().is_some_and(|j| j.action.as_deref() == Some("add"));
+    let cause = failed_create.then(|| failed_components(&status.nested_jobs)).filter(|f| !f.is_empty());
+    let cause = cause.map(|failed| format!("it failed at component {}", failed.join("; ")));
+    if failed_create && let Some(job) = status.common.job.as_ref() {
+        let message = job_failure_message(job, &status.nested_jobs);
+        publish(&ctx.recorder, system, true, "ComponentFailed", "Reconcile", message).await;
+    }
     if spec.import.is_none()
-        && let Some(message) =
-            recover_failed_create(&ctx.failures, client, &retry_key, "system", &mut status.common, &uid, was_running)
-                .await?
+        && let Some(message) = recover_failed_create(
+            &ctx.failures,
+            client,
+            &retry_key,
+            "system",
+            &mut status.common,
+            &uid,
+            was_running,
+            cause,
+        )
+        .await?
     {
         return Ok((Progress::Working(Reason::Creating, message), ACTIVE_REQUEUE));
     }
