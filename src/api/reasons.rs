@@ -136,8 +136,10 @@ reasons! {
     ProviderUnreachable: [Ready, Synced]
         "The provider did not answer, or answered 5xx; the operator retries with backoff. Ready turns Unknown.",
         "Check the provider and the network; nothing to change on the object.";
-    RateLimited: [Synced]
-        "The provider answered 429 or the operator's own budget for the provider is spent; requests wait.",
+    RateLimited: [Ready, Synced]
+        "The provider answered 429 or the operator's own budget for the provider is spent; requests wait. On a \
+         CimiProvider (Ready=False): its probe was answered 429 before any probe had succeeded; a provider that \
+         was Ready stays Ready through a 429, with what its last probe read.",
         "Nothing, or raise the CimiProvider's `spec.rateLimit` if the provider allows it.";
     JobFailed: [Ready, Stalled]
         "A provider Job ended FAILED or STOPPED; the message carries its status message.",

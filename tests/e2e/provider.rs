@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use crate::harness::control_plane::{TestNamespace, client, random_suffix};
 use crate::harness::objects::volume;
 use crate::harness::operator::TestOperator;
-use crate::harness::sim::{credentials_secret, provider_for};
+use crate::harness::sim::{credentials_secret, fault, provider_for};
 use crate::harness::wait::{condition, eventually, is_ready, wait_ready};
 
 const T: Duration = Duration::from_secs(60);
@@ -74,6 +74,80 @@ async fn provider_ready_unauthorized_unreachable_and_secret_rotation() {
     providers.delete(&name, &DeleteParams::default()).await.expect("delete");
     eventually("the provider to be gone", T, || async { providers.get_opt(&name).await.ok()?.is_none().then_some(()) })
         .await;
+    sim.stop().await;
+}
+
+/// A provider that answers its probe with 429 is busy, not gone: once Ready it stays Ready with the catalog its
+/// last probe read, says it is rate limiting the probe, and its objects go on; a provider never yet probed turns
+/// Ready=False RateLimited (not Unreachable) until the provider answers.
+#[tokio::test]
+async fn a_throttled_probe_keeps_a_ready_provider_ready() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "prov-429").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
+    let providers: Api<CimiProvider> = Api::all(client.clone());
+    let name = format!("prov-{}", random_suffix());
+    let mut provider = provider_for(&op, &name, &sim.url(), "creds");
+    provider.spec.settings.poll_interval = "1s".into();
+    providers.create(&PostParams::default(), &provider).await.expect("provider");
+    wait_ready(&providers, &name, "True", "Reachable").await;
+
+    // Every read of the CloudEntryPoint is answered 429.
+    let throttle = || {
+        fault(
+            serde_json::json!({"method": "GET", "resourceType": "CloudEntryPoint", "kind": "throttle", "retryAfter": 1}),
+        )
+    };
+    sim.set_faults(vec![throttle()]);
+    let p = eventually("the provider to say it is rate limited", T, || async {
+        let p = providers.get(&name).await.ok()?;
+        let ready = p.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        ready.message.contains("rate limiting the probe").then_some((p, ready))
+    })
+    .await;
+    let (p, ready) = p;
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Reachable"), "{ready:?}");
+    assert!(ready.message.contains("429"), "{}", ready.message);
+    let catalog = p.status.and_then(|st| st.catalog).expect("the catalog is kept");
+    assert!(catalog.machine_configs.iter().any(|e| e.name.as_deref() == Some("small")), "{catalog:?}");
+    assert!(sim.stats().requests.iter().any(|(op, by)| op.starts_with("CloudEntryPoint") && by.contains_key(&429)));
+    // Its objects go on meanwhile.
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    volumes.create(&PostParams::default(), &volume(&op, "busy", &name)).await.expect("volume");
+    eventually("a volume Ready while the probe is throttled", T, || async {
+        let st = volumes.get("busy").await.ok()?.status?;
+        (condition(&st.common.conditions, "Ready")?.0 == "True").then_some(())
+    })
+    .await;
+
+    // A second provider, first probed while the endpoint throttles: RateLimited, then Ready once it answers.
+    let second = format!("prov-{}", random_suffix());
+    let mut provider = provider_for(&op, &second, &sim.url(), "creds");
+    provider.spec.settings.poll_interval = "1s".into();
+    providers.create(&PostParams::default(), &provider).await.expect("provider");
+    let p = wait_ready(&providers, &second, "False", "RateLimited").await;
+    let ready = p.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Ready")).expect("Ready");
+    assert!(ready.message.contains("rate limited"), "{}", ready.message);
+    sim.set_faults(Vec::new());
+    wait_ready(&providers, &second, "True", "Reachable").await;
+    eventually("the first provider's probe to answer again", T, || async {
+        let p = providers.get(&name).await.ok()?;
+        let ready = p.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+        ready.message.contains("answered in").then_some(())
+    })
+    .await;
+
+    volumes.delete("busy", &DeleteParams::default()).await.expect("delete");
+    eventually("the volume to be gone", T, || async {
+        matches!(volumes.get_opt("busy").await, Ok(None)).then_some(())
+    })
+    .await;
+    for p in [&name, &second] {
+        providers.delete(p, &DeleteParams::default()).await.expect("delete provider");
+    }
     sim.stop().await;
 }
 

@@ -11,10 +11,8 @@ fn hrefs(coll: &Value, key: &str, field: &str) -> Vec<String> {
     coll[key].as_array().into_iter().flatten().filter_map(|e| e[field]["href"].as_str().map(str::to_string)).collect()
 }
 
-#[tokio::test]
-async fn system_from_the_catalog_template() {
-    let sim = start(instant()).await;
-    let api = Api::new(&sim);
+/// Creates the system `shop` from the catalog's `web-tier` template; its href.
+async fn create_shop_from_web_tier(api: &Api) -> String {
     let a = api
         .post(
             "systems",
@@ -23,7 +21,14 @@ async fn system_from_the_catalog_template() {
         )
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
-    let s = a.header("location").expect("system");
+    a.header("location").expect("system")
+}
+
+#[tokio::test]
+async fn system_from_the_catalog_template() {
+    let sim = start(instant()).await;
+    let api = Api::new(&sim);
+    let s = create_shop_from_web_tier(&api).await;
     let system = api.get(&s).await.json();
     assert_eq!(system["state"], "STARTED");
     let machines = hrefs(
@@ -111,14 +116,7 @@ async fn system_by_value_with_quantity_and_nested_jobs() {
 async fn a_system_whose_delete_failed_midway_is_deleted_by_the_next_delete() {
     let sim = start(instant()).await;
     let api = Api::new(&sim);
-    let a = api
-        .post(
-            "systems",
-            &json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/SystemCreate", "name": "shop",
-            "systemTemplate": {"href": api.url("systemTemplates/web-tier")}}),
-        )
-        .await;
-    let s = a.header("location").expect("system");
+    let s = create_shop_from_web_tier(&api).await;
     let machines = hrefs(
         &api.get(api.get(&s).await.json()["machines"]["href"].as_str().expect("machines")).await.json(),
         "systemMachines",

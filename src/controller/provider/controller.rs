@@ -151,9 +151,8 @@ pub fn probe_reason(error: &CimiError) -> Reason {
         {
             Reason::TLSError
         }
-        CimiError::Unavailable { .. } | CimiError::Timeout { .. } | CimiError::RateLimited { .. } => {
-            Reason::Unreachable
-        }
+        CimiError::RateLimited { .. } => Reason::RateLimited,
+        CimiError::Unavailable { .. } | CimiError::Timeout { .. } => Reason::Unreachable,
         _ => Reason::NotCIMI,
     }
 }
@@ -285,64 +284,78 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
     let latency = started.elapsed();
     status.last_probe_time = Some(now);
     status.latency = Some(format_latency(latency));
-    let connection = match probe {
+    let read = match probe {
         Ok(discovery) => match read_catalog(&client).await {
-            Ok((full, counts)) => {
-                status.cimi_version = Some(
-                    discovery
-                        .cep
-                        .extra
-                        .get("cimiVersion")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| "1.x".to_string()),
-                );
-                status.base_uri = Some(discovery.base.to_string());
-                status.collections = discovery.collections.keys().cloned().collect();
-                status.catalog = Some(bounded_catalog(&full, &counts));
-                status.capabilities = match read_capabilities(&client).await {
-                    Ok(capabilities) => capabilities,
-                    Err(error) => {
-                        tracing::debug!(provider = %name, %error, "cannot read ResourceMetadata; capabilities unknown");
-                        Vec::new()
-                    }
-                };
-                conds.set(
-                    READY,
-                    Status::True,
-                    Reason::Reachable,
-                    format!("CloudEntryPoint at {} answered in {}", discovery.base, format_latency(latency)),
-                );
-                ProviderConnection {
-                    client,
-                    fingerprint: fp,
-                    ready: true,
-                    message: String::new(),
-                    catalog: Arc::new(full),
-                    allowed_namespaces: None,
-                    import_rights: None,
-                    probed: None,
-                    machine_stop_force: stop_force(&status.capabilities),
-                }
-            }
-            Err(error) => {
-                conds.set(READY, Status::False, probe_reason(&error), format!("reading the catalog: {error}"));
-                ProviderConnection {
-                    client,
-                    fingerprint: fp,
-                    ready: false,
-                    message: error.to_string(),
-                    catalog: Arc::default(),
-                    allowed_namespaces: None,
-                    import_rights: None,
-                    probed: None,
-                    machine_stop_force: false,
-                }
-            }
+            Ok(catalog) => Ok((discovery, catalog)),
+            Err(error) => Err(ProbeFailure { message: format!("reading the catalog: {error}"), error, keep: false }),
         },
-        Err(error) => {
-            conds.set(READY, Status::False, probe_reason(&error), error.to_string());
-            let catalog = ctx.providers.get(&name).map(|c| c.catalog).unwrap_or_default();
+        Err(error) => Err(ProbeFailure { message: error.to_string(), error, keep: true }),
+    };
+    // The connection of the last good probe, with these very settings.
+    let previous = ctx.providers.get(&name).filter(|c| c.ready && c.fingerprint == fp);
+    let mut next_probe = poll;
+    let connection = match (read, previous) {
+        (Ok((discovery, (full, counts))), _) => {
+            status.cimi_version = Some(
+                discovery
+                    .cep
+                    .extra
+                    .get("cimiVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "1.x".to_string()),
+            );
+            status.base_uri = Some(discovery.base.to_string());
+            status.collections = discovery.collections.keys().cloned().collect();
+            status.catalog = Some(bounded_catalog(&full, &counts));
+            status.capabilities = match read_capabilities(&client).await {
+                Ok(capabilities) => capabilities,
+                Err(error) => {
+                    tracing::debug!(provider = %name, %error, "cannot read ResourceMetadata; capabilities unknown");
+                    Vec::new()
+                }
+            };
+            conds.set(
+                READY,
+                Status::True,
+                Reason::Reachable,
+                format!("CloudEntryPoint at {} answered in {}", discovery.base, format_latency(latency)),
+            );
+            ProviderConnection {
+                client,
+                fingerprint: fp,
+                ready: true,
+                message: String::new(),
+                catalog: Arc::new(full),
+                allowed_namespaces: None,
+                import_rights: None,
+                probed: None,
+                machine_stop_force: stop_force(&status.capabilities),
+            }
+        }
+        // A 429 is an answer: a provider that was Ready is there, only busy. It stays Ready with what its last
+        // good probe read (connection, catalog, status), and is probed again as usual, or later if it asks.
+        (Err(ProbeFailure { error: CimiError::RateLimited { retry_after, .. }, message, .. }), Some(previous)) => {
+            next_probe = throttled_probe_delay(retry_after, poll);
+            conds.set(
+                READY,
+                Status::True,
+                Reason::Reachable,
+                format!(
+                    "the provider is rate limiting the probe (429, {message}); what its last probe read stays in \
+                     use, and it is probed again in {}s",
+                    next_probe.as_secs()
+                ),
+            );
+            previous
+        }
+        (Err(ProbeFailure { error, message, keep }), _) => {
+            if matches!(error, CimiError::RateLimited { .. }) {
+                next_probe = throttled_probe_delay(error.retry_after(), poll);
+            }
+            conds.set(READY, Status::False, probe_reason(&error), message);
+            let catalog =
+                if keep { ctx.providers.get(&name).map(|c| c.catalog).unwrap_or_default() } else { Arc::default() };
             ProviderConnection {
                 client,
                 fingerprint: fp,
@@ -374,7 +387,21 @@ async fn pass<P: ProviderObject>(provider: Arc<P>, ctx: Arc<Context>) -> Result<
     status.observation = ctx.observer.observation(&name);
     status.conditions = conds.build();
     write(&ctx, &api, &*provider, &old, status).await?;
-    Ok(Action::requeue(poll))
+    Ok(Action::requeue(next_probe))
+}
+
+/// Why a probe failed: the error, the condition's message, and whether the catalog of the last probe is kept
+/// (the CloudEntryPoint did not answer) or dropped (it answered, but its catalog could not be read).
+struct ProbeFailure {
+    error: CimiError,
+    message: String,
+    keep: bool,
+}
+
+/// When to probe a provider that answered 429 again: after its pollInterval, or after its Retry-After (up to
+/// 5 minutes) when that is longer; a busy provider is never probed sooner than usual.
+fn throttled_probe_delay(retry_after: Option<Duration>, poll: Duration) -> Duration {
+    poll.max(retry_after.unwrap_or_default().min(Duration::from_secs(300)))
 }
 
 /// How soon a shard that follows a provider looks again while the provider's status does not say Ready yet (shard
@@ -541,5 +568,16 @@ mod tests {
         );
         assert_eq!(probe_reason(&CimiError::protocol("h", "not a CloudEntryPoint", b"<html>")), Reason::NotCIMI);
         assert_eq!(probe_reason(&CimiError::NotFound { href: "h".into() }), Reason::NotCIMI);
+        let throttled = CimiError::RateLimited { href: "h".into(), retry_after: None };
+        assert_eq!(probe_reason(&throttled), Reason::RateLimited, "a 429 is an answer, not an unreachable endpoint");
+    }
+
+    #[test]
+    fn a_throttled_provider_is_probed_no_sooner_than_usual() {
+        let poll = Duration::from_secs(30);
+        assert_eq!(throttled_probe_delay(None, poll), poll);
+        assert_eq!(throttled_probe_delay(Some(Duration::from_secs(2)), poll), poll);
+        assert_eq!(throttled_probe_delay(Some(Duration::from_secs(90)), poll), Duration::from_secs(90));
+        assert_eq!(throttled_probe_delay(Some(Duration::from_secs(86_400)), poll), Duration::from_secs(300));
     }
 }
