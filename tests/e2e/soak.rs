@@ -94,7 +94,10 @@ fn the_checker_sees_a_leak_a_duplicate_a_lie_and_a_canary() {
         .collect(),
         members: BTreeMap::from([("h/sys".to_string(), vec!["h/member".to_string()])]),
     };
-    let found = provider_violations(&objects, &provider, &[], &BTreeSet::new(), now, false);
+    let violations = provider_violations(&objects, &provider, &[], &BTreeSet::new(), now, false);
+    let leaked: BTreeSet<&str> = violations.iter().filter_map(|v| v.leaked.as_deref()).collect();
+    assert_eq!(leaked, BTreeSet::from(["h/orphan", "h/untagged-old"]), "a leak names its resource: {violations:#?}");
+    let found: Vec<String> = violations.into_iter().map(|v| v.message).collect();
     let has = |what: &str, href: &str| found.iter().any(|v| v.starts_with(what) && v.contains(href));
     assert!(has("duplicate", "h/vm-again"), "{found:#?}");
     assert!(has("leak", "h/orphan"), "{found:#?}");
@@ -104,7 +107,10 @@ fn the_checker_sees_a_leak_a_duplicate_a_lie_and_a_canary() {
     assert!(!found.iter().any(|v| v.contains("h/member")), "a system's member belongs to it: {found:#?}");
     assert!(!found.iter().any(|v| v.contains("h/untagged-new")), "a capture just made is not a leak yet");
     assert_eq!(found.len(), 4, "{found:#?}");
-    let strict = provider_violations(&objects, &provider, &[], &BTreeSet::new(), now, true);
+    let strict: Vec<String> = provider_violations(&objects, &provider, &[], &BTreeSet::new(), now, true)
+        .into_iter()
+        .map(|v| v.message)
+        .collect();
     assert!(strict.iter().any(|v| v.contains("h/untagged-new")), "at the end every resource must belong: {strict:#?}");
 
     let forms = canary_forms("s3cret", "soak");

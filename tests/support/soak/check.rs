@@ -111,6 +111,19 @@ fn ready(o: &DynamicObject) -> (String, String, String) {
     (field("status"), field("reason"), field("message"))
 }
 
+/// One broken invariant: what to report, and for a leak, the href of the leaked resource.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub message: String,
+    pub leaked: Option<String>,
+}
+
+impl Violation {
+    fn other(message: String) -> Self {
+        Violation { message, leaked: None }
+    }
+}
+
 /// The provider-side checks (leak, duplicate, lie) over `objects` read before `provider`. `strict`: also
 /// untagged resources made within the last 30 s must belong to something (at the end; during the run the
 /// operator may not have recorded a capture it just made).
@@ -121,7 +134,7 @@ pub fn provider_violations(
     baseline: &BTreeSet<String>,
     read_at: chrono::DateTime<chrono::Utc>,
     strict: bool,
-) -> Vec<String> {
+) -> Vec<Violation> {
     let mut out = Vec::new();
     let uids: BTreeMap<&str, &Key> =
         objects.iter().filter_map(|(k, o)| o.metadata.uid.as_deref().map(|u| (u, k))).collect();
@@ -141,29 +154,40 @@ pub fn provider_violations(
         if let Some(uid) = r.uid.as_deref() {
             by_uid.entry((r.collection, uid)).or_default().push(&r.href);
             if !uids.contains_key(uid) && !owned.contains(r.href.as_str()) {
-                out.push(format!("leak: provider {} {} carries uid {uid} of no object", r.collection, r.href));
+                out.push(Violation {
+                    message: format!("leak: provider {} {} carries uid {uid} of no object", r.collection, r.href),
+                    leaked: Some(r.href.clone()),
+                });
             }
         } else if !owned.contains(r.href.as_str()) {
             let recent = r.created.is_none_or(|c| c > read_at - chrono::Duration::seconds(30));
             if strict || !recent {
-                out.push(format!(
-                    "leak: provider {} {} (state {}) belongs to no object, system or hand-made machine",
-                    r.collection,
-                    r.href,
-                    r.state.as_deref().unwrap_or("?")
-                ));
+                out.push(Violation {
+                    message: format!(
+                        "leak: provider {} {} (state {}) belongs to no object, system or hand-made machine",
+                        r.collection,
+                        r.href,
+                        r.state.as_deref().unwrap_or("?")
+                    ),
+                    leaked: Some(r.href.clone()),
+                });
             }
         }
     }
     for ((collection, uid), hrefs) in by_uid.into_iter().filter(|(_, h)| h.len() > 1) {
         let object = uids.get(uid).map(|k| format!("{k:?}")).unwrap_or_else(|| "a deleted object".into());
-        out.push(format!("duplicate: {} provider {collection} carry the uid of {object}: {hrefs:?}", hrefs.len()));
+        out.push(Violation::other(format!(
+            "duplicate: {} provider {collection} carry the uid of {object}: {hrefs:?}",
+            hrefs.len()
+        )));
     }
     for (key, o) in objects {
         let Some(id) = status_id(o) else { continue };
         let (status, reason, _) = ready(o);
         if o.metadata.deletion_timestamp.is_none() && status == "True" && !provider.resources.contains_key(id) {
-            out.push(format!("lie: {key:?} is Ready ({reason}) but its provider resource {id} is gone"));
+            out.push(Violation::other(format!(
+                "lie: {key:?} is Ready ({reason}) but its provider resource {id} is gone"
+            )));
         }
     }
     out
