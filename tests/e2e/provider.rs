@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use crate::harness::control_plane::{TestNamespace, client, random_suffix};
 use crate::harness::objects::volume;
 use crate::harness::operator::TestOperator;
-use crate::harness::sim::{credentials_secret, fault, provider_for};
+use crate::harness::sim::{credentials_secret, fault, provider_for, ready_provider_polled};
 use crate::harness::wait::{condition, eventually, is_ready, wait_ready};
 
 const T: Duration = Duration::from_secs(60);
@@ -86,14 +86,9 @@ async fn a_throttled_probe_keeps_a_ready_provider_ready() {
     let ns = TestNamespace::new(&client, "prov-429").await;
     let op = TestOperator::start(&ns.name).await;
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
-    secrets.create(&PostParams::default(), &credentials_secret(&op, "creds", "demo", "demo")).await.expect("secret");
+    // Polled every second; its Secret `creds` serves the second provider below too.
+    let name = ready_provider_polled(&client, &op, &ns.name, &sim, "1s").await;
     let providers: Api<CimiProvider> = Api::all(client.clone());
-    let name = format!("prov-{}", random_suffix());
-    let mut provider = provider_for(&op, &name, &sim.url(), "creds");
-    provider.spec.settings.poll_interval = "1s".into();
-    providers.create(&PostParams::default(), &provider).await.expect("provider");
-    wait_ready(&providers, &name, "True", "Reachable").await;
 
     // Every read of the CloudEntryPoint is answered 429.
     let throttle = || {
