@@ -160,3 +160,65 @@ async fn commit_then_drop_applies_the_change() {
     assert_eq!(sim.stats().count("MachineCollection.add", 0), 1);
     assert!(sim.stats().writes >= 1);
 }
+
+/// A snapshot whose Job is stopped, whose image is deleted while the Job hangs, or whose Job fails gives its
+/// volume back AVAILABLE, to be snapshotted or deleted again (found by the soak: a volume left CAPTURING for
+/// ever after its hung snapshot was stopped).
+#[tokio::test]
+async fn a_snapshot_that_ends_badly_gives_its_volume_back() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let vol = api
+        .post(
+            "volumes",
+            &json!({"name": "data", "volumeTemplate": {"volumeConfig": {"href": api.url("volumeConfigs/10g")},
+            "volumeImage": {"href": api.url("volumeImages/empty")}}}),
+        )
+        .await
+        .header("location")
+        .expect("a volume");
+    api.wait_state(&vol, "AVAILABLE").await;
+    let snapshot = |name: &str| {
+        json!({"resourceURI": "http://schemas.dmtf.org/cimi/1/VolumeImage", "name": name,
+            "imageLocation": {"href": vol}})
+    };
+    let on = |name: &str, kind: FaultKind| FaultRule { name: Some(name.into()), times: Some(1), ..rule(kind) };
+
+    // Hung, then stopped by its consumer.
+    sim.set_faults(vec![on("stopped", FaultKind::JobHangs)]);
+    let s = api.post("volumeImages", &snapshot("stopped")).await;
+    assert_eq!(s.status, 202, "{}", s.text);
+    let (image, job) = (s.header("location").expect("an image"), s.header("cimi-job-uri").expect("a Job"));
+    assert_eq!(api.get(&vol).await.json()["state"], "CAPTURING");
+    assert_eq!(api.action(&job, "stop").await.status, 204);
+    assert_eq!(api.get(&job).await.json()["state"], "STOPPED");
+    assert_eq!(api.get(&image).await.json()["state"], "ERROR");
+    assert_eq!(api.get(&vol).await.json()["state"], "AVAILABLE", "a stopped snapshot frees its volume");
+
+    // Hung, and its image deleted.
+    sim.set_faults(vec![on("deleted", FaultKind::JobHangs)]);
+    let s = api.post("volumeImages", &snapshot("deleted")).await;
+    let (image, job) = (s.header("location").expect("an image"), s.header("cimi-job-uri").expect("a Job"));
+    assert_eq!(api.get(&vol).await.json()["state"], "CAPTURING");
+    assert_eq!(api.delete(&image).await.status, 200);
+    assert_eq!(api.get(&image).await.status, 404);
+    assert_eq!(api.get(&job).await.json()["state"], "STOPPED", "the Job of a deleted image ends");
+    assert_eq!(api.get(&vol).await.json()["state"], "AVAILABLE", "a deleted snapshot frees its volume");
+
+    // Failed.
+    sim.set_faults(vec![on("failed", FaultKind::JobFails)]);
+    let s = api.post("volumeImages", &snapshot("failed")).await;
+    let (image, job) = (s.header("location").expect("an image"), s.header("cimi-job-uri").expect("a Job"));
+    api.wait_state(&job, "FAILED").await;
+    assert_eq!(api.get(&image).await.json()["state"], "ERROR");
+    assert_eq!(api.get(&vol).await.json()["state"], "AVAILABLE");
+
+    // The volume works as before: a snapshot succeeds, and then it can be deleted.
+    let s = api.post("volumeImages", &snapshot("fine")).await;
+    assert_eq!(s.status, 202, "{}", s.text);
+    api.wait_state(&s.header("cimi-job-uri").expect("a Job"), "SUCCESS").await;
+    api.wait_state(&s.header("location").expect("an image"), "AVAILABLE").await;
+    api.wait_state(&vol, "AVAILABLE").await;
+    assert_eq!(api.delete(&vol).await.status, 202, "the volume can be deleted");
+    assert_eq!(api.get(&vol).await.json()["state"], "DELETING");
+}

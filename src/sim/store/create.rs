@@ -197,7 +197,7 @@ impl Store {
         let id = self.next_id();
         let path = format!("{coll}/{id}");
         self.insert(&path, type_name, coll, doc);
-        let job = self.run_job("add", &self.abs(coll), vec![self.abs(&path)], vec![], None, JobFault::default());
+        let job = self.run_job("add", &self.abs(coll), vec![self.abs(&path)], vec![], vec![], JobFault::default());
         Ok(self.created(&path, job))
     }
 
@@ -229,7 +229,7 @@ impl Store {
             st.hidden = hidden;
         }
         let job =
-            self.run_job("add", &self.abs("credentials"), vec![self.abs(&path)], vec![], None, JobFault::default());
+            self.run_job("add", &self.abs("credentials"), vec![self.abs(&path)], vec![], vec![], JobFault::default());
         Ok(self.created(&path, job))
     }
 }

@@ -180,12 +180,29 @@ pub struct Pending {
     pub steps: Vec<(DateTime<Utc>, Step)>,
     /// How many steps there were.
     pub total: usize,
-    /// The resource and the state it goes to if the Job fails or is stopped (`None`: it stays as is).
-    pub revert: Option<(String, String)>,
+    /// The resources and the state each goes to if the Job fails or is stopped (a resource not listed stays as
+    /// it is): the one made or changed, and any other the Job holds (a snapshot's source volume, CAPTURING while
+    /// it runs). A state file written when a Job could hold only one resource reads as well.
+    #[serde(deserialize_with = "revert_list")]
+    pub revert: Vec<(String, String)>,
     /// Fail at the last step.
     pub fail: bool,
     /// Never advance (until stopped).
     pub hang: bool,
+}
+
+/// Reads `Pending.revert` as a list, or as the one pair (or `null`) that state files held before.
+fn revert_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Revert {
+        List(Vec<(String, String)>),
+        One(Option<(String, String)>),
+    }
+    Ok(match Revert::deserialize(d)? {
+        Revert::List(list) => list,
+        Revert::One(one) => one.into_iter().collect(),
+    })
 }
 
 /// The whole provider state.
@@ -538,5 +555,29 @@ pub fn trim_hrefs(v: Value) -> Value {
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(trim_hrefs).collect()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pending;
+
+    /// A state file written before a Job could hold more than one resource still loads, with the same meaning.
+    #[test]
+    fn a_pending_transition_of_an_older_state_file_reads() {
+        let read = |revert: &str| {
+            let doc = format!(
+                r#"{{"job": "jobs/7", "steps": [], "total": 0, "revert": {revert}, "fail": false, "hang": true}}"#
+            );
+            serde_json::from_str::<Pending>(&doc).map(|p| p.revert).map_err(|e| e.to_string())
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(read(r#"["volumeImages/9", "ERROR"]"#), Ok(vec![pair("volumeImages/9", "ERROR")]));
+        assert_eq!(read("null"), Ok(vec![]));
+        assert_eq!(
+            read(r#"[["volumeImages/9", "ERROR"], ["volumes/3", "AVAILABLE"]]"#),
+            Ok(vec![pair("volumeImages/9", "ERROR"), pair("volumes/3", "AVAILABLE")])
+        );
+        assert!(read(r#""ERROR""#).is_err(), "anything else is refused");
     }
 }

@@ -146,7 +146,7 @@ impl Store {
 
     /// Ends a transition as failed: the resource goes back (or to ERROR), the Job is FAILED.
     pub(super) fn fail_pending(&mut self, p: &Pending, at: DateTime<Utc>, message: &str) {
-        if let Some((path, state)) = &p.revert {
+        for (path, state) in &p.revert {
             self.set_state(path, state);
         }
         if let Some(job) = &p.job {
@@ -185,7 +185,7 @@ impl Store {
         target: &str,
         affected: Vec<String>,
         walk: Vec<Step>,
-        revert: Option<(String, String)>,
+        revert: Vec<(String, String)>,
         fault: JobFault,
     ) -> Option<String> {
         let at = now();
@@ -265,14 +265,33 @@ impl Store {
             return false;
         };
         let p = self.pending.remove(idx);
-        if let Some((path, state)) = &p.revert {
+        self.stop_pending(&p, at);
+        true
+    }
+
+    /// Stops every running transition that holds this resource (what each holds reverts; its Job, if any, is
+    /// STOPPED): a machine stopped while stopping, or an image deleted while it is being captured, which frees
+    /// its source volume.
+    pub(super) fn stop_transitions_of(&mut self, path: &str, at: DateTime<Utc>) {
+        let (holding, rest): (Vec<Pending>, Vec<Pending>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|p| p.revert.iter().any(|(r, _)| r == path));
+        self.pending = rest;
+        for p in &holding {
+            self.stop_pending(p, at);
+        }
+    }
+
+    /// Reverts what a transition taken off the pending list holds, and marks its Job STOPPED.
+    fn stop_pending(&mut self, p: &Pending, at: DateTime<Utc>) {
+        for (path, state) in &p.revert {
             let current = self.resources.get(path).map(|s| s.state().to_string()).unwrap_or_default();
             // A stopped create leaves the resource in ERROR; a stopped action returns it to where it was.
             if current != *state {
                 self.set_state(path, state);
             }
         }
-        self.set_job_state(job, "STOPPED", 100, 2, "stopped by the consumer", at);
-        true
+        if let Some(job) = &p.job {
+            self.set_job_state(job, "STOPPED", 100, 2, "stopped by the consumer", at);
+        }
     }
 }

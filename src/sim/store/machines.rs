@@ -103,7 +103,7 @@ impl Store {
         }
         self.monitor_new(&path);
         let steps: Vec<Step> = walk.iter().map(|s| Step::State(path.clone(), s.to_string())).collect();
-        let revert = Some((path.clone(), "ERROR".to_string()));
+        let revert = vec![(path.clone(), "ERROR".to_string())];
         let job = self.run_job("add", &self.abs("machines"), affected, steps, revert, fault);
         Ok(self.created(&path, job))
     }
@@ -184,7 +184,7 @@ impl Store {
             &self.abs(coll),
             vec![self.abs(&path), self.abs(&np)],
             vec![],
-            None,
+            vec![],
             JobFault::default(),
         );
         Ok(self.created(&path, job))

@@ -68,7 +68,7 @@ impl Store {
             &self.abs("networks"),
             vec![self.abs(&path)],
             steps,
-            Some((path.clone(), "ERROR".into())),
+            vec![(path.clone(), "ERROR".into())],
             fault,
         );
         Ok(self.created(&path, job))
@@ -87,7 +87,8 @@ impl Store {
         let id = self.next_id();
         let path = format!("addresses/{id}");
         self.insert(&path, "Address", "addresses", doc);
-        let job = self.run_job("add", &self.abs("addresses"), vec![self.abs(&path)], vec![], None, JobFault::default());
+        let job =
+            self.run_job("add", &self.abs("addresses"), vec![self.abs(&path)], vec![], vec![], JobFault::default());
         Ok(self.created(&path, job))
     }
 
@@ -135,7 +136,7 @@ impl Store {
             &self.abs("networkPorts"),
             vec![self.abs(&path), self.abs(&net)],
             steps,
-            Some((path.clone(), "ERROR".into())),
+            vec![(path.clone(), "ERROR".into())],
             fault,
         );
         Ok(self.created(&path, job))
@@ -177,7 +178,7 @@ impl Store {
             }
             affected.push(self.abs(&n));
         }
-        let job = self.run_job("add", &self.abs("forwardingGroups"), affected, vec![], None, JobFault::default());
+        let job = self.run_job("add", &self.abs("forwardingGroups"), affected, vec![], vec![], JobFault::default());
         Ok(self.created(&path, job))
     }
 

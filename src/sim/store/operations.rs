@@ -88,7 +88,7 @@ impl Store {
         st.doc.insert("updated".into(), stamp(at));
         st.version += 1;
         self.model_event(path, "update");
-        let job = self.run_job("edit", &self.abs(path), vec![], vec![], None, JobFault::default());
+        let job = self.run_job("edit", &self.abs(path), vec![], vec![], vec![], JobFault::default());
         let mut out = self.read(path, &ReadQuery::default())?;
         if partial && let (Some(Value::Object(doc)), Some(sel)) = (&mut out.body, select) {
             query::select(doc, sel);
@@ -122,7 +122,7 @@ impl Store {
             }
         }
         self.cep_version += 1;
-        let job = self.run_job("edit", &self.base.clone(), vec![], vec![], None, JobFault::default());
+        let job = self.run_job("edit", &self.base.clone(), vec![], vec![], vec![], JobFault::default());
         let mut out = self.read("", &ReadQuery::default())?;
         out.job = job.map(|j| self.abs(&j));
         out.write = true;
@@ -142,7 +142,7 @@ impl Store {
             "MachineNetworkInterface" => {
                 self.release_interface(path);
                 self.remove(path);
-                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                let job = self.run_job("delete", &target, vec![], vec![], vec![], JobFault::default());
                 Ok(self.accepted(job, 200))
             }
             "MachineVolume" => {
@@ -152,7 +152,7 @@ impl Store {
                 if let Some(v) = vol.and_then(|v| self.resources.get_mut(&v)) {
                     v.hidden.remove("attachedTo");
                 }
-                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                let job = self.run_job("delete", &target, vec![], vec![], vec![], JobFault::default());
                 Ok(Outcome {
                     status: 200,
                     body: if self.profile == Profile::Lenient1x {
@@ -193,21 +193,23 @@ impl Store {
                 }
                 self.set_state(path, "DELETING");
                 let steps = vec![Step::Remove(path.to_string())];
-                let job = self.run_job("delete", &target, vec![], steps, Some((path.to_string(), state)), fault);
+                let job = self.run_job("delete", &target, vec![], steps, vec![(path.to_string(), state)], fault);
                 Ok(self.accepted(job, 200))
             }
             "Job" => {
                 self.stop_job(path, now());
                 self.remove(path);
-                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                let job = self.run_job("delete", &target, vec![], vec![], vec![], JobFault::default());
                 Ok(self.accepted(job, 200))
             }
             _ => {
+                // An image deleted while it is being made ends its Job, and frees what the Job held.
+                self.stop_transitions_of(path, now());
                 if type_name == "ForwardingGroup" {
                     self.leave_forwarding_group(path);
                 }
                 self.remove(path);
-                let job = self.run_job("delete", &target, vec![], vec![], None, JobFault::default());
+                let job = self.run_job("delete", &target, vec![], vec![], vec![], JobFault::default());
                 Ok(self.accepted(job, 200))
             }
         }
@@ -266,16 +268,7 @@ impl Store {
                     return Ok(Outcome { status: if out.status == 201 { 204 } else { 202 }, body: out.body, ..out });
                 }
                 if state == "STOPPING" {
-                    let jobs: Vec<String> = self
-                        .pending
-                        .iter()
-                        .filter(|p| p.revert.as_ref().is_some_and(|(r, _)| r == path))
-                        .filter_map(|p| p.job.clone())
-                        .collect();
-                    for j in jobs {
-                        self.stop_job(&j, now());
-                    }
-                    self.pending.retain(|p| p.revert.as_ref().is_none_or(|(r, _)| r != path));
+                    self.stop_transitions_of(path, now());
                 }
                 self.walk_action(path, &target, &name, &state, walk, fault)
             }
@@ -334,7 +327,7 @@ impl Store {
         }
         let steps: Vec<Step> = walk.map(|s| Step::State(path.to_string(), s.to_string())).collect();
         let job =
-            self.run_job(&action_uri(name), target, vec![], steps, Some((path.to_string(), state.to_string())), fault);
+            self.run_job(&action_uri(name), target, vec![], steps, vec![(path.to_string(), state.to_string())], fault);
         Ok(self.accepted(job, 204))
     }
 }

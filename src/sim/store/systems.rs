@@ -71,7 +71,7 @@ impl Store {
             self.add_sub_collection(&path, sub, assoc);
         }
         self.monitor_new(&path);
-        let job = self.run_job("add", &self.abs("systems"), vec![self.abs(&path)], vec![], None, JobFault::default());
+        let job = self.run_job("add", &self.abs("systems"), vec![self.abs(&path)], vec![], vec![], JobFault::default());
         let mut names: HashMap<String, String> = HashMap::new();
         let mut nested = Vec::new();
         let mut failure = None;
@@ -277,7 +277,7 @@ impl Store {
         if machines.is_empty() {
             return Err(conflict(format!("no machine of the system can {name} now")));
         }
-        let job = self.run_job(&action_uri(name), &self.abs(path), vec![], vec![], None, JobFault::default());
+        let job = self.run_job(&action_uri(name), &self.abs(path), vec![], vec![], vec![], JobFault::default());
         let mut nested = Vec::new();
         let last = machines.len().saturating_sub(1);
         for (i, m) in machines.into_iter().enumerate() {
@@ -333,7 +333,7 @@ impl Store {
         steps.push(Step::Remove(path.to_string()));
         self.set_state(path, "DELETING");
         let target = self.abs(path);
-        let job = self.run_job("delete", &target, vec![], steps, Some((path.to_string(), state)), fault);
+        let job = self.run_job("delete", &target, vec![], steps, vec![(path.to_string(), state)], fault);
         Ok(self.accepted(job, 200))
     }
 

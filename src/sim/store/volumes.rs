@@ -68,7 +68,7 @@ impl Store {
             &self.abs("volumes"),
             vec![self.abs(&path)],
             steps,
-            Some((path.clone(), "ERROR".into())),
+            vec![(path.clone(), "ERROR".into())],
             fault,
         );
         Ok(self.created(&path, job))
@@ -125,7 +125,7 @@ impl Store {
             &self.abs(coll),
             vec![self.abs(&path), self.abs(&vp)],
             vec![],
-            None,
+            vec![],
             JobFault::default(),
         );
         Ok(self.created(&path, job))
@@ -171,7 +171,7 @@ impl Store {
             &self.abs(&machine),
             affected,
             steps,
-            Some((path.clone(), "ERROR".into())),
+            vec![(path.clone(), "ERROR".into())],
             fault,
         );
         Ok(self.created(&path, job))
@@ -217,12 +217,14 @@ impl Store {
         self.set_state(&volume, "CAPTURING");
         let steps =
             vec![Step::State(volume.clone(), "AVAILABLE".into()), Step::State(path.clone(), "AVAILABLE".into())];
+        // A snapshot that fails, is stopped or whose image is deleted gives the volume back as it was.
+        let revert = vec![(path.clone(), "ERROR".into()), (volume.clone(), state)];
         let job = self.run_job(
             "add",
             &self.abs("volumeImages"),
             vec![self.abs(&path), self.abs(&volume)],
             steps,
-            Some((path.clone(), "ERROR".into())),
+            revert,
             fault,
         );
         Ok(self.created(&path, job))
