@@ -63,7 +63,8 @@ reasons! {
         "The operator asked the provider to start, stop, pause or suspend the resource.",
         "Wait; `status.state` shows the provider's transient state.";
     WaitingForJob: [Ready, Reconciling]
-        "A provider Job of this resource is running; no new operation is started until it ends.",
+        "A provider Job of this resource is running, or the resource is busy with an operation of the provider \
+         (a volume being snapshotted is CAPTURING); no new operation is started until it ends.",
         "Wait; if the Job hangs, the `timeouts` of the spec turn this into Timeout.";
     Deleting: [Ready, Reconciling]
         "The object is being deleted and the operator deletes the provider resource.",

@@ -2,11 +2,12 @@
 //! the capture with the captured machine's disks; a volume snapshotted and a new volume restored from it with its
 //! capacity; an image deleted while a restored object uses it waits with a reason; Orphan keeps the provider
 //! image; on the strict and no-jobs profiles. A capture whose Job fails leaves a clear condition and no half-made
-//! image: retried once the provider works, exactly one image is made.
+//! image: retried once the provider works, exactly one image is made. A snapshot whose Job hangs past its
+//! timeout is stopped and gives its volume back.
 
 use std::time::Duration;
 
-use cimi_operator::api::common::{DeletionPolicy, LocalObjectRef, ProviderRef};
+use cimi_operator::api::common::{DeletionPolicy, LocalObjectRef, ProviderRef, Timeouts};
 use cimi_operator::api::image::{MachineImageSource, VolumeImageSource};
 use cimi_operator::api::machine::{DiskSpec, MachineTemplateSpec};
 use cimi_operator::api::{
@@ -412,4 +413,73 @@ async fn commit_then_drop_on_image_creation_makes_exactly_one_image_each() {
     }
     assert_eq!(provider_list(&cimi, "machineImages").await.len(), images_before + 1);
     assert_eq!(provider_list(&cimi, "volumeImages").await.len(), snapshots_before + 1);
+}
+
+/// A snapshot whose provider Job hangs: the volume says it is busy (`WaitingForJob`, CAPTURING) rather than
+/// being made; past `spec.timeouts.create` the image's Job is stopped and the volume is given back, Ready,
+/// while the image reports the timeout; once the provider works the snapshot is made. Found by the soak: the
+/// volume stayed CAPTURING for ever, and the machine waiting on it never converged.
+#[tokio::test]
+async fn a_hung_snapshot_past_its_timeout_gives_its_volume_back() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "images-hung").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let volumes: Api<CimiVolume> = Api::namespaced(client.clone(), &ns.name);
+    let volume_images: Api<CimiVolumeImage> = Api::namespaced(client.clone(), &ns.name);
+    let pp = PostParams::default();
+    volumes.create(&pp, &volume(&op, "data", &provider)).await.expect("volume");
+    eventually("data Ready", T, || async {
+        ready(&volumes.get("data").await.ok()?.status?.common.conditions).then_some(())
+    })
+    .await;
+    sim.set_faults(vec![fault(
+        json!({"method": "POST", "resourceType": "VolumeImageCollection", "kind": "jobHangs", "times": 1}),
+    )]);
+    let mut snap = CimiVolumeImage::new(
+        "snap",
+        CimiVolumeImageSpec {
+            provider_ref: ProviderRef::cluster(&provider),
+            source: Some(VolumeImageSource { volume_ref: LocalObjectRef { name: "data".into() } }),
+            timeouts: Some(Timeouts { create: Some("5s".into()), ..Default::default() }),
+            ..Default::default()
+        },
+    );
+    snap.metadata.labels = Some(op.labels());
+    volume_images.create(&pp, &snap).await.expect("volume image");
+    let busy = eventually("data to say it is being snapshotted", T, || async {
+        let data = volumes.get("data").await.ok()?;
+        let c = data.status?.common.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        (c.status == "False" && c.reason == "WaitingForJob").then_some(c.message)
+    })
+    .await;
+    assert!(busy.contains("CAPTURING"), "{busy}");
+    let timeout = eventually("snap to report its timeout", T, || async {
+        let c =
+            volume_images.get("snap").await.ok()?.status?.common.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        (c.reason == "Timeout").then_some(c.message)
+    })
+    .await;
+    assert!(timeout.contains("spec.timeouts.create"), "{timeout}");
+    let href = volumes.get("data").await.expect("data").status.expect("status").common.id.expect("href");
+    eventually("the provider volume AVAILABLE again and data Ready", T, || async {
+        let available = provider_resource(&cimi, &href).await["state"] == "AVAILABLE";
+        (available && ready(&volumes.get("data").await.ok()?.status?.common.conditions)).then_some(())
+    })
+    .await;
+    eventually("snap Ready once the provider works", T, || async {
+        ready(&volume_images.get("snap").await.ok()?.status?.common.conditions).then_some(())
+    })
+    .await;
+    eventually("one image of data on the provider, none half-made", T, || async {
+        let images: Vec<Value> = provider_list(&cimi, "volumeImages")
+            .await
+            .into_iter()
+            .filter(|i| i["imageLocation"]["href"] == href.as_str())
+            .collect();
+        (images.len() == 1 && images[0]["state"] == "AVAILABLE").then_some(())
+    })
+    .await;
 }

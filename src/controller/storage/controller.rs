@@ -197,7 +197,10 @@ pub async fn sync<K: StorageKind>(
             {
                 return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
             }
-            Ok((Progress::Working(Reason::Creating, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE))
+            // Still being made (a network may pass through STARTING), or busy with an operation of the provider
+            // (a volume being snapshotted is CAPTURING): nothing new is started until it ends.
+            let reason = if state == ResourceState::Capturing { Reason::WaitingForJob } else { Reason::Creating };
+            Ok((Progress::Working(reason, format!("the {} is {state}", K::NOUN)), ACTIVE_REQUEUE))
         }
         // Provider-side changes trigger a reconcile through the observer; the next pass on its own is when
         // meters or events are due.
