@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::harness::control_plane::{TestNamespace, client};
 use crate::harness::objects::machine_from;
 use crate::harness::operator::TestOperator;
-use crate::harness::sim::{provider_list, ready_provider, ready_provider_polled, sim_client};
+use crate::harness::sim::{provider_list, provider_resource, ready_provider, ready_provider_polled, sim_client};
 use crate::harness::wait::{eventually, machine_ready};
 
 const T: Duration = Duration::from_secs(60);
@@ -303,4 +303,37 @@ async fn without_jobs_a_stuck_transient_state_times_out() {
     let (_, _, message) = cond(&m, "Stalled").expect("Stalled");
     assert!(message.contains("update") && message.contains("STARTING") && message.contains("2s"), "{message}");
     assert_eq!(cond(&m, "Ready").map(|c| c.1), Some("Timeout".to_string()));
+}
+
+/// An object deleted while its create Job hangs: the Job gets `spec.timeouts.create`, then the operator stops it
+/// and deletes what it left, and the object goes (found by the soak: the deletion waited on the hung create
+/// for ever, with the finalizer held).
+#[tokio::test]
+async fn an_object_deleted_during_a_hung_create_goes_once_the_create_times_out() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "delete-hung-create").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    sim.set_faults(vec![FaultRule {
+        method: Some("POST".into()),
+        name: Some("hung-1".into()),
+        ..rule(FaultKind::JobHangs)
+    }]);
+    let mut m = tiny_machine(&op, "hung-1", &provider);
+    m.spec.timeouts = Some(Timeouts { create: Some("3s".into()), ..Default::default() });
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    let job = eventually("hung-1 to follow its create Job", T, || async {
+        let job = machines.get("hung-1").await.ok()?.status?.common.job?;
+        (job.action.as_deref() == Some("add")).then_some(job.href)
+    })
+    .await;
+    machines.delete("hung-1", &Default::default()).await.expect("delete");
+    eventually("hung-1 gone", T, || async { machines.get_opt("hung-1").await.ok()?.is_none().then_some(()) }).await;
+    let job = provider_resource(&cimi, &job).await;
+    assert_eq!(job["state"], "STOPPED", "the operator stopped the hung create: {job}");
+    let left: Vec<_> = provider_list(&cimi, "machines").await.into_iter().filter(|m| m["name"] == "hung-1").collect();
+    assert!(left.is_empty(), "nothing is left on the provider: {left:?}");
 }

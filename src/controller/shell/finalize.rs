@@ -16,7 +16,7 @@ use crate::controller::context::Context;
 use crate::controller::kubeops::{flag, has_finalizer, publish, remove_finalizer};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem};
 use crate::controller::resource::deletion::{Cleanup, cleanup};
-use crate::controller::resource::jobs::delete_overdue;
+use crate::controller::resource::jobs::{delete_overdue, enforce_timeout};
 use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// One deletion step of `obj`; `held_by` are the objects that still hold it (`CimiMachine web-1`).
@@ -60,8 +60,15 @@ pub async fn finalize<K: ManagedKind>(
     }
     let uid = obj.uid().unwrap_or_default();
     let policy = obj.deletion_policy();
+    let mut overdue_job = None;
     let step = match connection(ctx, &obj.provider_key(), &obj.namespace().unwrap_or_default()).await {
         Ok(conn) => {
+            // A create, update or action Job still running when the object is deleted gets its timeout, then is
+            // stopped (the delete follows once it has ended: a hung create would otherwise hold the deletion for
+            // ever); a delete Job is left to run.
+            if let Some(job) = status.common().job.as_ref().filter(|j| j.action.as_deref() != Some("delete")) {
+                overdue_job = enforce_timeout(&conn.client, obj, job).await.map(|p| p.message);
+            }
             let force_stop = K::COLLECTION == "machines" && conn.machine_stop_force;
             cleanup(&conn.client, K::COLLECTION, status.common_mut(), &uid, policy, force_stop)
                 .await
@@ -93,7 +100,7 @@ pub async fn finalize<K: ManagedKind>(
         Ok(Cleanup::Wait(message)) => {
             conds.set(READY, Status::False, Reason::Deleting, message.clone());
             conds.set(RECONCILING, Status::True, Reason::Deleting, message);
-            if let Some(late) = delete_overdue(obj, status.common().job.as_ref()) {
+            if let Some(late) = overdue_job.or_else(|| delete_overdue(obj, status.common().job.as_ref())) {
                 conds.set(STALLED, Status::True, Reason::Timeout, late);
             }
             status.common_mut().conditions = conds.build();
