@@ -146,7 +146,9 @@ reasons! {
         "A provider Job ended FAILED or STOPPED; the message carries its status message.",
         "Read the message; change the spec or fix the provider side. The operator retries slowly and at once on a spec change.";
     Timeout: [Ready, Stalled]
-        "An operation ran longer than the spec's `timeouts` allow.",
+        "An operation ran longer than the spec's `timeouts` allow. A create, update or action Job past its limit \
+         is stopped where the provider offers `stop` (also when the object is being deleted: the delete follows \
+         once the Job has ended); a delete Job is left to run.",
         "Check the provider; raise `spec.timeouts` if the operation is just slow.";
     ProviderError: [Ready]
         "The provider reports the resource in state ERROR.",
