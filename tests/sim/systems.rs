@@ -137,3 +137,53 @@ async fn a_system_whose_delete_failed_midway_is_deleted_by_the_next_delete() {
     assert!(again.status.is_success(), "the next delete is taken: {} {}", again.status, again.text);
     assert_eq!(api.get(&s).await.status, 404);
 }
+
+/// Found by the chaos soak: a system whose component Job hung could not be stopped: the stop marked only the
+/// parent Job, which went back to RUNNING while the nested Job hung, and the system stayed CREATING for ever.
+/// Stopping the parent stops its running nested Jobs; the system is left in ERROR, and can be deleted.
+#[tokio::test]
+async fn stopping_a_system_job_stops_its_nested_jobs() {
+    let sim = start(SimConfig::default()).await;
+    let api = Api::new(&sim);
+    let rule = json!({"method": "POST", "resourceType": "SystemCollection", "kind": "jobHangs", "times": 1});
+    sim.set_faults(vec![serde_json::from_value(rule).expect("rule")]);
+    let a = api
+        .post(
+            "systems",
+            &json!({"name": "stuck", "systemTemplate": {"componentDescriptors": [
+                {"name": "worker", "type": "http://schemas.dmtf.org/cimi/1/Machine", "quantity": 2,
+                 "machineTemplate": {"machineConfig": {"href": api.url("machineConfigs/tiny")},
+                    "machineImage": {"href": api.url("machineImages/Linux-SUSE")}, "initialState": "STARTED"}}
+            ]}}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let (s, job) = (a.header("location").expect("system"), a.header("cimi-job-uri").expect("job"));
+    let nested: Vec<String> = api.get(&job).await.json()["nestedJobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["href"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(nested.len(), 2);
+    // The first component is made; the last one's Job hangs, and so does the system's.
+    api.wait_state(&nested[0], "SUCCESS").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(api.get(&nested[1]).await.json()["state"], "RUNNING");
+    assert_eq!(api.get(&job).await.json()["state"], "RUNNING");
+    assert_eq!(api.get(&s).await.json()["state"], "CREATING");
+
+    let stop = api.action(&job, "stop").await;
+    assert_eq!(stop.status, 204, "{}", stop.text);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(api.get(&job).await.json()["state"], "STOPPED", "the parent stays stopped");
+    assert_eq!(api.get(&nested[1]).await.json()["state"], "STOPPED", "the hung component Job is stopped");
+    assert_eq!(api.get(&s).await.json()["state"], "ERROR", "a stopped create leaves the system in ERROR");
+
+    let gone = api.delete(&s).await;
+    assert!(gone.status.is_success(), "{} {}", gone.status, gone.text);
+    if let Some(job) = gone.header("cimi-job-uri") {
+        api.wait_state(&job, "SUCCESS").await;
+    }
+    assert_eq!(api.get(&s).await.status, 404);
+}

@@ -16,7 +16,7 @@ use crate::controller::context::Context;
 use crate::controller::kubeops::{flag, has_finalizer, publish, remove_finalizer};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem};
 use crate::controller::resource::deletion::{Cleanup, cleanup};
-use crate::controller::resource::jobs::{delete_overdue, enforce_timeout};
+use crate::controller::resource::jobs::delete_overdue;
 use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// One deletion step of `obj`; `held_by` are the objects that still hold it (`CimiMachine web-1`).
@@ -66,8 +66,8 @@ pub async fn finalize<K: ManagedKind>(
             // A create, update or action Job still running when the object is deleted gets its timeout, then is
             // stopped (the delete follows once it has ended: a hung create would otherwise hold the deletion for
             // ever); a delete Job is left to run.
-            if let Some(job) = status.common().job.as_ref().filter(|j| j.action.as_deref() != Some("delete")) {
-                overdue_job = enforce_timeout(&conn.client, obj, job).await.map(|p| p.message);
+            if status.common().job.as_ref().is_some_and(|j| j.action.as_deref() != Some("delete")) {
+                overdue_job = obj.stop_late_job(&conn.client, &mut status).await;
             }
             let force_stop = K::COLLECTION == "machines" && conn.machine_stop_force;
             cleanup(&conn.client, K::COLLECTION, status.common_mut(), &uid, policy, force_stop)

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::error::Error;
 use crate::api::common::{DeletionPolicy, ManagedStatus};
 use crate::api::managed::Managed;
+use crate::cimi::CimiClient;
 use crate::controller::context::Context;
 use crate::controller::outcome::{Problem, Progress};
 use crate::controller::stores::Cached;
@@ -74,6 +75,22 @@ pub trait ManagedKind:
     fn guard(&self, ctx: &Context, api: &Api<Self>) -> impl Future<Output = Result<Guard, Error>> + Send {
         let _ = (ctx, api);
         async { Ok(Guard::default()) }
+    }
+
+    /// During a deletion: the create, update or action Job still recorded in status, when it has run longer
+    /// than the spec allows, is stopped where the provider offers `stop` (so that it ends and the delete can
+    /// follow); returns the Timeout message, `None` while it is within its limit. A delete Job is never
+    /// passed here. By default the Job alone; a kind whose Job has nested Jobs stops those too.
+    fn stop_late_job(
+        &self,
+        client: &CimiClient,
+        status: &mut Self::Status,
+    ) -> impl Future<Output = Option<String>> + Send {
+        let job = status.common().job.clone();
+        async move {
+            let job = job?;
+            crate::controller::resource::jobs::enforce_timeout(client, self, &job).await.map(|p| p.message)
+        }
     }
 
     /// One pass against the provider: observe the provider resource (and what the object depends on), plan

@@ -34,7 +34,7 @@ pub fn job_failure_message(job: &JobStatus, nested: &[NestedJob]) -> String {
 }
 
 /// Stalls with Timeout when the running Job is older than the spec allows.
-pub fn check_timeout(system: &CimiSystem, job: &JobStatus) -> Result<(), Problem> {
+fn check_timeout(system: &CimiSystem, job: &JobStatus) -> Result<(), Problem> {
     let Some(started) = job.started_at.as_ref() else { return Ok(()) };
     let limit = match job.action.as_deref() {
         Some("add") => system.create_timeout(),
@@ -54,7 +54,7 @@ pub fn check_timeout(system: &CimiSystem, job: &JobStatus) -> Result<(), Problem
 /// Asks the provider to stop a system Job that ran longer than the spec allows, as the other kinds do: the
 /// nested Jobs still running, then the system's own, each only where it offers `stop` (best effort). A delete
 /// is left to run (stopping it would only leave the system behind). True when the provider took a stop.
-pub async fn stop_overdue(client: &CimiClient, job: &JobStatus, nested: &[NestedJob]) -> bool {
+async fn stop_overdue(client: &CimiClient, job: &JobStatus, nested: &[NestedJob]) -> bool {
     if job.action.as_deref() == Some("delete") {
         return false;
     }
@@ -70,6 +70,22 @@ pub async fn stop_overdue(client: &CimiClient, job: &JobStatus, nested: &[Nested
         }
     }
     stopped
+}
+
+/// When the system's Job has run longer than the spec allows: asks the provider to stop it ([`stop_overdue`])
+/// and returns the Timeout problem, which says whether the provider took the stop. `None` within the limit.
+pub async fn enforce_timeout(
+    client: &CimiClient,
+    system: &CimiSystem,
+    job: &JobStatus,
+    nested: &[NestedJob],
+) -> Option<Problem> {
+    let problem = check_timeout(system, job).err()?;
+    if stop_overdue(client, job, nested).await {
+        let message = format!("{}; the operator asked the provider to stop it", problem.message);
+        return Some(Problem { message, ..problem });
+    }
+    Some(problem)
 }
 
 /// Reads a system Job and its nested Jobs: state, progress, message, and the component each works on.

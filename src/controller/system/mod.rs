@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::CimiSystem;
 use crate::api::common::{DeletionPolicy, ManagedStatus};
 use crate::api::system::CimiSystemStatus;
+use crate::cimi::CimiClient;
 use crate::controller::context::Context;
 use crate::controller::driver;
 use crate::controller::outcome::{Problem, Progress};
@@ -69,6 +70,15 @@ impl ManagedKind for CimiSystem {
             DeletionPolicy::Delete => "the provider system and its members are gone".to_string(),
             DeletionPolicy::Orphan => "the provider system was left in place, untagged".to_string(),
         }
+    }
+
+    /// The system's Job is refreshed with its nested Jobs first (a system deleted right after its create has
+    /// not followed them yet); past its limit, the nested Jobs still running are stopped, then its own.
+    async fn stop_late_job(&self, client: &CimiClient, status: &mut CimiSystemStatus) -> Option<String> {
+        let job = status.common.job.as_mut()?;
+        // A read that fails leaves what was known; the stop below is best effort either way.
+        let _ = jobs::follow_job(client, job, &mut status.nested_jobs).await;
+        jobs::enforce_timeout(client, self, job, &status.nested_jobs).await.map(|p| p.message)
     }
 
     async fn sync(&self, ctx: &Context, status: &mut CimiSystemStatus) -> Result<(Progress, Duration), Problem> {

@@ -31,7 +31,7 @@ use crate::controller::shell::kind::ManagedKind;
 use crate::controller::shell::reconcile::retry_key;
 
 use super::create::create;
-use super::jobs::{check_timeout, follow_job, job_failure_message, start_job, stop_overdue};
+use super::jobs::{enforce_timeout, follow_job, job_failure_message, start_job};
 use super::members;
 use super::plan::{SystemPlanInput, SystemStep, count_members, failed_components, plan_system, system_drift};
 
@@ -53,15 +53,9 @@ pub async fn sync(
     let was_running = job_running(status.common.job.as_ref());
     if was_running && let Some(job) = status.common.job.as_mut() {
         follow_job(client, job, &mut status.nested_jobs).await?;
-        if let Err(problem) = check_timeout(system, job) {
-            let stopped = stop_overdue(client, job, &status.nested_jobs).await;
-            let message = if stopped {
-                format!("{}; the operator asked the provider to stop it", problem.message)
-            } else {
-                problem.message.clone()
-            };
+        if let Some(problem) = enforce_timeout(client, system, job, &status.nested_jobs).await {
             let delay = retry_delay(ctx.failed(&retry_key));
-            return Err(Problem { retry_after: Some(delay), message, ..problem });
+            return Err(Problem { retry_after: Some(delay), ..problem });
         }
     }
     let job_ended_badly = was_running && status.common.job.as_ref().is_some_and(|j| j.job_state().is_failure());

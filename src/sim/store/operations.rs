@@ -300,7 +300,7 @@ impl Store {
                 if !lifecycle::job_stoppable(&state) {
                     return Err(refuse(ActionRefusal::NotAllowedNow));
                 }
-                if !self.stop_job(path, now()) {
+                if !self.stop_job(path, now()) && !self.stop_parent_job(path, now()) {
                     self.set_job_state(path, "STOPPED", 100, 2, "stopped by the consumer", now());
                 }
                 Ok(Outcome { status: 204, job: Some(target), write: true, ..Default::default() })

@@ -176,13 +176,7 @@ impl Store {
             let components = self.system_members(&system, "machines");
             let busy = components.iter().any(|m| self.busy(m))
                 || ["networks", "volumes"].iter().any(|s| self.system_members(&system, s).iter().any(|r| self.busy(r)));
-            let nested: Vec<String> = self
-                .resources
-                .get(&job)
-                .and_then(|j| j.doc.get("nestedJobs"))
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(href).map(|h| self.path_of(h)).collect())
-                .unwrap_or_default();
+            let nested = self.nested_jobs(&job);
             let states: Vec<String> =
                 nested.iter().filter_map(|n| self.resources.get(n).map(|s| s.state().to_string())).collect();
             let done = states.iter().all(|s| matches!(s.as_str(), "SUCCESS" | "FAILED" | "STOPPED"));
@@ -210,6 +204,34 @@ impl Store {
         }
         keep.append(&mut self.parents);
         self.parents = keep;
+    }
+
+    /// Stops a system's running parent Job: its nested Jobs still running are stopped (what each holds
+    /// reverts), a system still being created is left in ERROR with the components made so far, and the parent
+    /// is STOPPED (it no longer follows its nested Jobs). False when the Job is no running parent.
+    pub(super) fn stop_parent_job(&mut self, job: &str, at: DateTime<Utc>) -> bool {
+        let Some(idx) = self.parents.iter().position(|(j, _)| j == job) else {
+            return false;
+        };
+        let (_, system) = self.parents.remove(idx);
+        for n in &self.nested_jobs(job) {
+            self.stop_job(n, at);
+        }
+        if self.resources.get(&system).is_some_and(|s| s.state() == "CREATING") {
+            self.set_state(&system, "ERROR");
+        }
+        self.set_job_state(job, "STOPPED", 100, 2, "stopped by the consumer", at);
+        true
+    }
+
+    /// The paths of a parent Job's nested Jobs.
+    fn nested_jobs(&self, job: &str) -> Vec<String> {
+        self.resources
+            .get(job)
+            .and_then(|j| j.doc.get("nestedJobs"))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(href).map(|h| self.path_of(h)).collect())
+            .unwrap_or_default()
     }
 
     /// The component paths of one system sub-collection (`machines`, `volumes`, …).

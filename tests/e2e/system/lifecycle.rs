@@ -2,8 +2,8 @@
 //! status and `kubectl get`; a member stopped on the provider shows MIXED; `powerState: Stopped` stops every machine;
 //! deletion removes every member; a nested Job failing midway names the failed component and leaves nothing behind;
 //! a create committed and dropped makes exactly one system; a create longer than its timeout is stopped
-//! and made again; a template by value takes a credential from a Secret; a paused system is not created, then
-//! force-orphaned it stays on the provider.
+//! and made again, and one deleted during a hung create goes once it times out; a template by value takes a
+//! credential from a Secret; a paused system is not created, then force-orphaned it stays on the provider.
 
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ use crate::harness::control_plane::{TestNamespace, client};
 use crate::harness::examples::example_system;
 use crate::harness::objects::secret;
 use crate::harness::operator::TestOperator;
-use crate::harness::sim::{assert_nothing_left, fault, provider_action, provider_list, ready_provider, sim_client};
+use crate::harness::sim::{
+    assert_nothing_left, fault, provider_action, provider_list, provider_resource, ready_provider, sim_client,
+};
 use crate::harness::systems::{delete_and_wait, member, members_ready, system_ready, system_state, wait_system};
 use crate::harness::tools::run_tool;
 use crate::harness::wait::{condition, eventually};
@@ -290,6 +292,41 @@ async fn a_create_longer_than_its_timeout_is_stopped_and_made_again() {
     assert_eq!(on_provider.len(), 1, "the failed system is gone: {on_provider:?}");
     assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "two machines, none left from the first create");
     delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
+
+/// A system deleted while its create hangs on a component Job: the create gets `spec.timeouts.create`, then the
+/// operator stops the component Jobs still running and the system's own, and deletes what was made (found by the
+/// soak: the deletion stopped only the system's Job, which kept waiting on the hung component, for ever).
+#[tokio::test]
+async fn a_system_deleted_during_a_hung_create_goes_once_the_create_times_out() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "sysdelhung").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    sim.set_faults(vec![fault(
+        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobHangs", "times": 1}),
+    )]);
+    let mut s = example_system(&op, &provider);
+    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    // Deleted as soon as the create is under way, before a pass has followed its component Jobs.
+    let job = eventually("shop to record its create Job", T, || async {
+        let job = systems.get("shop").await.ok()?.status?.common.job?;
+        (job.action.as_deref() == Some("add")).then_some(job.href)
+    })
+    .await;
+    systems.delete("shop", &Default::default()).await.expect("delete the system");
+    eventually("shop gone", T, || async { systems.get_opt("shop").await.ok()?.is_none().then_some(()) }).await;
+    let job = provider_resource(&cimi, &job).await;
+    assert_ne!(job["state"], "RUNNING", "the hung create was ended: {job}");
+    for nested in job["nestedJobs"].as_array().into_iter().flatten() {
+        let nested = provider_resource(&cimi, nested["href"].as_str().unwrap_or("")).await;
+        assert_ne!(nested["state"], "RUNNING", "no component Job is left running: {nested}");
+    }
     assert_nothing_left(&cimi).await;
 }
 
