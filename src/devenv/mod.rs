@@ -190,9 +190,11 @@ impl ControlPlane {
         }
         cp.spawn("kube-apiserver", api)?;
         let cert = dir.join("pki/apiserver.crt");
-        cp.wait_for("kube-apiserver", deadline, || async { cert.exists() }).await?;
-        let ca = last_pem_certificate(&std::fs::read_to_string(&cert).map_err(|e| Error::Io(cert.clone(), e))?)
-            .ok_or_else(|| Error::Other(format!("no certificate in {}", cert.display())))?;
+        // The server writes its certificate after creating the file: wait until a whole one can be read (reading
+        // as soon as the file exists found it empty now and then).
+        let read_ca = || std::fs::read_to_string(&cert).ok().as_deref().and_then(last_pem_certificate);
+        cp.wait_for("kube-apiserver", deadline, || async { read_ca().is_some() }).await?;
+        let ca = read_ca().ok_or_else(|| Error::Other(format!("no certificate in {}", cert.display())))?;
         cp.server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig_text = kubeconfig_yaml(&cp.server, &ca, &token);
         write_file(&cp.kubeconfig_path, kubeconfig_text.as_bytes())?;
