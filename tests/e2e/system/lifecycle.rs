@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cimi_operator::api::CimiSystem;
 use cimi_operator::devenv::tools::Tool;
-use cimi_operator::sim::{Sim, SimConfig};
+use cimi_operator::sim::{Sim, SimConfig, SimHandle};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -253,6 +253,17 @@ async fn paused_then_force_orphaned() {
     assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "with its machines");
 }
 
+/// Creates the example system `shop` allowed 3 seconds to be created, whose first create never ends: the Job of
+/// its last component hangs.
+async fn create_shop_whose_create_hangs(sim: &SimHandle, systems: &Api<CimiSystem>, op: &TestOperator, provider: &str) {
+    sim.set_faults(vec![fault(
+        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobHangs", "times": 1}),
+    )]);
+    let mut s = example_system(op, provider);
+    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+}
+
 #[tokio::test]
 async fn a_create_longer_than_its_timeout_is_stopped_and_made_again() {
     let client = client().await;
@@ -263,13 +274,7 @@ async fn a_create_longer_than_its_timeout_is_stopped_and_made_again() {
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
 
-    // The last component's Job of the first create never ends; the spec allows a create 3 seconds.
-    sim.set_faults(vec![fault(
-        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobHangs", "times": 1}),
-    )]);
-    let mut s = example_system(&op, &provider);
-    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
-    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    create_shop_whose_create_hangs(&sim, &systems, &op, &provider).await;
     let s = wait_system(&systems, "shop", "Stalled=True Timeout", |s| {
         s.status
             .as_ref()
@@ -307,12 +312,7 @@ async fn a_system_deleted_during_a_hung_create_goes_once_the_create_times_out() 
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
-    sim.set_faults(vec![fault(
-        json!({"resourceType": "SystemCollection", "action": "add", "kind": "jobHangs", "times": 1}),
-    )]);
-    let mut s = example_system(&op, &provider);
-    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
-    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    create_shop_whose_create_hangs(&sim, &systems, &op, &provider).await;
     // Deleted as soon as the create is under way, before a pass has followed its component Jobs.
     let job = eventually("shop to record its create Job", T, || async {
         let job = systems.get("shop").await.ok()?.status?.common.job?;
