@@ -337,3 +337,31 @@ async fn an_object_deleted_during_a_hung_create_goes_once_the_create_times_out()
     let left: Vec<_> = provider_list(&cimi, "machines").await.into_iter().filter(|m| m["name"] == "hung-1").collect();
     assert!(left.is_empty(), "nothing is left on the provider: {left:?}");
 }
+
+/// A create whose answer was lost (committed, then the connection dropped) and whose Job hangs: the operator
+/// finds the machine by its UID tag but never learned its Job. Once the machine has been CREATING longer than
+/// `spec.timeouts.create`, the operator finds that Job in the provider's Jobs, stops it, removes what it left and
+/// creates the machine again (it used to report the timeout for ever, the machine CREATING).
+#[tokio::test]
+async fn a_hung_create_whose_answer_was_lost_is_found_stopped_and_made_again() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "lost-hung-create").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let first_post =
+        |kind| FaultRule { method: Some("POST".into()), name: Some("lost-1".into()), times: Some(1), ..rule(kind) };
+    sim.set_faults(vec![first_post(FaultKind::CommitThenDrop), first_post(FaultKind::JobHangs)]);
+    let mut m = tiny_machine(&op, "lost-1", &provider);
+    m.spec.timeouts = Some(Timeouts { create: Some("3s".into()), ..Default::default() });
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    exactly_one_machine_each(&machines, &sim, 1).await;
+    let stopped: Vec<_> = provider_list(&cimi, "jobs")
+        .await
+        .into_iter()
+        .filter(|j| j["action"] == "add" && j["state"] == "STOPPED")
+        .collect();
+    assert_eq!(stopped.len(), 1, "the hung create's Job, found and stopped: {stopped:#?}");
+}

@@ -30,7 +30,7 @@ use crate::controller::resource::attributes::{attribute_changes, drift, wanted_a
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::adopt_import;
 use crate::controller::resource::jobs::{
-    enforce_timeout, job_running, recover_failed_create, refresh_job, transient_overdue,
+    enforce_timeout, job_running, recover_failed_create, refresh_job, transient_timeout,
 };
 use crate::controller::resource::known::observe_known;
 use crate::controller::resource::reads::operations;
@@ -138,9 +138,9 @@ pub async fn sync(
     // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
     if !job_running(status.common.job.as_ref())
         && state.is_transient()
-        && let Some(problem) = transient_overdue(machine, "machine", &state, &status.common.conditions)
+        && let Some(problem) = transient_timeout(client, machine, "machine", &state, &mut status.common).await
     {
-        return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+        return Err(problem);
     }
 
     // Plan: a pure function of what was observed.

@@ -50,10 +50,7 @@ pub fn transient_overdue<K: Managed>(
     state: &ResourceState,
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> Option<Problem> {
-    let since = crate::api::conditions::find(conditions, crate::api::conditions::RECONCILING)
-        .filter(|c| c.status == "True")?
-        .last_transition_time
-        .0;
+    let since = reconciling_since(conditions)?;
     let (operation, limit) = match state {
         ResourceState::Creating => ("create", obj.create_timeout()),
         ResourceState::Deleting => ("delete", obj.delete_timeout()),
@@ -65,12 +62,90 @@ pub fn transient_overdue<K: Managed>(
             Reason::Timeout,
             format!(
                 "the {operation} operation timed out: the {noun} is still {state} after {}s, longer than \
-                 spec.timeouts.{operation} ({}s); the provider offers no Job to stop",
+                 spec.timeouts.{operation} ({}s)",
                 elapsed.as_secs(),
                 limit.as_secs_f64()
             ),
         )
     })
+}
+
+/// A resource that stays in a transient state longer than the spec allows while the operator holds no Job for
+/// it: the Timeout problem. When the provider lists an unfinished Job working on it ([`unrecorded_job`]), that
+/// Job goes into `status` and the next pass, a second later, stops it as it does any Job past its limit;
+/// otherwise the problem says there is no Job to stop, and the state is looked at again in 10 seconds.
+pub async fn transient_timeout<K: Managed>(
+    client: &CimiClient,
+    obj: &K,
+    noun: &str,
+    state: &ResourceState,
+    status: &mut ManagedStatus,
+) -> Option<Problem> {
+    let problem = transient_overdue(obj, noun, state, &status.conditions)?;
+    let found = match status.id.as_deref() {
+        Some(href) => unrecorded_job(client, href, &status.conditions).await,
+        None => None,
+    };
+    let Some(job) = found else {
+        let message = format!("{}; the provider lists no Job to stop", problem.message);
+        return Some(Problem { message, retry_after: Some(Duration::from_secs(10)), ..problem });
+    };
+    let message = format!("{}; the operator found its provider Job {} and stops it", problem.message, job.href);
+    status.job = Some(job);
+    Some(Problem { message, retry_after: Some(Duration::from_secs(1)), ..problem })
+}
+
+/// Since when the object has been reconciling (Reconciling=True), by the operator's clock.
+fn reconciling_since(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<k8s_openapi::jiff::Timestamp> {
+    let c =
+        crate::api::conditions::find(conditions, crate::api::conditions::RECONCILING).filter(|c| c.status == "True")?;
+    Some(c.last_transition_time.0)
+}
+
+/// For a resource that stays in a transient state past its limit while the operator holds no Job for it (the
+/// answer that named the Job was lost, or the operator stopped before recording it): the provider's queued or
+/// running Job that works on the resource at `href`, found in the Jobs collection, as a record started when the
+/// object began reconciling, so that the spec's timeouts bound it (and stop it) like a Job the operator
+/// started. `None` when the provider has no Jobs or lists none for the resource; a read that fails counts as
+/// none (the caller reports the timeout either way).
+pub async fn unrecorded_job(
+    client: &CimiClient,
+    href: &str,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<JobStatus> {
+    use crate::cimi::model::Job;
+    use crate::cimi::query::{Filter, Query};
+    if !client.discovery().await.ok()?.has_jobs() {
+        return None;
+    }
+    let target = client.resolve(href).await.ok()?;
+    let unfinished = Filter::attr("state").ok()?.eq("QUEUED").or(Filter::attr("state").ok()?.eq("RUNNING"));
+    let listing = client.list_all::<Job>("jobs", &Query::new().filter(unfinished)).await.ok()?;
+    for job in listing.entries {
+        // A provider that ignores the filter still lists finished Jobs: they are passed over here.
+        if !matches!(JobState::parse(job.state.as_deref().unwrap_or("")), JobState::Queued | JobState::Running) {
+            continue;
+        }
+        let refs = job.target_resource.iter().chain(job.affected_resources.iter().flatten());
+        let mut works_on = false;
+        for r in refs {
+            works_on |= client.resolve(&r.href).await.is_ok_and(|u| u == target);
+        }
+        let Some(id) = job.id.as_deref().filter(|_| works_on) else { continue };
+        let Ok(job_href) = client.resolve(id).await else { continue };
+        let action = job.action.as_deref().map(|a| a.rsplit('/').next().unwrap_or(a).to_string());
+        return Some(JobStatus {
+            href: job_href.to_string(),
+            action,
+            state: job.state.clone(),
+            progress: job.progress.map(|p| p as i32),
+            status_message: job.status_message.clone(),
+            started_at: Some(Time(reconciling_since(conditions).unwrap_or_else(k8s_openapi::jiff::Timestamp::now))),
+        });
+    }
+    None
 }
 
 /// The Timeout message of a delete that runs longer than the spec allows (it is left to run).

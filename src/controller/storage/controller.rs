@@ -26,7 +26,7 @@ use crate::controller::resource::attributes::{attribute_changes, desired_propert
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::adopt_import;
 use crate::controller::resource::jobs::{
-    enforce_timeout, job_running, job_started, post_create, recover_failed_create, refresh_job, transient_overdue,
+    enforce_timeout, job_running, job_started, post_create, recover_failed_create, refresh_job, transient_timeout,
 };
 use crate::controller::resource::known::observe_known;
 use crate::controller::resource::reads::text;
@@ -192,10 +192,11 @@ pub async fn sync<K: StorageKind>(
         }
         StorageStep::Settling(state) => {
             // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
-            if state.is_transient()
-                && let Some(problem) = transient_overdue(obj, K::NOUN, &state, &status.common().conditions)
+            if !job_running(status.common().job.as_ref())
+                && state.is_transient()
+                && let Some(problem) = transient_timeout(client, obj, K::NOUN, &state, status.common_mut()).await
             {
-                return Err(Problem { retry_after: Some(Duration::from_secs(10)), ..problem });
+                return Err(problem);
             }
             // Still being made (a network may pass through STARTING), or busy with an operation of the provider
             // (a volume being snapshotted is CAPTURING): nothing new is started until it ends.
