@@ -24,7 +24,7 @@ use crate::controller::resource::actions::{self, OneShot};
 use crate::controller::resource::attributes::{attribute_changes, desired_properties};
 use crate::controller::resource::identity::{find_own, tags};
 use crate::controller::resource::import::find_import;
-use crate::controller::resource::jobs::{job_running, job_started, recover_failed_create};
+use crate::controller::resource::jobs::{job_running, job_started, recover_failed_create, transient_timeout};
 use crate::controller::resource::reads::{observe, operations};
 use crate::controller::resource::reads::{state, text};
 use crate::controller::shell::kind::ManagedKind;
@@ -187,6 +187,14 @@ pub async fn sync(
     // Act.
     match step {
         SystemStep::Wait(message) => {
+            // A transient state with no Job known (the create's answer was lost) is bounded by the timeouts too.
+            if !job_running(status.common.job.as_ref())
+                && current_state.is_transient()
+                && let Some(problem) =
+                    transient_timeout(client, system, "system", &current_state, &mut status.common).await
+            {
+                return Err(problem);
+            }
             let reason =
                 if current_state == ResourceState::Creating { Reason::Creating } else { Reason::WaitingForJob };
             Ok((Progress::Working(reason, progress_message(message, status)), ACTIVE_REQUEUE))

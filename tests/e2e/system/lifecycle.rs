@@ -330,6 +330,34 @@ async fn a_system_deleted_during_a_hung_create_goes_once_the_create_times_out() 
     assert_nothing_left(&cimi).await;
 }
 
+/// A system create whose answer was lost (committed, then the connection dropped) and whose component Job hangs:
+/// the operator finds the system by its UID tag but not its Job. Past `spec.timeouts.create` it finds that Job in
+/// the provider's Jobs, stops it and its component Jobs, and creates the system again.
+#[tokio::test]
+async fn a_hung_create_whose_answer_was_lost_is_found_stopped_and_made_again() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "syslosthung").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let systems: Api<CimiSystem> = Api::namespaced(client.clone(), &ns.name);
+    let first_post =
+        |kind: &str| fault(json!({"resourceType": "SystemCollection", "action": "add", "kind": kind, "times": 1}));
+    sim.set_faults(vec![first_post("commitThenDrop"), first_post("jobHangs")]);
+    let mut s = example_system(&op, &provider);
+    s.spec.timeouts = Some(cimi_operator::api::common::Timeouts { create: Some("3s".into()), ..Default::default() });
+    systems.create(&PostParams::default(), &s).await.expect("create the system");
+    wait_system(&systems, "shop", "Ready with 4/4 members", |s| system_ready(s) && members_ready(s) == Some("4/4"))
+        .await;
+    assert_eq!(provider_list(&cimi, "systems").await.len(), 1, "the first system is gone, the second made");
+    assert_eq!(provider_list(&cimi, "machines").await.len(), 2, "two machines, none left from the first create");
+    let running: Vec<_> = provider_list(&cimi, "jobs").await.into_iter().filter(|j| j["state"] == "RUNNING").collect();
+    assert!(running.is_empty(), "no Job is left running: {running:#?}");
+    delete_and_wait(&systems, "shop").await;
+    assert_nothing_left(&cimi).await;
+}
+
 #[tokio::test]
 async fn a_template_by_value_with_a_credential_from_a_secret() {
     use k8s_openapi::api::core::v1::Secret;
