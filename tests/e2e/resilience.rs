@@ -365,3 +365,33 @@ async fn a_hung_create_whose_answer_was_lost_is_found_stopped_and_made_again() {
         .collect();
     assert_eq!(stopped.len(), 1, "the hung create's Job, found and stopped: {stopped:#?}");
 }
+
+/// The same lost answer and hung create, the object deleted while the machine is CREATING: past the create's
+/// timeout the deletion finds the Job, stops it, and deletes the machine (it waited for the state to settle for
+/// ever).
+#[tokio::test]
+async fn an_object_deleted_during_a_hung_create_whose_answer_was_lost_goes() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "lost-hung-delete").await;
+    let op = TestOperator::start(&ns.name).await;
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let cimi = sim_client(&sim).await;
+    let provider = ready_provider(&client, &op, &ns.name, &sim).await;
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let first_post =
+        |kind| FaultRule { method: Some("POST".into()), name: Some("lost-2".into()), times: Some(1), ..rule(kind) };
+    sim.set_faults(vec![first_post(FaultKind::CommitThenDrop), first_post(FaultKind::JobHangs)]);
+    let mut m = tiny_machine(&op, "lost-2", &provider);
+    m.spec.timeouts = Some(Timeouts { create: Some("3s".into()), ..Default::default() });
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    eventually("lost-2 to find its machine, CREATING, with no Job", T, || async {
+        let st = machines.get("lost-2").await.ok()?.status?.common;
+        (st.id.is_some() && st.state.as_deref() == Some("CREATING") && st.job.is_none()).then_some(())
+    })
+    .await;
+    machines.delete("lost-2", &Default::default()).await.expect("delete");
+    eventually("lost-2 gone", T, || async { machines.get_opt("lost-2").await.ok()?.is_none().then_some(()) }).await;
+    assert!(provider_list(&cimi, "machines").await.is_empty(), "nothing is left on the provider");
+    let running: Vec<_> = provider_list(&cimi, "jobs").await.into_iter().filter(|j| j["state"] == "RUNNING").collect();
+    assert!(running.is_empty(), "no Job is left running: {running:#?}");
+}

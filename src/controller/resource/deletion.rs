@@ -125,6 +125,7 @@ pub async fn cleanup(
         }
         DeletionPolicy::Delete => {
             let now = state(&current);
+            status.state = text(&current, "state").map(str::to_string);
             if now == ResourceState::Deleting {
                 return Ok(Cleanup::Wait("the provider is deleting the resource".into()));
             }
