@@ -148,7 +148,9 @@ reasons! {
     Timeout: [Ready, Stalled]
         "An operation ran longer than the spec's `timeouts` allow. A create, update or action Job past its limit \
          is stopped where the provider offers `stop` (also when the object is being deleted: the delete follows \
-         once the Job has ended); a delete Job is left to run.",
+         once the Job has ended); a delete Job is left to run. A resource still in a transient state with no Job \
+         recorded (the answer that named it was lost) has its Job looked up among the provider's unfinished Jobs \
+         and stopped the same way; the message says whether one was found.",
         "Check the provider; raise `spec.timeouts` if the operation is just slow.";
     ProviderError: [Ready]
         "The provider reports the resource in state ERROR.",
