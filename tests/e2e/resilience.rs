@@ -338,6 +338,23 @@ async fn an_object_deleted_during_a_hung_create_goes_once_the_create_times_out()
     assert!(left.is_empty(), "nothing is left on the provider: {left:?}");
 }
 
+/// Creates the machine `name`, allowed 3 seconds to be created, whose first create is committed and its answer
+/// lost (the connection dropped), and whose Job then hangs.
+async fn create_lost_and_hung(
+    sim: &SimHandle,
+    machines: &Api<CimiMachine>,
+    op: &TestOperator,
+    provider: &str,
+    name: &str,
+) {
+    let first_post =
+        |kind| FaultRule { method: Some("POST".into()), name: Some(name.into()), times: Some(1), ..rule(kind) };
+    sim.set_faults(vec![first_post(FaultKind::CommitThenDrop), first_post(FaultKind::JobHangs)]);
+    let mut m = tiny_machine(op, name, provider);
+    m.spec.timeouts = Some(Timeouts { create: Some("3s".into()), ..Default::default() });
+    machines.create(&PostParams::default(), &m).await.expect("create");
+}
+
 /// A create whose answer was lost (committed, then the connection dropped) and whose Job hangs: the operator
 /// finds the machine by its UID tag but never learned its Job. Once the machine has been CREATING longer than
 /// `spec.timeouts.create`, the operator finds that Job in the provider's Jobs, stops it, removes what it left and
@@ -351,12 +368,7 @@ async fn a_hung_create_whose_answer_was_lost_is_found_stopped_and_made_again() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let first_post =
-        |kind| FaultRule { method: Some("POST".into()), name: Some("lost-1".into()), times: Some(1), ..rule(kind) };
-    sim.set_faults(vec![first_post(FaultKind::CommitThenDrop), first_post(FaultKind::JobHangs)]);
-    let mut m = tiny_machine(&op, "lost-1", &provider);
-    m.spec.timeouts = Some(Timeouts { create: Some("3s".into()), ..Default::default() });
-    machines.create(&PostParams::default(), &m).await.expect("create");
+    create_lost_and_hung(&sim, &machines, &op, &provider, "lost-1").await;
     exactly_one_machine_each(&machines, &sim, 1).await;
     let stopped: Vec<_> = provider_list(&cimi, "jobs")
         .await
@@ -378,12 +390,7 @@ async fn an_object_deleted_during_a_hung_create_whose_answer_was_lost_goes() {
     let cimi = sim_client(&sim).await;
     let provider = ready_provider(&client, &op, &ns.name, &sim).await;
     let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
-    let first_post =
-        |kind| FaultRule { method: Some("POST".into()), name: Some("lost-2".into()), times: Some(1), ..rule(kind) };
-    sim.set_faults(vec![first_post(FaultKind::CommitThenDrop), first_post(FaultKind::JobHangs)]);
-    let mut m = tiny_machine(&op, "lost-2", &provider);
-    m.spec.timeouts = Some(Timeouts { create: Some("3s".into()), ..Default::default() });
-    machines.create(&PostParams::default(), &m).await.expect("create");
+    create_lost_and_hung(&sim, &machines, &op, &provider, "lost-2").await;
     eventually("lost-2 to find its machine, CREATING, with no Job", T, || async {
         let st = machines.get("lost-2").await.ok()?.status?.common;
         (st.id.is_some() && st.state.as_deref() == Some("CREATING") && st.job.is_none()).then_some(())
