@@ -402,3 +402,36 @@ async fn an_object_deleted_during_a_hung_create_whose_answer_was_lost_goes() {
     let running: Vec<_> = provider_list(&cimi, "jobs").await.into_iter().filter(|j| j["state"] == "RUNNING").collect();
     assert!(running.is_empty(), "no Job is left running: {running:#?}");
 }
+
+/// The guard against a controller cache that lags the operator's own status write (seen under load: a pass read
+/// the older copy and ran a restart a second time, and the plugin reported the second's success after the first
+/// had failed). Before running a one-shot action, the operator reads the object from the API server: a request
+/// already handled there is not run again, and the pass takes the server's status instead of the older one.
+#[tokio::test]
+async fn a_one_shot_action_already_handled_on_the_server_is_not_run_from_an_older_copy() {
+    use cimi_operator::controller::shell::kind::ManagedKind as _;
+    use cimi_operator::controller::shell::status::action_already_handled;
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "stale-action").await;
+    let op = TestOperator::scope_only("stale-action");
+    let machines: Api<CimiMachine> = Api::namespaced(client.clone(), &ns.name);
+    let mut m = tiny_machine(&op, "web-1", "nowhere");
+    m.metadata.annotations = Some([("cimi.dev/action".to_string(), "restart@2".to_string())].into());
+    machines.create(&PostParams::default(), &m).await.expect("create");
+    // The copy a lagging cache holds: restart@2 asked, no outcome yet.
+    let older = machines.get("web-1").await.expect("web-1");
+    // What the pass that ran it wrote.
+    let ran = json!({"status": {"lastAction": {"action": "restart", "nonce": "2", "phase": "Running",
+        "job": "http://provider.example/jobs/7"}}});
+    machines.patch_status("web-1", &PatchParams::default(), &Patch::Merge(ran)).await.expect("status");
+    let ctx = cimi_operator::controller::context::Context::new(client.clone(), Default::default());
+
+    let mut status = older.status_now();
+    assert!(action_already_handled(&ctx, &older, &mut status, "2").await.expect("read"), "restart@2 is handled");
+    let last = status.common.last_action.expect("the server's lastAction");
+    assert_eq!((last.nonce.as_str(), last.job.as_deref()), ("2", Some("http://provider.example/jobs/7")));
+
+    let mut status = older.status_now();
+    assert!(!action_already_handled(&ctx, &older, &mut status, "3").await.expect("read"), "restart@3 is new");
+    assert!(status.common.last_action.is_none(), "the pass's status is left as it was");
+}

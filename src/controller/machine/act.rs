@@ -17,6 +17,7 @@ use crate::controller::outcome::{ACTIVE_REQUEUE, Problem, Progress};
 use crate::controller::resource::actions;
 use crate::controller::resource::jobs::job_started;
 use crate::controller::resource::reads::ref_href;
+use crate::controller::shell::status::action_already_handled;
 
 /// The machine a step acts on: its object, its provider machine as observed, and the provider's client.
 pub struct Target<'a> {
@@ -45,6 +46,11 @@ pub async fn act(
     match step {
         MachineStep::Wait(message) => Ok((Progress::Working(Reason::WaitingForJob, message), ACTIVE_REQUEUE)),
         MachineStep::Failed(message) => Err(Problem::stalled(Reason::ProviderError, message)),
+        MachineStep::OneShot { action, nonce } | MachineStep::RejectOneShot { action, nonce, .. }
+            if action_already_handled(ctx, machine, status, &nonce).await? =>
+        {
+            Ok((Progress::Working(Reason::ChangingPowerState, format!("{action} requested")), ACTIVE_REQUEUE))
+        }
         MachineStep::OneShot { action, nonce } => {
             // capture and snapshot make a MachineImage (its href is the action's result); the rest are Actions.
             let image = matches!(action.as_str(), "capture" | "snapshot");

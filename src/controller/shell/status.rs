@@ -43,3 +43,22 @@ pub async fn write<K: ManagedKind>(
     }
     Ok(())
 }
+
+/// Whether the one-shot request `nonce` has already been handled in the object as the API server holds it now.
+/// The controller's cache can lag the status write of the pass that ran the action (seen under load), and a
+/// pass that read the older copy would run the action on the provider a second time. When it was handled,
+/// `status` becomes the server's, so that this pass writes nothing older back; the caller then waits.
+pub async fn action_already_handled<K: ManagedKind>(
+    ctx: &Context,
+    obj: &K,
+    status: &mut K::Status,
+    nonce: &str,
+) -> Result<bool, crate::controller::outcome::Problem> {
+    let server = crate::controller::kubeops::object_api(&ctx.client, obj).get(&obj.name_any()).await?;
+    let now = server.status_now();
+    if now.common().last_action.as_ref().is_some_and(|a| a.nonce == nonce) {
+        *status = now;
+        return Ok(true);
+    }
+    Ok(false)
+}

@@ -29,6 +29,7 @@ use crate::controller::resource::reads::{observe, operations};
 use crate::controller::resource::reads::{state, text};
 use crate::controller::shell::kind::ManagedKind;
 use crate::controller::shell::reconcile::retry_key;
+use crate::controller::shell::status::action_already_handled;
 
 use super::create::create;
 use super::jobs::{enforce_timeout, follow_job, job_failure_message, start_job};
@@ -242,6 +243,11 @@ pub async fn sync(
             ))
         }
         SystemStep::PowerUnsupported(message) => Err(Problem::stalled(Reason::UnsupportedByProvider, message)),
+        SystemStep::OneShot(OneShot::Run { action, nonce } | OneShot::Reject { action, nonce, .. })
+            if action_already_handled(ctx, system, status, &nonce).await? =>
+        {
+            Ok((Progress::Working(Reason::ChangingPowerState, format!("{action} requested")), ACTIVE_REQUEUE))
+        }
         SystemStep::OneShot(OneShot::Run { action, nonce }) => {
             match client.action(&current, &action, Map::new()).await {
                 Ok(accepted) => {
