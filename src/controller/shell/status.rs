@@ -54,8 +54,13 @@ pub async fn action_already_handled<K: ManagedKind>(
     status: &mut K::Status,
     nonce: &str,
 ) -> Result<bool, crate::controller::outcome::Problem> {
-    let server = crate::controller::kubeops::object_api(&ctx.client, obj).get(&obj.name_any()).await?;
-    let now = server.status_now();
+    // A list by name, without a resourceVersion, is a consistent read: it needs only the `list` the controllers
+    // already hold, where a GET would need a verb granted for this alone.
+    let by_name = kube::api::ListParams::default().fields(&format!("metadata.name={}", obj.name_any()));
+    let server = crate::controller::kubeops::object_api(&ctx.client, obj).list(&by_name).await?;
+    let Some(now) = server.items.into_iter().next().map(|o| o.status_now()) else {
+        return Ok(false);
+    };
     if now.common().last_action.as_ref().is_some_and(|a| a.nonce == nonce) {
         *status = now;
         return Ok(true);
