@@ -135,11 +135,9 @@ pub async fn sync(
         return Ok((Progress::Observed(drift), poll_interval(ctx, provider).await.min(monitor_due)));
     }
 
-    // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
-    if !job_running(status.common.job.as_ref())
-        && state.is_transient()
-        && let Some(problem) = transient_timeout(client, machine, "machine", &state, &mut status.common).await
-    {
+    // A transient state with no Job known (a provider without Jobs, or a Job whose answer was lost) is bounded
+    // by the spec's timeouts as well.
+    if let Some(problem) = transient_timeout(client, machine, "machine", &state, &mut status.common).await {
         return Err(problem);
     }
 

@@ -70,8 +70,8 @@ pub fn transient_overdue<K: Managed>(
     })
 }
 
-/// A resource that stays in a transient state longer than the spec allows while the operator holds no Job for
-/// it: the Timeout problem. When the provider lists an unfinished Job working on it ([`unrecorded_job`]), that
+/// A resource that stays in a transient state longer than the spec allows while the operator holds no running
+/// Job for it (`None` otherwise: a recorded Job is bounded by [`enforce_timeout`]): the Timeout problem. When the provider lists an unfinished Job working on it ([`unrecorded_job`]), that
 /// Job goes into `status` and the next pass, a second later, stops it as it does any Job past its limit;
 /// otherwise the problem says there is no Job to stop, and the state is looked at again in 10 seconds.
 pub async fn transient_timeout<K: Managed>(
@@ -81,6 +81,9 @@ pub async fn transient_timeout<K: Managed>(
     state: &ResourceState,
     status: &mut ManagedStatus,
 ) -> Option<Problem> {
+    if job_running(status.job.as_ref()) || !state.is_transient() {
+        return None;
+    }
     let problem = transient_overdue(obj, noun, state, &status.conditions)?;
     let found = match status.id.as_deref() {
         Some(href) => unrecorded_job(client, href, &status.conditions).await,

@@ -17,7 +17,7 @@ use crate::controller::context::Context;
 use crate::controller::kubeops::{flag, has_finalizer, publish, remove_finalizer};
 use crate::controller::outcome::{ACTIVE_REQUEUE, Problem};
 use crate::controller::resource::deletion::{Cleanup, cleanup};
-use crate::controller::resource::jobs::{delete_overdue, job_running, transient_timeout};
+use crate::controller::resource::jobs::{delete_overdue, transient_timeout};
 use crate::names::{ANNOTATION_FORCE_ORPHAN, FINALIZER_CLEANUP, FINALIZER_IN_USE};
 
 /// One deletion step of `obj`; `held_by` are the objects that still hold it (`CimiMachine web-1`).
@@ -73,10 +73,7 @@ pub async fn finalize<K: ManagedKind>(
             // A resource left in a transient state by a Job the operator never recorded (its answer was lost):
             // past the timeout, that Job is looked up and recorded, to be stopped as above on the next pass.
             let state = ResourceState::parse(status.common().state.as_deref().unwrap_or_default());
-            if !job_running(status.common().job.as_ref())
-                && state.is_transient()
-                && let Some(problem) = transient_timeout(&conn.client, obj, K::NOUN, &state, status.common_mut()).await
-            {
+            if let Some(problem) = transient_timeout(&conn.client, obj, K::NOUN, &state, status.common_mut()).await {
                 overdue_job = Some(problem.message);
             }
             let force_stop = K::COLLECTION == "machines" && conn.machine_stop_force;

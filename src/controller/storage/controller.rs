@@ -191,11 +191,9 @@ pub async fn sync<K: StorageKind>(
             Ok((Progress::Working(Reason::Updating, "updating attributes".into()), ACTIVE_REQUEUE))
         }
         StorageStep::Settling(state) => {
-            // A provider without Jobs: a transient state is bounded by the spec's timeouts as well.
-            if !job_running(status.common().job.as_ref())
-                && state.is_transient()
-                && let Some(problem) = transient_timeout(client, obj, K::NOUN, &state, status.common_mut()).await
-            {
+            // A transient state with no Job known (a provider without Jobs, or a Job whose answer was lost) is
+            // bounded by the spec's timeouts as well.
+            if let Some(problem) = transient_timeout(client, obj, K::NOUN, &state, status.common_mut()).await {
                 return Err(problem);
             }
             // Still being made (a network may pass through STARTING), or busy with an operation of the provider

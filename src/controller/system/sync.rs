@@ -189,10 +189,7 @@ pub async fn sync(
     match step {
         SystemStep::Wait(message) => {
             // A transient state with no Job known (the create's answer was lost) is bounded by the timeouts too.
-            if !job_running(status.common.job.as_ref())
-                && current_state.is_transient()
-                && let Some(problem) =
-                    transient_timeout(client, system, "system", &current_state, &mut status.common).await
+            if let Some(problem) = transient_timeout(client, system, "system", &current_state, &mut status.common).await
             {
                 return Err(problem);
             }
